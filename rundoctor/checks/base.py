@@ -1,0 +1,209 @@
+"""The check contract: metadata next to logic, findings with evidence, params as data.
+
+A check is one module holding a frozen params dataclass, a ``detect`` function and one
+``CHECK = Check(...)`` record.  ``detect`` measures and compares against the params; it
+yields :class:`Finding` records built with :meth:`Check.finding`, which fills in the
+identity and default advice so every finding reads the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import enum
+import math
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+
+import numpy as np
+
+from rundoctor.roles import Role, primary
+from rundoctor.series import Curve, Run
+
+
+class Severity(str, enum.Enum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+    @property
+    def rank(self) -> int:
+        return _SEVERITY_RANK[self]
+
+
+_SEVERITY_RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.ERROR: 3}
+
+
+class Confidence(str, enum.Enum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    code: str
+    severity: Severity
+    confidence: Confidence
+    run: str
+    tags: tuple[str, ...]
+    first_step: int | None
+    last_step: int | None
+    message: str
+    evidence: Mapping[str, Any]
+    advice: str
+
+
+@dataclass(frozen=True)
+class NumClasses:
+    """The number of classes and where it came from (quoted in evidence)."""
+
+    value: int
+    source: str  # "--num-classes", "config", "hparams.yaml: num_classes", "inferred: ..."
+
+
+@dataclass
+class RunContext:
+    """What a check sees of a run: role lookups and analysis-ready curves."""
+
+    run: Run
+    num_classes: NumClasses | None = None
+
+    def tags(self, *roles: Role) -> list[str]:
+        return self.run.tags_with(*roles)
+
+    def primary(self, role: Role) -> str | None:
+        return primary(self.run, role)
+
+    def curve(self, tag: str) -> Curve:
+        """Sorted by step, last write wins on repeated steps (see :attr:`Curve.by_step`)."""
+        return self._curves.setdefault(tag, self.run.curve(tag).by_step)
+
+    def raw_curve(self, tag: str) -> Curve:
+        """Points in log order, repeats kept (for checks about the log itself)."""
+        return self.run.curve(tag)
+
+    @cached_property
+    def _curves(self) -> dict[str, Curve]:
+        return {}
+
+
+P = TypeVar("P")
+
+# One requirement: a role, or a tuple of roles any one of which will do.
+Need = Role | tuple[Role, ...]
+
+
+@dataclass(frozen=True)
+class Check(Generic[P]):
+    code: str  # permanent: a family letter and a number, e.g. "N001"
+    name: str  # permanent kebab-case name, part of the CLI/JSON contract
+    title: str
+    severity: Severity
+    needs: tuple[Need, ...]
+    params: type[P]  # a frozen dataclass; field metadata["help"] documents each field
+    advice: str
+    detect: Callable[["Check[P]", RunContext, P], Iterable[Finding]] = field(repr=False)
+    doc: str = ""  # the module docstring: what it detects, why it matters, what to try
+
+    def missing(self, run: Run) -> str | None:
+        """Why this check cannot run on ``run``, or None when it can."""
+        present = set(run.roles.get(tag) for tag in run.tags) | {
+            run.roles.get(tag) for tag in run.histograms if run.histograms[tag]
+        }
+        for need in self.needs:
+            options = need if isinstance(need, tuple) else (need,)
+            if not present.intersection(options):
+                names = " or ".join(role.value for role in options)
+                return f"no {names} series in this run"
+        return None
+
+    def default_params(self) -> P:
+        return self.params()
+
+    def make_params(self, overrides: Mapping[str, Any]) -> P:
+        """Params with ``overrides`` applied; ValueError with a hint on unknown or mistyped keys."""
+        fields = {f.name: f for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
+        values: dict[str, Any] = {}
+        for key, value in overrides.items():
+            name = key.replace("-", "_")
+            if name not in fields:
+                close = difflib.get_close_matches(name, fields, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ValueError(f"{self.name}: unknown parameter {key!r}{hint}")
+            default = getattr(self.params(), name)
+            values[name] = _coerce(self.name, name, value, default)
+        return self.params(**values)
+
+    def param_docs(self) -> list[tuple[str, Any, str]]:
+        """(name, default, help) for every parameter, for docs and ``explain``."""
+        defaults = self.params()
+        return [
+            (f.name, getattr(defaults, f.name), str(f.metadata.get("help", "")))
+            for f in dataclasses.fields(self.params)  # type: ignore[arg-type]
+        ]
+
+    def finding(
+        self,
+        ctx: RunContext,
+        *,
+        tags: Iterable[str],
+        steps: tuple[Any, Any] | None,
+        message: str,
+        evidence: Mapping[str, Any],
+        severity: Severity | None = None,
+        confidence: Confidence = Confidence.HIGH,
+        advice: str | None = None,
+    ) -> Finding:
+        first, last = (None, None) if steps is None else (_int(steps[0]), _int(steps[1]))
+        return Finding(
+            check=self.name,
+            code=self.code,
+            severity=severity or self.severity,
+            confidence=confidence,
+            run=ctx.run.id,
+            tags=tuple(tags),
+            first_step=first,
+            last_step=last,
+            message=message,
+            evidence=dict(evidence),
+            advice=advice or self.advice,
+        )
+
+
+def _int(value: Any) -> int | None:
+    if value is None:
+        return None
+    number = float(value)
+    return int(number) if math.isfinite(number) else None
+
+
+def _coerce(check: str, name: str, value: Any, default: Any) -> Any:
+    """Accept a value of the default's type (ints widen to floats); reject anything else."""
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, str):
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise ValueError(
+            f"{check}: parameter {name!r} must be {type(default).__name__}, got {value!r}"
+        )
+    return value
+
+
+def fmt(value: float, digits: int = 4) -> str:
+    """A number for a message: compact, exact enough to find it in the log."""
+    if value is None or not np.isfinite(value):
+        return str(value)
+    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
+        return f"{value:.{max(digits - 1, 1)}e}"
+    return f"{value:.{digits}g}"

@@ -1,0 +1,1 @@
+"""Readers turn log files into :class:`rundoctor.series.Run` records."""

@@ -1,0 +1,170 @@
+"""Tag roles: what a logged series *is*, inferred from its name so checks never see spellings.
+
+Every logging library spells "validation loss" its own way (``val_loss``, ``eval/loss``,
+``validation/epoch_loss``, ``val/box_loss``...).  ``infer_role`` maps a tag name to a
+:class:`Role` with the alias table below; users override it per tag (CLI ``--role
+ROLE=TAG``, config ``[roles]``).  The table is rendered in the README; keep them in step.
+
+How a name is read:
+
+1. Lower-cased; ``epoch_`` prefixes (TF2 Keras), ``_step``/``_epoch`` suffixes (Lightning)
+   and ``_vs_iterations`` are dropped; the name is split into words on ``/ _ - . : space``.
+2. The split is ``val`` when a word is one of ``VAL_WORDS``, ``train`` when one of
+   ``TRAIN_WORDS``, otherwise unsplit names are training series (Keras ``loss``, HF ``loss``),
+   except evaluation metrics (mAP, AUC, F1, ...), which are validation series.
+3. The first matching rule in ``RULES`` decides the kind.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import re
+from typing import Mapping
+
+from rundoctor.series import Run
+
+
+class Role(str, enum.Enum):
+    TRAIN_LOSS = "train_loss"
+    VAL_LOSS = "val_loss"
+    LOSS_COMPONENT = "loss_component"  # a term of the training loss (loss_cls, box_loss)
+    VAL_LOSS_COMPONENT = "val_loss_component"
+    TRAIN_ACCURACY = "train_accuracy"
+    VAL_ACCURACY = "val_accuracy"
+    TRAIN_METRIC = "train_metric"  # other higher- or lower-is-better metrics on train data
+    VAL_METRIC = "val_metric"  # evaluation metrics: mAP, AUC, F1, BLEU, WER, ...
+    PER_CLASS_METRIC = "per_class_metric"  # per-class or class-balanced (balanced acc, macro F1)
+    CONFIDENCE = "confidence"  # mean predicted probability / max softmax, as a scalar
+    PROB_HISTOGRAM = "prob_histogram"  # histogram of predicted probabilities
+    LEARNING_RATE = "learning_rate"
+    GRAD_NORM = "grad_norm"
+    COUNTER = "counter"  # epoch, runtime, throughput, memory: bookkeeping, not diagnosed
+    OTHER = "other"
+
+
+LOSS_ROLES = (Role.TRAIN_LOSS, Role.VAL_LOSS, Role.LOSS_COMPONENT, Role.VAL_LOSS_COMPONENT)
+ACCURACY_ROLES = (Role.TRAIN_ACCURACY, Role.VAL_ACCURACY)
+METRIC_ROLES = ACCURACY_ROLES + (Role.TRAIN_METRIC, Role.VAL_METRIC, Role.PER_CLASS_METRIC)
+
+VAL_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "coco"})
+TRAIN_WORDS = frozenset({"train", "training", "tr"})
+
+_COUNTER_WORDS = frozenset(
+    {"epoch", "epochs", "step", "global", "iteration", "iter", "time", "runtime", "timestamp",
+     "eta", "flos", "memory", "mem", "throughput", "samples", "second", "per", "steps",
+     "data", "speed", "it", "s", "sec", "tokens", "num", "batch", "size", "hp", "metric"}
+)
+_COUNTER_NAMES = re.compile(
+    r"(^|_)(runtime|samples_per_second|steps_per_second|total_flos|data_time|timestamp|"
+    r"memory|max_mem|eta|num_tokens|tokens_per_second|throughput|hp_metric)($|_)"
+)
+
+# (kind, pattern on the normalised name): first match wins.
+RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("lr", re.compile(r"(^|_)(lr\d*|learning_rate|lr_[a-z0-9]+|pg\d+)($|_)")),
+    ("grad_norm", re.compile(r"grad(ient)?_?norm|(^|_)gnorm($|_)")),
+    ("confidence", re.compile(r"confidence|max_?prob|mean_?prob|max_?softmax|pred(icted)?_?prob")),
+    ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|balanced_acc|macro_|_macro($|_)")),
+    ("loss", re.compile(r"(^|_)(loss|losses|nll|xent|cross_entropy|mse|mae_loss)($|_)|loss")),
+    ("accuracy", re.compile(r"(^|_)(acc|accuracy|acc\d|top_?[15]|top[15]_acc)($|_)|accuracy")),
+    ("metric", re.compile(
+        r"(^|_)(map|map\d+|map_\d+|ap|ap\d+|auc|roc_auc|auroc|f1|fscore|precision|recall|iou|miou|"
+        r"dice|bleu|rouge\w*|wer|cer|perplexity|ppl|mae|rmse|r2|ndcg|psnr|ssim|fid|score)($|_)"
+    )),
+)
+
+# Loss names whose words beyond the split and "loss" name a term of a larger loss.
+_LOSS_PLAIN_WORDS = frozenset({"loss", "total", "train", "training", "val", "valid", "validation",
+                               "eval", "evaluation", "test", "dev", "avg", "mean", "epoch",
+                               "step", "overall", "running", "smoothed", "tr", "objective", "full"})
+
+
+def normalise(tag: str) -> list[str]:
+    """Words of a tag name, with library decorations removed."""
+    name = tag.lower()
+    name = re.sub(r"(^|/)epoch_", r"\1", name)  # TF2 Keras: epoch_loss
+    name = re.sub(r"_vs_iterations$", "", name)  # TF2 Keras evaluation_*_vs_iterations
+    name = re.sub(r"_(step|epoch)$", "", name)  # Lightning: train_loss_step / _epoch
+    name = name.replace("(b)", "").replace("(m)", "")  # Ultralytics metrics/mAP50(B)
+    return [word for word in re.split(r"[/_\-\s.:()\[\]]+", name) if word]
+
+
+def infer_role(tag: str, *, histogram: bool = False) -> Role:
+    words = normalise(tag)
+    joined = "_".join(words)
+    if histogram:
+        return Role.PROB_HISTOGRAM if RULES[2][1].search(joined) or re.search(
+            r"(^|_)(prob|probs|probabilities|sigmoid|softmax|predictions|preds)($|_)", joined
+        ) else Role.OTHER
+    split = "val" if VAL_WORDS.intersection(words) else "train" if TRAIN_WORDS.intersection(words) else None
+    unsplit = set(words) - VAL_WORDS - TRAIN_WORDS
+    if _COUNTER_NAMES.search(joined) or (unsplit and unsplit <= _COUNTER_WORDS):
+        return Role.COUNTER
+    for kind, pattern in RULES:
+        if not pattern.search(joined):
+            continue
+        if kind == "lr":
+            return Role.LEARNING_RATE
+        if kind == "grad_norm":
+            return Role.GRAD_NORM
+        if kind == "confidence":
+            return Role.CONFIDENCE
+        if kind == "per_class":
+            return Role.PER_CLASS_METRIC
+        if kind == "loss":
+            component = any(word not in _LOSS_PLAIN_WORDS for word in words)
+            if split == "val":
+                return Role.VAL_LOSS_COMPONENT if component else Role.VAL_LOSS
+            return Role.LOSS_COMPONENT if component else Role.TRAIN_LOSS
+        if kind == "accuracy":
+            return Role.VAL_ACCURACY if split == "val" else Role.TRAIN_ACCURACY
+        return Role.TRAIN_METRIC if split == "train" else Role.VAL_METRIC
+    return Role.OTHER
+
+
+def parse_overrides(pairs: Mapping[str, str | list[str]]) -> dict[str, Role]:
+    """``{"val_loss": "my/tag"}`` or ``{"val_loss": ["a", "b*"]}`` -> ``{pattern: Role}``.
+
+    Raises ValueError naming the closest role for an unknown role name.
+    """
+    overrides: dict[str, Role] = {}
+    valid = {role.value: role for role in Role}
+    for role_name, patterns in pairs.items():
+        role = valid.get(role_name.strip().lower().replace("-", "_"))
+        if role is None:
+            import difflib
+
+            close = difflib.get_close_matches(role_name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown role {role_name!r}{hint}; roles: {', '.join(valid)}")
+        for pattern in [patterns] if isinstance(patterns, str) else patterns:
+            overrides[pattern] = role
+    return overrides
+
+
+def assign(run: Run, overrides: Mapping[str, Role] | None = None) -> Run:
+    """Set ``run.roles`` for every tag and histogram tag; user overrides win (glob patterns)."""
+    roles: dict[str, Role] = {}
+    for tag in run.tag_names:
+        roles[tag] = infer_role(tag)
+    for tag in run.histograms:
+        roles[tag] = infer_role(tag, histogram=True)
+    for pattern, role in (overrides or {}).items():
+        for tag in roles:
+            if tag == pattern or fnmatch.fnmatchcase(tag, pattern):
+                roles[tag] = role
+    run.roles = roles
+    return run
+
+
+def primary(run: Run, role: Role) -> str | None:
+    """The tag that best represents a role: the one with most points, first logged on ties.
+
+    HF logs ``train/loss`` every few steps and ``train/train_loss`` once at the end; Lightning
+    logs ``train_loss_step`` and ``train_loss_epoch``: the densest series is the curve.
+    """
+    candidates = run.tags_with(role)
+    if not candidates:
+        return None
+    return max(candidates, key=lambda tag: (len(run.curve(tag)), -candidates.index(tag)))

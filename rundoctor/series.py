@@ -1,0 +1,261 @@
+"""The common time series every reader produces and every check consumes.
+
+A run is one long table of scalar points ``(tag, step, wall_time, value)`` kept in the
+order the log wrote them: nothing is resampled, deduplicated or purged.  Values are
+float64 with NaN and +/-inf exactly as logged; wall_time is NaN where the format has none.
+Tags are stored once and referenced by an int32 code per point (a categorical), which
+keeps a run of millions of points at 28 bytes a point.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from rundoctor.roles import Role
+
+
+class XAxis(str, enum.Enum):
+    """What a step counts."""
+
+    STEP = "step"
+    EPOCH = "epoch"
+    ITERATION = "iteration"
+
+
+class NoteKind(str, enum.Enum):
+    """What a read note is about; ``truncated`` and ``corrupt`` become findings."""
+
+    SKIPPED = "skipped"
+    TRUNCATED = "truncated"
+    CORRUPT = "corrupt"
+    DUPLICATED = "duplicated"
+    OVERLAP = "overlap"
+    INFO = "info"
+
+
+@dataclass(frozen=True)
+class ReadNote:
+    """Something a reader wants the user to know about how a run was read."""
+
+    kind: NoteKind
+    source: str
+    message: str
+    location: str | None = None  # "offset 1234", "line 17", ...
+    count: int | None = None  # how many records, lines or bytes the note is about
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "source": self.source,
+            "location": self.location,
+            "count": self.count,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True)
+class ReadError:
+    """An input that could not be read at all."""
+
+    path: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """One logged histogram: bucket right edges and counts (HistogramProto layout)."""
+
+    step: int
+    wall_time: float
+    bucket_limits: np.ndarray
+    bucket_counts: np.ndarray
+    min: float = float("nan")
+    max: float = float("nan")
+
+    @property
+    def total(self) -> float:
+        return float(self.bucket_counts.sum())
+
+    def mean(self) -> float:
+        """Mean estimated from bucket centres (the edges of the outer buckets are min/max)."""
+        limits = np.asarray(self.bucket_limits, dtype=np.float64)
+        counts = np.asarray(self.bucket_counts, dtype=np.float64)
+        if counts.sum() <= 0:
+            return float("nan")
+        lefts = np.concatenate(([self.min if np.isfinite(self.min) else limits[0]], limits[:-1]))
+        rights = np.minimum(limits, self.max) if np.isfinite(self.max) else limits
+        centres = (np.clip(lefts, -1e300, 1e300) + np.clip(rights, -1e300, 1e300)) / 2
+        return float((centres * counts).sum() / counts.sum())
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One tag's points in the order they were logged."""
+
+    tag: str
+    steps: np.ndarray  # int64
+    values: np.ndarray  # float64
+    wall_times: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return int(self.steps.size)
+
+    @cached_property
+    def by_step(self) -> "Curve":
+        """The curve analysis uses: sorted by step, the last-written point of each step.
+
+        A resumed run rewrites steps it had logged before; the newer point is the one the
+        training continued from.  The overwritten points stay in the run and are reported by
+        the duplicate-steps check; only analysis uses this view.
+        """
+        steps = self.steps
+        if steps.size < 2 or bool(np.all(steps[1:] > steps[:-1])):
+            return self
+        reversed_steps = steps[::-1]
+        _, first_in_reversed = np.unique(reversed_steps, return_index=True)
+        keep = steps.size - 1 - first_in_reversed  # ascending step order
+        return Curve(self.tag, steps[keep], self.values[keep], self.wall_times[keep])
+
+    @property
+    def finite(self) -> "Curve":
+        mask = np.isfinite(self.values)
+        if bool(mask.all()):
+            return self
+        return Curve(self.tag, self.steps[mask], self.values[mask], self.wall_times[mask])
+
+
+@dataclass
+class Run:
+    """One training run: its points, where they came from, and how they were read."""
+
+    id: str
+    path: str  # the run directory (TensorBoard, MLflow) or the log file
+    format: str  # reader name, e.g. "tensorboard", "lightning-csv"
+    sources: list[str]
+    tag_names: list[str]
+    tag_codes: np.ndarray  # int32, one per point, index into tag_names
+    steps: np.ndarray  # int64
+    wall_times: np.ndarray  # float64
+    values: np.ndarray  # float64
+    x_axis: XAxis = XAxis.STEP
+    tag_axes: dict[str, XAxis] = field(default_factory=dict)  # tags whose axis differs
+    notes: list[ReadNote] = field(default_factory=list)
+    histograms: dict[str, list[Histogram]] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)  # params, hparams, config
+    roles: dict[str, "Role"] = field(default_factory=dict)  # tag -> role, set by roles.assign
+
+    @property
+    def points(self) -> int:
+        return int(self.values.size)
+
+    def axis_of(self, tag: str) -> XAxis:
+        return self.tag_axes.get(tag, self.x_axis)
+
+    @cached_property
+    def _slices(self) -> dict[str, np.ndarray]:
+        """Point indices per tag, in log order: one stable sort for all tags."""
+        if self.tag_codes.size == 0:
+            return {}
+        order = np.argsort(self.tag_codes, kind="stable")
+        bounds = np.searchsorted(self.tag_codes[order], np.arange(len(self.tag_names) + 1))
+        return {
+            name: order[bounds[i] : bounds[i + 1]]
+            for i, name in enumerate(self.tag_names)
+            if bounds[i + 1] > bounds[i]
+        }
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags that have at least one point, in first-logged order of their names."""
+        return [name for name in self.tag_names if name in self._slices]
+
+    def curve(self, tag: str) -> Curve:
+        index = self._slices.get(tag)
+        if index is None:
+            empty = np.empty(0)
+            return Curve(tag, empty.astype(np.int64), empty, empty)
+        return Curve(tag, self.steps[index], self.values[index], self.wall_times[index])
+
+    def tags_with(self, *roles: "Role") -> list[str]:
+        return [tag for tag in self.tags if self.roles.get(tag) in roles]
+
+    def frame(self) -> "pd.DataFrame":
+        """The long table as a DataFrame with a categorical tag column."""
+        import pandas as pd
+
+        tags = pd.Categorical.from_codes(self.tag_codes, categories=self.tag_names)
+        return pd.DataFrame(
+            {"tag": tags, "step": self.steps, "wall_time": self.wall_times, "value": self.values}
+        )
+
+
+class RunBuilder:
+    """Collects points block by block and builds a :class:`Run` with one concatenation."""
+
+    def __init__(self) -> None:
+        self._tag_index: dict[str, int] = {}
+        self._codes: list[np.ndarray] = []
+        self._steps: list[np.ndarray] = []
+        self._walls: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []
+
+    def code(self, tag: str) -> int:
+        return self._tag_index.setdefault(tag, len(self._tag_index))
+
+    def add(
+        self,
+        tag: str,
+        steps: Iterable[int] | np.ndarray,
+        values: Iterable[float] | np.ndarray,
+        wall_times: Iterable[float] | np.ndarray | None = None,
+    ) -> None:
+        """Add the points of one tag (any length, in log order)."""
+        value_array = np.asarray(values, dtype=np.float64)
+        step_array = np.asarray(steps, dtype=np.int64)
+        wall_array = (
+            np.full(value_array.size, np.nan)
+            if wall_times is None
+            else np.asarray(wall_times, dtype=np.float64)
+        )
+        self.add_coded(np.full(value_array.size, self.code(tag), np.int32), step_array, value_array, wall_array)
+
+    def add_coded(
+        self, codes: np.ndarray, steps: np.ndarray, values: np.ndarray, wall_times: np.ndarray
+    ) -> None:
+        """Add points of several tags at once; ``codes`` come from :meth:`code`."""
+        if not (codes.size == steps.size == values.size == wall_times.size):
+            raise ValueError("codes, steps, values and wall_times must have one length")
+        self._codes.append(codes.astype(np.int32, copy=False))
+        self._steps.append(steps.astype(np.int64, copy=False))
+        self._walls.append(wall_times.astype(np.float64, copy=False))
+        self._values.append(values.astype(np.float64, copy=False))
+
+    def build(self, *, id: str, path: str, format: str, sources: Sequence[str], **extra: Any) -> Run:
+        def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            if not parts:
+                return np.empty(0, dtype=dtype)
+            return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+        return Run(
+            id=id,
+            path=path,
+            format=format,
+            sources=list(sources),
+            tag_names=list(self._tag_index),
+            tag_codes=joined(self._codes, np.int32),
+            steps=joined(self._steps, np.int64),
+            wall_times=joined(self._walls, np.float64),
+            values=joined(self._values, np.float64),
+            **extra,
+        )
