@@ -1,0 +1,5 @@
+"""``python -m rundoctor`` runs the command line."""
+
+from rundoctor.cli import main
+
+main()

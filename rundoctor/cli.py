@@ -1,0 +1,293 @@
+"""The command line: parse options, read, diagnose, render, and choose the exit code.
+
+Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 usage, config
+or unreadable input (nothing at all could be analysed); 3 internal error.  Heavy modules
+(numpy, pandas, the readers and checks) are imported inside the commands so that
+``rundoctor --help`` and ``--version`` start fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, List, Optional
+
+import typer
+
+from rundoctor.errors import ConfigError as UsageError
+
+if TYPE_CHECKING:
+    from rundoctor.config import Settings
+    from rundoctor.series import ReadError, Run
+
+EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+
+app = typer.Typer(
+    name="rundoctor",
+    help=(
+        "A doctor for deep-learning training runs: reads TensorBoard, CSV, JSON and MLflow logs, "
+        "diagnoses the curves, and says what to do.\n\n"
+        "Exit codes: 0 clean; 1 findings at or above --fail-on; 2 usage, config or unreadable "
+        "input; 3 internal error."
+    ),
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_debug = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        from rundoctor import __version__
+
+        typer.echo(f"rundoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show Python tracebacks for internal errors."),
+) -> None:
+    global _debug
+    _debug = debug
+
+
+PathsArg = typer.Argument(..., help="Run directories, log files, or trees of them.", show_default=False)
+ReaderOpt = typer.Option(None, "--reader", help="Force a reader instead of detecting the format.")
+RoleOpt = typer.Option([], "--role", help="Assign a role to a tag: ROLE=TAG (TAG may be a glob). Repeatable.")
+VerifyOpt = typer.Option(False, "--verify", help="Verify every TensorBoard record's payload CRC.")
+
+
+@app.command("ls")
+def ls_command(
+    paths: List[Path] = PathsArg,
+    format: str = typer.Option("text", "--format", "-f", help="text or json."),
+    reader: Optional[str] = ReaderOpt,
+    role: List[str] = RoleOpt,
+    verify: bool = VerifyOpt,
+) -> None:
+    """List the runs found under PATHS: format, tags and their roles, points, steps, read notes."""
+    from rundoctor.reporters import inventory
+
+    if format not in ("text", "json"):
+        raise UsageError(f"--format for ls must be text or json, got {format!r}")
+    runs, errors = _load(paths, reader, _role_overrides(role, {}), verify)
+    if format == "json":
+        sys.stdout.write(inventory.render_json(runs, errors))
+    else:
+        sys.stdout.write(inventory.render_text(runs, errors, _render_options()))
+    if not runs:
+        raise typer.Exit(EXIT_USAGE)
+
+
+@app.command("check")
+def check_command(
+    paths: List[Path] = PathsArg,
+    format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github or junit."),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
+    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
+    select: List[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
+    ignore: List[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: List[str] = RoleOpt,
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
+    param: List[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    reader: Optional[str] = ReaderOpt,
+    verify: bool = VerifyOpt,
+) -> None:
+    """Diagnose every run under PATHS and report the findings."""
+    from rundoctor.engine import diagnose
+    from rundoctor.reporters import REPORTERS, render
+
+    if format not in REPORTERS:
+        raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}")
+    settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
+    runs, errors = _load(paths, reader, dict(settings.roles), verify)
+    if not runs:
+        sys.stderr.write(_errors_text(errors))
+        raise typer.Exit(EXIT_USAGE)
+    report = diagnose(runs, errors, settings)
+    options = _render_options() if output is None else _render_options(color=False)
+    text = render(format, report, options)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+    raise typer.Exit(report.exit_code)
+
+
+@app.command("checks")
+def checks_command() -> None:
+    """The check catalogue: code, name, default severity, what it needs, one line each."""
+    from rundoctor.checks import REGISTRY
+
+    for check in REGISTRY:
+        needs = ", ".join(
+            "|".join(r.value for r in need) if isinstance(need, tuple) else need.value for need in check.needs
+        ) or "-"
+        typer.echo(f"{check.code}  {check.name:<26} {check.severity.value:<8} {check.title}  [needs: {needs}]")
+
+
+@app.command("explain")
+def explain_command(name: str = typer.Argument(..., help="Check name or code.")) -> None:
+    """A check's full documentation and its parameters with defaults."""
+    from rundoctor.checks import REGISTRY
+
+    check = next((c for c in REGISTRY if name in (c.name, c.code)), None)
+    if check is None:
+        import difflib
+
+        names = [c.name for c in REGISTRY]
+        close = difflib.get_close_matches(name, names, n=1)
+        raise UsageError(f"unknown check {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    typer.echo(f"{check.code} {check.name} ({check.severity.value}): {check.title}\n")
+    typer.echo(check.doc.strip() + "\n")
+    typer.echo("Parameters:")
+    for param_name, default, help_text in check.param_docs():
+        typer.echo(f"  {param_name} = {default!r}\n      {help_text}")
+
+
+@app.command("schema")
+def schema_command() -> None:
+    """Print the JSON Schema of the ``check --format json`` report."""
+    from importlib import resources
+
+    sys.stdout.write(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+
+
+def _settings(
+    config: Path | None,
+    fail_on: str | None,
+    select: list[str],
+    ignore: list[str],
+    role: list[str],
+    num_classes: int | None,
+    param: list[str],
+) -> "Settings":
+    """Config file first, CLI options on top; every name validated against the registry."""
+    from dataclasses import replace
+
+    from rundoctor.checks import REGISTRY
+    from rundoctor.config import find_config, load_settings, parse_fail_on, parse_param_options
+
+    if config is not None and not config.is_file():
+        raise UsageError(f"config file not found: {config}")
+    settings = load_settings(config or find_config(Path.cwd()), REGISTRY)
+    known = {name for check in REGISTRY for name in (check.name, check.code)}
+    for option, names in (("--select", select), ("--ignore", ignore)):
+        for name in names:
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                raise UsageError(f"{option}: unknown check {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    changes: dict[str, Any] = {}
+    if fail_on is not None:
+        changes["fail_on"] = parse_fail_on(fail_on)
+    if select:
+        changes["select"] = tuple(select)
+    if ignore:
+        changes["ignore"] = tuple(ignore)
+    if role:
+        changes["roles"] = _role_overrides(role, settings.roles)
+    if num_classes is not None:
+        changes["num_classes"], changes["num_classes_source"] = num_classes, "--num-classes"
+    if param:
+        merged = {name: dict(values) for name, values in settings.params.items()}
+        for name, values in parse_param_options(param, REGISTRY).items():
+            merged.setdefault(name, {}).update(values)
+        changes["params"] = merged
+    return replace(settings, **changes)
+
+
+def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
+    from rundoctor.roles import parse_overrides
+
+    overrides = dict(base)
+    for pair in pairs:
+        role_name, sep, tag = pair.partition("=")
+        if not sep or not tag:
+            raise UsageError(f"--role takes ROLE=TAG, got {pair!r}")
+        try:
+            overrides.update(parse_overrides({role_name: tag}))
+        except ValueError as error:
+            raise UsageError(f"--role: {error}") from None
+    return overrides
+
+
+def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any], verify: bool) -> tuple[list["Run"], list["ReadError"]]:
+    from rundoctor.discover import load_runs, reader_names
+
+    if reader is not None and reader not in reader_names():
+        raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
+    with _progress() as progress:
+        return load_runs(paths, reader=reader, role_overrides=overrides, verify=verify, progress=progress)
+
+
+class _progress:
+    """A progress bar on stderr while reading many logs; silent when stderr is not a terminal."""
+
+    def __enter__(self) -> Any:
+        self._bar: Any = None
+        if not sys.stderr.isatty():
+            return None
+        from rich.progress import Progress
+
+        self._bar = Progress(transient=True, console=_console(stderr=True))
+        self._task = self._bar.add_task("reading logs", total=None)
+        self._bar.start()
+        return self._update
+
+    def _update(self, done: int, total: int, path: str) -> None:
+        self._bar.update(self._task, completed=done, total=total, description=f"reading {Path(path).name or 'logs'}"[:60])
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color="NO_COLOR" in os.environ)
+
+
+def _render_options(color: bool | None = None) -> Any:
+    """Colour only on a terminal and without NO_COLOR; width of the terminal, 80 in a pipe."""
+    from rundoctor.reporters import RenderOptions
+
+    tty = sys.stdout.isatty()
+    use_color = tty and "NO_COLOR" not in os.environ if color is None else color
+    width = os.get_terminal_size().columns if tty else 80
+    return RenderOptions(width=max(60, min(width, 160)), color=use_color)
+
+
+def _errors_text(errors: list["ReadError"]) -> str:
+    lines = ["rundoctor: nothing could be analysed"]
+    lines += [f"  {error.path}: {error.reason}" for error in errors]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    """Entry point: maps usage errors to exit 2 and unexpected exceptions to exit 3."""
+    try:
+        app(standalone_mode=True)
+    except UsageError as error:
+        sys.stderr.write(f"rundoctor: {error}\n")
+        sys.exit(EXIT_USAGE)
+    except KeyboardInterrupt:
+        sys.stderr.write("rundoctor: interrupted\n")
+        sys.exit(130)
+    except Exception as error:  # an uncaught exception must never look like "findings"
+        if _debug:
+            raise
+        sys.stderr.write(
+            f"rundoctor: internal error: {type(error).__name__}: {error}\n"
+            "This is a bug; rerun with --debug for the traceback.\n"
+        )
+        sys.exit(EXIT_INTERNAL)

@@ -1,0 +1,179 @@
+"""Settings from ``[tool.rundoctor]`` in pyproject.toml or a ``rundoctor.toml``, then the CLI.
+
+The file is found by walking up from the working directory (the first directory holding a
+``rundoctor.toml``, or a ``pyproject.toml`` with a ``[tool.rundoctor]`` table).  Unknown
+keys, unknown checks and wrong types are errors with a "did you mean"; a team that
+misspells a threshold should hear about it, not silently get the default.
+
+    [tool.rundoctor]
+    fail-on = "warning"
+    ignore = ["still-improving"]
+    num-classes = 10
+
+    [tool.rundoctor.roles]
+    val_loss = ["eval/my_loss"]
+
+    [tool.rundoctor.checks.loss-plateau]
+    severity = "info"
+    min_flat_fraction = 0.4
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from rundoctor.checks.base import Check, Severity
+from rundoctor.errors import ConfigError
+from rundoctor.roles import Role, parse_overrides
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+
+FAIL_ON_CHOICES = ("error", "warning", "info", "never")
+TOP_LEVEL_KEYS = ("fail-on", "select", "ignore", "roles", "num-classes", "checks")
+
+
+@dataclass(frozen=True)
+class Settings:
+    fail_on: Severity | None = Severity.ERROR
+    select: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+    roles: Mapping[str, Role] = field(default_factory=dict)  # tag or glob -> role
+    num_classes: int | None = None
+    num_classes_source: str = "--num-classes"
+    severity: Mapping[str, Severity] = field(default_factory=dict)  # check name -> severity
+    params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # check -> overrides
+    config_path: str | None = None
+
+    def num_classes_given(self) -> tuple[int | None, str]:
+        return self.num_classes, self.num_classes_source
+
+
+def parse_fail_on(value: str) -> Severity | None:
+    value = value.strip().lower()
+    if value not in FAIL_ON_CHOICES:
+        raise ConfigError(f"fail-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(value, FAIL_ON_CHOICES)}, got {value!r}")
+    return None if value == "never" else Severity(value)
+
+
+def find_config(start: Path) -> Path | None:
+    """The nearest rundoctor.toml, or pyproject.toml with [tool.rundoctor], at or above ``start``."""
+    for directory in (start, *start.parents):
+        candidate = directory / "rundoctor.toml"
+        if candidate.is_file():
+            return candidate
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            try:
+                if "rundoctor" in _load_toml(pyproject).get("tool", {}):
+                    return pyproject
+            except ConfigError:
+                continue  # somebody else's broken pyproject is not our config
+    return None
+
+
+def load_settings(path: Path | None, registry: Sequence[Check[Any]]) -> Settings:
+    """Settings from a config file (None: defaults), validated against the check registry."""
+    if path is None:
+        return Settings()
+    data = _load_toml(path)
+    table = data.get("tool", {}).get("rundoctor", {}) if path.name == "pyproject.toml" else data
+    return settings_from_table(table, registry, source=str(path))
+
+
+def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]], source: str) -> Settings:
+    _reject_unknown(table, TOP_LEVEL_KEYS, f"{source}")
+    by_name = {check.name: check for check in registry}
+    known_names = [*by_name, *(check.code for check in registry)]
+    settings = Settings(config_path=source)
+    if "fail-on" in table:
+        settings = replace(settings, fail_on=parse_fail_on(_typed(table["fail-on"], str, "fail-on", source)))
+    for key in ("select", "ignore"):
+        if key in table:
+            names = _typed(table[key], list, key, source)
+            for name in names:
+                if name not in known_names:
+                    raise ConfigError(f"{source}: {key}: unknown check {name!r}{_hint(name, known_names)}")
+            settings = replace(settings, **{key: tuple(names)})
+    if "num-classes" in table:
+        value = _typed(table["num-classes"], int, "num-classes", source)
+        settings = replace(settings, num_classes=value, num_classes_source=f"config ({source})")
+    if "roles" in table:
+        try:
+            settings = replace(settings, roles=parse_overrides(_typed(table["roles"], dict, "roles", source)))
+        except ValueError as error:
+            raise ConfigError(f"{source}: roles: {error}") from None
+    severity: dict[str, Severity] = {}
+    params: dict[str, dict[str, Any]] = {}
+    for name, options in _typed(table.get("checks", {}), dict, "checks", source).items():
+        check = by_name.get(name)
+        if check is None:
+            raise ConfigError(f"{source}: checks: unknown check {name!r}{_hint(name, by_name)}")
+        options = dict(_typed(options, dict, f"checks.{name}", source))
+        if "severity" in options:
+            level = _typed(options.pop("severity"), str, f"checks.{name}.severity", source)
+            if level not in [s.value for s in Severity]:
+                raise ConfigError(f"{source}: checks.{name}.severity must be error, warning or info, got {level!r}")
+            severity[name] = Severity(level)
+        try:
+            check.make_params(options)
+        except ValueError as error:
+            raise ConfigError(f"{source}: {error}") from None
+        params[name] = options
+    return replace(settings, severity=severity, params=params)
+
+
+def parse_param_options(pairs: Sequence[str], registry: Sequence[Check[Any]]) -> dict[str, dict[str, Any]]:
+    """CLI ``--param check.name=value`` pairs; values are TOML literals (``0.4``, ``true``)."""
+    by_name = {check.name: check for check in registry}
+    params: dict[str, dict[str, Any]] = {}
+    for pair in pairs:
+        target, sep, raw = pair.partition("=")
+        check_name, dot, param = target.partition(".")
+        if not (sep and dot and param):
+            raise ConfigError(f"--param takes CHECK.PARAM=VALUE, got {pair!r}")
+        check = by_name.get(check_name)
+        if check is None:
+            raise ConfigError(f"--param: unknown check {check_name!r}{_hint(check_name, by_name)}")
+        try:
+            value = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = raw  # a bare word is a string
+        params.setdefault(check_name, {})[param] = value
+        try:
+            check.make_params(params[check_name])
+        except ValueError as error:
+            raise ConfigError(f"--param: {error}") from None
+    return params
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"cannot read config {path}: {error}") from None
+
+
+def _reject_unknown(table: Mapping[str, Any], known: Sequence[str], where: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r}{_hint(key, known)}")
+
+
+def _typed(value: Any, kind: type, key: str, source: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{source}: {key} must be a {kind.__name__}, got {value!r}")
+    return value
+
+
+def _hint(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -1,0 +1,5 @@
+"""Errors the CLI turns into exit code 2; kept free of heavy imports for a fast start-up."""
+
+
+class ConfigError(Exception):
+    """A configuration or usage problem: the CLI prints this message and exits with code 2."""

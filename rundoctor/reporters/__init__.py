@@ -1,0 +1,33 @@
+"""Reporters: one module per output format, each a pure function of a report.
+
+Modules are imported only when their format is asked for, so ``rundoctor --help`` stays fast.
+Each module exposes ``render(report, options) -> str``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from rundoctor.report import Report
+
+REPORTERS: dict[str, str] = {
+    "text": "rundoctor.reporters.text",
+    "json": "rundoctor.reporters.json_report",
+    "markdown": "rundoctor.reporters.markdown",
+    "github": "rundoctor.reporters.github",
+    "junit": "rundoctor.reporters.junit",
+}
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    width: int = 80
+    color: bool = False
+
+
+def render(format: str, report: "Report", options: RenderOptions = RenderOptions()) -> str:
+    module = importlib.import_module(REPORTERS[format])
+    return module.render(report, options)

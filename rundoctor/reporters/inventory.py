@@ -1,0 +1,109 @@
+"""What ``rundoctor ls`` prints: every run as read, its tags, roles and read notes."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.jsonable import dumps
+from rundoctor.report import SCHEMA_VERSION
+from rundoctor.roles import Role
+from rundoctor.series import ReadError, Run
+
+
+def tag_summaries(run: Run) -> list[dict[str, Any]]:
+    """Per tag: name as logged, role, point count and step range (in log order of first point)."""
+    summaries = []
+    for tag in run.tags:
+        steps = run.curve(tag).steps
+        summaries.append({
+            "name": tag,
+            "role": run.roles.get(tag, Role.OTHER).value,
+            "points": int(steps.size),
+            "first_step": int(steps.min()),
+            "last_step": int(steps.max()),
+            "axis": run.axis_of(tag).value,
+        })
+    return summaries
+
+
+def run_summary(run: Run) -> dict[str, Any]:
+    steps = run.steps
+    return {
+        "id": run.id,
+        "path": run.path,
+        "format": run.format,
+        "sources": run.sources,
+        "x_axis": run.x_axis.value,
+        "points": run.points,
+        "first_step": int(steps.min()) if steps.size else None,
+        "last_step": int(steps.max()) if steps.size else None,
+        "tags": tag_summaries(run),
+        "histograms": [
+            {"name": tag, "role": run.roles.get(tag, Role.OTHER).value, "count": len(items)}
+            for tag, items in sorted(run.histograms.items())
+        ],
+        "notes": [note.as_dict() for note in run.notes],
+        "metadata": dict(sorted(run.metadata.items())),
+    }
+
+
+def ls_document(runs: Sequence[Run], errors: Sequence[ReadError]) -> dict[str, Any]:
+    from rundoctor import __version__
+
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "rundoctor", "version": __version__},
+        "runs": [run_summary(run) for run in sorted(runs, key=lambda r: r.id)],
+        "errors": [error.as_dict() for error in sorted(errors, key=lambda e: e.path)],
+    }
+
+
+def render_json(runs: Sequence[Run], errors: Sequence[ReadError]) -> str:
+    return dumps(ls_document(runs, errors))
+
+
+def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: RenderOptions) -> str:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = Console(width=options.width, record=True, file=_Null(), force_terminal=options.color,
+                      no_color=not options.color, highlight=False)
+    for run in sorted(runs, key=lambda r: r.id):
+        steps = run.steps
+        span = f"steps {steps.min()}..{steps.max()}" if steps.size else "no points"
+        console.print(Text.assemble((run.id, "bold"), f"  {run.format}  {run.points:,} points  {span}"))
+        table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+        for column, justify in (("tag", "left"), ("role", "left"), ("points", "right"), ("steps", "right")):
+            table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        for tag in tag_summaries(run):
+            table.add_row(tag["name"], tag["role"], f"{tag['points']:,}",
+                          f"{tag['first_step']}..{tag['last_step']}")
+        for tag, items in sorted(run.histograms.items()):
+            table.add_row(tag, f"{run.roles.get(tag, Role.OTHER).value} (histogram)", f"{len(items):,}", "")
+        if table.row_count:
+            console.print(table)
+        for note in run.notes:
+            where = f" at {note.location}" if note.location else ""
+            console.print(Text(f"  note [{note.kind.value}]{where}: {note.message}", style="yellow"))
+        console.print()
+    if errors:
+        console.print(Text("Could not read:", style="bold red"))
+        for error in sorted(errors, key=lambda e: e.path):
+            console.print(Text(f"  {error.path}: {error.reason}"))
+    total = int(np.sum([run.points for run in runs])) if runs else 0
+    console.print(Text(f"{len(runs)} runs, {total:,} points, {len(errors)} unreadable inputs", style="bold"))
+    return console.export_text(styles=options.color)
+
+
+class _Null:
+    """A write-only sink: the console records, export_text returns the text."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
