@@ -1,0 +1,48 @@
+"""The common time series keeps every point and gives checks a clean per-step view."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rundoctor.series import RunBuilder
+
+
+def build(**series: tuple[list[int], list[float]]):
+    builder = RunBuilder()
+    for tag, (steps, values) in series.items():
+        builder.add(tag, steps, values)
+    return builder.build(id="r", path="r", format="test", sources=["r"])
+
+
+def test_points_are_kept_in_log_order_with_non_finite_values() -> None:
+    run = build(loss=([0, 1, 2], [1.0, np.nan, np.inf]), acc=([0], [0.5]))
+    curve = run.curve("loss")
+    assert run.points == 4
+    assert curve.steps.tolist() == [0, 1, 2]
+    assert np.isnan(curve.values[1]) and curve.values[2] == np.inf
+    assert np.isnan(curve.wall_times).all()
+    assert run.tags == ["loss", "acc"]
+
+
+def test_by_step_sorts_and_keeps_the_last_write_of_a_repeated_step() -> None:
+    # A resume rewrote steps 2 and 3: the newer values are what training continued from.
+    run = build(loss=([0, 1, 2, 3, 2, 3, 4], [5.0, 4.0, 3.0, 2.0, 3.5, 2.5, 1.0]))
+    raw = run.curve("loss")
+    view = raw.by_step
+    assert len(raw) == 7
+    assert view.steps.tolist() == [0, 1, 2, 3, 4]
+    assert view.values.tolist() == [5.0, 4.0, 3.5, 2.5, 1.0]
+
+
+def test_finite_drops_nan_and_inf_only() -> None:
+    run = build(loss=([0, 1, 2, 3], [1.0, np.nan, -np.inf, 0.5]))
+    assert run.curve("loss").finite.values.tolist() == [1.0, 0.5]
+
+
+def test_missing_tag_is_an_empty_curve_and_frame_is_categorical() -> None:
+    run = build(loss=([0, 1], [1.0, 0.5]))
+    assert len(run.curve("nope")) == 0
+    frame = run.frame()
+    assert list(frame.columns) == ["tag", "step", "wall_time", "value"]
+    assert frame["tag"].dtype.name == "category"
+    assert frame["value"].tolist() == [1.0, 0.5]
