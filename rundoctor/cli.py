@@ -9,9 +9,10 @@ or unreadable input (nothing at all could be analysed); 3 internal error.  Heavy
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 import typer
 
@@ -101,11 +102,12 @@ def check_command(
     verify: bool = VerifyOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
+    from rundoctor.config import _hint
     from rundoctor.engine import diagnose
     from rundoctor.reporters import REPORTERS, render
 
     if format not in REPORTERS:
-        raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}")
+        raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     runs, errors = _load(paths, reader, dict(settings.roles), verify)
     if not runs:
@@ -117,7 +119,10 @@ def check_command(
     if output is None:
         sys.stdout.write(text)
     else:
-        output.write_text(text, encoding="utf-8")
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
 
 
@@ -135,21 +140,34 @@ def checks_command() -> None:
 
 @app.command("explain")
 def explain_command(name: str = typer.Argument(..., help="Check name or code.")) -> None:
-    """A check's full documentation and its parameters with defaults."""
+    """A check's full documentation, its parameters with defaults, and an example curve."""
     from rundoctor.checks import REGISTRY
+    from rundoctor.config import _hint
 
     check = next((c for c in REGISTRY if name in (c.name, c.code)), None)
     if check is None:
-        import difflib
-
-        names = [c.name for c in REGISTRY]
-        close = difflib.get_close_matches(name, names, n=1)
-        raise UsageError(f"unknown check {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        names = [n for c in REGISTRY for n in (c.name, c.code)]
+        raise UsageError(f"unknown check {name!r}{_hint(name, names)}; `rundoctor checks` lists them")
     typer.echo(f"{check.code} {check.name} ({check.severity.value}): {check.title}\n")
     typer.echo(check.doc.strip() + "\n")
     typer.echo("Parameters:")
     for param_name, default, help_text in check.param_docs():
         typer.echo(f"  {param_name} = {default!r}\n      {help_text}")
+    if check.example is not None:
+        typer.echo("\n" + _example_curve(check.example, _render_options().width))
+
+
+def _example_curve(example: Callable[[], tuple[Any, Any]], width: int) -> str:
+    """The check's example curve as a sparkline, with its step and value range."""
+    import numpy as np
+
+    from rundoctor.reporters.sparkline import sparkline, value_range
+
+    steps, values = (np.asarray(part) for part in example())
+    scale = value_range(values.astype(np.float64))
+    line = sparkline(steps, values, max(8, min(60, width - 4 - len(scale))))
+    span = f"steps {int(steps.min())}..{int(steps.max())}" if steps.size else "no points"
+    return f"Example: a curve this check fires on ({span})\n  {line.bars}  {scale}"
 
 
 @app.command("schema")
@@ -173,7 +191,7 @@ def _settings(
     from dataclasses import replace
 
     from rundoctor.checks import REGISTRY
-    from rundoctor.config import find_config, load_settings, parse_fail_on, parse_param_options
+    from rundoctor.config import _hint, find_config, load_settings, parse_fail_on, parse_param_options
 
     if config is not None and not config.is_file():
         raise UsageError(f"config file not found: {config}")
@@ -182,10 +200,7 @@ def _settings(
     for option, names in (("--select", select), ("--ignore", ignore)):
         for name in names:
             if name not in known:
-                import difflib
-
-                close = difflib.get_close_matches(name, sorted(known), n=1)
-                raise UsageError(f"{option}: unknown check {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+                raise UsageError(f"{option}: unknown check {name!r}{_hint(name, sorted(known))}")
     changes: dict[str, Any] = {}
     if fail_on is not None:
         changes["fail_on"] = parse_fail_on(fail_on)
@@ -263,7 +278,7 @@ def _render_options(color: bool | None = None) -> Any:
 
     tty = sys.stdout.isatty()
     use_color = tty and "NO_COLOR" not in os.environ if color is None else color
-    width = os.get_terminal_size().columns if tty else 80
+    width = shutil.get_terminal_size().columns if tty else 80
     return RenderOptions(width=max(60, min(width, 160)), color=use_color)
 
 
@@ -285,7 +300,10 @@ def main() -> None:
         sys.exit(130)
     except Exception as error:  # an uncaught exception must never look like "findings"
         if _debug:
-            raise
+            import traceback
+
+            traceback.print_exc()
+            sys.exit(EXIT_INTERNAL)
         sys.stderr.write(
             f"rundoctor: internal error: {type(error).__name__}: {error}\n"
             "This is a bug; rerun with --debug for the traceback.\n"

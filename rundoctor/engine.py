@@ -17,8 +17,9 @@ from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
 
 
-def selected_checks(settings: Settings, registry: Sequence[Check[Any]] = REGISTRY) -> list[Check[Any]]:
+def selected_checks(settings: Settings, registry: Sequence[Check[Any]] | None = None) -> list[Check[Any]]:
     """The checks ``--select`` / ``--ignore`` leave, by name or code, in registry order."""
+    registry = REGISTRY if registry is None else registry
 
     def named(check: Check[Any], names: Iterable[str]) -> bool:
         return any(name in (check.name, check.code) for name in names)

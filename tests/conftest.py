@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -17,3 +20,53 @@ def real_logs() -> Path:
     if not REAL_LOGS.is_dir():
         pytest.skip(f"real logs not found at {REAL_LOGS} (../shared/real_logs beside the checkout)")
     return REAL_LOGS
+
+
+# Golden files: expected reports under tests/golden, compared byte for byte.
+# `pytest --update-golden` rewrites them from the current output; review the diff before
+# committing it.
+GOLDEN = REPO / "tests" / "golden"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite tests/golden/* from the current output instead of comparing with it",
+    )
+
+
+def normalise_golden(name: str, text: str) -> str:
+    """What a golden file holds: paths relative to the repository, and for JSON reports the
+    tool version replaced, so neither the checkout's location nor a release changes it."""
+    text = text.replace(str(REPO) + os.sep, "").replace(str(REPO), ".")
+    if name.endswith(".json"):
+        document = json.loads(text)
+        if isinstance(document, dict) and isinstance(document.get("tool"), dict):
+            document["tool"]["version"] = "(version)"
+        text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+    return text
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
+    """``golden("name.txt", text)``: assert ``text`` equals tests/golden/name.txt (or rewrite it)."""
+    update = bool(request.config.getoption("--update-golden"))
+
+    def compare(name: str, text: str) -> None:
+        path = GOLDEN / name
+        text = normalise_golden(name, text)
+        if update:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+            return
+        if not path.is_file():
+            pytest.fail(f"missing golden file tests/golden/{name}: run pytest --update-golden to create it")
+        expected = path.read_text(encoding="utf-8")
+        assert text == expected, (
+            f"output differs from tests/golden/{name}; if the change is intended, "
+            "run pytest --update-golden and review the diff"
+        )
+
+    return compare

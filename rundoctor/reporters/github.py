@@ -1,0 +1,72 @@
+"""GitHub Actions workflow commands: one annotation per finding, then a summary line.
+
+``::error file=runs/a,title=N001 nan-loss::runs/a: loss went NaN (steps 600..999). Lower...``
+Warnings become ``::warning`` and info ``::notice``.  Inputs that could not be read and checks
+that raised are ``::warning`` annotations: they make the report incomplete without being
+findings about a run.  Escaping follows the runner's rules (actions/toolkit, command.ts):
+``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
+"""
+
+from __future__ import annotations
+
+from rundoctor.checks.base import Finding, Severity
+from rundoctor.report import OutcomeStatus, Report
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.wording import counts_phrase, outcome_count, plural, result_line, step_range
+from rundoctor.series import Run
+
+COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    runs = {run.id: run for run in report.runs}
+    lines = [_finding(finding, runs.get(finding.run)) for finding in report.findings]
+    lines += [
+        annotation("warning", f"unreadable input: {error.reason}", file=error.path, title="unreadable input")
+        for error in report.errors
+    ]
+    lines += [
+        annotation(
+            "warning",
+            f"{outcome.run}: the check raised {outcome.reason}; the rest of the report stands",
+            title=f"{outcome.code} {outcome.check} failed",
+        )
+        for outcome in report.outcomes
+        if outcome.status is OutcomeStatus.ERROR
+    ]
+    lines.append(_summary(report))
+    return "\n".join(lines) + "\n"
+
+
+def _finding(finding: Finding, run: Run | None) -> str:
+    steps = step_range(finding, run)
+    text = f"{finding.run}: {finding.message.rstrip().rstrip('.')}" + (f" ({steps})." if steps else ".")
+    if finding.advice:
+        text += f" {finding.advice}"
+    path = finding.run if run is None else run.path
+    return annotation(COMMAND[finding.severity], text, file=path, title=f"{finding.code} {finding.check}")
+
+
+def annotation(command: str, message: str, **properties: str) -> str:
+    """``::command key=value,...::message`` with data and properties escaped."""
+    rendered = ",".join(f"{key}={escape_property(value)}" for key, value in properties.items())
+    return f"::{command}{' ' + rendered if rendered else ''}::{escape_data(message)}"
+
+
+def escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def escape_property(text: str) -> str:
+    return escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _summary(report: Report) -> str:
+    """A plain log line (not a command): what was found and what decided the exit code."""
+    parts = [plural(len(report.runs), "run"), counts_phrase(report.findings)]
+    if report.errors:
+        parts.append(plural(len(report.errors), "unreadable input"))
+    for status, word in ((OutcomeStatus.ERROR, "failed"), (OutcomeStatus.SKIPPED, "skipped")):
+        if count := outcome_count(report, status):
+            parts.append(f"{plural(count, 'check')} {word}")
+    return f"rundoctor: {'; '.join(parts)}. {result_line(report)}"

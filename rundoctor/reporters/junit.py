@@ -1,0 +1,88 @@
+"""JUnit XML for CI test-report views: one test case per run, a failure per failing finding.
+
+Findings at or above ``fail_on`` are ``<failure type="check-name">`` elements (message as the
+attribute, evidence and advice as the text); findings below it go to ``<system-out>``, so
+the test views agree with the exit code.  A check that raised is an ``<error>`` of its run's
+test case, and an input that could not be read is a test case of its own with an ``<error>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from typing import Any
+
+from rundoctor.checks.base import Finding
+from rundoctor.report import OutcomeStatus, Report
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.jsonable import jsonable
+from rundoctor.reporters.wording import step_range
+from rundoctor.series import Run
+
+# Characters XML 1.0 cannot hold even escaped; a tag name with a stray control byte must not
+# make the whole report unparseable.
+_NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    failing = set(map(id, report.failing()))  # findings hold dicts: identity stands in for a hash
+    suite = ET.Element("testsuite", name="rundoctor")
+    for run in report.runs:
+        suite.append(_run_case(report, run, failing))
+    for error in report.errors:
+        case = ET.SubElement(suite, "testcase", classname="rundoctor.unreadable", name=_clean(error.path))
+        ET.SubElement(case, "error", type="unreadable-input", message=_clean(error.reason))
+    cases = suite.findall("testcase")
+    suite.set("tests", str(len(cases)))
+    suite.set("failures", str(sum(1 for case in cases if case.find("failure") is not None)))
+    suite.set("errors", str(sum(1 for case in cases if case.find("error") is not None)))
+    suite.set("skipped", "0")
+    root = ET.Element("testsuites", name="rundoctor")
+    for key in ("tests", "failures", "errors"):
+        root.set(key, suite.get(key, "0"))
+    root.append(suite)
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _run_case(report: Report, run: Run, failing: set[int]) -> ET.Element:
+    case = ET.Element("testcase", classname=f"rundoctor.{run.format}", name=_clean(run.id))
+    passing: list[str] = []
+    for finding in report.findings_for(run.id):
+        if id(finding) in failing:
+            failure = ET.SubElement(case, "failure", type=finding.check, message=_clean(finding.message))
+            failure.text = _clean(_details(finding, run))
+        else:
+            passing.append(_one_line(finding, run))
+    for outcome in report.outcomes:
+        if outcome.run == run.id and outcome.status is OutcomeStatus.ERROR:
+            ET.SubElement(case, "error", type=outcome.check, message=_clean(f"the check raised {outcome.reason}"))
+    if passing:
+        ET.SubElement(case, "system-out").text = _clean("\n".join(passing))
+    return case
+
+
+def _details(finding: Finding, run: Run) -> str:
+    lines = [f"{finding.code} {finding.check} ({finding.severity.value}, {finding.confidence.value} confidence)"]
+    where = [part for part in (step_range(finding, run), ", ".join(finding.tags)) if part]
+    if where:
+        lines.append("; ".join(where))
+    lines += [f"{key}: {_value(value)}" for key, value in finding.evidence.items()]
+    if finding.advice:
+        lines.append(f"advice: {finding.advice}")
+    return "\n".join(lines)
+
+
+def _one_line(finding: Finding, run: Run) -> str:
+    steps = step_range(finding, run)
+    return f"{finding.severity.value} {finding.code} {finding.check}{f' ({steps})' if steps else ''}: {finding.message}"
+
+
+def _value(value: Any) -> str:
+    plain = jsonable(value)
+    return plain if isinstance(plain, str) else json.dumps(plain, ensure_ascii=False)
+
+
+def _clean(text: str) -> str:
+    return _NOT_XML.sub("\ufffd", text)

@@ -1,0 +1,218 @@
+"""The terminal report: a verdict per run, findings with advice and a sparkline of the curve.
+
+Runs with findings are shown in full; healthy runs of a sweep fold into one line, so a report
+over 200 runs leads with the 20 that need attention.  Every line fits ``options.width``.
+"""
+
+from __future__ import annotations
+
+import io
+
+from rich import box
+from rich.console import Console, Group, RenderableType
+from rich.padding import Padding
+from rich.table import Table
+from rich.text import Text
+
+from rundoctor.checks.base import Confidence, Finding, Severity
+from rundoctor.report import OutcomeStatus, Report, Verdict
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.sparkline import sparkline, value_range
+from rundoctor.reporters.wording import (
+    FOLD_HEALTHY_ABOVE,
+    SEVERITIES,
+    counts_phrase,
+    outcome_count,
+    plural,
+    result_line,
+    runs_by_verdict,
+    severity_counts,
+    skipped_line,
+    step_range,
+)
+from rundoctor.series import Curve, Run
+
+SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
+VERDICT_STYLE = {
+    Verdict.HEALTHY: "green",
+    Verdict.INFO: "cyan",
+    Verdict.WARNINGS: "yellow",
+    Verdict.ERRORS: "bold red",
+}
+COLUMN_NAMES = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "info"}
+FINDING_INDENT = 4  # message, advice and sparklines sit under the finding's header
+MAX_SPARKLINES = 3  # per finding; a check about ten loss terms shows the first three
+MAX_SPARK_WIDTH = 60  # wider sparklines add columns, not information
+MAX_LABEL_WIDTH = 20
+HEALTHY_LIST_LINES = 2  # folded healthy ids: this many lines, then "+N more"
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    output = io.StringIO()
+    console = Console(
+        file=output,
+        record=True,
+        width=options.width,
+        force_terminal=options.color,
+        no_color=not options.color,
+        highlight=False,
+        emoji=False,
+        legacy_windows=False,
+    )
+    several = len(report.runs) > 1
+    for run in report.runs:
+        findings = report.findings_for(run.id)
+        if findings:
+            console.print(_run_section(report, run, findings, options.width))
+            console.print()
+        elif not several:
+            console.print(_verdict_line(report, run))
+            console.print()
+    if several:
+        console.print(_summary(report, options.width))
+        console.print()
+    for block in _problems(report):
+        console.print(block)
+        console.print()
+    skipped = skipped_line(report)
+    if skipped:
+        console.print(Text(skipped, style="dim"))
+    console.print(Text(result_line(report), style="bold"))
+    text = console.export_text(styles=options.color)
+    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+
+
+def _verdict_line(report: Report, run: Run) -> Text:
+    verdict = report.verdict(run.id)
+    findings = report.findings_for(run.id)
+    if findings:
+        detail = counts_phrase(findings)
+    else:
+        ran = outcome_count(report, OutcomeStatus.RAN, run.id)
+        detail = f"no findings from {plural(ran, 'check')}"
+    return Text.assemble((run.id, "bold"), "  ", (verdict.value, VERDICT_STYLE[verdict]), f": {detail}")
+
+
+def _run_section(report: Report, run: Run, findings: list[Finding], width: int) -> Group:
+    return Group(_verdict_line(report, run), *(_finding(run, finding, width) for finding in findings))
+
+
+def _finding(run: Run, finding: Finding, width: int) -> Group:
+    header = Text("  ")
+    header.append(f"{finding.severity.value.upper():<8}", SEVERITY_STYLE[finding.severity])
+    header.append(f" {finding.code} {finding.check}", "bold")
+    steps = step_range(finding, run)
+    if steps:
+        header.append(f"  {steps}")
+    if finding.confidence is not Confidence.HIGH:
+        header.append(f"  ({finding.confidence.value} confidence)", "dim")
+    body: list[RenderableType] = [Text(finding.message)]
+    if finding.advice:
+        body.append(Text.assemble(("Advice: ", "bold"), finding.advice))
+    body.extend(_sparklines(run, finding, width - FINDING_INDENT))
+    return Group(header, Padding(Group(*body), (0, 0, 0, FINDING_INDENT)))
+
+
+def _sparklines(run: Run, finding: Finding, width: int) -> list[Text]:
+    """The curves the finding is about, with its steps marked; tags without points are left out."""
+    tags = [tag for tag in finding.tags if tag in run.tags]
+    label_width = min(MAX_LABEL_WIDTH, max((len(tag) for tag in tags[:MAX_SPARKLINES]), default=0))
+    drawn = [
+        line
+        for tag in tags[:MAX_SPARKLINES]
+        if (line := _sparkline_text(run.curve(tag).by_step, finding, width, label_width)) is not None
+    ]
+    if len(tags) > MAX_SPARKLINES:
+        drawn.append(Text(f"+{len(tags) - MAX_SPARKLINES} more curves", style="dim"))
+    return drawn
+
+
+def _sparkline_text(curve: Curve, finding: Finding, width: int, label_width: int) -> Text | None:
+    """``label ▁▂▃  low..high`` and, under it, ``^^^`` beneath the finding's steps."""
+    scale = value_range(curve.values)
+    spark_width = min(MAX_SPARK_WIDTH, width - label_width - 1 - 2 - len(scale))
+    if spark_width < 8:  # too narrow to show a shape: the message says it all
+        return None
+    line = sparkline(curve.steps, curve.values, spark_width, (finding.first_step, finding.last_step))
+    style = SEVERITY_STYLE[finding.severity]
+    label = curve.tag if len(curve.tag) <= label_width else curve.tag[: label_width - 1] + "…"
+    bars = Text(line.bars)
+    if line.region is not None:
+        bars.stylize(style, line.region[0], line.region[1] + 1)
+    text = Text.assemble((f"{label:<{label_width}} ", "dim"), bars, (f"  {scale}", "dim"))
+    if line.region is not None:
+        text.append("\n" + " " * (label_width + 1) + line.marks, style=style)
+    return text
+
+
+def _summary(report: Report, width: int) -> Group:
+    grouped = runs_by_verdict(report)
+    healthy = grouped[Verdict.HEALTHY]
+    fold = len(healthy) > FOLD_HEALTHY_ABOVE
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    table.add_column("run", overflow="fold", ratio=1)
+    table.add_column("verdict", no_wrap=True)
+    for severity in SEVERITIES:
+        table.add_column(COLUMN_NAMES[severity], justify="right", no_wrap=True)
+    for run in report.runs:
+        verdict = report.verdict(run.id)
+        if fold and verdict is Verdict.HEALTHY:
+            continue
+        counts = severity_counts(report.findings_for(run.id))
+        table.add_row(
+            run.id,
+            Text(verdict.value, VERDICT_STYLE[verdict]),
+            *(str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES),
+        )
+    parts: list[RenderableType] = [Text(_headline(report, grouped), style="bold")]
+    if table.row_count:
+        parts.append(table)
+    if fold:
+        parts.append(_folded_healthy(healthy, width))
+    return Group(*parts)
+
+
+def _headline(report: Report, grouped: dict[Verdict, list[Run]]) -> str:
+    by_verdict = ", ".join(
+        f"{len(runs):,} {'healthy' if verdict is Verdict.HEALTHY else 'with ' + verdict.value}"
+        for verdict, runs in reversed(grouped.items())
+        if runs
+    )
+    return f"{plural(len(report.runs), 'run')}: {by_verdict}; {counts_phrase(report.findings)}"
+
+
+def _folded_healthy(healthy: list[Run], width: int) -> Text:
+    """``180 healthy runs: a, b, c, ... +170 more`` in at most HEALTHY_LIST_LINES lines."""
+    prefix = f"{len(healthy):,} healthy runs: "
+    budget = width * HEALTHY_LIST_LINES - len(prefix)
+    shown: list[str] = []
+    for index, run in enumerate(healthy):
+        rest = len(healthy) - index - 1
+        tail = f", +{rest:,} more" if rest else ""
+        if len(", ".join([*shown, run.id])) + len(tail) > budget:
+            break
+        shown.append(run.id)
+    more = len(healthy) - len(shown)
+    listed = ", ".join(shown) + (f"{', ' if shown else ''}+{more:,} more" if more else "")
+    return Text.assemble((prefix, VERDICT_STYLE[Verdict.HEALTHY]), listed)
+
+
+def _problems(report: Report) -> list[Group]:
+    """Inputs that could not be read and checks that raised: both make the report incomplete."""
+    blocks: list[Group] = []
+    if report.errors:
+        blocks.append(_titled_list(
+            f"Could not read ({len(report.errors):,}):", [f"{e.path}: {e.reason}" for e in report.errors]
+        ))
+    failed = [o for o in report.outcomes if o.status is OutcomeStatus.ERROR]
+    if failed:
+        blocks.append(_titled_list(
+            f"Checks that failed ({len(failed):,}); the rest of the report stands:",
+            [f"{o.code} {o.check} on {o.run}: {o.reason}" for o in failed],
+        ))
+    return blocks
+
+
+def _titled_list(title: str, items: list[str]) -> Group:
+    """A red title and its items indented under it (wrapped lines keep the indent)."""
+    return Group(Text(title, style="bold red"), *(Padding(Text(item), (0, 0, 0, 2)) for item in items))

@@ -1,0 +1,148 @@
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any, Callable
+
+import jsonschema
+import pytest
+
+from rundoctor import __version__
+from rundoctor.checks.base import Severity
+from rundoctor.report import SCHEMA_VERSION, Report
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.json_report import render
+from rundoctor.roles import Role
+from rundoctor.series import NoteKind, ReadNote
+from tests.reporters.reports import healthy_run, sample_report, sweep_report
+
+
+def schema() -> dict[str, Any]:
+    return json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+
+
+def document(report: Report) -> dict[str, Any]:
+    return json.loads(render(report, RenderOptions()))
+
+
+def validate(doc: dict[str, Any]) -> None:
+    jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker()).validate(doc)
+
+
+def test_the_schema_is_a_valid_draft_2020_12_schema_of_this_version() -> None:
+    jsonschema.Draft202012Validator.check_schema(schema())
+    assert schema()["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+    assert schema()["properties"]["schema_version"]["const"] == SCHEMA_VERSION
+
+
+def test_the_schema_enums_follow_the_code() -> None:
+    defs = schema()["$defs"]
+    assert defs["role"]["enum"] == [role.value for role in Role]
+    kinds = defs["run"]["properties"]["notes"]["items"]["properties"]["kind"]["enum"]
+    assert kinds == [kind.value for kind in NoteKind]
+
+
+@pytest.mark.parametrize("make", [sample_report, lambda: sweep_report(30, 7), lambda: Report(runs=(), findings=())])
+def test_reports_validate_against_the_schema(make) -> None:  # type: ignore[no-untyped-def]
+    validate(document(make()))
+
+
+def test_the_schema_rejects_what_a_report_must_not_hold() -> None:
+    good = document(sample_report())
+    broken = json.loads(json.dumps(good))
+    broken["findings"][0]["severity"] = "fatal"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(broken)
+    skipped_without_reason = json.loads(json.dumps(good))
+    outcome = next(o for o in skipped_without_reason["checks"] if o["status"] == "skipped")
+    outcome["reason"] = None
+    with pytest.raises(jsonschema.ValidationError):
+        validate(skipped_without_reason)
+    stray = json.loads(json.dumps(good))
+    stray["timestamp"] = "2024-01-01"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(stray)
+
+
+def test_the_document_carries_version_tool_and_summary() -> None:
+    doc = document(sample_report())
+    assert list(doc) == ["schema_version", "tool", "runs", "findings", "checks", "errors", "summary"]
+    assert doc["schema_version"] == SCHEMA_VERSION
+    assert doc["tool"] == {"name": "rundoctor", "version": __version__}
+    assert doc["summary"] == {
+        "runs": 3,
+        "runs_by_verdict": {"healthy": 1, "info": 0, "warnings": 1, "errors": 1},
+        "findings_by_severity": {"error": 1, "warning": 2, "info": 1},
+        "fail_on": "error",
+        "exit_code": 1,
+    }
+    assert document(sample_report(fail_on=None))["summary"]["fail_on"] == "never"
+    assert document(sample_report(fail_on=None))["summary"]["exit_code"] == 0
+
+
+def test_runs_carry_roles_tags_notes_and_verdict() -> None:
+    doc = document(sample_report())
+    assert [run["id"] for run in doc["runs"]] == ["sweep/lr_0.001", "sweep/lr_0.01", "sweep/lr_0.1"]
+    sick = doc["runs"][2]
+    assert sick["roles"] == {"train/loss": "train_loss", "val/loss": "val_loss"}
+    assert sick["tags"][1] == {
+        "name": "val/loss", "role": "val_loss", "points": 20, "first_step": 0, "last_step": 950, "axis": "step",
+    }
+    assert sick["verdict"] == "errors" and doc["runs"][1]["verdict"] == "healthy"
+
+
+def test_read_notes_are_in_the_run() -> None:
+    run = healthy_run()
+    run.notes.append(ReadNote(NoteKind.DUPLICATED, "log.csv", "3 rows repeat a step", location="line 17", count=3))
+    doc = document(Report(runs=(run,), findings=()))
+    assert doc["runs"][0]["notes"] == [
+        {"kind": "duplicated", "source": "log.csv", "location": "line 17", "count": 3,
+         "message": "3 rows repeat a step"}
+    ]
+    validate(doc)
+
+
+def test_findings_have_steps_evidence_and_non_finite_numbers_as_strings() -> None:
+    def bare_constant(name: str) -> None:
+        raise AssertionError(f"bare {name} in the JSON output")
+
+    doc = json.loads(render(sample_report(), RenderOptions()), parse_constant=bare_constant)
+    nan = next(f for f in doc["findings"] if f["code"] == "N001")
+    assert nan["steps"] == {"first": 600, "last": 999}
+    assert nan["evidence"] == {"first_nan_step": 600, "nan_points": 400, "last_finite": "NaN"}
+    assert next(f for f in doc["findings"] if f["code"] == "G002")["evidence"]["ratio"] == "Infinity"
+    assert nan["severity"] == "error" and nan["confidence"] == "high" and nan["tags"] == ["train/loss"]
+    short = next(f for f in doc["findings"] if f["code"] == "R001")
+    assert short["steps"] == {"first": None, "last": None}
+
+
+def test_check_outcomes_and_errors_are_separate_lists() -> None:
+    doc = document(sample_report())
+    statuses = {(o["run"], o["check"]): (o["status"], o["reason"]) for o in doc["checks"]}
+    assert statuses[("sweep/lr_0.1", "loss-spike")] == ("error", "ValueError: boom")
+    assert statuses[("sweep/lr_0.01", "val-gap")] == ("skipped", "no val_accuracy series in this run")
+    assert statuses[("sweep/lr_0.01", "nan-loss")] == ("ran", None)
+    assert doc["errors"] == [{"path": "broken/events.out.tfevents.1", "reason": "truncated record at offset 40"}]
+
+
+def test_output_is_deterministic_whatever_order_the_report_was_built_in() -> None:
+    report = sample_report()
+    shuffled = Report(
+        runs=tuple(reversed(report.runs)),
+        findings=tuple(reversed(report.findings)),
+        outcomes=tuple(reversed(report.outcomes)),
+        errors=report.errors,
+        fail_on=report.fail_on,
+    )
+    assert render(shuffled, RenderOptions()) == render(report, RenderOptions())
+
+
+def test_the_warning_gate_changes_only_the_summary() -> None:
+    error_gate = document(sample_report(fail_on=Severity.ERROR))
+    warning_gate = document(sample_report(fail_on=Severity.WARNING))
+    assert error_gate["findings"] == warning_gate["findings"]
+    assert warning_gate["summary"]["fail_on"] == "warning"
+
+
+def test_the_sample_report_matches_its_golden_file(golden: Callable[[str, str], None]) -> None:
+    golden("sample_report.json", render(sample_report(), RenderOptions()))

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import re
+
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.markdown import escape, render
+from tests.reporters.reports import sample_report, sweep_report
+
+
+def table_rows(text: str) -> list[list[str]]:
+    """Cells of every table row, split on unescaped pipes as GitHub does."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("| "):
+            cells = re.split(r"(?<!\\)\|", line.strip())[1:-1]
+            rows.append([cell.strip() for cell in cells])
+    return rows
+
+
+def test_a_table_of_runs_with_verdict_markers_and_counts() -> None:
+    rows = table_rows(render(sample_report(), RenderOptions()))
+    assert rows[0] == ["Run", "Verdict", "Errors", "Warnings", "Info"]
+    assert rows[1] == ["---", "---", "---:", "---:", "---:"]
+    assert rows[2:] == [
+        ["sweep/lr\\_0.001", "**warnings**", "0", "1", "0"],
+        ["sweep/lr\\_0.01", "healthy", "0", "0", "0"],
+        ["sweep/lr\\_0.1", "**errors**", "1", "1", "1"],
+    ]
+    assert all(len(row) == 5 for row in rows)
+
+
+def test_findings_per_run_in_severity_order_with_steps_and_advice() -> None:
+    text = render(sample_report(), RenderOptions())
+    section = text[text.index("### sweep/lr\\_0.1") :].split("\n### ")[0]
+    items = [line for line in section.splitlines() if line.startswith("- ")]
+    assert items == [
+        "- **error** `N001` nan-loss (steps 600..999): train/loss is NaN from step 600 to the end "
+        "(400 of 1,000 points)<br>*Advice:* Lower the learning rate or clip gradients; check the data for NaN.",
+        "- **warning** `G002` overfitting (steps 500..950), medium confidence: val/loss rose 38% above its "
+        "minimum at step 500 while train/loss kept falling<br>*Advice:* Stop earlier or regularise.",
+        "- **info** `R001` short-run: the run is short<br>*Advice:* try something else",
+    ]
+    assert "### sweep/lr\\_0.01\n" not in text  # healthy runs have no section
+
+
+def test_log_text_cannot_break_the_markup() -> None:
+    text = render(sample_report(), RenderOptions())
+    item = next(line for line in text.splitlines() if "P001" in line)
+    assert "50% of \\| steps" in item
+    assert "\\<tag\\> \\& \"quoted\" \\[bold\\]x\\[/bold\\]" in item
+    assert "<br>second line" in item  # a newline in a message does not end the list item
+    assert escape("a*b*_c_ `d` ~e~") == "a\\*b\\*\\_c\\_ \\`d\\` \\~e\\~"
+
+
+def test_errors_failed_checks_skips_and_result() -> None:
+    text = render(sample_report(), RenderOptions())
+    assert "### Could not read\n\n- broken/events.out.tfevents.1: truncated record at offset 40" in text
+    assert "### Checks that failed\n\n- `S001` loss-spike on sweep/lr\\_0.1: ValueError: boom" in text
+    assert "2 checks skipped for missing series; see --format json" in text
+    assert text.rstrip().endswith("**Result: 1 finding at or above error (exit 1)**")
+
+
+def test_a_sweep_folds_healthy_runs_into_details() -> None:
+    text = render(sweep_report(runs=200, sick_every=10), RenderOptions())
+    rows = table_rows(text)
+    assert len(rows) == 2 + 20
+    assert "<details><summary>180 healthy runs</summary>" in text
+    assert text.count("\n- sweep/run\\_") == 180
+    assert text.index("</details>") < text.index("### sweep/run\\_000")

@@ -1,0 +1,423 @@
+"""The command line, one test per exit-code path, against a test-only check registry.
+
+Runs come from the curve builders through a stand-in loader (names in ``RUNS``), so these
+tests depend neither on the readers nor on the real checks; paths that are not in ``RUNS``
+go through real discovery (missing paths, empty directories).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import jsonschema
+import pytest
+
+from rundoctor import __version__, cli, discover, engine, roles
+from rundoctor.checks.base import Check, Finding, RunContext, Severity
+from rundoctor.roles import Role
+from rundoctor.series import Run
+from tests.curves import decay, make_run, steps, with_nan
+
+ESC = "\x1b["
+
+
+@dataclass(frozen=True)
+class CeilingParams:
+    max_loss: float = field(default=5.0, metadata={"help": "the largest acceptable training loss"})
+
+
+def _detect_ceiling(check: Check[CeilingParams], ctx: RunContext, params: CeilingParams) -> Iterator[Finding]:
+    for tag in ctx.tags(Role.TRAIN_LOSS):
+        curve = ctx.curve(tag)
+        above = ~(curve.values <= params.max_loss)  # NaN is above every ceiling
+        if above.any():
+            hit = curve.steps[above]
+            yield check.finding(
+                ctx, tags=[tag], steps=(hit[0], hit[-1]),
+                message=f"{tag} is above {params.max_loss} at {int(above.sum())} points",
+                evidence={"points": int(above.sum()), "max_loss": params.max_loss},
+            )
+
+
+@dataclass(frozen=True)
+class NoParams:
+    pass
+
+
+CEILING = Check(
+    code="T001", name="loss-ceiling", title="Training loss above a ceiling", severity=Severity.ERROR,
+    needs=(Role.TRAIN_LOSS,), params=CeilingParams, advice="Lower the learning rate.",
+    detect=_detect_ceiling, doc="What it detects: a training loss above max_loss, or NaN.",
+    example=lambda: (steps(50), with_nan(decay(50), 40)),
+)
+NEEDS_ACCURACY = Check(
+    code="T002", name="accuracy-gap", title="Needs a validation accuracy", severity=Severity.WARNING,
+    needs=(Role.VAL_ACCURACY,), params=NoParams, advice="", detect=lambda check, ctx, params: iter(()),
+    doc="What it detects: nothing; it is always skipped here.",
+)
+REGISTRY = (CEILING, NEEDS_ACCURACY)
+
+RUNS: dict[str, Callable[[], Run]] = {
+    "healthy": lambda: make_run({"train/loss": (steps(100), decay(100))}, run_id="healthy"),
+    "nan": lambda: make_run({"train/loss": (steps(100), with_nan(decay(100), 60))}, run_id="nan"),
+    "high": lambda: make_run({"train/loss": (steps(100), decay(100, start=10.0))}, run_id="high"),
+}
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def rundoctor(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> Invoke:
+    """Run the command line in-process as ``main()`` does, with the test registry and runs."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setattr(cli, "_debug", False)
+    monkeypatch.setattr("rundoctor.checks.REGISTRY", REGISTRY)
+    # engine binds the registry as a default argument at import time: hand it ours explicitly.
+    select = engine.selected_checks
+    monkeypatch.setattr(engine, "selected_checks", lambda settings: select(settings, REGISTRY))
+    real_load = discover.load_runs
+
+    def load_runs(paths: list[Path], *, role_overrides: Any = None, **options: Any) -> Any:
+        known = [RUNS[str(path)]() for path in paths if str(path) in RUNS]
+        others = [path for path in paths if str(path) not in RUNS]
+        runs, errors = real_load(others, role_overrides=role_overrides, **options) if others else ([], [])
+        return [roles.assign(run, role_overrides) for run in known] + runs, errors
+
+    monkeypatch.setattr(discover, "load_runs", load_runs)
+
+    def invoke(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return invoke
+
+
+# Exit 0 and 1 ----------------------------------------------------------------------------
+
+def test_healthy_input_exits_0(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "healthy")
+    assert result.code == 0
+    assert result.out.startswith("healthy  healthy: no findings from 1 check\n")
+    assert "1 check skipped for missing series" in result.out
+
+
+def test_a_finding_at_or_above_fail_on_exits_1(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "nan", "healthy")
+    assert result.code == 1
+    assert "ERROR    T001 loss-ceiling  steps 60..99" in result.out
+    assert "Result: 1 finding at or above error (exit 1)" in result.out
+
+
+def test_fail_on_never_exits_0_with_the_same_findings(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "nan", "--fail-on", "never")
+    assert result.code == 0
+    assert "T001 loss-ceiling" in result.out
+
+
+def test_fail_on_decides_which_severities_fail(rundoctor: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "rundoctor.toml").write_text('[checks.loss-ceiling]\nseverity = "warning"\n')
+    assert rundoctor("check", "nan").code == 0
+    assert rundoctor("check", "nan", "--fail-on", "warning").code == 1
+
+
+def test_a_config_file_found_by_walking_up_changes_a_threshold(
+    rundoctor: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert rundoctor("check", "high").code == 1
+    (tmp_path / "rundoctor.toml").write_text("[checks.loss-ceiling]\nmax_loss = 50.0\n")
+    nested = tmp_path / "project" / "sub"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    result = rundoctor("check", "high")
+    assert result.code == 0 and "no findings" in result.out
+
+
+def test_a_param_option_overrides_the_config(rundoctor: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "rundoctor.toml").write_text("[checks.loss-ceiling]\nmax_loss = 50.0\n")
+    assert rundoctor("check", "high", "--param", "loss-ceiling.max_loss=2").code == 1
+
+
+def test_output_writes_the_report_to_a_file(rundoctor: Invoke, tmp_path: Path) -> None:
+    target = tmp_path / "report.json"
+    result = rundoctor("check", "nan", "--format", "json", "--output", str(target))
+    assert result.code == 1 and result.out == ""
+    document = json.loads(target.read_text(encoding="utf-8"))
+    assert document["summary"]["exit_code"] == 1
+    assert [f["code"] for f in document["findings"]] == ["T001"]
+
+
+def test_an_output_that_cannot_be_written_exits_2(rundoctor: Invoke, tmp_path: Path) -> None:
+    result = rundoctor("check", "nan", "--output", str(tmp_path / "no" / "such" / "dir" / "report.txt"))
+    assert result.code == 2
+    assert "cannot write --output" in result.err and "No such file or directory" in result.err
+
+
+def test_json_on_stdout_is_only_json_and_matches_the_schema(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "nan", "healthy", "missing-dir", "--format", "json")
+    document = json.loads(result.out)
+    schema = json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(document)
+    assert document["errors"] == [{"path": "missing-dir", "reason": "no such file or directory"}]
+    statuses = sorted((o["run"], o["check"], o["status"]) for o in document["checks"])
+    assert statuses == [
+        ("healthy", "accuracy-gap", "skipped"), ("healthy", "loss-ceiling", "ran"),
+        ("nan", "accuracy-gap", "skipped"), ("nan", "loss-ceiling", "ran"),
+    ]
+
+
+@pytest.mark.parametrize("format", ["markdown", "github", "junit"])
+def test_every_format_renders_and_keeps_the_exit_code(rundoctor: Invoke, format: str) -> None:
+    result = rundoctor("check", "nan", "--format", format)
+    assert result.code == 1
+    assert "loss-ceiling" in result.out
+
+
+# Colour ---------------------------------------------------------------------------------
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color(rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ESC not in rundoctor("check", "nan").out  # captured stdout is a pipe
+    monkeypatch.setattr(os, "get_terminal_size", lambda *args: os.terminal_size((100, 30)))
+    for no_color, expect_colour in ((None, True), ("1", False)):
+        if no_color is None:
+            monkeypatch.delenv("NO_COLOR", raising=False)
+        else:
+            monkeypatch.setenv("NO_COLOR", no_color)
+        terminal = _Terminal()
+        monkeypatch.setattr(sys, "stdout", terminal)
+        rundoctor("check", "nan")
+        assert (ESC in terminal.getvalue()) is expect_colour
+
+
+# Exit 2 ---------------------------------------------------------------------------------
+
+def test_unknown_format_exits_2_with_a_hint(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "nan", "--format", "jsno")
+    assert result.code == 2 and result.out == ""
+    assert "--format must be one of text, json, markdown, github, junit" in result.err
+    assert "did you mean 'json'?" in result.err
+
+
+def test_unknown_select_exits_2_with_did_you_mean(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "nan", "--select", "loss-cieling")
+    assert result.code == 2
+    assert "--select: unknown check 'loss-cieling' (did you mean 'loss-ceiling'?)" in result.err
+
+
+def test_select_by_code_and_ignore(rundoctor: Invoke) -> None:
+    assert rundoctor("check", "nan", "--select", "T001").code == 1
+    assert rundoctor("check", "nan", "--ignore", "loss-ceiling").code == 0
+
+
+def test_a_missing_path_exits_2_and_says_why(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "no/such/run")
+    assert result.code == 2
+    assert "nothing could be analysed" in result.err and "no/such/run: no such file or directory" in result.err
+
+
+def test_an_empty_directory_exits_2(rundoctor: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    result = rundoctor("check", "empty")
+    assert result.code == 2
+    assert "empty: no training logs found" in result.err
+
+
+def test_no_paths_is_a_usage_error(rundoctor: Invoke) -> None:
+    assert rundoctor("check").code == 2
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ('fail_on = "warning"\n', "unknown key 'fail_on' (did you mean 'fail-on'?)"),
+        ("fail-on = 3\n", "fail-on must be a str, got 3"),
+        ('[checks.loss-ceiling]\nmax_loss = "high"\n', "parameter 'max_loss' must be float"),
+        ("[checks.loss-cieling]\nmax_loss = 1.0\n", "unknown check 'loss-cieling' (did you mean 'loss-ceiling'?)"),
+    ],
+)
+def test_a_bad_config_exits_2_and_names_the_problem(
+    rundoctor: Invoke, tmp_path: Path, config: str, expected: str
+) -> None:
+    (tmp_path / "rundoctor.toml").write_text(config)
+    result = rundoctor("check", "healthy")
+    assert result.code == 2
+    assert expected in result.err
+
+
+# Exit 3 ---------------------------------------------------------------------------------
+
+def test_an_internal_error_exits_3_without_a_traceback(rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(engine, "diagnose", broken)
+    result = rundoctor("check", "nan")
+    assert result.code == 3
+    assert "internal error: RuntimeError: kaboom" in result.err
+    assert "Traceback" not in result.err and result.out == ""
+    debug = rundoctor("--debug", "check", "nan")
+    assert debug.code == 3
+    assert "Traceback" in debug.err and "RuntimeError: kaboom" in debug.err
+
+
+def test_a_check_that_raises_is_reported_not_an_internal_error(
+    rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(check: Any, ctx: Any, params: Any) -> Iterator[Finding]:
+        raise ValueError("bad curve")
+
+    exploding = dataclasses.replace(CEILING, detect=explode)
+    monkeypatch.setattr("rundoctor.checks.REGISTRY", (exploding,))
+    monkeypatch.setattr(engine, "selected_checks", lambda settings: [exploding])
+    result = rundoctor("check", "nan")
+    assert result.code == 0
+    assert "T001 loss-ceiling on nan: ValueError: bad curve" in result.out
+
+
+# The other commands ---------------------------------------------------------------------
+
+def test_checks_lists_the_catalogue(rundoctor: Invoke) -> None:
+    result = rundoctor("checks")
+    assert result.code == 0
+    lines = result.out.splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("T001  loss-ceiling") and "error" in lines[0] and "[needs: train_loss]" in lines[0]
+    assert lines[1].startswith("T002  accuracy-gap") and "[needs: val_accuracy]" in lines[1]
+
+
+def test_explain_shows_docs_params_and_the_example_curve(rundoctor: Invoke) -> None:
+    result = rundoctor("explain", "loss-ceiling")
+    assert result.code == 0
+    assert result.out.startswith("T001 loss-ceiling (error): Training loss above a ceiling\n")
+    assert "max_loss = 5.0\n      the largest acceptable training loss" in result.out
+    example = result.out.split("Example: a curve this check fires on (steps 0..49)\n")[1].splitlines()[0]
+    assert example.strip().startswith("█") and "×" * 10 in example
+    assert rundoctor("explain", "T001").out == result.out
+
+
+def test_explain_without_an_example_draws_nothing(rundoctor: Invoke) -> None:
+    result = rundoctor("explain", "accuracy-gap")
+    assert result.code == 0 and "Example" not in result.out
+
+
+def test_explain_an_unknown_check_exits_2_with_a_hint(rundoctor: Invoke) -> None:
+    result = rundoctor("explain", "loss-cieling")
+    assert result.code == 2
+    assert "unknown check 'loss-cieling' (did you mean 'loss-ceiling'?)" in result.err
+
+
+def test_schema_prints_the_shipped_json_schema(rundoctor: Invoke) -> None:
+    result = rundoctor("schema")
+    assert result.code == 0
+    schema = json.loads(result.out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["title"] == "rundoctor check report"
+
+
+def test_version(rundoctor: Invoke) -> None:
+    assert rundoctor("--version").out == f"rundoctor {__version__}\n"
+
+
+# Real processes: the pipe and the terminal as a user's shell sets them up -------------------
+
+def write_healthy_csv(directory: Path) -> Path:
+    log = directory / "metrics.csv"
+    loss = decay(200)
+    log.write_text("step,train_loss\n" + "".join(f"{i},{value:.6f}\n" for i, value in enumerate(loss)))
+    return log
+
+
+def test_a_piped_report_has_no_escape_codes(tmp_path: Path) -> None:
+    log = write_healthy_csv(tmp_path)
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "rundoctor", "check", str(log)],
+        capture_output=True, text=True, timeout=120, check=False, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("metrics.csv  ")  # the real checks decide the verdict
+    assert "Result: no findings at or above error (exit 0)" in result.stdout
+    assert "\x1b" not in result.stdout
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a POSIX pseudo-terminal")
+@pytest.mark.parametrize(("no_color", "coloured"), [(None, True), ("1", False)])
+def test_a_terminal_gets_colour_unless_no_color_is_set(tmp_path: Path, no_color: str | None, coloured: bool) -> None:
+    log = write_healthy_csv(tmp_path)
+    env = {**os.environ, "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    if no_color is not None:
+        env["NO_COLOR"] = no_color
+    code, out = run_in_terminal([sys.executable, "-m", "rundoctor", "check", str(log)], env, tmp_path)
+    assert code == 0
+    assert "metrics.csv" in out and "Result:" in out
+    assert (ESC in out) is coloured
+
+
+def run_in_terminal(args: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str]:
+    """Run with stdout on a pseudo-terminal of 100 columns; the exit code and what it printed."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    process = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.DEVNULL, env=env, cwd=cwd
+    )
+    os.close(slave)
+    chunks: list[bytes] = []
+    try:
+        while select.select([master], [], [], 120)[0]:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child has closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(master)
+        process.wait(timeout=120)
+    return process.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_python_dash_m_version() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rundoctor", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0
+    assert result.stdout == f"rundoctor {__version__}\n"
