@@ -79,7 +79,10 @@ class RunContext:
 
     def curve(self, tag: str) -> Curve:
         """Sorted by step, last write wins on repeated steps (see :attr:`Curve.by_step`)."""
-        return self._curves.setdefault(tag, self.run.curve(tag).by_step)
+        curves = self._curves
+        if tag not in curves:  # not setdefault: that would gather the points on every call
+            curves[tag] = self.run.curve(tag).by_step
+        return curves[tag]
 
     def raw_curve(self, tag: str) -> Curve:
         """Points in log order, repeats kept (for checks about the log itself)."""
@@ -107,6 +110,8 @@ class Check(Generic[P]):
     advice: str
     detect: Callable[["Check[P]", RunContext, P], Iterable[Finding]] = field(repr=False)
     doc: str = ""  # the module docstring: what it detects, why it matters, what to try
+    # (steps, values) of a curve this check fires on, drawn by ``rundoctor explain``.
+    example: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def missing(self, run: Run) -> str | None:
         """Why this check cannot run on ``run``, or None when it can."""
