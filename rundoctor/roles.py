@@ -67,6 +67,8 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("confidence", re.compile(r"confidence|max_?prob|mean_?prob|max_?softmax|pred(icted)?_?prob")),
     ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|balanced_acc|macro_|_macro($|_)")),
     ("loss", re.compile(r"(^|_)(loss|losses|nll|xent|cross_entropy|mse|mae_loss)($|_)|loss")),
+    # Ranks of the right answer (``acc_mean_pos``, ``mean_rank``, MRR) are not accuracies.
+    ("metric", re.compile(r"(^|_)(mean_pos|mean_position|mean_rank|median_rank|rank|mrr)($|_)")),
     ("accuracy", re.compile(r"(^|_)(acc|accuracy|acc\d|top_?[15]|top[15]_acc)($|_)|accuracy")),
     ("metric", re.compile(
         r"(^|_)(map|map\d+|map_\d+|ap|ap\d+|auc|roc_auc|auroc|f1|fscore|precision|recall|iou|miou|"
@@ -167,4 +169,14 @@ def primary(run: Run, role: Role) -> str | None:
     candidates = run.tags_with(role)
     if not candidates:
         return None
-    return max(candidates, key=lambda tag: (len(run.curve(tag)), -candidates.index(tag)))
+
+    def rank(tag: str) -> tuple[bool, int, int]:
+        # Lightning's ``val_loss_step`` counts validation batches on its own step axis; the
+        # per-evaluation series is the curve to compare with training.
+        own_axis = role in _VAL_ROLES and tag.lower().endswith("_step")
+        return (not own_axis, len(run.curve(tag)), -candidates.index(tag))
+
+    return max(candidates, key=rank)
+
+
+_VAL_ROLES = (Role.VAL_LOSS, Role.VAL_ACCURACY, Role.VAL_METRIC, Role.VAL_LOSS_COMPONENT)

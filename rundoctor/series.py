@@ -127,8 +127,9 @@ class Curve:
         keep = steps.size - 1 - first_in_reversed  # ascending step order
         return Curve(self.tag, steps[keep], self.values[keep], self.wall_times[keep])
 
-    @property
+    @cached_property
     def finite(self) -> "Curve":
+        """The points with a finite value (computed once: most checks ask for it)."""
         mask = np.isfinite(self.values)
         if bool(mask.all()):
             return self

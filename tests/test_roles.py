@@ -81,3 +81,11 @@ def test_primary_is_the_densest_series() -> None:
     })
     assert primary(run, Role.TRAIN_LOSS) == "train/loss"
     assert primary(run, Role.VAL_LOSS) is None
+
+
+def test_primary_validation_series_is_not_lightnings_per_batch_counter() -> None:
+    run = make_run({
+        "val_loss_step": (np.arange(400), np.linspace(1, 0.5, 400)),
+        "val_loss_epoch": (np.arange(99, 1000, 100), np.linspace(1, 0.5, 10)),
+    })
+    assert primary(run, Role.VAL_LOSS) == "val_loss_epoch"

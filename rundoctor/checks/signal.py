@@ -9,7 +9,16 @@ here is O(n) or O(n log n) numpy; no Python loop per point.
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Sequence
+
 import numpy as np
+
+from rundoctor.roles import TRAIN_WORDS, VAL_WORDS, Role, normalise
+
+if TYPE_CHECKING:
+    from rundoctor.checks.base import RunContext
 
 # 1.4826 turns a median absolute deviation into a standard deviation for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
@@ -78,11 +87,428 @@ def relative_change(start: float, end: float) -> float:
 
 def longest_run(mask: np.ndarray) -> tuple[int, int]:
     """(start, length) of the longest stretch of True in ``mask``; (0, 0) when none."""
-    mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    starts, lengths = stretches(mask)
+    if starts.size == 0:
         return 0, 0
+    best = int(np.argmax(lengths))
+    return int(starts[best]), int(lengths[best])
+
+
+# --- accuracy-like series and their losses (metric checks, number of classes) -------------
+
+# A constant predictor's accuracy jitters with batch composition; smoothing with an EMA of
+# span s divides white noise by about sqrt(s), which is how wide a "flat" band must be.
+FLAT_NOISE_SIGMAS = 3.0
+
+
+def accuracy_scale(values: np.ndarray) -> float:
+    """100.0 when an accuracy series is logged in percent, else 1.0.
+
+    mmdetection logs ``acc`` in 0..100.  Percent means every finite value in [0, 100] and the
+    median above 1, so a [0, 1] series with a few glitches above 1 keeps its scale and the
+    glitches stay visible to the range check.
+    """
+    finite = _finite(values)
+    return _scale(finite, float(finite.min()), float(finite.max())) if finite.size else 1.0
+
+
+def fraction_values(values: np.ndarray) -> np.ndarray:
+    """Finite accuracy values as fractions in [0, 1]; empty when any lies outside.
+
+    Out-of-range accuracies are the range check's business: the other checks would only
+    misread them.
+    """
+    finite = _finite(values)
+    if finite.size == 0:
+        return finite
+    low, high = float(finite.min()), float(finite.max())
+    scale = _scale(finite, low, high)
+    if low < 0 or high > scale:
+        return np.empty(0)
+    return finite / scale if scale != 1.0 else finite
+
+
+# The median of this many evenly spaced values decides percent or fraction as well as the
+# exact median does, at a fraction of its cost on a per-step series.
+SCALE_SAMPLES = 10_000
+
+
+def _finite(values: np.ndarray) -> np.ndarray:
+    values = np.asarray(values, dtype=np.float64)
+    mask = np.isfinite(values)
+    return values if mask.all() else values[mask]
+
+
+def _scale(finite: np.ndarray, low: float, high: float) -> float:
+    if low < 0 or high > 100:
+        return 1.0
+    sample = finite[:: max(1, finite.size // SCALE_SAMPLES)]
+    return 100.0 if float(np.median(sample)) > 1 else 1.0
+
+
+def accuracy_levels(ctx: "RunContext", tag: str) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of an accuracy-like series ready to judge: finite, as fractions (see
+    :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
+    ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
+    curve = ctx.curve(tag).finite
+    fractions = fraction_values(curve.values)
+    if fractions.size == 0:
+        return np.empty(0), np.empty(0)
+    bins = binned(curve.steps, fractions)
+    return bins.steps, bins.level
+
+
+def trailing_flat_start(values: np.ndarray, tolerance: float) -> int:
+    """Index where the last stretch begins whose values all fit in a band ``2 * tolerance`` wide.
+
+    ``len(values)`` when there are none; ``values`` must be finite.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return 0
+    backwards = values[::-1]
+    width = np.maximum.accumulate(backwards) - np.minimum.accumulate(backwards)
+    # ``width`` only grows as the stretch reaches further back: count the leading fits.
+    return int(values.size - np.count_nonzero(width <= 2.0 * tolerance))
+
+
+def flat_tolerance(values: np.ndarray, span: int, floor: float) -> float:
+    """Half-width of the band an EMA(span) of ``values`` wanders in from noise alone."""
+    return max(floor, FLAT_NOISE_SIGMAS * noise_sigma(values) / float(np.sqrt(max(span, 1))))
+
+
+def binary_entropy(probability: float) -> float:
+    """Entropy in nats of a yes/no label that is yes with ``probability``."""
+    p = min(max(float(probability), 1e-12), 1.0 - 1e-12)
+    return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
+
+
+_ACCURACY_WORD = re.compile(r"^(acc\d*|accuracy|top\d+|top)$")
+
+
+def _name_words(tag: str) -> set[str]:
+    return {word for word in re.split(r"[/_\-\s.:()\[\]]+", tag.lower()) if word}
+
+
+def matching_loss(ctx: "RunContext", tag: str) -> str | None:
+    """The loss that belongs with an accuracy-like series, or None.
+
+    A validation metric pairs with a validation loss when the run logs one, else with the
+    training loss; a training metric with a training loss.  Among those the loss sharing
+    most name words wins (``eval_g0_accuracy`` -> ``eval_g0_loss``, ``val_acc_top1_epoch``
+    -> ``val_loss_epoch``), then the main loss over a loss component, then the densest.
+    """
+    validation = ctx.run.roles.get(tag) in (Role.VAL_ACCURACY, Role.VAL_METRIC)
+    groups = [(Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)] if validation else []
+    groups.append((Role.TRAIN_LOSS, Role.LOSS_COMPONENT))
+    words = {word for word in _name_words(tag) if not _ACCURACY_WORD.match(word)}
+    for main, component in groups:
+        candidates = ctx.tags(main, component)
+        if candidates:
+            return max(
+                candidates,
+                key=lambda loss: (
+                    len(words & _name_words(loss)),
+                    ctx.run.roles.get(loss) is main,
+                    len(ctx.curve(loss)),
+                ),
+            )
+    return None
+
+
+# --- loss curves: which to read, binning, levels (numerics and convergence checks) --------
+
+
+def loss_tags(ctx: "RunContext", total: Role, component: Role) -> list[str]:
+    """The main ``total`` loss, or every ``component`` when the run logs no total.
+
+    YOLO logs only ``train/box_loss``, ``train/cls_loss``, ... and no sum; a run that does
+    log a total is judged on it alone, since its terms (GAN players, auxiliary heads) need
+    not fall on their own.
+    """
+    main = ctx.primary(total)
+    return [main] if main is not None else ctx.tags(component)
+
+
+def stretches(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(starts, lengths) of every stretch of True in ``mask``, in order."""
+    mask = np.asarray(mask, dtype=bool)
     padded = np.concatenate(([False], mask, [False])).astype(np.int8)
     edges = np.flatnonzero(np.diff(padded))
-    starts, ends = edges[::2], edges[1::2]
-    best = int(np.argmax(ends - starts))
-    return int(starts[best]), int(ends[best] - starts[best])
+    return edges[::2], edges[1::2] - edges[::2]
+
+
+# Curves longer than this are reduced to bins before smoothing: 2,000 bins keep every
+# feature wider than 0.05% of the run and make a 2M-point curve as cheap as a short one.
+MAX_BINS = 2000
+# A bin's median is estimated from at most this many evenly spaced points, for speed; its
+# error (about 1.25 sigma / 8) is far below the bin-to-bin noise the checks allow for.
+MEDIAN_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class Binned:
+    """A curve as at most ``MAX_BINS`` consecutive bins (the curve itself when shorter)."""
+
+    steps: np.ndarray  # float64: the step in the middle of each bin
+    level: np.ndarray  # each bin's median: the curve without its noise and spikes
+    high: np.ndarray  # each bin's maximum: a one-point spike survives binning
+    size: int  # points per bin; 1 means every point is its own bin
+
+
+def binned(steps: np.ndarray, values: np.ndarray, max_bins: int = MAX_BINS) -> Binned:
+    """Bin a finite, step-sorted curve into at most ``max_bins`` runs of consecutive points."""
+    steps = np.asarray(steps)
+    values = np.asarray(values, dtype=np.float64)
+    count = values.size
+    if count <= max_bins:
+        return Binned(steps.astype(np.float64), values, values, 1)
+    size = -(-count // max_bins)
+    full = (count // size) * size
+    blocks = values[:full].reshape(-1, size)
+    level = np.median(blocks[:, :: max(1, size // MEDIAN_SAMPLES)], axis=1)
+    high = blocks.max(axis=1)
+    middles = np.arange(full // size) * size + size // 2
+    if full < count:
+        rest = values[full:]
+        level = np.append(level, np.median(rest))
+        high = np.append(high, rest.max())
+        middles = np.append(middles, (full + count - 1) // 2)
+    return Binned(steps[middles].astype(np.float64), level, high, size)
+
+
+def edge_levels(values: np.ndarray, fraction: float, minimum: int = 3) -> tuple[float, float]:
+    """Medians of the first and of the last ``window(n, fraction, minimum)`` values.
+
+    A median, not the first and last value: one lucky batch must not set the start or
+    the end of the run.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan"), float("nan")
+    width = window(values.size, fraction, minimum)
+    return float(np.median(values[:width])), float(np.median(values[-width:]))
+
+
+def value_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray | Sequence[float]) -> np.ndarray:
+    """The value in force at each step of ``at``: the last one logged at or before it.
+
+    Learning rates are logged on their own schedule; before the first logged step the
+    first value holds.  ``steps`` must be sorted; empty curves give NaN.
+    """
+    at = np.asarray(at, dtype=np.float64)
+    if len(steps) == 0:
+        return np.full(at.shape, np.nan)
+    index = np.searchsorted(np.asarray(steps, dtype=np.float64), at, side="right") - 1
+    return np.asarray(values, dtype=np.float64)[np.clip(index, 0, len(steps) - 1)]
+
+
+# --- validation against training loss (generalisation checks) ------------------------------
+
+
+@dataclass(frozen=True)
+class LossPair:
+    """A validation loss and the training loss it is judged against."""
+
+    val: str
+    train: str
+    component: bool  # a term of the loss (``val/box_loss``), judged because no total is logged
+
+
+def split_free_name(tag: str) -> str:
+    """A tag's name without its split words: ``val/box_loss`` and ``train/box_loss`` -> ``box_loss``."""
+    return "_".join(word for word in normalise(tag) if word not in VAL_WORDS and word not in TRAIN_WORDS)
+
+
+def loss_pairs(ctx: "RunContext", *, components: bool = True) -> list[LossPair]:
+    """Every validation loss with the training loss to compare it with.
+
+    Each total validation loss pairs with the main training loss (all of them, not only the
+    densest: Lightning's ``val_loss_step`` has its own step counter and more points than
+    ``val_loss_epoch``).  A run without a total (YOLO) pairs each validation term with the
+    training term of the same name after the split (``val/box_loss`` with
+    ``train/box_loss``), or with the main training loss when no term matches
+    (``eval_g0_loss``: one of several evaluation sets, not a term).
+    """
+    train = ctx.primary(Role.TRAIN_LOSS)
+    totals = ctx.tags(Role.VAL_LOSS)
+    if totals:
+        return [LossPair(tag, train, False) for tag in totals] if train else []
+    if not components:
+        return []
+    terms: dict[str, str] = {}
+    for tag in ctx.tags(Role.LOSS_COMPONENT):
+        name = split_free_name(tag)
+        if name not in terms or len(ctx.curve(tag)) > len(ctx.curve(terms[name])):
+            terms[name] = tag  # Lightning logs a term twice (_step, _epoch): the densest
+    pairs = []
+    for tag in ctx.tags(Role.VAL_LOSS_COMPONENT):
+        partner = terms.get(split_free_name(tag), train)
+        if partner is not None:
+            pairs.append(LossPair(tag, partner, True))
+    return pairs
+
+
+# Below this share of a series' step range lying inside the other's, the two count different
+# things (validation on its own counter, epochs against iterations).
+MIN_STEP_OVERLAP = 0.5
+
+
+def steps_on_axis_of(steps: np.ndarray, reference: np.ndarray, same_axis: bool = True) -> np.ndarray:
+    """``steps`` placed on the axis of ``reference`` (both sorted), as float64.
+
+    Kept as they are when both count the same thing and their ranges mostly overlap.
+    Otherwise (validation per epoch against training per iteration, Lightning's separate
+    validation-step counter, Keras ``evaluation_*_vs_iterations``) the range is stretched
+    linearly onto the reference's: both span the training run, so progress lines up.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    if steps.size < 2 or reference.size < 2:
+        return steps
+    low, high = steps[0], steps[-1]
+    overlap = min(high, reference[-1]) - max(low, reference[0])
+    if same_axis and high > low and overlap >= MIN_STEP_OVERLAP * (high - low):
+        return steps
+    if high == low:
+        return np.full(steps.size, reference[-1])
+    stretched: np.ndarray = reference[0] + (steps - low) * (reference[-1] - reference[0]) / (high - low)
+    return stretched
+
+
+def smoothed_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray, fraction: float) -> np.ndarray:
+    """A finite, step-sorted curve's rolling-median level, interpolated at the steps ``at``.
+
+    Long curves are binned first (see :func:`binned`), so the cost does not grow with the
+    window; before its first and after its last step the curve's edge level holds.
+    """
+    if len(steps) == 0:
+        return np.full(np.shape(at), np.nan)
+    bins = binned(steps, values)
+    level = rolling_median(bins.level, window(bins.level.size, fraction))
+    return np.asarray(np.interp(np.asarray(at, dtype=np.float64), bins.steps, level), dtype=np.float64)
+
+
+def steps_on_axis_of_tag(
+    ctx: "RunContext", tag: str, other: str, steps: np.ndarray | None = None
+) -> np.ndarray:
+    """Steps of ``tag`` (default: all its finite steps) placed on the axis of ``other``.
+
+    See :func:`steps_on_axis_of`; steps between logged points (bin middles) are placed by
+    interpolation.
+    """
+    own = ctx.curve(tag).finite.steps
+    reference = ctx.curve(other).finite.steps
+    at = np.asarray(own if steps is None else steps, dtype=np.float64)
+    if own.size < 2 or reference.size < 2:
+        return at
+    # The placement is linear: place the two ends and interpolate, instead of converting
+    # two per-step series.
+    ends = np.array([own[0], own[-1]], dtype=np.float64)
+    same_axis = ctx.run.axis_of(tag) == ctx.run.axis_of(other)
+    placed = steps_on_axis_of(ends, np.array([reference[0], reference[-1]]), same_axis)
+    return np.interp(at, ends, placed)
+
+
+def loss_between(
+    ctx: "RunContext", tag: str, first: float, last: float
+) -> tuple[str, np.ndarray] | None:
+    """The matching loss of ``tag`` and its finite values logged while ``tag`` went from step
+    ``first`` to step ``last`` (placed on the loss's axis when the two count differently)."""
+    loss_tag = matching_loss(ctx, tag)
+    if loss_tag is None:
+        return None
+    loss = ctx.curve(loss_tag).finite
+    low, high = steps_on_axis_of_tag(ctx, tag, loss_tag, np.array([first, last]))
+    return loss_tag, loss.values[(loss.steps >= low) & (loss.steps <= high)]
+
+
+# Metric names (words of the tag) for which smaller is better; every other metric and every
+# accuracy is better when larger.
+LOWER_IS_BETTER = frozenset(
+    {"wer", "cer", "ter", "perplexity", "ppl", "mae", "mse", "rmse", "fid", "error", "err", "loss", "nll", "eer",
+     "rank", "pos", "position"}
+)
+
+
+def higher_is_better(tag: str) -> bool:
+    """Whether a larger value of the metric ``tag`` is an improvement (mAP, accuracy, BLEU)."""
+    return not LOWER_IS_BETTER.intersection(normalise(tag))
+
+
+def train_loss(ctx: "RunContext", min_points: int) -> tuple[str, Binned] | None:
+    """The main training loss, finite and binned, or None when absent or too short."""
+    tag = ctx.primary(Role.TRAIN_LOSS)
+    if tag is None:
+        return None
+    curve = ctx.curve(tag).finite
+    if len(curve) < max(min_points, 1):
+        return None
+    return tag, binned(curve.steps, curve.values)
+
+
+def learning_rate(ctx: "RunContext") -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(tag, steps, values) of the main finite learning-rate curve, or None when not logged."""
+    tag = ctx.primary(Role.LEARNING_RATE)
+    if tag is None:
+        return None
+    curve = ctx.curve(tag).finite
+    if len(curve) == 0:
+        return None
+    return tag, curve.steps, curve.values
+
+
+def initial_level(values: np.ndarray, fraction: float) -> float:
+    """Where a loss started: the higher of its first value and the median of its first few.
+
+    The median alone would miss a fall inside the first few points (38 -> 8 within the
+    first 1% of a run) and call the run stalled; the first value alone trusts one batch.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return float("nan")
+    return max(float(values[0]), edge_levels(values, fraction)[0])
+
+
+def resolution(values: np.ndarray) -> float:
+    """The smallest step between distinct finite values: how finely the log wrote them.
+
+    Hugging Face rounds logged losses to 4 decimals, so a memorised loss alternates between
+    0.0001 and 0.0002; changes of one such step are rounding, not signal.  Zero when fewer
+    than two distinct values.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    distinct = np.unique(values[np.isfinite(values)])
+    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+
+
+def local_noise(values: np.ndarray, width: int) -> np.ndarray:
+    """Point-to-point noise around each point, as a Gaussian sigma (rolling median of |diff|).
+
+    Loss noise shrinks with the loss: a converged tail jitters far less than the first
+    epochs, so one global sigma is too strict early and too lax late.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.size < 2:
+        return np.zeros(values.size)
+    changes = np.abs(np.diff(values))
+    # Each point takes the larger of the changes into and out of it; the median of a window
+    # of them ignores the two a spike itself produces.
+    around = np.maximum(np.concatenate((changes[:1], changes)), np.concatenate((changes, changes[-1:])))
+    return np.asarray(rolling_median(around, width) * (MAD_TO_SIGMA / np.sqrt(2.0)), dtype=np.float64)
+
+
+def drift(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Straight-line change over a stretch, and its standard error from the residual scatter.
+
+    The error of a least-squares change over k evenly spread points is the residual sigma
+    times sqrt(12 / k).  (0, 0) for fewer than 3 points or a single step.
+    """
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    if steps.size < 3 or steps[-1] == steps[0]:
+        return 0.0, 0.0
+    rate = slope(steps, values)
+    fitted = values.mean() + rate * (steps - steps.mean())
+    scatter = float(np.std(values - fitted))
+    return float(rate * (steps[-1] - steps[0])), scatter * float(np.sqrt(12.0 / steps.size))

@@ -1,0 +1,158 @@
+"""Loss terms of very different scales: one term drowns the others.
+
+What it detects
+---------------
+The logged terms of the training loss (``loss_cls``, ``loss_box_reg``, ``train/box_loss``,
+...) differ by ``ratio_threshold`` or more (largest over smallest median), or, with three
+terms or more, one term is more than ``dominant_share`` of their sum, both at the start
+(first ``edge_fraction`` of the run) and at the end (last ``edge_fraction``).  A term
+that fell ``learned_factor`` or more from its start was driven down by the optimiser: it
+is small because it is solved (detectron2's RPN objectness after fine-tuning), not
+drowned, and is left out.  Terms logged twice (Lightning ``_step`` and ``_epoch``) count
+once.  Runs whose terms go
+negative (GAN players, Wasserstein critics) are not judged: they are not parts of one sum.
+
+Why it matters
+--------------
+The gradient of a sum is dominated by its largest terms.  A term a hundred times smaller
+than the others barely steers the weights: that head trains slowly or not at all while its
+metric stalls, and the loss weights in the config are what decides it, not the data.
+
+What to try
+-----------
+Rescale the terms: set the loss weights so that the terms are of similar size early in
+training (or normalise each by its initial value), use uncertainty weighting or GradNorm
+for many tasks, and check that a term is not summed where it should be averaged (over
+pixels, anchors or tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import Role, normalise
+
+
+@dataclass(frozen=True)
+class Params:
+    # Two orders of magnitude.  Healthy real runs span 1.4x (YOLOv8) to 46x (YOLOv5 cls
+    # against box) and 83x over the 80 terms of a Co-DETR (R45).
+    ratio_threshold: float = field(
+        default=100.0, metadata={"help": "Largest over smallest term median that counts as imbalanced."}
+    )
+    # 90%: the largest term of healthy real runs is at most 71% of the sum (R18).
+    dominant_share: float = field(
+        default=0.9, metadata={"help": "Share of the summed terms that makes one term dominant."}
+    )
+    # 10x: terms of healthy runs fall 1.2-3x over training; detectron2's RPN objectness falls
+    # 27x (R07) because it is solved, not drowned.
+    learned_factor: float = field(
+        default=10.0, metadata={"help": "Fall from start to end that marks a term as learned (left out)."}
+    )
+    edge_fraction: float = field(
+        default=1 / 3, metadata={"help": "Share of the run whose median is a term's start or end level."}
+    )
+    min_points: int = field(default=5, metadata={"help": "Fewest finite points of a term to judge it."})
+
+
+@dataclass(frozen=True)
+class Term:
+    tag: str
+    start: float
+    end: float
+
+
+def terms(ctx: RunContext, params: Params) -> list[Term] | None:
+    """Start and end levels of the non-negative loss terms, one per name; None when signed."""
+    densest: dict[str, str] = {}
+    for tag in ctx.tags(Role.LOSS_COMPONENT):
+        name = "_".join(normalise(tag))  # drops Lightning's _step / _epoch
+        if name not in densest or len(ctx.curve(tag)) > len(ctx.curve(densest[name])):
+            densest[name] = tag
+    found = []
+    for tag in densest.values():
+        values = ctx.curve(tag).finite.values
+        if values.size < params.min_points:
+            continue
+        if values.min() < 0:
+            return None
+        start, end = signal.edge_levels(values, params.edge_fraction)
+        found.append(Term(tag, start, end))
+    return found
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    found = terms(ctx, params)
+    if not found:
+        return
+    learned = [t.tag for t in found if t.start > 0 and t.end * params.learned_factor <= t.start]
+    judged = [t for t in found if t.tag not in learned and t.start > 0 and t.end > 0]
+    if len(judged) < 2:
+        return
+    start = np.array([t.start for t in judged])
+    end = np.array([t.end for t in judged])
+    big, small = int(np.argmax(end)), int(np.argmin(end))
+    ratio_end, ratio_start = end[big] / end[small], start.max() / start.min()
+    share_end, share_start = end[big] / end.sum(), start[big] / start.sum()
+    spread = ratio_end >= params.ratio_threshold and ratio_start >= params.ratio_threshold
+    # With two terms a share is the ratio restated (90% is 9x): the ratio alone judges them.
+    dominant = len(judged) > 2 and share_end > params.dominant_share and share_start > params.dominant_share
+    if not (spread or dominant):
+        return
+    run_steps = [ctx.curve(t.tag).steps for t in judged]
+    first, last = min(s[0] for s in run_steps), max(s[-1] for s in run_steps)
+    largest, smallest = judged[big], judged[small]
+    tags = [largest.tag, smallest.tag] if spread else [t.tag for t in sorted(judged, key=lambda t: -t.end)]
+    if spread:
+        message = (
+            f"loss term {smallest.tag} is {ratio_end:,.0f}x smaller than {largest.tag} (medians "
+            f"{fmt(smallest.end)} vs {fmt(largest.end)} at the end, {ratio_start:,.0f}x at the start; "
+            f"threshold {params.ratio_threshold:g}x)"
+        )
+    else:
+        message = (
+            f"loss term {largest.tag} is {share_end:.0%} of the summed loss terms at the end and "
+            f"{share_start:.0%} at the start (threshold {params.dominant_share:.0%})"
+        )
+    yield check.finding(
+        ctx,
+        tags=tags,
+        steps=(first, last),
+        message=message,
+        evidence={
+            "largest_term": largest.tag,
+            "smallest_term": smallest.tag,
+            "ratio_end": round(float(ratio_end), 3),
+            "ratio_start": round(float(ratio_start), 3),
+            "largest_share_end": round(float(share_end), 4),
+            "largest_share_start": round(float(share_start), 4),
+            "term_medians_end": {t.tag: t.end for t in judged},
+            "term_medians_start": {t.tag: t.start for t in judged},
+            "learned_terms_left_out": learned,
+            "ratio_threshold": params.ratio_threshold,
+            "dominant_share": params.dominant_share,
+        },
+        # Loss values are not gradients: a small term can still have large gradients.
+        confidence=Confidence.MEDIUM,
+    )
+
+
+CHECK = Check(
+    code="T001",
+    name="loss-scale-imbalance",
+    title="Loss terms of very different scales",
+    severity=Severity.WARNING,
+    needs=(Role.LOSS_COMPONENT,),
+    params=Params,
+    advice=(
+        "Set the loss weights so the terms are of similar size early in training (or normalise each by "
+        "its initial value); for many tasks try uncertainty weighting or GradNorm."
+    ),
+    detect=detect,
+    doc=__doc__,
+)

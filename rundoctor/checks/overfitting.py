@@ -1,0 +1,371 @@
+"""Overfitting: the validation loss turns up, or stops improving, while the training loss falls.
+
+What it detects
+---------------
+The validation loss reached its minimum and then either rose well above it (by more than
+``rise_threshold`` of the minimum and more than ``noise_sigmas`` times the noise of a
+smoothed level) while the training loss kept falling (by ``min_train_drop``), or it has not
+improved for the last ``stall_fraction`` of the evaluations while the training loss fell by
+``stall_train_drop`` and ended ``min_gap_ratio`` times below it.  Either way the training
+loss must fall by more than ``train_noise_sigmas`` times its own noise.  Levels are robust:
+the minimum is taken on a rolling median and the end level is the median of the last
+evaluations, so a transient spike, early or late, is not overfitting.  Validation and
+training losses are compared by step (validation per epoch, training per step); a
+validation series on an axis of its own (epochs against iterations) is stretched onto the
+training steps.
+
+Every total validation loss is judged against the main training loss.  A run without one
+(YOLO) has each validation term judged against the training term of the same name after
+the split (``val/cls_loss`` against ``train/cls_loss``), or against the main training loss
+when none matches (``eval_g0_loss``).  Such a finding is a low-confidence note unless the
+sum of the validation terms also rose past the threshold or the validation metrics (mAP,
+accuracy; median over them) fell ``metric_drop`` below their best: one small term creeping
+up while the metrics hold is a mild, late overfit of one head, not a reason to stop.
+
+Why it matters
+--------------
+Past the best step the model memorises the training set: every further step costs
+generalisation and compute, and the last checkpoint is worse than an earlier one.
+
+What to try
+-----------
+Keep the checkpoint of the best step (early stopping on the validation loss, with a
+patience of a few evaluations); then add data or augmentation and regularise: weight decay,
+dropout, label smoothing, or a smaller model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import Role
+
+# A median of w Gaussian points is sqrt(pi / 2) times noisier than their mean.
+MEDIAN_NOISE = float(np.sqrt(np.pi / 2))
+
+
+@dataclass(frozen=True)
+class Params:
+    # 10%: validation noise on real runs is 1-5% of the loss (R29, R30), so a 10% rise of the
+    # smoothed level is a change of regime; overfit real runs rise 18-170% (R27, R33, R41).
+    rise_threshold: float = field(
+        default=0.10, metadata={"help": "Rise of the validation loss above its minimum, as a fraction of it."}
+    )
+    # 5 sigma of a smoothed level: the minimum picks the luckiest stretch of a noisy curve, so
+    # on pure noise the end level sits 4.6-5 level sigmas above it in 1% of curves
+    # (simulated, 55 to 2,000 points).
+    noise_sigmas: float = field(
+        default=5.0,
+        metadata={
+            "help": "The rise must also exceed this many noise sigmas of a smoothed level "
+            "(point-to-point noise x 1.25 / sqrt(window))."
+        },
+    )
+    # 4 sigma: two levels of pure noise differ by that much in 0.5% of curves; the training
+    # losses of the overfit real runs fall 5.7 (R27, R30) to 1,500 sigma.
+    train_noise_sigmas: float = field(
+        default=4.0,
+        metadata={
+            "help": "The training-loss drop must also exceed this many noise sigmas of a smoothed level."
+        },
+    )
+    # 5%: the training loss must still be going down, not just flat with noise.
+    min_train_drop: float = field(
+        default=0.05,
+        metadata={"help": "Training-loss drop after the best step that counts as still falling."},
+    )
+    # A third of the evaluations without a new best is beyond any early-stopping patience.
+    stall_fraction: float = field(
+        default=0.30,
+        metadata={"help": "Share of evaluations after the best one for a stalled validation loss."},
+    )
+    # 25%: healthy runs whose validation loss flattens (R05, R18) see the training loss fall
+    # 13-18% over the flat stretch; overfit ones (R29, R30) 27-30%.
+    stall_train_drop: float = field(
+        default=0.25,
+        metadata={"help": "Training-loss drop after the best step that makes a stall overfitting."},
+    )
+    # 1.5x: regularised healthy runs end with the validation loss within 1.0-1.25x of training.
+    min_gap_ratio: float = field(
+        default=1.5, metadata={"help": "Final validation/training loss ratio required for a stall."}
+    )
+    # 5%: metrics of healthy detection runs end within 1% of their best (R16, R18, R20, by
+    # median over precision, recall and mAP); the overfit R22 ends 6.5% below.
+    metric_drop: float = field(
+        default=0.05,
+        metadata={
+            "help": "Median fall of the validation metrics below their best that confirms a rising loss term."
+        },
+    )
+    smooth_fraction: float = field(
+        default=0.10, metadata={"help": "Rolling-median window, as a fraction of the evaluations."}
+    )
+    # Five evaluations: a minimum, something after it, and a tail of three to take a median of.
+    min_points: int = field(default=5, metadata={"help": "Fewest validation points to judge a curve."})
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One validation loss against its training loss, and which signature (if any) it shows."""
+
+    val: str
+    train: str
+    component: bool
+    rescaled: bool  # validation steps stretched onto the training axis
+    evaluations: int
+    after_best: int  # evaluations after the best one
+    best_step: int
+    best_value: float  # the raw minimum: where early stopping would have stopped
+    min_level: float  # the smoothed minimum the rise is measured from
+    end_level: float
+    last_step: int
+    rise: float
+    rise_sigmas: float
+    train_at_best: float
+    train_at_end: float
+    train_drop: float
+    gap_ratio: float
+    kind: str | None  # "rise", "stall" or None
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "signature": self.kind,
+            "train_tag": self.train,
+            "best_step": self.best_step,
+            "rise_pct": round(100 * self.rise, 2),
+            "train_drop_pct": round(100 * self.train_drop, 2),
+        }
+
+
+def level_noise(values: np.ndarray, width: int) -> float:
+    """Noise of a median of ``width`` points: the point noise times sqrt(pi / 2) / sqrt(width)."""
+    return float(signal.noise_sigma(values) * MEDIAN_NOISE / np.sqrt(width))
+
+
+def trend_free_noise(values: np.ndarray, width: int) -> float:
+    """Like :func:`level_noise`, from second differences: a steep, curving loss is not noise.
+
+    First differences of a falling curve change along it (fast at first, slow later), which
+    inflates their spread; second differences cancel that, and for white noise of sigma
+    they have a standard deviation of sqrt(6) sigma.
+    """
+    if values.size < 4:
+        return 0.0
+    second = np.diff(values, 2)
+    mad = float(np.median(np.abs(second - np.median(second))))
+    return float(mad * signal.MAD_TO_SIGMA / np.sqrt(6.0) * MEDIAN_NOISE / np.sqrt(width))
+
+
+def in_sigmas(change: float, noise: float) -> float:
+    return change / noise if noise > 0 else float("inf") if change > 0 else 0.0
+
+
+def _rise(values: np.ndarray, params: Params) -> tuple[float, float, float, float]:
+    """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve."""
+    width = signal.window(values.size, params.smooth_fraction)
+    minimum = float(signal.rolling_median(values, width).min())
+    _, end = signal.edge_levels(values, params.smooth_fraction)
+    sigmas = in_sigmas(end - minimum, level_noise(values, width))
+    return minimum, end, (end - minimum) / abs(minimum), sigmas
+
+
+def measure(ctx: RunContext, pair: signal.LossPair, params: Params) -> Measured | None:
+    val = ctx.curve(pair.val).finite
+    train = ctx.curve(pair.train).finite
+    if len(val) < params.min_points or len(train) < params.min_points or val.values.min() <= 0:
+        return None  # a relative rise needs a positive minimum
+    same_axis = ctx.run.axis_of(pair.val) == ctx.run.axis_of(pair.train)
+    at = signal.steps_on_axis_of(val.steps, train.steps, same_axis)
+    best = int(np.argmin(val.values))
+    minimum, end, rise, sigmas = _rise(val.values, params)
+    # Both training levels are read the same way (smoothed, at the steps of validation
+    # points), so the half-epoch lag of epoch-mean training losses cancels out.
+    train_fraction = params.smooth_fraction / 2
+    train_best, train_end = signal.smoothed_at(train.steps, train.values, at[[best, -1]], train_fraction)
+    drop = (train_best - train_end) / abs(train_best) if train_best != 0 else 0.0
+    falling = (
+        in_sigmas(
+            train_best - train_end, trend_free_noise(train.values, signal.window(len(train), train_fraction))
+        )
+        >= params.train_noise_sigmas
+    )
+    gap = end / train_end if train_end > 0 else float("nan")
+    after = len(val) - 1 - best
+    kind = None
+    if (
+        falling
+        and drop >= params.min_train_drop
+        and after >= 2
+        and (rise >= params.rise_threshold and sigmas >= params.noise_sigmas)
+    ):
+        kind = "rise"
+    elif (
+        falling
+        and drop >= params.stall_train_drop
+        and after >= params.stall_fraction * len(val)
+        and (end >= val.values[best] and gap >= params.min_gap_ratio)
+    ):
+        kind = "stall"
+    return Measured(
+        val=pair.val,
+        train=pair.train,
+        component=pair.component,
+        rescaled=bool(at[0] != val.steps[0] or at[-1] != val.steps[-1]),
+        evaluations=len(val),
+        after_best=after,
+        best_step=int(val.steps[best]),
+        best_value=float(val.values[best]),
+        min_level=minimum,
+        end_level=end,
+        last_step=int(val.steps[-1]),
+        rise=rise,
+        rise_sigmas=float(sigmas),
+        train_at_best=float(train_best),
+        train_at_end=float(train_end),
+        train_drop=float(drop),
+        gap_ratio=float(gap),
+        kind=kind,
+    )
+
+
+def summed_rise(ctx: RunContext, tags: list[str], params: Params) -> tuple[float, float]:
+    """(rise, rise in sigmas) of the sum of validation terms, over the steps all of them share."""
+    curves = [ctx.curve(tag) for tag in tags]
+    shared = curves[0].steps
+    for curve in curves[1:]:
+        shared = np.intersect1d(shared, curve.steps)
+    total = np.zeros(shared.size)
+    for curve in curves:
+        total += curve.values[np.searchsorted(curve.steps, shared)]
+    total = total[np.isfinite(total)]
+    if total.size < params.min_points or total.min() <= 0:
+        return float("nan"), float("nan")
+    _, _, rise, sigmas = _rise(total, params)
+    return rise, sigmas
+
+
+def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float]]:
+    """Median relative fall of the validation metrics from their smoothed best to their end."""
+    falls: dict[str, float] = {}
+    for tag in ctx.tags(Role.VAL_ACCURACY, Role.VAL_METRIC):
+        values = ctx.curve(tag).finite.values
+        if values.size < params.min_points:
+            continue
+        sign = 1.0 if signal.higher_is_better(tag) else -1.0
+        smooth = sign * signal.rolling_median(values, signal.window(values.size, params.smooth_fraction))
+        best = float(smooth.max())
+        _, end = signal.edge_levels(sign * values, params.smooth_fraction)
+        if best != 0:
+            falls[tag] = round((best - end) / abs(best), 4)
+    return (float(np.median(list(falls.values()))) if falls else float("nan")), falls
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    measured = [m for m in (measure(ctx, pair, params) for pair in signal.loss_pairs(ctx)) if m is not None]
+    firing = [m for m in measured if m.kind is not None]
+    if not firing:
+        return
+    head = max(firing, key=lambda m: (m.kind == "rise", not m.rescaled, m.rise, m.train_drop))
+    severity, confidence = Severity.WARNING, Confidence.MEDIUM
+    if (
+        head.kind == "rise"
+        and head.rise >= 2 * params.rise_threshold
+        and head.rise_sigmas >= 2 * params.noise_sigmas
+    ):
+        confidence = Confidence.HIGH
+    fall, falls = metric_fall(ctx, params)
+    evidence: dict[str, object] = {
+        "val_tag": head.val,
+        "train_tag": head.train,
+        "signature": head.kind,
+        "best_step": head.best_step,
+        "best_val_loss": head.best_value,
+        "val_min_smoothed": head.min_level,
+        "val_end": head.end_level,
+        "val_rise_pct": round(100 * head.rise, 2),
+        "val_rise_noise_sigmas": _rounded(head.rise_sigmas, 2),
+        "train_at_best": head.train_at_best,
+        "train_at_end": head.train_at_end,
+        "train_drop_pct": round(100 * head.train_drop, 2),
+        "val_train_gap_ratio": _rounded(head.gap_ratio, 3),
+        "evaluations": head.evaluations,
+        "evaluations_after_best": head.after_best,
+        "val_steps_rescaled": head.rescaled,
+        "val_metric_fall_pct": _rounded(100 * fall, 2),
+        "val_metric_falls": falls,
+        "rise_threshold_pct": 100 * params.rise_threshold,
+        "noise_sigmas_threshold": params.noise_sigmas,
+        "tags": {m.val: m.summary() for m in firing},
+    }
+    if head.component:
+        rise, sigmas = summed_rise(ctx, [m.val for m in measured], params)
+        evidence["summed_val_terms_rise_pct"] = _rounded(100 * rise, 2)
+        confirmed = (
+            rise >= params.rise_threshold and sigmas >= params.noise_sigmas
+        ) or fall >= params.metric_drop
+        if not confirmed:
+            severity, confidence = Severity.INFO, Confidence.LOW
+    yield check.finding(
+        ctx,
+        tags=[head.val, head.train, *(m.val for m in firing if m is not head)],
+        steps=(head.best_step, head.last_step),
+        message=_message(head, len(firing) - 1, params),
+        evidence=evidence,
+        severity=severity,
+        confidence=confidence,
+        advice=(
+            f"Keep the checkpoint of step {head.best_step:,} (early stopping on {head.val} with a patience "
+            "of a few evaluations); then add data or augmentation and regularise: weight decay, dropout, "
+            "label smoothing, or a smaller model."
+        ),
+    )
+
+
+def _rounded(value: float, digits: int) -> float | None:
+    """A number for the evidence; None where it is undefined (no noise, no metric)."""
+    return round(float(value), digits) if np.isfinite(value) else None
+
+
+def _message(head: Measured, others: int, params: Params) -> str:
+    more = f"; {others} more validation loss{'es' if others > 1 else ''} likewise" if others else ""
+    if head.kind == "rise":
+        return (
+            f"{head.val} rose {head.rise:.0%} above its minimum {fmt(head.min_level)} "
+            f"(best {fmt(head.best_value)} at step {head.best_step:,}) while {head.train} fell "
+            f"{head.train_drop:.0%} (threshold {params.rise_threshold:.0%}){more}"
+        )
+    return (
+        f"{head.val} has not improved since step {head.best_step:,} (best {fmt(head.best_value)}, "
+        f"{head.after_best} of {head.evaluations} evaluations ago) while {head.train} fell "
+        f"{head.train_drop:.0%} and ended {head.gap_ratio:.1f}x below it (thresholds: train drop "
+        f"{params.stall_train_drop:.0%}, gap {params.min_gap_ratio:g}x){more}"
+    )
+
+
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A validation loss that bottoms out a third of the way in and climbs back."""
+    epochs = np.arange(50)
+    progress = epochs / 49
+    return epochs, 0.7 + 1.5 * np.exp(-progress / 0.08) + 1.2 * np.clip(progress - 0.3, 0.0, None)
+
+
+CHECK = Check(
+    code="G001",
+    name="overfitting",
+    title="Validation loss turns up while training loss falls",
+    severity=Severity.WARNING,
+    needs=((Role.TRAIN_LOSS, Role.LOSS_COMPONENT), (Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)),
+    params=Params,
+    advice=(
+        "Keep the best checkpoint (early stopping on the validation loss); add data or augmentation; "
+        "regularise: weight decay, dropout, label smoothing, or a smaller model."
+    ),
+    detect=detect,
+    doc=__doc__,
+    example=_example,
+)

@@ -1,0 +1,140 @@
+"""T001 loss-scale-imbalance: loss terms two orders of magnitude apart, or one dominating."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.loss_scale_imbalance import CHECK
+from tests import curves as c
+
+N = 500
+
+
+def term(start: float, end: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    return c.steps(N, every=20, start=19), c.noisy(c.decay(N, start, end, 3.0), 0.05, seed=seed)
+
+
+def findings(series, **params):
+    found = c.find(CHECK, series, **params)
+    for finding in found:
+        c.assert_well_formed(finding)
+    return found
+
+
+def test_terms_two_orders_of_magnitude_apart_fire():
+    series = {
+        "loss_box": term(2.0, 1.0, 1),
+        "loss_cls": term(1.0, 0.5, 2),
+        "loss_aux": term(0.008, 0.004, 3),
+    }
+    [finding] = findings(series)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "T001",
+        Severity.WARNING,
+        Confidence.MEDIUM,
+    )
+    assert finding.tags == ("loss_box", "loss_aux")
+    assert (finding.first_step, finding.last_step) == (19, 19 + 20 * (N - 1))
+    assert finding.evidence["ratio_end"] == pytest.approx(250, rel=0.1)
+    assert finding.evidence["ratio_start"] > 100
+    assert "loss_aux is 2" in finding.message and "threshold 100x" in finding.message
+
+
+def test_detectron2_like_terms_within_an_order_of_magnitude_do_not_fire():
+    series = {
+        "loss_cls": term(0.7, 0.3, 1),
+        "loss_box_reg": term(0.8, 0.6, 2),
+        "loss_mask": term(0.6, 0.2, 3),
+        "loss_rpn_cls": term(0.06, 0.03, 4),
+        "loss_rpn_loc": term(0.05, 0.03, 5),
+        "total_loss": term(2.2, 1.2, 6),
+    }
+    assert findings(series) == []
+
+
+def test_near_miss_just_under_a_hundredfold_and_a_lower_threshold_flips_it():
+    series = {"loss_box": term(2.0, 1.0, 1), "loss_aux": term(0.022, 0.011, 2)}
+    assert findings(series) == []  # 91x
+    [finding] = findings(series, ratio_threshold=50.0)
+    assert finding.evidence["ratio_threshold"] == 50.0
+
+
+def test_a_learned_term_is_left_out():
+    # Like detectron2's RPN objectness after fine-tuning: hundreds of times smaller than the
+    # other term, but falling 30x: it is being solved, not drowned out.
+    steps = c.steps(N, every=20, start=19)
+    series = {
+        "loss_box": term(1.0, 0.5, 1),
+        "loss_rpn_cls": (steps, c.noisy(c.decay(N, 0.005, 0.00002, 6.0), 0.05, seed=2)),
+    }
+    assert findings(series) == []
+    [finding] = findings(series, learned_factor=1e6)
+    assert finding.evidence["smallest_term"] == "loss_rpn_cls"
+    assert finding.evidence["learned_terms_left_out"] == []
+
+
+def test_one_dominant_term_fires():
+    series = {
+        "loss_recon": term(40.0, 20.0, 1),
+        "loss_kl": term(1.5, 1.0, 2),
+        "loss_perc": term(1.2, 0.8, 3),
+    }
+    [finding] = findings(series)
+    assert finding.evidence["largest_share_end"] > 0.9
+    assert finding.tags[0] == "loss_recon"
+    assert "of the summed loss terms" in finding.message
+
+
+def test_signed_terms_of_a_gan_are_not_judged():
+    steps = c.steps(N)
+    series = {
+        "train_disc_loss": (steps, 0.3 * np.sin(np.arange(N) / 7.0)),
+        "train_gen_loss": (steps, 100.0 + np.cos(np.arange(N) / 5.0)),
+    }
+    assert findings(series) == []
+
+
+def test_a_term_logged_per_step_and_per_epoch_counts_once():
+    series = {
+        "train_loss_cross_step": term(2.0, 1.0, 1),
+        "train_loss_cross_epoch": term(2.0, 1.0, 2),
+    }
+    assert findings(series) == []
+    assert findings({**series, "train_loss_aux_step": term(0.01, 0.005, 3)})[0].evidence[
+        "term_medians_end"
+    ].keys() == {
+        "train_loss_cross_step",
+        "train_loss_aux_step",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(c.HOSTILE))
+def test_hostile_series_do_not_raise(name):
+    assert isinstance(findings({"loss_box": term(2.0, 1.0, 1), "loss_cls": c.HOSTILE[name]}), list)
+    assert isinstance(findings({"loss_box": c.HOSTILE[name], "loss_cls": c.HOSTILE[name]}), list)
+
+
+@pytest.mark.parametrize(
+    "relative",
+    [
+        "Asad-Ismail__SMN__detectron2-maskrcnn/output/metrics.json",
+        "Elbhnasy__Medical_Waste_Detection_Detectron2__detectron2-frcnn-plateau/output/metrics.json",
+        "1WangXT__Pipeline_Defect_Recognition__yolov5-transient-nan/runs/train/exp/results.csv",
+        "DeepPicEI__Elderly-fall-detection__ultralytics-yolo11/runs/train/exp/results.csv",
+        "AIRI-Institute__genrisk__lightning-wgan/lightning_logs/version_10/metrics.csv",
+        (
+            "boostcampaitech6__level2-objectdetection-cv-02__mmengine-codetr-scalars/work_dirs/co-detr/"
+            "20240116_160126/vis_data/scalars.json"
+        ),
+    ],
+)
+def test_real_healthy_multi_task_runs_do_not_fire(real_logs, relative):
+    assert c.run_check(CHECK, c.real_run(real_logs / relative)) == []
+
+
+@pytest.mark.parametrize("relative", c.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative):
+    for run in c.real_runs(real_logs, relative):
+        assert [f.message for f in c.run_check(CHECK, run) if f.severity is not Severity.INFO] == [], run.id
