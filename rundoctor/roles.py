@@ -60,13 +60,16 @@ _COUNTER_NAMES = re.compile(
     r"memory|max_mem|eta|num_tokens|tokens_per_second|throughput|hp_metric)($|_)"
 )
 
+_CONFIDENCE = re.compile(r"confidence|max_?prob|mean_?prob|max_?softmax|pred(icted)?_?prob")
+
 # (kind, pattern on the normalised name): first match wins.
 RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("lr", re.compile(r"(^|_)(lr\d*|learning_rate|lr_[a-z0-9]+|pg\d+)($|_)")),
     ("grad_norm", re.compile(r"grad(ient)?_?norm|(^|_)gnorm($|_)")),
-    ("confidence", re.compile(r"confidence|max_?prob|mean_?prob|max_?softmax|pred(icted)?_?prob")),
-    ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|balanced_acc|macro_|_macro($|_)")),
+    ("confidence", _CONFIDENCE),
+    # Losses before per-class metrics: ``loss_cls0`` is a term of the loss, not a class metric.
     ("loss", re.compile(r"(^|_)(loss|losses|nll|xent|cross_entropy|mse|mae_loss)($|_)|loss")),
+    ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|balanced_acc|macro_|_macro($|_)")),
     # Ranks of the right answer (``acc_mean_pos``, ``mean_rank``, MRR) are not accuracies.
     ("metric", re.compile(r"(^|_)(mean_pos|mean_position|mean_rank|median_rank|rank|mrr)($|_)")),
     ("accuracy", re.compile(r"(^|_)(acc|accuracy|acc\d|top_?[15]|top[15]_acc)($|_)|accuracy")),
@@ -96,7 +99,7 @@ def infer_role(tag: str, *, histogram: bool = False) -> Role:
     words = normalise(tag)
     joined = "_".join(words)
     if histogram:
-        return Role.PROB_HISTOGRAM if RULES[2][1].search(joined) or re.search(
+        return Role.PROB_HISTOGRAM if _CONFIDENCE.search(joined) or re.search(
             r"(^|_)(prob|probs|probabilities|sigmoid|softmax|predictions|preds)($|_)", joined
         ) else Role.OTHER
     split = "val" if VAL_WORDS.intersection(words) else "train" if TRAIN_WORDS.intersection(words) else None
@@ -174,7 +177,7 @@ def primary(run: Run, role: Role) -> str | None:
         # Lightning's ``val_loss_step`` counts validation batches on its own step axis; the
         # per-evaluation series is the curve to compare with training.
         own_axis = role in _VAL_ROLES and tag.lower().endswith("_step")
-        return (not own_axis, len(run.curve(tag)), -candidates.index(tag))
+        return (not own_axis, run.point_count(tag), -candidates.index(tag))
 
     return max(candidates, key=rank)
 

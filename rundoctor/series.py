@@ -181,6 +181,10 @@ class Run:
         """Tags that have at least one point, in first-logged order of their names."""
         return [name for name in self.tag_names if name in self._slices]
 
+    def point_count(self, tag: str) -> int:
+        index = self._slices.get(tag)
+        return 0 if index is None else int(index.size)
+
     def curve(self, tag: str) -> Curve:
         index = self._slices.get(tag)
         if index is None:

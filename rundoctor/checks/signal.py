@@ -492,10 +492,10 @@ def local_noise(values: np.ndarray, width: int) -> np.ndarray:
     if values.size < 2:
         return np.zeros(values.size)
     changes = np.abs(np.diff(values))
-    # Each point takes the larger of the changes into and out of it; the median of a window
-    # of them ignores the two a spike itself produces.
-    around = np.maximum(np.concatenate((changes[:1], changes)), np.concatenate((changes, changes[-1:])))
-    return np.asarray(rolling_median(around, width) * (MAD_TO_SIGMA / np.sqrt(2.0)), dtype=np.float64)
+    # Each point takes the change into it (the first the change out of it); the median of a
+    # window of them ignores the two a spike itself produces.
+    into = np.concatenate((changes[:1], changes))
+    return np.asarray(rolling_median(into, width) * (MAD_TO_SIGMA / np.sqrt(2.0)), dtype=np.float64)
 
 
 def drift(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:

@@ -1,0 +1,174 @@
+"""The number of classes C, for the checks that compare accuracy with 1/C and loss with ln C.
+
+Where C comes from, first found wins:
+
+1. an explicit value (``--num-classes`` or the config file);
+2. the hyper-parameters stored beside the log (``run.metadata``, flattened to dotted keys):
+   a count under ``num_classes``, ``n_classes``, ``num_labels``, ``nc``, ``num_class``,
+   ``n_class`` or ``classes`` (any nesting, e.g. ``model.num_classes``; names compared
+   case-insensitively), or a list of classes under ``classes``, ``class_names``,
+   ``label_names`` or ``id2label`` (its length; a list flattened to ``classes.0``,
+   ``classes.1``, ... counts its children).  For one name, a top-level key wins over a
+   nested one;
+3. inferred from the curves.  An untrained classifier predicts roughly uniform
+   probabilities, so its cross-entropy starts at ln C and its accuracy at 1/C:
+
+   - the first finite training loss is within 2% of ln C for an integer C in 2..1000 and
+     the first value of an accuracy series is within 15% of 1/C (of the candidate C the
+     one whose 1/C is nearest the accuracy); or
+   - the run logs no accuracy at all and the first loss is within 1% of ln C for C in
+     2..20, a tighter window because nothing corroborates it.  Above C = 20 the 1%
+     windows of neighbouring C overlap, so any loss would match one of them.
+
+   A loss that matches no C, or an accuracy that contradicts the loss, leaves C unknown:
+   a wrong C is worse than none, since checks then compare against the wrong chance level.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+
+import numpy as np
+
+from rundoctor.checks.base import NumClasses
+from rundoctor.checks.signal import fraction_values
+from rundoctor.roles import ACCURACY_ROLES, Role, primary
+from rundoctor.series import Run
+
+# Keys holding the number of classes, most specific first.
+COUNT_KEYS = ("num_classes", "n_classes", "num_labels", "nc", "num_class", "n_class", "classes")
+# Keys holding the classes themselves (a list or a mapping): C is their number.
+LIST_KEYS = ("classes", "class_names", "label_names", "id2label")
+
+# Inference windows (see the module docstring).  2% on the loss absorbs the first logged
+# loss being an average over the first steps of training; 15% on the accuracy absorbs an
+# evaluation set whose class mix is not exactly uniform, while a noisy first epoch mean of a
+# different quantity (a top-5 rate, a mean rank) rarely lands that close by chance.
+LOSS_TOLERANCE = 0.02
+ACCURACY_TOLERANCE = 0.15
+MAX_INFERRED = 1000
+LOSS_ONLY_TOLERANCE = 0.01
+MAX_LOSS_ONLY = 20
+# Extreme classification reaches millions of labels; a larger count is not a class count.
+MAX_FROM_METADATA = 10_000_000
+
+
+def resolve_num_classes(
+    run: Run, explicit: int | None = None, explicit_source: str = "--num-classes"
+) -> NumClasses | None:
+    """C from the explicit value, the run's hyper-parameters, or the curves; None if unknown.
+
+    Raises ValueError for an explicit value below 2 (a usage error, not a property of the log).
+    """
+    if explicit is not None:
+        if explicit < 2:
+            raise ValueError(f"{explicit_source} must be at least 2, got {explicit}")
+        return NumClasses(int(explicit), explicit_source)
+    return from_metadata(run.metadata) or inferred(run)
+
+
+def from_metadata(metadata: dict[str, str]) -> NumClasses | None:
+    """C from hyper-parameters flattened to dotted keys (see the module docstring)."""
+    entries = [(key, key.lower().replace("-", "_").split(".")) for key in metadata]
+    # By the order of the key lists above; for one name, top-level keys before nested ones.
+    entries.sort(key=lambda entry: len(entry[1]))
+    for names, read in ((COUNT_KEYS, _count), (LIST_KEYS, _length)):
+        for name in names:
+            for key, parts in entries:
+                if parts[-1] != name:
+                    continue
+                value = read(metadata[key])
+                if value is not None and 2 <= value <= MAX_FROM_METADATA:
+                    return NumClasses(value, f"metadata: {key}")
+    for name in LIST_KEYS:
+        counted = _children(entries, name)
+        if counted is not None:
+            return counted
+    return None
+
+
+def inferred(run: Run) -> NumClasses | None:
+    """C from the first training loss, corroborated by the first accuracy when one is logged."""
+    loss_tag = primary(run, Role.TRAIN_LOSS)
+    if loss_tag is None:
+        return None
+    loss = run.curve(loss_tag).by_step.finite
+    if len(loss) == 0 or not loss.values[0] > 0:
+        return None
+    first_loss = float(loss.values[0])
+    series = [
+        (tag, fraction_values(run.curve(tag).by_step.finite.values))
+        for tag in run.tags_with(*ACCURACY_ROLES)
+    ]
+    accuracies = [(tag, float(values[0])) for tag, values in series if values.size]
+    if not accuracies:
+        candidates = _classes_near(first_loss, LOSS_ONLY_TOLERANCE, MAX_LOSS_ONLY)
+        if candidates.size != 1:
+            return None
+        classes = int(candidates[0])
+        return NumClasses(classes, f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}")
+    candidates = _classes_near(first_loss, LOSS_TOLERANCE, MAX_INFERRED)
+    best: tuple[float, int, str, float] | None = None
+    for tag, first_accuracy in accuracies:
+        for classes in candidates:
+            error = abs(first_accuracy * classes - 1.0)
+            if error <= ACCURACY_TOLERANCE and (best is None or error < best[0]):
+                best = (error, int(classes), tag, first_accuracy)
+    if best is None:
+        return None
+    _, classes, tag, first_accuracy = best
+    return NumClasses(
+        classes,
+        f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}, "
+        f"first {tag} {first_accuracy:.3g} ≈ 1/{classes}",
+    )
+
+
+def _classes_near(loss: float, tolerance: float, largest: int) -> np.ndarray:
+    """Every C in 2..largest whose ln C is within ``tolerance`` (relative) of ``loss``."""
+    classes = np.arange(2, largest + 1)
+    logs = np.log(classes)
+    return classes[np.abs(loss - logs) <= tolerance * logs]
+
+
+def _count(text: str) -> int | None:
+    """An integer count written as ``10`` or ``10.0``; a list counts its items."""
+    text = text.strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return _length(text)
+    if math.isfinite(number) and number == int(number):
+        return int(number)
+    return None
+
+
+def _length(text: str) -> int | None:
+    """The number of items of a list or mapping written as JSON, Python or YAML flow style."""
+    text = text.strip()
+    if (text[:1], text[-1:]) not in (("[", "]"), ("{", "}"), ("(", ")")):
+        return None
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(text)
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+            continue
+        if isinstance(parsed, (list, tuple, dict)):
+            return len(parsed)
+    inner = text[1:-1]
+    return len([item for item in inner.split(",") if item.strip()])
+
+
+def _children(entries: list[tuple[str, list[str]]], name: str) -> NumClasses | None:
+    """A list flattened to ``<prefix>.<name>.0``, ``<prefix>.<name>.1``: count its items."""
+    children: dict[str, set[str]] = {}
+    for key, parts in entries:
+        if len(parts) >= 2 and parts[-2] == name:
+            parent = key.rsplit(".", 1)[0]
+            children.setdefault(parent, set()).add(parts[-1])
+    for parent, items in sorted(children.items(), key=lambda item: item[0].count(".")):
+        if len(items) >= 2:
+            return NumClasses(len(items), f"metadata: {parent} ({len(items)} entries)")
+    return None

@@ -1,0 +1,170 @@
+"""Accuracy flat while its loss keeps falling.
+
+What it detects
+---------------
+An accuracy series (training or validation) that has stayed flat, at a level well below
+saturation, for a long final stretch of the run while the matching loss (validation loss
+for validation accuracy when one is logged, else the training loss) fell over that stretch
+and is still falling at its end.
+
+Why it matters
+--------------
+Accuracy only moves when predictions cross the decision boundary; the loss moves as soon
+as the model grows more confident in the right direction.  A falling loss under a flat
+accuracy means the model is still learning, and accuracy often jumps after a long flat
+stretch (phase changes, grokking).  Stopping now, or judging the run by its accuracy
+alone, throws that away.
+
+What to try
+-----------
+Do not stop yet: keep training while the loss falls, and judge progress by the loss.
+If the budget is fixed, compare a checkpoint from later in the run before deciding.  Make
+sure early stopping monitors the loss, or a patience long enough for the stretch seen here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import ACCURACY_ROLES, Role
+
+
+@dataclass(frozen=True)
+class Params:
+    min_points: int = field(
+        default=8, metadata={"help": "Accuracy points needed before the check judges a curve."}
+    )
+    smoothing: float = field(
+        default=0.05,
+        metadata={"help": "Smoothing window (accuracy EMA, loss median) as a share of the points."},
+    )
+    flat_tolerance: float = field(
+        default=0.01,
+        metadata={"help": "Half-width of the band (accuracy units) a flat curve stays in."},
+    )
+    min_flat_fraction: float = field(
+        default=0.3,
+        metadata={"help": "Shortest flat stretch worth reporting, as a fraction of the run."},
+    )
+    max_level: float = field(
+        default=0.8,
+        metadata={"help": "Flat accuracy above this is saturation, not a stall."},
+    )
+    min_loss_fall: float = field(
+        default=0.05,
+        metadata={"help": "Least relative fall of the smoothed loss over the flat stretch."},
+    )
+    min_recent_fall: float = field(
+        default=0.015,
+        metadata={
+            "help": "Least relative fall over the second half of the stretch (still falling)."
+        },
+    )
+
+
+# Defaults: a one-point band (0.01) is below what anyone reads as progress on an accuracy
+# plot; 30% of the run is long enough to tempt someone to stop.  Above 0.8 a flat curve is
+# usually saturated (detector background accuracy, easy data) and healthy runs show it all
+# the time.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
+# the last half separates "still falling" from a loss that has just converged.
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    for tag in ctx.tags(*ACCURACY_ROLES):
+        finding = _judge(check, ctx, params, tag)
+        if finding is not None:
+            yield finding
+
+
+def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> Finding | None:
+    steps, accuracy = signal.accuracy_levels(ctx, tag)
+    loss_tag = signal.matching_loss(ctx, tag)
+    if accuracy.size < params.min_points or loss_tag is None:
+        return None
+    span = signal.window(accuracy.size, params.smoothing)
+    smooth = signal.ema(accuracy, span)
+    tolerance = signal.flat_tolerance(accuracy, span, params.flat_tolerance)
+    start = signal.trailing_flat_start(smooth, tolerance)
+    run_span = float(steps[-1] - steps[0])
+    flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0
+    if run_span <= 0 or flat_steps / run_span < params.min_flat_fraction:
+        return None
+    level = float(np.median(accuracy[start:]))
+    if level > params.max_level:
+        return None
+    loss = ctx.curve(loss_tag).finite
+    at = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
+    if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
+        return None  # the loss does not cover the flat stretch
+    first, middle, last = signal.smoothed_at(
+        loss.steps,
+        loss.values,
+        np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]),
+        params.smoothing,
+    )
+    if first <= 0:
+        return None
+    fall = (first - last) / first
+    recent_fall = (middle - last) / middle if middle > 0 else float("nan")
+    if not (fall >= params.min_loss_fall and recent_fall >= params.min_recent_fall):
+        return None
+    classes = ctx.num_classes
+    # Less than half a chance level above 1/C: the accuracy has not left chance at all.
+    near_chance = classes is not None and level <= 1.5 / classes.value
+    evidence = {
+        "accuracy_tag": tag,
+        "loss_tag": loss_tag,
+        "flat_level": level,
+        "flat_band": tolerance,
+        "flat_from_step": int(steps[start]),
+        "flat_steps": int(flat_steps),
+        "flat_fraction": flat_steps / run_span,
+        "loss_at_flat_start": float(first),
+        "loss_at_end": float(last),
+        "loss_fall": float(fall),
+        "loss_fall_second_half": float(recent_fall),
+        "threshold_flat_fraction": params.min_flat_fraction,
+        "threshold_loss_fall": params.min_loss_fall,
+        "threshold_max_level": params.max_level,
+    }
+    if classes is not None:
+        evidence.update(chance_level=1.0 / classes.value, num_classes_source=classes.source)
+    split = "validation" if ctx.run.roles.get(tag) is Role.VAL_ACCURACY else "training"
+    at_chance = " (near chance)" if near_chance else ""
+    message = (
+        f"{split} accuracy {tag} flat at {fmt(level, 3)}{at_chance} (±{fmt(tolerance, 2)}) "
+        f"for the last {flat_steps:,.0f} steps ({flat_steps / run_span:.0%} of the run) "
+        f"while {loss_tag} fell {fall:.0%} ({fmt(first)} -> {fmt(last)}) and is still falling "
+        f"(thresholds: flat >= {params.min_flat_fraction:.0%} of the run, "
+        f"loss fall >= {params.min_loss_fall:.0%})"
+    )
+    return check.finding(
+        ctx,
+        tags=(tag, loss_tag),
+        steps=(steps[start], steps[-1]),
+        message=message,
+        evidence=evidence,
+        confidence=Confidence.HIGH if near_chance else Confidence.MEDIUM,
+    )
+
+
+CHECK = Check(
+    code="M001",
+    name="metric-flat-loss-falling",
+    title="Accuracy flat while the loss still falls",
+    severity=Severity.WARNING,
+    needs=(ACCURACY_ROLES, (Role.TRAIN_LOSS, Role.VAL_LOSS)),
+    params=Params,
+    advice=(
+        "Do not stop yet: the falling loss says the model is still learning and accuracy often "
+        "jumps after a flat stretch. Keep training while the loss falls, judge progress by the "
+        "loss, and give early stopping on accuracy enough patience (or monitor the loss)."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+)

@@ -1,0 +1,235 @@
+"""Metrics outside the range they can take: accuracy outside [0, 1], negative losses, AUC < 0.5.
+
+What it detects
+---------------
+- Accuracy series (training or validation) with values below 0 or above 1.  A series
+  logged in percent (every value in [0, 100], median above 1, as mmdetection logs ``acc``)
+  is not an error: it gets its own informational finding, since thresholds written for
+  [0, 1] would misread it.
+- Negative values of the main training or validation loss.  Only those two roles are
+  judged: loss components (GAN discriminator and generator terms, Wasserstein critics,
+  KL or contrastive terms) are legitimately signed.  A loss that starts non-negative and
+  turns negative is reported with high confidence (e.g. an mmdetection run exploding to
+  -7e28); one negative from its first point with medium confidence, because some
+  objectives are signed by design (the NLL of a continuous density, an ELBO).
+- AUC series (names saying auc, auroc or roc_auc) outside [0, 1], or persistently below
+  0.5: the median of the second half of the run at least 0.03 below 0.5 with 80% of its
+  points below 0.5.
+
+Why it matters
+--------------
+Cross-entropy and squared error cannot be negative and accuracy cannot exceed 1: such
+values come from a bug in the metric or loss code (wrong reduction, a sign flipped, a sum
+over the wrong axis, a counter divided by the wrong total) or from a numerical blow-up, and
+every conclusion drawn from the series is void.  An AUC below 0.5 means the scores rank the
+classes backwards: labels or scores are inverted.
+
+What to try
+-----------
+Recompute the metric by hand on one batch.  For accuracy: check the denominator (samples,
+not batches; masked tokens excluded) and the units.  For a negative loss: check the sign,
+that probabilities (not logits) go into log-based losses, and, if the loss exploded, lower
+the learning rate and clip gradients.  For AUC below 0.5: check the positive label and
+which column of the scores is passed (``y_score[:, 1]``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from collections.abc import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import ACCURACY_ROLES, METRIC_ROLES, Role
+
+
+@dataclass(frozen=True)
+class Params:
+    negative_tolerance: float = field(
+        default=1e-6, metadata={"help": "Loss values above minus this count as non-negative."}
+    )
+    auc_min_points: int = field(
+        default=3, metadata={"help": "AUC points needed before 'persistently below 0.5' is judged."}
+    )
+    auc_margin: float = field(
+        default=0.03, metadata={"help": "Median AUC of the second half must be this far below 0.5."}
+    )
+    auc_below_share: float = field(
+        default=0.8, metadata={"help": "Share of second-half AUC points that must be below 0.5."}
+    )
+
+
+# Defaults: 1e-6 absorbs the rounding of a loss that reaches 0 (MSE, KL of identical
+# distributions); 0.03 below 0.5 over half the run is beyond the noise of an AUC measured on
+# a few hundred examples, and 80% of the points keeps one lucky evaluation from hiding it.
+
+_AUC_NAME = re.compile(r"(^|[^a-z])(auc|auroc|roc_?auc)([^a-z]|$)")
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    for tag in ctx.tags(*ACCURACY_ROLES):
+        yield from _range(check, ctx, tag, "an accuracy")
+    for tag in ctx.tags(*METRIC_ROLES):
+        if ctx.run.roles.get(tag) not in ACCURACY_ROLES and _AUC_NAME.search(tag.lower()):
+            yield from _range(check, ctx, tag, "an AUC")
+            yield from _auc_below_half(check, ctx, params, tag)
+    for tag in ctx.tags(Role.TRAIN_LOSS, Role.VAL_LOSS):
+        yield from _negative_loss(check, ctx, params, tag)
+
+
+def _range(check: Check[Params], ctx: RunContext, tag: str, kind: str) -> Iterator[Finding]:
+    """A [0, 1] metric outside [0, 1], or the same metric logged in percent."""
+    curve = ctx.curve(tag).finite
+    values = curve.values
+    if values.size == 0:
+        return
+    if signal.accuracy_scale(values) == 100.0:
+        median = float(np.median(values))
+        yield check.finding(
+            ctx,
+            tags=(tag,),
+            steps=(curve.steps[0], curve.steps[-1]),
+            message=(
+                f"{tag} looks like {kind} in percent (values {fmt(float(values.min()), 3)}.."
+                f"{fmt(float(values.max()), 3)}, median {fmt(median, 3)}, all within [0, 100]), "
+                f"not a fraction in [0, 1]; read as percent by the other checks"
+            ),
+            evidence={
+                "tag": tag,
+                "min": float(values.min()),
+                "max": float(values.max()),
+                "median": median,
+                "unit": "percent",
+            },
+            severity=Severity.INFO,
+            advice=(
+                f"Nothing to fix if {tag} is meant in percent; otherwise check its units, "
+                f"or override its role if it is not {kind}."
+            ),
+        )
+        return
+    outside = (values < 0.0) | (values > 1.0)
+    if not outside.any():
+        return
+    where = curve.steps[outside]
+    yield check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(where[0], where[-1]),
+        message=(
+            f"{tag} is outside [0, 1] at {int(outside.sum())} of {values.size} points "
+            f"(min {fmt(float(values.min()))}, max {fmt(float(values.max()))}, first at step "
+            f"{int(where[0]):,}): {kind} must lie in [0, 1]"
+        ),
+        evidence={
+            "tag": tag,
+            "points_outside": int(outside.sum()),
+            "points": int(values.size),
+            "min": float(values.min()),
+            "max": float(values.max()),
+            "first_outside_step": int(where[0]),
+            "range_low": 0.0,
+            "range_high": 1.0,
+        },
+    )
+
+
+def _negative_loss(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str
+) -> Iterator[Finding]:
+    curve = ctx.curve(tag).finite
+    negative = curve.values < -params.negative_tolerance
+    if not negative.any():
+        return
+    where = curve.steps[negative]
+    turned = bool(curve.values[0] >= -params.negative_tolerance)
+    how = (
+        f"turned negative at step {int(where[0]):,}"
+        if turned
+        else "is negative from its first point (a signed objective by design?)"
+    )
+    yield check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(where[0], where[-1]),
+        message=(
+            f"{tag} {how}: {int(negative.sum())} of {curve.values.size} points below 0 "
+            f"(min {fmt(float(curve.values.min()))}, threshold -{params.negative_tolerance:g}); "
+            f"cross-entropy and squared-error losses cannot be negative"
+        ),
+        evidence={
+            "tag": tag,
+            "negative_points": int(negative.sum()),
+            "points": int(curve.values.size),
+            "min": float(curve.values.min()),
+            "first_negative_step": int(where[0]),
+            "first_value": float(curve.values[0]),
+            "threshold": -params.negative_tolerance,
+        },
+        confidence=Confidence.HIGH if turned else Confidence.MEDIUM,
+    )
+
+
+def _auc_below_half(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str
+) -> Iterator[Finding]:
+    curve = ctx.curve(tag).finite
+    auc = signal.fraction_values(curve.values)  # empty when out of range (reported above)
+    if auc.size < params.auc_min_points:
+        return
+    half = auc.size // 2
+    second = auc[half:]
+    median = float(np.median(second))
+    below = float(np.mean(second < 0.5))
+    if not (median <= 0.5 - params.auc_margin and below >= params.auc_below_share):
+        return
+    yield check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(curve.steps[half], curve.steps[-1]),
+        message=(
+            f"{tag} stays below 0.5 over the second half of the run (median {fmt(median, 3)}, "
+            f"{below:.0%} of points below 0.5; thresholds {fmt(0.5 - params.auc_margin, 3)} and "
+            f"{params.auc_below_share:.0%}): the scores rank the classes backwards"
+        ),
+        evidence={
+            "tag": tag,
+            "median_second_half": median,
+            "share_below_half": below,
+            "threshold_median": 0.5 - params.auc_margin,
+            "threshold_share": params.auc_below_share,
+        },
+        advice=(
+            "Check the positive label and which score column is passed (y_score[:, 1]); "
+            "labels or scores are inverted somewhere between the model and the metric."
+        ),
+    )
+
+
+CHECK = Check(
+    code="M006",
+    name="metric-out-of-range",
+    title="Metric outside its possible range",
+    severity=Severity.ERROR,
+    needs=(
+        (
+            *ACCURACY_ROLES,
+            Role.TRAIN_LOSS,
+            Role.VAL_LOSS,
+            Role.TRAIN_METRIC,
+            Role.VAL_METRIC,
+            Role.PER_CLASS_METRIC,
+        ),
+    ),
+    params=Params,
+    advice=(
+        "Recompute the metric by hand on one batch: check the denominator and units of "
+        "accuracies, the sign of the loss and that log-losses get probabilities or logits as "
+        "documented; if the loss exploded, lower the learning rate and clip gradients."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+)

@@ -1,0 +1,318 @@
+"""Predicted probabilities still near chance: the classifier has not separated the classes.
+
+What it detects
+---------------
+Any of three signs that the predicted probabilities sit near chance, c = 1/C (0.5 when the
+number of classes C is unknown, i.e. read as binary):
+
+- probability histograms: in the last logged histograms most of the mass lies within 20%
+  of c (0.4..0.6 for a binary classifier);
+- a mean-confidence or max-softmax series whose final quarter stays below
+  c + 0.2 * (1 - c) (0.6 for a binary classifier);
+- the double-softmax floor (needs C): when softmax is applied to the outputs and again
+  inside the cross-entropy, the second softmax sees probabilities in [0, 1], so even a
+  perfect first softmax (1 for the right class, 0 elsewhere) gives the right class only
+  e / (e + C - 1).  The loss cannot go below ln(1 + (C - 1) / e): 0.313 for C = 2, 0.744
+  for C = 4, 0.905 for C = 5, 1.461 for C = 10.  Reported when the loss sits within 10%
+  above that floor while accuracy is high enough that a model with a single softmax would
+  have a loss at most two thirds of it: a model with accuracy a that gives its answer
+  probability a and spreads the rest evenly has loss h(a) + (1 - a) ln(C - 1).
+
+Why it matters
+--------------
+Accuracy only looks at the arg-max; the probabilities show whether the model is sure.
+Probabilities stuck near chance mean the classes are not separated yet (more training, a
+higher learning rate), too much regularisation (label smoothing, temperature, dropout at
+evaluation), or, with the loss at the double-softmax floor, a bug that also shrinks the
+gradients and slows training.
+
+What to try
+-----------
+With the loss at the double-softmax floor: remove the softmax at the end of the model, or
+use NLLLoss on log-softmax outputs; CrossEntropyLoss and
+``SparseCategoricalCrossentropy(from_logits=True)`` expect raw logits.  Otherwise train
+longer or with a larger learning rate, reduce label smoothing or temperature, check that
+the model is in evaluation mode when confidences are measured, and calibrate afterwards
+(temperature scaling) if accuracy is fine but confidences are not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from collections.abc import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import ACCURACY_ROLES, Role
+from rundoctor.series import Histogram
+
+
+@dataclass(frozen=True)
+class Params:
+    min_points: int = field(
+        default=5, metadata={"help": "Points of a confidence, loss or accuracy series needed."}
+    )
+    tail_fraction: float = field(
+        default=0.25, metadata={"help": "Final share of a series whose median is judged."}
+    )
+    last_histograms: int = field(
+        default=3, metadata={"help": "How many of the last probability histograms are judged."}
+    )
+    band: float = field(
+        default=0.2, metadata={"help": "Near chance: within this fraction of the chance level c."}
+    )
+    max_share: float = field(
+        default=0.5, metadata={"help": "Share of histogram mass near chance that is reported."}
+    )
+    confidence_margin: float = field(
+        default=0.2,
+        metadata={"help": "Low confidence: below c + this share of the distance from c to 1."},
+    )
+    min_accuracy: float = field(
+        default=0.5, metadata={"help": "Accuracy needed before the double-softmax floor is judged."}
+    )
+    floor_margin: float = field(
+        default=0.1, metadata={"help": "Loss within this fraction above the floor is at the floor."}
+    )
+    loss_excess: float = field(
+        default=1.5,
+        metadata={"help": "The floor must be this many times the loss expected at that accuracy."},
+    )
+
+
+# Defaults: +-20% of chance is 0.4..0.6 for a binary classifier, the band practitioners read
+# as "not separated"; half the mass there is a majority of the predictions.  0.6 mean
+# confidence for a binary classifier is barely above a coin flip.  Below an accuracy of 0.5
+# a loss near the floor is ordinary.  A factor 1.5 between the floor and the expected loss
+# keeps a healthy but hard problem (loss naturally near the floor) from being reported.
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    chance = 1.0 / ctx.num_classes.value if ctx.num_classes else 0.5
+    classes_evidence: dict[str, float | int | str] = {"chance_level": chance}
+    if ctx.num_classes:
+        classes_evidence.update(
+            num_classes=ctx.num_classes.value, num_classes_source=ctx.num_classes.source
+        )
+    else:
+        classes_evidence.update(num_classes_source="unknown: read as binary")
+    for tag in sorted(ctx.run.histograms):
+        if ctx.run.roles.get(tag) is not Role.PROB_HISTOGRAM:
+            continue
+        finding = _histograms(check, ctx, params, tag, chance, classes_evidence)
+        if finding is not None:
+            yield finding
+    for tag in ctx.tags(Role.CONFIDENCE):
+        finding = _confidence(check, ctx, params, tag, chance, classes_evidence)
+        if finding is not None:
+            yield finding
+    if ctx.num_classes and ctx.num_classes.value >= 2:
+        for tag in ctx.tags(*ACCURACY_ROLES):
+            finding = _double_softmax(
+                check, ctx, params, tag, ctx.num_classes.value, classes_evidence
+            )
+            if finding is not None:
+                yield finding
+
+
+def share_within(histogram: Histogram, low: float, high: float) -> float:
+    """Share of a histogram's mass in [low, high], spreading each bucket's count evenly."""
+    counts = np.asarray(histogram.bucket_counts, dtype=np.float64)
+    limits = np.asarray(histogram.bucket_limits, dtype=np.float64)
+    total = counts.sum()
+    if counts.size == 0 or limits.size != counts.size or not total > 0:
+        return float("nan")
+    first_left = histogram.min if np.isfinite(histogram.min) else limits[0]
+    lefts = np.concatenate(([first_left], limits[:-1]))
+    rights = np.minimum(limits, histogram.max) if np.isfinite(histogram.max) else limits
+    lefts = np.minimum(lefts, rights)
+    widths = rights - lefts
+    overlap = np.clip(np.minimum(rights, high) - np.maximum(lefts, low), 0.0, None)
+    point_inside = (rights >= low) & (rights <= high)
+    fractions = np.where(widths > 0, overlap / np.where(widths > 0, widths, 1.0), point_inside)
+    return float((counts * fractions).sum() / total)
+
+
+def _is_probability(histogram: Histogram) -> bool:
+    """Every occupied bucket lies within [0, 1] (not logits)."""
+    counts = np.asarray(histogram.bucket_counts, dtype=np.float64)
+    limits = np.asarray(histogram.bucket_limits, dtype=np.float64)
+    occupied = counts > 0
+    if limits.size != counts.size or not occupied.any():
+        return False
+    low = (
+        histogram.min
+        if np.isfinite(histogram.min)
+        else np.concatenate(([limits[0]], limits[:-1]))[occupied].min()
+    )
+    high = histogram.max if np.isfinite(histogram.max) else limits[occupied].max()
+    return bool(low >= -1e-6 and high <= 1.0 + 1e-6)
+
+
+def _histograms(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    chance: float,
+    classes_evidence: dict[str, float | int | str],
+) -> Finding | None:
+    histograms = sorted(ctx.run.histograms.get(tag, []), key=lambda histogram: histogram.step)
+    last = [
+        histogram
+        for histogram in histograms[-params.last_histograms :]
+        if _is_probability(histogram)
+    ]
+    if not last:
+        return None
+    low, high = chance * (1.0 - params.band), chance * (1.0 + params.band)
+    shares = np.array([share_within(histogram, low, high) for histogram in last])
+    share = float(np.nanmean(shares)) if np.isfinite(shares).any() else float("nan")
+    if not share >= params.max_share:
+        return None
+    message = (
+        f"{share:.0%} of the predicted probabilities in the last {len(last)} {tag} histogram(s) "
+        f"lie within {fmt(low, 3)}..{fmt(high, 3)} around chance {fmt(chance, 3)} "
+        f"(threshold {params.max_share:.0%}): the classes are not separated yet"
+    )
+    evidence = {
+        "histogram_tag": tag,
+        "share_near_chance": share,
+        "band_low": low,
+        "band_high": high,
+        "histograms_judged": len(last),
+        "threshold_share": params.max_share,
+        **classes_evidence,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(last[0].step, last[-1].step),
+        message=message,
+        evidence=evidence,
+        confidence=Confidence.HIGH if ctx.num_classes else Confidence.MEDIUM,
+    )
+
+
+def _confidence(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    chance: float,
+    classes_evidence: dict[str, float | int | str],
+) -> Finding | None:
+    curve = ctx.curve(tag).finite
+    values = signal.fraction_values(curve.values)
+    if values.size < params.min_points:
+        return None
+    tail_start = values.size - signal.window(values.size, params.tail_fraction, 1)
+    level = float(np.median(values[tail_start:]))
+    limit = chance + params.confidence_margin * (1.0 - chance)
+    if not level <= limit:
+        return None
+    message = (
+        f"{tag} stays at {fmt(level, 3)} over the last {values.size - tail_start} points, below "
+        f"{fmt(limit, 3)} (chance {fmt(chance, 3)} + {params.confidence_margin:g} of the way "
+        f"to 1): predictions are barely more confident than a guess"
+    )
+    evidence = {
+        "confidence_tag": tag,
+        "final_confidence": level,
+        "threshold_confidence": limit,
+        **classes_evidence,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(curve.steps[tail_start], curve.steps[-1]),
+        message=message,
+        evidence=evidence,
+        confidence=Confidence.HIGH if ctx.num_classes else Confidence.LOW,
+    )
+
+
+def double_softmax_floor(classes: int) -> float:
+    """The lowest cross-entropy reachable when softmax is applied twice: ln(1 + (C - 1) / e)."""
+    return float(np.log1p((classes - 1) / np.e))
+
+
+def _double_softmax(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    classes: int,
+    classes_evidence: dict[str, float | int | str],
+) -> Finding | None:
+    accuracy_curve = ctx.curve(tag).finite
+    accuracy = signal.fraction_values(accuracy_curve.values)
+    loss_tag = signal.matching_loss(ctx, tag)
+    if accuracy.size < params.min_points or loss_tag is None:
+        return None
+    loss = ctx.curve(loss_tag).finite
+    if len(loss) < params.min_points:
+        return None
+    accuracy_level = float(
+        np.median(accuracy[-signal.window(accuracy.size, params.tail_fraction, 1) :])
+    )
+    tail_start = len(loss) - signal.window(len(loss), params.tail_fraction, 1)
+    loss_level = float(np.median(loss.values[tail_start:]))
+    floor = double_softmax_floor(classes)
+    expected = signal.binary_entropy(accuracy_level) + (1.0 - accuracy_level) * np.log(
+        max(classes - 1, 1)
+    )
+    at_floor = floor * 0.98 <= loss_level <= floor * (1.0 + params.floor_margin)
+    if not (
+        accuracy_level >= params.min_accuracy
+        and at_floor
+        and floor >= params.loss_excess * expected
+    ):
+        return None
+    message = (
+        f"{loss_tag} sits at {fmt(loss_level)}, within {params.floor_margin:.0%} above the "
+        f"double-softmax floor ln(1 + (C - 1)/e) = {fmt(floor)} for C = {classes}, while {tag} is "
+        f"{fmt(accuracy_level, 3)} (a single softmax at that accuracy reaches about "
+        f"{fmt(float(expected), 3)}): softmax is probably applied twice"
+    )
+    evidence = {
+        "loss_tag": loss_tag,
+        "accuracy_tag": tag,
+        "final_loss": loss_level,
+        "final_accuracy": accuracy_level,
+        "double_softmax_floor": floor,
+        "expected_loss_at_accuracy": float(expected),
+        "threshold_floor_margin": params.floor_margin,
+        **classes_evidence,
+    }
+    return check.finding(
+        ctx,
+        tags=(loss_tag, tag),
+        steps=(loss.steps[tail_start], loss.steps[-1]),
+        message=message,
+        evidence=evidence,
+        confidence=Confidence.MEDIUM,
+        advice=(
+            "Remove the softmax at the end of the model (or use NLLLoss on "
+            "log-softmax outputs): the cross-entropy loss already applies it."
+        ),
+    )
+
+
+CHECK = Check(
+    code="M005",
+    name="underconfident",
+    title="Predicted probabilities still near chance",
+    severity=Severity.WARNING,
+    needs=((Role.PROB_HISTOGRAM, Role.CONFIDENCE, Role.TRAIN_LOSS),),
+    params=Params,
+    advice=(
+        "The classifier has not separated the classes: train longer or with a larger learning "
+        "rate, reduce label smoothing or temperature, measure confidences in evaluation mode, "
+        "and check the loss gets raw logits (softmax applied once)."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+)

@@ -1,0 +1,178 @@
+"""M003 chance-level: accuracy stuck at chance or a constant rate, loss at the prior's level."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.chance_level import CHECK
+from tests import curves
+
+EVALS = 12
+EVERY = 100
+FIRST, LAST = EVERY, EVALS * EVERY
+
+STALLED = (
+    "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run0",
+    "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run1",
+    "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run2",
+    "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run3",
+)
+
+
+def _series(accuracy: np.ndarray, loss: np.ndarray | None) -> dict[str, curves.Series]:
+    steps = curves.steps(EVALS, EVERY, start=EVERY)
+    series: dict[str, curves.Series] = {"eval/accuracy": (steps, accuracy)}
+    if loss is not None:
+        series["eval/loss"] = (steps, loss)
+    return series
+
+
+def _chance(level: float = 0.245, seed: int = 0) -> np.ndarray:
+    """An accuracy jittering by a few evaluation samples around ``level``."""
+    return level + 0.001 * curves.rng(seed).standard_normal(EVALS)
+
+
+def _flat_loss(level: float) -> np.ndarray:
+    return level * (1.0 + 0.001 * curves.rng(3).standard_normal(EVALS))
+
+
+def test_fires_at_chance_with_the_loss_at_ln_c() -> None:
+    (finding,) = curves.find(CHECK, _series(_chance(), _flat_loss(1.391)), num_classes=4)
+    curves.assert_well_formed(finding)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "M003",
+        Severity.ERROR,
+        Confidence.HIGH,
+    )
+    assert (finding.first_step, finding.last_step) == (FIRST, LAST)
+    assert finding.tags == ("eval/accuracy", "eval/loss")
+    assert finding.evidence["accuracy_level"] == pytest.approx(0.245, abs=0.002)
+    assert finding.evidence["loss_level"] == pytest.approx(1.391, rel=0.01)
+    assert finding.evidence["num_classes"] == 4 and finding.evidence["num_classes_source"] == "test"
+    assert "≈ ln 4 = 1.386" in finding.message
+
+
+def test_fires_on_a_bit_identical_majority_rate_without_classes() -> None:
+    # R32: accuracy 5/6 at every epoch, loss between the label entropy (0.451) and ln 2.
+    series = {
+        "train/epoch_accuracy": (curves.steps(5), np.full(5, 0.8333333)),
+        "train/epoch_loss": (curves.steps(5), np.linspace(0.5385, 0.5369, 5)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.MEDIUM)
+    assert (finding.first_step, finding.last_step) == (0, 4)
+    assert finding.evidence["prior_loss_low"] == pytest.approx(0.95 * 0.4506, abs=1e-3)
+    assert finding.evidence["prior_loss_high"] == pytest.approx(1.05 * math.log(2), abs=1e-3)
+    assert "bit-identical" in finding.message
+
+
+def test_accuracy_alone_at_chance_is_medium_confidence() -> None:
+    (finding,) = curves.find(CHECK, _series(_chance(), None), num_classes=4)
+    assert finding.confidence is Confidence.MEDIUM and finding.tags == ("eval/accuracy",)
+    assert "no loss is logged" in finding.message
+
+
+def test_quiet_on_a_healthy_run() -> None:
+    # R05: accuracy 0.875 -> 0.914, loss 0.744 -> 0.290 and flat at the end.
+    accuracy = np.array(
+        [
+            0.875,
+            0.8981,
+            0.8935,
+            0.9074,
+            0.909,
+            0.9043,
+            0.912,
+            0.9136,
+            0.9136,
+            0.9105,
+            0.9105,
+            0.9136,
+        ]
+    )
+    loss = np.array(
+        [
+            0.7436,
+            0.3273,
+            0.3153,
+            0.3086,
+            0.2966,
+            0.3004,
+            0.2948,
+            0.2919,
+            0.2896,
+            0.2897,
+            0.2914,
+            0.29,
+        ]
+    )
+    assert curves.find(CHECK, _series(accuracy, loss)) == []
+    assert curves.find(CHECK, _series(accuracy, loss), num_classes=4) == []
+
+
+def test_quiet_on_a_converged_model_with_a_constant_accuracy() -> None:
+    # Bit-identical accuracy, but a loss far below the label entropy: the model learned.
+    assert curves.find(CHECK, _series(np.full(EVALS, 0.99), _flat_loss(0.02))) == []
+
+
+def test_quiet_on_a_memorised_training_set() -> None:
+    assert curves.find(CHECK, _series(np.ones(EVALS), _flat_loss(0.3))) == []
+
+
+def test_quiet_when_the_loss_still_falls() -> None:
+    # Accuracy at chance but the loss falling: learning has started (metric-flat-loss-falling).
+    assert curves.find(CHECK, _series(_chance(), np.linspace(1.6, 1.2, EVALS)), num_classes=4) == []
+
+
+def test_near_miss_loss_just_outside_the_band() -> None:
+    loss = _flat_loss(math.log(4) * 1.06)  # 6% above ln 4, tolerance 5%
+    assert curves.find(CHECK, _series(_chance(), loss), num_classes=4) == []
+    (finding,) = curves.find(CHECK, _series(_chance(), loss), num_classes=4, loss_tolerance=0.08)
+    assert finding.evidence["loss_level"] == pytest.approx(math.log(4) * 1.06, rel=0.005)
+
+
+def test_too_few_points() -> None:
+    series = {
+        "eval/accuracy": (curves.steps(4), np.full(4, 0.25)),
+        "eval/loss": (curves.steps(4), np.full(4, 1.386)),
+    }
+    assert curves.find(CHECK, series, num_classes=4) == []
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+@pytest.mark.parametrize("role", ["eval/accuracy", "eval/loss"])
+def test_hostile_series_do_not_raise(name: str, role: str) -> None:
+    series = _series(_chance(), _flat_loss(1.39))
+    series[role] = curves.HOSTILE[name]
+    assert all(finding.code == "M003" for finding in curves.find(CHECK, series, num_classes=4))
+
+
+@pytest.mark.parametrize("relative", STALLED)
+def test_fires_on_the_real_stalled_runs(real_logs, relative: str) -> None:
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / relative))
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.HIGH)
+    assert (finding.first_step, finding.last_step) == (100, 1200)
+    assert finding.evidence["num_classes"] == 4
+    assert finding.evidence["num_classes_source"].startswith("inferred: initial loss")
+    assert 0.23 < finding.evidence["accuracy_level"] < 0.245
+    assert finding.evidence["loss_level"] == pytest.approx(1.39, abs=0.005)
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        assert curves.run_check(CHECK, run) == [], run.id
+
+
+def test_fires_on_the_real_stalled_keras_run(real_logs) -> None:
+    run = curves.real_run(
+        real_logs / "olegkleiman__tf_keras__keras-tf2-stalled/logs/fit/20191031-020333"
+    )
+    (finding,) = curves.run_check(CHECK, run)
+    assert finding.confidence is Confidence.MEDIUM
+    assert finding.evidence["accuracy_level"] == pytest.approx(0.8333, abs=1e-4)

@@ -1,0 +1,137 @@
+"""M007 metric-loss-disagreement: evaluation metric frozen, copied, or against its loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.metric_loss_disagreement import CHECK
+from tests import curves
+
+EVALS = 20
+EVERY = 100
+
+
+def _evals(values: np.ndarray) -> curves.Series:
+    return curves.steps(values.size, EVERY), values
+
+
+def _healthy() -> dict[str, curves.Series]:
+    return {
+        "val/accuracy": _evals(curves.noisy(curves.rise(EVALS, 0.4, 0.9), 0.01)),
+        "val/loss": _evals(curves.noisy(curves.decay(EVALS, 1.5, 0.4), 0.01)),
+        "train/accuracy": _evals(curves.noisy(curves.rise(EVALS, 0.4, 0.95), 0.01, seed=1)),
+    }
+
+
+def _frozen(identical: int = 14) -> np.ndarray:
+    """A rising accuracy that repeats its value from ``identical`` evaluations before the end."""
+    values = curves.noisy(curves.rise(EVALS, 0.4, 0.8), 0.01)
+    values[EVALS - identical :] = values[EVALS - identical]
+    return values
+
+
+def test_frozen_metric_while_the_loss_moves() -> None:
+    series = _healthy()
+    series["val/accuracy"] = _evals(_frozen())
+    (finding,) = curves.find(CHECK, series)
+    curves.assert_well_formed(finding)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "M007",
+        Severity.WARNING,
+        Confidence.MEDIUM,
+    )
+    assert (finding.first_step, finding.last_step) == (600, 1900)
+    assert finding.tags == ("val/accuracy", "val/loss")
+    value = float(_frozen()[-1])
+    assert finding.evidence["identical_evaluations"] == 14 and finding.evidence["value"] == value
+    assert finding.evidence["loss_relative_range"] > 0.1
+    assert f"bit-identical value {value!r} at 14 consecutive evaluations" in finding.message
+
+
+def test_frozen_metric_without_any_loss_is_low_confidence() -> None:
+    (finding,) = curves.find(CHECK, {"val/mAP": _evals(_frozen())})
+    assert finding.confidence is Confidence.LOW and finding.tags == ("val/mAP",)
+
+
+def test_frozen_metric_with_a_frozen_loss_is_not_a_disagreement() -> None:
+    # R01-R04: nothing moves; chance-level reports it.
+    series = {
+        "eval/accuracy": _evals(np.full(EVALS, 0.2407)),
+        "eval/loss": _evals(np.full(EVALS, 1.3911)),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_metric_pinned_at_a_bound_is_not_frozen() -> None:
+    series = _healthy()
+    series["val/mAP_small"] = _evals(np.concatenate([np.zeros(15), np.linspace(0.01, 0.05, 5)]))
+    series["val/precision"] = _evals(np.ones(EVALS))
+    series["coco/bbox_mAP_s"] = _evals(np.full(EVALS, -1.0))
+    assert curves.find(CHECK, series) == []
+
+
+def test_near_miss_quantised_metric_repeats_in_a_short_stretch() -> None:
+    # Recall = 7/18 on a small evaluation set repeats by itself; 9 of 20 is under half.
+    series = _healthy()
+    series["val/accuracy"] = _evals(_frozen(identical=9))
+    assert curves.find(CHECK, series) == []
+    (finding,) = curves.find(CHECK, series, min_identical_fraction=0.4)
+    assert finding.evidence["identical_evaluations"] == 9
+
+
+def test_metric_copied_from_training() -> None:
+    series = _healthy()
+    series["val/accuracy"] = series["train/accuracy"]
+    (finding,) = curves.find(CHECK, series)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    assert finding.tags == ("val/accuracy", "train/accuracy")
+    assert (finding.first_step, finding.last_step) == (0, (EVALS - 1) * EVERY)
+    assert finding.evidence["shared_steps"] == EVALS
+
+
+def test_accuracy_falling_while_its_loss_falls() -> None:
+    series = _healthy()
+    series["val/accuracy"] = _evals(np.linspace(0.85, 0.6, EVALS))
+    (finding,) = curves.find(CHECK, series)
+    assert finding.confidence is Confidence.MEDIUM
+    assert finding.evidence["accuracy_fall"] > 0.15 and finding.evidence["loss_fall"] > 0.4
+    assert finding.first_step <= 300 and finding.last_step >= 1_500
+    assert "fell" in finding.message
+
+
+def test_accuracy_falling_while_the_loss_rises_is_overfitting_not_disagreement() -> None:
+    # R38: the loss bottoms early and rises while accuracy slides.
+    series = {
+        "eval_g0_accuracy": _evals(np.linspace(0.71, 0.59, 30)),
+        "eval_g0_loss": _evals(np.concatenate([[5.7], np.linspace(1.11, 2.7, 29)])),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_quiet_on_a_healthy_run() -> None:
+    assert curves.find(CHECK, _healthy()) == []
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+@pytest.mark.parametrize("role", ["val/accuracy", "val/loss", "train/accuracy"])
+def test_hostile_series_do_not_raise(name: str, role: str) -> None:
+    series = _healthy()
+    series[role] = curves.HOSTILE[name]
+    assert all(finding.code == "M007" for finding in curves.find(CHECK, series))
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    # Includes YOLO recall repeating 8 times (k/18 on a small validation set) and
+    # mmdetection mAP rounded to three decimals.
+    for run in curves.real_runs(real_logs, relative):
+        assert curves.run_check(CHECK, run) == [], run.id
+
+
+def test_quiet_on_the_real_stalled_run(real_logs) -> None:
+    run = curves.real_run(
+        real_logs / "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run3"
+    )
+    assert curves.run_check(CHECK, run) == []

@@ -1,0 +1,171 @@
+"""M006 metric-out-of-range: accuracy outside [0, 1], negative losses, AUC below 0.5."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.metric_out_of_range import CHECK
+from tests import curves
+
+N = 50
+
+
+def _healthy() -> dict[str, curves.Series]:
+    return {
+        "val/accuracy": (curves.steps(N), curves.noisy(curves.rise(N, 0.3, 0.95), 0.01)),
+        "train/loss": (curves.steps(N), curves.noisy(curves.decay(N), 0.02)),
+        "val/loss": (curves.steps(N), curves.noisy(curves.decay(N, 2.0, 0.3), 0.02)),
+    }
+
+
+def test_accuracy_above_one_is_an_error() -> None:
+    accuracy = curves.rise(N, 0.3, 0.9)
+    accuracy[[30, 41]] = 1.2
+    (finding,) = curves.find(CHECK, {"val/accuracy": (curves.steps(N, 10), accuracy)})
+    curves.assert_well_formed(finding)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "M006",
+        Severity.ERROR,
+        Confidence.HIGH,
+    )
+    assert (finding.first_step, finding.last_step) == (300, 410)
+    assert finding.evidence["points_outside"] == 2 and finding.evidence["max"] == pytest.approx(1.2)
+    assert "outside [0, 1] at 2 of 50 points" in finding.message
+
+
+def test_negative_accuracy_is_an_error() -> None:
+    accuracy = curves.rise(N, 0.3, 0.9)
+    accuracy[5] = -0.1
+    (finding,) = curves.find(CHECK, {"train/accuracy": (curves.steps(N), accuracy)})
+    assert finding.severity is Severity.ERROR and finding.evidence["min"] == pytest.approx(-0.1)
+
+
+def test_percent_accuracy_is_information() -> None:
+    # mmdetection logs ``acc`` in percent.
+    (finding,) = curves.find(
+        CHECK, {"s0.acc": (curves.steps(N), 100.0 * curves.rise(N, 0.6, 0.97))}
+    )
+    assert finding.severity is Severity.INFO
+    assert finding.evidence["unit"] == "percent" and finding.evidence["max"] > 90
+    assert "percent" in finding.message
+
+
+def test_accuracy_beyond_one_hundred_is_an_error() -> None:
+    accuracy = 100.0 * curves.rise(N, 0.6, 0.97)
+    accuracy[-1] = 150.0
+    (finding,) = curves.find(CHECK, {"acc": (curves.steps(N), accuracy)})
+    assert finding.severity is Severity.ERROR and finding.evidence["points_outside"] == N
+
+
+def test_loss_turning_negative_is_an_error_with_high_confidence() -> None:
+    loss = curves.decay(N, 2.0, 0.1)
+    loss[40:] = -np.logspace(3, 28, 10)  # the mmdetection explosion to -7e28
+    (finding,) = curves.find(CHECK, {"loss": (curves.steps(N, 50), loss)})
+    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.HIGH)
+    assert (finding.first_step, finding.last_step) == (2000, 2450)
+    assert finding.evidence["negative_points"] == 10 and finding.evidence["min"] == pytest.approx(
+        -1e28
+    )
+    assert "turned negative at step 2,000" in finding.message
+
+
+def test_loss_negative_from_the_start_is_medium_confidence() -> None:
+    (finding,) = curves.find(CHECK, {"val/loss": (curves.steps(N), -curves.decay(N, 1.0, 3.0))})
+    assert finding.confidence is Confidence.MEDIUM
+    assert "from its first point" in finding.message
+
+
+def test_signed_gan_terms_are_not_judged() -> None:
+    # R24: Wasserstein critic and generator terms swing around zero by design.
+    signed = np.sin(np.linspace(0, 20, N))
+    assert (
+        curves.find(
+            CHECK,
+            {
+                "train_disc_loss": (curves.steps(N), signed),
+                "train_gen_loss": (curves.steps(N), -signed),
+            },
+        )
+        == []
+    )
+
+
+def test_near_miss_loss_rounding_below_zero() -> None:
+    loss = curves.decay(N, 1.0, 0.0)
+    loss[-5:] = -1e-7
+    assert curves.find(CHECK, {"train/loss": (curves.steps(N), loss)}) == []
+    (finding,) = curves.find(
+        CHECK, {"train/loss": (curves.steps(N), loss)}, negative_tolerance=1e-8
+    )
+    assert finding.evidence["negative_points"] == 5
+
+
+def test_auc_persistently_below_one_half() -> None:
+    auc = np.concatenate([np.full(10, 0.5), np.full(10, 0.38)]) + 0.01 * curves.rng(
+        0
+    ).standard_normal(20)
+    (finding,) = curves.find(CHECK, {"val/auroc": (curves.steps(20, 100), auc)})
+    assert finding.severity is Severity.ERROR
+    assert (finding.first_step, finding.last_step) == (1000, 1900)
+    assert finding.evidence["median_second_half"] == pytest.approx(0.38, abs=0.01)
+    assert "backwards" in finding.message
+
+
+def test_auc_in_percent_below_fifty() -> None:
+    auc = np.concatenate([np.full(10, 50.0), np.full(10, 38.0)])
+    found = curves.find(CHECK, {"val/auroc": (curves.steps(20), auc)})
+    assert [(f.severity, f.tags) for f in found] == [
+        (Severity.INFO, ("val/auroc",)),
+        (Severity.ERROR, ("val/auroc",)),
+    ]
+    assert found[1].evidence["median_second_half"] == pytest.approx(0.38)
+
+
+def test_auc_around_one_half_is_quiet() -> None:
+    auc = 0.5 + 0.02 * curves.rng(1).standard_normal(20)
+    assert curves.find(CHECK, {"val/roc_auc": (curves.steps(20), auc)}) == []
+    assert (
+        len(
+            curves.find(
+                CHECK, {"val/roc_auc": (curves.steps(20), auc)}, auc_margin=0.0, auc_below_share=0.0
+            )
+        )
+        == 1
+    )
+
+
+def test_auc_above_one_is_out_of_range() -> None:
+    (finding,) = curves.find(CHECK, {"val_auc": (curves.steps(5), [0.6, 0.7, 1.3, 0.8, 0.8])})
+    assert finding.severity is Severity.ERROR and finding.evidence["first_outside_step"] == 2
+
+
+def test_quiet_on_a_healthy_run() -> None:
+    assert curves.find(CHECK, _healthy()) == []
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+@pytest.mark.parametrize("role", ["val/accuracy", "train/loss", "val/auc"])
+def test_hostile_series_do_not_raise(name: str, role: str) -> None:
+    series = _healthy()
+    series[role] = curves.HOSTILE[name]
+    assert all(finding.code == "M006" for finding in curves.find(CHECK, series))
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        found = curves.run_check(CHECK, run)
+        assert [f for f in found if f.severity is not Severity.INFO] == [], run.id
+
+
+def test_percent_accuracy_of_a_real_mmdetection_run(real_logs) -> None:
+    run = curves.real_run(
+        real_logs / "boostcampaitech7__level2-objectdetection-cv-04__mmdet2-cascade-logjson"
+        "/mmdetection/work_dirs/backbone_swin_rfp4step/None.log.json"
+    )
+    found = {finding.tags[0]: finding for finding in curves.run_check(CHECK, run)}
+    assert set(found) == {"s0.acc", "s1.acc", "s2.acc"}
+    assert all(finding.severity is Severity.INFO for finding in found.values())
+    assert found["s0.acc"].evidence["max"] == pytest.approx(97.27, abs=0.01)
