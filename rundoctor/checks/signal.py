@@ -104,8 +104,8 @@ FLAT_NOISE_SIGMAS = 3.0
 def accuracy_scale(values: np.ndarray) -> float:
     """100.0 when an accuracy series is logged in percent, else 1.0.
 
-    mmdetection logs ``acc`` in 0..100.  Percent means every finite value in [0, 100] and the
-    median above 1, so a [0, 1] series with a few glitches above 1 keeps its scale and the
+    mmdetection logs ``acc`` in 0..100.  Percent means every finite value in [0, 100], a peak
+    above ``PERCENT_MIN_PEAK`` and the median above 1, so a [0, 1] series with a few glitches above 1 keeps its scale and the
     glitches stay visible to the range check.
     """
     finite = _finite(values)
@@ -139,8 +139,13 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values if mask.all() else values[mask]
 
 
+# A percent series peaks above this; an accuracy that climbs to 1.9 is a fraction counted
+# wrongly (summed over batches), not a model stuck below 2% accuracy.
+PERCENT_MIN_PEAK = 5.0
+
+
 def _scale(finite: np.ndarray, low: float, high: float) -> float:
-    if low < 0 or high > 100:
+    if low < 0 or high > 100 or high <= PERCENT_MIN_PEAK:
         return 1.0
     sample = finite[:: max(1, finite.size // SCALE_SAMPLES)]
     return 100.0 if float(np.median(sample)) > 1 else 1.0

@@ -52,6 +52,14 @@ def test_percent_accuracy_is_information() -> None:
     assert "percent" in finding.message
 
 
+def test_accuracy_climbing_past_one_but_not_five_is_a_counting_error_not_percent() -> None:
+    # Correct predictions summed over two batches instead of averaged: 0.6 -> 1.9.
+    (finding,) = curves.find(CHECK, {"accuracy": (curves.steps(N), 2.0 * curves.rise(N, 0.3, 0.95))})
+    assert finding.severity is Severity.ERROR
+    assert finding.evidence["max"] == pytest.approx(1.9, abs=0.01)
+    assert "percent" not in finding.message
+
+
 def test_accuracy_beyond_one_hundred_is_an_error() -> None:
     accuracy = 100.0 * curves.rise(N, 0.6, 0.97)
     accuracy[-1] = 150.0
