@@ -1,0 +1,344 @@
+"""TFRecord framing: where the records of an event file are, and which ones are damaged.
+
+A TFRecord file is a sequence of ``[u64 length][u32 masked crc32c of the length][payload]
+[u32 masked crc32c of the payload]``, little-endian.
+
+Finding the records is inherently sequential: each length says where the next header is.
+A Python loop over ``struct.unpack_from`` costs about 0.19 us a record (0.38 s for the 2M
+records of the benchmark run on a 2-core machine), more than everything else the reader
+does.  Writers log the same tags in the same order at every step, so record lengths repeat
+with a short period: :func:`find_records` walks with the loop only until the last lengths
+repeat, then predicts a whole block of following records (cumulative sum of the repeated
+lengths) and verifies every predicted header at once with two vectorised gathers, growing
+the block 4x while predictions hold and falling back to the loop at the first record that
+does not fit (the 2M-record walk: ~50 ms instead of ~0.4 s).  Every header's length checksum
+is verified either way: a predicted header must equal, byte for byte, a header whose
+checksum the loop verified.
+
+Payload checksums are computed with ``google_crc32c`` one record at a time where records
+are few or irregular (:func:`payload_crc_ok`), and vectorised over records of one length
+that differ only at a few known bytes (:func:`crc32c_with_variable_bytes`): a CRC is affine
+in the message bits, so the CRC of such a record is the CRC of the template with those
+bytes zeroed, XOR one table lookup per variable byte.
+"""
+
+from __future__ import annotations
+
+import mmap
+import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import google_crc32c
+import numpy as np
+
+from rundoctor.series import NoteKind
+
+FileData = bytes | mmap.mmap  # a file's bytes, read or mapped
+
+HEADER_BYTES = 12  # u64 length + u32 masked crc of the length
+FOOTER_BYTES = 4  # u32 masked crc of the payload
+FRAMING_BYTES = HEADER_BYTES + FOOTER_BYTES
+_MASK_DELTA = 0xA282EAD8  # TFRecord's CRC masking constant
+_CRC32C_POLY = 0x82F63B78  # reflected Castagnoli polynomial
+
+# Period detection and block prediction in the record walk.  A period above 256 would be a
+# writer logging more than 256 values per step, one per record; such files are still read,
+# only by the loop.  Blocks grow 4x while predictions hold, up to 128k records (1 MB of
+# offsets), and the loop walks a growing number of records between failed predictions so
+# that files without a period cost little more than the plain loop (+10-25% measured on
+# 200k records of random lengths).
+_MAX_PERIOD = 256
+_FIRST_BLOCK = 64
+_MAX_BLOCK = 1 << 17
+_MAX_BACKOFF = 256
+# Resynchronising after a corrupt header scans this many candidate offsets per numpy pass.
+_SCAN_WINDOW = 1 << 20
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's masked crc32c of ``data``."""
+    crc = int(google_crc32c.value(data))
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def mask_crcs(crcs: np.ndarray) -> np.ndarray:
+    """TFRecord's masking of an array of raw crc32c values (uint32 arithmetic wraps)."""
+    crcs = crcs.astype(np.uint32, copy=False)
+    return ((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_MASK_DELTA)
+
+
+def unaligned(buffer: FileData | np.ndarray, dtype: str, *, offset: int = 0, stride: int = 1) -> np.ndarray:
+    """A read-only view of ``buffer`` holding a ``dtype`` value at every ``stride`` bytes from
+    ``offset``, aligned or not: fancy indexing it gathers fields at arbitrary byte offsets
+    without copying the buffer."""
+    size = np.dtype(dtype).itemsize
+    total = buffer.nbytes if isinstance(buffer, np.ndarray) else len(buffer)
+    count = (total - offset - size) // stride + 1 if total - offset >= size else 0
+    if count <= 0:
+        return np.empty(0, dtype)
+    return np.ndarray((count,), dtype, buffer=buffer, offset=offset, strides=(stride,))
+
+
+@dataclass(frozen=True)
+class FrameProblem:
+    """A stretch of a file that holds no readable record."""
+
+    kind: NoteKind  # TRUNCATED or CORRUPT
+    offset: int  # where the damaged record starts
+    bytes_lost: int  # how many bytes from there were skipped
+    reason: str
+
+
+@dataclass(frozen=True)
+class Records:
+    """The records of one file, in file order."""
+
+    starts: np.ndarray  # int64, offset of each record's header
+    lengths: np.ndarray  # int64, payload length of each record
+    problems: tuple[FrameProblem, ...]
+    found_header: bool  # at least one record header had a valid length checksum
+
+
+def find_records(data: FileData, *, predict: bool = True) -> Records:
+    """Every record of ``data`` whose length checksum verifies, and what could not be read.
+
+    ``predict=False`` walks with the plain loop only (the reference the fast walk is tested
+    against).  Payload checksums are not looked at here.
+    """
+    return _RecordWalk(data, predict).run()
+
+
+class _RecordWalk:
+    def __init__(self, data: FileData, predict: bool) -> None:
+        self.data = data
+        self.size = len(data)
+        self.predict = predict
+        self.u64 = unaligned(data, "<u8")
+        self.u32 = unaligned(data, "<u4")
+        self.length_crc: dict[int, int] = {}  # payload length -> its verified masked crc
+        # Every record takes at least 16 bytes: room for all of them, written in place
+        # (untouched pages of the buffers cost nothing).
+        capacity = self.size // FRAMING_BYTES + 2
+        self.starts = np.empty(capacity, np.int64)
+        self.lengths = np.empty(capacity, np.int64)
+        self.count = 0
+        self.loop_starts: list[int] = []  # found by the loop, not yet in the buffers
+        self.loop_lengths: list[int] = []
+        self.problems: list[FrameProblem] = []
+        self.found_header = False
+
+    def run(self) -> Records:
+        position = 0
+        recent: list[int] = []  # lengths of the latest records, for period detection
+        block = _FIRST_BLOCK
+        backoff = 1  # loop steps to walk before the next prediction attempt
+        since_attempt = 0
+        while position < self.size:
+            if self.predict and since_attempt >= backoff and len(recent) >= 2:
+                since_attempt = 0
+                period = _period(recent)
+                accepted = self._predict(position, recent[-period:], block) if period else None
+                if accepted is not None:
+                    position, accepted_lengths, complete = accepted
+                    recent = (recent + accepted_lengths[-2 * _MAX_PERIOD :].tolist())[-2 * _MAX_PERIOD :]
+                    block = min(block * 4, _MAX_BLOCK) if complete else _FIRST_BLOCK
+                    backoff = 0 if complete else 1  # else the loop reads the record that broke the pattern
+                    continue
+                block = _FIRST_BLOCK
+                backoff = min(backoff * 2, _MAX_BACKOFF)
+            step = self._step(position)
+            if step is None:
+                break
+            position, length = step
+            if length >= 0:
+                recent.append(length)
+                if len(recent) > 2 * _MAX_PERIOD:
+                    del recent[:_MAX_PERIOD]
+            since_attempt += 1
+        self._flush_loop()
+        count = self.count
+        return Records(self.starts[:count], self.lengths[:count], tuple(self.problems), self.found_header)
+
+    def _flush_loop(self) -> None:
+        if self.loop_starts:
+            end = self.count + len(self.loop_starts)
+            self.starts[self.count : end] = self.loop_starts
+            self.lengths[self.count : end] = self.loop_lengths
+            self.count = end
+            self.loop_starts, self.loop_lengths = [], []
+
+    def _step(self, position: int) -> tuple[int, int] | None:
+        """Read the record at ``position``: (next position, payload length), with length -1
+        after a resynchronisation; None when the rest of the file is unreadable."""
+        remaining = self.size - position
+        if remaining < HEADER_BYTES:
+            self.problems.append(
+                FrameProblem(
+                    NoteKind.TRUNCATED,
+                    position,
+                    remaining,
+                    f"the file ends {remaining} bytes into a record header",
+                )
+            )
+            return None
+        length, crc = struct.unpack_from("<QI", self.data, position)
+        if self.length_crc.get(length) != crc:
+            if masked_crc32c(self.data[position : position + 8]) != crc:
+                return self._resync(position)
+            self.length_crc[length] = crc
+        self.found_header = True
+        end = position + FRAMING_BYTES + length
+        if end > self.size:
+            self.problems.append(
+                FrameProblem(
+                    NoteKind.TRUNCATED,
+                    position,
+                    remaining,
+                    f"the file ends {remaining} bytes into a record of "
+                    f"{length + FRAMING_BYTES} bytes (writer interrupted?)",
+                )
+            )
+            return None
+        self.loop_starts.append(position)
+        self.loop_lengths.append(length)
+        return end, length
+
+    def _resync(self, position: int) -> tuple[int, int] | None:
+        found = next_valid_header(self.data, position + 1)
+        resume = self.size if found is None else found
+        self.problems.append(
+            FrameProblem(
+                NoteKind.CORRUPT,
+                position,
+                resume - position,
+                "record length checksum mismatch; "
+                + ("no valid record after it" if found is None else f"resumed at offset {found}"),
+            )
+        )
+        return None if found is None else (found, -1)
+
+    def _predict(self, position: int, pattern: list[int], block: int) -> tuple[int, np.ndarray, bool] | None:
+        """Accept the records that continue ``pattern`` from ``position``: (next position,
+        their lengths, whether the whole block held), or None if the first one does not."""
+        self._flush_loop()
+        period = len(pattern)
+        repeats = min(-(-block // period), (self.starts.size - self.count - 1) // period)
+        if repeats <= 0:
+            return None
+        first, last = self.count, self.count + repeats * period
+        lengths = self.lengths[first:last]
+        lengths.reshape(repeats, period)[:] = pattern
+        bounds = self.starts[first : last + 1]
+        bounds[0] = position
+        bounds[1:].reshape(repeats, period)[:] = [n + FRAMING_BYTES for n in pattern]
+        np.cumsum(bounds, out=bounds)
+        fits = int(np.searchsorted(bounds, self.size, side="right")) - 1
+        # Each predicted header must equal the verified header of its length.
+        starts = bounds[:fits]
+        crcs = np.tile(np.asarray([self.length_crc[n] for n in pattern], np.uint32), repeats)
+        held = (self.u64[starts] == lengths[:fits].view(np.uint64)) & (self.u32[starts + 8] == crcs[:fits])
+        good = fits if bool(held.all()) else int(np.argmin(held))
+        if good == 0:
+            return None
+        self.count += good
+        return int(bounds[good]), lengths[:good], good == lengths.size
+
+
+def _period(recent: list[int]) -> int:
+    """The shortest period with which the latest lengths repeat (at least twice), or 0."""
+    reversed_lengths = recent[::-1]
+    last = reversed_lengths[0]
+    limit = min(_MAX_PERIOD, len(recent) // 2)
+    period = 0
+    for _ in range(4):  # a few candidate periods: the distances to earlier equal lengths
+        try:
+            period = reversed_lengths.index(last, period + 1)
+        except ValueError:
+            return 0
+        if period > limit:
+            return 0
+        if reversed_lengths[:period] == reversed_lengths[period : 2 * period]:
+            return period
+    return 0
+
+
+def next_valid_header(data: FileData, start: int) -> int | None:
+    """The first offset at or after ``start`` where a record header's length checksum
+    verifies and the record fits in the file (how reading resumes after corruption)."""
+    size = len(data)
+    u64 = unaligned(data, "<u8")
+    u32 = unaligned(data, "<u4")
+    byte_view = np.frombuffer(data, np.uint8)
+    for window in range(start, size - FRAMING_BYTES + 1, _SCAN_WINDOW):
+        candidates = np.arange(window, min(window + _SCAN_WINDOW, size - FRAMING_BYTES + 1))
+        plausible = u64[candidates] <= (size - FRAMING_BYTES - candidates).astype(np.uint64)
+        candidates = candidates[plausible]
+        if candidates.size == 0:
+            continue
+        length_bytes = byte_view[candidates[:, None] + np.arange(8)]
+        valid = mask_crcs(crc32c_rows(length_bytes)) == u32[candidates + 8]
+        if bool(valid.any()):
+            return int(candidates[int(np.argmax(valid))])
+    return None
+
+
+def payload_crc_ok(data: FileData, starts: Sequence[int], lengths: Sequence[int]) -> list[bool]:
+    """Whether each record's payload checksum verifies, one C call per record."""
+    unpack = struct.unpack_from
+    result = []
+    for start, length in zip(starts, lengths):
+        payload_start = start + HEADER_BYTES
+        end = payload_start + length
+        result.append(masked_crc32c(data[payload_start:end]) == unpack("<I", data, end)[0])
+    return result
+
+
+@lru_cache(maxsize=1)
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(_CRC32C_POLY), table >> 1).astype(np.uint32)
+    return table
+
+
+def crc32c_rows(rows: np.ndarray) -> np.ndarray:
+    """Raw crc32c of each row of a 2-D uint8 array, one numpy pass per column (for short
+    rows: the 8-byte lengths checked while resynchronising)."""
+    table = _crc_table()
+    crc = np.full(rows.shape[0], 0xFFFFFFFF, dtype=np.uint32)
+    for column in range(rows.shape[1]):
+        crc = table[(crc ^ rows[:, column]) & np.uint32(0xFF)] ^ (crc >> np.uint32(8))
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+_BYTE_TABLES: list[np.ndarray] = []  # [d][b]: linear crc32c contribution of byte b followed by d bytes
+
+
+def _byte_table(distance: int) -> np.ndarray:
+    if not _BYTE_TABLES:
+        _BYTE_TABLES.append(_crc_table())
+    table = _BYTE_TABLES[0]
+    while len(_BYTE_TABLES) <= distance:
+        last = _BYTE_TABLES[-1]
+        _BYTE_TABLES.append(table[last & np.uint32(0xFF)] ^ (last >> np.uint32(8)))
+    return _BYTE_TABLES[distance]
+
+
+def crc32c_with_variable_bytes(
+    zeroed_crc: np.ndarray, length: int, columns: Sequence[tuple[int, np.ndarray]]
+) -> np.ndarray:
+    """Raw crc32c of records of ``length`` bytes that share every byte except some columns.
+
+    ``zeroed_crc`` holds, for each record, the crc32c of its template with the variable
+    bytes set to zero; ``columns`` holds ``(position, uint8 values)`` for each variable
+    byte.  The CRC is affine in the message bits, so XORing in each variable byte's
+    contribution at its distance from the end gives the record's CRC (one lookup in a
+    1 KB table per byte: ~40 ms for 2M records of 16 variable bytes, measured faster than
+    64K-entry tables for byte pairs).
+    """
+    crc = np.array(zeroed_crc, dtype=np.uint32)
+    for position, values in columns:
+        np.bitwise_xor(crc, _byte_table(length - position - 1).take(values), out=crc)
+    return crc
