@@ -1,0 +1,359 @@
+"""The loss explodes, or climbs steadily through the late part of the run.
+
+What it detects
+---------------
+Two shapes of divergence on the training loss (the total; each logged term when the run
+logs no total, as YOLO does) and on the validation loss:
+
+- an explosion: the loss magnitude stays more than ``explode_factor`` times above a
+  reference for a stretch of points.  On the training loss the reference is the
+  best level reached so far (a running minimum of the smoothed curve, floored at a small
+  fraction of the initial level so a loss converging to zero does not make every wobble an
+  explosion); on the validation loss it is the initial level, because a validation loss
+  climbing back from its minimum is overfitting, a different check.  Magnitude, not value:
+  a loss of -7e28 is an explosion too.  A short stretch counts only when it is still
+  going when the log ends, or when ``min_consecutive`` points anywhere are absurd
+  (``absurd_factor``); other short excursions are loss spikes;
+- a steady late rise: over the last ``late_fraction`` of the run the training loss rises
+  by ``late_rise`` or more of its level, well beyond its noise.
+
+Starts that a restart wrote over (the same steps logged again, so the analysed curve keeps
+only the last start) are searched in the order they were logged, for absurd growth only: a
+start that blew up and was abandoned is still worth knowing about.
+
+Losses that are not positive (GAN players, Wasserstein critics, log-densities) have no
+floor to compare with, and for them lower is not worse: they are only checked for absurd
+growth (``absurd_factor``) over their typical size.
+
+Why it matters
+--------------
+Once the loss has exploded the weights are garbage: the run will not come back by itself,
+and everything it computes from there on is wasted.  A slow steady climb of the training
+loss is the same failure in slow motion: the optimiser is taking steps the loss surface
+does not allow.
+
+What to try
+-----------
+Lower the learning rate (by 3-10x), add or lengthen warm-up, clip gradients
+(``clip_grad_norm_`` at 1.0), and with fp16 check the loss scaler or switch to bf16.  Look
+at the batch where it started for extreme inputs or labels, and check custom loss terms
+for values that can go negative or unbounded (an IoU loss on degenerate boxes, a log of a
+probability that reaches 0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import Role
+
+
+@dataclass(frozen=True)
+class Params:
+    min_points: int = field(
+        default=5, metadata={"help": "Finite points needed before a curve is judged."}
+    )
+    explode_factor: float = field(
+        default=10.0,
+        metadata={"help": "Loss magnitude above this many times the reference is exploded."},
+    )
+    floor_fraction: float = field(
+        default=0.05,
+        metadata={"help": "The reference never drops below this fraction of the initial level."},
+    )
+    min_consecutive: int = field(
+        default=3, metadata={"help": "Fewest exploded points that can count."}
+    )
+    persist_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Exploded stretch length (fraction of the points) that always counts."},
+    )
+    absurd_factor: float = field(
+        default=1000.0,
+        metadata={"help": "Points this many times above the reference count even when apart."},
+    )
+    signed_fraction: float = field(
+        default=0.1,
+        metadata={"help": "A curve with more than this fraction of points <= 0 is not positive."},
+    )
+    smoothing: float = field(
+        default=0.01,
+        metadata={"help": "Rolling-median window for the running best, as a fraction of the points."},
+    )
+    late_fraction: float = field(
+        default=0.25, metadata={"help": "Late part of the run searched for a steady rise."}
+    )
+    late_rise: float = field(
+        default=0.2,
+        metadata={"help": "Least rise over the late part, as a fraction of the loss level."},
+    )
+    late_sigmas: float = field(
+        default=4.0,
+        metadata={"help": "Least rise over the late part, in standard errors of a line fit."},
+    )
+
+
+# Defaults: healthy runs seen in practice never return to 10x their best smoothed level
+# (restarts and resumes jump 1.5-3x; an initial drop from 46 to 0.6 is a fall, not a rise);
+# validation losses of badly overfitted runs reach 4x their minimum, well below 10x their
+# start.  A 5% floor ignores a loss that converges towards zero.  Three points rule out a
+# single bad batch; 5% of the run separates a divergence from a spike the run recovers from;
+# 1000x is beyond any noise.  A 20% climb over the last quarter at 4 standard errors is a
+# trend no resampling of the noise produces.
+
+
+@dataclass(frozen=True)
+class Explosion:
+    """Where a curve ran away, as indices into the analysed (binned) curve."""
+
+    start: int
+    last: int
+    points: int  # exploded points between start and last
+    peak: int  # the largest magnitude
+    ratio: float  # magnitude / reference at the peak
+    ends_run: bool  # still exploded at the last point
+    threshold: str  # the rule it broke, for the message
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    judged = [(tag, True) for tag in signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)]
+    judged += [(tag, False) for tag in signal.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)]
+    for tag, training in judged:
+        curve = ctx.curve(tag).finite
+        if len(curve) < params.min_points:
+            continue
+        binned = signal.binned(curve.steps, curve.values)
+        finding = _explosion(check, ctx, params, tag, binned, training)
+        if finding is None and ctx.run.point_count(tag) > len(ctx.curve(tag)):
+            # A restart wrote some steps again: read the log as written, overwritten starts too.
+            raw = ctx.raw_curve(tag).finite
+            if len(raw) >= params.min_points:
+                in_order = signal.binned(raw.steps, raw.values)
+                finding = _explosion(check, ctx, params, tag, in_order, training, overwritten=True)
+        if finding is None and training:
+            finding = _late_rise(check, ctx, params, tag, binned)
+        if finding is not None:
+            yield finding
+
+
+def is_positive(values: np.ndarray, signed_fraction: float) -> bool:
+    """True for a loss that is positive but for a few corrupt points (not a GAN or critic)."""
+    return bool(np.mean(values > 0) >= 1.0 - signed_fraction)
+
+
+def find_explosion(
+    magnitude: np.ndarray,
+    reference: np.ndarray,
+    factor: float,
+    params: Params,
+    *,
+    absurd_only: bool = False,
+) -> Explosion | None:
+    """The first place where ``magnitude`` ran away from ``reference``, or None.
+
+    Either a stretch above ``factor`` x the reference that lasts (``persist_fraction``) or
+    is still going at the end, or ``min_consecutive`` points anywhere above
+    ``absurd_factor`` x: a run that blew up and was restarted from a checkpoint several
+    times shows short stretches, but no noise reaches a thousand times the loss.
+    """
+    ratio = magnitude / reference
+    count = ratio.size
+    starts, lengths = signal.stretches(ratio > factor)
+    persist = max(params.min_consecutive, round(params.persist_fraction * count))
+    lasting = (lengths >= persist) | ((lengths >= params.min_consecutive) & (starts + lengths == count))
+    lasting &= not absurd_only
+    candidates = [
+        (
+            int(starts[i]),
+            int(starts[i] + lengths[i] - 1),
+            int(lengths[i]),
+            f"{factor:g}x for {persist}+ points in a row, or to the end of the log",
+        )
+        for i in np.flatnonzero(lasting)[:1]
+    ]
+    absurd_factor = max(params.absurd_factor, factor)
+    absurd = np.flatnonzero(ratio >= absurd_factor)
+    if absurd.size >= params.min_consecutive:
+        candidates.append(
+            (
+                int(absurd[0]),
+                int(absurd[-1]),
+                int(absurd.size),
+                f"{absurd_factor:g}x at {params.min_consecutive}+ points",
+            )
+        )
+    if not candidates:
+        return None
+    start, last, points, threshold = min(candidates)
+    peak = start + int(np.argmax(ratio[start : last + 1]))
+    return Explosion(
+        start, last, points, peak, float(ratio[peak]), bool(ratio[-1] > factor), threshold
+    )
+
+
+def _explosion(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    binned: signal.Binned,
+    training: bool,
+    overwritten: bool = False,
+) -> Finding | None:
+    """An explosion in ``binned``; ``overwritten``: the curve in log order, restarts included.
+
+    In log order a restart from scratch jumps back to the initial level, up to 1 /
+    ``floor_fraction`` times the reference: only the absurd rule is safe there.
+    """
+    level = binned.level
+    initial = abs(signal.edge_levels(level, 0.05)[0])
+    signed = not is_positive(level, params.signed_fraction)
+    if signed:
+        # No floor to compare with: only absurd growth over the typical size counts.
+        reference = np.full(level.size, float(np.median(np.abs(level))))
+        factor = params.absurd_factor
+        kind = "typical size"
+    elif training:
+        smooth = signal.rolling_median(level, signal.window(level.size, params.smoothing))
+        best = np.minimum.accumulate(np.abs(smooth))
+        reference = np.maximum(best, params.floor_fraction * initial)
+        factor = params.explode_factor
+        kind = "best level so far"
+    else:
+        reference = np.full(level.size, initial)
+        factor = params.explode_factor
+        kind = "initial level"
+    if not (np.all(reference > 0) and np.all(np.isfinite(reference))):
+        return None
+    explosion = find_explosion(np.abs(level), reference, factor, params, absurd_only=overwritten)
+    if explosion is None:
+        return None
+    steps = binned.steps
+    stretch = steps[explosion.start : explosion.last + 1]  # in log order when overwritten
+    axis = ctx.run.axis_of(tag).value
+    peak_value = float(level[explosion.peak])
+    points = explosion.points * binned.size
+    approx = "~" if binned.size > 1 else ""
+    ending = (
+        "it had not come back down when the log ended"
+        if explosion.ends_run
+        else "it came back down afterwards"
+    )
+    corruption = (
+        "; a negative loss this large is numerical corruption, not progress"
+        if peak_value < 0 and not signed
+        else ""
+    )
+    split = "training" if training else "validation"
+    where = " in a start that a later restart wrote over" if overwritten else ""
+    message = (
+        f"{tag} exploded{where}: it reached {fmt(peak_value)} at {axis} "
+        f"{steps[explosion.peak]:,.0f}, {explosion.ratio:.3g}x its {kind} "
+        f"({fmt(reference[explosion.peak])}); {approx}{points:,} points between {axis}s "
+        f"{stretch.min():,.0f} and {stretch.max():,.0f} exceed the threshold "
+        f"({explosion.threshold}) and {ending}{corruption}"
+    )
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "split": split,
+        "peak_value": peak_value,
+        "peak_step": int(steps[explosion.peak]),
+        "reference": kind,
+        "reference_level": float(reference[explosion.peak]),
+        "initial_level": initial,
+        "ratio": explosion.ratio,
+        "exploded_points": points,
+        "recovered": not explosion.ends_run,
+        "overwritten_by_restart": overwritten,
+        "threshold": explosion.threshold,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(stretch.min(), stretch.max()),
+        message=message,
+        evidence=evidence,
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+    )
+
+
+def _late_rise(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: signal.Binned
+) -> Finding | None:
+    level, steps = binned.level, binned.steps
+    if not is_positive(level, params.signed_fraction):
+        return None
+    span = steps[-1] - steps[0]
+    tail = steps >= steps[-1] - params.late_fraction * span
+    count = int(tail.sum())
+    if span <= 0 or count < max(params.min_points, 3):
+        return None
+    x, y = steps[tail], level[tail]
+    rise, error = signal.drift(x, y)
+    start_level = float(np.mean(y) - rise * (np.mean(x) - x[0]) / (x[-1] - x[0]))
+    if not start_level > 0:
+        return None
+    relative = rise / start_level
+    sigmas = rise / error if error > 0 else float("inf")
+    if not (relative >= params.late_rise and sigmas >= params.late_sigmas):
+        return None
+    axis = ctx.run.axis_of(tag).value
+    message = (
+        f"{tag} climbed steadily over the last {params.late_fraction:.0%} of the "
+        f"run: {fmt(start_level)} -> {fmt(start_level + rise)} (+{relative:.0%}, "
+        f"{min(sigmas, 999):.1f} standard errors) from {axis} {x[0]:,.0f} to {x[-1]:,.0f} "
+        f"(thresholds +{params.late_rise:.0%} and {params.late_sigmas:g} standard errors)"
+    )
+    evidence = {
+        "tag": tag,
+        "split": "training",
+        "start_level": start_level,
+        "end_level": start_level + rise,
+        "rise": float(relative),
+        "standard_errors": min(float(sigmas), 1e6),
+        "tail_points": count,
+        "threshold_rise": params.late_rise,
+        "threshold_standard_errors": params.late_sigmas,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(x[0], x[-1]),
+        message=message,
+        evidence=evidence,
+        severity=Severity.WARNING,
+        confidence=Confidence.MEDIUM,
+    )
+
+
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A loss that falls for 60% of the run, then grows fifty-fold."""
+    steps = np.arange(0, 3000, 10)
+    values = 0.3 + 1.7 * np.exp(-steps / 400.0)
+    turn = 180
+    values[turn:] = values[turn] * np.exp(np.linspace(0.0, np.log(50.0), steps.size - turn))
+    return steps, values
+
+
+CHECK = Check(
+    code="N002",
+    name="loss-divergence",
+    title="Loss explodes or climbs",
+    severity=Severity.ERROR,
+    needs=((Role.TRAIN_LOSS, Role.VAL_LOSS, Role.LOSS_COMPONENT, Role.VAL_LOSS_COMPONENT),),
+    params=Params,
+    advice=(
+        "Lower the learning rate 3-10x, add or lengthen warm-up, clip gradients (max norm 1.0), "
+        "and with fp16 check the loss scaler or use bf16; inspect the batch where it started and "
+        "any custom loss term that can go negative or unbounded."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+    example=_example,
+)

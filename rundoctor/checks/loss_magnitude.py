@@ -1,0 +1,197 @@
+"""A loss whose scale points to a design error: unnormalised targets or a summed loss.
+
+What it detects
+---------------
+Two scales no averaged, normalised loss has:
+
+- a loss in the thousands or more from its start and for most of the run (its initial
+  level and its median both at or above ``large_level``): a regression on raw targets
+  ("predict 10,000, output 0" gives a squared error of 1e8), or a loss summed over the
+  batch, the pixels or the tokens;
+- when the number of classes C is known, a first training loss that is an integer multiple
+  k >= 2 of ln C, the loss of a uniform guess: cross-entropy summed over a batch (or over
+  k positions) instead of averaged.
+
+Why it matters
+--------------
+The scale of the loss is the scale of the gradients.  A loss in the thousands needs a
+learning rate thousands of times smaller than usual, and the usual recipes (Adam at 1e-3,
+gradient clipping at 1.0, weight decay) silently stop meaning what they say.  A summed loss
+ties the effective learning rate to the batch size, so changing the batch breaks a tuned
+run.  Unnormalised regression targets also make the output layer learn the offset before
+anything else.
+
+What to try
+-----------
+Standardise regression targets (subtract the mean, divide by the standard deviation of the
+training set) and undo it at prediction time, or predict log(target) for quantities
+spanning orders of magnitude.  Average losses over the batch (``reduction="mean"``) and
+over positions; if a sum is intended (per-sample ELBO, a per-image pixel sum), scale the
+learning rate down to match and ignore this warning.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import LOSS_ROLES, Role
+
+
+@dataclass(frozen=True)
+class Params:
+    min_points: int = field(
+        default=3, metadata={"help": "Finite points needed before a curve is judged."}
+    )
+    large_level: float = field(
+        default=1000.0,
+        metadata={"help": "Initial and median loss magnitude at or above this is too large."},
+    )
+    edge_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Share of the points whose median is the initial level."},
+    )
+    multiple_tolerance: float = field(
+        default=0.03,
+        metadata={"help": "Largest relative gap between the first loss and k * ln C."},
+    )
+    max_multiple: int = field(
+        default=16,
+        metadata={"help": "Largest k tested: beyond it every loss is near some multiple."},
+    )
+
+
+# Defaults: averaged cross-entropies sit below ~15 (ln of a 3M vocabulary) and normalised
+# regression errors near 1; detection losses summed over a dozen terms reach the low
+# hundreds.  A thousand is past all of them.  A first loss within 3% of k ln C is what an
+# untrained model's summed loss looks like (its per-sample loss is ln C within a few
+# percent); above k = 16 neighbouring multiples are less than 6% apart, so any value
+# would match one and the test would say nothing.
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    finding = _large(check, ctx, params)
+    if finding is not None:
+        yield finding
+    if ctx.num_classes is not None:
+        finding = _summed(check, ctx, params)
+        if finding is not None:
+            yield finding
+
+
+def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
+    tags = signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
+    tags += signal.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)
+    large: list[tuple[str, float, float, int, int]] = []
+    for tag in tags:
+        curve = ctx.curve(tag).finite
+        if len(curve) < params.min_points:
+            continue
+        magnitude = np.abs(signal.binned(curve.steps, curve.values).level)
+        initial = signal.edge_levels(magnitude, params.edge_fraction)[0]
+        median = float(np.median(magnitude))
+        # Both: a loss that starts small and blows up is a divergence, not a design choice.
+        if initial >= params.large_level and median >= params.large_level:
+            large.append((tag, initial, median, int(curve.steps[0]), int(curve.steps[-1])))
+    if not large:
+        return None
+    described = ", ".join(
+        f"{tag} (initial {fmt(initial)}, median {fmt(median)})" for tag, initial, median, _, _ in large
+    )
+    message = (
+        f"loss scale in the thousands or more: {described} "
+        f"(threshold {fmt(params.large_level)} for both): unnormalised regression targets "
+        f"or a loss summed instead of averaged"
+    )
+    evidence = {
+        "tags": [tag for tag, *_ in large],
+        "initial_level": {tag: initial for tag, initial, *_ in large},
+        "median_level": {tag: median for tag, _, median, *_ in large},
+        "threshold_level": params.large_level,
+    }
+    return check.finding(
+        ctx,
+        tags=[tag for tag, *_ in large],
+        steps=(min(first for *_, first, _ in large), max(last for *_, last in large)),
+        message=message,
+        evidence=evidence,
+        confidence=Confidence.MEDIUM,
+    )
+
+
+def _summed(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
+    tag = ctx.primary(Role.TRAIN_LOSS)
+    classes = ctx.num_classes
+    if tag is None or classes is None or classes.value < 2:
+        return None
+    curve = ctx.curve(tag).finite
+    if len(curve) < params.min_points or curve.values[0] <= 0:
+        return None
+    first = float(curve.values[0])
+    chance = math.log(classes.value)
+    multiple = round(first / chance)
+    gap = abs(first - multiple * chance) / (multiple * chance) if multiple else math.inf
+    if not (2 <= multiple <= params.max_multiple and gap <= params.multiple_tolerance):
+        return None
+    axis = ctx.run.axis_of(tag).value
+    message = (
+        f"first training loss {tag} = {fmt(first)} at {axis} {int(curve.steps[0]):,} is "
+        f"{first / chance:.2f} x ln {classes.value} (= {fmt(chance)}, a uniform guess over "
+        f"{classes.value} classes; C from {classes.source}): cross-entropy summed over "
+        f"{multiple} samples or positions instead of averaged "
+        f"(threshold: within {params.multiple_tolerance:.0%} of k x ln C, k >= 2)"
+    )
+    evidence = {
+        "tag": tag,
+        "first_loss": first,
+        "first_step": int(curve.steps[0]),
+        "num_classes": classes.value,
+        "num_classes_source": classes.source,
+        "ln_num_classes": chance,
+        "multiple": multiple,
+        "relative_gap": gap,
+        "threshold_gap": params.multiple_tolerance,
+    }
+    # k = 2 or 3 can also be a badly initialised output layer; larger k rarely is.
+    confidence = Confidence.LOW if multiple <= 3 else Confidence.MEDIUM
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(curve.steps[0], curve.steps[0]),
+        message=message,
+        evidence=evidence,
+        confidence=confidence,
+        advice=(
+            "Average the loss over the batch and positions (reduction='mean'); with a sum, the "
+            "effective learning rate scales with the batch size."
+        ),
+    )
+
+
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A squared error on raw targets: 1e8 at the start, still 4,000 at the end."""
+    steps = np.arange(0, 3000, 10)
+    return steps, 4e3 + 1e8 * np.exp(-steps / 150.0) + 2e3 * np.exp(-steps / 2000.0)
+
+
+CHECK = Check(
+    code="N003",
+    name="loss-magnitude",
+    title="Loss scale points to a design error",
+    severity=Severity.WARNING,
+    needs=(LOSS_ROLES,),
+    params=Params,
+    advice=(
+        "Standardise regression targets (or predict their log) and average losses over the batch "
+        "and positions (reduction='mean'); if a sum is intended, scale the learning rate down to "
+        "match."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+    example=_example,
+)

@@ -1,0 +1,231 @@
+"""The training loss fell, then stayed flat for a long stretch at an unchanged learning rate.
+
+What it detects
+---------------
+A main training loss that fell by at least ``min_fall`` from its start and then stayed
+inside a narrow band (``flat_tolerance`` of its level, widened to what its noise needs) for
+the last ``min_flat_fraction`` or more of the run.  When the learning rate is logged, the
+finding depends on what it did over the flat stretch:
+
+- constant (within ``lr_tolerance``): a warning, the plateau the schedule did not react to;
+- constant, but already cut below its peak before the loss flattened: a warning that a
+  further cut is unlikely to help (the cut came early, or the run has converged);
+- lowered during the flat stretch (ReduceLROnPlateau, step or cosine decay): no finding; the
+  schedule is doing its job, and the flat tail of a decaying schedule is how healthy runs end;
+- zero over the flat stretch: info, nothing was being trained there.
+
+Without a logged learning rate the warning has lower confidence.  A loss that fell to a
+small fraction of its start (``converged_fraction``) has converged on the training set and
+is not reported.
+
+Why it matters
+--------------
+Compute spent on a flat loss at a fixed learning rate is wasted: a learning rate that
+brought the loss this far is now too large to settle into a narrower minimum, and the loss
+bounces at the noise level of its steps.  Lowering the rate at the start of a plateau
+usually buys a visible further drop; if it does not, the run could have stopped there.
+
+What to try
+-----------
+Decay the learning rate from the start of the plateau: a step decay (x0.1), a cosine
+schedule over the whole run, or ReduceLROnPlateau (factor 0.1-0.5, patience of a few
+evaluations).  If the rate was already cut, stop the run at the plateau's start (early
+stopping) or move the cut later; if the level itself is too high, look at capacity, data
+or the loss rather than the schedule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import Role
+
+
+@dataclass(frozen=True)
+class Params:
+    min_points: int = field(
+        default=10, metadata={"help": "Finite training-loss points needed before judging."}
+    )
+    smoothing: float = field(
+        default=0.05, metadata={"help": "EMA span as a fraction of the points."}
+    )
+    flat_tolerance: float = field(
+        default=0.02,
+        metadata={"help": "Half-width of the flat band, as a fraction of the plateau level."},
+    )
+    min_flat_fraction: float = field(
+        default=0.3,
+        metadata={"help": "Shortest flat stretch worth reporting, as a fraction of the run."},
+    )
+    min_fall: float = field(
+        default=0.1,
+        metadata={"help": "Least relative fall from the start before the plateau."},
+    )
+    max_drift: float = field(
+        default=0.06,
+        metadata={"help": "Largest straight-line change over the flat stretch, relative to its level."},
+    )
+    drift_sigmas: float = field(
+        default=2.0,
+        metadata={"help": "A larger drift still counts as flat when within this many standard errors."},
+    )
+    converged_fraction: float = field(
+        default=0.05,
+        metadata={"help": "A plateau below this fraction of the start has converged."},
+    )
+    lr_tolerance: float = field(
+        default=0.01,
+        metadata={"help": "Relative change of the learning rate still counted as constant."},
+    )
+
+
+# Defaults: a band of +-2% is what reads as "flat" on a loss plot, and noise widens it as
+# needed; 30% of the run is long enough that a schedule should have reacted.  A noisy or
+# short curve can still slide down inside a widened band: a fitted drift over 6% of the
+# level (beyond 2 standard errors) is a slow descent, not a plateau (real plateaus drift
+# 0.4-5%, still-falling tails 8-38%).  A loss that did
+# not fall 10% is no-learning's business.  Below 5% of its start a training loss has all but
+# memorised the data and the flat tail is the floor, not a plateau.  1% on the learning rate
+# absorbs float rounding in logs.
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    loaded = signal.train_loss(ctx, params.min_points)
+    if loaded is None:
+        return
+    tag, binned = loaded
+    level, steps = binned.level, binned.steps
+    run_span = float(steps[-1] - steps[0])
+    initial = signal.initial_level(level, params.smoothing)
+    if not (run_span > 0 and initial > 0):
+        return
+    span = signal.window(level.size, params.smoothing)
+    smooth = signal.ema(level, span)
+    final = signal.edge_levels(level, params.smoothing)[1]
+    tolerance = signal.flat_tolerance(level, span, params.flat_tolerance * abs(final))
+    start = signal.trailing_flat_start(smooth, tolerance)
+    if not 0 < start < level.size:  # flat from the first point: it never fell onto a plateau
+        return
+    flat_steps = float(steps[-1] - steps[start])
+    plateau = float(np.median(level[start:]))
+    fall = (initial - plateau) / initial
+    if not (
+        flat_steps / run_span >= params.min_flat_fraction
+        and fall >= params.min_fall
+        and plateau > params.converged_fraction * initial
+    ):
+        return
+    drift, error = signal.drift(steps[start:], level[start:])
+    if abs(drift) > max(params.max_drift * abs(plateau), params.drift_sigmas * error):
+        return
+    axis = ctx.run.axis_of(tag).value
+    first_flat = float(steps[start])
+    message = (
+        f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then stayed within "
+        f"+-{fmt(tolerance, 2)} for the last {flat_steps:,.0f} {axis}s "
+        f"({flat_steps / run_span:.0%} of the run, from {axis} {first_flat:,.0f}; threshold "
+        f"{params.min_flat_fraction:.0%})"
+    )
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "initial_level": initial,
+        "plateau_level": plateau,
+        "fall": fall,
+        "flat_band": tolerance,
+        "drift": drift,
+        "flat_from_step": int(first_flat),
+        "flat_fraction": flat_steps / run_span,
+        "threshold_flat_fraction": params.min_flat_fraction,
+        "threshold_fall": params.min_fall,
+    }
+    schedule = _schedule(ctx, params, first_flat, steps[-1], axis, evidence)
+    if schedule is None:
+        return
+    severity, confidence, told, advice = schedule
+    yield check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(first_flat, steps[-1]),
+        message=message + told,
+        evidence=evidence,
+        severity=severity,
+        confidence=confidence,
+        advice=advice,
+    )
+
+
+def _schedule(
+    ctx: RunContext, params: Params, first_flat: float, last: float, axis: str, evidence: dict[str, Any]
+) -> tuple[Severity, Confidence, str, str] | None:
+    """What the learning rate did over the flat stretch: severity, confidence, message tail
+    and advice, or None when the schedule lowered it (see the module docstring); fills
+    ``evidence``."""
+    decay_advice = (
+        f"Decay the learning rate from {axis} {first_flat:,.0f}: a step decay (x0.1), cosine over "
+        f"the whole run, or ReduceLROnPlateau (factor 0.1-0.5, patience of a few evaluations); "
+        f"if the loss does not respond, stop there."
+    )
+    rate = signal.learning_rate(ctx)
+    if rate is None:
+        return Severity.WARNING, Confidence.MEDIUM, "; no learning rate logged", decay_advice
+    rate_tag, rate_steps, rates = rate
+    inside = (rate_steps >= first_flat) & (rate_steps <= last)
+    during = np.concatenate((signal.value_at(rate_steps, rates, [first_flat]), rates[inside]))
+    before = rates[rate_steps < first_flat]
+    high, low = float(during.max()), float(during.min())
+    peak = float(before.max()) if before.size else high
+    evidence.update(lr_tag=rate_tag, lr_during_max=high, lr_during_min=low, lr_peak_before=peak)
+    if high <= 0:
+        return (
+            Severity.INFO,
+            Confidence.HIGH,
+            "; the learning rate was 0 over it: nothing was being trained",
+            f"Stop the run at {axis} {first_flat:,.0f}, or give the schedule a non-zero floor if "
+            f"the last phase was meant to train.",
+        )
+    if low < (1.0 - params.lr_tolerance) * high:
+        return None
+    if high < (1.0 - params.lr_tolerance) * peak:
+        return (
+            Severity.WARNING,
+            Confidence.HIGH,
+            f"; the learning rate was already cut to {fmt(high)} ({peak / high:.3g}x below its "
+            f"peak {fmt(peak)}) before the loss flattened and stayed there",
+            f"A further cut is unlikely to help: the loss has settled at this rate. If the level "
+            f"is too high, the cut came too early (decay later or use cosine over the whole run); "
+            f"otherwise stop at {axis} {first_flat:,.0f}.",
+        )
+    return (
+        Severity.WARNING,
+        Confidence.HIGH,
+        f"; the learning rate stayed at {fmt(high)} throughout",
+        decay_advice,
+    )
+
+
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A loss that falls within the first fifth of the run, then sits at 0.5."""
+    steps = np.arange(0, 4000, 10)
+    return steps, 0.5 + 1.5 * np.exp(-steps / 160.0) + 0.005 * np.sin(steps / 13.0)
+
+
+CHECK = Check(
+    code="C003",
+    name="loss-plateau",
+    title="Training loss on a plateau",
+    severity=Severity.WARNING,
+    needs=(Role.TRAIN_LOSS,),
+    params=Params,
+    advice=(
+        "Decay the learning rate from the start of the plateau (step decay x0.1, cosine, or "
+        "ReduceLROnPlateau); if the loss does not respond, stop there."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+    example=_example,
+)

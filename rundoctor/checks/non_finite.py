@@ -1,0 +1,275 @@
+"""NaN or infinite values in a loss, metric, learning rate, gradient norm or confidence.
+
+What it detects
+---------------
+Every logged point that is NaN, +inf or -inf in a loss, an accuracy or other metric, the
+learning rate, the gradient norm or a confidence series: the step where it first happened,
+how many points, the last finite value before it, and whether finite values came back
+(transient) or not (permanent).  A series that is non-finite at every point was never
+computed at all and gets a message of its own.  Tags that turn bad at the same step are
+one event (a NaN in the forward pass reaches every loss term at once) and are reported
+together.
+
+The points are read in the order they were logged, including points a resumed run later
+wrote again: a NaN that made someone restart the run is part of its history.
+
+Severity: permanent is an error; transient a warning (info when only gradient norms or
+learning rates are affected); never finite an error for a training loss and a warning for
+anything else (the run trained, but without that signal).
+
+Why it matters
+--------------
+A NaN loss means the gradients were NaN too: without a loss scaler that skips such steps,
+every weight becomes NaN and nothing after that step is training.  A permanent NaN is a
+dead run still burning compute; a transient one is a warning that the optimisation is on
+the edge of blowing up (learning rate too high, log of zero, division by a tiny number).
+A series that is NaN from the first point (a validation loss that is never computed) leaves
+you blind on what it should measure.  An infinite gradient norm on a few steps is normal
+with fp16 and dynamic loss scaling (the scaler skips those steps) and is reported as info.
+
+What to try
+-----------
+Go to the first bad step.  Lower the learning rate or add warm-up, clip gradients
+(``clip_grad_norm_`` at 1.0), guard logs and divisions in custom losses (``log(x + eps)``,
+``clamp``), check the batch at that step for NaN or extreme inputs, use bf16 or a loss
+scaler for fp16, and run ``torch.autograd.set_detect_anomaly(True)`` to find the operation.
+For a series that is never finite, check the code that computes it (an empty validation
+set, missing targets, a metric that needs labels the loader does not return).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
+
+WATCHED_ROLES = (*LOSS_ROLES, *METRIC_ROLES, Role.LEARNING_RATE, Role.GRAD_NORM, Role.CONFIDENCE)
+TRAINING_LOSS_ROLES = (Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
+
+
+@dataclass(frozen=True)
+class Params:
+    group_min_tags: int = field(
+        default=2,
+        metadata={"help": "Tags turning bad at the same step, alike, reported as one finding."},
+    )
+    max_named_tags: int = field(
+        default=4, metadata={"help": "Tags named in a grouped message before '+N more'."}
+    )
+
+
+# Defaults: tags failing at one step are one event (one NaN in the forward pass reaches the
+# total and every term), so even two are told once.  Four names keep a grouped message on
+# one line.
+
+
+@dataclass(frozen=True)
+class BadValues:
+    """What one tag's non-finite points look like, in log order."""
+
+    tag: str
+    points: int
+    bad: int
+    nan: int
+    pos_inf: int
+    neg_inf: int
+    first_bad_step: int  # in log order
+    lowest_bad_step: int
+    highest_bad_step: int
+    last_finite: float | None  # the value logged just before the first bad point
+    last_finite_step: int | None
+    recovered_step: int | None  # the first finite point logged after the first bad one
+
+    @property
+    def never_finite(self) -> bool:
+        return self.bad == self.points
+
+    @property
+    def permanent(self) -> bool:
+        return self.recovered_step is None
+
+
+def measure(tag: str, steps: np.ndarray, values: np.ndarray) -> BadValues | None:
+    """The non-finite points of one series in log order, or None when all are finite."""
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return None
+    bad_index = np.flatnonzero(bad)
+    first = int(bad_index[0])
+    after = np.flatnonzero(~bad[first:])
+    return BadValues(
+        tag=tag,
+        points=int(values.size),
+        bad=int(bad.sum()),
+        nan=int(np.isnan(values).sum()),
+        pos_inf=int(np.isposinf(values).sum()),
+        neg_inf=int(np.isneginf(values).sum()),
+        first_bad_step=int(steps[first]),
+        lowest_bad_step=int(steps[bad_index].min()),
+        highest_bad_step=int(steps[bad_index].max()),
+        last_finite=float(values[first - 1]) if first > 0 else None,
+        last_finite_step=int(steps[first - 1]) if first > 0 else None,
+        recovered_step=int(steps[first + after[0]]) if after.size else None,
+    )
+
+
+def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    run = ctx.run
+    # One pass over the whole run finds the tags with a bad point; only those are gathered.
+    bad_codes = set(np.unique(run.tag_codes[~np.isfinite(run.values)]).tolist())
+    bad_tags = {run.tag_names[code] for code in bad_codes}
+    found = []
+    for tag in ctx.tags(*WATCHED_ROLES):
+        if tag not in bad_tags:
+            continue
+        # Log order on purpose (see the module docstring): a resume must not hide a NaN.
+        curve = ctx.raw_curve(tag)
+        bad = measure(tag, curve.steps, curve.values)
+        if bad is not None:
+            found.append(bad)
+    groups: dict[tuple[int, bool, bool], list[BadValues]] = {}
+    for values in found:
+        key = (values.first_bad_step, values.permanent, values.never_finite)
+        groups.setdefault(key, []).append(values)
+    for members in groups.values():
+        if len(members) >= params.group_min_tags:
+            yield _finding(check, ctx, params, members)
+        else:
+            for member in members:
+                yield _finding(check, ctx, params, [member])
+
+
+def _severity(ctx: RunContext, members: list[BadValues]) -> Severity:
+    """Permanent is an error; never computed is an error only for a training loss.
+
+    A transient bad value is a warning, except in gradient norms and learning rates alone,
+    where fp16 loss scaling produces (and skips) infinite norms by design: info.
+    """
+    roles = {ctx.run.roles.get(member.tag) for member in members}
+    first = members[0]
+    if first.never_finite:
+        return Severity.ERROR if roles & set(TRAINING_LOSS_ROLES) else Severity.WARNING
+    if first.permanent:
+        return Severity.ERROR
+    if roles <= {Role.GRAD_NORM, Role.LEARNING_RATE}:
+        return Severity.INFO
+    return Severity.WARNING
+
+
+def _step_range(members: list[BadValues]) -> tuple[int, int]:
+    return min(s.lowest_bad_step for s in members), max(s.highest_bad_step for s in members)
+
+
+def _kinds(members: list[BadValues]) -> str:
+    counts = (
+        ("NaN", sum(s.nan for s in members)),
+        ("+inf", sum(s.pos_inf for s in members)),
+        ("-inf", sum(s.neg_inf for s in members)),
+    )
+    return ", ".join(f"{name} x{count}" for name, count in counts if count)
+
+
+def _finding(
+    check: Check[Params], ctx: RunContext, params: Params, members: list[BadValues]
+) -> Finding:
+    first = members[0]
+    tags = [member.tag for member in members]
+    axis = ctx.run.axis_of(first.tag).value
+    shown = ", ".join(tags[: params.max_named_tags])
+    if len(tags) > params.max_named_tags:
+        shown += f" (+{len(tags) - params.max_named_tags} more)"
+    subject = shown if len(tags) == 1 else f"{len(tags)} series ({shown})"
+    bad = sum(s.bad for s in members)
+    before = (
+        f"; last finite value {fmt(first.last_finite)} at {axis} {first.last_finite_step:,}"
+        if len(members) == 1 and first.last_finite is not None
+        else ""
+    )
+    advice = None
+    if first.never_finite:
+        points = sum(s.points for s in members)
+        message = (
+            f"{subject} {'is' if len(tags) == 1 else 'are'} non-finite at every one of "
+            f"{points:,} logged points ({_kinds(members)}): the value was never computed, "
+            f"a missing signal rather than a blow-up"
+        )
+        advice = (
+            "Check the code that computes this series: an empty or unlabelled evaluation set, "
+            "targets the loader does not return, or a metric whose denominator is always 0."
+        )
+    elif first.permanent:
+        message = (
+            f"{subject} turned non-finite at {axis} {first.first_bad_step:,} and never "
+            f"recovered ({bad:,} points, {_kinds(members)}){before}"
+        )
+    else:
+        low, high = _step_range(members)
+        where = f"at {axis} {low:,}" if low == high else f"between {axis} {low:,} and {high:,}"
+        message = (
+            f"{subject} non-finite at {bad:,} points {where} ({_kinds(members)}), "
+            f"finite again afterwards{before}"
+        )
+    evidence: dict[str, Any] = {
+        "first_bad_step": first.first_bad_step,
+        "bad_points": bad,
+        "nan": sum(s.nan for s in members),
+        "pos_inf": sum(s.pos_inf for s in members),
+        "neg_inf": sum(s.neg_inf for s in members),
+        "permanent": first.permanent,
+        "never_finite": first.never_finite,
+        "recovered_step": first.recovered_step,
+    }
+    if len(members) == 1:
+        evidence.update(
+            tag=first.tag,
+            points=first.points,
+            last_finite=first.last_finite,
+            last_finite_step=first.last_finite_step,
+        )
+    else:
+        evidence.update(
+            tags=tags,
+            bad_points_by_tag={s.tag: s.bad for s in members},
+            last_finite_by_tag={s.tag: s.last_finite for s in members},
+        )
+    return check.finding(
+        ctx,
+        tags=tags,
+        steps=_step_range(members),
+        message=message,
+        evidence=evidence,
+        severity=_severity(ctx, members),
+        confidence=Confidence.HIGH,
+        advice=advice,
+    )
+
+
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A loss that falls, then turns NaN for good at 70% of the run."""
+    steps = np.arange(0, 3000, 10)
+    values = 0.3 + 1.7 * np.exp(-steps / 600.0)
+    values[210:] = np.nan
+    return steps, values
+
+
+CHECK = Check(
+    code="N001",
+    name="non-finite",
+    title="NaN or infinite values",
+    severity=Severity.ERROR,
+    needs=(WATCHED_ROLES,),
+    params=Params,
+    advice=(
+        "Find the first bad step: lower the learning rate or add warm-up, clip gradients, guard "
+        "log/division/sqrt in custom losses with an epsilon, check that batch for NaN or extreme "
+        "inputs, use bf16 or a loss scaler with fp16, and locate the operation with "
+        "torch.autograd.set_detect_anomaly(True)."
+    ),
+    detect=detect,
+    doc=__doc__ or "",
+    example=_example,
+)

@@ -1,0 +1,214 @@
+"""N002 loss-divergence: the loss explodes, or climbs steadily late in the run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.loss_divergence import CHECK
+from tests import curves
+
+N = 1_000
+STEPS = curves.steps(N)
+
+
+def _train(values: np.ndarray) -> dict[str, curves.Series]:
+    return {"train/loss": (STEPS, values)}
+
+
+def test_fires_on_an_exploding_training_loss() -> None:
+    # Decays to 0.38 by 60% of the run, then grows 50x: above 10x its best from ~84%.
+    (finding,) = curves.find(CHECK, _train(curves.noisy(curves.diverge(N), 0.01)))
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "N002",
+        Severity.ERROR,
+        Confidence.HIGH,
+    )
+    assert finding.tags == ("train/loss",)
+    assert 820 <= finding.first_step <= 850 and finding.last_step == N - 1
+    evidence = finding.evidence
+    assert evidence["reference"] == "best level so far"
+    assert evidence["reference_level"] == pytest.approx(0.385, rel=0.03)
+    assert evidence["ratio"] == pytest.approx(50, rel=0.1)
+    assert evidence["peak_step"] > 990 and evidence["recovered"] is False
+    assert "exploded" in finding.message and "had not come back down" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_a_huge_negative_loss_is_an_explosion_too() -> None:
+    # mmdetection's GIoU term went to -7e28 for a few iterations: magnitude, not value.
+    loss = curves.noisy(curves.decay(N), 0.01)
+    loss[700:705] = -np.logspace(8, 28, 5)
+    (finding,) = curves.find(CHECK, _train(loss))
+    assert (finding.first_step, finding.last_step) == (700, 704)
+    assert finding.evidence["peak_value"] == pytest.approx(-1e28)
+    assert finding.evidence["recovered"] is True
+    assert "numerical corruption" in finding.message
+
+
+def test_validation_loss_is_compared_with_its_initial_level() -> None:
+    val = curves.decay(50, start=1.0, end=0.4)
+    val[40:] = 20.0  # 20x its first value, to the end
+    series = {**_train(curves.decay(N)), "val/loss": (curves.steps(50, 20), val)}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.tags == ("val/loss",) and finding.evidence["split"] == "validation"
+    assert finding.evidence["reference"] == "initial level"
+    assert (finding.first_step, finding.last_step) == (800, 980)
+
+
+def test_an_overfitting_validation_loss_is_not_a_divergence() -> None:
+    # Rises 4x above its minimum, as the worst real overfitting runs do: another check's job.
+    series = {
+        **_train(curves.decay(N)),
+        "val/loss": (curves.steps(50, 20), curves.overfit(50, rise=3.0)),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_components_are_judged_when_no_total_is_logged() -> None:
+    box = curves.noisy(curves.diverge(300, turn=0.5, factor=100), 0.01)
+    series = {
+        "train/box_loss": (curves.steps(300), box),
+        "train/cls_loss": (curves.steps(300), curves.decay(300)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.tags == ("train/box_loss",)
+
+
+def test_components_are_ignored_when_a_total_is_logged() -> None:
+    series = {
+        **_train(curves.decay(N)),
+        "train/aux_loss": (STEPS, curves.diverge(N, factor=100)),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_signed_gan_losses_do_not_fire() -> None:
+    # A critic and a generator swinging around zero, as in a Wasserstein GAN.
+    t = np.linspace(0, 30, 320)
+    series = {
+        "train_disc_loss": (
+            curves.steps(320),
+            0.3 * np.sin(t) + 0.05 * curves.rng(1).standard_normal(320),
+        ),
+        "train_gen_loss": (
+            curves.steps(320),
+            -0.2 + 0.8 * np.cos(t / 3) * curves.rng(2).random(320),
+        ),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_a_spike_that_recovers_is_not_a_divergence() -> None:
+    loss = curves.with_spikes(curves.noisy(curves.decay(N), 0.01), at=[500], height=20.0, width=3)
+    assert curves.find(CHECK, _train(loss)) == []
+
+
+def test_near_miss_below_the_factor_then_override() -> None:
+    loss = curves.noisy(curves.decay(N), 0.01)
+    loss[600:] = loss[599] * 8.0  # 8x its best for the rest of the run, under the 10x bar
+    assert curves.find(CHECK, _train(loss)) == []
+    (finding,) = curves.find(CHECK, _train(loss), explode_factor=5.0)
+    assert finding.first_step == 600 and finding.evidence["ratio"] == pytest.approx(8.0, rel=0.05)
+
+
+def test_steady_late_rise_is_a_warning() -> None:
+    loss = curves.noisy(curves.decay(N, start=2.0, end=0.5), 0.01)
+    loss[750:] *= np.linspace(1.0, 1.4, 250)  # x1.4 over the last quarter, on a 5% fall
+    (finding,) = curves.find(CHECK, _train(loss))
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert finding.first_step == 750 and finding.last_step == N - 1
+    assert finding.evidence["rise"] == pytest.approx(0.33, abs=0.03)
+    assert "climbed steadily" in finding.message
+
+
+def test_mild_late_rise_is_a_near_miss_until_the_threshold_is_lowered() -> None:
+    loss = curves.noisy(curves.decay(N, start=2.0, end=0.5), 0.01)
+    loss[750:] *= np.linspace(1.0, 1.2, 250)  # +14% net over the last quarter
+    assert curves.find(CHECK, _train(loss)) == []
+    (finding,) = curves.find(CHECK, _train(loss), late_rise=0.1)
+    assert finding.evidence["rise"] == pytest.approx(0.14, abs=0.02)
+
+
+def test_explosion_in_a_start_written_over_by_a_restart() -> None:
+    # A first start blows up within 5 logs and is abandoned; the restart logs the same steps.
+    first = np.array([2.0, 1.8, 3e6, 8e12, 5e20])
+    steps = np.concatenate((curves.steps(5), STEPS))
+    values = np.concatenate((first, curves.noisy(curves.decay(N), 0.01)))
+    (finding,) = curves.find(CHECK, {"train/loss": (steps, values)})
+    assert finding.evidence["overwritten_by_restart"] is True
+    assert (finding.first_step, finding.last_step) == (2, 4)
+    assert "a later restart wrote over" in finding.message
+
+
+def test_restarts_from_scratch_are_not_explosions() -> None:
+    # Three starts appended to one log, each from an untrained model (detectron2 R07).
+    steps = curves.restarted((0, 300), (0, 300), (0, N))
+    values = np.concatenate(
+        (curves.decay(300, 2.1, 0.5), curves.decay(300, 2.9, 0.9), curves.decay(N, 2.7, 0.02))
+    )
+    assert curves.find(CHECK, {"total_loss": (steps, values)}) == []
+
+
+def test_healthy_noisy_run_is_silent() -> None:
+    series = {
+        **_train(curves.noisy(curves.decay(N), 0.05)),
+        "val/loss": (curves.steps(50, 20), curves.noisy(curves.decay(50, 2.2, 0.3), 0.03, seed=3)),
+    }
+    assert curves.find(CHECK, series) == []
+
+
+def test_too_few_points() -> None:
+    assert curves.find(CHECK, {"train/loss": (curves.steps(4), [1.0, 50.0, 500.0, 5000.0])}) == []
+
+
+def test_the_example_curve_fires() -> None:
+    # ``rundoctor explain`` draws it as "a curve this check fires on".
+    assert CHECK.example is not None
+    findings = curves.find(CHECK, {"train/loss": CHECK.example()})
+    assert [finding.code for finding in findings] == ["N002"]
+
+
+def test_stretches_lists_every_run_of_true() -> None:
+    starts, lengths = signal.stretches(np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool))
+    assert starts.tolist() == [0, 4, 6] and lengths.tolist() == [2, 1, 3]
+    starts, lengths = signal.stretches(np.zeros(3, dtype=bool))
+    assert starts.size == lengths.size == 0
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+@pytest.mark.parametrize("tag", ["train/loss", "val/loss"])
+def test_hostile_series_do_not_raise(name: str, tag: str) -> None:
+    findings = curves.find(CHECK, {tag: curves.HOSTILE[name]})
+    assert all(finding.code == "N002" for finding in findings)
+    for finding in findings:
+        curves.assert_well_formed(finding)
+
+
+MMDET_EXPLODED = (
+    "boostcampaitech7__level2-objectdetection-cv-04__mmdet2-cascade-logjson/mmdetection/work_dirs/"
+    "#13. 10082359_cascade_rcnn_x101_32x4d_swin_imgscale_720_PAFPN_loss_GIoULoss_labelsmoothing_1x_trash"
+    "/None.log.json"
+)
+GAN = "AIRI-Institute__genrisk__lightning-wgan/lightning_logs/version_10/metrics.csv"
+
+
+def test_real_mmdetection_starts_that_exploded(real_logs) -> None:
+    # R42: four starts reach -6e8 .. -7.4e28 within 150 iterations before a fifth trains.
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / MMDET_EXPLODED))
+    assert finding.tags == ("loss",) and finding.severity is Severity.ERROR
+    assert finding.evidence["peak_value"] == pytest.approx(-7.4254e28, rel=1e-3)
+    assert finding.evidence["overwritten_by_restart"] is True
+
+
+def test_real_gan_losses_do_not_fire(real_logs) -> None:
+    # R24: Wasserstein critic and generator losses, signed, no trend expected.
+    assert curves.run_check(CHECK, curves.real_run(real_logs / GAN)) == []
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        assert curves.run_check(CHECK, run) == [], run.id

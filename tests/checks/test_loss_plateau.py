@@ -1,0 +1,178 @@
+"""C003 loss-plateau: the training loss fell, then stayed flat at an unchanged learning rate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.loss_plateau import CHECK
+from tests import curves
+
+N = 400
+EVERY = 10
+STEPS = curves.steps(N, EVERY)
+LAST = (N - 1) * EVERY
+
+
+def _plateau(seed: int = 0) -> np.ndarray:
+    """2.0 -> 0.5 within the first 20% of the run, then flat with 1% noise."""
+    return curves.noisy(curves.plateau(N, start=2.0, level=0.5, fall_fraction=0.2), 0.01, seed)
+
+
+def _with_lr(rates: np.ndarray) -> dict[str, curves.Series]:
+    return {"train/loss": (STEPS, _plateau()), "train/learning_rate": (STEPS, rates)}
+
+
+def test_fires_on_a_plateau_at_a_constant_learning_rate() -> None:
+    (finding,) = curves.find(CHECK, _with_lr(np.full(N, 1e-3)))
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "C003",
+        Severity.WARNING,
+        Confidence.HIGH,
+    )
+    assert 600 <= finding.first_step <= 1_400 and finding.last_step == LAST
+    evidence = finding.evidence
+    assert evidence["plateau_level"] == pytest.approx(0.5, rel=0.02)
+    assert evidence["fall"] == pytest.approx(0.75, abs=0.03)
+    assert evidence["flat_fraction"] >= 0.65
+    assert evidence["lr_during_max"] == evidence["lr_during_min"] == pytest.approx(1e-3)
+    assert "learning rate stayed at 0.001" in finding.message
+    assert f"from step {finding.first_step:,}" in finding.advice
+    curves.assert_well_formed(finding)
+
+
+def test_without_a_logged_learning_rate_confidence_is_lower() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _plateau())})
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert "no learning rate logged" in finding.message
+
+
+def test_a_learning_rate_lowered_during_the_plateau_is_not_reported() -> None:
+    # ReduceLROnPlateau doing its job: x0.1 twice during the flat stretch.
+    rates = np.where(STEPS < 2_000, 1e-3, np.where(STEPS < 3_000, 1e-4, 1e-5))
+    assert curves.find(CHECK, _with_lr(rates)) == []
+    # ... and so is a cosine schedule annealing over the whole run.
+    cosine = 1e-3 * 0.5 * (1 + np.cos(np.pi * np.arange(N) / N))
+    assert curves.find(CHECK, _with_lr(cosine)) == []
+
+
+def test_a_curve_flat_from_its_first_point_is_not_a_plateau() -> None:
+    # Large swings around a constant level: no fall onto a plateau (loss-oscillation's case).
+    swings = 1.0 + 0.5 * np.sign(np.sin(np.arange(N) * 1.7)) * curves.rng(3).normal(0.8, 0.2, N)
+    assert curves.find(CHECK, {"train/loss": (STEPS, swings), "lr": (STEPS, np.full(N, 0.5))}) == []
+
+
+def test_a_learning_rate_of_zero_during_the_plateau_is_info() -> None:
+    rates = np.where(STEPS < 500, 1e-3, 0.0)
+    (finding,) = curves.find(CHECK, _with_lr(rates))
+    assert finding.severity is Severity.INFO and "learning rate was 0" in finding.message
+
+
+def test_a_learning_rate_cut_before_the_plateau_says_a_further_cut_will_not_help() -> None:
+    # detectron2 R11: warm-up, a 20x cut early, then flat at the low rate.
+    rates = np.where(STEPS < 500, 5e-5, 2.5e-6)
+    (finding,) = curves.find(CHECK, _with_lr(rates))
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    assert finding.evidence["lr_peak_before"] == pytest.approx(5e-5)
+    assert "already cut to 2.500e-06 (20x below" in finding.message
+    assert "further cut is unlikely to help" in finding.advice
+
+
+def test_near_miss_short_plateau_then_override() -> None:
+    # Falls steadily over the first 75% of the run: flat for the last 25% only.
+    loss = np.interp(np.linspace(0.0, 1.0, N), [0.0, 0.75, 1.0], [2.0, 0.5, 0.5])
+    series = {"train/loss": (STEPS, curves.noisy(loss, 0.005)), "lr": (STEPS, np.full(N, 1e-3))}
+    assert curves.find(CHECK, series) == []
+    (finding,) = curves.find(CHECK, series, min_flat_fraction=0.2)
+    assert finding.evidence["flat_fraction"] == pytest.approx(0.25, abs=0.03)
+
+
+def test_a_slow_descent_inside_a_noisy_band_is_not_a_plateau() -> None:
+    # After the fall the loss keeps sliding 15% more: noise widens the band, the drift test
+    # still sees the trend.
+    loss = curves.plateau(N, start=2.0, level=0.5, fall_fraction=0.2)
+    loss[100:] *= np.linspace(1.0, 0.85, N - 100)
+    series = {"train/loss": (STEPS, curves.noisy(loss, 0.04)), "lr": (STEPS, np.full(N, 1e-3))}
+    assert curves.find(CHECK, series) == []
+
+
+def test_a_loss_converged_near_zero_is_not_a_plateau() -> None:
+    loss = curves.noisy(curves.plateau(N, start=2.0, level=0.01, fall_fraction=0.2), 0.01)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss), "lr": (STEPS, np.full(N, 1e-3))}) == []
+
+
+def test_healthy_noisy_decay_is_silent() -> None:
+    loss = curves.noisy(curves.decay(N, rate=3.0), 0.03)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss), "lr": (STEPS, np.full(N, 1e-3))}) == []
+
+
+def test_too_few_points() -> None:
+    assert (
+        curves.find(
+            CHECK, {"train/loss": (curves.steps(8), [2.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5])}
+        )
+        == []
+    )
+
+
+def test_the_example_curve_fires() -> None:
+    # ``rundoctor explain`` draws it as "a curve this check fires on".
+    assert CHECK.example is not None
+    findings = curves.find(CHECK, {"train/loss": CHECK.example()})
+    assert [finding.code for finding in findings] == ["C003"]
+
+
+def test_value_at_holds_the_last_logged_value() -> None:
+    steps, rates = np.array([0, 100, 200]), np.array([1e-3, 1e-4, 1e-5])
+    got = signal.value_at(steps, rates, [-5, 0, 50, 100, 150, 999])
+    assert got.tolist() == [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
+    assert np.isnan(signal.value_at(np.empty(0), np.empty(0), [3])).all()
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+def test_hostile_series_do_not_raise(name: str) -> None:
+    findings = curves.find(
+        CHECK, {"train/loss": curves.HOSTILE[name], "lr": (STEPS, np.full(N, 1e-3))}
+    )
+    assert findings == []  # none of them fell and then flattened
+
+
+DETECTRON_PLATEAU = (
+    "Elbhnasy__Medical_Waste_Detection_Detectron2__detectron2-frcnn-plateau/output/metrics.json"
+)
+CENTERNET = (
+    "boostcampaitech7__level2-objectdetection-cv-04__mmdet2-cascade-logjson/mmdetection/work_dirs/"
+    "centernet_resnet18_dcnv2_140e_trash/None.log.json"
+)
+REDUCE_LR = "4hmetcakmak__BraTS2020CapstoneProject__keras-csvlogger-unet-reducelr/training.log"
+
+
+def test_real_detectron2_plateau_after_an_early_cut(real_logs) -> None:
+    # R11: lr cut 20x at ~1,500 of 4,000 iterations; total_loss flat at ~1.0 from ~2,000.
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / DETECTRON_PLATEAU))
+    assert finding.severity is Severity.WARNING and finding.tags == ("total_loss",)
+    assert 1_400 <= finding.first_step <= 2_100 and finding.last_step == 3_999
+    assert finding.evidence["lr_peak_before"] == pytest.approx(5e-5)
+    assert "already cut" in finding.message
+
+
+def test_real_centernet_stalled_at_a_constant_learning_rate(real_logs) -> None:
+    # R43: loss 38.6 -> ~7.8 in the first epoch, then flat for 13 epochs at lr 0.02.
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / CENTERNET))
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    assert finding.evidence["flat_fraction"] > 0.9
+    assert finding.evidence["lr_during_max"] == pytest.approx(0.02)
+
+
+def test_real_reduce_lr_on_plateau_is_not_reported(real_logs) -> None:
+    # R28: Keras ReduceLROnPlateau cuts the rate during the flat stretch: working as meant.
+    assert curves.run_check(CHECK, curves.real_run(real_logs / REDUCE_LR)) == []
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        findings = curves.run_check(CHECK, run)
+        assert [f for f in findings if f.severity is not Severity.INFO] == [], run.id

@@ -1,0 +1,160 @@
+"""C005 loss-spikes: sudden spikes in the training loss, how often, and whether they recover."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.loss_spikes import CHECK
+from tests import curves
+
+N = 1_000
+STEPS = curves.steps(N, 10)
+
+
+def _loss(at: list[int], height: float = 4.0, width: int = 3, noise: float = 0.02) -> np.ndarray:
+    return curves.with_spikes(
+        curves.noisy(curves.decay(N), noise), at=at, height=height, width=width
+    )
+
+
+def test_fires_on_spikes_with_learning_rate_and_gradient_norm_evidence() -> None:
+    norms = curves.with_spikes(
+        np.abs(curves.noisy(np.ones(N), 0.1, seed=5)), at=[300, 600, 800], height=30.0
+    )
+    series = {
+        "train/loss": (STEPS, _loss([300, 600, 800])),
+        "train/learning_rate": (STEPS, np.full(N, 1e-3)),
+        "train/grad_norm": (STEPS, norms),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "C005",
+        Severity.WARNING,
+        Confidence.HIGH,
+    )
+    assert (finding.first_step, finding.last_step) == (3_000, 8_020)
+    evidence = finding.evidence
+    assert evidence["spikes"] == 3 and evidence["unrecovered"] == 0
+    peaks = sorted(evidence["spike_steps"])  # the highest of each spike's three points
+    assert all(start <= peak <= start + 20 for start, peak in zip((3_000, 6_000, 8_000), peaks))
+    assert evidence["median_recovery_steps"] == 30.0
+    assert evidence["lr_at_spike"] == evidence["lr_before_spike"] == pytest.approx(1e-3)
+    assert evidence["grad_norm_at_spike"] > 10 * evidence["grad_norm_median"]
+    assert "spiked 3 times" in finding.message and "gradient norm" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_a_single_recovered_spike_is_info() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _loss([500]))})
+    assert finding.severity is Severity.INFO and finding.evidence["spikes"] == 1
+    assert finding.evidence["spike_values"][0] == pytest.approx(4.0 * curves.decay(N)[500], rel=0.1)
+
+
+def test_a_spike_still_going_at_the_end_is_an_error() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _loss([997]))})
+    assert finding.severity is Severity.ERROR and finding.evidence["unrecovered"] == 1
+    assert "still spiking when the log ended" in finding.message
+
+
+def test_many_spikes_are_an_error() -> None:
+    at = list(range(100, 1_000, 80))  # 12 spikes
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _loss(at, width=2))})
+    assert finding.severity is Severity.ERROR and finding.evidence["spikes"] == 12
+    assert len(finding.evidence["spike_steps"]) == 10  # max_listed
+
+
+def test_a_spike_right_after_a_learning_rate_rise_says_so() -> None:
+    rates = np.where(STEPS < 5_000, 1e-4, 1e-3)
+    series = {"train/loss": (STEPS, _loss([500])), "lr": (STEPS, rates)}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.evidence["lr_before_spike"] == pytest.approx(1e-4)
+    assert finding.evidence["lr_at_spike"] == pytest.approx(1e-3)
+    assert "had just risen" in finding.message
+
+
+def test_near_miss_small_jump_then_override() -> None:
+    series = {"train/loss": (STEPS, _loss([500], height=1.2))}  # 20% above the level
+    assert curves.find(CHECK, series) == []
+    (finding,) = curves.find(CHECK, series, min_relative=0.1)
+    assert finding.evidence["spike_steps"] == [5_000]
+
+
+def test_noise_alone_is_not_a_spike() -> None:
+    # Heavy noise (10% per point) on a falling loss: its largest points are not spikes.
+    assert (
+        curves.find(CHECK, {"train/loss": (STEPS, curves.noisy(curves.decay(N), 0.1, seed=7))})
+        == []
+    )
+
+
+def test_the_steep_start_of_a_run_is_not_a_spike() -> None:
+    loss = curves.noisy(curves.decay(N, start=46.0, end=0.6, rate=80.0), 0.02)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}) == []
+
+
+def test_a_rounded_converged_loss_is_not_spiking() -> None:
+    # Written to 4 decimals, a memorised loss alternates between 0.0001 and 0.0002.
+    loss = np.round(curves.decay(N, start=0.3, end=0.00015, rate=12.0), 4)
+    loss[600::7] = 0.0002
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}) == []
+
+
+def test_a_one_point_spike_survives_binning_of_a_long_curve() -> None:
+    n = 5_000  # more points than bins: three points per bin
+    loss = curves.noisy(curves.decay(n), 0.02)
+    loss[3_001] *= 6.0
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(n), loss)})
+    assert abs(finding.evidence["spike_steps"][0] - 3_001) <= 2
+
+
+def test_too_few_points() -> None:
+    loss = curves.with_spikes(curves.decay(15), at=[7], height=10.0, width=1)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(15), loss)}) == []
+
+
+def test_the_example_curve_fires() -> None:
+    # ``rundoctor explain`` draws it as "a curve this check fires on".
+    assert CHECK.example is not None
+    findings = curves.find(CHECK, {"train/loss": CHECK.example()})
+    assert [finding.code for finding in findings] == ["C005"]
+
+
+def test_binning_keeps_each_bins_median_and_maximum() -> None:
+    values = np.arange(10.0)
+    values[4] = 100.0
+    small = signal.binned(np.arange(10), values, max_bins=20)
+    assert small.size == 1 and small.level is values
+    binned = signal.binned(np.arange(10) * 10, values, max_bins=4)  # bins of 3, 3, 3 and 1
+    assert binned.size == 3
+    assert binned.level.tolist() == [1.0, 5.0, 7.0, 9.0]
+    assert binned.high.tolist() == [2.0, 100.0, 8.0, 9.0]
+    assert binned.steps.tolist() == [10.0, 40.0, 70.0, 90.0]
+
+
+def test_resolution_and_local_noise() -> None:
+    assert signal.resolution(np.array([0.0002, 0.0001, 0.0001, 0.0003])) == pytest.approx(1e-4)
+    assert signal.resolution(np.array([1.0, 1.0])) == 0.0
+    # Noise ten times larger in the second half is seen there, not averaged over the run.
+    jitter = curves.rng(0).standard_normal(400)
+    noise = signal.local_noise(np.where(np.arange(400) < 200, 0.01, 0.1) * jitter, 21)
+    assert noise[100] == pytest.approx(0.01, rel=0.3) and noise[300] == pytest.approx(0.1, rel=0.3)
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+def test_hostile_series_do_not_raise(name: str) -> None:
+    findings = curves.find(CHECK, {"train/loss": curves.HOSTILE[name]})
+    for finding in findings:
+        assert finding.code == "C005"
+        curves.assert_well_formed(finding)
+    if name != "unsorted":  # sorted by step, the shuffled decay is scatter with jumps
+        assert findings == []
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        findings = curves.run_check(CHECK, run)
+        assert [f for f in findings if f.severity is not Severity.INFO] == [], run.id

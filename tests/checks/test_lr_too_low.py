@@ -1,0 +1,96 @@
+"""C002 lr-too-low: the training loss creeps down in a slow straight line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.lr_too_low import CHECK
+from tests import curves
+
+N = 400
+STEPS = curves.steps(N, 5)
+
+
+def _loss(values: np.ndarray) -> dict[str, curves.Series]:
+    return {"train/loss": (STEPS, curves.noisy(values, 0.003))}
+
+
+def test_fires_on_a_slow_straight_decline_and_quotes_the_learning_rate() -> None:
+    series = {**_loss(curves.linear(N, 2.0, 1.8)), "train/lr": (STEPS, np.full(N, 1e-6))}
+    (finding,) = curves.find(CHECK, series)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "C002",
+        Severity.WARNING,
+        Confidence.MEDIUM,
+    )
+    assert (finding.first_step, finding.last_step) == (0, 1_995)
+    evidence = finding.evidence
+    assert evidence["drop"] == pytest.approx(0.1, abs=0.01)
+    assert evidence["rate_ratio"] == pytest.approx(1.0, abs=0.25)
+    assert evidence["lr_max"] == pytest.approx(1e-6) and evidence["lr_tag"] == "train/lr"
+    assert "straight line" in finding.message and "1.000e-06" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_a_healthy_decay_bends_and_is_silent() -> None:
+    assert curves.find(CHECK, _loss(curves.decay(N))) == []
+
+
+def test_a_small_fall_that_bends_is_silent() -> None:
+    # A pretrained model fine-tuned: 13% drop, most of it early (the T5 run in the real logs).
+    assert curves.find(CHECK, _loss(curves.decay(N, start=2.0, end=1.74, rate=4.0))) == []
+
+
+def test_near_miss_above_the_drop_threshold_then_override() -> None:
+    series = _loss(curves.linear(N, 2.0, 1.5))  # -25% end to end, -24% between end medians
+    assert curves.find(CHECK, series) == []
+    (finding,) = curves.find(CHECK, series, max_drop=0.3)
+    assert finding.evidence["drop"] == pytest.approx(0.24, abs=0.01)
+
+
+def test_a_flat_noisy_loss_is_not_a_decline() -> None:
+    # Left to no-learning: no fall beyond the noise.
+    flat = curves.noisy(np.full(N, 1.395), 0.003, seed=4)
+    assert curves.find(CHECK, {"train/loss": (STEPS, flat)}) == []
+
+
+def test_too_few_points() -> None:
+    assert curves.find(CHECK, {"train/loss": (curves.steps(4), [2.0, 1.99, 1.98, 1.97])}) == []
+
+
+def test_the_example_curve_fires() -> None:
+    # ``rundoctor explain`` draws it as "a curve this check fires on".
+    assert CHECK.example is not None
+    findings = curves.find(CHECK, {"train/loss": CHECK.example()})
+    assert [finding.code for finding in findings] == ["C002"]
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+def test_hostile_series_do_not_raise(name: str) -> None:
+    findings = curves.find(CHECK, {"train/loss": curves.HOSTILE[name]})
+    assert findings == []  # none of them is a slow straight decline
+
+
+def test_real_stalled_keras_run_fires(real_logs) -> None:
+    # R32: 0.5385 -> 0.5369 in five equal epoch steps.
+    run = curves.real_run(
+        real_logs / "olegkleiman__tf_keras__keras-tf2-stalled/logs/fit/20191031-020333"
+    )
+    (finding,) = curves.run_check(CHECK, run)
+    assert finding.evidence["rate_ratio"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_real_lora_run_at_lr_5e_6_is_left_to_no_learning(real_logs) -> None:
+    # R01: the loss does not decline beyond its noise, so it is not a slow decline either.
+    run = curves.real_run(
+        real_logs / "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run0"
+    )
+    assert curves.run_check(CHECK, run) == []
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        assert curves.run_check(CHECK, run) == [], run.id

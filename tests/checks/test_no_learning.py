@@ -1,0 +1,146 @@
+"""C001 no-learning: the training loss never gets meaningfully below its initial level."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import Confidence, Severity
+from rundoctor.checks.no_learning import CHECK
+from tests import curves
+
+N = 200
+STEPS = curves.steps(N, 10)
+
+
+def _flat(level: float, relative_noise: float = 0.002, seed: int = 0) -> np.ndarray:
+    return curves.noisy(np.full(N, level), relative_noise, seed)
+
+
+def test_fires_on_a_flat_loss_at_chance() -> None:
+    # RoBERTa at lr 5e-6: 1.398 -> 1.395 on 4 classes, ln 4 = 1.386.
+    series = {
+        "train/loss": (STEPS, _flat(1.395)),
+        "train/learning_rate": (STEPS, np.linspace(5e-6, 0, N)),
+    }
+    (finding,) = curves.find(CHECK, series, num_classes=4)
+    assert (finding.code, finding.severity, finding.confidence) == (
+        "C001",
+        Severity.ERROR,
+        Confidence.HIGH,
+    )
+    assert (finding.first_step, finding.last_step) == (0, 1_990)
+    evidence = finding.evidence
+    assert evidence["progress"] == pytest.approx(0.0, abs=0.01)
+    assert evidence["at_chance"] is True and evidence["ln_num_classes"] == pytest.approx(
+        math.log(4)
+    )
+    assert evidence["lr_max"] == pytest.approx(5e-6)
+    assert "ln 4" in finding.message and "learning rate at most 5.000e-06" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_fires_without_the_number_of_classes_at_medium_confidence() -> None:
+    loss = np.linspace(0.9, 0.87, N)  # -3.3%: below the 5% bar
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, curves.noisy(loss, 0.002))})
+    assert finding.confidence is Confidence.MEDIUM
+    assert finding.evidence["progress"] == pytest.approx(0.033, abs=0.005)
+    assert "at_chance" not in finding.evidence
+
+
+def test_stuck_at_chance_after_a_bad_start_fires() -> None:
+    # Falls from an overconfident start (3.0) to ln 10 and stays: learned nothing useful.
+    loss = curves.noisy(curves.plateau(N, start=3.0, level=math.log(10), fall_fraction=0.1), 0.002)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10)
+    assert finding.evidence["progress"] > 0.2 and finding.evidence["at_chance"] is True
+    assert finding.message.startswith("train/loss fell, but no further than chance")
+
+
+def test_a_learning_rate_of_zero_is_named() -> None:
+    series = {"train/loss": (STEPS, _flat(0.7)), "lr": (STEPS, np.zeros(N))}
+    (finding,) = curves.find(CHECK, series)
+    assert "learning rate is 0" in finding.message and finding.evidence["lr_max"] == 0.0
+
+
+def test_near_miss_just_above_the_threshold_then_override() -> None:
+    loss = curves.noisy(np.linspace(1.0, 0.93, N), 0.002)  # -7%
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}) == []
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, min_progress=0.1)
+    assert finding.evidence["progress"] == pytest.approx(0.07, abs=0.01)
+
+
+def test_a_fall_inside_the_first_points_counts_as_learning() -> None:
+    # 38 -> 8 within the first 1% of the run, then flat: a plateau, not a run that never learned.
+    loss = _flat(8.0, 0.01)
+    loss[0] = 38.0
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}) == []
+
+
+def test_healthy_noisy_run_is_silent() -> None:
+    loss = curves.noisy(curves.decay(N, start=math.log(10), end=0.3), 0.05)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10) == []
+
+
+def test_a_detector_loss_above_ln_c_is_not_chance() -> None:
+    # Never near ln C: the chance rule must not fire on a loss that is not a cross-entropy.
+    loss = curves.noisy(curves.decay(N, start=40.0, end=7.8, rate=30.0), 0.01)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10) == []
+
+
+def test_too_few_points() -> None:
+    assert curves.find(CHECK, {"train/loss": (curves.steps(4), [1.0, 1.0, 1.0, 1.0])}) == []
+
+
+def test_the_example_curve_fires() -> None:
+    # ``rundoctor explain`` draws it as "a curve this check fires on".
+    assert CHECK.example is not None
+    findings = curves.find(CHECK, {"train/loss": CHECK.example()}, num_classes=4)
+    assert [finding.code for finding in findings] == ["C001"]
+
+
+def test_initial_level_takes_a_fall_within_the_first_points() -> None:
+    values = np.array([38.0, 12.0, 8.0, 8.1, 7.9, 8.0, 8.0, 8.0, 8.0, 8.0])
+    assert signal.edge_levels(values, 0.3) == (12.0, 8.0)
+    assert signal.initial_level(values, 0.3) == 38.0
+    # A lucky first batch does not set the start: the median of the first few does.
+    assert signal.initial_level(np.array([1.0, 2.0, 2.1, 2.0, 1.9]), 0.6) == 2.0
+    assert np.isnan(signal.initial_level(np.empty(0), 0.1))
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+def test_hostile_series_do_not_raise(name: str) -> None:
+    findings = curves.find(CHECK, {"train/loss": curves.HOSTILE[name]}, num_classes=10)
+    # A constant loss (0.7, 1e30, 1.0 between the infinities) has not learned anything.
+    expected = name in ("constant", "huge", "inf")
+    assert [f.code for f in findings] == (["C001"] if expected else [])
+    for finding in findings:
+        curves.assert_well_formed(finding)
+
+
+LORA_SWEEP = "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs"
+
+
+@pytest.mark.parametrize("attempt", ["run0", "run1", "run2", "run3"])
+def test_real_lora_runs_at_a_tiny_learning_rate_fire(real_logs, attempt: str) -> None:
+    # R01-R04: train/loss 1.39-1.40 for 1,200 steps on AG News (4 classes), lr 5e-6.
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / LORA_SWEEP / attempt))
+    assert finding.tags == ("train/loss",) and finding.severity is Severity.ERROR
+    assert finding.evidence["num_classes"] == 4 and finding.evidence["at_chance"] is True
+
+
+def test_real_stalled_keras_run_fires(real_logs) -> None:
+    # R32: epoch_loss 0.5385 -> 0.5369 over 5 epochs.
+    run = curves.real_run(
+        real_logs / "olegkleiman__tf_keras__keras-tf2-stalled/logs/fit/20191031-020333"
+    )
+    (finding,) = curves.run_check(CHECK, run)
+    assert finding.evidence["progress"] == pytest.approx(0.003, abs=0.001)
+
+
+@pytest.mark.parametrize("relative", curves.HEALTHY_REAL_RUNS)
+def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
+    for run in curves.real_runs(real_logs, relative):
+        assert curves.run_check(CHECK, run) == [], run.id
