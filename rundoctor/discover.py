@@ -170,11 +170,11 @@ def _walk(root: Path, errors: list[ReadError]):
             file = directory / name
             if file.is_symlink():
                 target = file.resolve()
-                if not target.is_relative_to(real_root):
-                    errors.append(ReadError(str(file), f"symlink points outside {root} (not followed)"))
-                    continue
                 if not target.is_file():
                     errors.append(ReadError(str(file), "broken symlink"))
+                    continue
+                if not target.is_relative_to(real_root):
+                    errors.append(ReadError(str(file), f"symlink points outside {root} (not followed)"))
                     continue
             files.append(file)
         yield directory, files
