@@ -89,7 +89,7 @@ def ls_command(
 @app.command("check")
 def check_command(
     paths: List[Path] = PathsArg,
-    format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github or junit."),
+    format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github, junit or html."),
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
     fail_on: Optional[str] = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
     select: List[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
@@ -168,6 +168,42 @@ def _example_curve(example: Callable[[], tuple[Any, Any]], width: int) -> str:
     line = sparkline(steps, values, max(8, min(60, width - 4 - len(scale))))
     span = f"steps {int(steps.min())}..{int(steps.max())}" if steps.size else "no points"
     return f"Example: a curve this check fires on ({span})\n  {line.bars}  {scale}"
+
+
+@app.command("plot")
+def plot_command(
+    path: Path = typer.Argument(..., help="A run directory or log file.", show_default=False),
+    output: Path = typer.Option(..., "--output", "-o", help="The PNG file to write.", show_default=False),
+    run: Optional[str] = typer.Option(None, "--run", help="The run to draw when PATH holds several: its id as `rundoctor ls` prints it, or a unique end of it."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: List[str] = RoleOpt,
+    reader: Optional[str] = ReaderOpt,
+) -> None:
+    """Draw one run's key curves with its findings shaded, as a PNG (needs rundoctor[plot])."""
+    from rundoctor import plot
+    from rundoctor.engine import diagnose
+
+    try:
+        plot.require_matplotlib()
+    except ImportError:
+        raise UsageError(plot.INSTALL_HINT) from None
+    if output.suffix.lower() != ".png":
+        raise UsageError(f"--output must be a .png file, got {str(output)!r}")
+    settings = _settings(config, None, [], [], role, None, [])
+    runs, errors = _load([path], reader, dict(settings.roles), False)
+    if not runs:
+        sys.stderr.write(_errors_text(errors))
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        chosen = plot.pick_run(runs, run)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    findings = diagnose([chosen], [], settings).findings
+    try:
+        panels = plot.write_png(chosen, findings, output)
+    except OSError as error:
+        raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
+    typer.echo(f"{output}: {chosen.id}, {panels} plot{'s' if panels != 1 else ''}, {len(findings)} finding{'s' if len(findings) != 1 else ''}")
 
 
 @app.command("schema")

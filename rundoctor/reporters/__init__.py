@@ -19,6 +19,7 @@ REPORTERS: dict[str, str] = {
     "markdown": "rundoctor.reporters.markdown",
     "github": "rundoctor.reporters.github",
     "junit": "rundoctor.reporters.junit",
+    "html": "rundoctor.reporters.html",
 }
 
 

@@ -1,0 +1,193 @@
+"""``rundoctor plot``: one run's picture as a PNG, for pasting into an issue or keeping as a
+CI artifact.
+
+The picture is the HTML report's: the same panels (:mod:`rundoctor.reporters.panels`), the
+same colours, each finding's step range shaded and numbered on its curves and its message
+beside the plot.  It is drawn with matplotlib's Agg backend through a bare ``Figure`` (no
+pyplot, so no global state and no display needed).  matplotlib is the optional extra
+``rundoctor[plot]`` and is imported only when a picture is drawn.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+
+from rundoctor.checks.base import Finding
+from rundoctor.reporters.panels import (
+    DOTS_UP_TO,
+    NO_CURVE_NOTE,
+    NON_FINITE_COLOR,
+    SERIES_COLORS,
+    SEVERITY_COLORS,
+    Panel,
+    Trace,
+    picture,
+    shaded_range,
+)
+from rundoctor.reporters.wording import counts_phrase, step_range
+from rundoctor.series import Run
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+INSTALL_HINT = "rundoctor plot needs matplotlib: install rundoctor[plot] (pip install 'rundoctor[plot]')"
+
+WIDTH_INCHES = 12.0
+DPI = 110
+PLOT_HEIGHT = 2.6  # inches per panel; a panel grows when its messages need more room
+TEXT_WRAP = 74  # characters per line of a message beside a plot at this width
+FONT_SIZE = 8.5
+LINE_INCHES = FONT_SIZE * 1.45 / 72  # height of one line of message text
+TITLE_INCHES = 0.55
+LABEL_ROWS = 3  # finding numbers stack in this many rows at the top of a plot
+
+
+def require_matplotlib() -> None:
+    """Raise ImportError early, before any log is read, when the extra is not installed."""
+    import matplotlib  # noqa: F401
+
+
+def pick_run(runs: Sequence[Run], wanted: str | None) -> Run:
+    """The run to draw: the only one, or the one ``--run`` names (its id, or a unique end of it).
+
+    ValueError lists the ids when the choice is missing or ambiguous.
+    """
+    if wanted is None:
+        if len(runs) == 1:
+            return runs[0]
+        problem, candidates = f"{len(runs)} runs found; choose one with --run", runs
+    else:
+        exact = [run for run in runs if run.id == wanted]
+        matches = exact or [run for run in runs if run.id.endswith("/" + wanted.strip("/"))]
+        if len(matches) == 1:
+            return matches[0]
+        problem = f"--run {wanted!r} matches {len(matches)} runs" if matches else f"no run {wanted!r} here"
+        candidates = matches or runs
+    listing = "\n".join(f"  {run.id}" for run in candidates)
+    raise ValueError(f"{problem}:\n{listing}")
+
+
+def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
+    """Draw ``run`` with its findings into ``output``; returns the number of panels drawn.
+
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    drawn = picture(run, findings)
+    numbers = {id(finding): index + 1 for index, finding in enumerate(findings)}
+    # The HTML report's order: plots with findings, findings without a plot, then the rest.
+    rows: list[tuple[Panel | None, tuple[Finding, ...]]] = [(p, p.listed) for p in drawn.panels if p.listed]
+    if drawn.unplotted:
+        rows.append((None, drawn.unplotted))
+    rows += [(p, ()) for p in drawn.panels if not p.listed]
+    heights = [_row_height(listed, has_plot=panel is not None) for panel, listed in rows]
+    total = TITLE_INCHES + sum(heights) if rows else TITLE_INCHES + 0.6
+    figure = Figure(figsize=(WIDTH_INCHES, total), dpi=DPI, facecolor="white")
+    FigureCanvasAgg(figure)
+    figure.text(
+        0.01, 1 - 0.18 / total, run.id, fontsize=11, fontweight="bold", va="top", ha="left",
+    )
+    figure.text(
+        0.01, 1 - 0.40 / total, f"{run.format} · {run.points:,} points · {counts_phrase(findings)}",
+        fontsize=8.5, color="#6b7280", va="top", ha="left",
+    )
+    if not rows:
+        figure.text(0.01, 0.3 / total, "No loss, metric or learning-rate curve to draw.", fontsize=9)
+    top = total - TITLE_INCHES
+    for (panel, listed), height in zip(rows, heights, strict=True):
+        bottom = top - height
+        if panel is not None:
+            axes = figure.add_axes((0.055, (bottom + 0.45) / total, 0.52, (height - 0.8) / total))
+            _draw_panel(axes, run, panel, numbers)
+        else:
+            figure.text(0.055, (top - 0.35) / total, f"No curve to draw. {NO_CURVE_NOTE}",
+                        fontsize=FONT_SIZE, color="#6b7280", va="top", ha="left", style="italic")
+        _write_findings(figure, run, listed, numbers, top / total, total)
+        top = bottom
+    # No "Software" entry: the same run gives the same bytes whatever matplotlib drew it.
+    figure.savefig(output, format="png", dpi=DPI, metadata={"Software": None})
+    return len(drawn.panels)
+
+
+def _row_height(listed: Sequence[Finding], *, has_plot: bool) -> float:
+    """Inches for a panel: the plot's height, or more when its messages need it."""
+    lines = sum(len(_message_lines(f)) + 1.7 for f in listed)
+    text_height = lines * LINE_INCHES + 0.5
+    return max(PLOT_HEIGHT if has_plot else 0.4, text_height)
+
+
+def _message_lines(finding: Finding) -> list[str]:
+    return textwrap.wrap(finding.message, TEXT_WRAP) or [""]
+
+
+def _draw_panel(axes: "Axes", run: Run, panel: Panel, numbers: dict[int, int]) -> None:
+    for index, trace in enumerate(panel.traces):
+        color = SERIES_COLORS[index % len(SERIES_COLORS)]
+        steps, values = _with_gaps(trace)
+        marker = "o" if trace.points <= DOTS_UP_TO else None
+        axes.plot(steps, values, color=color, linewidth=1.3, marker=marker, markersize=2.5, label=trace.tag)
+        if trace.non_finite:
+            axes.plot(
+                trace.non_finite_steps, np.zeros(trace.non_finite_steps.size), linestyle="none", marker="|",
+                markersize=9, color=NON_FINITE_COLOR, transform=axes.get_xaxis_transform(), clip_on=False,
+                label=f"{trace.tag}: {trace.non_finite:,} NaN/inf",
+            )
+    low, high = panel.step_range
+    for row, finding in enumerate(panel.shaded):
+        span = shaded_range(finding, (low, high))
+        if span is None:
+            continue
+        color = SEVERITY_COLORS[finding.severity]
+        if span[0] == span[1]:
+            axes.axvline(span[0], color=color, alpha=0.5, linewidth=2)
+        else:
+            axes.axvspan(span[0], span[1], color=color, alpha=0.07, linewidth=0)
+            for edge in span:
+                axes.axvline(edge, color=color, alpha=0.45, linewidth=0.8)
+        axes.text(
+            span[0], 0.97 - 0.09 * (row % LABEL_ROWS), f" {numbers[id(finding)]}", color=color,
+            fontsize=8, fontweight="bold", va="top", ha="left", transform=axes.get_xaxis_transform(),
+        )
+    if panel.starts_on_log_scale:
+        axes.set_yscale("log", nonpositive="mask")
+    if low == high:
+        low, high = low - 1, high + 1
+    axes.set_xlim(low, high)
+    axes.set_title(panel.title, loc="left", fontsize=9.5, fontweight="bold")
+    axes.set_xlabel(panel.axis.value, fontsize=8, color="#6b7280", loc="right")
+    axes.tick_params(labelsize=7.5, colors="#4b5563")
+    axes.grid(color="#eef0f3", linewidth=0.8)
+    axes.set_axisbelow(True)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    axes.legend(fontsize=7.5, frameon=False, loc="best")
+
+
+def _with_gaps(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Steps and values with a NaN before every break, where matplotlib lifts the pen."""
+    at = np.flatnonzero(trace.breaks)
+    steps = np.insert(trace.steps.astype(np.float64), at, np.nan)
+    values = np.insert(trace.values, at, np.nan)
+    return steps, values
+
+
+def _write_findings(
+    figure: Any, run: Run, listed: Sequence[Finding], numbers: dict[int, int], top: float, total: float
+) -> None:
+    """The numbered findings beside their plot: header line in the severity's colour, then the message."""
+    y = top - 0.35 / total
+    for finding in listed:
+        color = SEVERITY_COLORS[finding.severity]
+        steps = step_range(finding, run)
+        header = f"{numbers[id(finding)]}  {finding.severity.value.upper()}  {finding.code} {finding.check}"
+        figure.text(0.615, y, header + (f"   {steps}" if steps else ""), color=color, fontsize=FONT_SIZE,
+                    fontweight="bold", va="top", ha="left")
+        lines = _message_lines(finding)
+        figure.text(0.615, y - LINE_INCHES * 1.25 / total, "\n".join(lines), fontsize=FONT_SIZE,
+                    color="#111827", va="top", ha="left", linespacing=1.3)
+        y -= (len(lines) + 1.7) * LINE_INCHES / total

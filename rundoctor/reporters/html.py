@@ -1,0 +1,489 @@
+"""The HTML report: one self-contained page with a plot of every diagnosed curve.
+
+``rundoctor check PATH --format html --output report.html`` writes a single file that opens
+offline in any browser: a sortable summary table of all runs, then per run its key curves
+(loss, accuracy-like metric, learning rate) and every curve a finding is about, each
+finding's step range shaded on its plot and its message beside it.  Healthy runs are folded
+(``<details>``) so a sweep of hundreds of runs leads with the ones that need attention.
+
+Why inline SVG written by us, not a plotting library:
+
+- nothing to install or pin: a JavaScript charting library would have to be inlined into
+  every report to work offline (hundreds of kilobytes to megabytes) and pinned, and
+  matplotlib images would make a basic report depend on an optional extra;
+- small and fast: a curve is at most 500 points of path data (about 3 KB), and the browser
+  draws SVG as it parses the page, with no script to run first; a folded run costs parsing
+  only, so a 200-run sweep opens in a few seconds;
+- crisp at any zoom, printable, its text selectable and found by the browser's search;
+- deterministic: the same report gives the same bytes, so the page is golden-tested.
+
+The price is drawing axes and ticks ourselves (:mod:`rundoctor.reporters.svg`) and keeping
+interaction to what CSS and a few lines of inline script do: sorting the summary table, a
+log-scale toggle on loss plots, and highlighting a finding's band when its message is hovered.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Iterable, Sequence
+
+from rundoctor.checks.base import Confidence, Finding
+from rundoctor.report import CheckOutcome, OutcomeStatus, Report, Verdict
+from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.panels import (
+    NO_CURVE_NOTE,
+    NON_FINITE_COLOR,
+    SERIES_COLORS,
+    SEVERITY_COLORS,
+    Panel,
+    picture,
+    shaded_range,
+)
+from rundoctor.reporters.svg import Shade, chart, has_log_view
+from rundoctor.reporters.wording import (
+    SEVERITIES,
+    counts_phrase,
+    outcome_count,
+    plural,
+    result_line,
+    runs_by_verdict,
+    severity_counts,
+    step_range,
+)
+from rundoctor.series import Run
+
+# Worst first: the order of the tiles, of the run sections and of the summary table.
+VERDICT_ORDER = (Verdict.ERRORS, Verdict.WARNINGS, Verdict.INFO, Verdict.HEALTHY)
+VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(reversed(VERDICT_ORDER))}
+# (header, numeric): the severity columns follow SEVERITIES.
+SUMMARY_COLUMNS = (
+    ("Run", False), ("Verdict", False), ("Errors", True), ("Warnings", True), ("Info", True),
+    ("Format", False), ("Points", True),
+)
+VERDICT_LABEL = {
+    Verdict.ERRORS: "with errors",
+    Verdict.WARNINGS: "with warnings",
+    Verdict.INFO: "with info only",
+    Verdict.HEALTHY: "healthy",
+}
+
+
+def render(report: Report, options: RenderOptions) -> str:
+    """The page; ``options`` (terminal width and colour) do not apply to HTML."""
+    runs = ordered_runs(report)
+    anchors = {run.id: f"run-{index}" for index, run in enumerate(runs)}
+    body = [
+        _header(report),
+        _problems(report),
+        _summary_table(report, runs, anchors),
+        '<section class="runs"><h2>Runs</h2>',
+        *(_run_section(report, run, anchors[run.id]) for run in runs),
+        "</section>",
+        _footer(report),
+    ]
+    title = f"rundoctor report: {plural(len(report.runs), 'run')}"
+    return (
+        "<!DOCTYPE html>\n"
+        '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        f"<title>{escape(title)}</title>\n<style>{STYLE}{_palette()}</style>\n</head>\n"
+        "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n"
+        f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    )
+
+
+def ordered_runs(report: Report) -> list[Run]:
+    """Runs that need attention first (worst verdict first), by id within a verdict."""
+    return sorted(report.runs, key=lambda run: (-VERDICT_RANK[report.verdict(run.id)], run.id))
+
+
+def _header(report: Report) -> str:
+    grouped = runs_by_verdict(report)
+    tiles = "".join(
+        f'<div class="tile v-{verdict.value}{"" if grouped[verdict] else " none"}"><span class="tile-count">{len(grouped[verdict]):,}</span>'
+        f'<span class="tile-label">{"run" if len(grouped[verdict]) == 1 else "runs"} '
+        f"{VERDICT_LABEL[verdict]}</span></div>"
+        for verdict in VERDICT_ORDER
+    )
+    failing = "failing" if report.exit_code else "passing"
+    return (
+        '<header>\n<h1>rundoctor report</h1>\n'
+        f'<p class="headline">{escape(plural(len(report.runs), "run"))} diagnosed; '
+        f"{escape(counts_phrase(report.findings))}</p>\n"
+        f'<div class="tiles">{tiles}</div>\n'
+        f'<p class="result {failing}">{escape(result_line(report))}</p>\n</header>'
+    )
+
+
+def _problems(report: Report) -> str:
+    """Unreadable inputs and checks that raised: both make the report incomplete."""
+    failed = [o for o in report.outcomes if o.status is OutcomeStatus.ERROR]
+    blocks = []
+    if report.errors:
+        items = "".join(f"<li><code>{escape(e.path)}</code>: {escape(e.reason)}</li>" for e in report.errors)
+        blocks.append(f"<h2>Could not read ({len(report.errors):,})</h2><ul>{items}</ul>")
+    if failed:
+        items = "".join(
+            f"<li><code>{escape(o.code)}</code> {escape(o.check)} on <code>{escape(o.run)}</code>: "
+            f"{escape(o.reason or '')}</li>"
+            for o in failed
+        )
+        blocks.append(f"<h2>Checks that failed ({len(failed):,}); the rest of the report stands</h2><ul>{items}</ul>")
+    return f'<section class="problems">{"".join(blocks)}</section>' if blocks else ""
+
+
+def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str]) -> str:
+    """All runs, one row each; the inline script makes the columns sortable."""
+    head = "".join(
+        f'<th scope="col" class="num">{name}</th>' if numeric else f'<th scope="col">{name}</th>'
+        for name, numeric in SUMMARY_COLUMNS
+    )
+    rows = []
+    for run in runs:
+        verdict = report.verdict(run.id)
+        counts = severity_counts(report.findings_for(run.id))
+        cells = [
+            f'<td data-sort="{escape(run.id)}"><a href="#{anchors[run.id]}">{escape(run.id)}</a></td>',
+            f'<td data-sort="{VERDICT_RANK[verdict]}">{_badge(verdict)}</td>',
+            *(
+                f'<td class="num" data-sort="{counts[severity]}">'
+                + (f'<span class="count sev-{severity.value}">{counts[severity]:,}</span>' if counts[severity] else "–")
+                + "</td>"
+                for severity in SEVERITIES
+            ),
+            f'<td class="format" data-sort="{escape(run.format)}">{escape(run.format)}</td>',
+            f'<td class="num" data-sort="{run.points}">{run.points:,}</td>',
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    return (
+        '<section class="summary"><h2>Summary</h2>\n<div class="table-wrap">'
+        f'<table id="summary"><thead><tr>{head}</tr></thead>\n<tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table></div></section>"
+    )
+
+
+def _badge(verdict: Verdict) -> str:
+    return f'<span class="badge v-{verdict.value}">{verdict.value}</span>'
+
+
+def _run_section(report: Report, run: Run, anchor: str) -> str:
+    findings = report.findings_for(run.id)
+    verdict = report.verdict(run.id)
+    numbers = {id(finding): index + 1 for index, finding in enumerate(findings)}
+    drawn = picture(run, findings)
+    charts = [_panel(run, panel, anchor, index, numbers) for index, panel in enumerate(drawn.panels)]
+    with_findings = [html for html, panel in zip(charts, drawn.panels, strict=True) if panel.listed]
+    quiet = [html for html, panel in zip(charts, drawn.panels, strict=True) if not panel.listed]
+    body = [*with_findings]
+    if drawn.unplotted:
+        body.append(
+            '<div class="panel"><div class="plot no-curve"><h3>No curve to draw</h3>'
+            f"<p>{NO_CURVE_NOTE}</p></div>"
+            f"{_finding_list(run, drawn.unplotted, anchor, numbers, None)}</div>"
+        )
+    if quiet:
+        body.append(f'<div class="gallery">{"".join(quiet)}</div>')
+    if not drawn.panels and not drawn.unplotted:
+        body.append('<p class="muted">No loss, metric or learning-rate curve to draw.</p>')
+    body.append(_notes(run))
+    body.append(_outcomes([o for o in report.outcomes if o.run == run.id]))
+    steps = run.steps
+    span = f" · {run.x_axis.value}s {int(steps.min()):,}..{int(steps.max()):,}" if steps.size else ""
+    is_open = " open" if findings else ""
+    return (
+        f'<details class="run v-{verdict.value}" id="{anchor}" data-run="{escape(run.id)}"{is_open}>'
+        f'<summary>{_badge(verdict)}<span class="run-id">{escape(run.id)}</span>'
+        f'<span class="run-counts">{escape(counts_phrase(findings))}</span>'
+        f'<span class="run-meta">{escape(run.format)} · {run.points:,} points{span}</span></summary>\n'
+        f'<div class="run-body">{"".join(part for part in body if part)}</div></details>'
+    )
+
+
+def _panel(run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
+    """A plot with its legend and log toggle, and beside it the findings listed on it."""
+    chart_id = f"chart-{anchor}-{index}"
+    shades = []
+    for finding in panel.shaded:
+        steps = shaded_range(finding, panel.step_range)
+        if steps is not None:
+            number = numbers[id(finding)]
+            shades.append(Shade(
+                finding_id=_finding_id(anchor, number),
+                label=str(number),
+                severity=finding.severity,
+                steps=steps,
+                title=f"{number}. {finding.code} {finding.check}: {step_range(finding, run)}",
+            ))
+    tags = ", ".join(trace.tag for trace in panel.traces)
+    svg = chart(panel, shades, f"{panel.title}: {tags}", chart_id)
+    toggle = label = ""
+    if has_log_view(panel):
+        checked = " checked" if panel.starts_on_log_scale else ""
+        toggle = f'<input type="checkbox" class="log-toggle" id="log-{chart_id}"{checked}>'
+        label = f'<label class="log-label" for="log-{chart_id}">log scale</label>'
+    legend = "".join(
+        f'<span class="key"><i class="swatch c{i % len(SERIES_COLORS)}"></i>{escape(trace.tag)}</span>'
+        for i, trace in enumerate(panel.traces)
+    ) + "".join(
+        f'<span class="key"><i class="swatch non-finite"></i>{escape(trace.tag)}: '
+        f"{trace.non_finite:,} NaN/inf</span>"
+        for trace in panel.traces if trace.non_finite
+    )
+    plot = (
+        f'<div class="plot">{toggle}<div class="plot-head"><h3>{escape(panel.title)}</h3>'
+        f'<span class="legend">{legend}</span>{label}</div>{svg}</div>'
+    )
+    if not panel.listed:
+        return plot
+    return f'<div class="panel">{plot}{_finding_list(run, panel.listed, anchor, numbers, chart_id)}</div>'
+
+
+def _finding_id(anchor: str, number: int) -> str:
+    return f"{anchor}-f{number}"
+
+
+def _finding_list(
+    run: Run, findings: Iterable[Finding], anchor: str, numbers: dict[int, int], chart_id: str | None
+) -> str:
+    items = []
+    for finding in findings:
+        number = numbers[id(finding)]
+        severity = finding.severity.value
+        steps = step_range(finding, run)
+        data = {
+            "run": finding.run,
+            "check": finding.check,
+            "code": finding.code,
+            "severity": severity,
+            "first": "" if finding.first_step is None else str(finding.first_step),
+            "last": "" if finding.last_step is None else str(finding.last_step),
+            "chart": chart_id or "",
+        }
+        attributes = "".join(f' data-{key}="{escape(value)}"' for key, value in data.items())
+        confidence = (
+            f'<span class="confidence">{finding.confidence.value} confidence</span>'
+            if finding.confidence is not Confidence.HIGH else ""
+        )
+        advice = f'<p class="advice"><b>Advice</b> {escape(finding.advice)}</p>' if finding.advice else ""
+        items.append(
+            f'<li class="finding sev-{severity}" id="{_finding_id(anchor, number)}"{attributes}>'
+            f'<div class="finding-head"><span class="num sev-{severity}">{number}</span>'
+            f'<span class="sev sev-{severity}">{severity}</span><code>{escape(finding.code)}</code>'
+            f'<span class="check">{escape(finding.check)}</span>'
+            + (f'<span class="steps">{escape(steps)}</span>' if steps else "")
+            + f"{confidence}</div>"
+            f'<p class="message">{escape(finding.message)}</p>{advice}</li>'
+        )
+    return f'<ol class="findings">{"".join(items)}</ol>'
+
+
+def _notes(run: Run) -> str:
+    """How the run was read: truncation, duplicates, files skipped."""
+    if not run.notes:
+        return ""
+    items = "".join(
+        f'<li><span class="note-kind">{escape(note.kind.value)}</span>'
+        + (f" at {escape(note.location)}" if note.location else "")
+        + f": {escape(note.message)}</li>"
+        for note in run.notes
+    )
+    return f'<div class="notes"><h3>Read notes</h3><ul>{items}</ul></div>'
+
+
+def _outcomes(outcomes: Sequence[CheckOutcome]) -> str:
+    """How many checks ran; the skipped and failed ones with their reasons, folded."""
+    by_status = {status: [o for o in outcomes if o.status is status] for status in OutcomeStatus}
+    phrase = ", ".join(
+        f"{len(by_status[status]):,} {word}"
+        for status, word in ((OutcomeStatus.RAN, "ran"), (OutcomeStatus.SKIPPED, "skipped"), (OutcomeStatus.ERROR, "failed"))
+        if by_status[status] or status is OutcomeStatus.RAN
+    )
+    summary = f"Checks: {phrase}"
+    listed = by_status[OutcomeStatus.SKIPPED] + by_status[OutcomeStatus.ERROR]
+    if not listed:
+        return f'<p class="outcomes">{summary}</p>'
+    items = "".join(
+        f"<li>{o.status.value} <code>{escape(o.code)}</code> {escape(o.check)}: {escape(o.reason or '')}</li>"
+        for o in listed
+    )
+    return f'<details class="outcomes"><summary>{summary}</summary><ul>{items}</ul></details>'
+
+
+def _footer(report: Report) -> str:
+    skipped = outcome_count(report, OutcomeStatus.SKIPPED)
+    note = f"<p>{plural(skipped, 'check')} skipped for missing series; each run lists them.</p>" if skipped else ""
+    return f"<footer>{note}<p>Generated by rundoctor.</p></footer>"
+
+
+def _palette() -> str:
+    """Series, severity and NaN colours, defined once in :mod:`panels` for HTML and PNG alike."""
+    rules = [f".c{i}{{stroke:{color}}}.swatch.c{i}{{background:{color}}}" for i, color in enumerate(SERIES_COLORS)]
+    rules += [
+        f".band.sev-{s.value}{{fill:{color};stroke:{color}}}.band-label.sev-{s.value}{{fill:{color}}}"
+        f".num.sev-{s.value}{{background:{color}}}"
+        for s, color in SEVERITY_COLORS.items()
+    ]
+    rules.append(f".non-finite{{stroke:{NON_FINITE_COLOR}}}.swatch.non-finite{{background:{NON_FINITE_COLOR}}}")
+    return "".join(rules)
+
+
+STYLE = """
+:root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f5f6f8;--card:#fff;
+--err:#b91c1c;--err-bg:#fee2e2;--warn:#92400e;--warn-bg:#fef3c7;--info:#075985;--info-bg:#e0f2fe;
+--ok:#166534;--ok-bg:#dcfce7}
+*{box-sizing:border-box}
+body{margin:0;background:var(--bg);color:var(--ink);
+font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
+main{max-width:1280px;margin:0 auto;padding:24px 28px 40px}
+h1{font-size:22px;margin:0 0 2px;letter-spacing:-.01em}
+h2{font-size:16px;margin:28px 0 10px}
+h3{font-size:13px;margin:0;font-weight:600}
+code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+.headline{margin:0 0 14px;color:var(--muted)}
+.tiles{display:flex;gap:12px;flex-wrap:wrap}
+.tile{background:var(--card);border:1px solid var(--line);border-left-width:4px;border-radius:8px;
+padding:8px 16px 8px 12px;min-width:150px}
+.tile-count{display:block;font-size:22px;font-weight:650}
+.tile.none{opacity:.55}
+.tile-label{color:var(--muted);font-size:12px}
+.tile.v-errors{border-left-color:#dc2626}.tile.v-warnings{border-left-color:#d97706}
+.tile.v-info{border-left-color:#0284c7}.tile.v-healthy{border-left-color:#16a34a}
+.result{margin:14px 0 0;font-weight:600}
+.result.failing{color:var(--err)}.result.passing{color:var(--ok)}
+.problems{background:var(--err-bg);border:1px solid #fecaca;border-radius:8px;padding:2px 16px;margin-top:20px}
+.problems h2{color:var(--err);font-size:14px;margin:12px 0 6px}
+.problems ul{margin:0 0 12px;padding-left:20px}
+.table-wrap{background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:auto;max-height:min(70vh,560px)}
+table{border-collapse:collapse;width:100%}
+th,td{padding:6px 12px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}
+tbody tr:last-child td{border-bottom:0}
+th{font-size:12px;color:var(--muted);font-weight:600;background:#fafafa;white-space:nowrap;user-select:none;
+position:sticky;top:0;z-index:1;box-shadow:inset 0 -1px var(--line)}
+td:first-child{overflow-wrap:anywhere}
+td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
+.num{text-align:right;font-variant-numeric:tabular-nums}
+td.format{white-space:nowrap}
+td.num{color:var(--muted)}
+tbody tr:hover{background:#f9fafb}
+table.sortable th{cursor:pointer}
+table.sortable th::after{content:"\\2195";opacity:.35;margin-left:4px;font-size:11px}
+table.sortable th[aria-sort=ascending]::after{content:"\\2191";opacity:1}
+table.sortable th[aria-sort=descending]::after{content:"\\2193";opacity:1}
+.count{font-weight:600}
+.count.sev-error{color:var(--err)}.count.sev-warning{color:var(--warn)}.count.sev-info{color:var(--info)}
+.badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600;white-space:nowrap}
+.badge.v-errors{background:var(--err-bg);color:var(--err)}
+.badge.v-warnings{background:var(--warn-bg);color:var(--warn)}
+.badge.v-info{background:var(--info-bg);color:var(--info)}
+.badge.v-healthy{background:var(--ok-bg);color:var(--ok)}
+details.run{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:0 0 12px}
+details.run>summary{list-style:none;cursor:pointer;display:flex;align-items:baseline;gap:10px;
+padding:10px 14px;flex-wrap:wrap}
+details.run>summary::-webkit-details-marker{display:none}
+details.run>summary::before{content:"\\25B8";color:var(--muted);width:10px;transition:transform .1s}
+details.run[open]>summary::before{transform:rotate(90deg)}
+details.run[open]>summary{border-bottom:1px solid var(--line)}
+.run-id{font-weight:600;overflow-wrap:anywhere}
+.run-counts{color:var(--ink)}
+.run-meta{color:var(--muted);font-size:12px;margin-left:auto}
+.run-body{padding:14px}
+.panel{display:grid;grid-template-columns:minmax(0,1.35fr) minmax(0,1fr);gap:18px;margin-bottom:16px;align-items:start}
+@media (max-width:900px){.panel{grid-template-columns:minmax(0,1fr)}}
+.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:18px;margin-bottom:12px}
+.plot{position:relative;min-width:0}
+.plot-head{display:flex;align-items:center;gap:12px;flex-wrap:wrap;margin-bottom:4px}
+.legend{display:flex;gap:12px;flex-wrap:wrap;color:var(--muted);font-size:12px}
+.key{display:inline-flex;align-items:center;gap:5px;overflow-wrap:anywhere}
+.swatch{display:inline-block;width:14px;height:3px;border-radius:2px}
+.swatch.non-finite{width:3px;height:10px}
+.log-toggle{position:absolute;opacity:0;pointer-events:none}
+.log-label{margin-left:auto;font-size:11px;border:1px solid var(--line);border-radius:999px;padding:1px 9px;
+cursor:pointer;color:var(--muted);user-select:none;white-space:nowrap}
+.log-toggle:checked~.plot-head .log-label{background:#1f2937;border-color:#1f2937;color:#fff}
+.log-toggle:focus-visible~.plot-head .log-label{outline:2px solid #2563eb;outline-offset:1px}
+.log-toggle:checked~svg .lin,.log-toggle:not(:checked)~svg .log{display:none}
+.no-curve{border:1px dashed var(--line);border-radius:6px;padding:12px;color:var(--muted)}
+.no-curve p{margin:4px 0 0;font-size:12px}
+svg.chart{display:block;width:100%;height:auto;font-family:inherit}
+.chart .area{fill:#fff}
+.chart .grid{stroke:#eef0f3;fill:none}
+.chart .axis{stroke:#9ca3af;fill:none}
+.chart .tick{fill:#6b7280;font-size:11.5px}
+.chart .axis-name{fill:#9ca3af;font-size:10px}
+.chart .line{fill:none;stroke-width:1.5;stroke-linejoin:round;stroke-linecap:round}
+.chart .dots{fill:none;stroke-width:4.5;stroke-linecap:round}
+.chart .band{fill-opacity:.07;stroke-opacity:.5;transition:fill-opacity .15s}
+.chart .band.hot{fill-opacity:.25}
+.chart .band-label{font-size:11px;font-weight:700}
+.chart .non-finite{stroke-width:1.5}
+ol.findings{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:10px}
+.finding{border-left:3px solid var(--line);padding:2px 0 2px 10px;border-radius:0 4px 4px 0}
+.finding.sev-error{border-left-color:#dc2626}.finding.sev-warning{border-left-color:#d97706}
+.finding.sev-info{border-left-color:#0284c7}
+.finding.hot{background:#f9fafb}
+.finding-head{display:flex;align-items:center;gap:7px;flex-wrap:wrap;font-size:12px}
+.finding-head .num{color:#fff;border-radius:999px;min-width:18px;height:18px;display:inline-flex;
+align-items:center;justify-content:center;font-weight:700;font-size:11px;padding:0 5px}
+.sev{text-transform:uppercase;font-weight:700;font-size:11px;letter-spacing:.03em}
+.sev.sev-error{color:var(--err)}.sev.sev-warning{color:var(--warn)}.sev.sev-info{color:var(--info)}
+.check{font-weight:600}
+.steps,.confidence{color:var(--muted)}
+.message{margin:3px 0 0;white-space:pre-line}
+.advice{margin:3px 0 0;color:var(--muted);font-size:12.5px;white-space:pre-line}
+.advice b{color:var(--ink);font-weight:600;margin-right:4px}
+.notes{margin-top:4px;font-size:12.5px}
+.notes ul{margin:4px 0 0;padding-left:18px}
+.note-kind{font-weight:600}
+.outcomes{color:var(--muted);font-size:12px;margin:10px 0 0}
+.outcomes summary{cursor:pointer}
+.outcomes ul{margin:4px 0 0;padding-left:18px}
+.muted{color:var(--muted)}
+footer{color:var(--muted);font-size:12px;margin-top:24px}
+footer p{margin:2px 0}
+"""
+
+# Progressive enhancement: without script the page reads the same, only the table does not sort.
+SCRIPT = """
+(() => {
+  const table = document.getElementById("summary");
+  const body = table.tBodies[0];
+  const headers = Array.from(table.tHead.rows[0].cells);
+  headers.forEach((th, column) => {
+    th.tabIndex = 0;
+    const sort = () => {
+      const descending = th.getAttribute("aria-sort") === "ascending";
+      headers.forEach((other) => other.removeAttribute("aria-sort"));
+      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
+      const key = (row) => row.cells[column].dataset.sort;
+      const rows = Array.from(body.rows).sort((a, b) => {
+        const x = key(a), y = key(b);
+        const order = x !== "" && y !== "" && !isNaN(x) && !isNaN(y) ? x - y : x.localeCompare(y);
+        return descending ? -order : order;
+      });
+      body.append(...rows);
+    };
+    th.addEventListener("click", sort);
+    th.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); }
+    });
+  });
+  let hot = [];
+  document.addEventListener("mouseover", (event) => {
+    const item = event.target.closest ? event.target.closest("li.finding") : null;
+    const wanted = item ? [item, ...document.querySelectorAll(`[data-finding="${item.id}"]`)] : [];
+    if (wanted.length === hot.length && wanted.every((node, i) => node === hot[i])) return;
+    hot.forEach((node) => node.classList.remove("hot"));
+    wanted.forEach((node) => node.classList.add("hot"));
+    hot = wanted;
+  });
+  const openTarget = () => {
+    const target = location.hash && document.getElementById(location.hash.slice(1));
+    const run = target && target.closest("details.run");
+    if (run) run.open = true;
+  };
+  window.addEventListener("hashchange", openTarget);
+  openTarget();
+  table.classList.add("sortable");
+})();
+"""
