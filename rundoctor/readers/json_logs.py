@@ -12,7 +12,8 @@ Seven flavours, sniffed in the order of :data:`READERS` (the reader name is the 
   the epoch on validation records.
 - ``detectron2-json``: detectron2 ``metrics.json``; appended across restarts.
 - ``wandb-jsonl``: wandb ``wandb-history.jsonl``; ``_``-keys are bookkeeping, ``_timestamp`` is
-  the wall time, nested values (histograms, media) are skipped with one note.
+  the wall time, ``epoch`` is an axis as in Lightning's CSV (not a series), nested values
+  (histograms, media) are skipped with one note.
 - ``jsonl``: any JSON lines with a step-like key; nested objects are flattened with ``/``.
 
 Every number (not bools, strings or nulls) becomes a point, NaN and +/-inf included, bit-exact.
@@ -871,7 +872,7 @@ def _read_detectron2(path: Path) -> Run:
 
 def _read_wandb(path: Path) -> Run:
     return _read_single_step_key(path, "wandb-jsonl", "_step", _CellTable(),
-                                 lambda key: not key.startswith("_"), wall_key="_timestamp")
+                                 lambda key: not key.startswith("_") and key != "epoch", wall_key="_timestamp")
 
 
 def _read_generic(path: Path) -> Run:
