@@ -129,7 +129,7 @@ def check_command(
 @app.command("checks")
 def checks_command() -> None:
     """The check catalogue: code, name, default severity, what it needs, one line each."""
-    from rundoctor.checks import REGISTRY
+    from rundoctor.checks.registry import REGISTRY
 
     for check in REGISTRY:
         needs = ", ".join(
@@ -141,7 +141,7 @@ def checks_command() -> None:
 @app.command("explain")
 def explain_command(name: str = typer.Argument(..., help="Check name or code.")) -> None:
     """A check's full documentation, its parameters with defaults, and an example curve."""
-    from rundoctor.checks import REGISTRY
+    from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import _hint
 
     check = next((c for c in REGISTRY if name in (c.name, c.code)), None)
@@ -214,6 +214,44 @@ def schema_command() -> None:
     sys.stdout.write(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
 
 
+@app.command("watch")
+def watch_command(
+    path: Path = typer.Argument(..., help="A run directory, a log file, or a tree of them.", show_default=False),
+    interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between polls."),
+    exit_on: str = typer.Option("never", "--exit-on", help="error, warning, info or never: stop with exit code 1 at the first new finding at or above it."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
+    once: bool = typer.Option(False, "--once", help="Poll once, print the findings, and exit."),
+    format: str = typer.Option("text", "--format", "-f", help="text (one line a finding) or json (one JSON object a line)."),
+    select: List[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
+    ignore: List[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: List[str] = RoleOpt,
+    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
+    param: List[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    reader: Optional[str] = ReaderOpt,
+) -> None:
+    """Follow runs still being written: re-check as logs grow, print each finding once, when it first appears."""
+    from rundoctor.config import FAIL_ON_CHOICES, _hint, parse_fail_on
+    from rundoctor.discover import reader_names
+    from rundoctor.watch import WatchOptions, watch
+
+    if format not in ("text", "json"):
+        raise UsageError(f"--format for watch must be text or json, got {format!r}")
+    if exit_on.strip().lower() not in FAIL_ON_CHOICES:
+        raise UsageError(f"--exit-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(exit_on, FAIL_ON_CHOICES)}, got {exit_on!r}")
+    if reader is not None and reader not in reader_names():
+        raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
+    if not path.exists():
+        raise UsageError(f"no such file or directory: {path}")
+    settings = _settings(config, None, select, ignore, role, num_classes, param)
+    options = WatchOptions(interval, parse_fail_on(exit_on), timeout, once, format == "json", reader)
+    try:
+        code = watch(path, settings, options, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C is how a watch normally ends
+        code = EXIT_OK
+    raise typer.Exit(code)
+
+
 def _settings(
     config: Path | None,
     fail_on: str | None,
@@ -226,7 +264,7 @@ def _settings(
     """Config file first, CLI options on top; every name validated against the registry."""
     from dataclasses import replace
 
-    from rundoctor.checks import REGISTRY
+    from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import _hint, find_config, load_settings, parse_fail_on, parse_param_options
 
     if config is not None and not config.is_file():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Sequence
 
-from rundoctor.checks import REGISTRY
+from rundoctor.checks.registry import REGISTRY
 from rundoctor.checks.base import Check, Finding, RunContext, Severity
 from rundoctor.checks.classes import resolve_num_classes
 from rundoctor.config import Settings

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from rundoctor.checks import REGISTRY
+from rundoctor.checks.registry import REGISTRY
 from rundoctor.docs import render_checks
 
 target = Path(__file__).resolve().parents[1] / "docs" / "checks.md"

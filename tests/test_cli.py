@@ -91,7 +91,7 @@ def rundoctor(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setattr(cli, "_debug", False)
-    monkeypatch.setattr("rundoctor.checks.REGISTRY", REGISTRY)
+    monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", REGISTRY)
     # engine binds the registry as a default argument at import time: hand it ours explicitly.
     select = engine.selected_checks
     monkeypatch.setattr(engine, "selected_checks", lambda settings: select(settings, REGISTRY))
@@ -297,7 +297,7 @@ def test_a_check_that_raises_is_reported_not_an_internal_error(
         raise ValueError("bad curve")
 
     exploding = dataclasses.replace(CEILING, detect=explode)
-    monkeypatch.setattr("rundoctor.checks.REGISTRY", (exploding,))
+    monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", (exploding,))
     monkeypatch.setattr(engine, "selected_checks", lambda settings: [exploding])
     result = rundoctor("check", "nan")
     assert result.code == 0
