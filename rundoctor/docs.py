@@ -6,6 +6,7 @@ writes the file and a test fails when the committed file differs from a fresh re
 
 from __future__ import annotations
 
+import re
 from typing import Any, Sequence
 
 from rundoctor.checks.base import Check
@@ -14,8 +15,17 @@ SECTIONS = ("What it detects", "Why it matters", "What to try")
 
 
 def _needs(check: Check[Any]) -> str:
-    parts = ["|".join(r.value for r in need) if isinstance(need, tuple) else need.value for need in check.needs]
-    return ", ".join(f"`{part}`" for part in parts) or "any run"
+    """``a`` and (``b`` or ``c``): each need is a role, or roles any one of which will do."""
+    parts = [
+        " or ".join(f"`{r.value}`" for r in need) if isinstance(need, tuple) else f"`{need.value}`"
+        for need in check.needs
+    ]
+    return " and ".join(f"({part})" if " or " in part and len(parts) > 1 else part for part in parts) or "any run"
+
+
+def _markdown(doc: str) -> str:
+    """Docstring section titles underlined with dashes become level-3 headings."""
+    return re.sub(r"^(.+)\n-{3,}$", r"### \1", doc.strip(), flags=re.MULTILINE)
 
 
 def render_checks(registry: Sequence[Check[Any]]) -> str:
@@ -33,6 +43,6 @@ def render_checks(registry: Sequence[Check[Any]]) -> str:
     ]
     for check in registry:
         lines += ["", f"## {check.name}", "", f"`{check.code}` · default severity **{check.severity.value}** · needs {_needs(check)}", ""]
-        lines += [check.doc.strip(), "", "**Advice:** " + check.advice, "", "| parameter | default | meaning |", "| --- | --- | --- |"]
+        lines += [_markdown(check.doc), "", "**Advice:** " + check.advice, "", "| parameter | default | meaning |", "| --- | --- | --- |"]
         lines += [f"| `{name}` | `{default!r}` | {help_text} |" for name, default, help_text in check.param_docs()]
     return "\n".join(lines) + "\n"
