@@ -48,7 +48,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "problems/class_imbalance.jsonl": ("class-imbalance",),
     "problems/underconfident_tb": ("underconfident",),
     "problems/percent_accuracy_history.json": ("metric-out-of-range",),
-    "problems/frozen_eval_tb": ("metric-loss-disagreement",),
+    "problems/frozen_eval_tb": ("metric-loss-disagreement", "metric-flat-loss-falling"),
     "problems/overfitting_keras_tf2": ("overfitting",),
     "problems/val_better_than_train.csv": ("val-better-than-train",),
     "problems/loss_scale_mmengine/scalars.json": ("loss-scale-imbalance",),
@@ -65,6 +65,11 @@ def rng(seed: int) -> np.random.Generator:
 def decay(n: int, start: float, end: float, rate: float = 5.0) -> np.ndarray:
     t = np.linspace(0.0, 1.0, n)
     return end + (start - end) * np.exp(-rate * t)
+
+
+def converging(n: int, start: float, end: float) -> np.ndarray:
+    """A loss that follows a decaying schedule down and settles as the learning rate ends."""
+    return end + (start - end) * (1.0 - np.linspace(0.0, 1.0, n)) ** 4
 
 
 def noisy(values: np.ndarray, relative: float, seed: int) -> np.ndarray:
@@ -188,7 +193,7 @@ def healthy_runs(out: Path) -> None:
     steps = np.arange(0, n * 10, 10)
     epochs = np.arange(0, n * 10 + 1, 500)[1:]
     write_tensorboard(_event_file(out / "healthy/pytorch_tb"), {
-        "train/loss": (steps, noisy(decay(n, 2.3, 0.25, 8.0), 0.03, 1)),
+        "train/loss": (steps, noisy(converging(n, 2.3, 0.25), 0.03, 1)),
         "train/lr": (steps, cosine_lr(n, 1e-3, warmup=50)),
         "val/loss": (epochs, noisy(decay(epochs.size, 1.6, 0.32, 3.5), 0.01, 2)),
         "val/accuracy": (epochs, 0.92 - 0.5 * np.exp(-np.linspace(0, 3.5, epochs.size))),
@@ -196,7 +201,7 @@ def healthy_runs(out: Path) -> None:
 
     # Lightning: step rows, epoch rows and validation rows are separate, sparse rows.
     rows = []
-    train = noisy(decay(400, 1.2, 0.15, 8.0), 0.04, 3)
+    train = noisy(converging(400, 1.2, 0.15), 0.04, 3)
     for i, loss in enumerate(train):
         step, epoch = 50 * (i + 1) - 1, i // 40
         rows.append([epoch, "", step, "", loss, ""])
@@ -224,7 +229,7 @@ def healthy_runs(out: Path) -> None:
         history: list[dict[str, object]] = []
         for step in range(20, last + 1, 20):
             history.append({"epoch": step / 200, "grad_norm": 4.0 * np.exp(-step / 400) + 1.0,
-                            "learning_rate": 2e-5 * (1 - step / 600), "loss": 0.35 + 0.4 * (1 - step / 600) ** 3 + 0.01 * np.sin(step),
+                            "learning_rate": 2e-5 * (1 - step / 600), "loss": 0.35 + 0.4 * (1 - step / 600) ** 4 + 0.003 * np.sin(step),
                             "step": step})
             if step % 100 == 0:
                 history.append({"epoch": step / 200, "eval_accuracy": 0.9 - 0.2 * np.exp(-step / 150),
