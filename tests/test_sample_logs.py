@@ -62,3 +62,26 @@ def test_committed_samples_are_what_the_script_writes(tmp_path: Path) -> None:
     committed = sorted(p.relative_to(SAMPLE_LOGS) for p in SAMPLE_LOGS.rglob("*") if p.is_file())
     assert written == committed
     assert all(filecmp.cmp(tmp_path / p, SAMPLE_LOGS / p, shallow=False) for p in written)
+
+
+@pytest.mark.parametrize("format, name", [("text", "sample_logs.txt"), ("json", "sample_logs.json"),
+                                          ("markdown", "sample_logs.md")])
+def test_reports_of_the_samples_match_their_golden_files(report: Report, golden, format: str, name: str) -> None:
+    """The whole pipeline on sample_logs, at 80 columns without colour (pytest --update-golden)."""
+    from rundoctor.reporters import RenderOptions, render
+
+    golden(name, render(format, report, RenderOptions(width=80, color=False)))
+
+
+def test_the_json_report_of_the_samples_follows_the_schema(report: Report) -> None:
+    import json
+    from importlib import resources
+
+    import jsonschema
+
+    from rundoctor.reporters import render
+
+    schema = json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+    document = json.loads(render("json", report))
+    jsonschema.validate(document, schema)
+    assert {f["check"] for f in document["findings"]} == {check.name for check in REGISTRY}
