@@ -1,0 +1,190 @@
+"""The MLflow file store: ``mlruns/<experiment>/<run_id>/`` is one run.
+
+Layout (``mlflow.store.tracking.file_store``)::
+
+    meta.yaml            run_name, status, start_time, end_time (ms), lifecycle_stage
+    metrics/<key>        one line a point: "<timestamp_ms> <value> <step>" (old files: no step)
+    params/<name>        the bare value, no line end
+    tags/<name>          the bare value
+
+Keys may hold ``/``, which the store turns into subdirectories, so all three folders are
+walked recursively and a key is the file's path below its folder.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from rundoctor.readers.base import UnreadableInput
+from rundoctor.readers.csv_logs import integral_steps, line_list, undecodable_line
+from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
+
+# mlflow.entities.RunStatus: the store writes the number.
+RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+
+
+def is_mlflow_run_dir(path: Path) -> bool:
+    """A run folder has a ``meta.yaml`` and a ``metrics`` folder (an experiment folder has no
+    ``metrics``).  Never raises."""
+    try:
+        return (path / "meta.yaml").is_file() and (path / "metrics").is_dir()
+    except OSError:
+        return False
+
+
+def read_mlflow_run(run_dir: Path) -> Run:
+    """Every metric file of the run, its params, tags and meta.yaml; bad lines become notes."""
+    if not run_dir.is_dir():
+        raise UnreadableInput(f"{run_dir} is not a folder")
+    notes: list[ReadNote] = []
+    metadata = _meta(run_dir / "meta.yaml", notes)
+    for folder in ("params", "tags"):
+        for key, value in _key_files(run_dir / folder, notes):
+            metadata[f"{folder}.{key}"] = value
+    builder = RunBuilder()
+    sources = []
+    for key, metric_file in _key_paths(run_dir / "metrics"):
+        points = _metric_points(metric_file, notes)
+        if points is None:
+            continue
+        steps, values, wall_times = points
+        builder.add(key, steps, values, wall_times)
+        sources.append(str(metric_file))
+    return builder.build(
+        id=str(run_dir),
+        path=str(run_dir),
+        format="mlflow",
+        sources=sources,
+        x_axis=XAxis.STEP,
+        notes=notes,
+        metadata=metadata,
+    )
+
+
+def _key_paths(folder: Path) -> list[tuple[str, Path]]:
+    """Files below a folder with their keys (the relative path, ``/``-separated), sorted."""
+    try:
+        files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
+    except OSError:
+        return []
+    return [(path.relative_to(folder).as_posix(), path) for path in files]
+
+
+def _key_files(folder: Path, notes: list[ReadNote]) -> list[tuple[str, str]]:
+    pairs = []
+    for key, path in _key_paths(folder):
+        text = _read_text(path, notes)
+        if text is not None:
+            pairs.append((key, text))
+    return pairs
+
+
+def _read_text(path: Path, notes: list[ReadNote]) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        notes.append(ReadNote(NoteKind.SKIPPED, str(path), f"cannot read: {error.strerror or error}"))
+        return None
+    line = undecodable_line(data)
+    if line is not None:
+        notes.append(ReadNote(NoteKind.CORRUPT, str(path),
+                              "bytes that are not UTF-8 were read as replacement characters", f"line {line}"))
+    return data.decode("utf-8", errors="replace")
+
+
+def _meta(path: Path, notes: list[ReadNote]) -> dict[str, str]:
+    """run_name, status, start and end (ISO 8601, UTC) from meta.yaml, when present."""
+    if not path.is_file():
+        return {}
+    text = _read_text(path, notes)
+    try:
+        meta = yaml.safe_load(text) if text is not None else None
+    except yaml.YAMLError as error:
+        notes.append(ReadNote(NoteKind.CORRUPT, str(path), f"meta.yaml not read: {str(error).splitlines()[0]}"))
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    metadata = {}
+    if meta.get("run_name"):
+        metadata["run_name"] = str(meta["run_name"])
+    status = meta.get("status")
+    if status is not None:
+        metadata["status"] = RUN_STATUS.get(status, str(status)) if isinstance(status, int) else str(status)
+    for key, name in (("start_time", "start"), ("end_time", "end")):
+        moment = _iso_time(meta.get(key))
+        if moment is not None:
+            metadata[name] = moment
+    if meta.get("lifecycle_stage") == "deleted":
+        notes.append(ReadNote(NoteKind.INFO, str(path), "the run is marked deleted in MLflow"))
+    return metadata
+
+
+def _iso_time(milliseconds: object) -> str | None:
+    if isinstance(milliseconds, bool) or not isinstance(milliseconds, (int, float)):
+        return None
+    try:
+        moment = dt.datetime.fromtimestamp(milliseconds / 1000, tz=dt.timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _metric_points(path: Path, notes: list[ReadNote]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(steps, values, wall times) of one metric file, or None when it cannot be opened.
+
+    A file of well-formed lines is split and converted in one go (numpy's object-to-float
+    cast calls float() per token in C, so ``nan`` and ``inf`` read as MLflow wrote them);
+    only a file with a bad line is walked line by line to say which lines were dropped.
+    """
+    text = _read_text(path, notes)
+    if text is None:
+        return None
+    lines = text.splitlines()
+    tokens = np.array(text.split(), dtype=object)
+    if lines and tokens.size == 3 * len(lines):
+        try:
+            table = tokens.reshape(-1, 3).astype(np.float64)
+            if bool(np.all(integral_steps(table[:, 2]))):
+                return table[:, 2].astype(np.int64), table[:, 1], table[:, 0] / 1000.0
+        except ValueError:
+            pass
+    return _metric_points_by_line(path, lines, notes)
+
+
+def _metric_points_by_line(
+    path: Path, lines: list[str], notes: list[ReadNote]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    steps: list[int] = []
+    values: list[float] = []
+    wall_times: list[float] = []
+    bad: list[int] = []
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields:
+            continue
+        try:
+            if len(fields) == 2:  # files written before MLflow 1.0 have no step; the store reads 0
+                fields.append("0")
+            if len(fields) != 3:
+                raise ValueError(line)
+            timestamp, value, step = float(fields[0]), float(fields[1]), float(fields[2])
+            if not integral_steps(np.array([step]))[0]:
+                raise ValueError(line)
+        except ValueError:
+            bad.append(number)
+            continue
+        steps.append(int(step))
+        values.append(value)
+        wall_times.append(timestamp / 1000.0)
+    if bad:
+        notes.append(ReadNote(
+            NoteKind.CORRUPT, str(path),
+            f"{len(bad)} line(s) are not '<timestamp> <value> <step>' ({line_list(bad)}); skipped",
+            f"line {bad[0]}", len(bad),
+        ))
+    return (np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64),
+            np.array(wall_times, dtype=np.float64))
