@@ -30,7 +30,7 @@ SNIFF_BYTES = 64 * 1024
 KERAS_SPLITS = ("train", "validation")
 # Walked files with these endings are logs we are expected to understand; anything else that
 # no reader claims (configs, checkpoints, images) is none of our business.
-LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson")
+LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 
 Progress = Callable[[int, int, str], None]
 
@@ -206,6 +206,8 @@ def _event_file_order(path: Path) -> tuple[int, str]:
 
 
 def _file_sources(files: list[Path], errors: list[ReadError], *, explicit: bool) -> list[RunSource]:
+    if not files:
+        return []
     from rundoctor.readers.json_logs import hf_checkpoint_step
 
     readers = file_readers()

@@ -33,14 +33,16 @@ import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
-import pandas as pd
 import yaml
 
 from rundoctor.readers.base import FileReader, UnreadableInput
 from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
+
+if TYPE_CHECKING:  # pandas is imported where it is used: listing event files must not pay for it
+    import pandas as pd
 
 # Cells that mean "nothing logged here": empty, and Keras CSVLogger's placeholder for a
 # metric that was missing in an epoch.  Everything else is a number or junk.
@@ -77,14 +79,14 @@ _MAX_STEP = 2.0**53
 _MILLISECOND_TIMES = 1e11
 
 
-def _pandas_version() -> tuple[int, int]:
+def _float_options() -> dict[str, Any]:
+    """pandas 3.1 parses floats exactly like float() and deprecates the option; older pandas
+    needs the round-trip converter for that (its default can be off by one ulp)."""
+    import pandas as pd
+
     major, minor = (re.match(r"\d+", part) for part in pd.__version__.split(".")[:2])
-    return (int(major.group()) if major else 0, int(minor.group()) if minor else 0)
-
-
-# pandas 3.1 parses floats exactly like float() and deprecates the option; older pandas needs
-# the round-trip converter for that (its default can be off by one ulp).
-_FLOAT_OPTIONS: dict[str, Any] = {} if _pandas_version() >= (3, 1) else {"float_precision": "round_trip"}
+    version = (int(major.group()) if major else 0, int(minor.group()) if minor else 0)
+    return {} if version >= (3, 1) else {"float_precision": "round_trip"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -302,6 +304,7 @@ def _fast_table(
     path: Path, header: _Header, names: list[str], text_positions: list[int], padded: bool, notes: list[ReadNote]
 ) -> _Table | None:
     """The whole file through pandas' C engine; None when its structure needs the line path."""
+    import pandas as pd
     try:
         try:
             frame = _pandas_frame(path, len(names), text_positions, padded, "strict")
@@ -348,6 +351,7 @@ def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: b
     A column is float64 unless a cell is no float (a logged nan, junk, text); such a column
     or chunk comes back as text, mixed with floats when chunks disagree.
     """
+    import pandas as pd
     texts = {f"c{position}": object for position in text_positions}
     with warnings.catch_warnings():
         # Chunks that disagree on a column's type are expected and handled (DtypeWarning).  A
@@ -367,7 +371,7 @@ def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: b
             skipinitialspace=padded,
             encoding="utf-8",
             encoding_errors=errors,
-            **_FLOAT_OPTIONS,
+            **_float_options(),
         )
 
 
@@ -657,6 +661,7 @@ def _note_repeated_steps(table: _Table, axis: _Axis, *, same_step_repeats: bool)
 
 def _wall_times(table: _Table, position: int) -> np.ndarray:
     """Seconds since the epoch from a wall-time column: numbers (s or ms) or date-time text."""
+    import pandas as pd
     values: np.ndarray = table.values[position]
     if position in table.texts:
         cells = pd.Series(table.texts[position], dtype=object).replace("", None)
@@ -831,6 +836,7 @@ def read_wide(path: Path) -> Run:
 
 
 def read_long(path: Path) -> Run:
+    import pandas as pd
     table = _read_table(path, text_columns=LONG_TAG_COLUMNS + WALL_TIME_COLUMNS)
     normalised = [_normalise(name) for name in table.names]
     tag_column = next((i for i, name in enumerate(normalised) if name in LONG_TAG_COLUMNS), None)
