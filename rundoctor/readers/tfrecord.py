@@ -15,6 +15,10 @@ does not fit (the 2M-record walk: ~50 ms instead of ~0.4 s).  Every header's len
 is verified either way: a predicted header must equal, byte for byte, a header whose
 checksum the loop verified.
 
+A file is walked one window of its bytes at a time (:class:`RecordWalker`): a record cut
+by the window's end, or a corruption whose end the window does not hold, is left for the
+next window, and only the file's end makes a record truncated.
+
 Payload checksums are computed with ``google_crc32c`` one record at a time where records
 are few or irregular (:func:`payload_crc_ok`), and vectorised over records of one length
 that differ only at a few known bytes (:func:`crc32c_with_variable_bytes`): a CRC is affine
@@ -24,7 +28,6 @@ bytes zeroed, XOR one table lookup per variable byte.
 
 from __future__ import annotations
 
-import mmap
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ import numpy as np
 
 from rundoctor.series import NoteKind
 
-FileData = bytes | mmap.mmap  # a file's bytes, read or mapped
+FileData = bytes | memoryview  # a file's bytes, or a window of them
 
 HEADER_BYTES = 12  # u64 length + u32 masked crc of the length
 FOOTER_BYTES = 4  # u32 masked crc of the payload
@@ -86,38 +89,69 @@ class FrameProblem:
     """A stretch of a file that holds no readable record."""
 
     kind: NoteKind  # TRUNCATED or CORRUPT
-    offset: int  # where the damaged record starts
+    offset: int  # where the damaged record starts, in the file
     bytes_lost: int  # how many bytes from there were skipped
     reason: str
 
 
 @dataclass(frozen=True)
 class Records:
-    """The records of one file, in file order."""
+    """The records of one window of a file, in file order."""
 
-    starts: np.ndarray  # int64, offset of each record's header
+    starts: np.ndarray  # int64, offset of each record's header in the window
     lengths: np.ndarray  # int64, payload length of each record
-    problems: tuple[FrameProblem, ...]
-    found_header: bool  # at least one record header had a valid length checksum
+    problems: tuple[FrameProblem, ...]  # offsets in the file
+    found_header: bool  # a record header had a valid length checksum, in this window or before
+    end: int = 0  # where the next window must start, in the window
+    needed: int = 0  # the size of the record at ``end`` when its header is known, else 0
+    finished: bool = True  # the walk reached the end of the file: nothing more to read
 
 
 def find_records(data: FileData, *, predict: bool = True) -> Records:
-    """Every record of ``data`` whose length checksum verifies, and what could not be read.
+    """Every record of ``data`` (a whole file) whose length checksum verifies, and what
+    could not be read.
 
     ``predict=False`` walks with the plain loop only (the reference the fast walk is tested
     against).  Payload checksums are not looked at here.
     """
-    return _RecordWalk(data, predict).run()
+    return RecordWalker(predict=predict).walk(data, 0, limit=len(data))
 
 
-class _RecordWalk:
-    def __init__(self, data: FileData, predict: bool) -> None:
+class RecordWalker:
+    """Finds the records of a file one window of its bytes at a time.
+
+    A window ends anywhere: a record cut by its end is left for the next window, which
+    starts at ``Records.end``.  What spans windows lives here: the verified length
+    checksums, the latest lengths (for period detection), whether any header verified, and
+    a corruption whose end has not been found yet.  The walk reports a record as truncated
+    only where the file ends (``limit``); with no known end (a file still being written) a
+    cut record is simply left for later.
+    """
+
+    def __init__(self, *, predict: bool = True) -> None:
+        self.predict = predict
+        self.length_crc: dict[int, int] = {}  # payload length -> its verified masked crc
+        self.recent: list[int] = []  # lengths of the latest records, for period detection
+        self.found_header = False
+        self.corrupt_from: int | None = None  # file offset of a corruption not yet resolved
+
+    def walk(self, data: FileData, base: int = 0, *, limit: int | None = None) -> Records:
+        """The records of ``data``, the bytes of the file from offset ``base``; ``limit`` is
+        where the file ends (None: unknown, the file may still grow)."""
+        return _WindowWalk(self, data, base, limit).run()
+
+
+class _WindowWalk:
+    def __init__(self, walker: RecordWalker, data: FileData, base: int, limit: int | None) -> None:
+        self.walker = walker
         self.data = data
         self.size = len(data)
-        self.predict = predict
+        self.base = base
+        # The file's end in window offsets; None when unknown.
+        self.limit = None if limit is None else limit - base
+        self.at_end = self.limit is not None and self.size >= self.limit
         self.u64 = unaligned(data, "<u8")
         self.u32 = unaligned(data, "<u4")
-        self.length_crc: dict[int, int] = {}  # payload length -> its verified masked crc
         # Every record takes at least 16 bytes: room for all of them, written in place
         # (untouched pages of the buffers cost nothing).
         capacity = self.size // FRAMING_BYTES + 2
@@ -127,16 +161,22 @@ class _RecordWalk:
         self.loop_starts: list[int] = []  # found by the loop, not yet in the buffers
         self.loop_lengths: list[int] = []
         self.problems: list[FrameProblem] = []
-        self.found_header = False
+        self.end = self.size
+        self.needed = 0
+        self.finished = self.at_end
 
     def run(self) -> Records:
-        position = 0
-        recent: list[int] = []  # lengths of the latest records, for period detection
+        walker = self.walker
+        position: int | None = 0
+        if walker.corrupt_from is not None:  # a corruption the last window did not see the end of
+            resumed = self._resync_from(0)
+            position = None if resumed is None else resumed[0]
+        recent = walker.recent
         block = _FIRST_BLOCK
         backoff = 1  # loop steps to walk before the next prediction attempt
         since_attempt = 0
-        while position < self.size:
-            if self.predict and since_attempt >= backoff and len(recent) >= 2:
+        while position is not None and position < self.size:
+            if walker.predict and since_attempt >= backoff and len(recent) >= 2:
                 since_attempt = 0
                 period = _period(recent)
                 accepted = self._predict(position, recent[-period:], block) if period else None
@@ -157,9 +197,18 @@ class _RecordWalk:
                 if len(recent) > 2 * _MAX_PERIOD:
                     del recent[:_MAX_PERIOD]
             since_attempt += 1
+        walker.recent = recent
         self._flush_loop()
         count = self.count
-        return Records(self.starts[:count], self.lengths[:count], tuple(self.problems), self.found_header)
+        return Records(
+            self.starts[:count],
+            self.lengths[:count],
+            tuple(self.problems),
+            walker.found_header,
+            self.end,
+            self.needed,
+            self.finished,
+        )
 
     def _flush_loop(self) -> None:
         if self.loop_starts:
@@ -169,55 +218,74 @@ class _RecordWalk:
             self.count = end
             self.loop_starts, self.loop_lengths = [], []
 
+    def _stop(self, position: int, needed: int = 0) -> None:
+        """Leave the record at ``position`` for the next window."""
+        self.end, self.needed, self.finished = position, needed, False
+
+    def _truncated(self, position: int, reason: str) -> None:
+        assert self.limit is not None
+        self.problems.append(FrameProblem(NoteKind.TRUNCATED, self.base + position, self.limit - position, reason))
+        self.end, self.finished = self.size, True
+
     def _step(self, position: int) -> tuple[int, int] | None:
         """Read the record at ``position``: (next position, payload length), with length -1
-        after a resynchronisation; None when the rest of the file is unreadable."""
+        after a resynchronisation; None when the walk of this window stops there."""
         remaining = self.size - position
         if remaining < HEADER_BYTES:
-            self.problems.append(
-                FrameProblem(
-                    NoteKind.TRUNCATED,
-                    position,
-                    remaining,
-                    f"the file ends {remaining} bytes into a record header",
-                )
-            )
+            if self.at_end:
+                self._truncated(position, f"the file ends {remaining} bytes into a record header")
+            else:
+                self._stop(position)
             return None
         length, crc = struct.unpack_from("<QI", self.data, position)
-        if self.length_crc.get(length) != crc:
-            if masked_crc32c(self.data[position : position + 8]) != crc:
-                return self._resync(position)
-            self.length_crc[length] = crc
-        self.found_header = True
+        length_crc = self.walker.length_crc
+        if length_crc.get(length) != crc:
+            if masked_crc32c(bytes(self.data[position : position + 8])) != crc:
+                self.walker.corrupt_from = self.base + position
+                return self._resync_from(position + 1)
+            length_crc[length] = crc
+        self.walker.found_header = True
         end = position + FRAMING_BYTES + length
-        if end > self.size:
-            self.problems.append(
-                FrameProblem(
-                    NoteKind.TRUNCATED,
-                    position,
-                    remaining,
-                    f"the file ends {remaining} bytes into a record of "
-                    f"{length + FRAMING_BYTES} bytes (writer interrupted?)",
-                )
+        if self.limit is not None and end > self.limit:
+            in_file = self.limit - position
+            self._truncated(
+                position,
+                f"the file ends {in_file} bytes into a record of {length + FRAMING_BYTES} bytes "
+                "(writer interrupted?)",
             )
+            return None
+        if end > self.size:
+            self._stop(position, FRAMING_BYTES + length)
             return None
         self.loop_starts.append(position)
         self.loop_lengths.append(length)
         return end, length
 
-    def _resync(self, position: int) -> tuple[int, int] | None:
-        found = next_valid_header(self.data, position + 1)
-        resume = self.size if found is None else found
+    def _resync_from(self, start: int) -> tuple[int, int] | None:
+        """Look for the next valid header from ``start``, a corruption being open."""
+        corrupt_from = self.walker.corrupt_from
+        assert corrupt_from is not None
+        found = next_valid_header(self.data, start, self.limit)
+        if found is None and not self.at_end:
+            # Candidates whose header the window does not hold are scanned by the next one.
+            self._stop(max(start, self.size - HEADER_BYTES + 1))
+            return None
+        self.walker.corrupt_from = None
+        resume = self.limit if found is None else found
+        assert resume is not None
         self.problems.append(
             FrameProblem(
                 NoteKind.CORRUPT,
-                position,
-                resume - position,
+                corrupt_from,
+                self.base + resume - corrupt_from,
                 "record length checksum mismatch; "
-                + ("no valid record after it" if found is None else f"resumed at offset {found}"),
+                + ("no valid record after it" if found is None else f"resumed at offset {self.base + found}"),
             )
         )
-        return None if found is None else (found, -1)
+        if found is None:
+            self.end, self.finished = self.size, True
+            return None
+        return found, -1
 
     def _predict(self, position: int, pattern: list[int], block: int) -> tuple[int, np.ndarray, bool] | None:
         """Accept the records that continue ``pattern`` from ``position``: (next position,
@@ -237,7 +305,8 @@ class _RecordWalk:
         fits = int(np.searchsorted(bounds, self.size, side="right")) - 1
         # Each predicted header must equal the verified header of its length.
         starts = bounds[:fits]
-        crcs = np.tile(np.asarray([self.length_crc[n] for n in pattern], np.uint32), repeats)
+        length_crc = self.walker.length_crc
+        crcs = np.tile(np.asarray([length_crc[n] for n in pattern], np.uint32), repeats)
         held = (self.u64[starts] == lengths[:fits].view(np.uint64)) & (self.u32[starts + 8] == crcs[:fits])
         good = fits if bool(held.all()) else int(np.argmin(held))
         if good == 0:
@@ -264,17 +333,20 @@ def _period(recent: list[int]) -> int:
     return 0
 
 
-def next_valid_header(data: FileData, start: int) -> int | None:
+def next_valid_header(data: FileData, start: int, limit: int | None = None) -> int | None:
     """The first offset at or after ``start`` where a record header's length checksum
-    verifies and the record fits in the file (how reading resumes after corruption)."""
+    verifies and the record ends by ``limit`` (the file's end; None: unknown), looking at
+    every header ``data`` holds (how reading resumes after corruption)."""
     size = len(data)
     u64 = unaligned(data, "<u8")
     u32 = unaligned(data, "<u4")
     byte_view = np.frombuffer(data, np.uint8)
-    for window in range(start, size - FRAMING_BYTES + 1, _SCAN_WINDOW):
-        candidates = np.arange(window, min(window + _SCAN_WINDOW, size - FRAMING_BYTES + 1))
-        plausible = u64[candidates] <= (size - FRAMING_BYTES - candidates).astype(np.uint64)
-        candidates = candidates[plausible]
+    last = size - HEADER_BYTES  # the last offset whose header the data holds
+    for window in range(start, last + 1, _SCAN_WINDOW):
+        candidates = np.arange(window, min(window + _SCAN_WINDOW, last + 1))
+        if limit is not None:
+            room = limit - FRAMING_BYTES - candidates
+            candidates = candidates[(room >= 0) & (u64[candidates] <= np.maximum(room, 0).astype(np.uint64))]
         if candidates.size == 0:
             continue
         length_bytes = byte_view[candidates[:, None] + np.arange(8)]
@@ -291,7 +363,7 @@ def payload_crc_ok(data: FileData, starts: Sequence[int], lengths: Sequence[int]
     for start, length in zip(starts, lengths):
         payload_start = start + HEADER_BYTES
         end = payload_start + length
-        result.append(masked_crc32c(data[payload_start:end]) == unpack("<I", data, end)[0])
+        result.append(masked_crc32c(bytes(data[payload_start:end])) == unpack("<I", data, end)[0])
     return result
 
 

@@ -1,10 +1,14 @@
 """The TensorBoard reader: exact values, every encoding, damaged files, the fast path equal
-to the protobuf path, and the real logs of ../shared/real_logs."""
+to the protobuf path, reading in windows (equal to one window, files that change while they
+are read, memory bounded by the points kept), incremental reads of a file still being
+written, and the real logs of ../shared/real_logs."""
 
 from __future__ import annotations
 
 import math
+import os
 import re
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -616,6 +620,232 @@ def test_fast_path_equals_protobuf_path_on_damaged_mixed_file(tmp_path: Path) ->
     assert_same_runs(fast, read(path, reference=True))
     assert len(notes_of(fast, NoteKind.CORRUPT)) == 4
     assert len(notes_of(fast, NoteKind.TRUNCATED)) == 1
+
+
+# ---------------------------------------------------------------------------------------
+# Windows: bounded memory, files that change while they are read
+
+
+def damaged_mixed_file(tmp_path: Path) -> Path:
+    """The mixed file with corrupt payloads, a corrupt header, garbage and a cut end."""
+    path = tmp_path / EVENT_NAME
+    ends = w.write_event_file(path, mixed_events())
+    for record in (40, 400, 1200):
+        flip(path, ends[record] - 3)
+    flip(path, ends[700])  # the length of record 701
+    data = path.read_bytes()
+    garbage = bytes(range(7, 250)) * 2
+    path.write_bytes(data[: ends[1500]] + garbage + data[ends[1500] : len(data) - 5])
+    return path
+
+
+@pytest.mark.parametrize("window", [4096, 50_000])
+def test_reading_in_windows_equals_reading_the_whole_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    path = damaged_mixed_file(tmp_path)
+    whole = read(path)
+    assert path.stat().st_size < tb._WINDOW_BYTES  # one window
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+
+    windowed = read(path)
+
+    assert_same_runs(windowed, whole)
+    assert len(notes_of(whole, NoteKind.CORRUPT)) == 5 and len(notes_of(whole, NoteKind.TRUNCATED)) == 1
+
+
+@pytest.mark.parametrize("window", [1, 100])
+def test_windows_smaller_than_a_record_still_read_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, window: int
+) -> None:
+    path, ends = small_file(tmp_path, records=60)
+    flip(path, ends[10])  # a corrupt header: resynchronising spans windows
+    data = path.read_bytes()
+    path.write_bytes(data[: ends[30]] + bytes(range(200)) + data[ends[30] : -3])
+    whole = read(path)
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+
+    windowed = read(path)
+
+    assert_same_runs(windowed, whole)
+    assert [note.kind for note in whole.notes] == [NoteKind.CORRUPT, NoteKind.CORRUPT, NoteKind.TRUNCATED]
+    assert whole.points == 60 - 1 - 1 - 1  # the header, the corrupt record, the cut one
+
+
+def late_plugin_events() -> list:
+    """TF2 tensors of one tag whose plugin metadata comes only after 200 of its values."""
+    events = [w.header_event()]
+    for step in range(300):
+        events.append(w.tensor_scalar_event("late", float(step), step, T0 + step, with_metadata=step == 200))
+        events.append(w.tensor_scalar_event("never", 1.0, step, T0 + step, with_metadata=False))
+        events.append(w.scalar_event("loss", 1.0 / (step + 1), step, T0 + step))
+    return events
+
+
+def test_a_plugin_named_in_a_later_window_applies_to_earlier_tensors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / (EVENT_NAME + ".v2")
+    w.write_event_file(path, late_plugin_events())
+    whole = read(path)
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
+
+    windowed = read(path)
+
+    assert_same_runs(windowed, whole)
+    assert whole.curve("late").steps.tolist() == list(range(300))
+    assert whole.tag_names == ["late", "loss"]
+    (skipped,) = notes_of(windowed, NoteKind.SKIPPED)
+    assert skipped.message == "skipped 300 tensors without plugin metadata (never)"
+
+
+def test_a_file_cut_by_another_process_while_it_is_read_keeps_what_was_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, ends = small_file(tmp_path, records=300)
+    cut = ends[150] + 7
+    fill = tb._fill
+
+    def fill_then_cut(handle, view):  # the first window is read, then the file shrinks
+        got = fill(handle, view)
+        os.truncate(path, cut)
+        return got
+
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(tb, "_fill", fill_then_cut)
+
+    run = read(path)
+
+    assert run.points == 150
+    (truncated,) = notes_of(run, NoteKind.TRUNCATED)
+    assert (truncated.location, truncated.count) == (f"offset {ends[150]}", 7)
+
+
+def test_a_file_that_grows_while_it_is_read_is_read_to_its_size_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, _ = small_file(tmp_path, records=300)
+    more = b"".join(w.frame(w.scalar_event("later", 1.0, step, T0).SerializeToString()) for step in range(50))
+    fill = tb._fill
+
+    def fill_then_grow(handle, view):
+        got = fill(handle, view)
+        with path.open("ab") as appended:
+            appended.write(more)
+        return got
+
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(tb, "_fill", fill_then_grow)
+
+    run = read(path)
+
+    assert run.points == 299 and "later" not in run.tags and run.notes == []
+
+
+def test_memory_is_bounded_by_the_points_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = [w.header_event()] + [
+        w.scalar_event("train/loss" if step % 2 else "val/acc", 1.0 / (step + 1), step, T0 + step)
+        for step in range(60_000)
+    ]
+    path = tmp_path / EVENT_NAME
+    w.write_event_file(path, events)
+    window = 1 << 17
+    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+    tracemalloc.start()  # numpy's allocations are traced too
+    try:
+        run = read(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert run.points == 60_000
+    kept = 28 * run.points  # int32 code, int64 step, float64 wall time and value
+    # The points plus one window's buffer and transient arrays (about 4 windows' worth);
+    # neither the file's bytes nor a second copy of the points.
+    assert peak < kept + 6 * window, (peak, kept)
+    assert peak < path.stat().st_size, (peak, path.stat().st_size)
+
+
+# ---------------------------------------------------------------------------------------
+# Following a file that is still being written
+
+
+def append(path: Path, data: bytes) -> None:
+    with path.open("ab") as file:
+        file.write(data)
+
+
+def points_of(blocks: list[tb.PointsBlock]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(tag of each point, steps, values) of increments read one after the other."""
+    names = [block.tags[code] for block in blocks for code in block.codes.tolist()]
+    return names, np.concatenate([b.steps for b in blocks]), np.concatenate([b.values for b in blocks])
+
+
+def test_increments_return_complete_records_and_leave_a_half_written_one(tmp_path: Path) -> None:
+    source = tmp_path / "source" / EVENT_NAME
+    ends = w.write_event_file(source, mixed_events())
+    data = source.read_bytes()
+    path = tmp_path / EVENT_NAME
+    path.write_bytes(b"")
+    state = tb.EventFileState()
+    rng = np.random.default_rng(2)
+    cuts = sorted(rng.choice(len(data), 40, replace=False).tolist()) + [len(data)]
+    offset, written, blocks = 0, 0, []
+    for cut in cuts:
+        append(path, data[written:cut])
+        written = cut
+        increment = tb.read_event_file_increment(path, offset, state)
+        # Everything up to the last record completed by now, not a byte more.
+        assert increment.offset == max([0] + [end for end in ends if end <= cut]), cut
+        assert increment.notes == []  # a half-written record is not damage
+        offset = increment.offset
+        blocks.append(increment.points)
+
+    whole = read(path)
+    names, steps, values = points_of(blocks)
+    assert names == [whole.tag_names[code] for code in whole.tag_codes.tolist()]
+    assert np.array_equal(steps, whole.steps)
+    assert np.array_equal(values, whole.values, equal_nan=True)
+    follower = tb.TensorBoardFollower(tmp_path)
+    follower.states[path], follower.offsets[path], follower.files = state, offset, [(path, "")]
+    assert_same_runs(follower.run(), whole)
+
+
+def test_a_tf2_plugin_named_in_an_earlier_increment_keeps_later_tensors(tmp_path: Path) -> None:
+    path = tmp_path / (EVENT_NAME + ".v2")
+    first = [w.header_event(), w.tensor_scalar_event("epoch_loss", 2.0, 0, T0, with_metadata=True)]
+    later = [w.tensor_scalar_event("epoch_loss", 2.0**-step, step, T0, with_metadata=False) for step in range(1, 5)]
+    w.write_event_file(path, first)
+    state = tb.EventFileState()
+    offset = tb.read_event_file_increment(path, 0, state).offset
+    append(path, b"".join(w.frame(event.SerializeToString()) for event in later))
+
+    increment = tb.read_event_file_increment(path, offset, state)
+
+    assert increment.points.steps.tolist() == [1, 2, 3, 4]
+    assert increment.points.values.tolist() == [0.5, 0.25, 0.125, 0.0625]
+    # Without the first increment's state, the same bytes hold tensors of no known plugin.
+    alone = tb.read_event_file_increment(path, offset, tb.EventFileState())
+    assert alone.points.steps.size == 0
+
+
+def test_a_corruption_whose_end_comes_in_a_later_increment_is_reported_once(tmp_path: Path) -> None:
+    path = tmp_path / EVENT_NAME
+    ends = w.write_event_file(path, [w.header_event()] + [w.scalar_event("loss", 1.0, s, T0) for s in range(5)])
+    garbage = bytes(range(7, 250))
+    append(path, garbage)
+    state = tb.EventFileState()
+
+    first = tb.read_event_file_increment(path, 0, state)
+    append(path, b"".join(w.frame(w.scalar_event("loss", 2.0, s, T0).SerializeToString()) for s in range(5, 8)))
+    second = tb.read_event_file_increment(path, first.offset, state)
+    third = tb.read_event_file_increment(path, second.offset, state)
+
+    assert first.points.steps.tolist() == [0, 1, 2, 3, 4] and first.notes == []
+    (note,) = second.notes
+    assert (note.kind, note.location, note.count) == (NoteKind.CORRUPT, f"offset {ends[-1]}", len(garbage))
+    assert second.points.steps.tolist() == [5, 6, 7]
+    assert third.points.steps.size == 0 and third.notes == [] and third.offset == second.offset
 
 
 # ---------------------------------------------------------------------------------------
