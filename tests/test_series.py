@@ -46,3 +46,18 @@ def test_missing_tag_is_an_empty_curve_and_frame_is_categorical() -> None:
     assert list(frame.columns) == ["tag", "step", "wall_time", "value"]
     assert frame["tag"].dtype.name == "category"
     assert frame["value"].tolist() == [1.0, 0.5]
+
+
+def test_points_are_grouped_by_tag_in_log_order_and_curves_are_views() -> None:
+    builder = RunBuilder()
+    a, b = builder.code("a"), builder.code("b")
+    codes = np.array([a, b, a, b, b, a], np.int32)
+    steps = np.array([0, 0, 1, 1, 2, 2])
+    values = np.array([1.0, 10.0, 2.0, 20.0, 30.0, 3.0])
+    builder.add_coded(codes, steps, values, np.full(6, np.nan))
+    run = builder.build(id="r", path="r", format="test", sources=["r"])
+    assert run.tag_codes.tolist() == [0, 0, 0, 1, 1, 1]
+    assert run.values.tolist() == [1.0, 2.0, 3.0, 10.0, 20.0, 30.0]
+    curve = run.curve("b")
+    assert curve.values.tolist() == [10.0, 20.0, 30.0]
+    assert np.shares_memory(curve.values, run.values)  # a view, not a copy

@@ -173,6 +173,7 @@ def read_tensorboard_run(
             assembly.add_unreadable(Path(path), problem)
             continue
         assembly.add(content)
+        del content  # the builder holds the only reference to the points: grouping can free them
     return assembly.build(run_dir, [path for path, _ in files])
 
 
@@ -210,6 +211,7 @@ class _RunAssembly:
     def build(self, run_dir: Path, sources: Sequence[Path]) -> Run:
         if not self.read_files:
             raise UnreadableInput("; ".join(self.unreadable) if self.unreadable else "no event files")
+        self.read_files.clear()  # overlaps are noted; the builder holds the only copy of the points
         return self.builder.build(
             id=str(run_dir),
             path=str(run_dir),
