@@ -24,7 +24,10 @@ All flavours share one path: records become *cells* (key, value, record) in log 
 Speed: a million-line file is parsed a block of lines at a time with ``orjson`` (exact, and
 about 6x faster than ``json`` here); blocks whose values are all numbers are turned into
 arrays without a Python loop over values (:meth:`_CellTable.add_plain`).  Anything unusual
-(NaN tokens, junk, nested values, strings) takes the per-line, per-value path.
+(NaN tokens, junk, nested values, strings) takes the per-line, per-value path.  A
+byte-level numpy parse of flat numeric lines (keys located and verified with numpy, numbers
+handed to orjson as one list) was measured no faster than this: its dozen passes over each
+block's bytes cost what the dicts save.
 """
 
 from __future__ import annotations
@@ -592,13 +595,14 @@ def _build(
         return keep, owners, slots + on_epochs[owners] if on_epochs is not None else slots
 
     # Two passes over the parts: the first sizes the run and finds its tags, the second
-    # writes the points straight into the run's arrays (one allocation, no joining).
-    seen = np.zeros(2 * len(cells.keys), dtype=bool)
-    total = 0
+    # writes the points straight into the run's arrays (one allocation, no joining), each
+    # tag's points together and in log order, so that the builder need not regroup them (a
+    # regrouping pass over every point cost ~1 s for 10M points; ranking the cells of each
+    # part within their tag costs a fifth of that).
+    slot_points = np.zeros(2 * len(cells.keys), dtype=np.int64)
     for part in cells.parts:
-        keep, _, slots = kept(part)
-        seen[slots] = True
-        total += keep.size
+        slot_points += np.bincount(kept(part)[2], minlength=slot_points.size)
+    seen = slot_points > 0
     builder = RunBuilder()
     codes = np.zeros(seen.size, dtype=np.int32)
     tag_axes: dict[str, XAxis] = {}
@@ -610,20 +614,28 @@ def _build(
             if x_axis is not XAxis.EPOCH:
                 tag_axes[name] = XAxis.EPOCH
         codes[slot] = builder.code(name)
-    run_codes = np.empty(total, np.int32)
+    tags = int(codes.max(initial=-1)) + 1  # codes are 0, 1, ... in slot order
+    tag_points = np.bincount(codes[seen], weights=slot_points[seen], minlength=tags).astype(np.int64)
+    cursor = np.cumsum(tag_points) - tag_points  # where each tag's next point goes
+    total = int(tag_points.sum())
     run_steps = np.empty(total, np.int64)
     run_values = np.empty(total, np.float64)
     run_walls = np.full(total, np.nan) if placement.walls is None else np.empty(total, np.float64)
-    start = 0
     for part in cells.parts:
         keep, owners, slots = kept(part)
-        stop = start + keep.size
-        np.take(codes, slots, out=run_codes[start:stop])
-        np.take(steps, owners, out=run_steps[start:stop])
-        np.take(part.value, keep, out=run_values[start:stop])
+        part_codes = codes[slots]
+        order = np.argsort(part_codes, kind="stable")
+        part_points = np.bincount(part_codes, minlength=tags)
+        first_of_tag = np.cumsum(part_points) - part_points  # within the part, once sorted
+        ranked = part_codes[order]
+        destination = np.empty(keep.size, np.int64)
+        destination[order] = cursor[ranked] + np.arange(keep.size) - first_of_tag[ranked]
+        cursor += part_points
+        run_steps[destination] = steps[owners]
+        run_values[destination] = part.value[keep]
         if placement.walls is not None:
-            np.take(placement.walls, owners, out=run_walls[start:stop])
-        start = stop
+            run_walls[destination] = placement.walls[owners]
+    run_codes = np.repeat(np.arange(tags, dtype=np.int32), tag_points)
     builder.add_coded(run_codes, run_steps, run_values, run_walls)
     notes = notes + _nested_note(cells, placement.is_tag, source) + _repeat_notes(
         cells, placement, placed if on_epochs is None else placed & ~on_epochs, source, step_name)

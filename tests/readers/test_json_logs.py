@@ -429,6 +429,29 @@ def test_fast_path_matches_the_careful_path_bit_for_bit(tmp_path: Path, monkeypa
     assert bits(fast.values) == bits(expected)
 
 
+def test_points_leave_the_reader_grouped_by_tag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run builder never has to regroup a reader's points (a pass over every point)."""
+    from rundoctor import series
+
+    regrouped = []
+    real_group = series.group_by_tag
+    monkeypatch.setattr(series, "group_by_tag",
+                        lambda columns: (regrouped.append(not series.is_grouped(columns[0])), real_group(columns))[1])
+    # the literal key "val/time" and the validation twin of "time" name one tag
+    lines = [
+        {"lr": 0.1, "loss": 2.0, "time": 0.5, "val/time": 9.0, "step": 10},
+        {"acc": 0.3, "time": 0.25, "step": 1},
+        {"lr": 0.2, "loss": 1.5, "time": 0.75, "step": 20},
+        {"acc": 0.4, "time": 0.125, "step": 2},
+    ]
+    run = BY_NAME["mmengine-json"].read(write_lines(tmp_path / "scalars.json", lines))
+    assert regrouped == [False]
+    assert run.tags == ["lr", "loss", "time", "val/time", "acc"]
+    assert run.curve("val/time").values.tolist() == [9.0, 0.25, 0.125]  # log order kept
+    assert run.curve("time").steps.tolist() == [10, 20] and run.curve("acc").steps.tolist() == [1, 2]
+    assert run.points == 11
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(rows=st.lists(st.dictionaries(
     st.sampled_from(["a", "b", "c:d", "e f"]),
