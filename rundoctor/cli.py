@@ -167,7 +167,7 @@ def _example_curve(example: Callable[[], tuple[Any, Any]], width: int) -> str:
     scale = value_range(values.astype(np.float64))
     line = sparkline(steps, values, max(8, min(60, width - 4 - len(scale))))
     span = f"steps {int(steps.min())}..{int(steps.max())}" if steps.size else "no points"
-    return f"Example: a curve this check fires on ({span})\n  {line.bars}  {scale}"
+    return f"Example: the kind of curve this check is about ({span})\n  {line.bars}  {scale}"
 
 
 @app.command("plot")

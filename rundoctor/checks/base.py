@@ -110,7 +110,7 @@ class Check(Generic[P]):
     advice: str
     detect: Callable[["Check[P]", RunContext, P], Iterable[Finding]] = field(repr=False)
     doc: str = ""  # the module docstring: what it detects, why it matters, what to try
-    # (steps, values) of a curve this check fires on, drawn by ``rundoctor explain``.
+    # (steps, values) of the kind of curve this check is about, drawn by ``rundoctor explain``.
     example: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def missing(self, run: Run) -> str | None:

@@ -253,6 +253,12 @@ def _report(
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy stuck at 1/10 for a 10-class problem."""
+    steps = np.arange(30)
+    return steps, 0.1 + 0.0004 * np.sin(steps * 1.3)
+
+
 CHECK = Check(
     code="M003",
     name="chance-level",
@@ -267,4 +273,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

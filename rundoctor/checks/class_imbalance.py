@@ -183,6 +183,12 @@ def _per_class(
     return unlearned, learned
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """Accuracy pinned at 0.9, the majority-class rate, from the first evaluation."""
+    steps = np.arange(0, 6000, 100)
+    return steps, 0.9 + 0.0005 * np.sin(steps / 100.0)
+
+
 CHECK = Check(
     code="M004",
     name="class-imbalance",
@@ -198,4 +204,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

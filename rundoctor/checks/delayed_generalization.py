@@ -155,6 +155,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """Validation accuracy near chance (0.1) for most of the run, then the late jump."""
+    steps = np.arange(0, 20000, 500)
+    return steps, np.where(steps < 16000, 0.1 + 0.004 * np.sin(steps), 0.95)
+
+
 CHECK = Check(
     code="M002",
     name="delayed-generalization",
@@ -169,4 +175,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

@@ -189,6 +189,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A run resumed from step 300 after reaching 600: steps 300-450 logged twice, in log order."""
+    steps = np.concatenate((np.arange(600), np.arange(300, 451)))
+    return steps, np.concatenate((2.0 * np.exp(-np.arange(600) / 300.0), 1.4 * np.exp(-np.arange(300, 451) / 400.0)))
+
+
 CHECK = Check(
     code="L001",
     name="duplicate-steps",
@@ -202,4 +208,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__,
+    example=_example,
 )

@@ -142,6 +142,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A loss term a thousand times smaller than its sibling (loss_cls is about 2 to 6)."""
+    steps = np.arange(50, 15050, 50)
+    return steps, 0.002 + 0.0001 * np.exp(-steps / 4000.0)
+
+
 CHECK = Check(
     code="T001",
     name="loss-scale-imbalance",
@@ -155,4 +161,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__,
+    example=_example,
 )

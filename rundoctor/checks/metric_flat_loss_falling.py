@@ -153,6 +153,12 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """An accuracy that rises, then sits at 0.5 while the loss keeps falling."""
+    steps = np.arange(0, 20000, 500)
+    return steps, np.minimum(0.3 + steps / 20000.0, 0.5)
+
+
 CHECK = Check(
     code="M001",
     name="metric-flat-loss-falling",
@@ -167,4 +173,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

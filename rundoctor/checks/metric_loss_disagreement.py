@@ -249,6 +249,12 @@ def _against_loss(
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """An evaluation accuracy that repeats one value at every evaluation."""
+    steps = np.arange(0, 10000, 500)
+    return steps, np.full(steps.size, 0.5625)
+
+
 CHECK = Check(
     code="M007",
     name="metric-loss-disagreement",
@@ -263,4 +269,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

@@ -209,6 +209,12 @@ def _auc_below_half(
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """An accuracy summed over two batches instead of averaged: it climbs past 1."""
+    steps = np.arange(25)
+    return steps, 2.0 * (0.95 - 0.6 * np.exp(-steps / 5.0))
+
+
 CHECK = Check(
     code="M006",
     name="metric-out-of-range",
@@ -232,4 +238,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity
 from rundoctor.series import NoteKind, ReadNote
 
@@ -92,6 +94,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A curve that stops where the writer died mid-record."""
+    steps = np.arange(500)
+    return steps, 0.3 + 1.7 * np.exp(-steps / 100.0)
+
+
 CHECK = Check(
     code="L002",
     name="truncated-log",
@@ -105,4 +113,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__,
+    example=_example,
 )

@@ -301,6 +301,12 @@ def _double_softmax(
     )
 
 
+def _example() -> tuple[np.ndarray, np.ndarray]:
+    """A mean predicted probability that stays near 0.5 on a binary task."""
+    steps = np.arange(0, 1000, 10)
+    return steps, 0.5 + 0.02 * (1 - np.exp(-steps / 300.0))
+
+
 CHECK = Check(
     code="M005",
     name="underconfident",
@@ -315,4 +321,5 @@ CHECK = Check(
     ),
     detect=detect,
     doc=__doc__ or "",
+    example=_example,
 )
