@@ -38,6 +38,9 @@ def test_each_check_documents_itself(check: Check) -> None:
     positions = [check.doc.find(f"\n{section}\n") for section in SECTIONS]
     assert all(p > 0 for p in positions) and positions == sorted(positions), check.name
     assert check.title and check.advice
+    assert check.example is not None, f"{check.name} has no example curve for explain"
+    steps, values = check.example()
+    assert len(steps) == len(values) > 1
     assert dataclasses.is_dataclass(check.params)
     assert check.params.__dataclass_params__.frozen  # type: ignore[attr-defined]
     for name, default, help_text in check.param_docs():
