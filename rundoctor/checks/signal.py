@@ -9,6 +9,8 @@ here is O(n) or O(n log n) numpy; no Python loop per point.
 
 from __future__ import annotations
 
+import math
+
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence
@@ -30,28 +32,59 @@ def window(n: int, fraction: float, minimum: int = 3) -> int:
 
 
 def ema(values: np.ndarray, span: int) -> np.ndarray:
-    """Exponential moving average (bias-corrected, like TensorBoard's smoothing); NaNs skipped."""
-    import pandas as pd
+    """Exponential moving average, bias-corrected like TensorBoard's smoothing (pandas'
+    ``ewm(span, adjust=True, ignore_na=True)``); a NaN repeats the last average.
 
+    Written in numpy rather than with pandas: importing pandas costs ~0.4 s, more than all
+    the checks take on a 2M-point run.  Each point's weighted sum is a cumulative sum scaled
+    by ``decay**-k``, restarted every ``chunk`` points so the scale never overflows.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or span <= 1:
         return values.copy()
-    return pd.Series(values).ewm(span=span, adjust=True, ignore_na=True).mean().to_numpy()
+    decay = 1.0 - 2.0 / (span + 1.0)
+    present = ~np.isnan(values)
+    points = values[present]
+    smooth = np.empty(points.size)
+    chunk = max(1, int(600.0 / -math.log(decay)))  # decay**-chunk stays below e**600
+    carried_sum = carried_weight = 0.0
+    for start in range(0, points.size, chunk):  # a handful of chunks, not a loop per point
+        part = points[start : start + chunk]
+        k = np.arange(part.size, dtype=np.float64)
+        rising, falling, carry = decay**-k, decay**k, decay ** (k + 1.0)
+        sums, weights = np.cumsum(part * rising), np.cumsum(rising)
+        smooth[start : start + part.size] = (sums * falling + carried_sum * carry) / (
+            weights * falling + carried_weight * carry
+        )
+        last, through = decay ** (part.size - 1.0), decay**part.size
+        carried_sum = sums[-1] * last + carried_sum * through
+        carried_weight = weights[-1] * last + carried_weight * through
+    out = np.full(values.size, np.nan)
+    out[present] = smooth
+    latest = np.where(present, np.arange(values.size), -1)
+    np.maximum.accumulate(latest, out=latest)
+    seen = latest >= 0
+    out[seen] = out[latest[seen]]
+    return out
 
 
 def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
-    """Centred rolling median (edges use the available points); robust to spikes."""
-    import pandas as pd
+    """Centred rolling median (edges use the available points, NaNs skipped); robust to
+    spikes.  Equal to pandas' ``rolling(width, center=True, min_periods=1).median()``.
+
+    bottleneck's moving median (a C double heap) is ~10x faster than pandas' and spares the
+    pandas import; centring is a shift of its trailing window over NaN padding.
+    """
+    import bottleneck
 
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or width <= 1:
         return values.copy()
-    return (
-        pd.Series(values)
-        .rolling(window=int(width), center=True, min_periods=1)
-        .median()
-        .to_numpy()
-    )
+    width = int(width)
+    ahead = (width - 1) // 2  # points after i inside the centred window
+    before = max(0, width - (values.size + ahead))  # padding so the window fits the array
+    padded = np.concatenate((np.full(before, np.nan), values, np.full(ahead, np.nan)))
+    return np.asarray(bottleneck.move_median(padded, window=width, min_count=1)[before + ahead :])
 
 
 def noise_sigma(values: np.ndarray) -> float:
