@@ -20,8 +20,10 @@ float to the C parser, so its column (or that chunk of it) stays text, which :fu
 converts with Python's own float semantics.  A NaN in a float column therefore always means
 "empty cell", and a NaN that came from text always means "logged nan".  pandas silently pads
 rows with too few fields, so the raw bytes are counted too (commas and line ends): when they do
-not add up, or pandas meets a row with too many fields, the file goes to the line-by-line
-path, which finds and reports each bad line.
+not add up, when the first row has too many fields (pandas drops them, and then takes later rows
+of that length too) or pandas meets a later row with too many fields, the file goes to the
+line-by-line path, which finds and reports each bad line.  Blank lines before the header, and
+NUL bytes after it, also take the line path.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ import json
 import mmap
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -63,6 +65,10 @@ AXIS_COLUMNS: dict[str, XAxis] = {
 WALL_TIME_COLUMNS = ("wall_time", "walltime", "timestamp", "_timestamp")
 LONG_TAG_COLUMNS = ("tag", "name", "metric", "key")
 
+_BOM = b"\xef\xbb\xbf"
+# What ends a line, for the line path and every line number in a note (as the csv module and
+# pandas' C parser read them).
+_LINE_END = re.compile(rb"\r\n|\r|\n")
 # A column name as loggers write them (no spaces): tells a CSV header from a line of prose.
 _METRIC_NAME = re.compile(r"[\w./:()\[\]@%+-]+")
 # Line numbers a note lists before it says "and N more": enough to find the pattern.
@@ -120,13 +126,45 @@ def _normalise(name: str) -> str:
     return re.sub(r"[\s\-]+", "_", name.strip().lower())
 
 
+def _header_start(head: bytes) -> tuple[int, int]:
+    """Where the header line starts in the first bytes, and its 1-based line number: a BOM and
+    blank lines before it are skipped.  ``len(head)`` when the bytes hold no header."""
+    body = head.removeprefix(_BOM)
+    prefix = body[: len(body) - len(body.lstrip())]
+    start = max(prefix.rfind(b"\n"), prefix.rfind(b"\r")) + 1  # a padded header keeps its spaces
+    if start == len(body):
+        return len(head), len(_LINE_END.findall(prefix)) + 1
+    return len(head) - len(body) + start, len(_LINE_END.findall(prefix, 0, start)) + 1
+
+
+def _header_bytes(head: bytes) -> bytes:
+    """The header line (without its line end) as far as the first bytes hold it."""
+    start, _ = _header_start(head)
+    return head[start:].split(b"\n", 1)[0]
+
+
+def _is_blank(head: bytes) -> bool:
+    return not head.removeprefix(_BOM).strip()
+
+
 def _binary_reason(head: bytes) -> str | None:
-    """Why these first bytes are not a text CSV, or None when they may be one."""
+    """Why these first bytes are not a text CSV, or None when they may be one.
+
+    NUL bytes make a file binary only when its header is no UTF-8 text or holds one: a crash
+    often leaves a tail of NUL bytes after rows that are worth reading, while binary formats
+    open with magic bytes that are no UTF-8 text.
+    """
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return "UTF-16 text; save the file as UTF-8 to read it"
-    if b"\x00" in head:
-        return "binary data (NUL bytes), not a CSV text file"
-    return None
+    if b"\x00" not in head:
+        return None
+    start, _ = _header_start(head)
+    header = head[:start] + _header_bytes(head)
+    try:
+        clean = b"\x00" not in header and bool(header.decode("utf-8"))
+    except UnicodeDecodeError:
+        clean = False
+    return None if clean else "binary data (NUL bytes from its start), not a CSV text file"
 
 
 def _parse_header(first_line: bytes) -> _Header:
@@ -140,9 +178,9 @@ def _parse_header(first_line: bytes) -> _Header:
 
 def _sniff_header(head: bytes) -> _Header | None:
     """The header of a text file from its first bytes; None for binary or empty heads."""
-    if not head.strip() or _binary_reason(head) is not None:
+    if _is_blank(head) or _binary_reason(head) is not None:
         return None
-    return _parse_header(head.split(b"\n", 1)[0])
+    return _parse_header(_header_bytes(head))
 
 
 def _sniff_lightning(path: Path, head: bytes) -> bool:
@@ -184,7 +222,7 @@ def _sniff_wide(path: Path, head: bytes) -> bool:
     """Any ``.csv`` with an axis column; an empty or binary ``.csv`` is claimed too, so that
     reading it says why.  Other names need a clean CSV header with an axis column."""
     suffix = path.suffix.lower()
-    if suffix == ".csv" and (not head.strip() or _binary_reason(head) is not None):
+    if suffix == ".csv" and (_is_blank(head) or _binary_reason(head) is not None):
         return True
     header = _sniff_header(head)
     if header is None or len(header.names) < 2 or not header.axis_columns():
@@ -213,6 +251,7 @@ class _Table:
     lines: np.ndarray  # int64, the 1-based file line of each row
     texts: dict[int, np.ndarray]
     notes: list[ReadNote]
+    header_line: int = 1  # after blank lines, when the file starts with some
 
     @property
     def rows(self) -> int:
@@ -256,14 +295,15 @@ def _unique_names(names: Sequence[str]) -> tuple[list[str], list[str]]:
     return unique, repeated
 
 
-def _read_head(path: Path) -> tuple[bytes, bytes]:
-    """The first 64 KiB (to tell text from binary) and the header line."""
+def _read_head(path: Path) -> tuple[bytes, bytes, int]:
+    """The first 64 KiB (to tell text from binary), the header line and its line number."""
     try:
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
-            if b"\n" in head:
-                return head, head.split(b"\n", 1)[0]
-            return head, head + handle.readline(_HEADER_LIMIT)
+            start, line = _header_start(head)
+            if b"\n" in head[start:]:
+                return head, _header_bytes(head), line
+            return head, head[start:] + handle.readline(_HEADER_LIMIT), line
     except OSError as error:
         raise UnreadableInput(f"cannot open {path}: {error.strerror or error}") from error
 
@@ -274,9 +314,9 @@ def _read_table(path: Path, *, padded: bool = False, text_columns: Sequence[str]
     ``padded`` skips the spaces after each comma (Ultralytics pads every cell);
     ``text_columns`` (normalised names) are kept as raw text instead of numbers.
     """
-    head, first_line = _read_head(path)
-    if not head.strip():
-        raise UnreadableInput("the file is empty")
+    head, first_line, header_line = _read_head(path)
+    if _is_blank(head):
+        raise UnreadableInput("the file is empty" if not head else "the file holds only blank lines, no header")
     reason = _binary_reason(head)
     if reason is not None:
         raise UnreadableInput(reason)
@@ -287,16 +327,17 @@ def _read_table(path: Path, *, padded: bool = False, text_columns: Sequence[str]
     if repeated:
         notes.append(_note(path, NoteKind.INFO,
                            f"repeated column names kept as name.1, name.2, ...: {', '.join(sorted(set(repeated)))}",
-                           [1], len(repeated)))
-    table = _fast_table(path, header, names, text_positions, padded, notes)
+                           [header_line], len(repeated)))
+    # pandas takes the first line for the header: blank lines before it need the line path.
+    table = _fast_table(path, header, names, text_positions, padded, notes) if header_line == 1 else None
     if table is None:
-        table = _line_table(path, names, text_positions, padded, notes)
+        table = replace(_line_table(path, names, text_positions, padded, notes, header_line), header_line=header_line)
     for position, name in enumerate(names):
         if not name and bool(table.numeric[position].any()):
             table.note(NoteKind.SKIPPED, f"column {position + 1} has no name (a written row index?); skipped",
-                       [1], int(table.numeric[position].sum()))
+                       [header_line], int(table.numeric[position].sum()))
     if table.rows == 0:
-        table.note(NoteKind.INFO, "the file has a header but no data rows", [1], 0)
+        table.note(NoteKind.INFO, "the file has a header but no data rows", [header_line], 0)
     return table
 
 
@@ -311,16 +352,20 @@ def _fast_table(
         except UnicodeDecodeError:
             _add_decoding_note(path, notes)
             frame = _pandas_frame(path, len(names), text_positions, padded, "replace")
-    except pd.errors.ParserError:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
-    shape = _ByteShape.of(path)
+    shape = _ByteShape.of(path, len(names) - 1)
+    if shape.uneven or shape.nul:
+        return None
     rows = len(frame)
     cut_fields = shape.cut_last_line_fields(len(names)) if rows else None
     expected_commas = header.raw_commas + rows * (len(names) - 1)
     if cut_fields is not None:
         expected_commas -= len(names) - cut_fields
-    # Every row has one comma fewer than it has fields, so the total is exact for a clean file;
-    # rows must also be lines, or the line numbers in notes would drift.
+    # Every row has one comma fewer than it has fields, so the total is exact for a clean file.
+    # No row has more (pandas raises for a long row after a first row that is not long), so an
+    # exact total also means no row has fewer.  Rows must also be lines, or the line numbers in
+    # notes would drift.
     if shape.commas != expected_commas or shape.lines not in (None, rows + 1):
         return None
     lines = np.arange(2, rows + 2, dtype=np.int64)
@@ -376,11 +421,11 @@ def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: b
 
 
 def undecodable_line(data: bytes) -> int | None:
-    """The 1-based line of the first byte that is not UTF-8, or None when all of it is."""
+    """The 1-based line (CR, LF and CR LF end one) of the first byte that is not UTF-8, or None."""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
-        return data.count(b"\n", 0, error.start) + 1
+        return len(_LINE_END.findall(data, 0, error.start)) + 1
     return None
 
 
@@ -397,27 +442,62 @@ def _add_decoding_note(path: Path, notes: list[ReadNote]) -> None:
 
 @dataclass(frozen=True)
 class _ByteShape:
-    """What the raw bytes say about rows: their commas, and whether a row may span lines."""
+    """What the raw bytes say about rows: their commas, whether a row may span lines or have
+    more fields than pandas kept, and NUL bytes (a crash's leftovers, reported by the line path)."""
 
     commas: int
     lines: int | None  # counted only when a quote could hide a line end inside a field
     last_line_commas: int | None  # set when the last line has no line end
+    uneven: bool  # a data line with other commas than a row has
+    nul: bool
 
     @classmethod
-    def of(cls, path: Path) -> _ByteShape:
+    def of(cls, path: Path, row_commas: int) -> _ByteShape:
         with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
             commas = _count_byte(mapped, ",")
             terminated = mapped[-1:] == b"\n"
-            # find() is a memchr: a file without quotes is scanned for them almost for free.
-            lines = None if mapped.find(b'"') < 0 else _count_byte(mapped, "\n") + (0 if terminated else 1)
+            # find() is a memchr: a file without quotes or NUL bytes is scanned for them almost
+            # for free (~10 ms each for 200 MB).
+            quoted = mapped.find(b'"') >= 0
+            lines = _count_byte(mapped, "\n") + (0 if terminated else 1) if quoted else None
             last_line_commas = None if terminated else mapped[mapped.rfind(b"\n") + 1 :].count(b",")
-            return cls(commas, lines, last_line_commas)
+            # pandas silently drops the extra fields of the first row (and then takes later rows
+            # of that length too); a later long row makes it raise.  A quoted comma defeats
+            # counting, so a file with quotes has every line checked.
+            uneven = _uneven_lines(mapped, row_commas) if quoted else _first_row_commas(mapped) > row_commas
+            return cls(commas, lines, last_line_commas, uneven, mapped.find(b"\x00") >= 0)
 
     def cut_last_line_fields(self, columns: int) -> int | None:
         """Fields on the last line when it was cut while being written (no line end, too few)."""
         if self.last_line_commas is None or self.last_line_commas >= columns - 1:
             return None
         return self.last_line_commas + 1
+
+
+def _first_row_commas(mapped: mmap.mmap) -> int:
+    header_end = mapped.find(b"\n")
+    row_end = mapped.find(b"\n", header_end + 1)
+    return mapped[header_end + 1 : row_end if row_end >= 0 else len(mapped)].count(b",")
+
+
+def _uneven_lines(mapped: mmap.mmap, row_commas: int) -> bool:
+    """Whether a data line (the header aside) has other than ``row_commas`` commas; a last
+    line without a line end may have fewer (it was cut).  Vectorised a cache-sized chunk at a
+    time: the commas before each line end come from one searchsorted, never a loop per line."""
+    data = np.frombuffer(mapped, dtype=np.uint8)
+    commas_before = 0  # commas before the chunk
+    last_end = None  # commas before the latest line end, None before the header's
+    for start in range(0, data.size, _SCAN_CHUNK):
+        chunk = data[start : start + _SCAN_CHUNK]
+        commas = np.flatnonzero(chunk == ord(","))
+        at_ends = np.searchsorted(commas, np.flatnonzero(chunk == ord("\n"))) + commas_before
+        if at_ends.size:
+            previous = at_ends[:-1] if last_end is None else np.concatenate(([last_end], at_ends[:-1]))
+            if np.any(at_ends[len(at_ends) - len(previous) :] - previous != row_commas):
+                return True
+            last_end = int(at_ends[-1])
+        commas_before += commas.size
+    return last_end is not None and commas_before - last_end > row_commas
 
 
 def _count_byte(mapped: mmap.mmap, character: str) -> int:
@@ -436,26 +516,31 @@ def _note_cut_line(table: _Table, line: int, fields: int) -> None:
                f"its cut field was dropped, {kept} complete field(s) kept", [line], 1)
 
 
-def _line_table(path: Path, names: list[str], text_positions: list[int], padded: bool, notes: list[ReadNote]) -> _Table:
-    """The line-by-line path: every line split on its own, bad lines reported by number."""
+def _line_table(
+    path: Path, names: list[str], text_positions: list[int], padded: bool, notes: list[ReadNote], header_line: int
+) -> _Table:
+    """The line-by-line path: every line after the header split on its own, bad lines reported by number."""
     data = path.read_bytes()
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
         _add_decoding_note(path, notes)
         text = data.decode("utf-8", errors="replace")
-    physical = re.split(r"\r\n|\r|\n", text)
+    physical = re.split(_LINE_END.pattern.decode(), text)
     unterminated = physical[-1] != ""
     if not unterminated:
         physical.pop()
     columns = len(names)
     rows: list[list[str]] = []
     lines: list[int] = []
-    short, long_used, long_skipped = [], [], []
+    short, long_used, long_skipped, nul = [], [], [], []
     cut: tuple[int, int] | None = None
     last = len(physical)
-    for line, raw in enumerate(physical[1:], start=2):
+    for line, raw in enumerate(physical[header_line:], start=header_line + 1):
         if not raw.strip():
+            continue
+        if "\x00" in raw:
+            nul.append(line)
             continue
         try:
             cells = [cell.strip() for cell in next(csv.reader([raw], skipinitialspace=padded))]
@@ -480,6 +565,7 @@ def _line_table(path: Path, names: list[str], text_positions: list[int], padded:
         (short, "fewer fields than the header; read from the left, the missing ones empty"),
         (long_used, "more fields than the header, the extra ones empty; read without them"),
         (long_skipped, "more fields than the header; skipped (which field is extra is unknown)"),
+        (nul, "NUL bytes (what a crash leaves behind); skipped"),
     ):
         if bad:
             count = len(bad)
@@ -857,7 +943,8 @@ def read_long(path: Path) -> Run:
     wall = next((i for i, name in enumerate(normalised) if name in WALL_TIME_COLUMNS), None)
     ignored = [name for i, name in enumerate(table.names) if i not in used and i != wall]
     if ignored:
-        table.note(NoteKind.INFO, f"columns not used by the long layout: {', '.join(ignored)}", [1], len(ignored))
+        table.note(NoteKind.INFO, f"columns not used by the long layout: {', '.join(ignored)}",
+                   [table.header_line], len(ignored))
     builder = RunBuilder()
     codes_per_row, uniques = pd.factorize(tags[keep])  # codes in order of first appearance
     for tag in uniques.tolist():

@@ -14,6 +14,7 @@ walked recursively and a key is the file's path below its folder.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,8 @@ from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 # mlflow.entities.RunStatus: the store writes the number.
 RUN_STATUS = {1: "RUNNING", 2: "SCHEDULED", 3: "FINISHED", 4: "FAILED", 5: "KILLED"}
+# The store's own line ends; str.splitlines would also end a line at \v, \f, \x85, U+2028, ...
+_LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def is_mlflow_run_dir(path: Path) -> bool:
@@ -136,44 +139,51 @@ def _iso_time(milliseconds: object) -> str | None:
 def _metric_points(path: Path, notes: list[ReadNote]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(steps, values, wall times) of one metric file, or None when it cannot be opened.
 
-    A file of well-formed lines is split and converted in one go (numpy's object-to-float
-    cast calls float() per token in C, so ``nan`` and ``inf`` read as MLflow wrote them);
-    only a file with a bad line is walked line by line to say which lines were dropped.
+    MLflow ends every line, so a last line without its line end was cut while being written:
+    it is reported and not read (cut short, "<t> <v> 12" would read as step 1).  A file whose
+    lines all hold three fields is converted in one go (numpy's object-to-float cast calls
+    float() per token in C, so ``nan`` and ``inf`` read as MLflow wrote them); only a file
+    with another line is walked line by line to say which lines were dropped.
     """
     text = _read_text(path, notes)
     if text is None:
         return None
-    lines = text.splitlines()
-    tokens = np.array(text.split(), dtype=object)
-    if lines and tokens.size == 3 * len(lines):
+    lines = _LINE_END.split(text)
+    cut = lines.pop()  # "" when the file ends with a line end
+    if cut:
+        notes.append(ReadNote(NoteKind.TRUNCATED, str(path),
+                              "the last line has no line end (cut while being written); not read",
+                              f"line {len(lines) + 1}", 1))
+    fields = [line.split() for line in lines]
+    if fields and all(len(line_fields) == 3 for line_fields in fields):
         try:
-            table = tokens.reshape(-1, 3).astype(np.float64)
+            table = np.array(fields, dtype=object).astype(np.float64)
             if bool(np.all(integral_steps(table[:, 2]))):
                 return table[:, 2].astype(np.int64), table[:, 1], table[:, 0] / 1000.0
         except ValueError:
             pass
-    return _metric_points_by_line(path, lines, notes)
+    return _metric_points_by_line(path, fields, notes)
 
 
 def _metric_points_by_line(
-    path: Path, lines: list[str], notes: list[ReadNote]
+    path: Path, lines: list[list[str]], notes: list[ReadNote]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each line's fields on their own; lines that are no point are reported and skipped."""
     steps: list[int] = []
     values: list[float] = []
     wall_times: list[float] = []
     bad: list[int] = []
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
+    for number, fields in enumerate(lines, start=1):
         if not fields:
             continue
         try:
             if len(fields) == 2:  # files written before MLflow 1.0 have no step; the store reads 0
-                fields.append("0")
+                fields = [*fields, "0"]
             if len(fields) != 3:
-                raise ValueError(line)
+                raise ValueError(fields)
             timestamp, value, step = float(fields[0]), float(fields[1]), float(fields[2])
             if not integral_steps(np.array([step]))[0]:
-                raise ValueError(line)
+                raise ValueError(fields)
         except ValueError:
             bad.append(number)
             continue
