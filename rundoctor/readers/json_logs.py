@@ -517,8 +517,9 @@ def _read_text(path: Path) -> tuple[str, list[ReadNote]]:
     try:
         return raw.decode("utf-8"), []
     except UnicodeDecodeError as error:
+        line = raw.count(b"\n", 0, error.start) + 1  # notes on text files name lines, as the others do
         note = ReadNote(NoteKind.INFO, str(path), "the file holds bytes that are not UTF-8; they "
-                        "were decoded with replacement characters", location=f"offset {error.start}")
+                        "were decoded with replacement characters", location=f"line {line}")
         return raw.decode("utf-8", "replace"), [note]
 
 

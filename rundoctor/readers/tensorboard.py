@@ -52,7 +52,10 @@ records depend on.
 
 Damage.  A file cut at any byte yields the records before the cut and a ``truncated`` note;
 a corrupt header, a payload checksum mismatch or an undecodable record yields a ``corrupt``
-note with its offset, and reading goes on at the next valid record.
+note with its offset, and reading goes on at the next valid record.  A record whose payload
+checksum fails may have lost or gained bytes, so its length is not trusted: reading resumes
+at the first intact record after its header (records inside the span its length claims
+included), which the decoder, finding the mismatch, has the window walked again to do.
 """
 
 from __future__ import annotations
@@ -849,6 +852,20 @@ def _scalar_of(value: summary_pb2.Summary.Value) -> float | None:
 # One file.
 
 
+@dataclass(frozen=True)
+class _Checkpoint:
+    """An :class:`EventFileState` before a window was decoded (see ``_checkpoint``)."""
+
+    walker: RecordWalker
+    tag_codes: dict[str, int]
+    codes: int  # how many local codes there were
+    first_metadata: dict[str, tuple[int, str]]
+    first_seen: dict[str, tuple[int, int]]
+    histogram_counts: dict[str, int]
+    tally: _SkipTally
+    damage: int  # how many damage notes there were
+
+
 @dataclass
 class _Batch:
     """Points of one value slot of fast-path records that share a layout, one per record."""
@@ -963,6 +980,7 @@ class EventFileState:
         self.batches: list[_Batch] = []
         self.slow = _SlowPoints()
         self.pending_tensors: list[tuple[int, str, int, float, tensor_pb2.TensorProto]] = []
+        self.bad_payloads: list[int] = []  # file offsets of the window's records with a bad payload
 
     def bind(self, path: Path) -> None:
         """The file this state reads (notes name it); one state reads one file."""
@@ -973,20 +991,65 @@ class EventFileState:
     def feed(self, data: FileData, base: int, limit: int | None) -> Records:
         """Decode the records of ``data``, the file's bytes from offset ``base`` (``limit``:
         where the file ends, None if unknown); the caller goes on at ``Records.end``."""
-        records = self.walker.walk(data, base, limit=limit)
-        for problem in records.problems:
-            self._damaged(problem.offset, problem.kind, problem.reason, problem.bytes_lost)
-        if records.starts.size:
-            self.data, self.base, self.records = data, base, records
-            try:
-                slow = np.arange(records.starts.size) if self.reference else self._decode_fast()
-                self._decode_slow(slow)
+        while True:
+            before = self._checkpoint()
+            records = self.walker.walk(data, base, limit=limit)
+            for problem in records.problems:
+                self._damaged(problem.offset, problem.kind, problem.reason, problem.bytes_lost)
+            if not records.starts.size:
+                return records
+            bad_payloads = self._decode_window(data, base, records)
+            if not bad_payloads:
+                self.first_record += int(records.starts.size)
+                return records
+            # The walk trusted the lengths of records whose payload is bad, and may have
+            # skipped intact records inside them: forget this window's decoding and walk it
+            # again, resynchronising after each (only damaged windows pay for this).
+            self._restore(before)
+            self.walker.mark_bad_payloads(bad_payloads)
+
+    def _decode_window(self, data: FileData, base: int, records: Records) -> list[int]:
+        """Decode and keep the records of a window; when some have a bad payload, keep
+        nothing and return their file offsets."""
+        self.data, self.base, self.records = data, base, records
+        try:
+            slow = np.arange(records.starts.size) if self.reference else self._decode_fast()
+            self._decode_slow(slow)
+            bad_payloads = self.bad_payloads
+            if not bad_payloads:
                 self._keep_window()
-            finally:
-                self.data, self.records = b"", None
-                self.batches, self.slow, self.pending_tensors = [], _SlowPoints(), []
-            self.first_record += int(records.starts.size)
-        return records
+            return bad_payloads
+        finally:
+            self.data, self.records, self.bad_payloads = b"", None, []
+            self.batches, self.slow, self.pending_tensors = [], _SlowPoints(), []
+
+    def _checkpoint(self) -> _Checkpoint:
+        """What decoding a window changes before its points are kept, to go back to."""
+        return _Checkpoint(
+            self.walker.copy(),
+            dict(self.tag_codes),
+            len(self.final_codes),
+            dict(self.first_metadata),
+            dict(self.first_seen),
+            {tag: len(items) for tag, items in self.histograms.items()},
+            self.tally.copy(),
+            len(self.damage),
+        )
+
+    def _restore(self, checkpoint: _Checkpoint) -> None:
+        """Go back to ``checkpoint`` (taken over: it is used once)."""
+        self.walker = checkpoint.walker
+        self.tag_codes = checkpoint.tag_codes
+        del self.final_codes[checkpoint.codes:]
+        self.first_metadata = checkpoint.first_metadata
+        self.first_seen = checkpoint.first_seen
+        for tag in list(self.histograms):
+            if tag in checkpoint.histogram_counts:
+                del self.histograms[tag][checkpoint.histogram_counts[tag] :]
+            else:
+                del self.histograms[tag]
+        self.tally = checkpoint.tally
+        del self.damage[checkpoint.damage :]
 
     def stopped(self, offset: int, error: OSError) -> None:
         """Reading failed at ``offset``: say so once (a followed file is read again and again)."""
@@ -1081,6 +1144,10 @@ class EventFileState:
 
     def _damaged(self, offset: int, kind: NoteKind, reason: str, bytes_lost: int) -> None:
         self._note(offset, kind, reason, bytes_lost)
+
+    def _bad_payload(self, record: int) -> None:
+        assert self.records is not None
+        self.bad_payloads.append(self.base + int(self.records.starts[record]))
 
     def _corrupt_record(self, record: int, reason: str) -> None:
         assert self.records is not None
@@ -1222,7 +1289,7 @@ class EventFileState:
         keep = None
         if not bool(intact.all()):
             for record in members[~intact].tolist():
-                self._corrupt_record(record, "payload checksum mismatch")
+                self._bad_payload(record)
             keep = np.flatnonzero(intact)
             members, which = members[keep], which[keep]
             if members.size == 0:
@@ -1261,7 +1328,7 @@ class EventFileState:
         data = self.data
         for record, start, length, ok in zip(indices.tolist(), starts, lengths, intact):
             if not ok:
-                self._corrupt_record(record, "payload checksum mismatch")
+                self._bad_payload(record)
                 continue
             payload = bytes(data[start + HEADER_BYTES : start + HEADER_BYTES + length])
             try:

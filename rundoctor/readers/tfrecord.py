@@ -19,6 +19,13 @@ A file is walked one window of its bytes at a time (:class:`RecordWalker`): a re
 by the window's end, or a corruption whose end the window does not hold, is left for the
 next window, and only the file's end makes a record truncated.
 
+After damage (a header whose length checksum fails, or a record whose payload checksum
+failed when it was decoded), the walk does not trust the damaged record's length: it scans
+forward for the next offset where a whole record verifies, both checksums, so that records
+inside a span the damaged length claims are still read.  Payload checksums are the
+decoder's to verify (it does so cheaply, vectorised), so the walk learns of a bad payload
+from it: :meth:`RecordWalker.mark_bad_payloads`, and the window is walked again.
+
 Payload checksums are computed with ``google_crc32c`` one record at a time where records
 are few or irregular (:func:`payload_crc_ok`), and vectorised over records of one length
 that differ only at a few known bytes (:func:`crc32c_with_variable_bytes`): a CRC is affine
@@ -56,8 +63,12 @@ _MAX_PERIOD = 256
 _FIRST_BLOCK = 64
 _MAX_BLOCK = 1 << 17
 _MAX_BACKOFF = 256
-# Resynchronising after a corrupt header scans this many candidate offsets per numpy pass.
-_SCAN_WINDOW = 1 << 20
+# Resynchronising scans candidate offsets in numpy passes that start small (the next record
+# is usually close to the damage) and grow 4x up to 1M candidates (an 8M-element gather).
+_FIRST_SCAN = 1 << 12
+_MAX_SCAN = 1 << 20
+_LENGTH_MISMATCH = "record length checksum mismatch"
+_PAYLOAD_MISMATCH = "payload checksum mismatch"
 
 
 def masked_crc32c(data: bytes) -> int:
@@ -122,10 +133,10 @@ class RecordWalker:
 
     A window ends anywhere: a record cut by its end is left for the next window, which
     starts at ``Records.end``.  What spans windows lives here: the verified length
-    checksums, the latest lengths (for period detection), whether any header verified, and
-    a corruption whose end has not been found yet.  The walk reports a record as truncated
-    only where the file ends (``limit``); with no known end (a file still being written) a
-    cut record is simply left for later.
+    checksums, the latest lengths (for period detection), whether any header verified, the
+    records known to hold a bad payload, and a corruption whose end has not been found yet.
+    The walk reports a record as truncated only where the file ends (``limit``); with no
+    known end (a file still being written) a cut record is simply left for later.
     """
 
     def __init__(self, *, predict: bool = True) -> None:
@@ -134,6 +145,25 @@ class RecordWalker:
         self.recent: list[int] = []  # lengths of the latest records, for period detection
         self.found_header = False
         self.corrupt_from: int | None = None  # file offset of a corruption not yet resolved
+        self.corrupt_reason = ""  # what is wrong at ``corrupt_from``
+        self.bad_payloads: set[int] = set()  # file offsets of records whose payload checksum fails
+        self.sorted_bad_payloads = np.empty(0, np.int64)  # the same, sorted, for the block predictions
+
+    def copy(self) -> RecordWalker:
+        """The walk as it stands, to go back to (to walk a window again); the verified
+        length checksums and the known bad payloads are facts about the file, shared."""
+        copied = RecordWalker(predict=self.predict)
+        copied.length_crc, copied.bad_payloads = self.length_crc, self.bad_payloads
+        copied.sorted_bad_payloads = self.sorted_bad_payloads
+        copied.recent, copied.found_header = list(self.recent), self.found_header
+        copied.corrupt_from, copied.corrupt_reason = self.corrupt_from, self.corrupt_reason
+        return copied
+
+    def mark_bad_payloads(self, offsets: Sequence[int]) -> None:
+        """Records (file offsets) whose payload checksum fails: walks from now on report
+        each and resynchronise after its header instead of trusting its length."""
+        self.bad_payloads.update(offsets)
+        self.sorted_bad_payloads = np.array(sorted(self.bad_payloads), np.int64)
 
     def walk(self, data: FileData, base: int = 0, *, limit: int | None = None) -> Records:
         """The records of ``data``, the bytes of the file from offset ``base``; ``limit`` is
@@ -241,8 +271,7 @@ class _WindowWalk:
         length_crc = self.walker.length_crc
         if length_crc.get(length) != crc:
             if masked_crc32c(bytes(self.data[position : position + 8])) != crc:
-                self.walker.corrupt_from = self.base + position
-                return self._resync_from(position + 1)
+                return self._corrupt(position, _LENGTH_MISMATCH, position + 1)
             length_crc[length] = crc
         self.walker.found_header = True
         end = position + FRAMING_BYTES + length
@@ -257,19 +286,33 @@ class _WindowWalk:
         if end > self.size:
             self._stop(position, FRAMING_BYTES + length)
             return None
+        bad_payloads = self.walker.bad_payloads
+        if bad_payloads and self.base + position in bad_payloads:
+            return self._corrupt(position, _PAYLOAD_MISMATCH, position + HEADER_BYTES)
         self.loop_starts.append(position)
         self.loop_lengths.append(length)
         return end, length
 
+    def _corrupt(self, position: int, reason: str, scan_from: int) -> tuple[int, int] | None:
+        """The record at ``position`` is damaged: open a corruption there and resynchronise."""
+        self.walker.corrupt_from, self.walker.corrupt_reason = self.base + position, reason
+        return self._resync_from(scan_from)
+
     def _resync_from(self, start: int) -> tuple[int, int] | None:
-        """Look for the next valid header from ``start``, a corruption being open."""
+        """Look for the next intact record from ``start``, a corruption being open."""
         corrupt_from = self.walker.corrupt_from
         assert corrupt_from is not None
-        found = next_valid_header(self.data, start, self.limit)
+        found = next_intact_record(self.data, start, self.limit)
         if found is None and not self.at_end:
             # Candidates whose header the window does not hold are scanned by the next one.
             self._stop(max(start, self.size - HEADER_BYTES + 1))
             return None
+        if found is not None:
+            record_bytes = FRAMING_BYTES + struct.unpack_from("<Q", self.data, found)[0]
+            if found + record_bytes > self.size:
+                # Its payload checksum is checked when the next window holds it all.
+                self._stop(found, record_bytes)
+                return None
         self.walker.corrupt_from = None
         resume = self.limit if found is None else found
         assert resume is not None
@@ -278,7 +321,7 @@ class _WindowWalk:
                 NoteKind.CORRUPT,
                 corrupt_from,
                 self.base + resume - corrupt_from,
-                "record length checksum mismatch; "
+                f"{self.walker.corrupt_reason}; "
                 + ("no valid record after it" if found is None else f"resumed at offset {self.base + found}"),
             )
         )
@@ -308,6 +351,11 @@ class _WindowWalk:
         length_crc = self.walker.length_crc
         crcs = np.tile(np.asarray([length_crc[n] for n in pattern], np.uint32), repeats)
         held = (self.u64[starts] == lengths[:fits].view(np.uint64)) & (self.u32[starts + 8] == crcs[:fits])
+        bad_payloads = self.walker.sorted_bad_payloads
+        if bad_payloads.size:  # stop before the next known bad payload: the loop reports it
+            following = int(np.searchsorted(bad_payloads, self.base + position))
+            if following < bad_payloads.size:
+                held &= starts < int(bad_payloads[following]) - self.base
         good = fits if bool(held.all()) else int(np.argmin(held))
         if good == 0:
             return None
@@ -342,8 +390,10 @@ def next_valid_header(data: FileData, start: int, limit: int | None = None) -> i
     u32 = unaligned(data, "<u4")
     byte_view = np.frombuffer(data, np.uint8)
     last = size - HEADER_BYTES  # the last offset whose header the data holds
-    for window in range(start, last + 1, _SCAN_WINDOW):
-        candidates = np.arange(window, min(window + _SCAN_WINDOW, last + 1))
+    window, scan = start, _FIRST_SCAN
+    while window <= last:
+        candidates = np.arange(window, min(window + scan, last + 1))
+        window, scan = window + scan, min(scan * 4, _MAX_SCAN)
         if limit is not None:
             room = limit - FRAMING_BYTES - candidates
             candidates = candidates[(room >= 0) & (u64[candidates] <= np.maximum(room, 0).astype(np.uint64))]
@@ -353,6 +403,19 @@ def next_valid_header(data: FileData, start: int, limit: int | None = None) -> i
         valid = mask_crcs(crc32c_rows(length_bytes)) == u32[candidates + 8]
         if bool(valid.any()):
             return int(candidates[int(np.argmax(valid))])
+    return None
+
+
+def next_intact_record(data: FileData, start: int, limit: int | None = None) -> int | None:
+    """The first offset at or after ``start`` where a record's length checksum verifies, the
+    record ends by ``limit`` and its payload checksum verifies (where reading resumes after
+    damage).  A record that runs past the end of ``data`` is returned unchecked: its
+    payload is checked once the data holds it."""
+    while (found := next_valid_header(data, start, limit)) is not None:
+        length = struct.unpack_from("<Q", data, found)[0]
+        if found + FRAMING_BYTES + length > len(data) or payload_crc_ok(data, [found], [length])[0]:
+            return found
+        start = found + 1
     return None
 
 

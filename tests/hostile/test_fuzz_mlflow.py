@@ -19,8 +19,8 @@ exact:
 
 Lines are counted as MLflow's own store reads them: LF, CR and CR LF end a line.
 
-Inputs of a known bug's class are left out here and tested on their own, below, by a fuzz
-test of that class and a minimal case, both marked ``xfail(strict=True)`` until it is fixed.
+Classes of input that once lost or invented points are also tested on their own, below, by a
+fuzz test of that class and a minimal case: the general test meets them too rarely.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 from rundoctor.readers.mlflow import read_mlflow_run
@@ -164,6 +164,22 @@ def curve(run: Run, key: str) -> list[tuple[int, int]]:
     return by_tag(run_points(run)).get(key, [])
 
 
+def assert_read_exactly(run: Run, path: Path, key: str, damaged: bytes) -> None:
+    """The curve of a damaged metric file holds exactly the points of its well-formed lines,
+    in order (a cut last line may be kept or dropped); its first malformed line, or its cut last
+    line, is reported by number; a clean file is not reported at all."""
+    parsed = parse_metric_file(key, damaged)
+    expected = by_tag(parsed.points).get(key, [])
+    assert curve(run, key) in (expected, expected + by_tag(parsed.cut_point).get(key, [])), "points lost or invented"
+    reported = notes_about(run, path)
+    problems = parsed.problems + ([parsed.cut_line] if parsed.cut_line else [])
+    if not problems:
+        assert reported == [], "an intact file reported as damaged"
+    else:
+        first = min(problems)
+        assert any(note.location == f"line {first}" for note in reported), f"line {first} is not reported: {run.notes}"
+
+
 @pytest.mark.parametrize("damaged_key", ["loss", "val/acc"])
 @fuzz_settings(examples=220)
 @given(case=st.data())
@@ -171,9 +187,6 @@ def test_damaged_metric_file(tmp_path: Path, damaged_key: str, case: st.DataObje
     target = case.draw(metric_files(damaged_key), label="metric file")
     beside = BESIDE[: case.draw(st.integers(0, len(BESIDE)), label="files beside it")]
     _, damaged = case.draw(text_damage(target.data, CODEC, KINDS, JUNK, EXTRA), label="damage")
-    parsed = parse_metric_file(damaged_key, damaged)
-    # Known bugs, each tested below on its own; remove an assumption when its bug is fixed.
-    assume(not misaligned(damaged) and not odd_line_ends(damaged))
     run_dir = write_run(tmp_path, [MetricFile(damaged_key, damaged, ()), *beside])
     path = run_dir / "metrics" / damaged_key
 
@@ -181,20 +194,8 @@ def test_damaged_metric_file(tmp_path: Path, damaged_key: str, case: st.DataObje
     run = read_mlflow_run(run_dir)
     assert_consistent(run, format="mlflow", source=path, lines=max(len(_LINE_END.findall(damaged)) + 1, 1))
 
-    # 2. Exactly the well-formed lines' points (a cut last line may be kept or dropped).
-    got = curve(run, damaged_key)
-    expected = by_tag(parsed.points).get(damaged_key, [])
-    assert got in (expected, expected + by_tag(parsed.cut_point).get(damaged_key, [])), "points lost or invented"
-
-    # 3. The first malformed line reported by its number; a clean file not reported at all.
-    # (A cut last line goes unreported today: a known bug, see test_a_cut_last_line_is_reported.)
-    reported = notes_about(run, path)
-    if not parsed.problems:
-        cut_line = f"line {parsed.cut_line}"
-        assert all(note.location == cut_line for note in reported), "an intact file reported as damaged"
-    else:
-        first = min(parsed.problems)
-        assert any(note.location == f"line {first}" for note in reported), f"line {first} is not reported: {run.notes}"
+    # 2. and 3. Exactly the well-formed lines' points, and the first malformed line reported.
+    assert_read_exactly(run, path, damaged_key, damaged)
 
     # 4. The other metric files, whole and without notes.
     for file in beside:
@@ -228,37 +229,19 @@ def test_damaged_meta_yaml_and_params_leave_the_metrics_alone(
 
 
 # ---------------------------------------------------------------------------------------------
-# Known bugs, each pinned by a fuzz test over its class of input and by a minimal case.
+# Classes of input that once lost or invented points: a fuzz test and a minimal case each.
 # ---------------------------------------------------------------------------------------------
 
 
-def misaligned(data: bytes) -> bool:
-    """Three tokens per line on average, yet not on every line."""
-    text = data.decode("utf-8", "replace")
-    lines = text.splitlines()
-    return bool(lines) and len(text.split()) == 3 * len(lines) and any(len(line.split()) != 3 for line in lines)
-
-
-def odd_line_ends(data: bytes) -> bool:
-    return any(end in data.decode("utf-8", "replace") for end in "\v\f\x1c\x1d\x1e\x85\u2028\u2029")
-
-
 def check_exactly_read(tmp_path: Path, damaged: bytes) -> Run:
-    """Read a damaged ``loss`` file alone; its well-formed points, its first problem reported."""
+    """Read a damaged ``loss`` file alone, and check it is read exactly."""
     run_dir = write_run(tmp_path, [MetricFile("loss", damaged, ())])
-    parsed = parse_metric_file("loss", damaged)
     run = read_mlflow_run(run_dir)
-    got = curve(run, "loss")
-    expected = by_tag(parsed.points).get("loss", [])
-    assert got in (expected, expected + by_tag(parsed.cut_point).get("loss", [])), "points lost or invented"
-    problems = parsed.problems + ([parsed.cut_line] if parsed.cut_line else [])
-    if problems:
-        locations = {note.location for note in notes_about(run, run_dir / "metrics" / "loss")}
-        assert f"line {min(problems)}" in locations, run.notes
+    assert_read_exactly(run, run_dir / "metrics" / "loss", "loss", damaged)
     return run
 
 
-@fuzz_settings(examples=30, shrink=False)
+@fuzz_settings(examples=30)
 @given(case=st.data())
 def test_a_cut_last_line_is_reported(tmp_path: Path, case: st.DataObject) -> None:
     file = case.draw(metric_files("loss").filter(lambda file: file.data), label="file")
@@ -273,7 +256,7 @@ def test_a_line_cut_while_being_written(tmp_path: Path, cut: bytes) -> None:
     assert curve(run, "loss")[0][0] == 12
 
 
-@fuzz_settings(examples=30, shrink=False)
+@fuzz_settings(examples=30)
 @given(case=st.data())
 def test_lines_with_two_and_four_fields_are_not_misread(tmp_path: Path, case: st.DataObject) -> None:
     file = case.draw(metric_files("loss").filter(lambda file: file.data.count(b"\n") >= 2), label="file")
@@ -286,10 +269,10 @@ def test_lines_with_two_and_four_fields_are_not_misread(tmp_path: Path, case: st
 
 def test_an_extra_field_beside_an_old_line_invents_no_point(tmp_path: Path) -> None:
     run = check_exactly_read(tmp_path, b"1700000000000 1.0 10 7\n1700000001000 2.0\n1700000002000 3.0 30\n")
-    assert run.values.tolist() == [2.0, 3.0]  # read today: [1.0, 1700000001000.0, 3.0], no note
+    assert run.values.tolist() == [2.0, 3.0]
 
 
 def test_line_numbers_count_line_ends_only(tmp_path: Path) -> None:
     data = b"1700000000000 0.5 1\n1700000001000 0.25 2\x0c\n1700000002000 0.125 3\nbad\n"
     run = check_exactly_read(tmp_path, data)
-    assert run.notes[0].location == "line 4"  # read today: "line 5"
+    assert run.notes[0].location == "line 4"
