@@ -22,7 +22,7 @@ from rundoctor.readers import tfrecord
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import is_event_file, read_tensorboard_run
 from rundoctor.series import NoteKind, Run, XAxis
-from tests.conftest import REAL_LOGS
+from tests.conftest import REAL_LOGS, SAMPLE_LOGS
 from tests.readers import tb_writer as w
 
 T0 = 1_700_000_000.0
@@ -945,3 +945,15 @@ def test_real_nan_survives(real_logs: Path) -> None:
     assert int(np.isnan(run.values).sum()) > 0
     (skipped,) = notes_of(run, NoteKind.SKIPPED)
     assert skipped.message == "skipped 5 images"
+
+
+@pytest.mark.parametrize(
+    "run_dir",
+    sorted({path.parent for path in SAMPLE_LOGS.rglob("events.out.tfevents.*")}),
+    ids=lambda path: path.relative_to(SAMPLE_LOGS).as_posix(),
+)
+def test_fast_path_equals_protobuf_path_on_every_sample_log(run_dir: Path) -> None:
+    files = [(path, "") for path in sorted(run_dir.glob("events.out.tfevents.*"))]
+    fast = read_tensorboard_run(run_dir, files)
+    assert fast.points > 0
+    assert_same_runs(fast, read_tensorboard_run(run_dir, files, reference=True))
