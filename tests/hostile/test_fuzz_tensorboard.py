@@ -5,8 +5,9 @@ values, TF2 tensor scalars of four dtypes with the plugin metadata on a tag's fi
 text, images and histograms; any tags, steps and values, NaN and infinities included),
 damages it once, reads it, and checks the run against what the test knows of every record:
 
-1. only :class:`UnreadableInput` escapes, and only when no record header verifies (with a good
-   file beside the damaged one, the run is always read, the good file whole);
+1. only :class:`UnreadableInput` escapes, and only when no record can be found at all (the
+   first header does not verify and no intact record follows); with a good file beside the
+   damaged one, the run is always read, the good file whole;
 2. every record wholly before the first damaged byte is read, exactly, each tag in log order;
 3. the damage is reported: the first corrupt or truncated note of the file sits at the offset
    where an independent walk of the framing (length checksum, payload checksum, protobuf
@@ -165,6 +166,11 @@ def _header_verifies(data: bytes, offset: int) -> bool:
         "<I", data, offset + 8)[0]
 
 
+def _payload_verifies(data: bytes, offset: int, end: int) -> bool:
+    """Whether the payload of the record from ``offset`` to ``end`` matches its checksum."""
+    return w.masked_crc32c(data[offset + 12 : end - 4]) == struct.unpack_from("<I", data, end - 4)[0]
+
+
 def first_problem(data: bytes) -> tuple[int, NoteKind] | None:
     """The offset and kind of the first record that is not a whole, intact, decodable Event."""
     offset = 0
@@ -177,11 +183,10 @@ def first_problem(data: bytes) -> tuple[int, NoteKind] | None:
         end = offset + 16 + length
         if end > len(data):
             return offset, NoteKind.TRUNCATED
-        payload = data[offset + 12 : end - 4]
-        if w.masked_crc32c(payload) != struct.unpack_from("<I", data, end - 4)[0]:
+        if not _payload_verifies(data, offset, end):
             return offset, NoteKind.CORRUPT
         try:
-            event_pb2.Event.FromString(payload)
+            event_pb2.Event.FromString(data[offset + 12 : end - 4])
         except (DecodeError, RecursionError, ValueError):
             return offset, NoteKind.CORRUPT
         offset = end
@@ -189,23 +194,29 @@ def first_problem(data: bytes) -> tuple[int, NoteKind] | None:
 
 
 def claim_runs_past_the_end(data: bytes) -> bool:
-    """Whether a verifying header claims more bytes than the file holds while a whole record
+    """Whether a verifying header claims more bytes than the file holds while an intact record
     lies inside its claim: what a record that lost bytes near the end of a file looks like."""
     problem = first_problem(data)
     if problem is None or problem[1] is not NoteKind.TRUNCATED or not _header_verifies(data, problem[0]):
         return False
-    return holds_a_record_header(data[problem[0] + 1 :])
+    return intact_record_from(data, problem[0] + 1)
 
 
-def holds_a_record_header(data: bytes) -> bool:
-    """Whether a reader can find any record: the first header verifies, or a later header
-    verifies whose record fits in the file (where resynchronising looks)."""
-    if _header_verifies(data, 0):
-        return True
-    return any(
-        _header_verifies(data, offset) and offset + 16 + struct.unpack_from("<Q", data, offset)[0] <= len(data)
-        for offset in range(1, len(data) - 11)
-    )
+def intact_record_from(data: bytes, start: int) -> bool:
+    """Whether a whole record, both checksums verifying, starts at or after ``start``: where
+    reading resumes after damage."""
+    for offset in range(start, len(data) - 15):
+        if _header_verifies(data, offset):
+            end = offset + 16 + struct.unpack_from("<Q", data, offset)[0]
+            if end <= len(data) and _payload_verifies(data, offset, end):
+                return True
+    return False
+
+
+def holds_a_record(data: bytes) -> bool:
+    """Whether a reader can find a record at all: the first header verifies (the walk starts
+    there), or an intact record lies further on (where resynchronising finds one)."""
+    return _header_verifies(data, 0) or intact_record_from(data, 1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -279,7 +290,7 @@ def test_damaged_event_file(tmp_path: Path, family: str, case: st.DataObject) ->
     if beside:
         w.write_event_file(good, GOOD_FILE)
     files = [path, good] if beside else [path]
-    readable = holds_a_record_header(damaged)
+    readable = holds_a_record(damaged)
     before, intact = untouched(records, damaged)
     with mock.patch.object(tb, "_FAST_MIN_GROUP", fast_min_group):
         # 1. Only UnreadableInput escapes, and only when nothing at all can be read.
