@@ -96,11 +96,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_swing": params.min_swing,
         "threshold_progress_sigmas": params.max_progress,
     }
-    rate = signal.learning_rate(ctx)
-    if rate is not None:
-        rate_tag, _, rates = rate
-        evidence.update(lr_tag=rate_tag, lr_max=float(rates.max()))
-        message += f"; learning rate up to {fmt(float(rates.max()))}"
+    peak = signal.peak_learning_rate(ctx, evidence)
+    if peak is not None:
+        message += f"; learning rate up to {fmt(peak)}"
     yield check.finding(
         ctx,
         tags=(tag,),

@@ -109,11 +109,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_drop": params.max_drop,
         "threshold_linearity": params.min_linearity,
     }
-    rate = signal.learning_rate(ctx)
-    if rate is not None:
-        rate_tag, _, rates = rate
-        evidence.update(lr_tag=rate_tag, lr_max=float(rates.max()))
-        message += f"; the learning rate never exceeded {fmt(float(rates.max()))}"
+    peak = signal.peak_learning_rate(ctx, evidence)
+    if peak is not None:
+        message += f"; the learning rate never exceeded {fmt(peak)}"
     yield check.finding(
         ctx,
         tags=(tag,),

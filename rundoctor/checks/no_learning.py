@@ -117,11 +117,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
                 f"over {classes.value} classes (C from {classes.source}; threshold within "
                 f"{params.chance_margin:.0%})"
             )
-    rate = signal.learning_rate(ctx)
-    if rate is not None:
-        rate_tag, _, rates = rate
-        peak = float(rates.max())
-        evidence.update(lr_tag=rate_tag, lr_max=peak)
+    peak = signal.peak_learning_rate(ctx, evidence)
+    if peak is not None:
         message += (
             "; the learning rate is 0 throughout: nothing is being trained"
             if peak == 0

@@ -496,6 +496,18 @@ def learning_rate(ctx: "RunContext") -> tuple[str, np.ndarray, np.ndarray] | Non
     return tag, curve.steps, curve.values
 
 
+def peak_learning_rate(ctx: "RunContext", evidence: dict[str, object]) -> float | None:
+    """The largest logged learning rate, recorded in ``evidence`` (``lr_tag``, ``lr_max``) for
+    the checks that quote it; None when no learning rate is logged."""
+    rate = learning_rate(ctx)
+    if rate is None:
+        return None
+    tag, _, rates = rate
+    peak = float(rates.max())
+    evidence.update(lr_tag=tag, lr_max=peak)
+    return peak
+
+
 def initial_level(values: np.ndarray, fraction: float) -> float:
     """Where a loss started: the higher of its first value and the median of its first few.
 
