@@ -22,7 +22,10 @@ next window, and only the file's end makes a record truncated.
 After damage (a header whose length checksum fails, or a record whose payload checksum
 failed when it was decoded), the walk does not trust the damaged record's length: it scans
 forward for the next offset where a whole record verifies, both checksums, so that records
-inside a span the damaged length claims are still read.  Payload checksums are the
+inside a span the damaged length claims are still read.  A verified length that runs past
+the file's end is the usual sign of a writer cut short, but also what a record that lost
+bytes in the middle of the file looks like: the walk scans its span the same way, and only
+when no intact record lies in it is the record reported as truncated.  Payload checksums are the
 decoder's to verify (it does so cheaply, vectorised), so the walk learns of a bad payload
 from it: :meth:`RecordWalker.mark_bad_payloads`, and the window is walked again.
 
@@ -146,6 +149,9 @@ class RecordWalker:
         self.found_header = False
         self.corrupt_from: int | None = None  # file offset of a corruption not yet resolved
         self.corrupt_reason = ""  # what is wrong at ``corrupt_from``
+        # The record at ``corrupt_from`` runs past the file's end: a truncation unless an
+        # intact record follows it.
+        self.corrupt_may_be_cut = False
         self.bad_payloads: set[int] = set()  # file offsets of records whose payload checksum fails
         self.sorted_bad_payloads = np.empty(0, np.int64)  # the same, sorted, for the block predictions
 
@@ -157,6 +163,7 @@ class RecordWalker:
         copied.sorted_bad_payloads = self.sorted_bad_payloads
         copied.recent, copied.found_header = list(self.recent), self.found_header
         copied.corrupt_from, copied.corrupt_reason = self.corrupt_from, self.corrupt_reason
+        copied.corrupt_may_be_cut = self.corrupt_may_be_cut
         return copied
 
     def mark_bad_payloads(self, offsets: Sequence[int]) -> None:
@@ -253,6 +260,7 @@ class _WindowWalk:
         self.end, self.needed, self.finished = position, needed, False
 
     def _truncated(self, position: int, reason: str) -> None:
+        """The file ends in the record at ``position`` (a window offset)."""
         assert self.limit is not None
         self.problems.append(FrameProblem(NoteKind.TRUNCATED, self.base + position, self.limit - position, reason))
         self.end, self.finished = self.size, True
@@ -277,12 +285,13 @@ class _WindowWalk:
         end = position + FRAMING_BYTES + length
         if self.limit is not None and end > self.limit:
             in_file = self.limit - position
-            self._truncated(
-                position,
+            reason = (
                 f"the file ends {in_file} bytes into a record of {length + FRAMING_BYTES} bytes "
-                "(writer interrupted?)",
+                "(writer interrupted?)"
             )
-            return None
+            # Cut by the end, or damaged in the middle of the file: an intact record within
+            # its span tells which.
+            return self._corrupt(position, reason, position + 1, may_be_cut=True)
         if end > self.size:
             self._stop(position, FRAMING_BYTES + length)
             return None
@@ -293,9 +302,14 @@ class _WindowWalk:
         self.loop_lengths.append(length)
         return end, length
 
-    def _corrupt(self, position: int, reason: str, scan_from: int) -> tuple[int, int] | None:
-        """The record at ``position`` is damaged: open a corruption there and resynchronise."""
-        self.walker.corrupt_from, self.walker.corrupt_reason = self.base + position, reason
+    def _corrupt(
+        self, position: int, reason: str, scan_from: int, *, may_be_cut: bool = False
+    ) -> tuple[int, int] | None:
+        """The record at ``position`` is damaged: open a corruption there and resynchronise.
+        ``may_be_cut``: it is a truncation if no intact record follows."""
+        walker = self.walker
+        walker.corrupt_from, walker.corrupt_reason = self.base + position, reason
+        walker.corrupt_may_be_cut = may_be_cut
         return self._resync_from(scan_from)
 
     def _resync_from(self, start: int) -> tuple[int, int] | None:
@@ -313,21 +327,23 @@ class _WindowWalk:
                 # Its payload checksum is checked when the next window holds it all.
                 self._stop(found, record_bytes)
                 return None
-        self.walker.corrupt_from = None
-        resume = self.limit if found is None else found
-        assert resume is not None
-        self.problems.append(
-            FrameProblem(
-                NoteKind.CORRUPT,
-                corrupt_from,
-                self.base + resume - corrupt_from,
-                f"{self.walker.corrupt_reason}; "
-                + ("no valid record after it" if found is None else f"resumed at offset {self.base + found}"),
-            )
-        )
+        walker = self.walker
+        walker.corrupt_from = None
+        if found is None and walker.corrupt_may_be_cut:
+            self._truncated(corrupt_from - self.base, walker.corrupt_reason)
+            return None
         if found is None:
+            assert self.limit is not None
+            reason = f"{walker.corrupt_reason}; no valid record after it"
+            self.problems.append(FrameProblem(NoteKind.CORRUPT, corrupt_from, self.base + self.limit - corrupt_from, reason))
             self.end, self.finished = self.size, True
             return None
+        if walker.corrupt_may_be_cut:
+            reason = "record length runs past the end of the file, yet an intact record follows"
+        else:
+            reason = walker.corrupt_reason
+        reason = f"{reason}; resumed at offset {self.base + found}"
+        self.problems.append(FrameProblem(NoteKind.CORRUPT, corrupt_from, self.base + found - corrupt_from, reason))
         return found, -1
 
     def _predict(self, position: int, pattern: list[int], block: int) -> tuple[int, np.ndarray, bool] | None:
