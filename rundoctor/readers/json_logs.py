@@ -436,20 +436,30 @@ class _Document:
     offsets: dict[str, list[int]]  # array members: the offset of each element
     stop: int | None  # where reading stopped early; None when the document was whole
     why: str = ""
+    # Damage read past: (offset, what), e.g. a comma before a closing bracket.
+    troubles: tuple[tuple[int, str], ...] = ()
 
-    def stop_note(self, source: str, text: str, what: str) -> ReadNote | None:
+    def notes(self, source: str, text: str, what: str) -> list[ReadNote]:
+        """The damage read past, then where reading stopped (``what`` was read before it)."""
+        notes = []
+        for offset, trouble in self.troubles:
+            line = text.count("\n", 0, offset) + 1
+            notes.append(ReadNote(NoteKind.CORRUPT, source, f"not valid JSON at line {line}: {trouble}",
+                                  location=f"line {line}"))
         if self.stop is None:
-            return None
+            return notes
         line = text.count("\n", 0, self.stop) + 1
         # A file whose last character still closes the document was damaged inside; one
         # that does not close was cut short (a crash or a copy mid-write).
         if text.rstrip().endswith("}"):
-            return ReadNote(NoteKind.CORRUPT, source,
-                            f"unreadable from line {line} on ({self.why}); {what} before it",
-                            location=f"line {line}")
-        return ReadNote(NoteKind.TRUNCATED, source,
-                        f"the file is cut short at line {line} ({self.why}); {what} before the cut",
-                        location=f"line {line}", count=len(text) - self.stop)
+            notes.append(ReadNote(NoteKind.CORRUPT, source,
+                                  f"unreadable from line {line} on ({self.why}); {what} before it",
+                                  location=f"line {line}"))
+        else:
+            notes.append(ReadNote(NoteKind.TRUNCATED, source,
+                                  f"the file is cut short at line {line} ({self.why}); {what} before the cut",
+                                  location=f"line {line}", count=len(text) - self.stop))
+        return notes
 
 
 def _walk_document(text: str) -> _Document:
@@ -457,15 +467,29 @@ def _walk_document(text: str) -> _Document:
 
     A value counts only once the delimiter after it is read: a number cut short ("0.95"
     cut to "0.9") is itself valid JSON and must not pass for the value that was logged.
+    Damage that leaves every value readable is read past and reported: a comma before a
+    closing bracket (a value deleted), and a member written again (a block of the file
+    written twice), whose first, complete value is kept where JSON parsers keep the last.
     """
     members: dict[str, Any] = {}
     offsets: dict[str, list[int]] = {}
+    troubles: list[tuple[int, str]] = []
 
-    def stopped(at: int, why: str) -> _Document:
-        return _Document(members, offsets, at, why)
+    def stopped(at: int | None, why: str = "") -> _Document:
+        return _Document(members, offsets, at, why, tuple(troubles))
 
     def skip(at: int) -> int:
         return _SPACE.match(text, at).end()  # type: ignore[union-attr]  # matches empty
+
+    def skip_comma(at: int, closing: str) -> int:
+        """Past the ',' at ``at`` (if it is one) and the space after it; a ``closing``
+        bracket right after it is damage read past."""
+        if not text.startswith(",", at):
+            return at
+        after = skip(at + 1)
+        if text.startswith(closing, after):
+            troubles.append((at, f"a ',' before '{closing}' (a value deleted?)"))
+        return after
 
     pos = skip(0)
     if not text.startswith("{", pos):
@@ -473,6 +497,7 @@ def _walk_document(text: str) -> _Document:
     pos = skip(pos + 1)
     while not text.startswith("}", pos):
         try:
+            name_at = pos
             key, pos = _JSON.raw_decode(text, pos)
             if not isinstance(key, str):
                 return stopped(pos, "expected a member name")
@@ -480,10 +505,15 @@ def _walk_document(text: str) -> _Document:
             if not text.startswith(":", pos):
                 return stopped(pos, "expected ':'")
             pos = skip(pos + 1)
+            # A repeated member is read into a scratch value, which is then dropped.
+            repeated = key in members
+            if repeated:
+                troubles.append((name_at, f"the member {key!r} appears again; the first one is kept"))
             if text.startswith("[", pos):
                 items: list[Any] = []
                 starts: list[int] = []
-                members[key], offsets[key] = items, starts
+                if not repeated:
+                    members[key], offsets[key] = items, starts
                 pos = skip(pos + 1)
                 while not text.startswith("]", pos):
                     item, end = _JSON.raw_decode(text, pos)
@@ -492,24 +522,23 @@ def _walk_document(text: str) -> _Document:
                         return stopped(after, "expected ',' or ']'")
                     items.append(item)
                     starts.append(pos)
-                    pos = skip(after + 1) if text.startswith(",", after) else after
+                    pos = skip_comma(after, "]")
                 pos += 1
             else:
                 value, pos = _JSON.raw_decode(text, pos)
                 if not text.startswith((",", "}"), skip(pos)):
                     return stopped(skip(pos), "expected ',' or '}'")
-                members[key] = value
+                members.setdefault(key, value)
         except json.JSONDecodeError as error:
             return stopped(error.pos, error.msg)
         except RecursionError:
             return stopped(pos, "nested too deeply")
         pos = skip(pos)
-        if text.startswith(",", pos):
-            pos = skip(pos + 1)
-        elif not text.startswith("}", pos):
+        if not text.startswith((",", "}"), pos):
             return stopped(pos, "expected ',' or '}'")
+        pos = skip_comma(pos, "}")
     pos = skip(pos + 1)
-    return _Document(members, offsets, None) if pos == len(text) else stopped(pos, "extra data after the document")
+    return stopped(None) if pos == len(text) else stopped(pos, "extra data after the document")
 
 
 def _read_text(path: Path) -> tuple[str, list[ReadNote]]:
@@ -757,8 +786,7 @@ def _read_hf(path: Path) -> Run:
         odd = [int(line) for r, line in zip(history, lines) if type(r) is not dict]
         notes.append(ReadNote(NoteKind.SKIPPED, source, f"{_plural(len(odd), 'log_history entry')} "
                               "that are not objects were skipped", location=_lines_label(odd), count=len(odd)))
-    stop = document.stop_note(source, text, f"{_plural(len(records), 'complete log_history record')} were read")
-    notes += [stop] if stop else []
+    notes += document.notes(source, text, f"{_plural(len(records), 'complete log_history record')} were read")
     table = _CellTable()
     table.add_careful(records, [int(line) for r, line in zip(history, lines) if type(r) is dict])
     cells = table.cells()
@@ -790,8 +818,7 @@ def _read_keras(path: Path) -> Run:
     lists = {key: value for key, value in document.members.items() if isinstance(value, list)}
     if not lists:
         raise UnreadableInput("no lists of numbers: not a Keras history dumped as JSON")
-    stop = document.stop_note(source, text, "the complete values were read")
-    notes += [stop] if stop else []
+    notes += document.notes(source, text, "the complete values were read")
     others = sorted(key for key, value in document.members.items() if isinstance(value, dict))
     if others:
         notes.append(ReadNote(NoteKind.SKIPPED, source, f"members that are not lists were skipped: {', '.join(others)}",
