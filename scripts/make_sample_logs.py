@@ -12,7 +12,6 @@ record writer and protos (no TensorFlow or PyTorch).
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import json
 import shutil
