@@ -379,9 +379,34 @@ def small_file(tmp_path: Path, records: int = 20) -> tuple[Path, list[int]]:
     return path, w.write_event_file(path, events)
 
 
-def test_a_file_cut_at_any_byte_keeps_the_records_before_the_cut(tmp_path: Path) -> None:
-    path, ends = small_file(tmp_path)
+def record_ends_and_points(data: bytes) -> tuple[list[int], list[int]]:
+    """Where each record of an intact event file ends, and how many summary values it holds
+    (an independent walk of the framing, decoded with protobuf)."""
+    ends, points, offset = [], [], 0
+    while offset < len(data):
+        length = int.from_bytes(data[offset : offset + 8], "little")
+        event = tb.event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+        offset += length + tfrecord.FRAMING_BYTES
+        ends.append(offset)
+        points.append(len(event.summary.value))
+    assert offset == len(data)
+    return ends, points
+
+
+KERAS_TF2_SAMPLE = SAMPLE_LOGS / "problems" / "overfitting_keras_tf2" / "train"
+
+
+@pytest.mark.parametrize("source", ["written", "keras-tf2-sample"])
+def test_a_file_cut_at_any_byte_keeps_the_records_before_the_cut(tmp_path: Path, source: str) -> None:
+    """Every cut: exactly the points of the records before it, and a truncation note at the
+    start of the record it cuts (none at a record boundary)."""
+    if source == "written":  # simple values
+        path, _ = small_file(tmp_path)
+    else:  # TF2 tensor scalars with their plugin metadata, as Keras writes them
+        (path,) = KERAS_TF2_SAMPLE.glob("*tfevents*")
     data = path.read_bytes()
+    ends, points = record_ends_and_points(data)
+    assert sum(points) > 10
     cut_path = tmp_path / "cut" / EVENT_NAME
     cut_path.parent.mkdir()
     for cut in range(len(data) + 1):
@@ -392,7 +417,7 @@ def test_a_file_cut_at_any_byte_keeps_the_records_before_the_cut(tmp_path: Path)
                 read(cut_path)
             continue
         run = read(cut_path)
-        assert run.points == max(complete - 1, 0), cut  # the first record is the header
+        assert run.points == sum(points[:complete]), cut
         truncated = notes_of(run, NoteKind.TRUNCATED)
         boundary = ([0] + ends)[complete]
         if cut == boundary:
