@@ -243,7 +243,7 @@ FLAVOURS = ("lightning-csv", "keras-csv", "ultralytics-csv", "wide-csv", "long-c
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS)
-@fuzz_settings(examples=170)
+@fuzz_settings(examples=420)
 @given(case=st.data())
 def test_damaged_csv_log(tmp_path: Path, flavour: str, case: st.DataObject) -> None:
     log = case.draw(csv_logs(flavour), label="log")

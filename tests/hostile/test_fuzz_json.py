@@ -320,7 +320,7 @@ LINE_FLAVOURS = ("jsonl", "detectron2-json", "wandb-jsonl", "mmengine-json", "mm
 
 
 @pytest.mark.parametrize("flavour", LINE_FLAVOURS)
-@fuzz_settings(examples=160)
+@fuzz_settings(examples=400)
 @given(case=st.data())
 def test_damaged_json_lines(tmp_path: Path, flavour: str, case: st.DataObject) -> None:
     log = case.draw(line_logs(flavour), label="log")
@@ -490,7 +490,7 @@ def check_document(path: Path, flavour: str, log: DocumentLog, damaged: bytes) -
 
 
 @pytest.mark.parametrize("flavour", DOCUMENTS)
-@fuzz_settings(examples=160)
+@fuzz_settings(examples=1000)
 @given(case=st.data())
 def test_damaged_json_document(tmp_path: Path, flavour: str, case: st.DataObject) -> None:
     log = case.draw(DOCUMENTS[flavour](), label="document")

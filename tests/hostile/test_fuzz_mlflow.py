@@ -181,7 +181,7 @@ def assert_read_exactly(run: Run, path: Path, key: str, damaged: bytes) -> None:
 
 
 @pytest.mark.parametrize("damaged_key", ["loss", "val/acc"])
-@fuzz_settings(examples=220)
+@fuzz_settings(examples=950)
 @given(case=st.data())
 def test_damaged_metric_file(tmp_path: Path, damaged_key: str, case: st.DataObject) -> None:
     target = case.draw(metric_files(damaged_key), label="metric file")

@@ -269,7 +269,7 @@ GOOD_CURVE = by_tag(point(GOOD_TAG, step, 2.0**-step) for step in range(3))[GOOD
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-@fuzz_settings(examples=130)
+@fuzz_settings(examples=350)
 @given(case=st.data())
 def test_damaged_event_file(tmp_path: Path, family: str, case: st.DataObject) -> None:
     records, damaged, damage = case.draw(damaged_files(family), label="records, damaged bytes, damage")
