@@ -6,7 +6,8 @@ Formats are recognised by name and content, never by a flag (``--reader`` overri
   ``validation/`` siblings, which become ONE run whose tags carry the split;
 - an MLflow file-store run directory (``meta.yaml`` + ``metrics/``) is one run;
 - every other file is offered to the file readers (JSON flavours first, then CSV) with its
-  first 64 KiB; the first whose sniffer accepts it reads it;
+  first 64 KiB; the first whose sniffer accepts it reads it (images, weights and archives,
+  known by their endings, are passed over unopened);
 - of Hugging Face ``checkpoint-N/trainer_state.json`` files under one output directory only
   one is read (a ``trainer_state.json`` beside the checkpoints, else the newest checkpoint):
   each holds the whole history up to N, so merging them would duplicate every point.
@@ -31,6 +32,14 @@ KERAS_SPLITS = ("train", "validation")
 # Walked files with these endings are logs we are expected to understand; anything else that
 # no reader claims (configs, checkpoints, images) is none of our business.
 LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+# Walked files with these endings are not opened at all: a run directory may hold thousands
+# of images or checkpoints, and reading 64 KiB of each only to reject it costs more than the
+# logs.  A file named on the command line is always read.
+NEVER_LOGS = frozenset(
+    ".png .jpg .jpeg .gif .bmp .webp .tif .tiff .mp4 .avi .mov .wav .mp3 "  # media
+    ".pt .pth .ckpt .bin .safetensors .h5 .hdf5 .keras .onnx .tflite .npy .npz .pkl .pickle "  # weights, arrays
+    ".zip .tar .gz .tgz .bz2 .xz .zst .7z".split()  # archives
+)
 
 Progress = Callable[[int, int, str], None]
 
@@ -214,6 +223,8 @@ def _file_sources(files: list[Path], errors: list[ReadError], *, explicit: bool)
     claimed: list[RunSource] = []
     hf_states: dict[Path, list[tuple[int, Path]]] = {}
     for file in files:
+        if not explicit and file.suffix.lower() in NEVER_LOGS:
+            continue
         head = _head(file, errors)
         if head is None:
             continue

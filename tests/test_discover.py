@@ -115,6 +115,35 @@ def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.Monke
     assert [(e.path, e.reason) for e in errors] == [(str(path), "Permission denied")]
 
 
+def test_a_tree_of_tens_of_thousands_of_files_opens_only_what_may_be_a_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Image dumps and checkpoints beside the logs: 20,000 files, images and weights never
+    opened, text files sniffed and passed over without a complaint."""
+    for experiment in range(100):
+        folder = tmp_path / f"exp{experiment:03d}"
+        (folder / "images").mkdir(parents=True)
+        for i in range(100):
+            (folder / "images" / f"val_{i}.png").write_bytes(b"step,loss\n0,1.0\n")  # would sniff as a CSV
+            (folder / f"note_{i}.txt").write_bytes(b"x")
+    shutil.copy(SAMPLE_LOGS / "problems" / "val_better_than_train.csv", tmp_path / "exp000" / "run.csv")
+    opened: list[Path] = []
+    real_open = Path.open
+
+    def counting_open(self: Path, *args, **kwargs):
+        opened.append(self)
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    runs, errors = load_runs([tmp_path])
+    assert _ids(runs) == [f"{tmp_path.name}/exp000/run.csv"] and errors == []
+    assert not any(path.suffix == ".png" for path in opened)
+    assert sum(path.suffix == ".txt" for path in opened) == 10_000
+    named = tmp_path / "exp001" / "images" / "val_0.png"
+    _, errors = load_runs([named])  # a file named on the command line is always opened
+    assert named in opened and errors[0].reason == "not a recognised training-log format"
+
+
 def test_event_files_of_one_directory_are_one_run_in_time_order(tmp_path: Path) -> None:
     later = tmp_path / "run" / "events.out.tfevents.1700000900.host.a.b.1"
     earlier = tmp_path / "run" / "events.out.tfevents.1700000100.host.a.b.0"

@@ -33,6 +33,7 @@ import json
 import re
 import warnings
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -175,6 +176,7 @@ def _parse_header(first_line: bytes) -> _Header:
     return _Header(tuple(name.strip() for name in names), first_line.count(b","))
 
 
+@lru_cache(maxsize=4)  # every CSV sniffer asks, about the same head
 def _sniff_header(head: bytes) -> _Header | None:
     """The header of a text file from its first bytes; None for binary or empty heads."""
     if _is_blank(head) or _binary_reason(head) is not None:
