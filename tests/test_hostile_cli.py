@@ -120,10 +120,10 @@ CASES: dict[str, Callable[[Path], None]] = {
 NOTHING_READABLE = {"garbage event file", "git lfs pointer", "binary named csv"}
 
 
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
+def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rundoctor", *args], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1"}, cwd=cwd,
     )
 
 
@@ -168,3 +168,23 @@ def test_debug_shows_the_traceback_of_an_internal_error(tmp_path: Path) -> None:
         assert result.returncode == 3
         assert ("Traceback" in result.stderr) is traceback
         assert "internal error: RuntimeError: boom" in result.stderr or traceback
+
+
+def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
+    """Every path under ``root`` with its size, mode and modification time."""
+    return {str(path.relative_to(root)): (stat.st_size, stat.st_mode, stat.st_mtime_ns)
+            for path in sorted(root.rglob("*")) for stat in [path.lstat()]}
+
+
+def test_reading_a_tree_writes_nothing_into_it(tmp_path: Path) -> None:
+    """Run from inside the tree, with every report format on stdout and a plot written
+    elsewhere: not a byte, a file or a timestamp under the tree changes."""
+    tree = tmp_path / "logs"
+    shutil.copytree(SAMPLE_LOGS, tree)
+    before = _snapshot(tree)
+    for args in (["check", ".", "--format", "text"], ["check", ".", "--format", "json"],
+                 ["check", ".", "--format", "html"], ["ls", "."],
+                 ["plot", "healthy/lightning", "-o", str(tmp_path / "plot.png")]):
+        result = _run(*args, cwd=tree)
+        assert result.returncode in (0, 1), (args, result.stderr)
+    assert _snapshot(tree) == before
