@@ -7,6 +7,7 @@ over 200 runs leads with the 20 that need attention.  Every line fits ``options.
 from __future__ import annotations
 
 import io
+import re
 
 from rich import box
 from rich.console import Console, Group, RenderableType
@@ -45,6 +46,8 @@ MAX_SPARKLINES = 3  # per finding; a check about ten loss terms shows the first 
 MAX_SPARK_WIDTH = 60  # wider sparklines add columns, not information
 MAX_LABEL_WIDTH = 20
 HEALTHY_LIST_LINES = 2  # folded healthy ids: this many lines, then "+N more"
+_COLUMN_GAP = 3  # between two columns of the summary table: padding on both sides, the box's separator
+_FOLD_INDENT = 2  # a run id folded over lines indents the lines after the first
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -149,27 +152,51 @@ def _summary(report: Report, width: int) -> Group:
     grouped = runs_by_verdict(report)
     healthy = grouped[Verdict.HEALTHY]
     fold = len(healthy) > FOLD_HEALTHY_ABOVE
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
-    table.add_column("run", overflow="fold", ratio=1)
-    table.add_column("verdict", no_wrap=True)
-    for severity in SEVERITIES:
-        table.add_column(COLUMN_NAMES[severity], justify="right", no_wrap=True)
+    rows = []
     for run in report.runs:
         verdict = report.verdict(run.id)
         if fold and verdict is Verdict.HEALTHY:
             continue
         counts = severity_counts(report.findings_for(run.id))
-        table.add_row(
-            run.id,
-            Text(verdict.value, VERDICT_STYLE[verdict]),
-            *(str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES),
-        )
+        rows.append((run.id, verdict, [str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES]))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
+    # The other columns take what they need; the run ids fold at '/' into the rest.
+    verdict_width = max([len("verdict"), *(len(verdict.value) for _, verdict, _ in rows)])
+    count_widths = [max([len(COLUMN_NAMES[severity]), *(len(cells[i]) for _, _, cells in rows)])
+                    for i, severity in enumerate(SEVERITIES)]
+    room = max(width - verdict_width - sum(count_widths) - _COLUMN_GAP * (1 + len(count_widths)), 16)
+    folded = [_fold_path(run_id, room) for run_id, _, _ in rows]
+    table.add_column("run", width=max([len("run"), *(len(line) for ids in folded for line in ids.splitlines())]))
+    table.add_column("verdict", no_wrap=True)
+    for severity in SEVERITIES:
+        table.add_column(COLUMN_NAMES[severity], justify="right", no_wrap=True)
+    for ids, (_, verdict, cells) in zip(folded, rows):
+        table.add_row(ids, Text(verdict.value, VERDICT_STYLE[verdict]), *cells)
     parts: list[RenderableType] = [Text(_headline(report, grouped), style="bold")]
     if table.row_count:
         parts.append(table)
     if fold:
         parts.append(_folded_healthy(healthy, width))
     return Group(*parts)
+
+
+def _fold_path(path: str, width: int) -> str:
+    """``path`` in lines of at most ``width``, broken after a '/' where one fits (else
+    inside a name too long for a line); the lines after the first are indented."""
+    indent = " " * _FOLD_INDENT
+    lines: list[str] = []
+    line = ""
+    for part in re.findall(r"[^/]*/|[^/]+", path):  # each part keeps its trailing '/'
+        if line.strip() and len(line) + len(part) > width:
+            lines.append(line)
+            line = indent
+        while len(line) + len(part) > width:
+            room = width - len(line)
+            lines.append(line + part[:room])
+            line, part = indent, part[room:]
+        line += part
+    lines.append(line)
+    return "\n".join(lines)
 
 
 def _headline(report: Report, grouped: dict[Verdict, list[Run]]) -> str:

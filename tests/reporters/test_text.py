@@ -135,3 +135,16 @@ def test_log_text_is_printed_literally_not_as_markup() -> None:
 
 def test_the_sample_report_matches_its_golden_file(golden: Callable[[str, str], None]) -> None:
     golden("sample_report.txt", render(sample_report(), PLAIN))
+
+
+def test_long_run_ids_fold_after_a_slash_in_the_summary_table() -> None:
+    report = long_names_report()
+    text = lines(render(report, PLAIN))
+    header = next(i for i, line in enumerate(text) if line.startswith("run "))
+    end = next(i for i, line in enumerate(text) if line.startswith("sweep/lr_0.01"))
+    rows = text[header + 2 : end]
+    assert "errors" in rows[0] and len(rows) > 1
+    folded = [line.split("   ")[0] for line in rows]
+    assert "".join(part.strip() for part in folded) == report.runs[0].id  # nothing lost
+    assert all(part.endswith("/") for part in folded[:-1])
+    assert all(part.startswith("  ") for part in folded[1:])
