@@ -441,11 +441,8 @@ class _Document:
 
     def notes(self, source: str, text: str, what: str) -> list[ReadNote]:
         """The damage read past, then where reading stopped (``what`` was read before it)."""
-        notes = []
-        for offset, trouble in self.troubles:
-            line = text.count("\n", 0, offset) + 1
-            notes.append(ReadNote(NoteKind.CORRUPT, source, f"not valid JSON at line {line}: {trouble}",
-                                  location=f"line {line}"))
+        notes = [ReadNote(NoteKind.CORRUPT, source, trouble, location=f"line {text.count(chr(10), 0, offset) + 1}")
+                 for offset, trouble in self.troubles]
         if self.stop is None:
             return notes
         line = text.count("\n", 0, self.stop) + 1
@@ -488,7 +485,7 @@ def _walk_document(text: str) -> _Document:
             return at
         after = skip(at + 1)
         if text.startswith(closing, after):
-            troubles.append((at, f"a ',' before '{closing}' (a value deleted?)"))
+            troubles.append((at, f"a ',' before '{closing}' is not valid JSON (a value deleted?); read past it"))
         return after
 
     pos = skip(0)
@@ -505,10 +502,8 @@ def _walk_document(text: str) -> _Document:
             if not text.startswith(":", pos):
                 return stopped(pos, "expected ':'")
             pos = skip(pos + 1)
-            # A repeated member is read into a scratch value, which is then dropped.
+            # A repeated member is read into a scratch value, compared, and dropped.
             repeated = key in members
-            if repeated:
-                troubles.append((name_at, f"the member {key!r} appears again; the first one is kept"))
             if text.startswith("[", pos):
                 items: list[Any] = []
                 starts: list[int] = []
@@ -524,11 +519,16 @@ def _walk_document(text: str) -> _Document:
                     starts.append(pos)
                     pos = skip_comma(after, "]")
                 pos += 1
+                value: Any = items
             else:
                 value, pos = _JSON.raw_decode(text, pos)
                 if not text.startswith((",", "}"), skip(pos)):
                     return stopped(skip(pos), "expected ',' or '}'")
-                members.setdefault(key, value)
+            if not repeated:
+                members[key] = value
+            elif json.dumps(value) != json.dumps(members[key]):  # NaN-safe; an equal copy changes nothing
+                troubles.append((name_at, f"the member {key!r} appears again with another value (a block "
+                                          "written twice?); the first one is kept"))
         except json.JSONDecodeError as error:
             return stopped(error.pos, error.msg)
         except RecursionError:

@@ -567,8 +567,7 @@ def test_a_second_cut_log_history_keeps_the_records_of_the_first(tmp_path: Path)
     run = READER["hf-trainer"].read(path)
 
     assert run.curve("loss").values.tolist() == [1.0, 0.5]
-    repeated, cut = notes_about(run, path)
-    assert (repeated.kind, repeated.location) == (NoteKind.CORRUPT, "line 2") and "appears again" in repeated.message
+    (cut,) = notes_about(run, path)
     assert (cut.kind, cut.location) == (NoteKind.TRUNCATED, "line 2")
 
 
@@ -580,4 +579,14 @@ def test_a_second_complete_log_history_is_reported_and_the_first_kept(tmp_path: 
 
     assert run.tag_names == ["loss"] and run.curve("loss").values.tolist() == [1.0]
     (note,) = notes_about(run, path)
-    assert (note.kind, note.location) == (NoteKind.CORRUPT, "line 2")
+    assert (note.kind, note.location) == (NoteKind.CORRUPT, "line 2") and "another value" in note.message
+
+
+def test_a_member_written_twice_with_the_same_value_changes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "trainer_state.json"
+    path.write_bytes(b'{"epoch": 1.5, "epoch": 1.5, "log_history": [{"loss": NaN, "step": 1}],\n'
+                     b' "log_history": [{"loss": NaN, "step": 1}]}')
+
+    run = READER["hf-trainer"].read(path)
+
+    assert run.points == 1 and notes_about(run, path) == []
