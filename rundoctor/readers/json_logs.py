@@ -465,8 +465,10 @@ def _walk_document(text: str) -> _Document:
     A value counts only once the delimiter after it is read: a number cut short ("0.95"
     cut to "0.9") is itself valid JSON and must not pass for the value that was logged.
     Damage that leaves every value readable is read past and reported: a comma before a
-    closing bracket (a value deleted), and a member written again (a block of the file
-    written twice), whose first, complete value is kept where JSON parsers keep the last.
+    closing bracket (a value deleted), and a list written again with other values (a block
+    of the file written twice).  A list holds points, so its first complete value is kept
+    where JSON parsers keep the last: a later copy, whole or cut, must not replace records
+    already read.  Other repeated members follow JSON: the last one wins.
     """
     members: dict[str, Any] = {}
     offsets: dict[str, list[int]] = {}
@@ -524,10 +526,10 @@ def _walk_document(text: str) -> _Document:
                 value, pos = _JSON.raw_decode(text, pos)
                 if not text.startswith((",", "}"), skip(pos)):
                     return stopped(skip(pos), "expected ',' or '}'")
-            if not repeated:
+            if not repeated or not isinstance(members[key], list):
                 members[key] = value
             elif json.dumps(value) != json.dumps(members[key]):  # NaN-safe; an equal copy changes nothing
-                troubles.append((name_at, f"the member {key!r} appears again with another value (a block "
+                troubles.append((name_at, f"the list {key!r} appears again with other values (a block "
                                           "written twice?); the first one is kept"))
         except json.JSONDecodeError as error:
             return stopped(error.pos, error.msg)
