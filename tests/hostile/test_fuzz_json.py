@@ -24,8 +24,9 @@ level (and a BOM, CRLF, blank lines, latin-1 bytes), and:
    first damaged byte is read, exactly;
 3. a document that no longer parses gets a corrupt or truncated note naming a line, and bytes
    that are not UTF-8 a note naming the line;
-4. damage that leaves the same document reads exactly as the undamaged file, without damage
-   notes.
+4. damage that leaves the same document (a repeated name resolved as the reader promises: a
+   top-level list keeps its first copy, anything else its last) reads exactly as the
+   undamaged file, without damage notes.
 
 Damage of three classes once hid records or went unreported (a comma before a closing
 bracket, a member written twice, bytes that are not UTF-8); each keeps a fuzz test of its own
@@ -420,13 +421,34 @@ def keras_histories(draw: st.DrawFn) -> DocumentLog:
     return DocumentLog("history.json", text.encode(), tuple(items))
 
 
+class _Members(list):
+    """An object's (name, value) pairs as written, repeats included."""
+
+
+def _document_as_read(value: Any, *, top: bool = False) -> Any:
+    """A parsed value with repeated names resolved as JSON does (the last wins), except a
+    top-level list written again, which keeps its first copy: points already read are never
+    replaced by a later copy (what the reader promises)."""
+    if isinstance(value, _Members):
+        members: dict[str, Any] = {}
+        for name, member in value:
+            if not (top and isinstance(members.get(name), list)):
+                members[name] = _document_as_read(member)
+        return members
+    if isinstance(value, list):
+        return [_document_as_read(item) for item in value]
+    return value
+
+
 def same_document(original: bytes, damaged: bytes) -> bool:
     """Whether the damaged bytes still spell the original JSON document."""
     try:
-        text = damaged.removeprefix(BOM).decode("utf-8")
-        return json.dumps(json.loads(text)) == json.dumps(json.loads(original))
+        documents = [json.loads(data.removeprefix(BOM).decode("utf-8"), object_pairs_hook=_Members)
+                     for data in (original, damaged)]
+        first, second = (json.dumps(_document_as_read(document, top=True)) for document in documents)
     except (ValueError, RecursionError):
         return False
+    return first == second
 
 
 def parses(damaged: bytes) -> bool:
