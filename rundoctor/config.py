@@ -101,7 +101,8 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
             for name in names:
                 if name not in known_names:
                     raise ConfigError(f"{source}: {key}: unknown check {name!r}{_hint(name, known_names)}")
-            settings = replace(settings, **{key: tuple(names)})
+            settings = (replace(settings, select=tuple(names)) if key == "select"
+                        else replace(settings, ignore=tuple(names)))
     if "num-classes" in table:
         value = _typed(table["num-classes"], int, "num-classes", source)
         settings = replace(settings, num_classes=value, num_classes_source=f"config ({source})")

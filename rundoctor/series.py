@@ -317,7 +317,7 @@ def group_by_tag(columns: list[np.ndarray]) -> tuple[np.ndarray, ...]:
             destination[codes == code] = np.arange(starts[code], starts[code] + counts[code], dtype=index_type)
     else:
         destination[np.argsort(codes, kind="stable")] = np.arange(codes.size, dtype=index_type)
-    columns[0] = codes = None  # type: ignore[call-overload]
+    columns[0] = codes = None  # type: ignore[assignment, call-overload]  # release the codes before the moves
     moved_columns = []
     for position in range(1, len(columns)):
         column, columns[position] = columns[position], None  # type: ignore[call-overload]

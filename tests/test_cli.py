@@ -239,6 +239,14 @@ def test_select_by_code_and_ignore(rundoctor: Invoke) -> None:
     assert rundoctor("check", "nan", "--ignore", "loss-ceiling").code == 0
 
 
+@pytest.mark.parametrize(("config", "code"), [
+    ('select = ["T001"]\n', 1), ('select = ["accuracy-gap"]\n', 0), ('ignore = ["loss-ceiling"]\n', 0),
+])
+def test_select_and_ignore_in_the_config(rundoctor: Invoke, tmp_path: Path, config: str, code: int) -> None:
+    (tmp_path / "rundoctor.toml").write_text(config)
+    assert rundoctor("check", "nan").code == code
+
+
 def test_a_missing_path_exits_2_and_says_why(rundoctor: Invoke) -> None:
     result = rundoctor("check", "no/such/run")
     assert result.code == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any, Sequence
 
 import numpy as np
@@ -70,7 +71,7 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
     from rich.table import Table
     from rich.text import Text
 
-    console = Console(width=options.width, record=True, file=_Null(), force_terminal=options.color,
+    console = Console(width=options.width, record=True, file=io.StringIO(), force_terminal=options.color,
                       no_color=not options.color, highlight=False)
     for run in sorted(runs, key=lambda r: r.id):
         steps = run.steps
@@ -79,9 +80,9 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for column, justify in (("tag", "left"), ("role", "left"), ("points", "right"), ("steps", "right")):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for tag in tag_summaries(run):
-            table.add_row(tag["name"], tag["role"], f"{tag['points']:,}",
-                          f"{tag['first_step']}..{tag['last_step']}")
+        for summary in tag_summaries(run):
+            table.add_row(summary["name"], summary["role"], f"{summary['points']:,}",
+                          f"{summary['first_step']}..{summary['last_step']}")
         for tag, items in sorted(run.histograms.items()):
             table.add_row(tag, f"{run.roles.get(tag, Role.OTHER).value} (histogram)", f"{len(items):,}", "")
         if table.row_count:
@@ -97,13 +98,3 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
     total = int(np.sum([run.points for run in runs])) if runs else 0
     console.print(Text(f"{len(runs)} runs, {total:,} points, {len(errors)} unreadable inputs", style="bold"))
     return console.export_text(styles=options.color)
-
-
-class _Null:
-    """A write-only sink: the console records, export_text returns the text."""
-
-    def write(self, text: str) -> int:
-        return len(text)
-
-    def flush(self) -> None:
-        pass
