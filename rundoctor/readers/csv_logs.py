@@ -138,9 +138,9 @@ def _header_start(head: bytes) -> tuple[int, int]:
 
 
 def _header_bytes(head: bytes) -> bytes:
-    """The header line (without its line end) as far as the first bytes hold it."""
+    """The header line (without its line end: CR, LF or CR LF) as far as the first bytes hold it."""
     start, _ = _header_start(head)
-    return head[start:].split(b"\n", 1)[0]
+    return _LINE_END.split(head[start:], 1)[0]
 
 
 def _is_blank(head: bytes) -> bool:
@@ -302,9 +302,9 @@ def _read_head(path: Path) -> tuple[bytes, bytes, int]:
         with path.open("rb") as handle:
             head = handle.read(_SNIFF_BYTES)
             start, line = _header_start(head)
-            if b"\n" in head[start:]:
+            if _LINE_END.search(head, start):
                 return head, _header_bytes(head), line
-            return head, head[start:] + handle.readline(_HEADER_LIMIT), line
+            return head, _LINE_END.split(head[start:] + handle.readline(_HEADER_LIMIT), 1)[0], line
     except OSError as error:
         raise UnreadableInput(f"cannot open {path}: {error.strerror or error}") from error
 

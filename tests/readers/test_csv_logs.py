@@ -484,6 +484,22 @@ def test_bom_and_crlf(tmp_path: Path) -> None:
     np.testing.assert_array_equal(run.curve("loss").values, [0.5, math.nan, -math.inf])
 
 
+@pytest.mark.parametrize("tail", [b"2,0.25,0.3\r", b"2,0.25,0.3", b"2,0.25"])
+def test_lone_cr_line_ends(tmp_path: Path, tail: bytes) -> None:
+    """Old Mac line ends (Excel's "CSV (Macintosh)"): the header ends at the first CR."""
+    run = hostile(tmp_path, b"step,loss,acc\r0,1.0,0.1\r1,0.5,0.2\r" + tail)
+    cut = tail.count(b",") < 2  # the last line lost a field: the one it ends in may be cut too
+    assert run.tags == ["loss", "acc"]
+    assert run.curve("loss").values.tolist() == [1.0, 0.5] + ([] if cut else [0.25])
+    assert run.curve("acc").values.tolist() == [0.1, 0.2] + ([] if cut else [0.3])
+    assert [note.location for note in run.notes] == (["line 4"] if cut else [])
+
+
+def test_a_header_cut_at_a_lone_cr_is_the_whole_header(tmp_path: Path) -> None:
+    run = hostile(tmp_path, b"step,tag,value\rK", name="scalars.csv")
+    assert run.points == 0 and [note.location for note in run.notes] == ["line 2"]
+
+
 def test_non_utf8_bytes_are_replaced_and_noted(tmp_path: Path) -> None:
     run = hostile(tmp_path, b"step,pr\xe9cision,loss\n0,0.5,1\n1,0.25,0.5\n")
     assert run.tags == ["pr\ufffdcision", "loss"] and run.curve("loss").values.tolist() == [1.0, 0.5]
