@@ -35,7 +35,7 @@ import warnings
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import yaml
@@ -458,7 +458,7 @@ class _ByteShape:
         # CSVLogger rewrites metrics.csv in place) would kill the process with SIGBUS.
         with path.open("rb") as handle:
             scan = _ByteScan()
-            for chunk in iter(lambda: handle.read(_SCAN_CHUNK), b""):
+            for chunk in _chunks(handle):
                 scan.add(chunk)
             lines: int | None = None
             # pandas silently drops the extra fields of the first row (and then takes later
@@ -468,7 +468,7 @@ class _ByteShape:
             if scan.quoted:
                 handle.seek(0)
                 line_scan = _LineScan(row_commas)
-                for chunk in iter(lambda: handle.read(_SCAN_CHUNK), b""):
+                for chunk in _chunks(handle):
                     line_scan.add(chunk)
                 lines, uneven = line_scan.lines, line_scan.uneven
         return cls(scan.commas, lines, None if scan.terminated else scan.last_line_commas, uneven, scan.nul)
@@ -478,6 +478,12 @@ class _ByteShape:
         if self.last_line_commas is None or self.last_line_commas >= columns - 1:
             return None
         return self.last_line_commas + 1
+
+
+def _chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """The rest of an open file, ``_SCAN_CHUNK`` bytes at a time."""
+    while chunk := handle.read(_SCAN_CHUNK):
+        yield chunk
 
 
 class _ByteScan:

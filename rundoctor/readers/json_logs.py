@@ -441,11 +441,11 @@ class _Document:
 
     def notes(self, source: str, text: str, what: str) -> list[ReadNote]:
         """The damage read past, then where reading stopped (``what`` was read before it)."""
-        notes = [ReadNote(NoteKind.CORRUPT, source, trouble, location=f"line {text.count(chr(10), 0, offset) + 1}")
+        notes = [ReadNote(NoteKind.CORRUPT, source, trouble, location=f"line {_line_at(text, offset)}")
                  for offset, trouble in self.troubles]
         if self.stop is None:
             return notes
-        line = text.count("\n", 0, self.stop) + 1
+        line = _line_at(text, self.stop)
         # A file whose last character still closes the document was damaged inside; one
         # that does not close was cut short (a crash or a copy mid-write).
         if text.rstrip().endswith("}"):
@@ -457,6 +457,11 @@ class _Document:
                                   f"the file is cut short at line {line} ({self.why}); {what} before the cut",
                                   location=f"line {line}", count=len(text) - self.stop))
         return notes
+
+
+def _line_at(text: str, offset: int) -> int:
+    """The 1-based line of the character at ``offset``."""
+    return text.count("\n", 0, offset) + 1
 
 
 def _walk_document(text: str) -> _Document:
