@@ -26,7 +26,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rundoctor.checks.base import Check, Severity
+from rundoctor.checks.base import Check
+from rundoctor.findings import Severity
 from rundoctor.errors import ConfigError
 from rundoctor.roles import Role, parse_overrides
 

@@ -10,7 +10,8 @@ import dataclasses
 from typing import Any, Iterable, Sequence
 
 from rundoctor.checks.registry import REGISTRY
-from rundoctor.checks.base import Check, Finding, RunContext, Severity
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Finding, Severity
 from rundoctor.checks.classes import resolve_num_classes
 from rundoctor.config import Settings
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from rundoctor.checks.base import Finding
+from rundoctor.findings import Finding
 from rundoctor.reporters.panels import (
     DOTS_UP_TO,
     NO_CURVE_NOTE,

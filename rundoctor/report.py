@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.series import ReadError, Run
 
 SCHEMA_VERSION = "1.0"

@@ -58,7 +58,7 @@ from typing import Protocol, TextIO
 import numpy as np
 
 from rundoctor import roles
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.config import Settings
 from rundoctor.discover import RunSource, find_sources, read_source, run_id
 from rundoctor.engine import diagnose

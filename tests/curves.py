@@ -13,7 +13,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from rundoctor import roles
-from rundoctor.checks.base import Check, Finding, NumClasses, RunContext
+from rundoctor.checks.base import Check, NumClasses, RunContext
+from rundoctor.findings import Finding
 from rundoctor.series import Histogram, Run, RunBuilder
 
 

@@ -22,7 +22,8 @@ import jsonschema
 import pytest
 
 from rundoctor import __version__, cli, discover, engine, roles
-from rundoctor.checks.base import Check, Finding, RunContext, Severity
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Finding, Severity
 from rundoctor.roles import Role
 from rundoctor.series import Run
 from tests.curves import decay, make_run, steps, with_nan

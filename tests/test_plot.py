@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rundoctor import cli
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.plot import DPI, INSTALL_HINT, WIDTH_INCHES, pick_run, write_png
 from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS
 from tests.conftest import SAMPLE_LOGS

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.config import Settings
 from rundoctor.discover import load_runs
 from rundoctor.engine import diagnose

@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rundoctor import cli, discover
-from rundoctor.checks.base import Confidence, Finding, Severity
+from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.config import Settings
 from rundoctor.watch import FindingTracker, Watcher
 from tests.conftest import REPO

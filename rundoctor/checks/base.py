@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import enum
 import math
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,42 +17,9 @@ from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
 
 import numpy as np
 
+from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.roles import Role, primary
 from rundoctor.series import Curve, Run
-
-
-class Severity(str, enum.Enum):
-    INFO = "info"
-    WARNING = "warning"
-    ERROR = "error"
-
-    @property
-    def rank(self) -> int:
-        return _SEVERITY_RANK[self]
-
-
-_SEVERITY_RANK = {Severity.INFO: 1, Severity.WARNING: 2, Severity.ERROR: 3}
-
-
-class Confidence(str, enum.Enum):
-    LOW = "low"
-    MEDIUM = "medium"
-    HIGH = "high"
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: str
-    code: str
-    severity: Severity
-    confidence: Confidence
-    run: str
-    tags: tuple[str, ...]
-    first_step: int | None
-    last_step: int | None
-    message: str
-    evidence: Mapping[str, Any]
-    advice: str
 
 
 @dataclass(frozen=True)
@@ -203,12 +169,3 @@ def _coerce(check: str, name: str, value: Any, default: Any) -> Any:
             f"{check}: parameter {name!r} must be {type(default).__name__}, got {value!r}"
         )
     return value
-
-
-def fmt(value: float, digits: int = 4) -> str:
-    """A number for a message: compact, exact enough to find it in the log."""
-    if value is None or not np.isfinite(value):
-        return str(value)
-    if value != 0 and (abs(value) >= 1e5 or abs(value) < 1e-3):
-        return f"{value:.{max(digits - 1, 1)}e}"
-    return f"{value:.{digits}g}"

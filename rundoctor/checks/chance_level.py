@@ -41,7 +41,8 @@ from collections.abc import Iterator
 import numpy as np
 
 from rundoctor.checks import signal
-from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES
 
 

@@ -44,7 +44,8 @@ from typing import Iterator
 
 import numpy as np
 
-from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.roles import Role
 from rundoctor.series import NoteKind
 

@@ -46,7 +46,8 @@ from typing import Iterator, Mapping
 import numpy as np
 
 from rundoctor.checks import signal
-from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
 
 # Hyper-parameter names (last part of a dotted key) holding the clipping threshold.

@@ -44,7 +44,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks.base import Check, Confidence, Finding, RunContext, Severity, fmt
+from rundoctor.checks.base import Check, RunContext
+from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
 
 WATCHED_ROLES = (*LOSS_ROLES, *METRIC_ROLES, Role.LEARNING_RATE, Role.GRAD_NORM, Role.CONFIDENCE)

@@ -9,7 +9,7 @@ findings about a run.  Escaping follows the runner's rules (actions/toolkit, com
 
 from __future__ import annotations
 
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.wording import counts_phrase, outcome_count, plural, result_line, step_range

@@ -27,7 +27,7 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Sequence
 
-from rundoctor.checks.base import Confidence, Finding
+from rundoctor.findings import Confidence, Finding
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report, Verdict
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.panels import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rundoctor.checks.base import Finding
+from rundoctor.findings import Finding
 from rundoctor.report import SCHEMA_VERSION, CheckOutcome, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.inventory import run_summary

@@ -13,7 +13,7 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from rundoctor.checks.base import Finding
+from rundoctor.findings import Finding
 from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.jsonable import jsonable

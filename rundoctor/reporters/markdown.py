@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from rundoctor.checks.base import Confidence, Finding
+from rundoctor.findings import Confidence, Finding
 from rundoctor.report import OutcomeStatus, Report, Verdict
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.wording import (

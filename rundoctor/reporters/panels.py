@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.roles import LOSS_ROLES, Role, primary
 from rundoctor.series import Run, XAxis
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rundoctor.checks.base import fmt
+from rundoctor.findings import fmt
 
 BARS = "▁▂▃▄▅▆▇█"
 NON_FINITE = "×"

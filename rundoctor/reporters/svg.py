@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.reporters.panels import DOTS_UP_TO, SERIES_COLORS, Panel, Trace
 from rundoctor.reporters.sparkline import MIN_RELATIVE_SPAN
 

@@ -15,7 +15,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from rundoctor.checks.base import Confidence, Finding, Severity
+from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.report import OutcomeStatus, Report, Verdict
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.sparkline import sparkline, value_range

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from rundoctor.checks.base import Finding, Severity
+from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report, Verdict
 from rundoctor.series import Run, XAxis
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.chance_level import CHECK
 from tests import curves
 

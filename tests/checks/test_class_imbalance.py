@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.class_imbalance import CHECK
 from rundoctor.roles import Role
 from tests import curves

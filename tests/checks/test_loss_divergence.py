@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rundoctor.checks import signal
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.loss_divergence import CHECK
 from tests import curves
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.loss_magnitude import CHECK
 from tests import curves
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.loss_scale_imbalance import CHECK
 from tests import curves as c
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rundoctor.checks import signal
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.no_learning import CHECK
 from tests import curves
 

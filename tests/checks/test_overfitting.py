@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from rundoctor.checks import signal
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.overfitting import CHECK
 from rundoctor.series import XAxis
 from tests import curves as c

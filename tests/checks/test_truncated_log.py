@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.truncated_log import CHECK
 from rundoctor.series import NoteKind, ReadNote
 from tests import curves as c

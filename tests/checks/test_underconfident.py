@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rundoctor.checks.base import Confidence, Severity
+from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.underconfident import CHECK, double_softmax_floor, share_within
 from rundoctor.roles import Role
 from rundoctor.series import Histogram

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks.base import Confidence, Finding, Severity
+from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
 from tests.curves import decay, make_run, noisy, steps, with_nan

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.github import annotation, escape_data, escape_property, render

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from rundoctor import discover, engine
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.config import Settings
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions, render

@@ -8,7 +8,7 @@ import jsonschema
 import pytest
 
 from rundoctor import __version__
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.report import SCHEMA_VERSION, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.json_report import render

@@ -3,7 +3,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from xml.dom import minidom
 
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.junit import render

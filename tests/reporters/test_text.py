@@ -5,7 +5,7 @@ from typing import Callable
 import pytest
 from rich.cells import cell_len
 
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.series import ReadError
 from rundoctor.reporters import RenderOptions

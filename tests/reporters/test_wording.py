@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rundoctor.checks.base import Severity
+from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters.wording import counts_phrase, plural, result_line, step_range
 from rundoctor.series import XAxis
