@@ -34,7 +34,9 @@ class Role(str, enum.Enum):
     VAL_ACCURACY = "val_accuracy"
     TRAIN_METRIC = "train_metric"  # other higher- or lower-is-better metrics on train data
     VAL_METRIC = "val_metric"  # evaluation metrics: mAP, AUC, F1, BLEU, WER, ...
-    PER_CLASS_METRIC = "per_class_metric"  # per-class or class-balanced (balanced acc, macro F1)
+    PER_CLASS_METRIC = "per_class_metric"  # one class's recall, precision or F1 (minority recall)
+    BALANCED_METRIC = "balanced_metric"  # class-balanced summary: balanced accuracy, macro F1
+    AUC = "auc"  # area under the ROC curve: 0.5 is chance, below it ranks backwards
     CONFIDENCE = "confidence"  # mean predicted probability / max softmax, as a scalar
     PROB_HISTOGRAM = "prob_histogram"  # histogram of predicted probabilities
     LEARNING_RATE = "learning_rate"
@@ -45,7 +47,9 @@ class Role(str, enum.Enum):
 
 LOSS_ROLES = (Role.TRAIN_LOSS, Role.VAL_LOSS, Role.LOSS_COMPONENT, Role.VAL_LOSS_COMPONENT)
 ACCURACY_ROLES = (Role.TRAIN_ACCURACY, Role.VAL_ACCURACY)
-METRIC_ROLES = ACCURACY_ROLES + (Role.TRAIN_METRIC, Role.VAL_METRIC, Role.PER_CLASS_METRIC)
+# Per-class and class-balanced metrics: the evidence for or against a majority-class model.
+CLASS_METRIC_ROLES = (Role.PER_CLASS_METRIC, Role.BALANCED_METRIC)
+METRIC_ROLES = ACCURACY_ROLES + (Role.TRAIN_METRIC, Role.VAL_METRIC, Role.AUC) + CLASS_METRIC_ROLES
 
 VAL_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "coco"})
 TRAIN_WORDS = frozenset({"train", "training", "tr"})
@@ -69,7 +73,12 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("confidence", _CONFIDENCE),
     # Losses before per-class metrics: ``loss_cls0`` is a term of the loss, not a class metric.
     ("loss", re.compile(r"(^|_)(loss|losses|nll|xent|cross_entropy|mse|mae_loss)($|_)|loss")),
-    ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|balanced_acc|macro_|_macro($|_)")),
+    ("balanced", re.compile(
+        r"balanced|(^|_)(macro|bal_acc|mean_class_acc\w*|mean_per_class\w*|class_mean_acc\w*)($|_)"
+    )),
+    ("per_class", re.compile(r"per_class|(^|_)(class|cls)_?\d+($|_)|(^|_)(minority|majority|positive|negative)_"
+                             r"(recall|precision|f1|acc|accuracy|sensitivity|specificity)($|_)")),
+    ("auc", re.compile(r"(^|_)(auc|auroc|roc_auc|rocauc|auc_roc)($|_)")),
     # Ranks of the right answer (``acc_mean_pos``, ``mean_rank``, MRR) are not accuracies.
     ("metric", re.compile(r"(^|_)(mean_pos|mean_position|mean_rank|median_rank|rank|mrr)($|_)")),
     ("accuracy", re.compile(r"(^|_)(acc|accuracy|acc\d|top_?[15]|top[15]_acc)($|_)|accuracy")),
@@ -95,6 +104,30 @@ def normalise(tag: str) -> list[str]:
     return [word for word in re.split(r"[/_\-\s.:()\[\]]+", name) if word]
 
 
+def words(tag: str) -> set[str]:
+    """The set of words of a tag (see :func:`normalise`): what two related tags share."""
+    return set(normalise(tag))
+
+
+def series_name(tag: str) -> str:
+    """A tag's name without logging decorations: Lightning's ``loss_cls_step`` and
+    ``loss_cls_epoch`` are one series, ``loss_cls``, logged twice."""
+    return "_".join(normalise(tag))
+
+
+# Metric names (words of the tag) for which smaller is better; every other metric and every
+# accuracy is better when larger.
+LOWER_IS_BETTER = frozenset(
+    {"wer", "cer", "ter", "perplexity", "ppl", "mae", "mse", "rmse", "fid", "error", "err", "loss", "nll", "eer",
+     "rank", "pos", "position"}
+)
+
+
+def lower_is_better(tag: str) -> bool:
+    """Whether a smaller value of the metric ``tag`` is an improvement (WER, perplexity, FID)."""
+    return bool(LOWER_IS_BETTER.intersection(normalise(tag)))
+
+
 def infer_role(tag: str, *, histogram: bool = False) -> Role:
     words = normalise(tag)
     joined = "_".join(words)
@@ -117,6 +150,10 @@ def infer_role(tag: str, *, histogram: bool = False) -> Role:
             return Role.CONFIDENCE
         if kind == "per_class":
             return Role.PER_CLASS_METRIC
+        if kind == "balanced":
+            return Role.BALANCED_METRIC
+        if kind == "auc":
+            return Role.AUC
         if kind == "loss":
             component = any(word not in _LOSS_PLAIN_WORDS for word in words)
             if split == "val":
@@ -182,4 +219,4 @@ def primary(run: Run, role: Role) -> str | None:
     return max(candidates, key=rank)
 
 
-_VAL_ROLES = (Role.VAL_LOSS, Role.VAL_ACCURACY, Role.VAL_METRIC, Role.VAL_LOSS_COMPONENT)
+_VAL_ROLES = (Role.VAL_LOSS, Role.VAL_ACCURACY, Role.VAL_METRIC, Role.VAL_LOSS_COMPONENT, Role.AUC)

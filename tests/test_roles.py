@@ -34,7 +34,15 @@ SPELLINGS = {
     "coco/bbox_mAP": Role.VAL_METRIC,
     "eval_wer": Role.VAL_METRIC,
     "val_recall_class_0": Role.PER_CLASS_METRIC,
-    "balanced_accuracy": Role.PER_CLASS_METRIC,
+    "val_minority_recall": Role.PER_CLASS_METRIC,
+    "f1_cls3": Role.PER_CLASS_METRIC,
+    "balanced_accuracy": Role.BALANCED_METRIC,
+    "val/balanced_acc": Role.BALANCED_METRIC,
+    "eval_macro_f1": Role.BALANCED_METRIC,
+    "f1_macro": Role.BALANCED_METRIC,
+    "val_auc": Role.AUC,
+    "eval/roc_auc": Role.AUC,
+    "val_f1": Role.VAL_METRIC,
     "mean_confidence": Role.CONFIDENCE,
     "lr": Role.LEARNING_RATE,
     "train/learning_rate": Role.LEARNING_RATE,
@@ -89,3 +97,12 @@ def test_primary_validation_series_is_not_lightnings_per_batch_counter() -> None
         "val_loss_epoch": (np.arange(99, 1000, 100), np.linspace(1, 0.5, 10)),
     })
     assert primary(run, Role.VAL_LOSS) == "val_loss_epoch"
+
+
+def test_metric_direction_and_series_name_are_read_from_the_name() -> None:
+    from rundoctor.roles import lower_is_better, series_name, words
+
+    assert lower_is_better("eval_wer") and lower_is_better("val/perplexity")
+    assert not lower_is_better("metrics/mAP50(B)") and not lower_is_better("val_acc")
+    assert series_name("loss_cls_step") == series_name("loss_cls_epoch") == "loss_cls"
+    assert words("eval_g0_accuracy") & words("eval_g0_loss") == {"eval", "g0"}

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
-from rundoctor.roles import TRAIN_WORDS, VAL_WORDS, Role, normalise
+from rundoctor.roles import TRAIN_WORDS, VAL_WORDS, Role, lower_is_better, normalise
+from rundoctor.roles import words as words_of
 
 if TYPE_CHECKING:
     from rundoctor.checks.base import RunContext
@@ -224,10 +225,6 @@ def binary_entropy(probability: float) -> float:
 _ACCURACY_WORD = re.compile(r"^(acc\d*|accuracy|top\d+|top)$")
 
 
-def _name_words(tag: str) -> set[str]:
-    return {word for word in re.split(r"[/_\-\s.:()\[\]]+", tag.lower()) if word}
-
-
 def matching_loss(ctx: "RunContext", tag: str) -> str | None:
     """The loss that belongs with an accuracy-like series, or None.
 
@@ -239,14 +236,14 @@ def matching_loss(ctx: "RunContext", tag: str) -> str | None:
     validation = ctx.run.roles.get(tag) in (Role.VAL_ACCURACY, Role.VAL_METRIC)
     groups = [(Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)] if validation else []
     groups.append((Role.TRAIN_LOSS, Role.LOSS_COMPONENT))
-    words = {word for word in _name_words(tag) if not _ACCURACY_WORD.match(word)}
+    words = {word for word in words_of(tag) if not _ACCURACY_WORD.match(word)}
     for main, component in groups:
         candidates = ctx.tags(main, component)
         if candidates:
             return max(
                 candidates,
                 key=lambda loss: (
-                    len(words & _name_words(loss)),
+                    len(words & words_of(loss)),
                     ctx.run.roles.get(loss) is main,
                     len(ctx.curve(loss)),
                 ),
@@ -461,17 +458,9 @@ def loss_between(
     return loss_tag, loss.values[(loss.steps >= low) & (loss.steps <= high)]
 
 
-# Metric names (words of the tag) for which smaller is better; every other metric and every
-# accuracy is better when larger.
-LOWER_IS_BETTER = frozenset(
-    {"wer", "cer", "ter", "perplexity", "ppl", "mae", "mse", "rmse", "fid", "error", "err", "loss", "nll", "eer",
-     "rank", "pos", "position"}
-)
-
-
 def higher_is_better(tag: str) -> bool:
     """Whether a larger value of the metric ``tag`` is an improvement (mAP, accuracy, BLEU)."""
-    return not LOWER_IS_BETTER.intersection(normalise(tag))
+    return not lower_is_better(tag)
 
 
 def train_loss(ctx: "RunContext", min_points: int) -> tuple[str, Binned] | None:
