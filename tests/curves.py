@@ -215,3 +215,46 @@ def assert_well_formed(finding: Finding) -> None:
     json.dumps(dict(finding.evidence), allow_nan=False)
     if finding.first_step is not None and finding.last_step is not None:
         assert finding.first_step <= finding.last_step
+
+
+def heavy_tailed(
+    values: np.ndarray, spread: float = 0.5, outliers: float = 0.01, seed: int = 0
+) -> np.ndarray:
+    """Per-step losses of small batches on noisy labels around a trend ``values``.
+
+    Lognormal multiplicative noise (``spread`` the sigma of its log, skewed upwards like a
+    real per-batch cross-entropy) plus a share ``outliers`` of batches 10-50x the trend:
+    a batch of 4 holding a mislabelled example.
+    """
+    generator = rng(seed)
+    noise = np.exp(spread * generator.standard_normal(values.size) - spread**2 / 2.0)
+    out = values * noise
+    hit = generator.random(values.size) < outliers
+    out[hit] = values[hit] * generator.uniform(10.0, 50.0, int(hit.sum()))
+    return out
+
+
+def epoch_running_mean(values: np.ndarray, steps_per_epoch: int) -> np.ndarray:
+    """What Keras and the Hugging Face Trainer log: the mean of the losses since the epoch
+    began, restarting every ``steps_per_epoch`` points (smooth and autocorrelated)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.empty_like(values)
+    for start in range(0, values.size, steps_per_epoch):
+        part = values[start : start + steps_per_epoch]
+        out[start : start + part.size] = np.cumsum(part) / np.arange(1, part.size + 1)
+    return out
+
+
+def step_decay(n: int, start: float = 2.0, floors: Sequence[float] = (0.8, 0.5, 0.35), rate: float = 25.0) -> np.ndarray:
+    """A loss under a step-decay schedule: it falls towards each ``floors`` level in turn,
+    flattening before each learning-rate drop and falling again after it."""
+    t = np.linspace(0.0, 1.0, n)
+    phases = len(floors)
+    out = np.empty(n)
+    level = start
+    for k, floor in enumerate(floors):
+        inside = (t >= k / phases) & (t <= (k + 1) / phases)
+        local = t[inside] - k / phases
+        out[inside] = floor + (level - floor) * np.exp(-rate * local)
+        level = float(out[inside][-1])
+    return out

@@ -1,0 +1,81 @@
+"""The shared trend helpers: robust to heavy tails, honest about autocorrelation and few points."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import trend
+from tests import curves
+
+
+def test_t_critical_matches_student_t() -> None:
+    # Reference values of Student's t (two-sided 95%).
+    assert trend.t_critical(0.95, 3) == pytest.approx(3.182, rel=0.02)
+    assert trend.t_critical(0.95, 10) == pytest.approx(2.228, rel=0.01)
+    assert trend.t_critical(0.95, 1e6) == pytest.approx(1.960, rel=0.001)
+    assert trend.t_critical(0.99, 20) == pytest.approx(2.845, rel=0.01)
+
+
+def test_heavy_tailed_flat_loss_is_not_a_trend() -> None:
+    steps = curves.steps(3000)
+    values = curves.heavy_tailed(np.full(3000, 0.3), seed=1)
+    fit = trend.trend(steps, values)
+    assert fit is not None
+    assert not fit.falling(0.95) and not fit.rising(0.95)
+    # A few 30x batches do not move the level or the noise estimate.
+    assert fit.level == pytest.approx(0.3, rel=0.15)
+
+
+def test_heavy_tailed_slow_fall_is_found() -> None:
+    steps = curves.steps(3000)
+    values = curves.heavy_tailed(np.linspace(0.5, 0.35, 3000), seed=2)
+    fit = trend.trend(steps, values)
+    assert fit is not None and fit.falling(0.95, min_relative=0.1)
+
+
+def test_running_average_is_autocorrelated_and_loses_confidence() -> None:
+    # Keras/HF log the mean since the epoch began: neighbouring points share most batches.
+    per_step = curves.heavy_tailed(np.full(2000, 1.0), seed=3)
+    logged = curves.epoch_running_mean(per_step, steps_per_epoch=200)
+    fit = trend.trend(curves.steps(2000), logged)
+    assert fit is not None
+    assert fit.rho > 0.3
+    assert fit.effective < fit.blocks / 2
+    assert not fit.falling(0.99)
+
+
+def test_few_points_widen_the_interval() -> None:
+    five = trend.trend(np.arange(5), np.array([1.0, 0.97, 0.99, 0.95, 0.96]))
+    fifty = trend.trend(np.arange(50), np.linspace(1.0, 0.95, 50) + 0.01 * np.sin(np.arange(50)))
+    assert five is not None and fifty is not None
+    assert five.critical(0.95) > 1.4 * fifty.critical(0.95)
+    assert five.critical(0.95) * five.error > 1.5 * fifty.critical(0.95) * fifty.error
+    assert not five.flat(0.95, 0.02)
+
+
+def test_flat_needs_the_whole_interval_inside_the_band() -> None:
+    values = 0.5 + 0.002 * curves.rng(4).standard_normal(400)
+    fit = trend.trend(curves.steps(400), values)
+    assert fit is not None
+    assert fit.flat(0.95, 0.01)
+    assert not fit.flat(0.95, 0.0001)
+
+
+def test_tail_measures_the_end_of_the_run() -> None:
+    values = curves.plateau(500, start=2.0, level=0.5, fall_fraction=0.3)
+    fit = trend.tail(curves.steps(500), values, 0.3)
+    assert fit is not None and abs(fit.relative) < 0.01
+
+
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+def test_hostile_series(name: str) -> None:
+    steps, values = curves.HOSTILE[name]
+    order = np.argsort(np.asarray(steps), kind="stable")
+    trend.trend(np.asarray(steps)[order], np.asarray(values, dtype=float)[order])
+    trend.relative_noise(np.asarray(values, dtype=float))
+
+
+def test_relative_noise_ignores_single_huge_batches() -> None:
+    values = curves.heavy_tailed(np.full(1000, 1.0), seed=5)
+    assert 0.1 < trend.relative_noise(values) < 1.5
