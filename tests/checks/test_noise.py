@@ -1,0 +1,107 @@
+"""Noise of heavy-tailed curves and the disturbances that persist beyond it."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from rundoctor.checks import noise
+from tests import curves
+
+
+def _disturbances(values: np.ndarray, persist: int = 9, sigmas: float = 5.0) -> list[noise.Disturbance]:
+    logged = noise.log_values(values)
+    assert logged is not None
+    fitted = noise.fit(logged, 51, floor=0.01)
+    return noise.disturbances(
+        logged, fitted, baseline=51, persist=persist, sigmas=sigmas, min_excess=math.log(1.25)
+    )
+
+
+def test_log_values_only_for_positive_curves() -> None:
+    assert noise.log_values(np.array([1.0, np.e, np.nan])) == pytest.approx([0.0, 1.0, np.nan], nan_ok=True)
+    assert noise.log_values(np.array([1.0, 0.0])) is None
+    assert noise.log_values(np.array([np.nan])) is None
+
+
+def test_moving_medians_look_ahead_and_behind() -> None:
+    values = np.array([1.0, 5.0, 2.0, 4.0, 3.0])
+    assert noise.leading_median(values, 3).tolist() == [2.0, 4.0, 3.0, 3.5, 3.0]
+    assert noise.trailing_median(values, 3).tolist() == [1.0, 3.0, 2.0, 4.0, 3.0]
+
+
+def test_the_scale_ignores_heavy_tailed_batches() -> None:
+    trend = np.log(curves.decay(2000, start=2.0, end=0.05))
+    clean = noise.fit(trend + 0.3 * curves.rng(1).standard_normal(2000), 51)
+    tailed = np.log(curves.heavy_tailed(np.exp(trend), spread=0.3, outliers=0.02, seed=1))
+    heavy = noise.fit(tailed, 51)
+    assert clean.sigma == pytest.approx(0.3, rel=0.1)
+    assert heavy.sigma == pytest.approx(clean.sigma, rel=0.2)  # 2% of 10-50x batches barely move it
+
+
+def test_the_floor_applies_to_a_quantised_curve() -> None:
+    assert noise.fit(np.full(100, 0.5), 11, floor=0.01).sigma == 0.01
+
+
+def test_autocorrelation_widens_the_error_of_a_median() -> None:
+    white = noise.Noise(np.zeros(1), np.zeros(1), sigma=1.0, rho=0.0)
+    smooth = noise.Noise(np.zeros(1), np.zeros(1), sigma=1.0, rho=0.8)
+    assert white.median_error(9) == pytest.approx(math.sqrt(math.pi / 2) / 3)
+    assert smooth.median_error(9) == pytest.approx(3 * white.median_error(9))
+
+
+def test_healthy_heavy_tailed_batch_size_4_loss_has_no_disturbance() -> None:
+    for seed in range(5):
+        loss = curves.heavy_tailed(curves.decay(3000, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=seed)
+        assert _disturbances(loss) == []
+
+
+def test_a_persistent_jump_is_a_disturbance_that_recovers() -> None:
+    loss = curves.heavy_tailed(curves.decay(3000, start=2.3, end=0.05), spread=0.5, seed=3)
+    loss[2000:2040] *= 8.0
+    (found,) = _disturbances(loss)
+    assert 1995 <= found.start <= 2005 and 2030 <= found.end <= 2050
+    assert found.recovered and math.exp(found.excess) == pytest.approx(8.0, rel=0.4)
+    assert found.sigmas > 5
+
+
+def test_a_few_neighbouring_bad_batches_are_not_a_disturbance() -> None:
+    loss = curves.heavy_tailed(curves.decay(3000, start=2.3, end=0.05), spread=0.5, seed=3)
+    loss[2000:2004] *= 40.0  # four of the nine points of the short median: it does not move
+    assert _disturbances(loss) == []
+
+
+def test_a_jump_to_the_end_is_not_recovered() -> None:
+    loss = curves.heavy_tailed(curves.decay(1000, start=2.3, end=0.05), spread=0.3, seed=4)
+    loss[900:] *= 20.0
+    (found,) = _disturbances(loss)
+    assert not found.recovered and found.end == 999
+
+
+def test_a_falling_start_and_a_step_decay_drop_are_not_disturbances() -> None:
+    loss = curves.heavy_tailed(curves.step_decay(3000, start=5.0), spread=0.4, seed=2)
+    assert _disturbances(loss) == []
+
+
+def test_too_short_a_curve_has_none() -> None:
+    fitted = noise.fit(np.zeros(5), 3)
+    assert noise.disturbances(np.zeros(5), fitted, baseline=3, persist=5, sigmas=5, min_excess=0.1) == []
+
+
+def test_heavy_tailed_chance_counts() -> None:
+    assert float(noise.t3_tail(0.0)) == pytest.approx(0.5)
+    # Far heavier than Gaussian: about 1 in 170 points beyond 5 sigma.
+    assert 1 / 250 < float(noise.t3_tail(5.0)) < 1 / 100
+    assert noise.expected_exceedances(1000, 5.0) == pytest.approx(1000 * float(noise.t3_tail(5.0)))
+    z = noise.chance_threshold(10_000, 0.01)
+    assert noise.expected_exceedances(10_000, z) == pytest.approx(0.01, rel=1e-3)
+    assert noise.chance_threshold(100, 0.01) < z
+
+
+def test_poisson_tail() -> None:
+    assert noise.poisson_tail(0, 3.0) == 1.0
+    assert noise.poisson_tail(1, 2.0) == pytest.approx(1 - math.exp(-2.0))
+    assert noise.poisson_tail(3, 0.0) == 0.0
+    assert noise.poisson_tail(10, 1.0) < 1e-6
