@@ -16,7 +16,9 @@ Seven flavours, sniffed in the order of :data:`READERS` (the reader name is the 
   (histograms, media) are skipped with one note.
 - ``jsonl``: any JSON lines with a step-like key; nested objects are flattened with ``/``.
 
-Every number (not bools, strings or nulls) becomes a point, NaN and +/-inf included, bit-exact.
+Every number (not bools, strings or nulls) becomes a point, NaN and +/-inf included, bit-exact;
+so does a string that names a non-finite float (``"NaN"``, ``"Infinity"``, ``"-inf"``): writers
+whose JSON encoder refuses NaN write that instead, and mean the float.
 All flavours share one path: records become *cells* (key, value, record) in log order
 (:class:`_CellTable`), the flavour *places* each record (step, wall time, axis), and
 :func:`_build` turns placed cells into points and notes restarts and repeated steps.
@@ -63,6 +65,10 @@ _LISTED_RESTARTS = 10  # restarts noted one by one; beyond this, one note sums t
 _LONGEST_METADATA = 200  # characters; env/config dumps (kilobytes) are not run metadata
 _JSON = json.JSONDecoder()  # accepts the NaN / Infinity / -Infinity tokens Python writes
 _SPACE = re.compile(r"[ \t\n\r]*")
+# A non-finite float written as its name in a string ("NaN", "Infinity", "-inf"): what a
+# writer whose JSON encoder refuses NaN writes instead.  The value it names is the point.
+NON_FINITE_NAMES = {f"{sign}{name}": float(f"{sign}{name}") for sign in ("", "+", "-")
+                    for name in ("nan", "inf", "infinity")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -197,8 +203,13 @@ class _CellTable:
                     owners.append(index)
                 elif kind is dict or kind is list:
                     self.nested[key] = self.nested.get(key, 0) + 1
-                elif kind is str and key in self.texts:
-                    self.texts[key][index] = value
+                elif kind is str:
+                    if key in self.texts:
+                        self.texts[key][index] = value
+                    elif (number := NON_FINITE_NAMES.get(value.lower())) is not None:
+                        keys.append(self._key_id(key))
+                        values.append(number)
+                        owners.append(index)
         lengths = np.bincount(np.array(owners, np.int64) - self.records, minlength=len(records))
         self._append(_Part(np.array(keys, np.int32), np.array(values, np.float64), self.records, lengths),
                      np.asarray(positions, np.int64))

@@ -2,10 +2,11 @@
 
 JSON lines (generic, detectron2, wandb, mmengine, mmdetection): each example writes a small log
 from hypothesis-drawn records (any floats, NaN and infinities included, integers beyond
-float64's exact range, strings, bools and nulls that are no points, nested objects), damages
-it once or twice (a junk value, a dropped or added member, a blank line, a BOM, CRLF line ends,
-latin-1 bytes, a line written twice, or bytes cut, flipped, inserted, deleted or duplicated),
-reads it with the flavour's reader and checks:
+float64's exact range, strings, bools and nulls that are no points, a non-finite float's name
+in a string, which is one, nested objects), damages it once or twice (a junk value, a dropped
+or added member, a blank line, a BOM, CRLF line ends, latin-1 bytes, a line written twice, or
+bytes cut, flipped, inserted, deleted or duplicated), reads it with the flavour's reader and
+checks:
 
 1. only :class:`UnreadableInput` escapes, and never while a record before the damage has points;
 2. the records on lines before the first damaged line are read, exactly (tag, step, value
@@ -72,6 +73,9 @@ from tests.hostile.corpus import (
 READER = {reader.name: reader for reader in READERS}
 NUMBERS = st.floats() | st.integers(-(2**70), 2**70)
 NOT_POINTS = st.booleans() | st.none() | st.text(max_size=4)
+NAMED = st.sampled_from(["NaN", "Infinity", "-Infinity", "nan", "inf"])
+# A non-finite float's name in a string is a point: what a writer that cannot put NaN in JSON writes.
+NON_FINITE = {f"{sign}{name}": float(f"{sign}{name}") for sign in ("", "+", "-") for name in ("nan", "inf", "infinity")}
 STEPS = st.integers(-(2**31), 2**53)
 JSON_SPACE = b" \t\r"  # what JSON allows around a value on a line (LF ends the line)
 
@@ -85,7 +89,10 @@ def as_float(value: int | float) -> float:
 
 
 def number(value: object) -> float | None:
-    """A JSON value as a point's value, None when it is no number (bools are not numbers)."""
+    """A JSON value as a point's value, None when it is no number (bools are not numbers, a
+    string is one only when it names a non-finite float)."""
+    if isinstance(value, str):
+        return NON_FINITE.get(value.lower())
     return as_float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
@@ -145,13 +152,14 @@ def _members(draw: st.DrawFn, names: Sequence[str]) -> dict[str, Any]:
     present = draw(st.integers(0, 2 ** (len(names) + 1) - 1))
     members: dict[str, Any] = {name: draw(NUMBERS) for bit, name in enumerate(names) if present >> bit & 1}
     if present >> len(names) & 1:
-        members["note"] = draw(NOT_POINTS)
+        members["note"] = draw(NOT_POINTS | NAMED)
     return members
 
 
 def _numbers_of(members: dict[str, Any]) -> tuple[tuple[str, float], ...]:
-    """The members that are points: numbers, not bools."""
-    return tuple((key, as_float(value)) for key, value in members.items() if type(value) in (int, float))
+    """The members that are points: numbers (not bools) and names of non-finite floats."""
+    return tuple((key, value) for key, value in ((key, number(value)) for key, value in members.items())
+                 if value is not None)
 
 
 # Each flavour's file name and the key every record needs a usable step under (mmdetection's

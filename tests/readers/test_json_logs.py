@@ -45,7 +45,15 @@ def notes_of(run: Run, kind: NoteKind) -> list:
 
 
 def is_number(value: Any) -> bool:
-    return type(value) in (int, float)
+    """A value the readers take as a point: a number (not a bool), or a non-finite float's name."""
+    return type(value) in (int, float) or (type(value) is str and value.lower() in NON_FINITE)
+
+
+def as_value(value: int | float | str) -> float:
+    return float(value) if type(value) is str else json_logs._as_float(value)
+
+
+NON_FINITE = {f"{sign}{name}" for sign in ("", "+", "-") for name in ("nan", "inf", "infinity")}
 
 
 # --------------------------------------------------------------------------------------------
@@ -211,6 +219,38 @@ def test_hf_round_trip_with_bare_nan_and_infinity(tmp_path: Path) -> None:
     assert not notes_of(run, NoteKind.DUPLICATED)
     (summary,) = notes_of(run, NoteKind.INFO)
     assert "run summary" in summary.message and "train_runtime" in summary.message
+
+
+# Writers that cannot put NaN in JSON (a strict encoder, JavaScript) write its name as a string.
+NON_FINITE_NAMES = {"NaN": math.nan, "nan": math.nan, "Infinity": math.inf, "-Infinity": -math.inf,
+                    "inf": math.inf, "-inf": -math.inf}
+
+
+def test_hf_non_finite_names_as_strings_are_points(tmp_path: Path) -> None:
+    history = [{"epoch": 0.1 * i, "loss": name, "grad_norm": 1.0 + i, "learning_rate": 1e-4, "step": 10 * (i + 1)}
+               for i, name in enumerate(NON_FINITE_NAMES)]
+    history.append({"epoch": 1.0, "eval_loss": "Infinity", "eval_note": "n/a", "step": 60})
+    path = tmp_path / "trainer_state.json"
+    path.write_text(json.dumps({"global_step": 60, "log_history": history}, indent=2))
+    run = BY_NAME["hf-trainer"].read(path)
+    assert bits(run.curve("loss").values) == bits(NON_FINITE_NAMES.values())
+    assert run.curve("loss").steps.tolist() == [10 * (i + 1) for i in range(len(NON_FINITE_NAMES))]
+    assert bits(run.curve("eval_loss").values) == bits([math.inf])
+    assert "eval_note" not in run.tags  # any other string is no number
+    assert run.notes == []  # what the writer meant, read as it meant it: nothing to say
+
+
+@pytest.mark.parametrize("flavour", ["jsonl", "wandb-jsonl", "detectron2-json", "mmengine-json"])
+def test_json_lines_non_finite_names_as_strings_are_points(tmp_path: Path, flavour: str) -> None:
+    name, make = LINE_FLAVOURS[flavour]
+    lines = []
+    for i, text in enumerate(NON_FINITE_NAMES):
+        record = make(i)
+        record["loss"] = text
+        lines.append(record)
+    run = BY_NAME[flavour].read(write_lines(tmp_path / name, lines))
+    assert bits(run.curve("loss").values) == bits(NON_FINITE_NAMES.values())
+    assert not [note for note in run.notes if note.kind is not NoteKind.INFO]
 
 
 def test_hf_metadata_keeps_numbers_and_strings_only(tmp_path: Path) -> None:
@@ -456,14 +496,15 @@ def test_points_leave_the_reader_grouped_by_tag(tmp_path: Path, monkeypatch: pyt
 @given(rows=st.lists(st.dictionaries(
     st.sampled_from(["a", "b", "c:d", "e f"]),
     st.one_of(st.floats(allow_nan=True), st.integers(-2**70, 2**70), st.booleans(), st.none(),
-              st.text(max_size=3)), max_size=4), min_size=1, max_size=30))
+              st.text(max_size=3), st.sampled_from(["NaN", "-Infinity", "inf", "Inf", "nan?"])), max_size=4),
+    min_size=1, max_size=30))
 def test_numbers_among_any_values_are_points_exactly(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
     path = tmp_path / "log.jsonl"
     write_lines(path, [{"step": i, **row} for i, row in enumerate(rows)])
     run = BY_NAME["jsonl"].read(path)
     expected = [row[tag] for tag in run.tag_names for row in rows if is_number(row.get(tag))]  # by tag
     assert run.points == len(expected)
-    assert bits(run.values) == bits(json_logs._as_float(v) for v in expected)
+    assert bits(run.values) == bits(as_value(v) for v in expected)
 
 
 # --------------------------------------------------------------------------------------------
