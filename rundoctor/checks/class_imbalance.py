@@ -2,15 +2,30 @@
 
 What it detects
 ---------------
-An accuracy series that sits at a high constant (at least 0.6, within a half-point band
+An accuracy series that sits at a constant level (at least 0.6, within a half-point band
 or its own noise) from its first evaluations through most of the run, the signature of a
-model predicting the majority class (a curve that climbed to its plateau learned it).
-When per-class or class-balanced metrics are logged (per-class recall or F1, balanced
-accuracy, macro averages), they decide: a class whose recall or F1 stays near 0, or a
-balanced metric near its chance level (1/C, or 0.5 when C is unknown), confirms it (high
-confidence); all classes learned rules it out.  Without them the pinned accuracy alone is
-reported with low confidence, unless the loss rose meanwhile (that is overfitting or
-divergence, reported elsewhere).
+model predicting the majority class (a curve that climbed to its plateau learned it).  A
+pinned accuracy alone is ambiguous (a good model fine-tuned from a good start also starts
+high), so the evidence decides the severity:
+
+- per-class or class-balanced metrics, when logged, decide: a class whose recall or F1
+  stays near 0, or a balanced metric near its chance level (1/C, or 0.5 when C is
+  unknown), confirms it (warning, high confidence); all classes learned rules it out;
+- otherwise the loss beside the accuracy: a model that predicts the class prior has a
+  cross-entropy equal to the prior's entropy, at least H_min(a), the entropy of the most
+  concentrated prior whose majority share is the pinned accuracy a (h(a) for a >= 1/2).
+  A loss below ``learned_ratio`` x H_min(a) carries information about the input: not a
+  majority predictor, no finding.  A loss at H_min(a) or above (``prior_ratio``) that is
+  also flat (its last quarter not ``min_loss_fall`` and three noise sigmas below its first)
+  is a warning with medium confidence; anything in between, a loss still falling,
+  or no loss at all is an informational note;
+- an accuracy pinned at its ceiling (1.0, or 100%) is every class right, not a majority
+  rate: never reported.
+
+Noise principle: the pinned band is the larger of ``flat_tolerance`` and three noise
+sigmas of the smoothed curve (MAD of differences, robust to single bad evaluations); the
+loss is compared by quarter medians against the noise of such a median, so heavy-tailed
+per-batch losses neither hide a fall nor fake one; doubt lowers the severity to info.
 
 Why it matters
 --------------
@@ -30,16 +45,15 @@ unbalanced reality needs a threshold other than 0.5 in deployment, and vice vers
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
-from rundoctor.roles import ACCURACY_ROLES, Role
+from rundoctor.roles import ACCURACY_ROLES
 
 
 @dataclass(frozen=True)
@@ -72,6 +86,24 @@ class Params:
         default=0.1,
         metadata={"help": "Without per-class metrics: skip when the loss rose more than this."},
     )
+    learned_ratio: float = field(
+        default=0.6,
+        metadata={
+            "help": "A loss below this times H_min(a), the least entropy of a prior with majority "
+            "share a, shows the outputs depend on the input: not reported."
+        },
+    )
+    prior_ratio: float = field(
+        default=0.85,
+        metadata={"help": "A flat loss at or above this times H_min(a) makes the finding a warning."},
+    )
+    ceiling: float = field(
+        default=0.999, metadata={"help": "An accuracy pinned at or above this is saturated, not a majority rate."}
+    )
+    min_loss_fall: float = field(
+        default=0.05,
+        metadata={"help": "A loss whose last quarter is this much below its first (and 3 noise sigmas) still falls."},
+    )
     tail_fraction: float = field(
         default=0.25, metadata={"help": "Final share of a per-class curve whose median is judged."}
     )
@@ -82,14 +114,14 @@ class Params:
 # a model that learned up to a high plateau (detectors' background accuracy rises from 0.5
 # to 0.98 in healthy runs).  Below 0.6 a constant accuracy is not a convincing majority
 # rate.  A recall of 0.05 is one minority example in twenty; 0.05 of balanced accuracy is
-# beyond evaluation noise for sets of a few hundred examples.
-
-_LOSS_WORDS = re.compile(r"loss|nll|xent|entropy")
-_BALANCED_WORDS = re.compile(r"balanced|macro|(^|[^a-z])bal($|[^a-z])")
+# beyond evaluation noise for sets of a few hundred examples.  A prior predictor's loss is
+# H(prior) >= H_min(a); the evaluation set's mix may differ a little from the training
+# prior, hence 0.85.  Below 0.6 x H_min(a) the model has at least 40% of the prior's entropy
+# in information about the input, which no majority predictor has.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    per_class: tuple[list[tuple[str, float]], list[tuple[str, float]]] | None = None
+    per_class: classification.ClassMetrics | None = None
     for tag in ctx.tags(*ACCURACY_ROLES):
         steps, accuracy = signal.accuracy_levels(ctx, tag)
         if accuracy.size < params.min_points:
@@ -105,12 +137,15 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             run_span <= 0
             or pinned / run_span < params.min_flat_fraction
             or not level >= params.min_level
+            or level >= params.ceiling
             or abs(early - level) > 2.0 * tolerance
         ):
-            continue  # too short, too low, or climbed to its level: learned, not pinned
+            continue  # too short, too low, saturated, or climbed to its level: not pinned
         if per_class is None:
-            per_class = _per_class(ctx, params)
-        unlearned, learned = per_class
+            per_class = classification.class_metric_evidence(
+                ctx, params.unlearned_score, params.balanced_margin, params.tail_fraction
+            )
+        entropy = classification.min_prior_entropy(level)
         evidence: dict[str, float | int | str] = {
             "accuracy_tag": tag,
             "pinned_level": level,
@@ -118,6 +153,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             "pinned_from_step": int(steps[start]),
             "pinned_fraction": pinned / run_span,
             "early_level": early,
+            "min_prior_entropy": entropy,
             "threshold_pinned_fraction": params.min_flat_fraction,
             "threshold_min_level": params.min_level,
         }
@@ -126,62 +162,86 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             f"of the run from step {int(steps[start]):,} (threshold {params.min_flat_fraction:.0%} "
             f"at >= {params.min_level:g}), as a majority-class rate would be"
         )
-        if unlearned:
-            worst_tag, worst = min(unlearned, key=lambda item: item[1])
+        severity = Severity.WARNING
+        if per_class.unlearned:
+            worst_tag, worst = min(per_class.unlearned, key=lambda item: item[1])
             evidence.update(
-                unlearned_tags=", ".join(name for name, _ in unlearned),
+                unlearned_tags=", ".join(name for name, _ in per_class.unlearned),
                 worst_class_tag=worst_tag,
                 worst_class_score=worst,
             )
             message = (
                 f"{head}, and {worst_tag} is at {fmt(worst, 3)}: "
-                f"{len(unlearned)} per-class or balanced metric(s) show a class not learned"
+                f"{len(per_class.unlearned)} per-class or balanced metric(s) show a class not learned"
             )
             confidence = Confidence.HIGH
-        elif learned:
+        elif per_class.learned:
             continue
         else:
-            loss = signal.loss_between(ctx, tag, steps[start], steps[-1])
-            change = (
-                signal.relative_change(*signal.edge_levels(loss[1], 0.1, 1))
-                if loss is not None and loss[1].size >= 2
-                else float("nan")
-            )
-            if loss is not None and np.isfinite(change):
-                evidence.update(loss_tag=loss[0], loss_change=change)
-                if change > params.max_loss_rise:
-                    continue
-            message = f"{head}; no per-class metric is logged to confirm it"
-            confidence = Confidence.LOW
+            judged = _loss_verdict(ctx, tag, steps[start], steps[-1], entropy, params, evidence)
+            if judged is None:
+                continue
+            message, severity, confidence = f"{head}; {judged[0]}", judged[1], judged[2]
         yield check.finding(
             ctx,
             tags=(tag,),
             steps=(steps[start], steps[-1]),
             message=message,
             evidence=evidence,
+            severity=severity,
             confidence=confidence,
         )
 
 
-def _per_class(
-    ctx: RunContext, params: Params
-) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
-    """(not learned, learned) per-class and balanced metrics with their final medians."""
-    balanced_chance = 1.0 / ctx.num_classes.value if ctx.num_classes else 0.5
-    unlearned: list[tuple[str, float]] = []
-    learned: list[tuple[str, float]] = []
-    for tag in ctx.tags(Role.PER_CLASS_METRIC):
-        name = tag.lower()
-        values = signal.fraction_values(ctx.curve(tag).finite.values)
-        if _LOSS_WORDS.search(name) or values.size == 0:
-            continue  # a loss misread as a per-class metric, or out of range
-        tail = float(np.median(values[-signal.window(values.size, params.tail_fraction, 1) :]))
-        if _BALANCED_WORDS.search(name):
-            at_chance = tail <= balanced_chance + params.balanced_margin
-        else:
-            at_chance = tail <= params.unlearned_score
-        (unlearned if at_chance else learned).append((tag, tail))
-    return unlearned, learned
+def _loss_verdict(
+    ctx: RunContext,
+    tag: str,
+    first: float,
+    last: float,
+    entropy: float,
+    params: Params,
+    evidence: dict[str, float | int | str],
+) -> tuple[str, Severity, Confidence] | None:
+    """What the loss beside a pinned accuracy says: (clause, severity, confidence), or None
+    when it rules a majority-class model out."""
+    loss = signal.loss_between(ctx, tag, first, last)
+    if loss is None or loss[1].size < 2:
+        return "no loss or per-class metric is logged to confirm it", Severity.INFO, Confidence.LOW
+    loss_tag, values = loss
+    change = signal.relative_change(*signal.edge_levels(values, 0.1, 1))
+    level = classification.mean_loss(values[-signal.window(values.size, 0.25, 1) :])
+    ratio = level / entropy if entropy > 0 else float("inf")
+    evidence.update(loss_tag=loss_tag, loss_level=level, loss_change=change, loss_to_prior_entropy=ratio)
+    if np.isfinite(change) and change > params.max_loss_rise:
+        return None  # a rising loss is overfitting or divergence, reported elsewhere
+    if ratio < params.learned_ratio:
+        return None  # the outputs carry information about the input
+    falling = _still_falling(values, params.min_loss_fall)
+    clause = (
+        f"{loss_tag} at {fmt(level, 3)} is {ratio:.2f}x the least entropy of a prior with majority "
+        f"share {fmt(float(evidence['pinned_level']), 3)} ({fmt(entropy, 3)})"
+    )
+    if ratio >= params.prior_ratio and not falling:
+        return (
+            f"{clause} and flat: the loss of a model predicting the class prior",
+            Severity.WARNING,
+            Confidence.MEDIUM,
+        )
+    why = "still falling" if falling else f"below {params.prior_ratio:g}x"
+    return f"{clause}, {why}: ambiguous without a per-class metric", Severity.INFO, Confidence.LOW
+
+
+def _still_falling(values: np.ndarray, min_fall: float) -> bool:
+    """Whether the median of the last quarter is ``min_fall`` below the first quarter's and
+    three noise sigmas of such a median below it.
+
+    Quarter medians ignore the heavy-tailed batches of a per-step loss; the noise is the
+    MAD of point-to-point changes scaled to a median of a quarter of the points.
+    """
+    width = signal.window(values.size, 0.25, 1)
+    first, last = signal.edge_levels(values, 0.25, 1)
+    noise = signal.noise_sigma(values) * float(np.sqrt(np.pi / 2.0)) / float(np.sqrt(width))
+    return bool(first > 0 and (first - last) >= max(min_fall * first, 3.0 * noise))
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:

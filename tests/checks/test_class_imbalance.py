@@ -31,19 +31,80 @@ def _series(
     return series
 
 
-def test_pinned_accuracy_alone_is_low_confidence() -> None:
+def test_pinned_accuracy_with_a_falling_loss_is_an_info_note() -> None:
+    # Loss 0.40 -> 0.30 under h(0.9) = 0.325: near the prior's entropy but still falling.
     (finding,) = curves.find(CHECK, _series(_pinned()))
     curves.assert_well_formed(finding)
-    assert (finding.code, finding.severity, finding.confidence) == (
-        "M004",
-        Severity.WARNING,
-        Confidence.LOW,
-    )
+    assert (finding.code, finding.severity, finding.confidence) == ("M004", Severity.INFO, Confidence.LOW)
     assert (finding.first_step, finding.last_step) == (0, LAST)
     assert finding.evidence["pinned_level"] == pytest.approx(0.9, abs=0.002)
     assert finding.evidence["pinned_fraction"] == 1.0
     assert finding.evidence["loss_change"] < 0
-    assert "no per-class metric" in finding.message
+    assert "still falling" in finding.message
+
+
+def _flat_loss(level: float, seed: int = 1) -> np.ndarray:
+    return level * (1.0 + 0.01 * curves.rng(seed).standard_normal(EPOCHS))
+
+
+def test_a_flat_loss_at_the_prior_entropy_makes_it_a_warning() -> None:
+    # A 90/10 prior predictor: loss h(0.9) = 0.325 at every evaluation.
+    (finding,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.33)))
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert finding.evidence["min_prior_entropy"] == pytest.approx(0.325, abs=0.002)
+    assert finding.evidence["loss_to_prior_entropy"] == pytest.approx(1.0, abs=0.05)
+    assert "predicting the class prior" in finding.message
+
+
+def test_a_loss_far_below_the_prior_entropy_rules_it_out() -> None:
+    # A well-trained classifier at 0.98 from its first evaluation (fine-tuned from a good
+    # start) with loss 0.05: a 98/2 prior has entropy 0.098, so the outputs carry information.
+    accuracy = _pinned(0.98)
+    assert curves.find(CHECK, _series(accuracy, loss=_flat_loss(0.05))) == []
+
+
+def test_near_miss_at_the_learned_ratio() -> None:
+    entropy = 0.325  # h(0.9)
+    assert curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.57 * entropy))) == []
+    (finding,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.66 * entropy)))
+    assert finding.severity is Severity.INFO
+    (finding,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.57 * entropy)), learned_ratio=0.5)
+    assert finding.severity is Severity.INFO
+
+
+def test_near_miss_at_the_prior_ratio() -> None:
+    entropy = 0.325
+    (below,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.8 * entropy)))
+    (above,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.9 * entropy)))
+    assert (below.severity, above.severity) == (Severity.INFO, Severity.WARNING)
+    (overridden,) = curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.8 * entropy)), prior_ratio=0.75)
+    assert overridden.severity is Severity.WARNING
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_an_accuracy_saturated_at_its_ceiling_is_not_a_majority_rate(scale: float) -> None:
+    # Grokking's train accuracy: 1.0 from the first evaluations on, loss falling to ~0.
+    accuracy = np.ones(EPOCHS) * scale
+    assert curves.find(CHECK, _series(accuracy, loss=curves.decay(EPOCHS, 0.01, 1e-4))) == []
+
+
+def test_without_any_loss_it_is_an_info_note() -> None:
+    epochs = curves.steps(EPOCHS)
+    (finding,) = curves.find(CHECK, {"val_accuracy": (epochs, _pinned())})
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+
+
+def test_a_heavy_tailed_per_step_loss_at_the_prior_entropy_is_judged_flat() -> None:
+    # Batch-size-4 per-step training loss of a 95/5 prior predictor: lognormal batches and
+    # a few 10-50x outliers around h(0.95) = 0.199; accuracy per epoch at 0.95.
+    n = 2000
+    loss = curves.heavy_tailed(np.full(n, 0.199), spread=0.6, outliers=0.01, seed=3)
+    series = {
+        "train/loss": (curves.steps(n), loss),
+        "train/accuracy": (curves.steps(EPOCHS, every=100, start=99), _pinned(0.95, seed=4)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING
 
 
 def test_a_minority_recall_near_zero_confirms_it() -> None:
@@ -62,10 +123,22 @@ def test_a_minority_recall_near_zero_confirms_it() -> None:
     assert finding.evidence["worst_class_score"] == pytest.approx(0.01)
 
 
+def test_a_minority_recall_named_as_such_confirms_it() -> None:
+    # The way a hand-written Lightning module logs it.
+    series = _series(_pinned(0.945), val_minority_recall=np.linspace(0.0, 0.03, EPOCHS))
+    (finding,) = curves.find(CHECK, series)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    assert finding.evidence["worst_class_tag"] == "val_minority_recall"
+
+
 def test_balanced_accuracy_at_chance_confirms_it() -> None:
     (finding,) = curves.find(CHECK, _series(_pinned(), val_balanced_accuracy=np.full(EPOCHS, 0.51)))
     assert finding.confidence is Confidence.HIGH
     assert finding.evidence["worst_class_tag"] == "val_balanced_accuracy"
+
+
+def test_macro_f1_that_shows_learning_rules_it_out() -> None:
+    assert curves.find(CHECK, _series(_pinned(), loss=_flat_loss(0.33), val_macro_f1=np.full(EPOCHS, 0.8))) == []
 
 
 def test_per_class_metrics_that_show_learning_rule_it_out() -> None:
@@ -95,13 +168,15 @@ def test_quiet_when_the_loss_rises() -> None:
 
 
 def test_near_miss_level_just_under_the_threshold() -> None:
-    assert curves.find(CHECK, _series(_pinned(0.58))) == []
-    (finding,) = curves.find(CHECK, _series(_pinned(0.58)), min_level=0.55)
+    loss = _flat_loss(0.68)
+    assert curves.find(CHECK, _series(_pinned(0.58), loss=loss)) == []
+    (finding,) = curves.find(CHECK, _series(_pinned(0.58), loss=loss), min_level=0.55)
     assert finding.evidence["pinned_level"] == pytest.approx(0.58, abs=0.002)
 
 
 def test_percent_accuracy_is_read_as_a_fraction() -> None:
-    (finding,) = curves.find(CHECK, _series(100.0 * _pinned()))
+    (finding,) = curves.find(CHECK, _series(100.0 * _pinned(), loss=_flat_loss(0.33)))
+    assert finding.severity is Severity.WARNING
     assert finding.evidence["pinned_level"] == pytest.approx(0.9, abs=0.002)
 
 
@@ -125,5 +200,26 @@ def test_fires_on_the_real_stalled_keras_run(real_logs) -> None:
         real_logs / "olegkleiman__tf_keras__keras-tf2-stalled/logs/fit/20191031-020333"
     )
     (finding,) = curves.run_check(CHECK, run)
-    assert finding.confidence is Confidence.LOW
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
     assert finding.evidence["pinned_level"] == pytest.approx(0.8333, abs=1e-4)
+
+
+def test_quiet_on_the_real_segmentation_run_with_pixel_accuracy_near_one(real_logs) -> None:
+    # BraTS U-Net: pixel accuracy 0.985-0.99 from epoch 0, but loss 0.026 against a 99/1
+    # prior's entropy of 0.056: the model segments, it does not answer "background".
+    run = curves.real_run(
+        real_logs / "4hmetcakmak__BraTS2020CapstoneProject__keras-csvlogger-unet-reducelr/training.log"
+    )
+    assert [f for f in curves.run_check(CHECK, run) if f.severity is not Severity.INFO] == []
+
+
+def test_quiet_on_a_healthy_fine_tuned_run_with_a_heavy_tailed_per_step_loss() -> None:
+    # Fine-tuned from a good start: accuracy 0.97 from the first epoch; per-step loss of
+    # batch size 4 around 0.05 with lognormal noise and 10-50x batches, against h(0.97) = 0.135.
+    n = 2000
+    loss = curves.heavy_tailed(curves.decay(n, 0.06, 0.04, rate=2.0), spread=0.8, outliers=0.01, seed=5)
+    series = {
+        "train/loss": (curves.steps(n), loss),
+        "train/accuracy": (curves.steps(EPOCHS, every=100, start=99), _pinned(0.97, seed=6)),
+    }
+    assert curves.find(CHECK, series) == []

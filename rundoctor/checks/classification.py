@@ -1,0 +1,107 @@
+"""What a classifier's accuracy and cross-entropy say about each other, for the metric checks.
+
+Accuracy counts arg-max hits; cross-entropy measures the probability given to the right
+class.  Each bounds the other, and those bounds separate a model that learned from one
+that did not without any threshold tuned to a particular log:
+
+- A model that ignores its input predicts the class prior p; its cross-entropy is the
+  prior's entropy H(p), and its accuracy is the majority share a = max p.  For a given a,
+  H(p) is smallest when the prior is as concentrated as a allows
+  (:func:`min_prior_entropy`), so a loss well below that floor means the outputs carry
+  information about the input: the model is not a majority-class predictor, however
+  constant its accuracy.
+- A misclassified example gives its right class at most probability 1/2 (another class
+  has at least as much), so it costs at least ln 2 nats: a mean cross-entropy L allows an
+  accuracy no lower than 1 - L / ln 2 (:func:`min_accuracy_for_loss`).  An accuracy read
+  far below that bound is a broken metric, not a bad model.
+
+Per-class and class-balanced metrics (roles ``per_class_metric``, ``balanced_metric``) are
+the direct evidence: :func:`class_metric_evidence` sorts them into learned and not learned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from rundoctor.checks import signal
+from rundoctor.checks.base import RunContext
+from rundoctor.roles import Role
+
+LN2 = math.log(2.0)
+
+
+def min_prior_entropy(majority: float) -> float:
+    """The lowest entropy (nats) of a class prior whose largest class has share ``majority``.
+
+    As many classes as fit take ``majority`` each and one class the remainder: for
+    majority >= 1/2 this is the binary entropy h(majority); it is never below -ln(majority).
+    """
+    a = min(max(float(majority), 1e-12), 1.0)
+    if a >= 1.0:
+        return 0.0
+    full = math.floor(1.0 / a)
+    rest = max(0.0, 1.0 - full * a)
+    entropy = -full * a * math.log(a)
+    if rest > 1e-12:
+        entropy -= rest * math.log(rest)
+    return float(entropy)
+
+
+def min_accuracy_for_loss(loss: float) -> float:
+    """The lowest accuracy a mean cross-entropy ``loss`` (nats) allows: 1 - loss / ln 2.
+
+    Each error costs at least ln 2, so the error rate is at most loss / ln 2.  Negative
+    (no bound) for a loss of ln 2 or more.
+    """
+    return 1.0 - float(loss) / LN2
+
+
+# Clip a tail at this quantile before averaging: a cross-entropy is a mean, and the per-batch
+# losses of small batches are skewed (a batch of 4 holding one minority example costs 15x
+# the median one), so a median misses the level; one diverging batch should not set it.
+CLIP_QUANTILE = 0.99
+
+
+def mean_loss(values: np.ndarray) -> float:
+    """The mean of a cross-entropy curve's values, its top 1% clipped: the level to compare
+    with an entropy (a median of skewed per-batch losses sits far below it)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return float("nan")
+    return float(np.minimum(values, np.quantile(values, CLIP_QUANTILE)).mean())
+
+
+@dataclass(frozen=True)
+class ClassMetrics:
+    """Per-class and balanced metrics by verdict, each with its final median level."""
+
+    unlearned: list[tuple[str, float]]
+    learned: list[tuple[str, float]]
+
+
+def class_metric_evidence(
+    ctx: RunContext, unlearned_score: float, balanced_margin: float, tail_fraction: float
+) -> ClassMetrics:
+    """Sort the run's per-class and balanced metrics into learned and not learned.
+
+    A per-class recall or F1 whose final median is at most ``unlearned_score`` is a class
+    never predicted; a balanced metric (balanced accuracy, macro recall or F1) within
+    ``balanced_margin`` of its chance level (1/C, or 0.5 with C unknown) is a model that
+    predicts one class.  Medians of the final ``tail_fraction`` of each series, so one
+    lucky evaluation decides nothing.
+    """
+    chance = 1.0 / ctx.num_classes.value if ctx.num_classes else 0.5
+    unlearned: list[tuple[str, float]] = []
+    learned: list[tuple[str, float]] = []
+    for role, limit in ((Role.PER_CLASS_METRIC, unlearned_score), (Role.BALANCED_METRIC, chance + balanced_margin)):
+        for tag in ctx.tags(role):
+            values = signal.fraction_values(ctx.curve(tag).finite.values)
+            if values.size == 0:
+                continue  # out of range: the range check's business
+            tail = float(np.median(values[-signal.window(values.size, tail_fraction, 1) :]))
+            (unlearned if tail <= limit else learned).append((tag, tail))
+    return ClassMetrics(unlearned, learned)
