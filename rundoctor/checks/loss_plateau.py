@@ -3,8 +3,9 @@
 What it detects
 ---------------
 A main training loss that fell by at least ``min_fall`` from its start and then stayed
-inside a narrow band (``flat_tolerance`` of its level, widened to what its noise needs) for
-the last ``min_flat_fraction`` or more of the run.  When the learning rate is logged, the
+flat for the last ``min_flat_fraction`` or more of the run: inside a narrow band
+(``flat_tolerance`` of its level, widened to what its noise needs), or, at a constant logged
+learning rate, levelled off over the last half.  When the learning rate is logged, the
 finding depends on what it did over the flat stretch:
 
 - constant (within ``lr_tolerance``): a warning, the plateau the schedule did not react to;
@@ -15,8 +16,18 @@ finding depends on what it did over the flat stretch:
 - zero over the flat stretch: info, nothing was being trained there.
 
 Without a logged learning rate the warning has lower confidence.  A loss that fell to a
-small fraction of its start (``converged_fraction``) has converged on the training set and
-is not reported.
+small fraction of its start (``converged_fraction``) is near convergence: info at a constant
+logged rate (a decay may still gain a little), else not reported; below
+``memorised_fraction`` it is never reported.
+
+Noise principle: a plateau is a claim of flatness, so it needs evidence of flatness, not
+only the absence of a trend.  The stretch's trend is a Theil-Sen fit on block medians (one
+50x batch moves nothing) whose error is widened by the effective sample size of its
+autocorrelated residuals (running averages, slow wander; see ``checks/trend.py``).  A
+stretch still falling significantly by more than ``max_drift`` is a slow descent, not a
+plateau.  A warning needs the whole ``confidence`` interval of the fitted change inside
++-``plateau_band`` of the level; a stretch too short or noisy to show that (small batches,
+few points, a resumed run's short log) is info.
 
 Why it matters
 --------------
@@ -41,7 +52,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -69,30 +80,46 @@ class Params:
     )
     max_drift: float = field(
         default=0.06,
-        metadata={"help": "Largest straight-line change over the flat stretch, relative to its level."},
-    )
-    drift_sigmas: float = field(
-        default=2.0,
-        metadata={"help": "A larger drift still counts as flat when within this many standard errors."},
+        metadata={
+            "help": "A stretch still falling significantly by more than this fraction of its "
+            "level is a slow descent, not a plateau."
+        },
     )
     converged_fraction: float = field(
         default=0.05,
-        metadata={"help": "A plateau below this fraction of the start has converged."},
+        metadata={
+            "help": "A plateau below this fraction of the start has nearly converged: info at "
+            "a constant logged learning rate, else not reported."
+        },
     )
     lr_tolerance: float = field(
         default=0.01,
         metadata={"help": "Relative change of the learning rate still counted as constant."},
     )
+    plateau_band: float = field(
+        default=0.1,
+        metadata={
+            "help": "Warning only when the fitted change over the stretch is shown (whole "
+            "confidence interval) within this fraction of its level; else info."
+        },
+    )
+    confidence: float = field(
+        default=0.9, metadata={"help": "Confidence level of the trend intervals."}
+    )
+    memorised_fraction: float = field(
+        default=0.001,
+        metadata={"help": "Below this fraction of its start the loss has memorised: never reported."},
+    )
 
 
 # Defaults: a band of +-2% is what reads as "flat" on a loss plot, and noise widens it as
-# needed; 30% of the run is long enough that a schedule should have reacted.  A noisy or
-# short curve can still slide down inside a widened band: a fitted drift over 6% of the
-# level (beyond 2 standard errors) is a slow descent, not a plateau (real plateaus drift
-# 0.4-5%, still-falling tails 8-38%).  A loss that did
-# not fall 10% is no-learning's business.  Below 5% of its start a training loss has all but
-# memorised the data and the flat tail is the floor, not a plateau.  1% on the learning rate
-# absorbs float rounding in logs.
+# needed; 30% of the run is long enough that a schedule should have reacted.  A stretch
+# still falling significantly by over 6% of its level is a slow descent (real plateaus drift
+# 0.4-5%, still-falling tails 8-38%).  A warning needs the 90% interval of the change within
+# +-10%: anything a decay could win back is bigger than that.  A loss that did not fall 10%
+# is no-learning's business.  Below 5% of its start a training loss has all but memorised
+# the data; below 0.1% there is nothing left to gain.  1% on the learning rate absorbs float
+# rounding in logs.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -102,7 +129,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     tag, binned = loaded
     level, steps = binned.level, binned.steps
     run_span = float(steps[-1] - steps[0])
-    initial = signal.initial_level(level, params.smoothing)
+    initial = trend.start_level(level, params.smoothing)
     if not (run_span > 0 and initial > 0):
         return
     span = signal.window(level.size, params.smoothing)
@@ -110,27 +137,52 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     final = signal.edge_levels(level, params.smoothing)[1]
     tolerance = signal.flat_tolerance(level, span, params.flat_tolerance * abs(final))
     start = signal.trailing_flat_start(smooth, tolerance)
-    if not 0 < start < level.size:  # flat from the first point: it never fell onto a plateau
+    banded = 0 < start < level.size and (steps[-1] - steps[start]) / run_span >= params.min_flat_fraction
+    constant = _constant_rate(ctx, params, float(steps[0]), float(steps[-1]))
+    if not banded:
+        if not constant:
+            return
+        # A noisy loss at a constant rate can level off without fitting a narrow band: judge
+        # the last half by its trend instead (info at most: the band was not shown).
+        start = int(np.searchsorted(steps, steps[-1] - 0.5 * run_span))
+        if not 0 < start < level.size - 2:
+            return
+    curve = ctx.curve(tag).finite
+    inside = curve.steps >= steps[start]
+    fit = trend.trend(curve.steps[inside], curve.values[inside])
+    if fit is None:
         return
     flat_steps = float(steps[-1] - steps[start])
     plateau = float(np.median(level[start:]))
     fall = (initial - plateau) / initial
-    if not (
-        flat_steps / run_span >= params.min_flat_fraction
-        and fall >= params.min_fall
-        and plateau > params.converged_fraction * initial
-    ):
+    if not (fall >= params.min_fall and plateau > params.memorised_fraction * initial):
         return
-    drift, error = signal.drift(steps[start:], level[start:])
-    if abs(drift) > max(params.max_drift * abs(plateau), params.drift_sigmas * error):
+    # Still falling significantly by more than max_drift of its level: a slow descent, not a
+    # plateau (still-improving's business).
+    if fit.falling(params.confidence, params.max_drift):
         return
+    converged = plateau <= params.converged_fraction * initial
+    if converged and not constant:
+        return
+    # Flat shown: the whole confidence interval of the fitted change over the stretch lies
+    # within +-plateau_band of its level.  Otherwise the stretch is too noisy or too short to
+    # call it flat with confidence, and the finding is info.
+    shown = banded and not converged and fit.flat(params.confidence, params.plateau_band * abs(fit.level))
     axis = ctx.run.axis_of(tag).value
     first_flat = float(steps[start])
-    message = (
+    low, high = fit.interval(params.confidence)
+    lead = (
         f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then stayed within "
-        f"+-{fmt(tolerance, 2)} for the last {flat_steps:,.0f} {axis}s "
+        f"+-{fmt(tolerance, 2)}"
+        if banded
+        else f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then levelled off"
+    )
+    message = (
+        f"{lead} for the last {flat_steps:,.0f} {axis}s "
         f"({flat_steps / run_span:.0%} of the run, from {axis} {first_flat:,.0f}; threshold "
-        f"{params.min_flat_fraction:.0%})"
+        f"{params.min_flat_fraction:.0%}); fitted change over it {fit.relative:+.1%} of its level "
+        f"({params.confidence:.0%} interval {low / abs(fit.level):+.1%} to {high / abs(fit.level):+.1%}, "
+        f"{fit.effective:.0f} effective points; flat band +-{params.plateau_band:.0%})"
     )
     evidence: dict[str, Any] = {
         "tag": tag,
@@ -138,16 +190,27 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "plateau_level": plateau,
         "fall": fall,
         "flat_band": tolerance,
-        "drift": drift,
+        "drift": fit.change,
+        "drift_relative": fit.relative,
+        "drift_interval": [low, high],
+        "effective_points": fit.effective,
+        "shown_flat": shown,
         "flat_from_step": int(first_flat),
         "flat_fraction": flat_steps / run_span,
         "threshold_flat_fraction": params.min_flat_fraction,
         "threshold_fall": params.min_fall,
     }
+    if converged:
+        message += (
+            f"; it is at {plateau / initial:.1%} of its start (below {params.converged_fraction:.0%}: "
+            f"near convergence, so a decay may gain little)"
+        )
     schedule = _schedule(ctx, params, first_flat, steps[-1], axis, evidence)
     if schedule is None:
         return
     severity, confidence, told, advice = schedule
+    if not shown:
+        severity, confidence = Severity.INFO, Confidence.LOW if not constant else Confidence.MEDIUM
     yield check.finding(
         ctx,
         tags=(tag,),
@@ -158,6 +221,19 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         confidence=confidence,
         advice=advice,
     )
+
+
+def _constant_rate(ctx: RunContext, params: Params, first: float, last: float) -> bool:
+    """Whether a learning rate is logged and stays within ``lr_tolerance`` of one non-zero
+    value over the last half of ``first``-``last`` (warm-up before that is allowed)."""
+    rate = signal.learning_rate(ctx)
+    if rate is None:
+        return False
+    _, rate_steps, rates = rate
+    half = first + 0.5 * (last - first)
+    during = np.concatenate((signal.value_at(rate_steps, rates, [half]), rates[rate_steps >= half]))
+    high, low = float(during.max()), float(during.min())
+    return high > 0 and low >= (1.0 - params.lr_tolerance) * high
 
 
 def _schedule(
