@@ -2,17 +2,23 @@
 
 What it detects
 ---------------
-- Accuracy series (training or validation) with values below 0 or above 1.  A series
-  logged in percent (every value in [0, 100], median above 1, as mmdetection logs ``acc``)
-  is not an error: it gets its own informational finding, since thresholds written for
-  [0, 1] would misread it.
+- Accuracy series (training or validation), per-class and balanced metrics and AUCs with
+  values below 0 or above 1.  A series logged in percent (every value in [0, 100], a peak
+  above 5 and the median above 1, as mmdetection logs ``acc``) is not an error when its
+  level agrees with the loss: it gets an informational finding, since thresholds written
+  for [0, 1] would misread it.  It is a metric bug when the loss contradicts the percent
+  reading: each misclassified example costs a cross-entropy of at least ln 2, so a mean
+  loss L allows an accuracy no lower than 1 - L / ln 2.  An accuracy read as percent that
+  lies more than ``bound_margin`` below that bound at the end of the run (e.g. 5.7 "%"
+  with a validation loss of 0.22, which needs at least 68%) is a count summed over
+  batches, not a percentage: a warning, an error when it lies more than half below.
 - Negative values of the main training or validation loss.  Only those two roles are
   judged: loss components (GAN discriminator and generator terms, Wasserstein critics,
   KL or contrastive terms) are legitimately signed.  A loss that starts non-negative and
   turns negative is reported with high confidence (e.g. an mmdetection run exploding to
   -7e28); one negative from its first point with medium confidence, because some
   objectives are signed by design (the NLL of a continuous density, an ELBO).
-- AUC series (names saying auc, auroc or roc_auc) outside [0, 1], or persistently below
+- AUC series (role ``auc``) outside [0, 1], or persistently below
   0.5: the median of the second half of the run at least 0.03 below 0.5 with 80% of its
   points below 0.5.
 
@@ -21,7 +27,9 @@ Why it matters
 Cross-entropy and squared error cannot be negative and accuracy cannot exceed 1: such
 values come from a bug in the metric or loss code (wrong reduction, a sign flipped, a sum
 over the wrong axis, a counter divided by the wrong total) or from a numerical blow-up, and
-every conclusion drawn from the series is void.  An AUC below 0.5 means the scores rank the
+every conclusion drawn from the series is void.  Noise principle: the bound compares the
+median of the accuracy's last quarter with the mean loss over the same steps (the mean,
+since a cross-entropy is a mean; its top 1% clipped so one diverging batch cannot set it).  An AUC below 0.5 means the scores rank the
 classes backwards: labels or scores are inverted.
 
 What to try
@@ -35,16 +43,15 @@ which column of the scores is passed (``y_score[:, 1]``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
-from rundoctor.roles import ACCURACY_ROLES, METRIC_ROLES, Role
+from rundoctor.roles import ACCURACY_ROLES, CLASS_METRIC_ROLES, Role
 
 
 @dataclass(frozen=True)
@@ -61,33 +68,50 @@ class Params:
     auc_below_share: float = field(
         default=0.8, metadata={"help": "Share of second-half AUC points that must be below 0.5."}
     )
+    bound_margin: float = field(
+        default=0.1,
+        metadata={
+            "help": "A percent accuracy this far below 1 - loss / ln 2 (the least accuracy its "
+            "cross-entropy allows) is a metric bug."
+        },
+    )
+    tail_fraction: float = field(
+        default=0.25, metadata={"help": "Final share of an accuracy whose median meets the loss bound."}
+    )
 
 
 # Defaults: 1e-6 absorbs the rounding of a loss that reaches 0 (MSE, KL of identical
 # distributions); 0.03 below 0.5 over half the run is beyond the noise of an AUC measured on
 # a few hundred examples, and 80% of the points keeps one lucky evaluation from hiding it.
-
-_AUC_NAME = re.compile(r"(^|[^a-z])(auc|auroc|roc_?auc)([^a-z]|$)")
+# 0.1 below the loss bound: the bound holds for every cross-entropy, so the margin only
+# absorbs an evaluation loss and accuracy measured on slightly different sets.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
     for tag in ctx.tags(*ACCURACY_ROLES):
-        yield from _range(check, ctx, tag, "an accuracy")
-    for tag in ctx.tags(*METRIC_ROLES):
-        if ctx.run.roles.get(tag) not in ACCURACY_ROLES and _AUC_NAME.search(tag.lower()):
-            yield from _range(check, ctx, tag, "an AUC")
-            yield from _auc_below_half(check, ctx, params, tag)
+        yield from _range(check, ctx, params, tag, "an accuracy")
+    for tag in ctx.tags(*CLASS_METRIC_ROLES):
+        yield from _range(check, ctx, params, tag, "a per-class or balanced metric")
+    for tag in ctx.tags(Role.AUC):
+        yield from _range(check, ctx, params, tag, "an AUC")
+        yield from _auc_below_half(check, ctx, params, tag)
     for tag in ctx.tags(Role.TRAIN_LOSS, Role.VAL_LOSS):
         yield from _negative_loss(check, ctx, params, tag)
 
 
-def _range(check: Check[Params], ctx: RunContext, tag: str, kind: str) -> Iterator[Finding]:
+def _range(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, kind: str
+) -> Iterator[Finding]:
     """A [0, 1] metric outside [0, 1], or the same metric logged in percent."""
     curve = ctx.curve(tag).finite
     values = curve.values
     if values.size == 0:
         return
     if signal.accuracy_scale(values) == 100.0:
+        contradicted = _percent_against_loss(check, ctx, params, tag) if kind == "an accuracy" else None
+        if contradicted is not None:
+            yield contradicted
+            return
         median = float(np.median(values))
         yield check.finding(
             ctx,
@@ -135,6 +159,51 @@ def _range(check: Check[Params], ctx: RunContext, tag: str, kind: str) -> Iterat
             "range_low": 0.0,
             "range_high": 1.0,
         },
+    )
+
+
+def _percent_against_loss(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str
+) -> Finding | None:
+    """A metric bug when the loss rules out the percent reading of ``tag`` (see the docstring)."""
+    curve = ctx.curve(tag).finite
+    width = signal.window(len(curve), params.tail_fraction, 1)
+    first = float(curve.steps[-width])
+    loss = signal.loss_between(ctx, tag, first, float(curve.steps[-1]))
+    if loss is None or loss[1].size == 0:
+        return None
+    loss_tag, values = loss
+    mean = classification.mean_loss(values)
+    bound = classification.min_accuracy_for_loss(mean)
+    reading = float(np.median(curve.values[-width:])) / 100.0
+    gap = bound - reading
+    if not (np.isfinite(gap) and gap > params.bound_margin):
+        return None
+    severe = gap > 0.5
+    return check.finding(
+        ctx,
+        tags=(tag, loss_tag),
+        steps=(first, curve.steps[-1]),
+        message=(
+            f"{tag} ends at {fmt(reading * 100.0, 3)} (values {fmt(float(curve.values.min()), 3)}.."
+            f"{fmt(float(curve.values.max()), 3)}): read as percent that is {reading:.1%}, but "
+            f"{loss_tag} at {fmt(mean, 3)} allows no accuracy below 1 - loss/ln 2 = {bound:.0%} "
+            f"(margin {params.bound_margin:g}): the metric is miscounted (summed over batches?), "
+            f"not in percent"
+        ),
+        evidence={
+            "tag": tag,
+            "loss_tag": loss_tag,
+            "final_value": reading * 100.0,
+            "percent_reading": reading,
+            "loss_level": mean,
+            "accuracy_bound": bound,
+            "min": float(curve.values.min()),
+            "max": float(curve.values.max()),
+            "threshold_margin": params.bound_margin,
+        },
+        severity=Severity.ERROR if severe else Severity.WARNING,
+        confidence=Confidence.HIGH if severe else Confidence.MEDIUM,
     )
 
 
@@ -224,11 +293,10 @@ CHECK = Check(
     needs=(
         (
             *ACCURACY_ROLES,
+            *CLASS_METRIC_ROLES,
+            Role.AUC,
             Role.TRAIN_LOSS,
             Role.VAL_LOSS,
-            Role.TRAIN_METRIC,
-            Role.VAL_METRIC,
-            Role.PER_CLASS_METRIC,
         ),
     ),
     params=Params,

@@ -177,3 +177,61 @@ def test_percent_accuracy_of_a_real_mmdetection_run(real_logs) -> None:
     assert set(found) == {"s0.acc", "s1.acc", "s2.acc"}
     assert all(finding.severity is Severity.INFO for finding in found.values())
     assert found["s0.acc"].evidence["max"] == pytest.approx(97.27, abs=0.01)
+
+
+def _summed(n: int = 12, loss_end: float = 0.22, accuracy_scale: float = 6.0) -> dict[str, curves.Series]:
+    """Per-batch accuracies summed over 6 batches (5.1 -> 5.8) while the loss falls: the
+    Hugging Face compute_metrics bug."""
+    epochs = curves.steps(n, 30, 30)
+    return {
+        "eval_accuracy": (epochs, accuracy_scale * curves.rise(n, 0.85, 0.965)),
+        "eval_loss": (epochs, curves.decay(n, 1.2, loss_end)),
+        "loss": (curves.steps(5 * n, 6, 6), curves.decay(5 * n, 2.2, 0.18)),
+    }
+
+
+def test_percent_reading_contradicted_by_the_loss_is_a_metric_bug() -> None:
+    (finding,) = curves.find(CHECK, _summed())
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.HIGH)
+    assert finding.tags == ("eval_accuracy", "eval_loss")
+    assert finding.evidence["percent_reading"] == pytest.approx(0.058, abs=0.002)
+    assert finding.evidence["accuracy_bound"] > 0.6
+    assert "miscounted" in finding.message
+
+
+def test_percent_accuracy_that_agrees_with_its_loss_is_information() -> None:
+    # 92% with a loss of 0.3 (bound 1 - 0.3/ln 2 = 57%): an honest percentage.
+    epochs = curves.steps(N)
+    series = {
+        "val_acc": (epochs, 100.0 * curves.rise(N, 0.4, 0.92)),
+        "val_loss": (epochs, curves.decay(N, 1.5, 0.3)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and finding.evidence["unit"] == "percent"
+
+
+def test_near_miss_at_the_loss_bound() -> None:
+    # Loss 0.55 allows 21% and up; a reading of 12% lies 0.09 below (margin 0.1).
+    epochs = curves.steps(N)
+    series = {"val_acc": (epochs, np.full(N, 12.0) + 0.01 * np.arange(N) % 0.2), "val_loss": (epochs, np.full(N, 0.55))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO
+    (finding,) = curves.find(CHECK, series, bound_margin=0.05)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+
+
+def test_a_high_loss_bounds_nothing() -> None:
+    # A hard 100-class task: 8% accuracy with loss 3.9 is consistent.
+    epochs = curves.steps(N)
+    series = {"val_acc": (epochs, 100.0 * curves.rise(N, 0.01, 0.08)), "val_loss": (epochs, curves.decay(N, 4.6, 3.9))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO
+
+
+def test_auc_is_judged_by_role_whatever_its_name() -> None:
+    epochs = curves.steps(N)
+    auc = np.full(N, 0.3)
+    run = curves.make_run({"m3": (epochs, auc)}, role_overrides={"auc": "m3"})
+    (finding,) = curves.run_check(CHECK, run)
+    assert finding.evidence["tag"] == "m3" and finding.evidence["median_second_half"] == pytest.approx(0.3)
