@@ -893,16 +893,30 @@ def read_lightning(path: Path) -> Run:
 
 
 def _validation_step_tags(table: _Table, epoch_columns: list[int], axis: _Axis) -> dict[str, XAxis]:
-    """Tags logged only in rows without an epoch: Lightning's validation-step rows, which count
-    steps on the validation loop's own counter, not the training step."""
+    """Tags of Lightning's validation-step rows, which count steps on the validation loop's own
+    counter, not the training step.
+
+    Two kinds of rows have a step and no epoch: validation-step rows, and the rows of loggers
+    called directly, such as ``LearningRateMonitor`` (``lr-Adam``), whose step is the training
+    step.  A tag logged only in such rows counts validation batches when one of its rows has
+    a step below that of the last row with an epoch before it: the training step reached.
+    The learning-rate monitor logs at the step training is at (or at the next epoch's first),
+    never behind it, while the validation counter starts at 0 after the first training rows
+    and grows by the validation batches alone.  Rows before any row with an epoch say
+    nothing either way.
+    """
     if not epoch_columns or axis.column is None:
         return {}
     epochless = ~table.numeric[epoch_columns[0]]
     if not epochless.any():
         return {}
+    trained = ~epochless & axis.usable
+    last_trained = np.maximum.accumulate(np.where(trained, np.arange(table.rows), -1))
+    reached = axis.steps[np.maximum(last_trained, 0)]
+    behind = epochless & axis.usable & (last_trained >= 0) & (axis.steps < reached)
     skip = {axis.column, *epoch_columns}
     tags = [name for position, (name, cells) in enumerate(zip(table.names, table.numeric, strict=True))
-            if name and position not in skip and cells[epochless].any() and not cells[~epochless].any()]
+            if name and position not in skip and cells[behind].any() and not cells[~epochless].any()]
     if not tags:
         return {}
     table.note(NoteKind.INFO,

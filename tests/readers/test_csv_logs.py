@@ -211,6 +211,60 @@ def test_lightning_round_trip(tmp_path: Path) -> None:
     assert np.isnan(run.wall_times).all()
 
 
+
+def lightning_with_lr_monitor(interval: str, validation_steps: bool = False) -> tuple[list[str], list[list[object]]]:
+    """A Lightning CSVLogger file as ``Trainer(log_every_n_steps=50)`` writes it, with a
+    ``LearningRateMonitor(logging_interval=interval)``: the monitor calls the logger itself, so
+    its rows have a step (the optimizer steps taken) and an empty epoch cell.  Validation
+    logs ``val_loss`` at each epoch's end; with ``validation_steps`` also ``val_loss_step``
+    every validation batch, on the validation loop's own counter and without an epoch either."""
+    header = ["epoch", "step", "lr-Adam", "train_loss", "val_loss", *(["val_loss_step"] if validation_steps else [])]
+    blank = [None] * len(header)
+    rows: list[list[object]] = []
+    batches, validated = 100, 0
+    for epoch in range(3):
+        lr = 1e-3 * 0.5**epoch
+        if interval == "epoch":
+            rows.append([None, epoch * batches, lr, *blank[3:]])
+        for batch in range(49, batches, 50):
+            step = epoch * batches + batch
+            if interval == "step":
+                rows.append([None, step, lr, *blank[3:]])
+            rows.append([epoch, step, None, 1.0 / (step + 1), *blank[4:]])
+        if validation_steps:
+            for _ in range(4):
+                rows.append([None, validated, None, None, None, 2.0 + validated])
+                validated += 1
+        rows.append([epoch, epoch * batches + batches - 1, None, None, 1.5 - epoch / 10, *blank[5:]])
+    return header, rows
+
+
+@pytest.mark.parametrize("interval, lr_steps", [("step", [49, 99, 149, 199, 249, 299]), ("epoch", [0, 100, 200])])
+def test_lightning_lr_monitor_rows_are_on_the_step_axis(tmp_path: Path, interval: str, lr_steps: list[int]) -> None:
+    header, rows = lightning_with_lr_monitor(interval)
+    path = tmp_path / "metrics.csv"
+    write_rows(path, header, rows)
+    run = read(path)
+    assert run.format == "lightning-csv" and run.x_axis is XAxis.STEP
+    assert run.tag_axes == {} and run.axis_of("lr-Adam") is XAxis.STEP
+    assert run.curve("lr-Adam").steps.tolist() == lr_steps
+    assert run.curve("train_loss").steps.tolist() == [49, 99, 149, 199, 249, 299]
+    assert run.curve("val_loss").steps.tolist() == [99, 199, 299]
+    assert not run.notes
+
+
+def test_lightning_lr_monitor_rows_beside_validation_step_rows(tmp_path: Path) -> None:
+    header, rows = lightning_with_lr_monitor("step", validation_steps=True)
+    path = tmp_path / "metrics.csv"
+    write_rows(path, header, rows)
+    run = read(path)
+    assert run.tag_axes == {"val_loss_step": XAxis.ITERATION}
+    assert run.curve("val_loss_step").steps.tolist() == list(range(12))
+    assert run.axis_of("lr-Adam") is XAxis.STEP and run.curve("lr-Adam").steps.tolist()[:2] == [49, 99]
+    (note,) = run.notes
+    assert note.kind is NoteKind.INFO and "val_loss_step" in note.message and "lr-Adam" not in note.message
+
+
 def test_ultralytics_round_trip_with_padding_and_resume(tmp_path: Path) -> None:
     rng = np.random.default_rng(8)
     header = ["epoch", "train/box_loss", "val/box_loss", "metrics/mAP50(B)"]
