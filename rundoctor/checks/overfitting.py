@@ -14,6 +14,20 @@ training losses are compared by step (validation per epoch, training per step); 
 validation series on an axis of its own (epochs against iterations) is stretched onto the
 training steps.
 
+Severity follows the strength of the evidence.  A rise is a warning when it is large
+(``strong_factor`` times the rise threshold and twice the noise sigmas: +80% over five or
+six evaluations with the best one first is caught) or persistent (``persist_fraction`` of
+the evaluations, at least three, after the best one); a mild rise over the last few
+evaluations of a run, what early stopping is for, is an informational note.  A stall is a
+warning only when it has lasted half the run.  Dropout runs (training loss above the
+validation loss) and label-noise runs (validation loss flat at its floor) show neither
+signature: the training loss does not fall away from a validation loss that turned up.
+
+Noise principle: the rise is measured in noise sigmas of a rolling-median level (MAD of
+point-to-point changes), and the training loss must fall by ``train_noise_sigmas`` of a
+level whose noise comes from second differences, so a steep curve is not noise and a
+per-step loss with heavy-tailed batches (medians, not means) cannot fake a fall.
+
 Every total validation loss is judged against the main training loss.  A run without one
 (YOLO) has each validation term judged against the training term of the same name after
 the split (``val/cls_loss`` against ``train/cls_loss``), or against the main training loss
@@ -102,6 +116,18 @@ class Params:
         metadata={
             "help": "Median fall of the validation metrics below their best that confirms a rising loss term."
         },
+    )
+    # A quarter of the evaluations (at least three) after the best one: beyond the patience
+    # of an ordinary early stopping, so the rise is a regime, not the last few evaluations.
+    persist_fraction: float = field(
+        default=0.25,
+        metadata={"help": "Share of evaluations after the best one that makes a rise persistent (a warning)."},
+    )
+    # 3x the rise threshold and 2x the noise sigmas: +30% over a 10-sigma change is
+    # overwhelming even with only five or six evaluations.
+    strong_factor: float = field(
+        default=3.0,
+        metadata={"help": "A rise this many times rise_threshold (and 2x noise_sigmas) is a warning at once."},
     )
     smooth_fraction: float = field(
         default=0.10, metadata={"help": "Rolling-median window, as a fraction of the evaluations."}
@@ -272,13 +298,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if not firing:
         return
     head = max(firing, key=lambda m: (m.kind == "rise", not m.rescaled, m.rise, m.train_drop))
-    severity, confidence = Severity.WARNING, Confidence.MEDIUM
-    if (
-        head.kind == "rise"
-        and head.rise >= 2 * params.rise_threshold
-        and head.rise_sigmas >= 2 * params.noise_sigmas
-    ):
-        confidence = Confidence.HIGH
+    severity, confidence, strength = _strength(head, params)
     fall, falls = metric_fall(ctx, params)
     evidence: dict[str, object] = {
         "val_tag": head.val,
@@ -301,6 +321,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "val_metric_falls": falls,
         "rise_threshold_pct": 100 * params.rise_threshold,
         "noise_sigmas_threshold": params.noise_sigmas,
+        "strength": strength,
         "tags": {m.val: m.summary() for m in firing},
     }
     if head.component:
@@ -325,6 +346,32 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             "label smoothing, or a smaller model."
         ),
     )
+
+
+def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str]:
+    """Severity and confidence from the strength of the evidence, and why.
+
+    A rise is a warning when it is large against the noise (``strong_factor`` times both
+    thresholds) or has persisted (``persist_fraction`` of the evaluations, at least three,
+    since the best one); a mild rise over the last few evaluations is what early stopping
+    is for, and only a note.  A stall is a warning only when it has lasted half the run.
+    """
+    persisted = head.after_best >= max(3, params.persist_fraction * head.evaluations)
+    if head.kind == "rise":
+        strong = (
+            head.rise >= params.strong_factor * params.rise_threshold
+            and head.rise_sigmas >= 2 * params.noise_sigmas
+        )
+        if strong and persisted:
+            return Severity.WARNING, Confidence.HIGH, "large and persistent"
+        if strong:
+            return Severity.WARNING, Confidence.MEDIUM, "large"
+        if persisted:
+            return Severity.WARNING, Confidence.MEDIUM, "persistent"
+        return Severity.INFO, Confidence.LOW, "mild and recent"
+    if head.after_best >= 0.5 * head.evaluations:
+        return Severity.WARNING, Confidence.MEDIUM, "stalled for half the run or more"
+    return Severity.INFO, Confidence.LOW, "stalled recently"
 
 
 def _rounded(value: float, digits: int) -> float | None:

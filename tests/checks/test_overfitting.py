@@ -306,3 +306,64 @@ def test_real_healthy_runs_do_not_fire(real_logs, relative):
 def test_no_warning_on_healthy_real_runs(real_logs, relative):
     for run in c.real_runs(real_logs, relative):
         assert [f.message for f in c.run_check(CHECK, run) if f.severity is not Severity.INFO] == [], run.id
+
+
+def _per_step_train(n: int, start: float = 1.0, end: float = 0.05, seed: int = 1) -> np.ndarray:
+    """Per-step training loss of batch size 4: lognormal batches and a few 10-50x ones."""
+    return c.heavy_tailed(c.decay(n, start, end, 4.0), spread=0.5, outliers=0.01, seed=seed)
+
+
+def test_six_evaluations_with_the_best_first_and_a_large_rise_fire():
+    # Best evaluation loss at the first of six evaluations, +80% by the last, while the
+    # heavy-tailed per-step training loss falls.
+    val = np.array([0.5, 0.6, 0.68, 0.75, 0.82, 0.9])
+    series = {"train/loss": (c.steps(600), _per_step_train(600)), "val/loss": (c.steps(6, 100, 99), val)}
+    [finding] = findings(series)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    assert finding.evidence["best_step"] == 99 and finding.evidence["evaluations"] == 6
+    assert finding.evidence["strength"] == "large and persistent"
+
+
+def _early_stopped(rise: float, evaluations: int = 40, seed: int = 3) -> dict[str, c.Series]:
+    """Validation falls to its best at the 35th evaluation, then rises by ``rise`` over the
+    last five (the patience of early stopping), while training keeps falling."""
+    val = c.noisy(c.decay(evaluations, 2.0, 0.4, 6.0), 0.005, seed=seed)
+    best = evaluations - 6
+    val[best + 1 :] = val[best] * np.linspace(1.0 + rise / 5, 1.0 + rise, 5)
+    n = evaluations * 50
+    train = c.heavy_tailed(np.linspace(2.0, 0.2, n), spread=0.3, outliers=0.005, seed=seed)
+    return {"train/loss": (c.steps(evaluations * 50), train), "val/loss": (c.steps(evaluations, 50, 49), val)}
+
+
+def test_mild_overfitting_at_the_end_of_an_early_stopped_run_is_only_a_note():
+    [finding] = findings(_early_stopped(0.18))
+    assert (finding.severity, finding.evidence["strength"]) == (Severity.INFO, "mild and recent")
+
+
+def test_near_miss_persistence_makes_the_same_rise_a_warning():
+    series = _early_stopped(0.18)
+    [finding] = findings(series, persist_fraction=0.1)
+    assert finding.severity is Severity.WARNING and finding.evidence["strength"] == "persistent"
+
+
+def test_quiet_on_a_label_noise_run_whose_validation_loss_is_flat():
+    # 30% label noise: the validation loss settles at its floor within a few epochs and
+    # stays there; the per-step training loss falls towards the same floor with heavy tails.
+    val = c.noisy(c.plateau(30, 2.0, 0.9, 0.15), 0.02, seed=6)
+    train = c.heavy_tailed(c.decay(1500, 2.2, 0.8, 3.0), spread=0.6, outliers=0.02, seed=7)
+    assert findings({"train/loss": (c.steps(1500), train), "val/loss": (c.steps(30, 50, 49), val)}) == []
+
+
+def test_quiet_on_a_dropout_run_whose_training_loss_stays_above_validation():
+    val = c.noisy(c.decay(30, 2.0, 0.3, 5.0), 0.02, seed=4)
+    train = c.heavy_tailed(c.decay(1500, 2.2, 0.45, 5.0), spread=0.4, outliers=0.01, seed=5)
+    assert findings({"train/loss": (c.steps(1500), train), "val/loss": (c.steps(30, 50, 49), val)}) == []
+
+
+def test_a_recent_stall_is_only_a_note():
+    # Best at evaluation 28 of 40: stalled for 12 (30%), less than half the run.
+    val = c.noisy(c.overfit(40, turn=0.7, low=0.7, rise=0.02), 0.003, seed=5)
+    epochs = c.steps(40)
+    train = c.noisy(c.decay(40, 2.0, 0.1, 3.0), 0.01, seed=6)
+    found = findings({"loss": (epochs, train), "val_loss": (epochs, val)})
+    assert all(f.severity is Severity.INFO for f in found)
