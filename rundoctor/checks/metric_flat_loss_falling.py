@@ -7,6 +7,15 @@ saturation, for a long final stretch of the run while the matching loss (validat
 for validation accuracy when one is logged, else the training loss) fell over that stretch
 and is still falling at its end.
 
+Noise principle: the loss must fall beyond its own noise.  Its trend over the flat stretch
+is a Theil-Sen fit on block medians with an error widened by the effective sample size of
+its autocorrelated residuals, judged with Student's t on those effective points (see
+``checks/trend.py``), so a validation loss evaluated five or six times, or one that
+oscillates, does not count as falling.  A fall at ``confidence`` is info; a warning needs
+``strong_confidence``.  Nothing is said of an accuracy above ``max_level`` (saturated, at its
+ceiling) or of one impossible next to its own split's cross-entropy (accuracy below
+1 - loss / ln 2: a broken metric, which metric checks report).
+
 Why it matters
 --------------
 Accuracy only moves when predictions cross the decision boundary; the loss moves as soon
@@ -24,12 +33,13 @@ sure early stopping monitors the loss, or a patience long enough for the stretch
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, Role
@@ -60,6 +70,14 @@ class Params:
         default=0.05,
         metadata={"help": "Least relative fall of the smoothed loss over the flat stretch."},
     )
+    confidence: float = field(
+        default=0.8,
+        metadata={"help": "Confidence that the loss falls over the flat stretch (else no finding)."},
+    )
+    strong_confidence: float = field(
+        default=0.99,
+        metadata={"help": "Confidence of that fall needed for a warning (else info)."},
+    )
     min_recent_fall: float = field(
         default=0.015,
         metadata={
@@ -72,7 +90,9 @@ class Params:
 # plot; 30% of the run is long enough to tempt someone to stop.  Above 0.8 a flat curve is
 # usually saturated (detector background accuracy, easy data) and healthy runs show it all
 # the time.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
-# the last half separates "still falling" from a loss that has just converged.
+# the last half separates "still falling" from a loss that has just converged.  An info note
+# ("it may still jump") needs the fall at 80% confidence, which a validation loss evaluated
+# ten times can show; a warning needs 99%.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -114,6 +134,15 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     recent_fall = (middle - last) / middle if middle > 0 else float("nan")
     if not (fall >= params.min_loss_fall and recent_fall >= params.min_recent_fall):
         return None
+    # The fall must be beyond the loss's own noise: a robust trend over the flat stretch
+    # whose error accounts for autocorrelation and few evaluations (see checks/trend.py).
+    inside = (loss.steps >= at[start]) & (loss.steps <= at[-1])
+    fit = trend.trend(loss.steps[inside], loss.values[inside])
+    if fit is None or not fit.falling(params.confidence):
+        return None
+    if _inconsistent(ctx, tag, loss_tag, level, float(last)):
+        return None  # a cross-entropy this low cannot go with this accuracy: the metric is broken
+    strong = fit.sigmas <= -fit.critical(params.strong_confidence)
     classes = ctx.num_classes
     # Less than half a chance level above 1/C: the accuracy has not left chance at all.
     near_chance = classes is not None and level <= 1.5 / classes.value
@@ -132,6 +161,8 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         "threshold_flat_fraction": params.min_flat_fraction,
         "threshold_loss_fall": params.min_loss_fall,
         "threshold_max_level": params.max_level,
+        "loss_trend_standard_errors": max(fit.sigmas, -1e6),
+        "loss_effective_points": fit.effective,
     }
     if classes is not None:
         evidence.update(chance_level=1.0 / classes.value, num_classes_source=classes.source)
@@ -144,14 +175,37 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         f"(thresholds: flat >= {params.min_flat_fraction:.0%} of the run, "
         f"loss fall >= {params.min_loss_fall:.0%})"
     )
+    if not strong:
+        message += (
+            f"; the loss trend is {-fit.sigmas:.1f} standard errors over {fit.effective:.0f} "
+            f"effective points, short of {params.strong_confidence:.0%} confidence"
+        )
     return check.finding(
         ctx,
         tags=(tag, loss_tag),
         steps=(steps[start], steps[-1]),
         message=message,
         evidence=evidence,
-        confidence=Confidence.HIGH if near_chance else Confidence.MEDIUM,
+        severity=Severity.WARNING if strong else Severity.INFO,
+        confidence=Confidence.HIGH if near_chance and strong else Confidence.MEDIUM if strong else Confidence.LOW,
     )
+
+
+def _inconsistent(ctx: RunContext, tag: str, loss_tag: str, accuracy: float, loss: float) -> bool:
+    """Whether an accuracy is impossible next to the cross-entropy of the same split.
+
+    Every misclassified example has a true-class probability of at most 1/2, so it adds at
+    least ln 2 to the mean cross-entropy: accuracy >= 1 - loss / ln 2.  A flat accuracy far
+    below that is a broken metric (summed over batches, wrong labels), not one about to jump.
+    Only an accuracy against its own split's loss, and only when the loss is below ln 2
+    (above it the bound says nothing).
+    """
+    roles = ctx.run.roles
+    same_split = (roles.get(tag), roles.get(loss_tag)) in (
+        (Role.VAL_ACCURACY, Role.VAL_LOSS),
+        (Role.TRAIN_ACCURACY, Role.TRAIN_LOSS),
+    )
+    return same_split and 0 <= loss < math.log(2.0) and accuracy < 1.0 - loss / math.log(2.0) - 0.05
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:

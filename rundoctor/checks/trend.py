@@ -188,7 +188,19 @@ def correlation_time(residuals: np.ndarray) -> float:
     correlations = np.fft.irfft(spectrum * np.conj(spectrum))[1 : lags + 1] / denominator
     negative = np.flatnonzero(correlations <= 0)
     kept = correlations[: negative[0]] if negative.size else correlations
-    return float(max(ar1, min(1.0 + 2.0 * float(kept.sum()), count / 2.0)))
+    geyer = 1.0 + 2.0 * float(kept.sum())
+    # Batch means: the scatter of the means of ~sqrt(n) consecutive stretches against what
+    # independent points would give.  It sees memory longer than the lags above resolve
+    # (a heavy batch early in an epoch lifts that epoch's whole running mean).
+    size = max(2, int(round(math.sqrt(count))))
+    groups = count // size
+    batch = 1.0
+    if groups >= 5:
+        means = residuals[: groups * size].reshape(groups, size).mean(axis=1)
+        variance = float(np.var(residuals))
+        if variance > 0:
+            batch = float(np.var(means, ddof=1)) * size / variance
+    return float(max(ar1, min(max(geyer, batch), count / 2.0)))
 
 
 def blocks(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> tuple[np.ndarray, np.ndarray, int]:
@@ -237,14 +249,21 @@ def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend |
     span = float(steps[-1] - steps[0])
     scale = x / span  # slopes per whole stretch: no overflow for steps in the millions
     rate, intercept = theil_sen(scale, y)
-    residuals = y - (intercept + rate * scale)
+    line = y - (intercept + rate * scale)
+    residuals = line
+    if y.size >= 8:
+        # Noise is measured around a quadratic, not the line: the bend of a decaying loss is
+        # trend, not noise.  Autocorrelation is the larger of the two fits' (the quadratic
+        # alone would absorb the slow wander of a running average and call it trend).
+        centred = scale - scale.mean()
+        residuals = y - np.polyval(np.polyfit(centred, y, 2), centred)
     sigma = robust_sigma(residuals)
     if sigma == 0.0:
-        # Half or more blocks sit exactly on the line: fall back to the ordinary scatter so
+        # Half or more blocks sit exactly on the fit: fall back to the ordinary scatter so
         # a curve logged at coarse resolution still has an honest error.
         sigma = float(np.std(residuals))
-    rho = lag1(residuals)
-    effective = max(1.0, y.size / correlation_time(residuals))
+    rho = max(lag1(line), lag1(residuals))
+    effective = max(1.0, y.size / max(correlation_time(line), correlation_time(residuals)))
     spread = float(((scale - scale.mean()) ** 2).sum())
     # Standard error of an OLS slope, widened by sqrt(n / n_eff) for autocorrelation; the
     # Theil-Sen slope is about as efficient for Gaussian noise and far better for heavy tails.

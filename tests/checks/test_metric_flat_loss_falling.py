@@ -142,3 +142,53 @@ def test_quiet_on_the_overfitting_run_with_flat_validation_accuracy(real_logs) -
         "/lightning_logs/version_23/metrics.csv"
     )
     assert curves.run_check(CHECK, run) == []
+
+
+def test_an_oscillating_validation_loss_is_not_falling() -> None:
+    # Twelve evaluations of a loss bouncing +-30% around a level: its smoothed ends may
+    # differ by 7%, but its trend is not beyond its noise.
+    n = 12
+    loss = np.array([0.98, 1.24, 0.82, 1.23, 1.48, 1.46, 0.84, 1.04, 0.82, 1.02, 0.76, 0.91])
+    accuracy = 0.75 + 0.03 * np.sin(np.arange(n) * 2.0)
+    series = {
+        "val_acc": (curves.steps(n, 45), accuracy),
+        "val_loss": (curves.steps(n, 45), loss),
+        "train_loss": (curves.steps(n, 45), np.full(n, 1.0)),
+    }
+    assert curves.find(CHECK, series, max_level=0.9) == []
+
+
+def test_an_accuracy_impossible_next_to_its_cross_entropy_is_a_broken_metric() -> None:
+    # eval_loss 0.22 implies accuracy >= 1 - 0.22 / ln 2 = 0.68: a flat 0.057 is a metric
+    # summed over batches (metric checks' business), not an accuracy about to jump.
+    loss = curves.noisy(curves.decay(EVALS, start=1.2, end=0.2, rate=3.0), 0.005)
+    accuracy = np.full(EVALS, 0.057) + 0.002 * curves.rng(1).standard_normal(EVALS)
+    assert curves.find(CHECK, _val(accuracy, loss)) == []
+
+
+def test_a_fall_shown_by_a_few_evaluations_is_info() -> None:
+    # Eleven evaluations: the loss falls, but not at 99% confidence on so few points.
+    n = 11
+    loss = np.array([0.781, 0.736, 0.715, 0.715, 0.709, 0.716, 0.715, 0.707, 0.701, 0.703, 0.705])
+    accuracy = np.array([0.503, 0.494, 0.504, 0.483, 0.5, 0.506, 0.495, 0.503, 0.518, 0.521, 0.518])
+    series = {
+        "val_acc": (curves.steps(n, 250), accuracy),
+        "val_loss": (curves.steps(n, 250), loss),
+        "train_loss": (curves.steps(n, 250), np.linspace(0.76, 0.7, n)),
+    }
+    (finding,) = curves.find(CHECK, series, flat_tolerance=0.02)
+    assert finding.severity is Severity.INFO
+    assert "short of 99% confidence" in finding.message
+    assert curves.find(CHECK, series, flat_tolerance=0.02, confidence=0.95) == []
+
+
+def test_a_heavy_tailed_training_loss_under_a_flat_accuracy_needs_a_real_fall() -> None:
+    # Per-step loss of batch size 4 with 10-50x batches, trend flat: no claim it is falling.
+    n = 2000
+    loss = curves.heavy_tailed(np.full(n, 0.9), spread=0.8, seed=4)
+    accuracy = 0.6 + 0.002 * curves.rng(2).standard_normal(n // 20)
+    series = {
+        "train/accuracy": (curves.steps(n // 20, 20), accuracy),
+        "train/loss": (curves.steps(n), loss),
+    }
+    assert [f for f in curves.find(CHECK, series) if f.severity is not Severity.INFO] == []
