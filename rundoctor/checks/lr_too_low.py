@@ -2,11 +2,20 @@
 
 What it detects
 ---------------
-A main training loss that falls by less than ``max_drop`` over the whole run, but falls
+Either of two things.  A logged learning rate that never exceeds the floor of its optimizer
+(``sgd_floor`` for SGD, ``adaptive_floor`` for Adam-like or unknown ones; the optimizer read
+from the rate's tag, e.g. Lightning's ``lr-SGD``, or the run's hyper-parameters) under a loss
+that moved less than ``max_drop``: the cause is named from the log, a warning.  Or a
+main training loss that falls by less than ``max_drop`` over the whole run, but falls
 steadily and beyond its noise, and falls about as fast in the second half of the run as in
 the first (no bend).  A healthy loss drops fast and then bends towards a floor; a loss that
 moves in a slow straight line from the first step is limited by the size of its steps.  The
 largest logged learning rate is quoted when one is logged.
+
+Noise principle: "falls beyond its noise" is a robust trend (Theil-Sen on block medians)
+whose error is widened by the effective sample size of its autocorrelated residuals (see
+``checks/trend.py``); with under eight effective points (three epochs) the straight line is
+ambiguous and the finding is info.
 
 Why it matters
 --------------
@@ -31,7 +40,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -57,6 +66,14 @@ class Params:
         default=3.0,
         metadata={"help": "Least total fall, in standard errors of a straight-line fit."},
     )
+    sgd_floor: float = field(
+        default=1e-4,
+        metadata={"help": "A logged peak rate at or below this is tiny for plain SGD (momentum or not)."},
+    )
+    adaptive_floor: float = field(
+        default=1e-6,
+        metadata={"help": "A logged peak rate at or below this is tiny for Adam-like or unknown optimizers."},
+    )
 
 
 # Defaults: healthy runs fall by 30-99% (slow fine-tunes of pretrained models 10-15%, with
@@ -73,18 +90,23 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     tag, binned = loaded
     level, steps = binned.level, binned.steps
     span = float(steps[-1] - steps[0])
-    start = signal.initial_level(level, params.edge_fraction)
+    start = trend.start_level(level, params.edge_fraction)
     if not (span > 0 and start > 0):
         return
     end = signal.edge_levels(level, params.edge_fraction)[1]
     drop = (start - end) / start
+    tiny = _tiny_rate(ctx, params)
+    if tiny is not None and drop < params.max_drop:
+        yield _named_by_the_rate(check, ctx, params, tag, steps, start, end, drop, tiny)
+        return
     # Least-squares slopes of each half (by step; the middle point belongs to both).
     middle = steps[0] + span / 2
     first, second = steps <= middle, steps >= middle
     first_rate = -signal.slope(steps[first], level[first])
     second_rate = -signal.slope(steps[second], level[second])
-    change, error = signal.drift(steps, level)
-    sigmas = -change / error if error > 0 else float("inf")
+    curve = ctx.curve(tag).finite
+    fit = trend.trend(curve.steps, curve.values)
+    sigmas = -fit.sigmas if fit is not None else 0.0
     if not (
         0 < drop < params.max_drop
         and first_rate > 0
@@ -96,7 +118,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         f"{tag} fell only {drop:.1%} over the run ({fmt(start)} -> {fmt(end)}, threshold "
         f"{params.max_drop:.0%}) in a straight line: it still falls "
         f"{second_rate / first_rate:.0%} as fast in the second half as in the first "
-        f"(no bend; threshold {params.min_linearity:.0%})"
+        f"(no bend; threshold {params.min_linearity:.0%}), {min(sigmas, 999):.1f} standard errors "
+        f"over {fit.effective if fit else 0:.0f} effective points"
     )
     evidence: dict[str, Any] = {
         "tag": tag,
@@ -113,13 +136,76 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     peak = signal.peak_learning_rate(ctx, evidence)
     if peak is not None:
         message += f"; the learning rate never exceeded {fmt(peak)}"
+    # Evidence strength: few effective points (three epochs) leave the straight line
+    # ambiguous, so the finding is info until the fall is several times its error.
+    short = fit is None or fit.effective < 8
     yield check.finding(
         ctx,
         tags=(tag,),
         steps=(steps[0], steps[-1]),
         message=message,
         evidence=evidence,
-        confidence=Confidence.MEDIUM,
+        severity=Severity.INFO if short else Severity.WARNING,
+        confidence=Confidence.LOW if short else Confidence.MEDIUM,
+    )
+
+
+def _tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float] | None:
+    """(lr tag, peak rate, optimizer, floor) when the logged rate never exceeds the floor of
+    its optimizer, else None.  The optimizer comes from the rate's tag (Lightning's
+    ``lr-SGD``, ``lr-AdamW``) or the run's hyper-parameters (``optimizer: SGD``)."""
+    rate = signal.learning_rate(ctx)
+    if rate is None:
+        return None
+    tag, _, rates = rate
+    peak = float(rates.max())
+    if not peak > 0:
+        return None  # zero: nothing is trained at all (no-learning says so)
+    names = [tag] + [value for key, value in ctx.run.metadata.items() if "optim" in key.lower()]
+    text = " ".join(names).lower()
+    adaptive = any(word in text for word in ("adam", "rmsprop", "adagrad", "adafactor", "lion", "lamb"))
+    optimizer = "SGD" if "sgd" in text and not adaptive else ("adaptive" if adaptive else "unknown")
+    floor = params.sgd_floor if optimizer == "SGD" else params.adaptive_floor
+    return (tag, peak, optimizer, floor) if peak <= floor else None
+
+
+def _named_by_the_rate(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    steps: np.ndarray,
+    start: float,
+    end: float,
+    drop: float,
+    tiny: tuple[str, float, str, float],
+) -> Finding:
+    rate_tag, peak, optimizer, floor = tiny
+    kind = {"SGD": "SGD", "adaptive": "an adaptive optimizer", "unknown": "any optimizer"}[optimizer]
+    message = (
+        f"{tag} moved only {drop:+.1%} over the run ({fmt(start)} -> {fmt(end)}, threshold "
+        f"{params.max_drop:.0%}) while the logged learning rate ({rate_tag}) never exceeded "
+        f"{fmt(peak)}, at or below {fmt(floor)}, tiny for {kind}: the learning rate is too low"
+    )
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "start_level": start,
+        "end_level": end,
+        "drop": drop,
+        "lr_tag": rate_tag,
+        "lr_max": peak,
+        "optimizer": optimizer,
+        "threshold_lr": floor,
+        "threshold_drop": params.max_drop,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag, rate_tag),
+        steps=(steps[0], steps[-1]),
+        message=message,
+        evidence=evidence,
+        severity=Severity.WARNING,
+        confidence=Confidence.HIGH,
     )
 
 
