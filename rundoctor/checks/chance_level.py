@@ -17,6 +17,20 @@ at the level of a model that ignores its input:
   does not move by a single sample between evaluations.  The loss level alone would not
   do: a calibrated model that learned also has a loss near h(a).
 
+Not reported: a stretch that ended before the run did (the model was stuck, then learned:
+a hard task early in training, or delayed generalisation, which its own check reports), a
+loss that still falls significantly over the stretch (learning has started), and an
+accuracy at its ceiling (``ceiling``: a converged model repeats 199/200 on a small set).
+
+Severity follows the evidence: an error when the accuracy sat at chance with the loss at
+ln C for ``strong_points`` evaluations or more and ``strong_fraction`` of the run; a
+warning otherwise (fewer points, or a constant rate that only matches a prior).
+
+Noise principle: the stuck band is the larger of ``stuck_tolerance`` and three noise
+sigmas of the smoothed accuracy (MAD of differences); the loss's flatness compares quarter
+medians against the noise of such a median, so per-batch heavy tails neither fake a fall
+nor hide one.
+
 Why it matters
 --------------
 The model is predicting the class prior: its outputs do not depend on the input, so
@@ -40,7 +54,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES
@@ -71,6 +85,23 @@ class Params:
     loss_flat: float = field(
         default=0.03,
         metadata={"help": "Largest relative loss change between the halves of the stuck stretch."},
+    )
+    min_loss_fall: float = field(
+        default=0.01,
+        metadata={"help": "A loss falling this much (and 3 noise sigmas) over the stretch is learning: not stuck."},
+    )
+    ceiling: float = field(
+        default=0.98, metadata={"help": "A constant accuracy at or above this is saturated, not a prior."}
+    )
+    end_gap: float = field(
+        default=0.05,
+        metadata={"help": "The stuck stretch must reach within this share of the run of its end."},
+    )
+    strong_points: int = field(
+        default=10, metadata={"help": "Stuck evaluations needed (with strong_fraction) for an error."}
+    )
+    strong_fraction: float = field(
+        default=0.8, metadata={"help": "Share of the run stuck needed (with strong_points) for an error."}
     )
 
 
@@ -106,14 +137,15 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     accuracy = signal.fraction_values(curve.values)
     if accuracy.size < params.min_points or curve.steps[-1] == curve.steps[0]:
         return None
+    end, span = float(curve.steps[-1]), float(curve.steps[-1] - curve.steps[0])
     if ctx.num_classes:
         stretch = _at_chance(ctx, tag, params, ctx.num_classes.value)
-        if stretch is not None and _long(stretch, params):
+        if stretch is not None and _long(stretch, params, end, span):
             finding = _report(check, ctx, params, tag, stretch, at_chance=True)
             if finding is not None:
                 return finding
-    stretch = _bit_identical(curve.steps, accuracy)
-    if stretch is not None and _long(stretch, params):
+    stretch = _bit_identical(curve.steps, accuracy, params.ceiling)
+    if stretch is not None and _long(stretch, params, end, span):
         return _report(check, ctx, params, tag, stretch, at_chance=False)
     return None
 
@@ -135,24 +167,30 @@ def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stre
     return _Stretch(float(steps[start]), float(steps[-1]), points, float(share), level, band)
 
 
-def _bit_identical(steps: np.ndarray, accuracy: np.ndarray) -> _Stretch | None:
+def _bit_identical(steps: np.ndarray, accuracy: np.ndarray, ceiling: float) -> _Stretch | None:
     """The longest run of bit-identical values, strictly between 0 and 1.
 
     A model that ignores its input scores exactly the same accuracy at every evaluation of a
     fixed set; a model that learns, even one that has converged, moves by a sample or two.
-    Exactly 0 or 1 is a broken metric or a memorised training set, not a prior.
+    Exactly 0 is a broken metric; at or above ``ceiling`` a converged model on a small set
+    repeats its score too (199/200), so only levels below it are read as a prior.
     """
     start, length = signal.longest_run(accuracy[1:] == accuracy[:-1])
     level = float(accuracy[start])
-    if length == 0 or not 0.0 < level < 1.0:
+    if length == 0 or not 0.0 < level < ceiling:
         return None
     first, last = float(steps[start]), float(steps[start + length])
     share = (last - first) / float(steps[-1] - steps[0])
     return _Stretch(first, last, length + 1, share, level, 0.0)
 
 
-def _long(stretch: _Stretch, params: Params) -> bool:
-    return stretch.points >= params.min_points and stretch.share >= params.min_stuck_fraction
+def _long(stretch: _Stretch, params: Params, end: float, span: float) -> bool:
+    """Long enough, and still stuck at the end of the run (not a phase it learned out of)."""
+    return (
+        stretch.points >= params.min_points
+        and stretch.share >= params.min_stuck_fraction
+        and end - stretch.last <= params.end_gap * span
+    )
 
 
 def _report(
@@ -207,6 +245,7 @@ def _report(
             steps=(first, last),
             message=message,
             evidence=evidence,
+            severity=Severity.WARNING,
             confidence=Confidence.MEDIUM,
         )
     loss_tag, values = loss
@@ -220,7 +259,7 @@ def _report(
         # majority rate is a, at most ln C (C unknown: ln round(1/a), at least ln 2); the
         # evaluation set's class mix may differ a little from the training prior.
         uniform = float(np.log(classes or max(2, round(1.0 / level))))
-        entropy_floor = max(signal.binary_entropy(level), -np.log(level))
+        entropy_floor = classification.min_prior_entropy(level)
         lower = (1.0 - params.loss_tolerance) * min(uniform, entropy_floor)
     upper = (1.0 + params.loss_tolerance) * uniform
     evidence.update(
@@ -234,6 +273,9 @@ def _report(
     )
     if change > params.loss_flat or not lower <= late <= upper:
         return None
+    if classification.still_falling(values, params.min_loss_fall):
+        return None  # learning has started: a hard task early on, not a model that ignores its input
+    strong = at_chance and points >= params.strong_points and share >= params.strong_fraction
     if at_chance and classes is not None:
         where = f"{chance} with {loss_tag} flat at {fmt(late)} ≈ ln {classes} = {fmt(uniform)}"
     else:
@@ -250,6 +292,7 @@ def _report(
             f"(loss change {change:.1%}, threshold {params.loss_flat:.0%})"
         ),
         evidence=evidence,
+        severity=Severity.ERROR if strong else Severity.WARNING,
         confidence=Confidence.HIGH if at_chance else Confidence.MEDIUM,
     )
 

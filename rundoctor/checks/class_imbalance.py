@@ -216,7 +216,7 @@ def _loss_verdict(
         return None  # a rising loss is overfitting or divergence, reported elsewhere
     if ratio < params.learned_ratio:
         return None  # the outputs carry information about the input
-    falling = _still_falling(values, params.min_loss_fall)
+    falling = classification.still_falling(values, params.min_loss_fall)
     clause = (
         f"{loss_tag} at {fmt(level, 3)} is {ratio:.2f}x the least entropy of a prior with majority "
         f"share {fmt(float(evidence['pinned_level']), 3)} ({fmt(entropy, 3)})"
@@ -229,19 +229,6 @@ def _loss_verdict(
         )
     why = "still falling" if falling else f"below {params.prior_ratio:g}x"
     return f"{clause}, {why}: ambiguous without a per-class metric", Severity.INFO, Confidence.LOW
-
-
-def _still_falling(values: np.ndarray, min_fall: float) -> bool:
-    """Whether the median of the last quarter is ``min_fall`` below the first quarter's and
-    three noise sigmas of such a median below it.
-
-    Quarter medians ignore the heavy-tailed batches of a per-step loss; the noise is the
-    MAD of point-to-point changes scaled to a median of a quarter of the points.
-    """
-    width = signal.window(values.size, 0.25, 1)
-    first, last = signal.edge_levels(values, 0.25, 1)
-    noise = signal.noise_sigma(values) * float(np.sqrt(np.pi / 2.0)) / float(np.sqrt(width))
-    return bool(first > 0 and (first - last) >= max(min_fall * first, 3.0 * noise))
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:

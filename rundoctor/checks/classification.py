@@ -75,6 +75,25 @@ def mean_loss(values: np.ndarray) -> float:
     return float(np.minimum(values, np.quantile(values, CLIP_QUANTILE)).mean())
 
 
+def still_falling(values: np.ndarray, min_fall: float, sigmas: float = 3.0) -> bool:
+    """Whether a loss still falls: the median of its last quarter is ``min_fall`` (relative)
+    and ``sigmas`` noise sigmas of such a median below the median of its first quarter.
+
+    Quarter medians ignore the heavy-tailed batches of a per-step loss; the noise is the
+    MAD of point-to-point changes scaled to a median of a quarter of the points (a running
+    average's autocorrelation makes it smaller, so doubt leans towards "falling", which
+    every caller reads as the milder verdict).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size < 4:
+        return False
+    width = signal.window(values.size, 0.25, 1)
+    first, last = signal.edge_levels(values, 0.25, 1)
+    noise = signal.noise_sigma(values) * math.sqrt(math.pi / 2.0) / math.sqrt(width)
+    return bool(first > 0 and (first - last) >= max(min_fall * first, sigmas * noise))
+
+
 @dataclass(frozen=True)
 class ClassMetrics:
     """Per-class and balanced metrics by verdict, each with its final median level."""

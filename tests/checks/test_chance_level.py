@@ -63,7 +63,8 @@ def test_fires_on_a_bit_identical_majority_rate_without_classes() -> None:
         "train/epoch_loss": (curves.steps(5), np.linspace(0.5385, 0.5369, 5)),
     }
     (finding,) = curves.find(CHECK, series)
-    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.MEDIUM)
+    # Five points and no class count: evidence enough to warn, not to call it an error.
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
     assert (finding.first_step, finding.last_step) == (0, 4)
     assert finding.evidence["prior_loss_low"] == pytest.approx(0.95 * 0.4506, abs=1e-3)
     assert finding.evidence["prior_loss_high"] == pytest.approx(1.05 * math.log(2), abs=1e-3)
@@ -176,3 +177,56 @@ def test_fires_on_the_real_stalled_keras_run(real_logs) -> None:
     (finding,) = curves.run_check(CHECK, run)
     assert finding.confidence is Confidence.MEDIUM
     assert finding.evidence["accuracy_level"] == pytest.approx(0.8333, abs=1e-4)
+
+
+def test_a_saturated_accuracy_repeating_its_score_is_not_a_prior() -> None:
+    # 199/200 at every evaluation of a converged model, loss flat at 0.05 (inside the band
+    # h(0.995) .. ln 2 that a 99.5/0.5 prior predictor would have).
+    accuracy = np.full(EVALS, 0.995)
+    assert curves.find(CHECK, _series(accuracy, _flat_loss(0.05))) == []
+    (finding,) = curves.find(CHECK, _series(accuracy, _flat_loss(0.05)), ceiling=0.999)
+    assert finding.evidence["accuracy_level"] == pytest.approx(0.995)
+
+
+def test_quiet_when_the_model_learned_after_a_stretch_at_chance() -> None:
+    # A hard task: at chance with the loss at ln 2 for 60% of the run, then it learns.
+    n = 40
+    steps = curves.steps(n, EVERY, start=EVERY)
+    accuracy = np.concatenate((0.5 + 0.002 * curves.rng(1).standard_normal(24), np.linspace(0.55, 0.99, 16)))
+    loss = np.concatenate((np.full(24, 0.6935), np.linspace(0.6, 0.01, 16)))
+    series = {"val_acc": (steps, accuracy), "val_loss": (steps, loss)}
+    assert curves.find(CHECK, series, num_classes=2) == []
+    cut = {tag: (steps[:24], values[:24]) for tag, (steps, values) in series.items()}
+    (finding,) = curves.find(CHECK, cut, num_classes=2)  # the same run stopped before it learned
+    assert finding.severity is Severity.ERROR
+
+
+def test_quiet_when_the_loss_has_started_to_fall() -> None:
+    # Early in a hard 10-class run: accuracy still at chance, loss 2.32 -> 2.28 (quarter
+    # medians 1.7% apart, far beyond the noise): learning has begun.
+    loss = np.linspace(2.32, 2.28, EVALS) * (1.0 + 0.0005 * curves.rng(2).standard_normal(EVALS))
+    assert curves.find(CHECK, _series(_chance(0.1), loss), num_classes=10) == []
+    (finding,) = curves.find(CHECK, _series(_chance(0.1), loss), num_classes=10, min_loss_fall=0.05)
+    assert finding.severity is Severity.ERROR
+
+
+def test_few_evaluations_at_chance_are_a_warning_not_an_error() -> None:
+    steps = curves.steps(6, EVERY, start=EVERY)
+    series = {"eval/accuracy": (steps, _chance()[:6]), "eval/loss": (steps, _flat_loss(1.391)[:6])}
+    (finding,) = curves.find(CHECK, series, num_classes=4)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.HIGH)
+    (finding,) = curves.find(CHECK, series, num_classes=4, strong_points=6)
+    assert finding.severity is Severity.ERROR
+
+
+def test_a_heavy_tailed_per_step_loss_at_ln_c_is_still_an_error() -> None:
+    # Shuffled labels, batch size 4: per-step loss around ln 10 with lognormal batches and
+    # 10-50x outliers; validation accuracy at 1/10 for the whole run.
+    n = 1200
+    loss = curves.heavy_tailed(np.full(n, math.log(10)), spread=0.15, outliers=0.005, seed=9)
+    series = {
+        "train/loss": (curves.steps(n), loss),
+        "val/acc": (curves.steps(EVALS, EVERY, start=EVERY), _chance(0.1)),
+    }
+    (finding,) = curves.find(CHECK, series, num_classes=10)
+    assert finding.severity is Severity.ERROR
