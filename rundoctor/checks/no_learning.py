@@ -7,6 +7,18 @@ initial level for the whole run, or, when the number of classes C is known, sits
 the cross-entropy of a uniform guess over C classes (the model predicts nothing better than
 chance, whatever the loss was at the very first step).
 
+Severity follows the evidence: an error at chance, at a learning rate of 0, or for a loss
+shown flat; a warning otherwise; info when the loss started far below chance
+(``good_start`` of ln C: fine-tuning from a good model barely moves the loss).  A tiny
+logged learning rate is named as the likely cause.
+
+Noise principle: the best level is a rolling median, so single heavy batches do not set
+it; the initial level is the higher of the first value and the median of the first
+``edge_fraction`` (an initialised model predicts near-uniformly: its first batches agree);
+"shown flat" is the robust trend's confidence interval (Theil-Sen on block medians, error
+widened by the effective sample size of autocorrelated residuals; ``checks/trend.py``)
+inside +-``min_progress`` of the level.
+
 Why it matters
 --------------
 Any model big enough to be worth training can memorise a small training set.  A training
@@ -33,7 +45,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -60,6 +72,17 @@ class Params:
         default=0.05,
         metadata={"help": "A best level within this fraction of ln C counts as chance."},
     )
+    max_rise: float = field(
+        default=2.0,
+        metadata={"help": "A loss ending above this multiple of its start diverged: not reported here."},
+    )
+    good_start: float = field(
+        default=0.5,
+        metadata={
+            "help": "A start below this fraction of ln C is already a good model (fine-tuning): "
+            "info, not a stall."
+        },
+    )
 
 
 # Defaults: every healthy run seen falls by 30% or more, slow fine-tunes of pretrained
@@ -73,6 +96,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     tag, binned = loaded
     level, steps = binned.level, binned.steps
+    # The first value counts: at initialisation a model predicts near-uniformly, so its first
+    # batches agree; heavy tails come later, with confident mistakes.
     initial = signal.initial_level(level, params.edge_fraction)
     if not initial > 0:
         return
@@ -80,6 +105,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     best_index = int(np.argmin(smooth))
     best = float(smooth[best_index])
     progress = (initial - best) / initial
+    if float(smooth[-1]) > params.max_rise * initial:
+        return  # it rose far above its start: divergence (loss-divergence's business), not a stall
     classes = ctx.num_classes
     chance = math.log(classes.value) if classes is not None and classes.value >= 2 else None
     at_chance = chance is not None and abs(best - chance) <= params.chance_margin * chance
@@ -125,14 +152,39 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             if peak == 0
             else f"; learning rate at most {fmt(peak)}"
         )
+    # Severity follows the evidence.  Error: at chance, a rate of 0, or a loss shown flat
+    # (the confidence interval of its robust trend within +-min_progress of its level) that
+    # made next to no progress.  Info: a start already far below chance (fine-tuning from a
+    # good model moves the loss little).  Otherwise a warning.
+    curve = ctx.curve(tag).finite
+    fit = trend.trend(curve.steps, curve.values)
+    shown_flat = fit is not None and fit.flat(0.95, params.min_progress * abs(fit.level))
+    good_start = chance is not None and not at_chance and initial < params.good_start * chance
     sure = at_chance or abs(progress) < 0.2 * params.min_progress
+    if good_start:
+        severity = Severity.INFO
+        message += (
+            f"; but it started at {fmt(initial)}, {initial / chance:.0%} of chance ln "
+            f"{classes.value if classes else ''} (threshold {params.good_start:.0%}): a model "
+            f"fine-tuned from a good start has little left to learn"
+        )
+    elif at_chance or peak == 0 or (sure and shown_flat):
+        severity = Severity.ERROR
+    else:
+        severity = Severity.WARNING
+    if peak is not None and 0 < peak <= 1e-6:
+        message += " (a rate this small is the likely cause: see lr-too-low)"
+    evidence.update(shown_flat=shown_flat, good_start=good_start)
+    if fit is not None:
+        evidence.update(trend_relative=fit.relative, effective_points=fit.effective)
     yield check.finding(
         ctx,
         tags=(tag,),
         steps=(steps[0], steps[-1]),
         message=message,
         evidence=evidence,
-        confidence=Confidence.HIGH if sure else Confidence.MEDIUM,
+        severity=severity,
+        confidence=Confidence.HIGH if sure and not good_start else Confidence.MEDIUM,
     )
 
 

@@ -144,3 +144,50 @@ def test_real_stalled_keras_run_fires(real_logs) -> None:
 def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
     for run in curves.real_runs(real_logs, relative):
         assert curves.run_check(CHECK, run) == [], run.id
+
+
+def test_a_real_stall_at_ln_k_is_an_error() -> None:
+    # A model that cannot learn: the loss sits at ln 10 from the first step.
+    loss = curves.noisy(np.full(N, math.log(10)), 0.01, seed=2)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10)
+    assert finding.severity is Severity.ERROR and finding.evidence["at_chance"] is True
+
+
+def test_a_flat_loss_without_chance_information_is_at_least_a_warning() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _flat(0.7))})
+    assert finding.severity in (Severity.WARNING, Severity.ERROR)
+
+
+def test_fine_tuning_from_a_good_start_is_info() -> None:
+    # A pretrained model fine-tuned on 10 classes: starts at 0.3 (13% of ln 10) and moves 3%.
+    loss = curves.noisy(np.linspace(0.30, 0.291, N), 0.02, seed=4)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10)
+    assert finding.severity is Severity.INFO and finding.evidence["good_start"] is True
+    assert "good start" in finding.message
+    # Params override: with good_start 0.1 it is a stall again.
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10, good_start=0.1)
+    assert finding.severity is not Severity.INFO
+
+
+def test_a_diverging_loss_is_not_a_stall() -> None:
+    loss = np.geomspace(1e8, 1e16, N)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss)}) == []
+
+
+def test_healthy_heavy_tailed_batch_of_four_is_silent() -> None:
+    n = 3000
+    loss = curves.heavy_tailed(curves.decay(n, start=1.2, end=0.35, rate=4.0), spread=0.8, seed=7)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(n), loss)}, num_classes=3) == []
+
+
+def test_a_label_noise_floor_after_a_clear_fall_is_learning() -> None:
+    # 30% label noise: the loss falls from ln 3 to a high floor (0.75) and stays.
+    n = 2000
+    loss = curves.heavy_tailed(curves.plateau(n, start=math.log(3), level=0.75, fall_fraction=0.3), spread=0.6, seed=8)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(n), loss)}, num_classes=3) == []
+
+
+def test_a_tiny_logged_rate_is_named_as_the_likely_cause() -> None:
+    series = {"train/loss": (STEPS, _flat(2.4)), "lr-SGD": (STEPS, np.full(N, 1e-6))}
+    (finding,) = curves.find(CHECK, series)
+    assert "likely cause" in finding.message
