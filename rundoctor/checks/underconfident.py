@@ -18,6 +18,26 @@ number of classes C is unknown, i.e. read as binary):
   have a loss at most two thirds of it: a model with accuracy a that gives its answer
   probability a and spreads the rest evenly has loss h(a) + (1 - a) ln(C - 1).
 
+Underconfidence is confidence below accuracy, not confidence near chance: a classifier
+still learning, or one on noisy labels (accuracy limited too), has probabilities near
+chance and is calibrated.  So when an accuracy is logged, the histogram's mean confidence
+(binary: mean of max(p, 1 - p)) or the confidence series must lie more than
+``calibration_margin`` below it; within that margin nothing is reported.  The finding is
+a warning only for a finished classifier (its loss no longer falling: the last quarter of
+its second half within ``min_loss_fall`` or three noise sigmas of the first); a run still
+learning, or one without an accuracy to compare with, gets an informational note.
+
+A fourth sign needs no confidence series (C known): a finished classifier whose accuracy
+is at least ``high_accuracy`` while its loss stays near the entropy of a near-uniform
+prediction (at least ``uniform_share`` of ln C) and ``loss_excess`` times what a model
+giving its answer probability a would have (heavy label smoothing, a temperature).  The
+loss must sit at its minimum (an overfit model's loss rises from it, with confidently
+wrong answers) and no longer fall.
+
+Noise principle: levels are medians of the final ``tail_fraction`` of each series and the
+"no longer falling" test compares quarter medians with the noise of such a median, so
+heavy-tailed per-batch losses neither fake nor hide a fall.
+
 Why it matters
 --------------
 Accuracy only looks at the arg-max; the probabilities show whether the model is sure.
@@ -43,7 +63,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, Role
@@ -81,6 +101,23 @@ class Params:
         default=1.5,
         metadata={"help": "The floor must be this many times the loss expected at that accuracy."},
     )
+    calibration_margin: float = field(
+        default=0.1,
+        metadata={"help": "Confidence must be this far below accuracy to be underconfident."},
+    )
+    min_loss_fall: float = field(
+        default=0.05,
+        metadata={"help": "A loss falling this much over the second half of the run is still learning (a note)."},
+    )
+    high_accuracy: float = field(
+        default=0.7, metadata={"help": "Accuracy needed before a near-uniform loss is judged."}
+    )
+    uniform_share: float = field(
+        default=0.5, metadata={"help": "A near-uniform loss: at least this share of ln C."}
+    )
+    loss_at_minimum: float = field(
+        default=1.1, metadata={"help": "The final loss must be within this factor of its smoothed minimum."}
+    )
 
 
 # Defaults: +-20% of chance is 0.4..0.6 for a binary classifier, the band practitioners read
@@ -113,9 +150,70 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         for tag in ctx.tags(*ACCURACY_ROLES):
             finding = _double_softmax(
                 check, ctx, params, tag, ctx.num_classes.value, classes_evidence
-            )
+            ) or _near_uniform_loss(check, ctx, params, tag, ctx.num_classes.value, classes_evidence)
             if finding is not None:
                 yield finding
+
+
+def _accuracy(ctx: RunContext, params: Params) -> tuple[str, float] | None:
+    """The accuracy to compare a confidence with (validation first) and its final median."""
+    for role in ACCURACY_ROLES[::-1]:
+        tag = ctx.primary(role)
+        if tag is None:
+            continue
+        values = signal.fraction_values(ctx.curve(tag).finite.values)
+        if values.size:
+            return tag, float(np.median(values[-signal.window(values.size, params.tail_fraction, 1) :]))
+    return None
+
+
+def _still_learning(ctx: RunContext, params: Params, accuracy_tag: str | None) -> bool:
+    """Whether the loss (beside the accuracy, else the training loss) still falls over the
+    second half of the run."""
+    loss_tag = signal.matching_loss(ctx, accuracy_tag) if accuracy_tag else ctx.primary(Role.TRAIN_LOSS)
+    if loss_tag is None:
+        return True  # nothing shows it finished: the milder verdict
+    values = ctx.curve(loss_tag).finite.values
+    return classification.still_falling(values[values.size // 2 :], params.min_loss_fall)
+
+
+def _grade(
+    ctx: RunContext, params: Params, confidence: float, evidence: dict[str, float | int | str]
+) -> tuple[str, Severity, Confidence] | None:
+    """Compare a confidence level with the accuracy: (clause, severity, confidence) or None
+    when the model is calibrated (see the module docstring)."""
+    accuracy = _accuracy(ctx, params)
+    if accuracy is None:
+        learning = _still_learning(ctx, params, None)
+        evidence.update(still_learning=learning)
+        return "no accuracy is logged to tell a calibrated model from an underconfident one", Severity.INFO, Confidence.LOW
+    tag, level = accuracy
+    gap = level - confidence
+    learning = _still_learning(ctx, params, tag)
+    evidence.update(accuracy_tag=tag, accuracy=level, calibration_gap=gap, still_learning=learning,
+                    threshold_calibration_margin=params.calibration_margin)
+    if gap <= params.calibration_margin:
+        return None  # calibrated: a hard task, noisy labels, or a model still learning honestly
+    clause = f"{fmt(gap, 2)} below {tag} {fmt(level, 3)} (margin {params.calibration_margin:g})"
+    if learning:
+        return f"{clause}, while the loss still falls: still learning", Severity.INFO, Confidence.MEDIUM
+    return f"{clause} with the loss no longer falling", Severity.WARNING, (
+        Confidence.HIGH if ctx.num_classes else Confidence.MEDIUM
+    )
+
+
+def mean_confidence(histogram: Histogram) -> float:
+    """Mean of max(p, 1 - p) over a histogram of binary probabilities (bucket middles)."""
+    counts = np.asarray(histogram.bucket_counts, dtype=np.float64)
+    limits = np.asarray(histogram.bucket_limits, dtype=np.float64)
+    total = counts.sum()
+    if counts.size == 0 or limits.size != counts.size or not total > 0:
+        return float("nan")
+    first_left = histogram.min if np.isfinite(histogram.min) else limits[0]
+    lefts = np.concatenate(([first_left], limits[:-1]))
+    rights = np.minimum(limits, histogram.max) if np.isfinite(histogram.max) else limits
+    middles = np.clip((np.maximum(lefts, 0.0) + np.minimum(rights, 1.0)) / 2.0, 0.0, 1.0)
+    return float((counts * np.maximum(middles, 1.0 - middles)).sum() / total)
 
 
 def share_within(histogram: Histogram, low: float, high: float) -> float:
@@ -173,12 +271,7 @@ def _histograms(
     share = float(np.nanmean(shares)) if np.isfinite(shares).any() else float("nan")
     if not share >= params.max_share:
         return None
-    message = (
-        f"{share:.0%} of the predicted probabilities in the last {len(last)} {tag} histogram(s) "
-        f"lie within {fmt(low, 3)}..{fmt(high, 3)} around chance {fmt(chance, 3)} "
-        f"(threshold {params.max_share:.0%}): the classes are not separated yet"
-    )
-    evidence = {
+    evidence: dict[str, float | int | str] = {
         "histogram_tag": tag,
         "share_near_chance": share,
         "band_low": low,
@@ -187,13 +280,29 @@ def _histograms(
         "threshold_share": params.max_share,
         **classes_evidence,
     }
+    if chance == 0.5:
+        confidence = float(np.nanmean([mean_confidence(histogram) for histogram in last]))
+        evidence["mean_confidence"] = confidence
+        graded = _grade(ctx, params, confidence, evidence)
+        if graded is None:
+            return None
+        clause, severity, trust = graded
+        clause = f"; their mean confidence {fmt(confidence, 3)} is {clause}"
+    else:
+        clause, severity, trust = "", Severity.INFO, Confidence.LOW
+    message = (
+        f"{share:.0%} of the predicted probabilities in the last {len(last)} {tag} histogram(s) "
+        f"lie within {fmt(low, 3)}..{fmt(high, 3)} around chance {fmt(chance, 3)} "
+        f"(threshold {params.max_share:.0%}){clause}"
+    )
     return check.finding(
         ctx,
         tags=(tag,),
         steps=(last[0].step, last[-1].step),
         message=message,
         evidence=evidence,
-        confidence=Confidence.HIGH if ctx.num_classes else Confidence.MEDIUM,
+        severity=severity,
+        confidence=trust,
     )
 
 
@@ -214,24 +323,29 @@ def _confidence(
     limit = chance + params.confidence_margin * (1.0 - chance)
     if not level <= limit:
         return None
-    message = (
-        f"{tag} stays at {fmt(level, 3)} over the last {values.size - tail_start} points, below "
-        f"{fmt(limit, 3)} (chance {fmt(chance, 3)} + {params.confidence_margin:g} of the way "
-        f"to 1): predictions are barely more confident than a guess"
-    )
-    evidence = {
+    evidence: dict[str, float | int | str] = {
         "confidence_tag": tag,
         "final_confidence": level,
         "threshold_confidence": limit,
         **classes_evidence,
     }
+    graded = _grade(ctx, params, level, evidence)
+    if graded is None:
+        return None
+    clause, severity, trust = graded
+    message = (
+        f"{tag} stays at {fmt(level, 3)} over the last {values.size - tail_start} points, below "
+        f"{fmt(limit, 3)} (chance {fmt(chance, 3)} + {params.confidence_margin:g} of the way "
+        f"to 1), {clause}"
+    )
     return check.finding(
         ctx,
         tags=(tag,),
         steps=(curve.steps[tail_start], curve.steps[-1]),
         message=message,
         evidence=evidence,
-        confidence=Confidence.HIGH if ctx.num_classes else Confidence.LOW,
+        severity=severity,
+        confidence=trust,
     )
 
 
@@ -298,6 +412,65 @@ def _double_softmax(
         advice=(
             "Remove the softmax at the end of the model (or use NLLLoss on "
             "log-softmax outputs): the cross-entropy loss already applies it."
+        ),
+    )
+
+
+def _near_uniform_loss(
+    check: Check[Params],
+    ctx: RunContext,
+    params: Params,
+    tag: str,
+    classes: int,
+    classes_evidence: dict[str, float | int | str],
+) -> Finding | None:
+    """A finished, accurate classifier whose loss stays near that of a uniform prediction."""
+    accuracy = signal.fraction_values(ctx.curve(tag).finite.values)
+    loss_tag = signal.matching_loss(ctx, tag)
+    if accuracy.size < params.min_points or loss_tag is None:
+        return None
+    loss = ctx.curve(loss_tag).finite
+    if len(loss) < params.min_points or not loss.values.min() > 0:
+        return None
+    level = float(np.median(accuracy[-signal.window(accuracy.size, params.tail_fraction, 1) :]))
+    tail_start = len(loss) - signal.window(len(loss), params.tail_fraction, 1)
+    loss_level = float(np.median(loss.values[tail_start:]))
+    width = signal.window(len(loss), 0.1)
+    minimum = float(signal.rolling_median(loss.values, width).min())
+    uniform = float(np.log(classes))
+    expected = signal.binary_entropy(level) + (1.0 - level) * np.log(max(classes - 1, 1))
+    if not (
+        level >= params.high_accuracy
+        and loss_level >= params.uniform_share * uniform
+        and loss_level >= params.loss_excess * expected
+        and loss_level <= params.loss_at_minimum * minimum
+        and not classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
+    ):
+        return None
+    return check.finding(
+        ctx,
+        tags=(loss_tag, tag),
+        steps=(loss.steps[tail_start], loss.steps[-1]),
+        message=(
+            f"{loss_tag} stays at {fmt(loss_level)} ({loss_level / uniform:.0%} of ln {classes} = "
+            f"{fmt(uniform)}, the loss of a uniform guess) while {tag} is {fmt(level, 3)}; a model giving "
+            f"its answer probability {fmt(level, 3)} would reach {fmt(float(expected), 3)} "
+            f"(threshold {params.loss_excess:g}x): predictions are far less confident than they are right"
+        ),
+        evidence={
+            "loss_tag": loss_tag,
+            "accuracy_tag": tag,
+            "final_loss": loss_level,
+            "final_accuracy": level,
+            "uniform_loss": uniform,
+            "expected_loss_at_accuracy": float(expected),
+            "threshold_loss_excess": params.loss_excess,
+            **classes_evidence,
+        },
+        confidence=Confidence.MEDIUM,
+        advice=(
+            "Reduce label smoothing or the softmax temperature (or divide the logits by it only at "
+            "inference); calibrate afterwards with temperature scaling if accuracy is what matters."
         ),
     )
 
