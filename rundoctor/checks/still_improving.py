@@ -6,7 +6,14 @@ A main training loss whose last ``tail_fraction`` of points (at least ``min_tail
 falls in a straight-line fit by ``min_gain`` or more of its level and by ``min_sigmas``
 standard errors or more of the fit, while still above ``converged_fraction`` of where it
 started (a loss memorising its data keeps creeping towards zero; that is not a reason to
-train longer).  This is information, not a fault: healthy runs that stop early get it.
+train longer).  This is information, never more, not a fault: healthy runs that stop early
+get it.
+
+Noise principle: the fall is a robust trend (Theil-Sen on block medians, so 10-50x
+batches of a small-batch loss move nothing) whose standard error is widened by the
+effective sample size of autocorrelated residuals (running averages logged by HF and
+Keras), and ``min_sigmas`` is turned into the matching confidence of Student's t on those
+effective points, so a short tail (three epochs) needs a larger fall (``checks/trend.py``).
 
 Why it matters
 --------------
@@ -29,7 +36,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -76,17 +83,25 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     level, steps = binned.level, binned.steps
     count = signal.window(level.size, params.tail_fraction, params.min_tail_points)
     x, y = steps[-count:], level[-count:]
-    change, error = signal.drift(x, y)
-    fall = -change
-    end = float(np.median(y))
+    curve = ctx.curve(tag).finite
+    inside = curve.steps >= x[0]
+    fit = trend.trend(curve.steps[inside], curve.values[inside])
+    if fit is None:
+        return
+    fall = -fit.change
+    end = fit.level
     initial = signal.initial_level(level, params.edge_fraction)
     if not (end > 0 and initial > 0):
         return
     gain = fall / end
-    sigmas = fall / error if error > 0 else float("inf")
+    sigmas = -fit.sigmas
+    # Significance on the effective points: Student t at the confidence matching
+    # ``min_sigmas`` for Gaussian noise (3 sigmas: 99.7%), so three epochs or a running
+    # average need more than a straight-line fit would ask.
+    confidence = 2.0 * trend.normal_cdf(params.min_sigmas) - 1.0
     if not (
         gain >= params.min_gain
-        and sigmas >= params.min_sigmas
+        and fit.falling(confidence)
         and fall > 2.0 * signal.resolution(y)
         and end > params.converged_fraction * initial
     ):
@@ -95,7 +110,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     message = (
         f"{tag} is still falling at the end of the run: -{gain:.1%} of its level over the last "
         f"{count} points ({axis}s {x[0]:,.0f}-{x[-1]:,.0f}), {min(sigmas, 999):.1f} standard "
-        f"errors (thresholds {params.min_gain:.0%} and {params.min_sigmas:g}); more steps "
+        f"errors over {fit.effective:.0f} effective points (thresholds {params.min_gain:.0%} and "
+        f"{params.min_sigmas:g}, Student t); more steps "
         f"would likely lower it further"
     )
     evidence: dict[str, Any] = {
@@ -108,6 +124,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "initial_level": initial,
         "threshold_gain": params.min_gain,
         "threshold_standard_errors": params.min_sigmas,
+        "effective_points": fit.effective,
     }
     rate = signal.learning_rate(ctx)
     if rate is not None:
@@ -119,6 +136,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
                 f"; the learning rate had already decayed to {fmt(last)} (peak {fmt(peak)}): "
                 f"stretch the schedule rather than adding steps at the end"
             )
+    # Info by nature: a run still improving at its end is healthy, only unfinished.
     yield check.finding(
         ctx,
         tags=(tag,),
@@ -152,3 +170,4 @@ CHECK = Check(
     doc=__doc__ or "",
     example=_example,
 )
+

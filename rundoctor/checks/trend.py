@@ -113,6 +113,11 @@ def t_critical(confidence: float, dof: float) -> float:
     )
 
 
+def normal_cdf(sigmas: float) -> float:
+    """Standard normal cumulative probability at ``sigmas``."""
+    return 0.5 * (1.0 + math.erf(sigmas / math.sqrt(2.0)))
+
+
 def normal_quantile(p: float) -> float:
     """Standard normal quantile (Acklam's rational approximation, error < 1.2e-9)."""
     p = min(max(float(p), 1e-12), 1.0 - 1e-12)

@@ -110,3 +110,31 @@ def test_real_short_keras_runs_still_falling(real_logs) -> None:
 def test_healthy_real_runs_get_info_at_most(real_logs, relative: str) -> None:
     for run in curves.real_runs(real_logs, relative):
         assert all(f.severity is Severity.INFO for f in curves.run_check(CHECK, run)), run.id
+
+
+def test_never_above_info_even_on_a_steep_fall() -> None:
+    n = 500
+    series = {"train/loss": (curves.steps(n), np.linspace(2.0, 0.5, n))}
+    assert [f.severity for f in curves.find(CHECK, series)] == [Severity.INFO]
+
+
+def test_a_flat_heavy_tailed_tail_is_not_still_falling() -> None:
+    # Batch size 4 with 10-50x batches around a flat floor: no trend beyond the noise.
+    n = 3000
+    loss = curves.heavy_tailed(curves.plateau(n, start=1.2, level=0.4, fall_fraction=0.3), spread=0.8, seed=9)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(n), loss)}) == []
+
+
+def test_a_running_average_of_a_flat_loss_is_not_still_falling() -> None:
+    # Keras/HF: the mean since the epoch began sawtooths within each epoch.
+    n = 2000
+    per_step = curves.heavy_tailed(curves.plateau(n, start=1.5, level=0.5, fall_fraction=0.2), seed=12)
+    logged = curves.epoch_running_mean(per_step, 100)
+    assert curves.find(CHECK, {"loss": (curves.steps(n), logged)}) == []
+
+
+def test_a_heavy_tailed_loss_still_falling_is_found() -> None:
+    n = 6000
+    loss = curves.heavy_tailed(curves.decay(n, start=2.0, end=0.2, rate=2.0), spread=0.3, seed=13)
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(n), loss)})
+    assert finding.severity is Severity.INFO and finding.evidence["effective_points"] > 5
