@@ -12,6 +12,14 @@ drowned, and is left out.  Terms logged twice (Lightning ``_step`` and ``_epoch`
 once.  Runs whose terms go
 negative (GAN players, Wasserstein critics) are not judged: they are not parts of one sum.
 
+Severity follows the size of the gap: ``ratio_threshold`` (100x) or a dominant term is a
+warning; terms ``note_ratio`` (10x) to 100x apart at both ends are an informational note,
+since healthy detectors keep their box, objectness and class terms within about 10x (a
+single-class YOLOv5 run's class term sits 46x below its box term: nothing to classify).
+
+Noise principle: a term's level is the median of a third of the run, so per-batch spikes
+and heavy tails do not set it, and the ratio must hold at the start and at the end.
+
 Why it matters
 --------------
 The gradient of a sum is dominated by its largest terms.  A term a hundred times smaller
@@ -36,7 +44,7 @@ import numpy as np
 from rundoctor.checks import signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
-from rundoctor.roles import Role, normalise
+from rundoctor.roles import Role, series_name
 
 
 @dataclass(frozen=True)
@@ -55,6 +63,10 @@ class Params:
     learned_factor: float = field(
         default=10.0, metadata={"help": "Fall from start to end that marks a term as learned (left out)."}
     )
+    # 10x: YOLO's box, objectness, class and DFL terms sit within about 10x of each other.
+    note_ratio: float = field(
+        default=10.0, metadata={"help": "Largest over smallest term median reported as a note (info)."}
+    )
     edge_fraction: float = field(
         default=1 / 3, metadata={"help": "Share of the run whose median is a term's start or end level."}
     )
@@ -72,7 +84,7 @@ def terms(ctx: RunContext, params: Params) -> list[Term] | None:
     """Start and end levels of the non-negative loss terms, one per name; None when signed."""
     densest: dict[str, str] = {}
     for tag in ctx.tags(Role.LOSS_COMPONENT):
-        name = "_".join(normalise(tag))  # drops Lightning's _step / _epoch
+        name = series_name(tag)  # drops Lightning's _step / _epoch
         if name not in densest or len(ctx.curve(tag)) > len(ctx.curve(densest[name])):
             densest[name] = tag
     found = []
@@ -103,8 +115,11 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     spread = ratio_end >= params.ratio_threshold and ratio_start >= params.ratio_threshold
     # With two terms a share is the ratio restated (90% is 9x): the ratio alone judges them.
     dominant = len(judged) > 2 and share_end > params.dominant_share and share_start > params.dominant_share
-    if not (spread or dominant):
+    noted = ratio_end >= params.note_ratio and ratio_start >= params.note_ratio
+    if not (spread or dominant or noted):
         return
+    severity = Severity.WARNING if spread or dominant else Severity.INFO
+    spread = spread or not dominant
     run_steps = [ctx.curve(t.tag).steps for t in judged]
     first, last = min(s[0] for s in run_steps), max(s[-1] for s in run_steps)
     largest, smallest = judged[big], judged[small]
@@ -113,7 +128,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         message = (
             f"loss term {smallest.tag} is {ratio_end:,.0f}x smaller than {largest.tag} (medians "
             f"{fmt(smallest.end)} vs {fmt(largest.end)} at the end, {ratio_start:,.0f}x at the start; "
-            f"threshold {params.ratio_threshold:g}x)"
+            f"threshold {params.ratio_threshold:g}x"
+            + (f", noted from {params.note_ratio:g}x)" if severity is Severity.INFO else ")")
         )
     else:
         message = (
@@ -136,10 +152,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             "term_medians_start": {t.tag: t.start for t in judged},
             "learned_terms_left_out": learned,
             "ratio_threshold": params.ratio_threshold,
+            "note_ratio": params.note_ratio,
             "dominant_share": params.dominant_share,
         },
+        severity=severity,
         # Loss values are not gradients: a small term can still have large gradients.
-        confidence=Confidence.MEDIUM,
+        confidence=Confidence.MEDIUM if severity is Severity.WARNING else Confidence.LOW,
     )
 
 
