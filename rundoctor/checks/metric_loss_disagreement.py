@@ -6,13 +6,19 @@ What it detects
   or more consecutive evaluations, at least half of all evaluations, while its loss moves
   by more than 1%.  Values at a bound or sentinel (0, 1, 100, -1) are not counted: a
   metric stuck at 0 has not started, one at 1 is saturated, and COCO reports -1 for an
-  empty size bucket.  A frozen metric with a frozen loss is no learning, not a
-  disagreement, and is left to ``chance-level`` and the plateau checks.
+  empty size bucket; nor are values at the ceiling of a higher-is-better metric (at least
+  ``ceiling`` of its scale, 1 or 100: mAP50 0.995 on a small set repeats by nature).
+  A frozen metric with a frozen loss is no learning, not a disagreement, and is left to
+  ``chance-level`` and the plateau checks.
 - Copied: a validation metric bit-identical to a training metric at every shared step
   (five at least).
 - Against its loss: the smoothed validation accuracy and validation loss both falling at
   every evaluation of a stretch of at least 30% of the evaluations (four at least), the
   accuracy by at least two points (or its own noise) and the loss by at least 5%.
+
+Noise principle: "frozen" is bit-identity, which no noisy measurement of a changing model
+produces by chance over half the evaluations; the fall against the loss compares smoothed
+curves (EMA, rolling median) and needs a drop beyond three noise sigmas of the accuracy.
 
 Why it matters
 --------------
@@ -73,6 +79,10 @@ class Params:
     min_loss_fall: float = field(
         default=0.05, metadata={"help": "Least relative loss fall over the same stretch."}
     )
+    ceiling: float = field(
+        default=0.99,
+        metadata={"help": "A higher-is-better metric at this share of its scale is saturated, not frozen."},
+    )
     smoothing: float = field(
         default=0.1,
         metadata={"help": "Smoothing window (accuracy EMA, loss median) as a share of the points."},
@@ -103,6 +113,8 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
     curve = ctx.curve(tag).finite
     values = curve.values
     repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
+    if signal.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
+        repeats &= values[1:] < params.ceiling * signal.accuracy_scale(values)
     start, length = signal.longest_run(repeats)
     identical = length + 1 if length else 0
     if (

@@ -72,6 +72,15 @@ def test_metric_pinned_at_a_bound_is_not_frozen() -> None:
     assert curves.find(CHECK, series) == []
 
 
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_metric_saturated_at_its_ceiling_is_not_frozen(scale: float) -> None:
+    # mAP50 0.995 on a small detection set, repeated at most evaluations while the loss falls.
+    series = _healthy()
+    series["metrics/mAP50(B)"] = _evals(scale * np.concatenate([np.linspace(0.6, 0.99, 6), np.full(14, 0.995)]))
+    assert curves.find(CHECK, series) == []
+    assert curves.find(CHECK, series, ceiling=0.999) != []
+
+
 def test_near_miss_quantised_metric_repeats_in_a_short_stretch() -> None:
     # Recall = 7/18 on a small evaluation set repeats by itself; 9 of 20 is under half.
     series = _healthy()
