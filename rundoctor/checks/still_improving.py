@@ -12,8 +12,9 @@ get it.
 Noise principle: the fall is a robust trend (Theil-Sen on block medians, so 10-50x
 batches of a small-batch loss move nothing) whose standard error is widened by the
 effective sample size of autocorrelated residuals (running averages logged by HF and
-Keras), and ``min_sigmas`` is turned into the matching confidence of Student's t on those
-effective points, so a short tail (three epochs) needs a larger fall (``checks/trend.py``).
+Keras); the fall must reach ``min_sigmas`` standard errors and ``confidence`` by Student's
+t on those effective points, so a short tail (three epochs) needs a larger fall
+(``checks/trend.py``).
 
 Why it matters
 --------------
@@ -60,6 +61,13 @@ class Params:
     min_sigmas: float = field(
         default=3.0, metadata={"help": "Least fall over the final stretch, in standard errors."}
     )
+    confidence: float = field(
+        default=0.99,
+        metadata={
+            "help": "Confidence of the fall by Student t on the effective points (fewer or "
+            "autocorrelated points need a larger fall)."
+        },
+    )
     edge_fraction: float = field(
         default=0.05, metadata={"help": "Share of the points whose median is the initial level."}
     )
@@ -95,13 +103,10 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     gain = fall / end
     sigmas = -fit.sigmas
-    # Significance on the effective points: Student t at the confidence matching
-    # ``min_sigmas`` for Gaussian noise (3 sigmas: 99.7%), so three epochs or a running
-    # average need more than a straight-line fit would ask.
-    confidence = 2.0 * trend.normal_cdf(params.min_sigmas) - 1.0
     if not (
         gain >= params.min_gain
-        and fit.falling(confidence)
+        and sigmas >= params.min_sigmas
+        and fit.falling(params.confidence)
         and fall > 2.0 * signal.resolution(y)
         and end > params.converged_fraction * initial
     ):
