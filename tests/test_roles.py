@@ -106,3 +106,50 @@ def test_metric_direction_and_series_name_are_read_from_the_name() -> None:
     assert not lower_is_better("metrics/mAP50(B)") and not lower_is_better("val_acc")
     assert series_name("loss_cls_step") == series_name("loss_cls_epoch") == "loss_cls"
     assert words("eval_g0_accuracy") & words("eval_g0_loss") == {"eval", "g0"}
+
+
+def test_renamed_tags_with_role_overrides_give_the_same_findings() -> None:
+    """Checks see roles, never spellings: the same curves under meaningless names, with each
+    tag's role given by an override, give the same findings (mapped back to the old names)."""
+    from rundoctor.checks.base import RunContext
+    from rundoctor.checks.registry import REGISTRY
+    from tests import curves
+
+    n, every = 30, 50
+    evals = curves.steps(n, every, every - 1)
+    per_step = curves.steps(n * every)
+    rng = curves.rng(11)
+    named = {
+        "train_loss": (per_step, curves.heavy_tailed(curves.decay(n * every, 2.0, 0.05, 4.0), 0.4, 0.01, seed=1)),
+        "val_loss": (evals, curves.noisy(curves.overfit(n, turn=0.3, low=0.5, rise=0.6), 0.01, seed=2)),
+        "val_acc": (evals, 0.945 + 0.0005 * rng.standard_normal(n)),
+        "val_minority_recall": (evals, np.full(n, 0.01)),
+        "val_balanced_accuracy": (evals, np.full(n, 0.505)),
+        "val_auc": (evals, np.full(n, 0.4)),
+        "val/mean_confidence": (evals, np.full(n, 0.55)),
+        "loss_cls": (per_step, curves.noisy(np.full(n * every, 1.35), 0.02, seed=3)),
+        "loss_reg": (per_step, curves.noisy(np.full(n * every, 900.0), 0.02, seed=4)),
+    }
+    original = curves.make_run(named)
+    new_names = {tag: f"series{k}" for k, tag in enumerate(named)}
+    renamed = curves.make_run({new_names[tag]: values for tag, values in named.items()})
+    assign(renamed, {new_names[tag]: original.roles[tag] for tag in named})  # --role ROLE=TAG each
+    assert all(renamed.roles[new_names[tag]] is original.roles[tag] for tag in named)
+    back = {new: old for old, new in new_names.items()}
+    mine = {"chance-level", "class-imbalance", "underconfident", "metric-out-of-range",
+            "metric-loss-disagreement", "overfitting", "val-better-than-train", "loss-scale-imbalance"}
+
+    def outcome(run, rename):
+        found = []
+        for check in REGISTRY:
+            if check.name not in mine or check.missing(run):
+                continue
+            ctx = RunContext(run, num_classes=None)
+            for f in check.detect(check, ctx, check.default_params()):
+                found.append((f.check, f.severity, f.confidence, f.first_step, f.last_step,
+                              tuple(rename.get(tag, tag) for tag in f.tags)))
+        return sorted(found, key=repr)
+
+    before = outcome(original, {})
+    assert {f[0] for f in before} >= {"class-imbalance", "overfitting", "metric-out-of-range", "loss-scale-imbalance"}
+    assert outcome(renamed, back) == before
