@@ -14,6 +14,13 @@ one lucky evaluation does not count.  Only total losses are compared: detection 
 augmentation such as mosaic and sit 2-5x apart in healthy runs.  Below ``extreme_ratio``
 at most evaluations the finding is a warning, otherwise information.
 
+Noise principle: the validation loss is a rolling median of three evaluations and a
+per-step training loss a rolling median of ``smooth_fraction`` of the run, so neither one
+lucky evaluation nor the heavy-tailed batches of a small-batch loss set a ratio; the
+finding needs more than ``min_fraction`` of all evaluations, and severity follows the size
+of the gap (warning only below ``extreme_ratio``, beyond what dropout or augmentation
+explain).
+
 Why it matters
 --------------
 A model should not do much better on data it has never seen.  A validation loss far below
