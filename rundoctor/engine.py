@@ -1,7 +1,10 @@
-"""Run every selected check on every run, each in isolation.
+"""Run every selected check on every run, each in isolation, then diagnose each run.
 
 A check that raises becomes an ``error`` outcome for that check and run; the rest of the
-report still stands.  A check whose roles are missing is ``skipped`` with the reason.
+report still stands.  A check whose roles are missing is ``skipped`` with the reason.  The
+number of classes is resolved inside the same isolation: a bug there turns the checks of
+that run into ``error`` outcomes instead of ending the whole report.  After the checks, the
+diagnosis (:mod:`rundoctor.diagnosis`) relates each run's findings into one verdict.
 """
 
 from __future__ import annotations
@@ -9,11 +12,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterable, Sequence
 
-from rundoctor.checks.registry import REGISTRY
-from rundoctor.checks.base import Check, RunContext
-from rundoctor.findings import Finding, Severity
+from rundoctor.checks.base import Check, NumClasses, RunContext
 from rundoctor.checks.classes import resolve_num_classes
+from rundoctor.checks.registry import REGISTRY
 from rundoctor.config import Settings
+from rundoctor.diagnosis import diagnose_run
+from rundoctor.findings import Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
 
@@ -29,38 +33,74 @@ def selected_checks(settings: Settings, registry: Sequence[Check[Any]] | None = 
     return [c for c in chosen if not named(c, settings.ignore)]
 
 
-def diagnose(runs: Sequence[Run], errors: Sequence[ReadError], settings: Settings) -> Report:
-    checks = selected_checks(settings)
+def diagnose(
+    runs: Sequence[Run],
+    errors: Sequence[ReadError],
+    settings: Settings,
+    registry: Sequence[Check[Any]] | None = None,
+) -> Report:
+    """Check every run with the checks of ``registry`` (default: all registered) that the
+    settings select, and diagnose each run from its findings."""
+    checks = selected_checks(settings, registry)
     params = {check.name: check.make_params(settings.params.get(check.name, {})) for check in checks}
     findings: list[Finding] = []
     outcomes: list[CheckOutcome] = []
+    diagnoses = []
     for run in runs:
-        ctx = RunContext(run, num_classes=resolve_num_classes(run, *settings.num_classes_given()))
+        produced_for_run: list[Finding] = []
+        classes = _Classes(run, settings)
         for check in checks:
             reason = check.missing(run)
             if reason is not None:
                 outcomes.append(CheckOutcome(check.name, check.code, run.id, OutcomeStatus.SKIPPED, reason))
                 continue
             try:
+                ctx = RunContext(run, num_classes=classes.get())
                 produced = list(check.detect(check, ctx, params[check.name]))
             except Exception as error:  # isolation: one broken check must not sink the report
                 outcomes.append(
-                    CheckOutcome(
-                        check.name, check.code, run.id, OutcomeStatus.ERROR,
-                        f"{type(error).__name__}: {error}",
-                    )
+                    CheckOutcome(check.name, check.code, run.id, OutcomeStatus.ERROR, classes.describe(error))
                 )
                 continue
             outcomes.append(CheckOutcome(check.name, check.code, run.id, OutcomeStatus.RAN))
             override = settings.severity.get(check.name)
-            findings.extend(_with_severity(f, override) for f in produced)
+            produced_for_run.extend(_with_severity(f, override) for f in produced)
+        findings.extend(produced_for_run)
+        diagnoses.append(diagnose_run(run, produced_for_run))
     return Report(
         runs=tuple(runs),
         findings=tuple(findings),
         outcomes=tuple(outcomes),
         errors=tuple(errors),
         fail_on=settings.fail_on,
+        diagnoses=tuple(diagnoses),
     )
+
+
+class _Classes:
+    """The run's number of classes, resolved once, when the first check runs; an exception
+    while resolving it is raised again for every check, inside that check's isolation."""
+
+    def __init__(self, run: Run, settings: Settings) -> None:
+        self._run, self._settings = run, settings
+        self._done = False
+        self._value: NumClasses | None = None
+        self._error: Exception | None = None
+
+    def get(self) -> NumClasses | None:
+        if not self._done:
+            self._done = True
+            try:
+                self._value = resolve_num_classes(self._run, *self._settings.num_classes_given())
+            except Exception as error:
+                self._error = error
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def describe(self, error: Exception) -> str:
+        text = f"{type(error).__name__}: {error}"
+        return f"resolving the number of classes raised {text}" if error is self._error else text
 
 
 def _with_severity(finding: Finding, override: Severity | None) -> Finding:

@@ -1,20 +1,29 @@
-"""The report: what was read, what every check concluded, and what could not be read.
+"""The report: what was read, what every check concluded, the diagnosis of each run, and
+what could not be read.
 
 Reporters are pure functions of a :class:`Report`; this module holds the record and the
-derived views they share (verdicts, counts, ordering), so no reporter re-derives them.
+derived views they share (diagnoses, active findings, counts, ordering), so no reporter
+re-derives them.  A finding that the diagnosis superseded (a higher-priority finding
+contradicts it, or tells the same story) stays in :attr:`Report.findings` but not in the
+active views: :meth:`Report.findings_for`, :meth:`Report.counts` and ``--fail-on`` leave it
+out.  A run diagnosed ``no_data`` or ``too_short`` fails ``--fail-on`` at its verdict's level.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from rundoctor.findings import Finding, Severity
 from rundoctor.series import ReadError, Run
 
-SCHEMA_VERSION = "1.0"
+if TYPE_CHECKING:
+    from rundoctor.diagnosis import Diagnosis, Link, Verdict
+
+SCHEMA_VERSION = "1.1"
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -34,21 +43,17 @@ class CheckOutcome:
     reason: str | None = None
 
 
-class Verdict(str, enum.Enum):
-    HEALTHY = "healthy"
-    INFO = "info"
-    WARNINGS = "warnings"
-    ERRORS = "errors"
-
-
 @dataclass(frozen=True)
 class Report:
+    """``diagnoses`` holds one :class:`~rundoctor.diagnosis.Diagnosis` per run; when not given
+    (a report built by hand, e.g. in tests) they are derived from the findings."""
+
     runs: tuple[Run, ...]
     findings: tuple[Finding, ...]
     outcomes: tuple[CheckOutcome, ...] = ()
     errors: tuple[ReadError, ...] = ()
     fail_on: Severity | None = Severity.ERROR  # None: never fail
-    settings: dict[str, Any] = field(default_factory=dict)  # echo of the effective options
+    diagnoses: tuple["Diagnosis", ...] | None = None
 
     def __post_init__(self) -> None:
         ordered = sorted(self.findings, key=finding_order)
@@ -58,27 +63,74 @@ class Report:
             self, "outcomes", tuple(sorted(self.outcomes, key=lambda o: (o.run, o.code)))
         )
         object.__setattr__(self, "errors", tuple(sorted(self.errors, key=lambda e: e.path)))
+        if self.diagnoses is None:
+            from rundoctor.diagnosis import diagnose_run  # the diagnosis imports this module
 
-    def findings_for(self, run_id: str) -> list[Finding]:
+            made = tuple(diagnose_run(run, self._all_for(run.id)) for run in self.runs)
+            object.__setattr__(self, "diagnoses", made)
+        else:
+            object.__setattr__(self, "diagnoses", tuple(sorted(self.diagnoses, key=lambda d: d.run)))
+
+    def _all_for(self, run_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.run == run_id]
 
-    def verdict(self, run_id: str) -> Verdict:
-        worst = max((f.severity.rank for f in self.findings_for(run_id)), default=0)
-        return {0: Verdict.HEALTHY, 1: Verdict.INFO, 2: Verdict.WARNINGS, 3: Verdict.ERRORS}[worst]
+    @cached_property
+    def _diagnosis_of(self) -> dict[str, "Diagnosis"]:
+        return {diagnosis.run: diagnosis for diagnosis in self.diagnoses or ()}
+
+    @cached_property
+    def _superseded(self) -> dict[int, "Link"]:
+        # Findings hold dicts (unhashable): identity stands in for a hash.
+        return {id(link.finding): link for d in self.diagnoses or () for link in d.superseded}
+
+    def diagnosis(self, run_id: str) -> "Diagnosis":
+        return self._diagnosis_of[run_id]
+
+    def verdict(self, run_id: str) -> "Verdict":
+        return self._diagnosis_of[run_id].verdict
+
+    def superseded_by(self, finding: Finding) -> "Link | None":
+        """The link that superseded ``finding`` (with the finding above it and the reason), or None."""
+        return self._superseded.get(id(finding))
+
+    @property
+    def active_findings(self) -> list[Finding]:
+        """The findings the diagnosis kept: what counts and what reports list."""
+        return [finding for finding in self.findings if id(finding) not in self._superseded]
+
+    @property
+    def superseded_findings(self) -> list[Finding]:
+        return [finding for finding in self.findings if id(finding) in self._superseded]
+
+    def findings_for(self, run_id: str) -> list[Finding]:
+        """The run's active findings, most severe first."""
+        return [finding for finding in self.active_findings if finding.run == run_id]
 
     def counts(self) -> dict[str, int]:
-        counter = Counter(finding.severity.value for finding in self.findings)
+        counter = Counter(finding.severity.value for finding in self.active_findings)
         return {severity.value: counter.get(severity.value, 0) for severity in Severity}
 
     def failing(self) -> list[Finding]:
-        """Findings at or above ``fail_on``: what makes the exit code 1."""
+        """Active findings at or above ``fail_on``."""
         if self.fail_on is None:
             return []
-        return [f for f in self.findings if f.severity.rank >= self.fail_on.rank]
+        return [f for f in self.active_findings if f.severity.rank >= self.fail_on.rank]
+
+    def failing_runs(self) -> list["Diagnosis"]:
+        """Runs that could not be judged (no data, too short) whose verdict's level is at or
+        above ``fail_on``: an empty artifact must not pass a CI gate as healthy."""
+        if self.fail_on is None:
+            return []
+        threshold = self.fail_on.rank
+        return [
+            d for d in self.diagnoses or ()
+            if not d.verdict.judged and d.level is not None and d.level.rank >= threshold
+        ]
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failing() else 0
+        """1 when an active finding or an unjudged run is at or above ``fail_on``, else 0."""
+        return 1 if self.failing() or self.failing_runs() else 0
 
 
 def finding_order(finding: Finding) -> tuple[Any, ...]:

@@ -1,7 +1,8 @@
 """GitHub Actions workflow commands: one annotation per finding, then a summary line.
 
 ``::error file=runs/a,title=N001 nan-loss::runs/a: loss went NaN (steps 600..999). Lower...``
-Warnings become ``::warning`` and info ``::notice``.  Inputs that could not be read and checks
+Warnings become ``::warning`` and info ``::notice``.  Findings the diagnosis superseded are
+not annotated; a run with no data (``::warning``) or too short to judge (``::notice``) is.  Inputs that could not be read and checks
 that raised are ``::warning`` annotations: they make the report incomplete without being
 findings about a run.  Escaping follows the runner's rules (actions/toolkit, command.ts):
 ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
@@ -20,7 +21,12 @@ COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: 
 
 def render(report: Report, options: RenderOptions) -> str:
     runs = {run.id: run for run in report.runs}
-    lines = [_finding(finding, runs.get(finding.run)) for finding in report.findings]
+    lines = [_finding(finding, runs.get(finding.run)) for finding in report.active_findings]
+    lines += [
+        annotation(COMMAND[d.level], f"{d.run}: {d.summary}. {d.advice}", file=runs[d.run].path, title=d.problem)
+        for d in report.diagnoses or ()
+        if not d.verdict.judged and d.level is not None
+    ]
     lines += [
         annotation("warning", f"unreadable input: {error.reason}", file=error.path, title="unreadable input")
         for error in report.errors
@@ -63,7 +69,7 @@ def escape_property(text: str) -> str:
 
 def _summary(report: Report) -> str:
     """A plain log line (not a command): what was found and what decided the exit code."""
-    parts = [plural(len(report.runs), "run"), counts_phrase(report.findings)]
+    parts = [plural(len(report.runs), "run"), counts_phrase(report.active_findings)]
     if report.errors:
         parts.append(plural(len(report.errors), "unreadable input"))
     for status, word in ((OutcomeStatus.ERROR, "failed"), (OutcomeStatus.SKIPPED, "skipped")):

@@ -27,8 +27,9 @@ from __future__ import annotations
 from html import escape
 from typing import Iterable, Sequence
 
+from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding
-from rundoctor.report import CheckOutcome, OutcomeStatus, Report, Verdict
+from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.panels import (
     NO_CURVE_NOTE,
@@ -42,30 +43,28 @@ from rundoctor.reporters.panels import (
 from rundoctor.reporters.svg import Shade, chart, has_log_view
 from rundoctor.reporters.wording import (
     SEVERITIES,
+    VERDICT_ORDER,
     counts_phrase,
+    diagnosis_order,
+    explained_by,
     outcome_count,
     plural,
     result_line,
     runs_by_verdict,
     severity_counts,
     step_range,
+    superseded_phrase,
+    verdict_name,
 )
 from rundoctor.series import Run
 
-# Worst first: the order of the tiles, of the run sections and of the summary table.
-VERDICT_ORDER = (Verdict.ERRORS, Verdict.WARNINGS, Verdict.INFO, Verdict.HEALTHY)
+# Worst first (VERDICT_ORDER): the order of the tiles, of the run sections and of the summary table.
 VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(reversed(VERDICT_ORDER))}
 # (header, numeric): the severity columns follow SEVERITIES.
 SUMMARY_COLUMNS = (
-    ("Run", False), ("Verdict", False), ("Errors", True), ("Warnings", True), ("Info", True),
-    ("Format", False), ("Points", True),
+    ("Run", False), ("Verdict", False), ("Problem", False), ("Errors", True), ("Warnings", True),
+    ("Info", True), ("Format", False), ("Points", True),
 )
-VERDICT_LABEL = {
-    Verdict.ERRORS: "with errors",
-    Verdict.WARNINGS: "with warnings",
-    Verdict.INFO: "with info only",
-    Verdict.HEALTHY: "healthy",
-}
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -102,14 +101,14 @@ def _header(report: Report) -> str:
     tiles = "".join(
         f'<div class="tile v-{verdict.value}{"" if grouped[verdict] else " none"}"><span class="tile-count">{len(grouped[verdict]):,}</span>'
         f'<span class="tile-label">{"run" if len(grouped[verdict]) == 1 else "runs"} '
-        f"{VERDICT_LABEL[verdict]}</span></div>"
+        f"{verdict_name(verdict)}</span></div>"
         for verdict in VERDICT_ORDER
     )
     failing = "failing" if report.exit_code else "passing"
     return (
         '<header>\n<h1>rundoctor report</h1>\n'
         f'<p class="headline">{escape(plural(len(report.runs), "run"))} diagnosed; '
-        f"{escape(counts_phrase(report.findings))}</p>\n"
+        f"{escape(counts_phrase(report.active_findings))}</p>\n"
         f'<div class="tiles">{tiles}</div>\n'
         f'<p class="result {failing}">{escape(result_line(report))}</p>\n</header>'
     )
@@ -140,11 +139,14 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
     )
     rows = []
     for run in runs:
-        verdict = report.verdict(run.id)
+        diagnosis = report.diagnosis(run.id)
+        verdict = diagnosis.verdict
         counts = severity_counts(report.findings_for(run.id))
+        problem = "" if verdict is Verdict.HEALTHY else diagnosis.problem
         cells = [
             f'<td data-sort="{escape(run.id)}"><a href="#{anchors[run.id]}">{escape(run.id)}</a></td>',
             f'<td data-sort="{VERDICT_RANK[verdict]}">{_badge(verdict)}</td>',
+            f'<td data-sort="{escape(problem)}">{escape(problem)}</td>',
             *(
                 f'<td class="num" data-sort="{counts[severity]}">'
                 + (f'<span class="count sev-{severity.value}">{counts[severity]:,}</span>' if counts[severity] else "–")
@@ -164,23 +166,51 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
 
 
 def _badge(verdict: Verdict) -> str:
-    return f'<span class="badge v-{verdict.value}">{verdict.value}</span>'
+    return f'<span class="badge v-{verdict.value}">{verdict_name(verdict)}</span>'
+
+
+def _diagnosis(report: Report, diagnosis: Diagnosis) -> str:
+    """The run's diagnosis, above its plots: the problem and its key number, what it
+    explains, what it superseded and why, and (when there are several) the sources."""
+    if diagnosis.verdict is Verdict.HEALTHY and len(diagnosis.sources) < 2:
+        return ""
+    parts = [f'<p class="dx-head"><b>{escape(diagnosis.problem)}</b> — {escape(diagnosis.detail)}</p>']
+    if diagnosis.advice and diagnosis.verdict is not Verdict.HEALTHY:
+        parts.append(f'<p class="advice"><b>Advice</b> {escape(diagnosis.advice)}</p>')
+    if diagnosis.explains:
+        items = "".join(
+            f"<li><code>{escape(link.finding.code)}</code> {escape(link.finding.check)}: {escape(link.reason)}</li>"
+            for link in diagnosis.explains
+        )
+        parts.append(f"<p>It explains:</p><ul>{items}</ul>")
+    if diagnosis.superseded:
+        items = "".join(
+            f"<li><code>{escape(link.finding.code)}</code> {escape(link.finding.check)}, superseded by "
+            f"{escape(link.by.check)}: {escape(link.reason)}</li>"
+            for link in diagnosis.superseded
+        )
+        parts.append(f"<p>Not counted:</p><ul>{items}</ul>")
+    if len(diagnosis.sources) > 1:
+        items = "".join(f"<li><code>{escape(source)}</code></li>" for source in diagnosis.sources)
+        parts.append(f"<p>One run written in several formats:</p><ul>{items}</ul>")
+    return f'<div class="diagnosis v-{diagnosis.verdict.value}">{"".join(parts)}</div>'
 
 
 def _run_section(report: Report, run: Run, anchor: str) -> str:
-    findings = report.findings_for(run.id)
-    verdict = report.verdict(run.id)
+    findings = diagnosis_order(report, run.id)
+    diagnosis = report.diagnosis(run.id)
+    verdict = diagnosis.verdict
     numbers = {id(finding): index + 1 for index, finding in enumerate(findings)}
     drawn = picture(run, findings)
-    charts = [_panel(run, panel, anchor, index, numbers) for index, panel in enumerate(drawn.panels)]
+    charts = [_panel(report, run, panel, anchor, index, numbers) for index, panel in enumerate(drawn.panels)]
     with_findings = [html for html, panel in zip(charts, drawn.panels, strict=True) if panel.listed]
     quiet = [html for html, panel in zip(charts, drawn.panels, strict=True) if not panel.listed]
-    body = [*with_findings]
+    body = [_diagnosis(report, diagnosis), *with_findings]
     if drawn.unplotted:
         body.append(
             '<div class="panel"><div class="plot no-curve"><h3>No curve to draw</h3>'
             f"<p>{NO_CURVE_NOTE}</p></div>"
-            f"{_finding_list(run, drawn.unplotted, anchor, numbers, None)}</div>"
+            f"{_finding_list(report, run, drawn.unplotted, anchor, numbers, None)}</div>"
         )
     if quiet:
         body.append(f'<div class="gallery">{"".join(quiet)}</div>')
@@ -190,17 +220,21 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
     body.append(_outcomes([o for o in report.outcomes if o.run == run.id]))
     steps = run.steps
     span = f" · {run.x_axis.value}s {int(steps.min()):,}..{int(steps.max()):,}" if steps.size else ""
-    is_open = " open" if findings else ""
+    is_open = " open" if verdict is not Verdict.HEALTHY else ""
+    headline = "no findings" if verdict is Verdict.HEALTHY else diagnosis.summary
+    superseded = superseded_phrase(report, run.id)
+    counts = counts_phrase(findings) + (f"; {len(diagnosis.superseded)} superseded" if superseded else "")
     return (
         f'<details class="run v-{verdict.value}" id="{anchor}" data-run="{escape(run.id)}"{is_open}>'
         f'<summary>{_badge(verdict)}<span class="run-id">{escape(run.id)}</span>'
-        f'<span class="run-counts">{escape(counts_phrase(findings))}</span>'
+        f'<span class="run-dx">{escape(headline)}</span>'
+        f'<span class="run-counts">{escape(counts)}</span>'
         f'<span class="run-meta">{escape(run.format)} · {run.points:,} points{span}</span></summary>\n'
         f'<div class="run-body">{"".join(part for part in body if part)}</div></details>'
     )
 
 
-def _panel(run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
+def _panel(report: Report, run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
     """A plot with its legend and log toggle, and beside it the findings listed on it."""
     chart_id = f"chart-{anchor}-{index}"
     shades = []
@@ -236,7 +270,7 @@ def _panel(run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, i
     )
     if not panel.listed:
         return plot
-    return f'<div class="panel">{plot}{_finding_list(run, panel.listed, anchor, numbers, chart_id)}</div>'
+    return f'<div class="panel">{plot}{_finding_list(report, run, panel.listed, anchor, numbers, chart_id)}</div>'
 
 
 def _finding_id(anchor: str, number: int) -> str:
@@ -244,7 +278,7 @@ def _finding_id(anchor: str, number: int) -> str:
 
 
 def _finding_list(
-    run: Run, findings: Iterable[Finding], anchor: str, numbers: dict[int, int], chart_id: str | None
+    report: Report, run: Run, findings: Iterable[Finding], anchor: str, numbers: dict[int, int], chart_id: str | None
 ) -> str:
     items = []
     for finding in findings:
@@ -265,7 +299,10 @@ def _finding_list(
             f'<span class="confidence">{finding.confidence.value} confidence</span>'
             if finding.confidence is not Confidence.HIGH else ""
         )
-        advice = f'<p class="advice"><b>Advice</b> {escape(finding.advice)}</p>' if finding.advice else ""
+        cause = explained_by(report, finding)
+        if cause is not None:
+            confidence += f'<span class="explained">explained by {escape(cause.check)}</span>'
+        advice = f'<p class="advice"><b>Advice</b> {escape(finding.advice)}</p>' if finding.advice and cause is None else ""
         items.append(
             f'<li class="finding sev-{severity}" id="{_finding_id(anchor, number)}"{attributes}>'
             f'<div class="finding-head"><span class="num sev-{severity}">{number}</span>'
@@ -347,8 +384,8 @@ padding:8px 16px 8px 12px;min-width:150px}
 .tile-count{display:block;font-size:22px;font-weight:650}
 .tile.none{opacity:.55}
 .tile-label{color:var(--muted);font-size:12px}
-.tile.v-errors{border-left-color:#dc2626}.tile.v-warnings{border-left-color:#d97706}
-.tile.v-info{border-left-color:#0284c7}.tile.v-healthy{border-left-color:#16a34a}
+.tile.v-serious{border-left-color:#dc2626}.tile.v-problem,.tile.v-no_data{border-left-color:#d97706}
+.tile.v-minor,.tile.v-too_short{border-left-color:#0284c7}.tile.v-healthy{border-left-color:#16a34a}
 .result{margin:14px 0 0;font-weight:600}
 .result.failing{color:var(--err)}.result.passing{color:var(--ok)}
 .problems{background:var(--err-bg);border:1px solid #fecaca;border-radius:8px;padding:2px 16px;margin-top:20px}
@@ -373,10 +410,17 @@ table.sortable th[aria-sort=descending]::after{content:"\\2193";opacity:1}
 .count{font-weight:600}
 .count.sev-error{color:var(--err)}.count.sev-warning{color:var(--warn)}.count.sev-info{color:var(--info)}
 .badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600;white-space:nowrap}
-.badge.v-errors{background:var(--err-bg);color:var(--err)}
-.badge.v-warnings{background:var(--warn-bg);color:var(--warn)}
-.badge.v-info{background:var(--info-bg);color:var(--info)}
+.badge.v-serious{background:var(--err-bg);color:var(--err)}
+.badge.v-problem,.badge.v-no_data{background:var(--warn-bg);color:var(--warn)}
+.badge.v-minor,.badge.v-too_short{background:var(--info-bg);color:var(--info)}
 .badge.v-healthy{background:var(--ok-bg);color:var(--ok)}
+.diagnosis{border-left:3px solid var(--line);padding:2px 0 2px 10px;margin:0 0 14px}
+.diagnosis.v-serious{border-left-color:#dc2626}.diagnosis.v-problem,.diagnosis.v-no_data{border-left-color:#d97706}
+.diagnosis.v-minor,.diagnosis.v-too_short{border-left-color:#0284c7}
+.diagnosis p{margin:3px 0}.diagnosis ul{margin:2px 0 6px;padding-left:20px;font-size:12.5px}
+.dx-head{font-size:14px}
+.run-dx{overflow-wrap:anywhere}
+.explained{color:var(--muted);font-style:italic}
 details.run{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:0 0 12px}
 details.run>summary{list-style:none;cursor:pointer;display:flex;align-items:baseline;gap:10px;
 padding:10px 14px;flex-wrap:wrap}
@@ -385,7 +429,7 @@ details.run>summary::before{content:"\\25B8";color:var(--muted);width:10px;trans
 details.run[open]>summary::before{transform:rotate(90deg)}
 details.run[open]>summary{border-bottom:1px solid var(--line)}
 .run-id{font-weight:600;overflow-wrap:anywhere}
-.run-counts{color:var(--ink)}
+.run-counts{color:var(--muted);font-size:12px}
 .run-meta{color:var(--muted);font-size:12px;margin-left:auto}
 .run-body{padding:14px}
 .panel{display:grid;grid-template-columns:minmax(0,1.35fr) minmax(0,1fr);gap:18px;margin-bottom:16px;align-items:start}

@@ -1,6 +1,9 @@
 """The versioned JSON report for pipes and tools; its JSON Schema is ``schema.json``.
 
-Findings, check outcomes and input errors are separate lists.  Order is deterministic (the
+Findings, check outcomes and input errors are separate lists; each run carries its
+``diagnosis`` (verdict, primary problem, what it explains, what it superseded and why, its
+sources), which refers to findings by their index in ``findings``.  Superseded findings stay
+in ``findings`` with ``superseded_by`` set and are left out of ``findings_by_severity``.  Order is deterministic (the
 report's own order), there are no timestamps, and non-finite numbers are the strings "NaN",
 "Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  Adding a field
 is a minor ``schema_version`` bump; renaming or removing one is a major bump.
@@ -10,7 +13,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rundoctor.findings import Finding
+from rundoctor.diagnosis import Diagnosis, Link
+from rundoctor.findings import Finding, Severity
 from rundoctor.report import SCHEMA_VERSION, CheckOutcome, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.inventory import run_summary
@@ -20,6 +24,9 @@ from rundoctor.series import Run
 
 # The keys of ``ls``'s run summary a check report repeats; sources and metadata stay in ls.
 RUN_KEYS = ("id", "path", "format", "x_axis", "points")
+# Schema 1.0's per-run ``verdict``, kept for the scripts that read it: the level of the
+# diagnosis (a run with no data is "warnings", one too short to judge "info").
+LEVEL_VERDICT = {None: "healthy", Severity.INFO: "info", Severity.WARNING: "warnings", Severity.ERROR: "errors"}
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -29,35 +36,66 @@ def render(report: Report, options: RenderOptions) -> str:
 def report_document(report: Report) -> dict[str, Any]:
     from rundoctor import __version__
 
+    index = {id(finding): number for number, finding in enumerate(report.findings)}
+    levels = [report.diagnosis(run.id).level for run in report.runs]
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
-        "runs": [_run(report, run) for run in report.runs],
-        "findings": [_finding(finding) for finding in report.findings],
+        "runs": [_run(report, run, index) for run in report.runs],
+        "findings": [_finding(finding, report.superseded_by(finding)) for finding in report.findings],
         "checks": [_outcome(outcome) for outcome in report.outcomes],
         "errors": [error.as_dict() for error in report.errors],
         "summary": {
             "runs": len(report.runs),
-            "runs_by_verdict": {verdict.value: len(runs) for verdict, runs in runs_by_verdict(report).items()},
-            "findings_by_severity": {s.value: n for s, n in severity_counts(report.findings).items()},
+            "runs_by_verdict": {name: levels.count(level) for level, name in LEVEL_VERDICT.items()},
+            "runs_by_diagnosis": {
+verdict.value: len(runs) for verdict, runs in runs_by_verdict(report).items()},
+            "findings_by_severity": {s.value: n for s, n in severity_counts(report.active_findings).items()},
+            "findings_superseded": len(report.superseded_findings),
             "fail_on": fail_on_name(report),
             "exit_code": report.exit_code,
         },
     }
 
 
-def _run(report: Report, run: Run) -> dict[str, Any]:
+def _run(report: Report, run: Run, index: dict[int, int]) -> dict[str, Any]:
     summary = run_summary(run)
+    diagnosis = report.diagnosis(run.id)
     return {
         **{key: summary[key] for key in RUN_KEYS},
         "roles": {tag: run.roles[tag].value for tag in sorted(run.roles)},
         "tags": summary["tags"],
         "notes": summary["notes"],
-        "verdict": report.verdict(run.id).value,
+        "verdict": LEVEL_VERDICT[diagnosis.level],
+        "diagnosis": _diagnosis(diagnosis, index),
     }
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def _diagnosis(diagnosis: Diagnosis, index: dict[int, int]) -> dict[str, Any]:
+    primary = diagnosis.primary
+    return {
+        "verdict": diagnosis.verdict.value,
+        "level": None if diagnosis.level is None else diagnosis.level.value,
+        "problem": diagnosis.problem,
+        "primary": None if primary is None else _ref(primary, index),
+        "explains": [{**_ref(link.finding, index), "by": link.by.check, "reason": link.reason}
+                     for link in diagnosis.explains],
+        "superseded": [_superseded(link, index) for link in diagnosis.superseded],
+        "sources": list(diagnosis.sources),
+        "summary": diagnosis.summary,
+        "advice": diagnosis.advice,
+    }
+
+
+def _ref(finding: Finding, index: dict[int, int]) -> dict[str, Any]:
+    return {"check": finding.check, "code": finding.code, "finding": index[id(finding)]}
+
+
+def _superseded(link: Link, index: dict[int, int]) -> dict[str, Any]:
+    return {**_ref(link.finding, index), "by": link.by.check, "relation": link.relation.value, "reason": link.reason}
+
+
+def _finding(finding: Finding, superseded: Link | None = None) -> dict[str, Any]:
     return {
         "check": finding.check,
         "code": finding.code,
@@ -69,6 +107,12 @@ def _finding(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "evidence": dict(finding.evidence),
         "advice": finding.advice,
+        "superseded_by": None if superseded is None else {
+            "check": superseded.by.check,
+            "code": superseded.by.code,
+            "relation": superseded.relation.value,
+            "reason": superseded.reason,
+        },
     }
 
 

@@ -2,7 +2,9 @@
 
 Findings at or above ``fail_on`` are ``<failure type="check-name">`` elements (message as the
 attribute, evidence and advice as the text); findings below it go to ``<system-out>``, so
-the test views agree with the exit code.  A check that raised is an ``<error>`` of its run's
+the test views agree with the exit code.  A run with no data or too short to judge is a
+``<failure>`` when its verdict's level is at or above ``fail_on``; superseded findings are left
+out.  A check that raised is an ``<error>`` of its run's
 test case, and an input that could not be read is a test case of its own with an ``<error>``.
 """
 
@@ -27,9 +29,10 @@ _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-
 
 def render(report: Report, options: RenderOptions) -> str:
     failing = set(map(id, report.failing()))  # findings hold dicts: identity stands in for a hash
+    unjudged = {d.run for d in report.failing_runs()}
     suite = ET.Element("testsuite", name="rundoctor")
     for run in report.runs:
-        suite.append(_run_case(report, run, failing))
+        suite.append(_run_case(report, run, failing, run.id in unjudged))
     for error in report.errors:
         case = ET.SubElement(suite, "testcase", classname="rundoctor.unreadable", name=_clean(error.path))
         ET.SubElement(case, "error", type="unreadable-input", message=_clean(error.reason))
@@ -46,9 +49,13 @@ def render(report: Report, options: RenderOptions) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _run_case(report: Report, run: Run, failing: set[int]) -> ET.Element:
+def _run_case(report: Report, run: Run, failing: set[int], unjudged: bool) -> ET.Element:
     case = ET.Element("testcase", classname=f"rundoctor.{run.format}", name=_clean(run.id))
     passing: list[str] = []
+    if unjudged:
+        diagnosis = report.diagnosis(run.id)
+        failure = ET.SubElement(case, "failure", type=diagnosis.verdict.value, message=_clean(diagnosis.summary))
+        failure.text = _clean(diagnosis.advice)
     for finding in report.findings_for(run.id):
         if id(finding) in failing:
             failure = ET.SubElement(case, "failure", type=finding.check, message=_clean(finding.message))

@@ -1,7 +1,8 @@
 """GitHub-flavoured markdown for a pull-request comment or ``$GITHUB_STEP_SUMMARY``.
 
-A table of runs (verdict and counts by severity), then the findings of each run with
-findings, then what could not be read or checked.  Healthy runs of a large sweep fold into a
+A table of runs (verdict, problem and counts by severity), then each run that is not
+healthy led by its diagnosis, with its findings (the primary first, explained ones marked),
+then what could not be read or checked.  Superseded findings are counted, not listed.  Healthy runs of a large sweep fold into a
 ``<details>`` list below the table.  Text from logs is escaped, so a tag or message holding
 ``|``, ``*`` or ``<`` cannot break the table or the page.
 """
@@ -10,19 +11,24 @@ from __future__ import annotations
 
 import re
 
+from rundoctor.diagnosis import Verdict
 from rundoctor.findings import Confidence, Finding
-from rundoctor.report import OutcomeStatus, Report, Verdict
+from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.wording import (
     FOLD_HEALTHY_ABOVE,
     SEVERITIES,
     counts_phrase,
+    diagnosis_order,
+    explained_by,
     plural,
     result_line,
     runs_by_verdict,
     severity_counts,
     skipped_line,
     step_range,
+    superseded_phrase,
+    verdict_name,
 )
 from rundoctor.series import Run
 
@@ -35,42 +41,57 @@ def render(report: Report, options: RenderOptions) -> str:
     healthy = runs_by_verdict(report)[Verdict.HEALTHY]
     fold = len(healthy) > FOLD_HEALTHY_ABOVE
     lines = [
-        f"## rundoctor: {plural(len(report.runs), 'run')}, {counts_phrase(report.findings)}",
+        f"## rundoctor: {plural(len(report.runs), 'run')}, {counts_phrase(report.active_findings)}",
         "",
-        "| Run | Verdict | Errors | Warnings | Info |",
-        "| --- | --- | ---: | ---: | ---: |",
+        "| Run | Verdict | Problem | Errors | Warnings | Info |",
+        "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     for run in report.runs:
-        verdict = report.verdict(run.id)
+        diagnosis = report.diagnosis(run.id)
+        verdict = diagnosis.verdict
         if fold and verdict is Verdict.HEALTHY:
             continue
         counts = severity_counts(report.findings_for(run.id))
-        marker = verdict.value if verdict is Verdict.HEALTHY else f"**{verdict.value}**"
-        lines.append(f"| {escape(run.id)} | {marker} | " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |")
+        marker = verdict_name(verdict) if verdict is Verdict.HEALTHY else f"**{verdict_name(verdict)}**"
+        problem = "" if verdict is Verdict.HEALTHY else escape(diagnosis.problem)
+        lines.append(
+            f"| {escape(run.id)} | {marker} | {problem} | " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |"
+        )
     if fold:
         lines += ["", f"<details><summary>{plural(len(healthy), 'healthy run')}</summary>", ""]
         lines += [f"- {escape(run.id)}" for run in healthy]
         lines += ["", "</details>"]
     for run in report.runs:
-        findings = report.findings_for(run.id)
+        diagnosis = report.diagnosis(run.id)
+        if diagnosis.verdict is Verdict.HEALTHY:
+            continue
+        lines += ["", f"### {escape(run.id)}", "", f"**{diagnosis.verdict.label}: {escape(diagnosis.problem)}** — "
+                  + escape(diagnosis.detail)]
+        if diagnosis.primary is None and diagnosis.advice:
+            lines[-1] += f"<br>*Advice:* {escape(diagnosis.advice)}"
+        if len(diagnosis.sources) > 1:
+            lines[-1] += "<br>*Sources:* " + ", ".join(escape(source) for source in diagnosis.sources)
+        findings = diagnosis_order(report, run.id)
         if findings:
-            lines += ["", f"### {escape(run.id)}", ""]
-            lines += [_finding(finding, run) for finding in findings]
+            lines.append("")
+            lines += [_finding(finding, run, explained_by(report, finding)) for finding in findings]
     lines += _problems(report)
-    skipped = skipped_line(report)
-    lines += ["", *([escape(skipped), ""] if skipped else []), f"**{escape(result_line(report))}**"]
+    notes = [line for line in (superseded_phrase(report), skipped_line(report)) if line]
+    lines += ["", *(part for line in notes for part in (escape(line), "")), f"**{escape(result_line(report))}**"]
     return "\n".join(lines) + "\n"
 
 
-def _finding(finding: Finding, run: Run) -> str:
+def _finding(finding: Finding, run: Run, cause: Finding | None = None) -> str:
     steps = step_range(finding, run)
     head = f"- **{finding.severity.value}** `{finding.code}` {finding.check}"
     if steps:
         head += f" ({steps})"
     if finding.confidence is not Confidence.HIGH:
         head += f", {finding.confidence.value} confidence"
+    if cause is not None:
+        head += f", explained by {cause.check}"
     text = f"{head}: {escape(finding.message)}"
-    if finding.advice:
+    if finding.advice and cause is None:
         text += f"<br>*Advice:* {escape(finding.advice)}"
     return text
 

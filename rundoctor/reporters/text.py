@@ -1,7 +1,12 @@
-"""The terminal report: a verdict per run, findings with advice and a sparkline of the curve.
+"""The terminal report: each run led by its diagnosis, then its findings with advice and a
+sparkline of the curve.
 
-Runs with findings are shown in full; healthy runs of a sweep fold into one line, so a report
-over 200 runs leads with the 20 that need attention.  Every line fits ``options.width``.
+A run's header line is its diagnosis (``runs/a  SERIOUS: training diverged — train/loss
+turned non-finite at step 600 ...``); the primary finding comes first, then the findings it
+explains (marked "explained by ..."), then the rest.  Findings the diagnosis superseded are
+not printed, only counted.  Runs that are not healthy are shown in full; healthy runs of a
+sweep fold into one line, so a report over 200 runs leads with the 20 that need attention.
+Every line fits ``options.width``.
 """
 
 from __future__ import annotations
@@ -15,14 +20,18 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
+from rundoctor.diagnosis import Verdict
 from rundoctor.findings import Confidence, Finding, Severity
-from rundoctor.report import OutcomeStatus, Report, Verdict
+from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.sparkline import sparkline, value_range
 from rundoctor.reporters.wording import (
     FOLD_HEALTHY_ABOVE,
     SEVERITIES,
     counts_phrase,
+    diagnosis_line,
+    diagnosis_order,
+    explained_by,
     outcome_count,
     plural,
     result_line,
@@ -30,15 +39,19 @@ from rundoctor.reporters.wording import (
     severity_counts,
     skipped_line,
     step_range,
+    superseded_phrase,
+    verdict_name,
 )
 from rundoctor.series import Curve, Run
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 VERDICT_STYLE = {
     Verdict.HEALTHY: "green",
-    Verdict.INFO: "cyan",
-    Verdict.WARNINGS: "yellow",
-    Verdict.ERRORS: "bold red",
+    Verdict.MINOR: "cyan",
+    Verdict.TOO_SHORT: "cyan",
+    Verdict.PROBLEM: "yellow",
+    Verdict.NO_DATA: "yellow",
+    Verdict.SERIOUS: "bold red",
 }
 COLUMN_NAMES = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "info"}
 FINDING_INDENT = 4  # message, advice and sparklines sit under the finding's header
@@ -64,12 +77,8 @@ def render(report: Report, options: RenderOptions) -> str:
     )
     several = len(report.runs) > 1
     for run in report.runs:
-        findings = report.findings_for(run.id)
-        if findings:
-            console.print(_run_section(report, run, findings, options.width))
-            console.print()
-        elif not several:
-            console.print(_verdict_line(report, run))
+        if report.verdict(run.id) is not Verdict.HEALTHY or not several:
+            console.print(_run_section(report, run, options.width))
             console.print()
     if several:
         console.print(_summary(report, options.width))
@@ -77,30 +86,42 @@ def render(report: Report, options: RenderOptions) -> str:
     for block in _problems(report):
         console.print(block)
         console.print()
-    skipped = skipped_line(report)
-    if skipped:
-        console.print(Text(skipped, style="dim"))
+    for line in (superseded_phrase(report), skipped_line(report)):
+        if line:
+            console.print(Text(line, style="dim"))
     console.print(Text(result_line(report), style="bold"))
     text = console.export_text(styles=options.color)
     return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
 
 
 def _verdict_line(report: Report, run: Run) -> Text:
-    verdict = report.verdict(run.id)
+    """The run's diagnosis, then (dim) its counts or how many checks found nothing."""
+    diagnosis = report.diagnosis(run.id)
     findings = report.findings_for(run.id)
     if findings:
         detail = counts_phrase(findings)
     else:
         ran = outcome_count(report, OutcomeStatus.RAN, run.id)
         detail = f"no findings from {plural(ran, 'check')}"
-    return Text.assemble((run.id, "bold"), "  ", (verdict.value, VERDICT_STYLE[verdict]), f": {detail}")
+    if diagnosis.superseded:
+        detail += f"; {len(diagnosis.superseded)} superseded"
+    if diagnosis.verdict is Verdict.HEALTHY:
+        return Text.assemble((run.id, "bold"), "  ", (diagnosis.verdict.label, VERDICT_STYLE[diagnosis.verdict]), f": {detail}")
+    return Text.assemble(
+        (run.id, "bold"), "  ", (diagnosis_line(diagnosis), VERDICT_STYLE[diagnosis.verdict]), (f"  ({detail})", "dim")
+    )
 
 
-def _run_section(report: Report, run: Run, findings: list[Finding], width: int) -> Group:
-    return Group(_verdict_line(report, run), *(_finding(run, finding, width) for finding in findings))
+def _run_section(report: Report, run: Run, width: int) -> Group:
+    parts: list[RenderableType] = [_verdict_line(report, run)]
+    diagnosis = report.diagnosis(run.id)
+    if diagnosis.advice and diagnosis.primary is None and diagnosis.verdict is not Verdict.HEALTHY:
+        parts.append(Padding(Text.assemble(("Advice: ", "bold"), diagnosis.advice), (0, 0, 0, FINDING_INDENT)))
+    parts += [_finding(run, finding, width, explained_by(report, finding)) for finding in diagnosis_order(report, run.id)]
+    return Group(*parts)
 
 
-def _finding(run: Run, finding: Finding, width: int) -> Group:
+def _finding(run: Run, finding: Finding, width: int, cause: Finding | None = None) -> Group:
     header = Text("  ")
     header.append(f"{finding.severity.value.upper():<8}", SEVERITY_STYLE[finding.severity])
     header.append(f" {finding.code} {finding.check}", "bold")
@@ -109,8 +130,10 @@ def _finding(run: Run, finding: Finding, width: int) -> Group:
         header.append(f"  {steps}")
     if finding.confidence is not Confidence.HIGH:
         header.append(f"  ({finding.confidence.value} confidence)", "dim")
+    if cause is not None:
+        header.append(f"  (explained by {cause.check})", "dim")
     body: list[RenderableType] = [Text(finding.message)]
-    if finding.advice:
+    if finding.advice and cause is None:  # an explained finding's advice is its cause's
         body.append(Text.assemble(("Advice: ", "bold"), finding.advice))
     body.extend(_sparklines(run, finding, width - FINDING_INDENT))
     return Group(header, Padding(Group(*body), (0, 0, 0, FINDING_INDENT)))
@@ -161,7 +184,7 @@ def _summary(report: Report, width: int) -> Group:
         rows.append((run.id, verdict, [str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES]))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
     # The other columns take what they need; the run ids fold at '/' into the rest.
-    verdict_width = max([len("verdict"), *(len(verdict.value) for _, verdict, _ in rows)])
+    verdict_width = max([len("verdict"), *(len(verdict_name(verdict)) for _, verdict, _ in rows)])
     count_widths = [max([len(COLUMN_NAMES[severity]), *(len(cells[i]) for _, _, cells in rows)])
                     for i, severity in enumerate(SEVERITIES)]
     room = max(width - verdict_width - sum(count_widths) - _COLUMN_GAP * (1 + len(count_widths)), 16)
@@ -171,7 +194,7 @@ def _summary(report: Report, width: int) -> Group:
     for severity in SEVERITIES:
         table.add_column(COLUMN_NAMES[severity], justify="right", no_wrap=True)
     for ids, (_, verdict, cells) in zip(folded, rows):
-        table.add_row(ids, Text(verdict.value, VERDICT_STYLE[verdict]), *cells)
+        table.add_row(ids, Text(verdict_name(verdict), VERDICT_STYLE[verdict]), *cells)
     parts: list[RenderableType] = [Text(_headline(report, grouped), style="bold")]
     if table.row_count:
         parts.append(table)
@@ -200,12 +223,8 @@ def _fold_path(path: str, width: int) -> str:
 
 
 def _headline(report: Report, grouped: dict[Verdict, list[Run]]) -> str:
-    by_verdict = ", ".join(
-        f"{len(runs):,} {'healthy' if verdict is Verdict.HEALTHY else 'with ' + verdict.value}"
-        for verdict, runs in reversed(grouped.items())
-        if runs
-    )
-    return f"{plural(len(report.runs), 'run')}: {by_verdict}; {counts_phrase(report.findings)}"
+    by_verdict = ", ".join(f"{len(runs):,} {verdict_name(verdict)}" for verdict, runs in grouped.items() if runs)
+    return f"{plural(len(report.runs), 'run')}: {by_verdict}; {counts_phrase(report.active_findings)}"
 
 
 def _folded_healthy(healthy: list[Run], width: int) -> Text:

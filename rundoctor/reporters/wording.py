@@ -6,12 +6,19 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Finding, Severity
-from rundoctor.report import OutcomeStatus, Report, Verdict
+from rundoctor.report import OutcomeStatus, Report
 from rundoctor.series import Run, XAxis
 
 # Most severe first: the order counts are listed in everywhere.
 SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
+
+# Worst first: the order of verdict tiles, headlines and sorted tables.  A run that could not
+# be judged sits just below the judged verdict of its level.
+VERDICT_ORDER = (
+    Verdict.SERIOUS, Verdict.PROBLEM, Verdict.NO_DATA, Verdict.MINOR, Verdict.TOO_SHORT, Verdict.HEALTHY,
+)
 
 # Above this many healthy runs a summary lists them on one folded line instead of a row
 # each: a sweep of 200 runs must not bury the 20 with findings under 180 "healthy" rows.
@@ -51,11 +58,53 @@ def counts_phrase(findings: Sequence[Finding]) -> str:
 
 
 def runs_by_verdict(report: Report) -> dict[Verdict, list[Run]]:
-    """Every verdict (healthy first) with the runs that got it, in run order."""
-    grouped: dict[Verdict, list[Run]] = {verdict: [] for verdict in Verdict}
+    """Every verdict (worst first, :data:`VERDICT_ORDER`) with the runs that got it, in run order."""
+    grouped: dict[Verdict, list[Run]] = {verdict: [] for verdict in VERDICT_ORDER}
     for run in report.runs:
         grouped[report.verdict(run.id)].append(run)
     return grouped
+
+
+def verdict_name(verdict: Verdict) -> str:
+    """``serious``, ``no data``, ``too short``: the verdict as a word in a table or sentence."""
+    return verdict.value.replace("_", " ")
+
+
+def diagnosis_line(diagnosis: Diagnosis) -> str:
+    """``SERIOUS: training diverged — train/loss turned non-finite at step 600 ...``."""
+    if diagnosis.verdict is Verdict.HEALTHY:
+        return diagnosis.verdict.label
+    return f"{diagnosis.verdict.label}: {diagnosis.summary}"
+
+
+def explained_by(report: Report, finding: Finding) -> Finding | None:
+    """The finding that explains ``finding`` in its run's diagnosis (the primary's story), or None."""
+    for link in report.diagnosis(finding.run).explains:
+        if link.finding is finding:
+            return link.by
+    return None
+
+
+def diagnosis_order(report: Report, run_id: str) -> list[Finding]:
+    """The run's active findings as its diagnosis tells them: the primary, then what it
+    explains, then the rest in report order."""
+    diagnosis = report.diagnosis(run_id)
+    findings = report.findings_for(run_id)
+    if diagnosis.primary is None:
+        return findings
+    told = [diagnosis.primary, *(link.finding for link in diagnosis.explains)]
+    told_ids = {id(finding) for finding in told}
+    ordered = [finding for finding in findings if id(finding) == id(diagnosis.primary)]
+    ordered += [finding for finding in findings if id(finding) in told_ids and finding is not diagnosis.primary]
+    return ordered + [finding for finding in findings if id(finding) not in told_ids]
+
+
+def superseded_phrase(report: Report, run_id: str | None = None) -> str | None:
+    """``1 finding superseded by the diagnosis (contradicted or told once); see --format json``."""
+    count = sum(1 for f in report.superseded_findings if run_id is None or f.run == run_id)
+    if not count:
+        return None
+    return f"{plural(count, 'finding')} superseded by the diagnosis; see --format json"
 
 
 def fail_on_name(report: Report) -> str:
@@ -73,10 +122,16 @@ def result_line(report: Report) -> str:
     if report.fail_on is None:
         return f"Result: --fail-on never (exit {report.exit_code})"
     failing = len(report.failing())
+    unjudged = Counter(d.verdict for d in report.failing_runs())
+    parts = [plural(failing, "finding")] if failing else []
+    parts += [f"{plural(n, 'run')} {PROBLEM_WORDS[v]}" for v, n in sorted(unjudged.items(), key=lambda i: VERDICT_ORDER.index(i[0]))]
     threshold = report.fail_on.value
-    if failing:
-        return f"Result: {plural(failing, 'finding')} at or above {threshold} (exit {report.exit_code})"
+    if parts:
+        return f"Result: {' and '.join(parts)} at or above {threshold} (exit {report.exit_code})"
     return f"Result: no findings at or above {threshold} (exit {report.exit_code})"
+
+
+PROBLEM_WORDS = {Verdict.NO_DATA: "with no data", Verdict.TOO_SHORT: "too short to judge"}
 
 
 def skipped_line(report: Report) -> str | None:

@@ -1,8 +1,9 @@
 """Hand-built reports for the reporter tests: runs from the curve builders, findings by hand.
 
 ``sample_report`` covers every case a reporter must render: a run with findings of all three
-severities (one about a curve that turns NaN), a healthy run, a run whose message and advice
-hold characters each format must escape, a skipped and an errored check, and a read error.
+severities (one about a curve that turns NaN, which supersedes a "still improving" finding),
+a healthy run, a run whose message and advice hold characters each format must escape, a
+skipped and an errored check, and a read error.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def healthy_run(run_id: str = "sweep/lr_0.01") -> Run:
 
 
 def outcomes(run: str, *, skipped: bool = False, errored: bool = False) -> list[CheckOutcome]:
-    made = [CheckOutcome("nan-loss", "N001", run, OutcomeStatus.RAN)]
+    made = [CheckOutcome("non-finite", "N001", run, OutcomeStatus.RAN)]
     if skipped:
         made.append(CheckOutcome("val-gap", "G001", run, OutcomeStatus.SKIPPED, "no val_accuracy series in this run"))
     if errored:
@@ -76,7 +77,7 @@ def sample_report(fail_on: Severity | None = Severity.ERROR) -> Report:
     sick, healthy, awkward = nan_run(), healthy_run(), healthy_run("sweep/lr_0.001")
     findings = [
         finding(
-            sick.id, "nan-loss", "N001", Severity.ERROR, steps=(600, 999),
+            sick.id, "non-finite", "N001", Severity.ERROR, steps=(600, 999),
             message="train/loss is NaN from step 600 to the end (400 of 1,000 points)",
             advice="Lower the learning rate or clip gradients; check the data for NaN.",
             evidence={"first_nan_step": 600, "nan_points": 400, "last_finite": float("nan")},
@@ -89,6 +90,10 @@ def sample_report(fail_on: Severity | None = Severity.ERROR) -> Report:
             evidence={"rise": 0.38, "min_step": 500, "ratio": float("inf")},
         ),
         finding(sick.id, "short-run", "R001", Severity.INFO, tags=(), message="the run is short"),
+        finding(
+            sick.id, "still-improving", "C006", Severity.INFO, steps=(480, 599),
+            message="train/loss is still falling at the end of the run",
+        ),
         finding(
             awkward.id, "loss-plateau", "P001", Severity.WARNING, steps=(120, 120),
             message=AWKWARD, advice=AWKWARD, evidence={"note": AWKWARD, "values": [1.0, np.nan]},
@@ -111,7 +116,7 @@ def sweep_report(runs: int = 200, sick_every: int = 10) -> Report:
     """A sweep where every ``sick_every``-th run has one error finding."""
     made = [healthy_run(f"sweep/run_{index:03d}") for index in range(runs)]
     findings = [
-        finding(run.id, "nan-loss", "N001", Severity.ERROR, steps=(100, 199), message="loss went NaN")
+        finding(run.id, "non-finite", "N001", Severity.ERROR, steps=(100, 199), message="loss went NaN")
         for run in made[::sick_every]
     ]
     return Report(runs=tuple(made), findings=tuple(findings))

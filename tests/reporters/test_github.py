@@ -13,7 +13,7 @@ def test_one_annotation_per_finding_then_warnings_for_what_is_missing_then_a_sum
         "::warning file=sweep/lr_0.001,title=P001 loss-plateau::sweep/lr_0.001: 50%25 of | steps, a: b%0A"
         'second line <tag> & "quoted" [bold]x[/bold] (step 120). 50%25 of | steps, a: b%0A'
         'second line <tag> & "quoted" [bold]x[/bold]',
-        "::error file=sweep/lr_0.1,title=N001 nan-loss::sweep/lr_0.1: train/loss is NaN from step 600 to the end "
+        "::error file=sweep/lr_0.1,title=N001 non-finite::sweep/lr_0.1: train/loss is NaN from step 600 to the end "
         "(400 of 1,000 points) (steps 600..999). Lower the learning rate or clip gradients; check the data for NaN.",
         "::warning file=sweep/lr_0.1,title=G002 overfitting::sweep/lr_0.1: val/loss rose 38%25 above its minimum "
         "at step 500 while train/loss kept falling (steps 500..950). Stop earlier or regularise.",
@@ -55,4 +55,17 @@ def test_a_healthy_report_is_only_the_summary_line() -> None:
     report = Report(runs=(healthy_run(),), findings=(), fail_on=Severity.WARNING)
     assert render(report, RenderOptions()) == (
         "rundoctor: 1 run; no findings. Result: no findings at or above warning (exit 0)\n"
+    )
+
+
+def test_a_run_with_no_data_is_a_warning_and_one_too_short_a_notice() -> None:
+    from tests.curves import make_run, steps
+
+    empty = make_run({}, run_id="runs/empty")
+    short = make_run({"train/loss": (steps(3), [2.0, 1.9, 1.8])}, run_id="runs/short")
+    lines = render(Report(runs=(empty, short), findings=()), RenderOptions()).splitlines()
+    assert lines[0].startswith("::warning file=runs/empty,title=no data::runs/empty: no data — the log holds no points.")
+    assert lines[1].startswith(
+        "::notice file=runs/short,title=too short to judge::runs/short: too short to judge — the longest loss or "
+        "metric series, train/loss, has 3 finite points (the curve checks need 5)."
     )

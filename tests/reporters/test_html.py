@@ -172,7 +172,7 @@ def test_every_sample_logs_finding_is_listed_beside_its_plot_with_its_range_shad
     def key(run: str, check: str, first: object, last: object) -> tuple[str, str, str, str]:
         return run, check, "" if first is None else str(first), "" if last is None else str(last)
 
-    expected = Counter(key(f.run, f.check, f.first_step, f.last_step) for f in report.findings)
+    expected = Counter(key(f.run, f.check, f.first_step, f.last_step) for f in report.active_findings)
     listed = Counter(key(i.attrs["data-run"], i.attrs["data-check"], i.attrs["data-first"], i.attrs["data-last"]) for i in items)
     assert listed == expected
     charts = {svg.attrs["id"]: svg for svg in root.all("svg", "chart")}
@@ -333,12 +333,12 @@ def test_the_summary_table_has_a_sortable_row_per_run() -> None:
     root = parse(html(sample_report()))
     table = next(t for t in root.all("table") if t.attrs.get("id") == "summary")
     headers = [th.text() for th in table.all("th")]
-    assert headers == ["Run", "Verdict", "Errors", "Warnings", "Info", "Format", "Points"]
+    assert headers == ["Run", "Verdict", "Problem", "Errors", "Warnings", "Info", "Format", "Points"]
     rows = [[td.attrs["data-sort"] for td in tr.all("td")] for tr in table.all("tbody")[0].all("tr")]
     assert rows == [
-        ["sweep/lr_0.1", "3", "1", "1", "1", "synthetic", "1020"],
-        ["sweep/lr_0.001", "2", "0", "1", "0", "synthetic", "200"],
-        ["sweep/lr_0.01", "0", "0", "0", "0", "synthetic", "200"],
+        ["sweep/lr_0.1", "5", "training diverged (NaN/inf)", "1", "1", "1", "synthetic", "1020"],
+        ["sweep/lr_0.001", "4", "loss plateaued at a fixed learning rate", "0", "1", "0", "synthetic", "200"],
+        ["sweep/lr_0.01", "0", "", "0", "0", "0", "synthetic", "200"],
     ]
     links = [a.attrs["href"] for a in table.all("a")]
     ids = [d.attrs["id"] for d in root.all("details", "run")]
@@ -539,3 +539,12 @@ def test_findings_in_the_sample_report_all_reach_the_page() -> None:
     assert sorted((i.attrs["data-code"], i.attrs["data-severity"]) for i in items) == sorted(
         (f.code, f.severity.value) for f in report.findings
     )
+
+
+def test_each_run_leads_with_its_diagnosis_and_says_what_it_superseded() -> None:
+    root = parse(html(sample_report()))
+    sick = root.all("details", "run")[0]
+    assert sick.all("span", "run-dx")[0].text().startswith("training diverged (NaN/inf) — train/loss is NaN")
+    diagnosis = sick.all("div", "diagnosis")[0].text()
+    assert "still-improving, superseded by non-finite" in diagnosis
+    assert not [i for i in sick.all("li", "finding") if i.attrs["data-check"] == "still-improving"]

@@ -72,7 +72,9 @@ def test_the_document_carries_version_tool_and_summary() -> None:
     assert doc["summary"] == {
         "runs": 3,
         "runs_by_verdict": {"healthy": 1, "info": 0, "warnings": 1, "errors": 1},
+        "runs_by_diagnosis": {"serious": 1, "problem": 1, "no_data": 0, "minor": 0, "too_short": 0, "healthy": 1},
         "findings_by_severity": {"error": 1, "warning": 2, "info": 1},
+        "findings_superseded": 1,
         "fail_on": "error",
         "exit_code": 1,
     }
@@ -89,6 +91,34 @@ def test_runs_carry_roles_tags_notes_and_verdict() -> None:
         "name": "val/loss", "role": "val_loss", "points": 20, "first_step": 0, "last_step": 950, "axis": "step",
     }
     assert sick["verdict"] == "errors" and doc["runs"][1]["verdict"] == "healthy"
+
+
+def test_each_run_carries_its_diagnosis_pointing_into_findings() -> None:
+    doc = document(sample_report())
+    sick = doc["runs"][2]["diagnosis"]
+    findings = doc["findings"]
+    assert sick["verdict"] == "serious" and sick["level"] == "error"
+    assert sick["problem"] == "training diverged (NaN/inf)"
+    assert findings[sick["primary"]["finding"]]["check"] == sick["primary"]["check"] == "non-finite"
+    (superseded,) = sick["superseded"]
+    assert findings[superseded["finding"]]["check"] == "still-improving"
+    assert superseded["by"] == "non-finite" and superseded["relation"] == "contradicts"
+    assert findings[superseded["finding"]]["superseded_by"]["check"] == "non-finite"
+    assert sick["sources"] == ["sweep/lr_0.1"]
+    assert sick["summary"].startswith("training diverged (NaN/inf) — train/loss is NaN from step 600")
+    healthy = doc["runs"][1]["diagnosis"]
+    assert healthy["verdict"] == "healthy" and healthy["primary"] is None and healthy["level"] is None
+    assert all(f["superseded_by"] is None for f in findings if f["check"] != "still-improving")
+
+
+def test_a_run_with_no_data_keeps_the_1_0_verdict_at_its_level() -> None:
+    from tests.curves import make_run
+
+    doc = document(Report(runs=(make_run({}, run_id="empty"),), findings=(), fail_on=Severity.WARNING))
+    assert doc["runs"][0]["verdict"] == "warnings"
+    assert doc["runs"][0]["diagnosis"]["verdict"] == "no_data"
+    assert doc["summary"]["exit_code"] == 1
+    validate(doc)
 
 
 def test_read_notes_are_in_the_run() -> None:
@@ -121,7 +151,7 @@ def test_check_outcomes_and_errors_are_separate_lists() -> None:
     statuses = {(o["run"], o["check"]): (o["status"], o["reason"]) for o in doc["checks"]}
     assert statuses[("sweep/lr_0.1", "loss-spike")] == ("error", "ValueError: boom")
     assert statuses[("sweep/lr_0.01", "val-gap")] == ("skipped", "no val_accuracy series in this run")
-    assert statuses[("sweep/lr_0.01", "nan-loss")] == ("ran", None)
+    assert statuses[("sweep/lr_0.01", "non-finite")] == ("ran", None)
     assert doc["errors"] == [{"path": "broken/events.out.tfevents.1", "reason": "truncated record at offset 40"}]
 
 

@@ -37,10 +37,10 @@ def test_findings_at_or_above_fail_on_are_failures_with_evidence_and_advice() ->
     failures = case.findall("failure")
     assert len(failures) == 1
     failure = failures[0]
-    assert failure.get("type") == "nan-loss"
+    assert failure.get("type") == "non-finite"
     assert failure.get("message") == "train/loss is NaN from step 600 to the end (400 of 1,000 points)"
     body = (failure.text or "").splitlines()
-    assert body[0] == "N001 nan-loss (error, high confidence)"
+    assert body[0] == "N001 non-finite (error, high confidence)"
     assert "steps 600..999; train/loss" in body
     assert "first_nan_step: 600" in body and "last_finite: NaN" in body
     assert body[-1] == "advice: Lower the learning rate or clip gradients; check the data for NaN."
@@ -58,7 +58,7 @@ def test_findings_below_fail_on_go_to_system_out() -> None:
 
 def test_the_failure_threshold_follows_fail_on() -> None:
     warning_gate = cases(parse(sample_report(fail_on=Severity.WARNING)))
-    assert [f.get("type") for f in warning_gate["sweep/lr_0.1"].findall("failure")] == ["nan-loss", "overfitting"]
+    assert [f.get("type") for f in warning_gate["sweep/lr_0.1"].findall("failure")] == ["non-finite", "overfitting"]
     assert warning_gate["sweep/lr_0.001"].find("failure") is not None
     never = parse(sample_report(fail_on=None))
     assert not list(never.iter("failure"))
@@ -88,3 +88,14 @@ def test_awkward_text_and_control_characters_still_give_well_formed_xml() -> Non
 
 def test_output_starts_with_an_xml_declaration() -> None:
     assert render(sample_report(), RenderOptions()).startswith("<?xml version='1.0' encoding='utf-8'?>\n<testsuites")
+
+
+def test_a_run_with_no_data_fails_at_warning_but_not_at_error() -> None:
+    from tests.curves import make_run
+
+    empty = make_run({}, run_id="runs/empty")
+    failing = ET.fromstring(render(Report(runs=(empty,), findings=(), fail_on=Severity.WARNING), RenderOptions()))
+    (failure,) = failing.iter("failure")
+    assert failure.get("type") == "no_data" and failure.get("message") == "no data — the log holds no points"
+    passing = ET.fromstring(render(Report(runs=(empty,), findings=()), RenderOptions()))
+    assert not list(passing.iter("failure"))

@@ -19,14 +19,24 @@ def table_rows(text: str) -> list[list[str]]:
 
 def test_a_table_of_runs_with_verdict_markers_and_counts() -> None:
     rows = table_rows(render(sample_report(), RenderOptions()))
-    assert rows[0] == ["Run", "Verdict", "Errors", "Warnings", "Info"]
-    assert rows[1] == ["---", "---", "---:", "---:", "---:"]
+    assert rows[0] == ["Run", "Verdict", "Problem", "Errors", "Warnings", "Info"]
+    assert rows[1] == ["---", "---", "---", "---:", "---:", "---:"]
     assert rows[2:] == [
-        ["sweep/lr\\_0.001", "**warnings**", "0", "1", "0"],
-        ["sweep/lr\\_0.01", "healthy", "0", "0", "0"],
-        ["sweep/lr\\_0.1", "**errors**", "1", "1", "1"],
+        ["sweep/lr\\_0.001", "**problem**", "loss plateaued at a fixed learning rate", "0", "1", "0"],
+        ["sweep/lr\\_0.01", "healthy", "", "0", "0", "0"],
+        ["sweep/lr\\_0.1", "**serious**", "training diverged (NaN/inf)", "1", "1", "1"],
     ]
-    assert all(len(row) == 5 for row in rows)
+    assert all(len(row) == 6 for row in rows)
+
+
+def test_each_run_section_leads_with_its_diagnosis() -> None:
+    text = render(sample_report(), RenderOptions())
+    section = text[text.index("### sweep/lr\\_0.1") :].split("\n### ")[0]
+    assert section.splitlines()[2] == (
+        "**SERIOUS: training diverged (NaN/inf)** — train/loss is NaN from step 600 to the end (400 of 1,000 points)"
+    )
+    assert "still-improving" not in section
+    assert "1 finding superseded by the diagnosis; see --format json" in text
 
 
 def test_findings_per_run_in_severity_order_with_steps_and_advice() -> None:
@@ -34,7 +44,7 @@ def test_findings_per_run_in_severity_order_with_steps_and_advice() -> None:
     section = text[text.index("### sweep/lr\\_0.1") :].split("\n### ")[0]
     items = [line for line in section.splitlines() if line.startswith("- ")]
     assert items == [
-        "- **error** `N001` nan-loss (steps 600..999): train/loss is NaN from step 600 to the end "
+        "- **error** `N001` non-finite (steps 600..999): train/loss is NaN from step 600 to the end "
         "(400 of 1,000 points)<br>*Advice:* Lower the learning rate or clip gradients; check the data for NaN.",
         "- **warning** `G002` overfitting (steps 500..950), medium confidence: val/loss rose 38% above its "
         "minimum at step 500 while train/loss kept falling<br>*Advice:* Stop earlier or regularise.",

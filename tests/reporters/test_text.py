@@ -30,7 +30,7 @@ def long_names_report() -> Report:
     tags = ("train/" + "deeply/nested/" * 4 + "loss",)
     run = make_run({tags[0]: (steps(100), decay(100))}, run_id="runs/" + "very_long_directory_name/" * 6 + "v0")
     long_word = "x" * 150
-    made = finding(run.id, "nan-loss", "N001", Severity.ERROR, tags=tags, steps=(1, 2), message=long_word)
+    made = finding(run.id, "non-finite", "N001", Severity.ERROR, tags=tags, steps=(1, 2), message=long_word)
     return Report(runs=(run, healthy_run()), findings=(made,), errors=(ReadError("a/" * 70, long_word),))
 
 
@@ -43,20 +43,26 @@ def test_no_line_is_wider_than_the_width(width: int) -> None:
     assert "train/deeply/nested… █" in render(long_names_report(), RenderOptions(width=width))
 
 
-def test_a_run_with_findings_gets_its_verdict_and_every_finding_in_severity_order() -> None:
-    text = render(sample_report(), PLAIN)
-    assert "sweep/lr_0.1  errors: 1 error, 1 warning, 1 info" in text
-    section = text[text.index("sweep/lr_0.1  errors") :]
-    positions = [section.index(code) for code in ("N001 nan-loss", "G002 overfitting", "R001 short-run")]
+def test_a_run_with_findings_is_led_by_its_diagnosis_then_every_finding_in_severity_order() -> None:
+    text = render(sample_report(), RenderOptions(width=200, color=False))
+    assert (
+        "sweep/lr_0.1  SERIOUS: training diverged (NaN/inf) — train/loss is NaN from step 600 to the end "
+        "(400 of 1,000 points)  (1 error, 1 warning, 1 info; 1 superseded)"
+    ) in text
+    section = text[text.index("sweep/lr_0.1  SERIOUS") :]
+    positions = [section.index(code) for code in ("N001 non-finite", "G002 overfitting", "R001 short-run")]
     assert positions == sorted(positions)
-    assert "ERROR    N001 nan-loss  steps 600..999" in text
+    assert "ERROR    N001 non-finite  steps 600..999" in text
     assert "WARNING  G002 overfitting  steps 500..950  (medium confidence)" in text
     assert "Advice: Lower the learning rate or clip gradients" in text
+    # The superseded finding is counted, not printed.
+    assert "C006 still-improving" not in text
+    assert "1 finding superseded by the diagnosis; see --format json" in text
 
 
 def test_the_sparkline_shows_the_nan_region_and_marks_it() -> None:
     text = lines(render(sample_report(), PLAIN))
-    header = next(i for i, line in enumerate(text) if "N001 nan-loss" in line)
+    header = next(i for i, line in enumerate(text) if "N001 non-finite" in line)
     spark = next(i for i in range(header, len(text)) if text[i].lstrip().startswith("train/loss █"))
     bars, marks = text[spark], text[spark + 1]
     assert NON_FINITE in bars and set(marks.strip()) == {MARK}
@@ -86,7 +92,7 @@ def test_a_single_healthy_run_says_so_with_the_checks_that_ran() -> None:
     run = healthy_run()
     report = Report(runs=(run,), findings=(), outcomes=tuple(outcomes(run.id, skipped=True)))
     text = render(report, PLAIN)
-    assert lines(text)[0] == "sweep/lr_0.01  healthy: no findings from 1 check"
+    assert lines(text)[0] == "sweep/lr_0.01  HEALTHY: no findings from 1 check"
     assert "1 check skipped for missing series; see --format json" in text
     assert lines(text)[-1] == "Result: no findings at or above error (exit 0)"
     assert "run " not in text  # no summary table for a single run
@@ -94,18 +100,18 @@ def test_a_single_healthy_run_says_so_with_the_checks_that_ran() -> None:
 
 def test_several_runs_get_a_summary_table_with_every_run_when_few() -> None:
     text = render(sample_report(), PLAIN)
-    assert "3 runs: 1 with errors, 1 with warnings, 1 healthy; 1 error, 2 warnings, 1 info" in text
+    assert "3 runs: 1 serious, 1 problem, 1 healthy; 1 error, 2 warnings, 1 info" in text
     table = [line.split() for line in lines(text) if line.startswith("sweep/") and "  " in line]
     assert ["sweep/lr_0.01", "healthy", "-", "-", "-"] in table
-    assert ["sweep/lr_0.1", "errors", "1", "1", "1"] in table
+    assert ["sweep/lr_0.1", "serious", "1", "1", "1"] in table
     # The healthy run has no section of its own.
-    assert "sweep/lr_0.01  healthy" not in text
+    assert "sweep/lr_0.01  HEALTHY" not in text
 
 
 def test_a_sweep_folds_its_healthy_runs_into_one_line() -> None:
     text = render(sweep_report(runs=200, sick_every=10), PLAIN)
-    assert "200 runs: 20 with errors, 180 healthy; 20 errors" in text
-    rows = [line for line in lines(text) if line.startswith("sweep/run_") and "errors " in line]
+    assert "200 runs: 20 serious, 180 healthy; 20 errors" in text
+    rows = [line for line in lines(text) if line.startswith("sweep/run_") and "serious " in line]
     assert len(rows) == 20  # one row per run with findings, none for healthy runs
     folded = [line for line in lines(text) if line.startswith("180 healthy runs: sweep/run_001, sweep/run_002")]
     assert len(folded) == 1 and "more" in text[text.index(folded[0]) :].split("\n\n")[0]
@@ -143,8 +149,30 @@ def test_long_run_ids_fold_after_a_slash_in_the_summary_table() -> None:
     header = next(i for i, line in enumerate(text) if line.startswith("run "))
     end = next(i for i, line in enumerate(text) if line.startswith("sweep/lr_0.01"))
     rows = text[header + 2 : end]
-    assert "errors" in rows[0] and len(rows) > 1
+    assert "serious" in rows[0] and len(rows) > 1
     folded = [line.split("   ")[0] for line in rows]
     assert "".join(part.strip() for part in folded) == report.runs[0].id  # nothing lost
     assert all(part.endswith("/") for part in folded[:-1])
     assert all(part.startswith("  ") for part in folded[1:])
+
+
+def test_an_explained_finding_is_marked_and_told_after_its_cause() -> None:
+    run = nan_run()
+    report = Report(runs=(run,), findings=(
+        finding(run.id, "loss-spikes", "C005", Severity.WARNING, steps=(100, 120), message="spiked"),
+        finding(run.id, "non-finite", "N001", Severity.WARNING, steps=(600, 603), message="went NaN"),
+    ))
+    text = render(report, RenderOptions(width=120, color=False))
+    assert lines(text)[0].startswith("sweep/lr_0.1  PROBLEM: training diverged (NaN/inf) — went NaN")
+    assert text.index("N001 non-finite") < text.index("C005 loss-spikes")
+    assert "C005 loss-spikes  steps 100..120  (explained by non-finite)" in text
+
+
+def test_a_run_without_data_is_not_healthy_and_fails_at_warning() -> None:
+    empty = make_run({}, run_id="runs/empty")
+    report = Report(runs=(empty, healthy_run()), findings=(), fail_on=Severity.WARNING)
+    text = render(report, PLAIN)
+    assert "runs/empty  NO DATA: no data — the log holds no points" in text
+    assert "Advice: Check that the run logged anything" in text
+    assert ["runs/empty", "no", "data", "-", "-", "-"] in [line.split() for line in lines(text)]
+    assert lines(text)[-1] == "Result: 1 run with no data at or above warning (exit 1)"

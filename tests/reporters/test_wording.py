@@ -29,7 +29,7 @@ def test_step_range_single_open_and_missing() -> None:
 def test_counts_and_plurals() -> None:
     assert plural(1, "error") == "1 error" and plural(2, "warning") == "2 warnings" and plural(3, "info") == "3 info"
     assert plural(1234, "run") == "1,234 runs"
-    assert counts_phrase(sample_report().findings) == "1 error, 2 warnings, 1 info"
+    assert counts_phrase(sample_report().active_findings) == "1 error, 2 warnings, 1 info"
     assert counts_phrase(()) == "no findings"
 
 
