@@ -1,7 +1,8 @@
 """The command line: parse options, read, diagnose, render, and choose the exit code.
 
-Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 usage, config
-or unreadable input (nothing at all could be analysed); 3 internal error.  Heavy modules
+Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it (superseded findings
+do not count; a run with no data counts as a warning, one too short to judge as info); 2
+usage, config or unreadable input (nothing at all could be analysed); 3 internal error.  Heavy modules
 (numpy, pandas, the readers and checks) are imported inside the commands so that
 ``rundoctor --help`` and ``--version`` start fast.
 """
@@ -102,6 +103,7 @@ def check_command(
     verify: bool = VerifyOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
+    from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import _hint
     from rundoctor.engine import diagnose
     from rundoctor.reporters import REPORTERS, render
@@ -113,7 +115,7 @@ def check_command(
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
-    report = diagnose(runs, errors, settings)
+    report = diagnose(runs, errors, settings, REGISTRY)
     options = _render_options() if output is None else _render_options(color=False)
     text = render(format, report, options)
     if output is None:
@@ -181,6 +183,7 @@ def plot_command(
 ) -> None:
     """Draw one run's key curves with its findings shaded, as a PNG (needs rundoctor[plot])."""
     from rundoctor import plot
+    from rundoctor.checks.registry import REGISTRY
     from rundoctor.engine import diagnose
 
     try:
@@ -198,7 +201,7 @@ def plot_command(
         chosen = plot.pick_run(runs, run)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    findings = diagnose([chosen], [], settings).findings
+    findings = diagnose([chosen], [], settings, REGISTRY).findings_for(chosen.id)
     try:
         panels = plot.write_png(chosen, findings, output)
     except OSError as error:
@@ -310,12 +313,15 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
 
 
 def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any], verify: bool) -> tuple[list["Run"], list["ReadError"]]:
+    """Every run under ``paths``, one run written in two formats merged into one (:mod:`twins`)."""
     from rundoctor.discover import load_runs, reader_names
+    from rundoctor.twins import merge_twins
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        return load_runs(paths, reader=reader, role_overrides=overrides, verify=verify, progress=progress)
+        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, verify=verify, progress=progress)
+    return merge_twins(runs), errors
 
 
 class _progress:

@@ -92,10 +92,8 @@ def rundoctor(
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.setattr(cli, "_debug", False)
+    # The CLI hands the engine the registry it finds at call time: ours.
     monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", REGISTRY)
-    # engine binds the registry as a default argument at import time: hand it ours explicitly.
-    select = engine.selected_checks
-    monkeypatch.setattr(engine, "selected_checks", lambda settings: select(settings, REGISTRY))
     real_load = discover.load_runs
 
     def load_runs(paths: list[Path], *, role_overrides: Any = None, **options: Any) -> Any:
@@ -124,7 +122,7 @@ def rundoctor(
 def test_healthy_input_exits_0(rundoctor: Invoke) -> None:
     result = rundoctor("check", "healthy")
     assert result.code == 0
-    assert result.out.startswith("healthy  healthy: no findings from 1 check\n")
+    assert result.out.startswith("healthy  HEALTHY: no findings from 1 check\n")
     assert "1 check skipped for missing series" in result.out
 
 
@@ -307,10 +305,24 @@ def test_a_check_that_raises_is_reported_not_an_internal_error(
 
     exploding = dataclasses.replace(CEILING, detect=explode)
     monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", (exploding,))
-    monkeypatch.setattr(engine, "selected_checks", lambda settings: [exploding])
     result = rundoctor("check", "nan")
     assert result.code == 0
     assert "T001 loss-ceiling on nan: ValueError: bad curve" in result.out
+
+
+def test_a_bug_resolving_the_number_of_classes_is_an_error_outcome_not_exit_3(
+    rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise KeyError("num_classes")
+
+    monkeypatch.setattr(engine, "resolve_num_classes", broken)
+    result = rundoctor("check", "nan", "--format", "json")
+    assert result.code == 0, result.err
+    outcomes = json.loads(result.out)["checks"]
+    ran = [o for o in outcomes if o["status"] != "skipped"]
+    assert [o["status"] for o in ran] == ["error"]
+    assert "resolving the number of classes raised KeyError" in ran[0]["reason"]
 
 
 # The other commands ---------------------------------------------------------------------

@@ -1,0 +1,417 @@
+"""The diagnosis: verdicts, the primary problem, what it explains, contradictions resolved,
+and one run written in two formats diagnosed once.
+
+Most cases hand-build findings (only the relating logic is under test); a few run the real
+engine on runs built from the curve builders.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+import numpy as np
+import pytest
+
+from rundoctor import engine
+from rundoctor.checks.registry import REGISTRY
+from rundoctor.config import Settings
+from rundoctor.diagnosis import (
+    MIN_POINTS_TO_JUDGE,
+    PROBLEMS,
+    RULES,
+    Relation,
+    Verdict,
+    diagnose_run,
+    headline,
+)
+from rundoctor.findings import Finding, Severity
+from rundoctor.report import Report
+from rundoctor.reporters import RenderOptions, render
+from rundoctor.series import Run
+from rundoctor.twins import merge_twins
+from tests.curves import decay, make_run, noisy, rise, steps, with_nan
+from tests.reporters.reports import finding
+
+ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
+CODES = {check.name: check.code for check in REGISTRY}
+
+
+def classifier_run(run_id: str = "runs/a") -> Run:
+    """A run with a loss, a validation loss and two accuracies, 100 points each."""
+    return make_run(
+        {
+            "train/loss": (steps(100), decay(100)),
+            "val/loss": (steps(100), decay(100, start=2.2)),
+            "val/accuracy": (steps(100), rise(100)),
+            "val/top5": (steps(100), rise(100)),
+        },
+        run_id=run_id,
+    )
+
+
+def found(run: Run, check: str, severity: Severity | None = None, tags: tuple[str, ...] = ("train/loss",),
+          first: int | None = 10) -> Finding:
+    made = next(c for c in REGISTRY if c.name == check)
+    return finding(run.id, check, made.code, severity or made.severity, tags=tags, steps=(first, 99),
+                   message=f"{check} message, with the number 42; and more", advice=f"{check} advice")
+
+
+def superseded(diagnosis: Any) -> dict[str, tuple[str, Relation]]:
+    return {link.finding.check: (link.by.check, link.relation) for link in diagnosis.superseded}
+
+
+def explained(diagnosis: Any) -> set[str]:
+    return {link.finding.check for link in diagnosis.explains}
+
+
+# The table --------------------------------------------------------------------------------
+
+def test_every_registered_check_has_a_problem_name_and_every_rule_names_real_checks() -> None:
+    assert set(PROBLEMS) == set(CODES)
+    for rule in RULES:
+        assert rule.cause in CODES and rule.effect in CODES, rule
+        assert rule.reason
+
+
+def test_every_rule_goes_from_a_more_fundamental_check_to_a_less_fundamental_one() -> None:
+    rank = {name: index for index, name in enumerate(PROBLEMS)}
+    assert all(rank[rule.cause] < rank[rule.effect] for rule in RULES)
+
+
+def test_too_short_uses_the_fewest_points_a_trend_check_needs() -> None:
+    trend = ("loss-divergence", "no-learning", "lr-too-low", "overfitting", "chance-level",
+             "class-imbalance", "delayed-generalization", "val-better-than-train")
+    needs = {check.name: check.default_params().min_points for check in REGISTRY if check.name in trend}
+    assert min(needs.values()) == MIN_POINTS_TO_JUDGE
+
+
+# Contradictions -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cause", ["non-finite", "loss-divergence"])
+def test_a_run_that_went_nan_or_diverged_is_not_still_improving(cause: str) -> None:
+    run = classifier_run()
+    findings = [found(run, cause, ERROR, first=60), found(run, "still-improving", first=80)]
+    diagnosis = diagnose_run(run, findings)
+    assert superseded(diagnosis) == {"still-improving": (cause, Relation.CONTRADICTS)}
+    assert diagnosis.verdict is Verdict.SERIOUS and diagnosis.primary is findings[0]
+
+
+def test_a_transient_nan_does_not_contradict_still_improving() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, "non-finite", WARNING), found(run, "still-improving")])
+    assert superseded(diagnosis) == {}
+
+
+@pytest.mark.parametrize("effect", ["metric-flat-loss-falling", "delayed-generalization"])
+@pytest.mark.parametrize("bug", ["metric-out-of-range", "metric-loss-disagreement"])
+def test_may_jump_later_is_not_said_of_a_broken_metric(bug: str, effect: str) -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [
+        found(run, bug, WARNING, tags=("val/accuracy", "val/loss")),
+        found(run, effect, tags=("val/accuracy", "val/loss")),
+    ])
+    assert superseded(diagnosis) == {effect: (bug, Relation.CONTRADICTS)}
+    assert diagnosis.problem == "metric is computed wrongly"
+
+
+def test_a_bug_in_another_metric_sharing_only_the_loss_contradicts_nothing() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [
+        found(run, "metric-loss-disagreement", tags=("val/top5", "val/loss")),
+        found(run, "metric-flat-loss-falling", tags=("val/accuracy", "val/loss")),
+    ])
+    assert superseded(diagnosis) == {}
+
+
+def test_a_metric_logged_in_percent_is_information_not_a_bug() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [
+        found(run, "metric-out-of-range", INFO, tags=("val/accuracy",)),
+        found(run, "metric-flat-loss-falling", tags=("val/accuracy", "val/loss")),
+    ])
+    assert superseded(diagnosis) == {}
+
+
+@pytest.mark.parametrize("effect", ["metric-flat-loss-falling", "delayed-generalization"])
+@pytest.mark.parametrize("cause, severity", [("loss-divergence", ERROR), ("non-finite", ERROR)])
+def test_may_jump_later_is_not_said_when_the_loss_is_rising_or_broken(cause: str, severity: Severity, effect: str) -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, cause, severity), found(run, effect, tags=("val/accuracy", "val/loss"))])
+    assert superseded(diagnosis) == {effect: (cause, Relation.CONTRADICTS)}
+
+
+def test_chance_level_and_class_imbalance_on_one_metric_are_one_story_told_once() -> None:
+    run = classifier_run()
+    chance = found(run, "chance-level", tags=("val/accuracy", "val/loss"))
+    imbalance = found(run, "class-imbalance", tags=("val/accuracy",))
+    diagnosis = diagnose_run(run, [imbalance, chance])
+    assert superseded(diagnosis) == {"class-imbalance": ("chance-level", Relation.SAME_STORY)}
+    assert diagnosis.primary is chance
+    assert diagnosis.problem == "class imbalance: model predicts the majority class"
+    report = Report(runs=(run,), findings=(imbalance, chance))
+    assert report.findings_for(run.id) == [chance] and report.counts()["warning"] == 0
+
+
+def test_chance_level_and_class_imbalance_on_different_metrics_are_both_told() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, "chance-level", tags=("val/top5",)),
+                                   found(run, "class-imbalance", tags=("val/accuracy",))])
+    assert superseded(diagnosis) == {}
+
+
+def test_overfitting_contradicts_a_leak_and_training_longer() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, "overfitting", tags=("val/loss", "train/loss")),
+                                   found(run, "val-better-than-train", tags=("val/loss", "train/loss")),
+                                   found(run, "still-improving")])
+    assert superseded(diagnosis) == {
+        "val-better-than-train": ("overfitting", Relation.CONTRADICTS),
+        "still-improving": ("overfitting", Relation.CONTRADICTS),
+    }
+    assert diagnosis.problem == "overfitting" and diagnosis.verdict is Verdict.PROBLEM
+
+
+# The primary problem and what it explains ---------------------------------------------------
+
+def test_nan_and_divergence_explain_the_shapes_they_leave() -> None:
+    run = classifier_run()
+    effects = ["loss-spikes", "loss-oscillation", "loss-plateau", "no-learning", "chance-level"]
+    findings = [found(run, "loss-divergence")] + [found(run, effect) for effect in effects]
+    diagnosis = diagnose_run(run, findings)
+    assert diagnosis.primary is findings[0] and explained(diagnosis) == set(effects)
+    with_nan_first = diagnose_run(run, [found(run, "non-finite", ERROR), *findings])
+    assert with_nan_first.problem == "training diverged (NaN/inf)"
+    assert explained(with_nan_first) == {"loss-divergence", *effects}
+
+
+def test_a_too_low_learning_rate_is_the_root_of_no_learning_even_though_less_severe() -> None:
+    run = classifier_run()
+    cause, symptom = found(run, "lr-too-low", WARNING), found(run, "no-learning", ERROR)
+    diagnosis = diagnose_run(run, [symptom, cause, found(run, "loss-plateau")])
+    assert diagnosis.primary is cause and diagnosis.problem == "learning rate too low"
+    assert diagnosis.verdict is Verdict.SERIOUS  # the verdict follows the worst finding
+    assert explained(diagnosis) == {"no-learning", "loss-plateau"}
+    assert diagnosis.advice == "lr-too-low advice"
+    assert diagnosis.summary == "learning rate too low — lr-too-low message, with the number 42"
+
+
+def test_explained_findings_still_count_for_fail_on() -> None:
+    run = classifier_run()
+    report = Report(runs=(run,), findings=(found(run, "lr-too-low"), found(run, "no-learning", ERROR)))
+    assert len(report.failing()) == 1 and report.exit_code == 1
+
+
+def test_a_nan_in_the_gradient_norm_alone_explains_no_learning_not() -> None:
+    run = make_run({"train/loss": (steps(100), decay(100)), "grad_norm": (steps(100), decay(100))})
+    diagnosis = diagnose_run(run, [found(run, "non-finite", INFO, tags=("grad_norm",)), found(run, "no-learning")])
+    assert diagnosis.problem == "stalled: no learning" and explained(diagnosis) == set()
+
+
+def test_a_nan_outside_the_training_loss_is_not_called_a_divergence() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, "non-finite", WARNING, tags=("val/accuracy",))])
+    assert diagnosis.problem == "values went NaN/inf"
+
+
+def test_unrelated_problems_pick_the_worst_then_the_most_fundamental() -> None:
+    run = classifier_run()
+    diagnosis = diagnose_run(run, [found(run, "loss-spikes"), found(run, "overfitting"), found(run, "still-improving")])
+    assert diagnosis.problem == "loss spikes" and diagnosis.verdict is Verdict.PROBLEM
+
+
+# Verdicts ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("severity, verdict", [(None, Verdict.HEALTHY), (INFO, Verdict.MINOR),
+                                               (WARNING, Verdict.PROBLEM), (ERROR, Verdict.SERIOUS)])
+def test_the_verdict_follows_the_worst_active_finding(severity: Severity | None, verdict: Verdict) -> None:
+    run = classifier_run()
+    findings = [] if severity is None else [found(run, "loss-spikes", severity)]
+    diagnosis = diagnose_run(run, findings)
+    assert diagnosis.verdict is verdict and diagnosis.level is severity
+
+
+def test_an_empty_run_has_no_data_not_healthy() -> None:
+    diagnosis = diagnose_run(make_run({}, run_id="empty"), [])
+    assert diagnosis.verdict is Verdict.NO_DATA and diagnosis.level is WARNING
+    assert diagnosis.summary == "no data — the log holds no points" and diagnosis.primary is None
+
+
+def test_a_run_of_only_nan_has_no_data() -> None:
+    run = make_run({"train/loss": (steps(10), np.full(10, np.nan))})
+    assert diagnose_run(run, []).verdict is Verdict.NO_DATA
+    assert "all 10 points are NaN or infinite" in diagnose_run(run, []).summary
+
+
+def test_an_error_finding_beats_no_data_and_no_data_beats_a_warning() -> None:
+    run = make_run({"train/loss": (steps(10), np.full(10, np.nan))})
+    assert diagnose_run(run, [found(run, "non-finite", ERROR)]).verdict is Verdict.SERIOUS
+    assert diagnose_run(run, [found(run, "truncated-log", tags=())]).verdict is Verdict.NO_DATA
+
+
+@pytest.mark.parametrize("points", [1, MIN_POINTS_TO_JUDGE - 1])
+def test_a_run_with_fewer_points_than_a_curve_check_needs_is_too_short(points: int) -> None:
+    run = make_run({"train/loss": (steps(points), decay(points)), "epoch": (steps(50), np.arange(50.0))})
+    diagnosis = diagnose_run(run, [])
+    assert diagnosis.verdict is Verdict.TOO_SHORT and diagnosis.level is INFO
+    assert f"train/loss, has {points} finite point" in diagnosis.summary
+
+
+def test_a_run_long_enough_is_judged() -> None:
+    run = make_run({"train/loss": (steps(MIN_POINTS_TO_JUDGE), decay(MIN_POINTS_TO_JUDGE))})
+    assert diagnose_run(run, []).verdict is Verdict.HEALTHY
+
+
+def test_a_run_without_any_loss_or_metric_is_too_short_to_judge() -> None:
+    run = make_run({"epoch": (steps(100), np.arange(100.0)), "lr": (steps(100), np.full(100, 1e-3))})
+    diagnosis = diagnose_run(run, [])
+    assert diagnosis.verdict is Verdict.TOO_SHORT and "no loss or metric series among 2 tags" in diagnosis.summary
+
+
+@pytest.mark.parametrize("fail_on, empty_fails, short_fails", [
+    (ERROR, False, False), (WARNING, True, False), (INFO, True, True), (None, False, False),
+])
+def test_fail_on_counts_no_data_at_warning_and_too_short_at_info(
+    fail_on: Severity | None, empty_fails: bool, short_fails: bool
+) -> None:
+    empty = make_run({}, run_id="empty")
+    short = make_run({"train/loss": (steps(3), decay(3))}, run_id="short")
+    assert Report(runs=(empty,), findings=(), fail_on=fail_on).exit_code == int(empty_fails)
+    assert Report(runs=(short,), findings=(), fail_on=fail_on).exit_code == int(short_fails)
+
+
+def test_a_superseded_finding_does_not_fail() -> None:
+    run = classifier_run()
+    nan = found(run, "non-finite", ERROR)
+    still = found(run, "still-improving")
+    report = Report(runs=(run,), findings=(nan, still), fail_on=INFO)
+    assert report.failing() == [nan] and report.superseded_by(still).by is nan  # type: ignore[union-attr]
+    assert report.counts() == {"info": 0, "warning": 0, "error": 1}
+
+
+# The engine on real curves -----------------------------------------------------------------------
+
+def test_the_engine_diagnoses_a_nan_run_and_drops_still_improving() -> None:
+    run = make_run({"train/loss": (steps(1000), with_nan(noisy(decay(1000)), 600))}, run_id="runs/nan")
+    report = engine.diagnose([run], [], Settings())
+    diagnosis = report.diagnosis(run.id)
+    assert diagnosis.verdict is Verdict.SERIOUS and diagnosis.primary is not None
+    assert diagnosis.primary.check == "non-finite"
+    assert diagnosis.summary.startswith("training diverged (NaN/inf) — train/loss")
+    assert "still-improving" not in {f.check for f in report.findings_for(run.id)}
+
+
+def test_the_engine_takes_its_registry_as_an_argument() -> None:
+    only = [c for c in REGISTRY if c.name == "non-finite"]
+    run = make_run({"train/loss": (steps(100), with_nan(decay(100), 60))})
+    report = engine.diagnose([run], [], Settings(), only)
+    assert {o.check for o in report.outcomes} == {"non-finite"}
+
+
+def test_a_bug_resolving_the_classes_is_an_error_outcome_per_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: Any) -> None:
+        raise RuntimeError("oops")
+
+    monkeypatch.setattr(engine, "resolve_num_classes", broken)
+    run = make_run({"train/loss": (steps(100), decay(100))})
+    report = engine.diagnose([run], [], Settings(), [c for c in REGISTRY if c.name == "no-learning"])
+    (outcome,) = report.outcomes
+    assert outcome.status.value == "error" and outcome.reason == "resolving the number of classes raised RuntimeError: oops"
+
+
+def test_headline_is_the_first_clause_outside_parentheses() -> None:
+    assert headline("a (b; c) d; e") == "a (b; c) d"
+    long = "val_loss is below 0.7x train_loss at 100% of 30 evaluations (median ratio 0.32; threshold: more than 50%)"
+    assert headline(long) == "val_loss is below 0.7x train_loss at 100% of 30 evaluations"
+    assert headline("x" * 30 + " " + "y" * 200).endswith("…")
+
+
+def test_the_json_report_with_every_verdict_follows_the_schema() -> None:
+    runs = [classifier_run(f"runs/{name}") for name in ("healthy", "minor", "problem", "serious")]
+    runs += [make_run({}, run_id="runs/empty"), make_run({"train/loss": (steps(2), decay(2))}, run_id="runs/short")]
+    findings = (
+        found(runs[1], "still-improving"), found(runs[2], "loss-spikes"),
+        found(runs[3], "non-finite", ERROR), found(runs[3], "still-improving"),
+        found(runs[3], "loss-plateau"),
+    )
+    text = render("json", Report(runs=tuple(runs), findings=findings, fail_on=WARNING), RenderOptions())
+    document = json.loads(text)
+    schema = json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(document)
+    verdicts = {run["id"]: run["diagnosis"]["verdict"] for run in document["runs"]}
+    assert verdicts == {"runs/empty": "no_data", "runs/healthy": "healthy", "runs/minor": "minor",
+                        "runs/problem": "problem", "runs/serious": "serious", "runs/short": "too_short"}
+    serious = next(run["diagnosis"] for run in document["runs"] if run["id"] == "runs/serious")
+    assert [e["check"] for e in serious["explains"]] == ["loss-plateau"]
+    assert document["summary"]["findings_superseded"] == 1 and document["summary"]["exit_code"] == 1
+
+
+# Twins: one run written in two formats ----------------------------------------------------------
+
+def written(run_id: str, path: str, format: str, sources: list[str], series: dict[str, Any]) -> Run:
+    run = make_run(series, run_id=run_id)
+    return dataclasses.replace(run, path=path, format=format, sources=sources)
+
+
+LOSS = noisy(decay(50), seed=3)
+
+
+def test_event_files_and_a_results_csv_in_one_directory_are_one_run() -> None:
+    events = written("out/train", "/x/out/train", "tensorboard", ["/x/out/train/events.out.tfevents.1"],
+                     {"train/box_loss": (steps(50), LOSS.astype(np.float32)), "lr/pg0": (steps(50), np.full(50, 0.01))})
+    csv = written("out/train/results.csv", "/x/out/train/results.csv", "ultralytics-csv", ["/x/out/train/results.csv"],
+                  {"train/box_loss": (steps(50), np.round(LOSS, 5)), "metrics/mAP50(B)": (steps(50), rise(50))})
+    (merged,) = merge_twins([events, csv])
+    assert merged.id == "out/train" and merged.path == "/x/out/train"
+    assert merged.sources == ["/x/out/train/events.out.tfevents.1", "/x/out/train/results.csv"]
+    assert sorted(merged.tags) == ["lr/pg0", "metrics/mAP50(B)", "train/box_loss"]  # the loss kept once
+    assert any("kept once" in note.message for note in merged.notes)
+    diagnosis = engine.diagnose([merged], [], Settings()).diagnosis(merged.id)
+    assert diagnosis.sources == tuple(merged.sources)
+
+
+def test_a_trainer_state_in_a_checkpoint_and_event_files_under_runs_are_one_run() -> None:
+    state = written("out/checkpoint-50/trainer_state.json", "/x/out/checkpoint-50/trainer_state.json", "hf-trainer-state",
+                    ["/x/out/checkpoint-50/trainer_state.json"], {"loss": (steps(50, every=10), np.round(LOSS, 4))})
+    events = written("out/runs/Jan01_host", "/x/out/runs/Jan01_host", "tensorboard",
+                     ["/x/out/runs/Jan01_host/events.out.tfevents.1"],
+                     {"train/loss": (steps(50, every=10), LOSS.astype(np.float32))})
+    (merged,) = merge_twins([state, events])
+    assert merged.id == "out" and len(merged.sources) == 2
+    assert len(merged.tags) == 1  # the same series under two names, kept once
+
+
+def test_detectron2_metrics_json_and_events_with_one_name_but_other_values_keep_both_prefixed() -> None:
+    metrics = written("out/metrics.json", "/x/out/metrics.json", "detectron2", ["/x/out/metrics.json"],
+                      {"total_loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.02))})
+    events = written("out", "/x/out", "tensorboard", ["/x/out/events.out.tfevents.1"],
+                     {"total_loss": (steps(50), LOSS), "data_time": (steps(50), np.full(50, 0.1)),
+                      "lr": (steps(50), np.full(50, 0.05))})
+    (merged,) = merge_twins([metrics, events])
+    assert sorted(merged.tags) == ["data_time", "detectron2:lr", "tensorboard:lr", "total_loss"]
+
+
+def test_two_unrelated_runs_in_one_folder_stay_apart() -> None:
+    a = written("sweep/a.csv", "/x/sweep/a.csv", "wide-csv", ["/x/sweep/a.csv"], {"loss": (steps(50), LOSS)})
+    b = written("sweep/b", "/x/sweep/b", "tensorboard", ["/x/sweep/b/events.out.tfevents.1"],
+                {"loss": (steps(50), LOSS * 1.3), "lr": (steps(50), np.full(50, 0.01))})
+    assert [run.id for run in merge_twins([b, a])] == ["sweep/a.csv", "sweep/b"]
+
+
+def test_equal_curves_far_apart_in_the_tree_or_in_one_format_stay_apart() -> None:
+    a = written("x/a/b/c/log.csv", "/r/x/a/b/c/log.csv", "wide-csv", ["/r/x/a/b/c/log.csv"], {"loss": (steps(50), LOSS)})
+    b = written("x/d", "/r/x/d", "tensorboard", ["/r/x/d/events.out.tfevents.1"], {"loss": (steps(50), LOSS)})
+    assert len(merge_twins([a, b])) == 2
+    c = written("x/a/b/c/other.csv", "/r/x/a/b/c/other.csv", "wide-csv", ["/r/x/a/b/c/other.csv"], {"loss": (steps(50), LOSS)})
+    assert len(merge_twins([a, c])) == 2
+
+
+def test_a_shared_learning_rate_schedule_is_no_evidence() -> None:
+    a = written("s/a.csv", "/x/s/a.csv", "wide-csv", ["/x/s/a.csv"],
+                {"loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.01))})
+    b = written("s/b", "/x/s/b", "tensorboard", ["/x/s/b/e.tfevents"],
+                {"loss": (steps(50), LOSS + 1), "lr": (steps(50), np.full(50, 0.01))})
+    assert len(merge_twins([a, b])) == 2
