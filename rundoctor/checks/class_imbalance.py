@@ -15,8 +15,10 @@ high), so the evidence decides the severity:
   cross-entropy equal to the prior's entropy, at least H_min(a), the entropy of the most
   concentrated prior whose majority share is the pinned accuracy a (h(a) for a >= 1/2).
   A loss below ``learned_ratio`` x H_min(a) carries information about the input: not a
-  majority predictor, no finding.  A loss at H_min(a) or above (``prior_ratio``) that is
-  also flat (its last quarter not ``min_loss_fall`` and three noise sigmas below its first)
+  majority predictor, no finding.  A loss at H_min(a) or above (``prior_ratio``), beside an
+  accuracy that repeats its exact value at ``min_repeated`` of consecutive evaluations (a
+  fixed prediction scores the same count on a fixed set; a fine-tuned model at 0.94 with
+  loss 0.2 moves by a sample or two), that is also flat (its last quarter not ``min_loss_fall`` and three noise sigmas below its first)
   is a warning with medium confidence; anything in between, a loss still falling,
   or no loss at all is an informational note;
 - an accuracy pinned at its ceiling (1.0, or 100%) is every class right, not a majority
@@ -99,6 +101,13 @@ class Params:
     )
     ceiling: float = field(
         default=0.999, metadata={"help": "An accuracy pinned at or above this is saturated, not a majority rate."}
+    )
+    min_repeated: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of consecutive evaluations repeating the exact accuracy needed for a warning "
+            "without per-class metrics (a fixed prediction scores the same count every time)."
+        },
     )
     min_loss_fall: float = field(
         default=0.05,
@@ -221,13 +230,21 @@ def _loss_verdict(
         f"{loss_tag} at {fmt(level, 3)} is {ratio:.2f}x the least entropy of a prior with majority "
         f"share {fmt(float(evidence['pinned_level']), 3)} ({fmt(entropy, 3)})"
     )
-    if ratio >= params.prior_ratio and not falling:
+    raw = ctx.curve(tag).finite
+    inside = raw.values[(raw.steps >= first) & (raw.steps <= last)]
+    repeated = float(np.mean(inside[1:] == inside[:-1])) if inside.size > 1 else 0.0
+    evidence.update(repeated_share=repeated)
+    if ratio >= params.prior_ratio and not falling and repeated >= params.min_repeated:
         return (
             f"{clause} and flat: the loss of a model predicting the class prior",
             Severity.WARNING,
             Confidence.MEDIUM,
         )
-    why = "still falling" if falling else f"below {params.prior_ratio:g}x"
+    why = (
+        "still falling" if falling
+        else f"below {params.prior_ratio:g}x" if ratio < params.prior_ratio
+        else f"but the accuracy moves between evaluations ({repeated:.0%} repeats)"
+    )
     return f"{clause}, {why}: ambiguous without a per-class metric", Severity.INFO, Confidence.LOW
 
 
