@@ -4,7 +4,8 @@ What it detects
 ---------------
 - Frozen: a validation metric (accuracy or other) repeats the bit-identical value at five
   or more consecutive evaluations, at least half of all evaluations, while its loss moves
-  by more than 1%.  Values at a bound or sentinel (0, 1, 100, -1) are not counted: a
+  (first- and last-quarter medians more than 1% and three noise sigmas apart; with no
+  loss logged, only a note).  Values at a bound or sentinel (0, 1, 100, -1) are not counted: a
   metric stuck at 0 has not started, one at 1 is saturated, and COCO reports -1 for an
   empty size bucket; nor are values at the ceiling of a higher-is-better metric (at least
   ``ceiling`` of its scale, 1 or 100: mAP50 0.995 on a small set repeats by nature).
@@ -133,22 +134,27 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
     }
     loss = signal.loss_between(ctx, tag, first, last)
     tags: tuple[str, ...] = (tag,)
+    severity = Severity.WARNING
     if loss is None or loss[1].size < 2:
         moved, confidence = "with no loss logged beside it", Confidence.LOW
+        severity = Severity.INFO  # a fixed prediction or a cached metric: nothing to tell them apart
     else:
         loss_tag, loss_values = loss
         centre = max(float(np.median(np.abs(loss_values))), 1e-12)
         spread = float(np.ptp(loss_values)) / centre
+        moved_by, noise = _moved(loss_values, centre)
         evidence.update(
             loss_tag=loss_tag,
             loss_relative_range=spread,
+            loss_relative_change=moved_by,
+            loss_relative_noise=noise,
             threshold_loss_constant=params.loss_constant,
         )
-        if spread <= params.loss_constant:
-            return  # nothing moves at all: no learning, not a disagreement
+        if moved_by <= max(params.loss_constant, 3.0 * noise):
+            return  # the loss did not move beyond its noise: no learning, not a disagreement
         moved = (
-            f"while {loss_tag} moved over a {spread:.1%} range "
-            f"(threshold {params.loss_constant:.0%})"
+            f"while {loss_tag} moved {moved_by:.1%} between the first and last quarter of the "
+            f"stretch (threshold {params.loss_constant:.0%} and 3 noise sigmas)"
         )
         confidence, tags = Confidence.MEDIUM, (tag, loss_tag)
     yield check.finding(
@@ -162,8 +168,18 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
             f"{params.min_identical_fraction:.0%}) {moved}"
         ),
         evidence=evidence,
+        severity=severity,
         confidence=confidence,
     )
+
+
+def _moved(values: np.ndarray, centre: float) -> tuple[float, float]:
+    """(relative change between first- and last-quarter medians, relative noise of such a
+    median): a loss jittering around a constant does not count as moving."""
+    width = signal.window(values.size, 0.25, 1)
+    first, last = signal.edge_levels(values, 0.25, 1)
+    noise = signal.noise_sigma(values) * float(np.sqrt(np.pi / 2.0)) / float(np.sqrt(width))
+    return abs(last - first) / centre, noise / centre
 
 
 def _copied(

@@ -53,6 +53,19 @@ def test_frozen_metric_while_the_loss_moves() -> None:
 def test_frozen_metric_without_any_loss_is_low_confidence() -> None:
     (finding,) = curves.find(CHECK, {"val/mAP": _evals(_frozen())})
     assert finding.confidence is Confidence.LOW and finding.tags == ("val/mAP",)
+    assert finding.severity is Severity.INFO
+
+
+def test_frozen_majority_rate_beside_a_loss_jittering_at_its_level_is_not_a_disagreement() -> None:
+    # A prior predictor: accuracy 0.9 at every evaluation, validation loss at h(0.9) with
+    # 0.3% evaluation noise (a 1.5% range over 20 evaluations, but no movement).
+    series = {
+        "val/accuracy": _evals(np.full(EVALS, 0.9)),
+        "val/loss": _evals(0.327 * (1.0 + 0.003 * curves.rng(7).standard_normal(EVALS))),
+    }
+    assert curves.find(CHECK, series) == []
+    (finding,) = curves.find(CHECK, {**series, "val/loss": _evals(np.linspace(0.34, 0.32, EVALS))})
+    assert finding.severity is Severity.WARNING
 
 
 def test_frozen_metric_with_a_frozen_loss_is_not_a_disagreement() -> None:
