@@ -1,18 +1,34 @@
-"""Sudden spikes in the training loss, with how long each took to recover.
+"""Spikes in the training loss: disturbances that persist, or points no noise explains.
 
 What it detects
 ---------------
-Points of the main training loss that jump above the local level (a rolling median) by
-more than ``noise_sigmas`` times the local noise (the typical point-to-point change around
-them, which shrinks as the loss does) and by more than ``min_relative`` of the level,
-having been below that a moment before.  Consecutive such
-points are one spike.  For each: where, how high, how long until the loss was back at its
-level, and, when logged, the learning rate at the spike against just before it and the
-gradient norm at the spike against its median.  A long curve is binned first; a spike
-keeps its height through the bin maximum.
+Two kinds of spike in the main training loss, each judged against the curve's own noise
+(see :mod:`rundoctor.checks.noise`; a positive loss is judged in log space, so "3x the
+level" means the same at a loss of 2 and of 0.002):
 
-Severity grows with the evidence: one spike that recovered is info, two or more a warning,
-``error_count`` or more, or one still going when the log ends, an error.
+- a **persistent disturbance**: the median of ``persist_fraction`` of the points (at least
+  ``min_persist``) stands above the median of the points just before it by more than
+  ``noise_sigmas`` standard errors of that difference and by more than ``min_relative`` of
+  the level.  One heavy batch, or a few, cannot move a median; a loss that was knocked up
+  and takes a while to come back does;
+- an **isolated extreme point**: a point above both its rolling median and the level just
+  before it by so much that heavy-tailed (Student-t) noise of the curve's own scale would
+  produce fewer than ``chance_alpha`` such points over the whole curve.  On a per-step loss
+  of small batches that takes tens of noise sigmas; on a smooth curve a few times the level.
+
+For each: where, how high, how long until the loss was back at its level, and, when
+logged, the learning rate at the spike against just before it and the gradient norm at the
+spike against its median.  A long curve is binned first (bin medians, and bin maxima for
+isolated points).  Steps where a restarted log joins two starts are left out: that jump is
+the restart (the duplicate-steps check reports it).
+
+Severity follows the evidence: a single spike that recovered is info; two or more, a
+single disturbance ``large_factor`` times the level, or one still going when the log ends
+is a warning; ``error_count`` or more an error.  Spikes right after the logged learning
+rate rose (a warm restart, a warm-up) are expected and make the finding info.
+
+Noise principle: robust scale (MAD around a rolling median, log space), persistence (a
+median of several points), and a chance count under heavy-tailed noise for single points.
 
 Why it matters
 --------------
@@ -20,7 +36,8 @@ A spike is one update that threw the weights far from where they were: a batch w
 corrupt or extreme examples, a learning rate that is fine on average but too large where
 the loss is sharp, or an fp16 overflow.  A run that recovers has lost the steps it took to
 climb back; spikes that come more and more often are the usual prelude to a divergence,
-and one that does not recover has ended the useful part of the run.
+and one that does not recover has ended the useful part of the run.  Single batches at
+5-50x the median are normal with small batches and noisy labels and are not reported.
 
 What to try
 -----------
@@ -33,12 +50,13 @@ step size when rare gradients are large.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import noise, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -51,14 +69,30 @@ class Params:
     )
     window_fraction: float = field(
         default=0.05,
-        metadata={"help": "Rolling-median window for the local level, as a fraction of the points."},
+        metadata={"help": "Window for the level (rolling median) and the level before a spike, as a fraction of the points."},
+    )
+    persist_fraction: float = field(
+        default=0.01,
+        metadata={"help": "Points whose median must stand above the level, as a fraction of the points."},
+    )
+    min_persist: int = field(
+        default=5, metadata={"help": "Fewest points whose median must stand above the level."}
     )
     noise_sigmas: float = field(
-        default=6.0, metadata={"help": "Least jump above the local level, in noise sigmas."}
+        default=4.0,
+        metadata={"help": "Least rise of that median, in standard errors of the two medians' difference."},
     )
     min_relative: float = field(
         default=0.25,
-        metadata={"help": "Least jump above the local level, as a fraction of that level."},
+        metadata={"help": "Least rise above the level before, as a fraction of that level."},
+    )
+    chance_alpha: float = field(
+        default=0.05,
+        metadata={"help": "An isolated point counts when heavy-tailed noise would give fewer than this many as high over the curve."},
+    )
+    large_factor: float = field(
+        default=10.0,
+        metadata={"help": "A single persistent disturbance this many times the level is a warning."},
     )
     error_count: int = field(
         default=10, metadata={"help": "This many spikes or more make the finding an error."}
@@ -68,11 +102,23 @@ class Params:
     )
 
 
-# Defaults: six robust sigmas is far outside what Gaussian noise does in a million points,
-# and 25% of the level is a jump anyone sees on a plot; both are needed, so a noisy curve's
-# ordinary swings and a smooth curve's tiny blips are both left alone.  A 5% window follows
-# the loss down without swallowing a spike of a few points.  Ten spikes in one run is a
-# pattern, not bad luck.
+# Defaults: five standard errors of a difference of medians is beyond anything noise does
+# over a 2,000-bin curve (Gaussian tail 3e-7 per window); the median of 1% of the points (5
+# at least) needs three or more bad batches in five to move.  A 25% rise is a jump anyone
+# sees on a plot.  Student-t noise with 3 degrees of freedom has far heavier tails than any
+# healthy loss seen (single batches 5-50x the median), so a point it makes unlikely over the
+# whole curve (alpha 0.05: 25 sigma over 2,000 points) is no ordinary batch.  Ten spikes in
+# one run is a pattern, not bad luck.  The rolling-median window of 5% follows the loss
+# down without swallowing a disturbance of a few points.
+
+# Logs are taken of the loss plus this fraction of its median: batches that cost almost
+# nothing (1e-5 next to a typical 1e-2) would otherwise make the quiet stretches of a
+# converged run look wildly noisy in log space and hide a jump from 0.01 to 0.4.
+LOG_OFFSET = 0.1
+
+# Relative scale below which a loss counts as noiseless in log space: 1% per point.  A loss
+# written to 4 decimals, or sitting at one value, has a MAD of 0.
+LOG_NOISE_FLOOR = 0.01
 
 
 @dataclass(frozen=True)
@@ -80,34 +126,100 @@ class Spike:
     start: int  # index of the first spiking point in the analysed curve
     end: int  # index of the last
     peak: int
-    before: float  # the level just before the spike
-    height: float  # peak value
+    before: float  # the level just before the spike (in the curve's units)
+    height: float  # peak value (in the curve's units)
     recovered: bool
+    persistent: bool  # a disturbance of the median, not isolated points
+    factor: float  # how far above the level before: a ratio for a positive loss
 
 
 def find_spikes(high: np.ndarray, level: np.ndarray, params: Params) -> list[Spike]:
-    """Spikes of ``high`` (bin maxima) over the local level of ``level`` (bin medians)."""
-    width = signal.window(level.size, params.window_fraction, minimum=5)
-    base = signal.rolling_median(high, width)
-    local = signal.rolling_median(level, width)
-    # The log's own rounding is a floor too: a loss written to 4 decimals moves in 1e-4 steps.
-    noise = np.maximum(params.noise_sigmas * signal.local_noise(high, width), 3.0 * signal.resolution(level))
-    threshold = np.maximum(noise, params.min_relative * np.abs(local))
-    starts, lengths = signal.stretches(high - base > threshold)
-    spikes = []
-    # One pass per candidate stretch, not per point: a curve has at most a few hundred.
+    """Spikes of a binned curve: ``level`` the bin medians, ``high`` the bin maxima."""
+    level = np.asarray(level, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    count = level.size
+    if count < max(params.min_points, 3):
+        return []
+    logged = noise.log_values(level, LOG_OFFSET)
+    positive = logged is not None and bool(np.all(high > 0))
+    if positive:
+        assert logged is not None
+        shift = LOG_OFFSET * float(np.median(level))
+        values, peaks = logged, np.log(high + shift)
+        floor = max(LOG_NOISE_FLOOR, _resolution_floor(level))
+        min_excess = math.log1p(params.min_relative)
+    else:
+        shift = 0.0
+        values, peaks = level, high
+        typical = float(np.median(np.abs(level)))
+        floor = max(LOG_NOISE_FLOOR * typical, signal.resolution(level))
+        min_excess = params.min_relative * typical
+    if not (floor > 0 or min_excess > 0):
+        return []  # a constant curve at zero: nothing to judge against
+    width = signal.window(count, params.window_fraction, minimum=9)
+    persist = max(params.min_persist, round(params.persist_fraction * count))
+    fitted = noise.fit(values, width, floor=floor)
+    found = [
+        _spike(values, peaks, d.start, d.end, d.before, d.recovered, True, positive, shift, d.excess)
+        for d in noise.disturbances(
+            values,
+            fitted,
+            baseline=width,
+            persist=persist,
+            sigmas=params.noise_sigmas,
+            min_excess=min_excess,
+        )
+    ]
+    # Isolated points: above the rolling median and the level just before them by more than
+    # heavy-tailed noise explains over the whole curve.
+    limit = np.maximum(noise.chance_threshold(count, params.chance_alpha) * fitted.sigma, min_excess)
+    before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
+    extreme = (peaks - fitted.level > limit) & (peaks - before > limit)
+    extreme[0] = False
+    inside = np.zeros(count, dtype=bool)
+    for spike in found:
+        inside[spike.start : spike.end + 1] = True
+    starts, lengths = signal.stretches(extreme & ~inside)
     for start, length in zip(starts.tolist(), lengths.tolist()):
-        if start == 0:
-            continue  # nothing before it: the start of the run, not a jump
         end = start + length - 1
-        peak = start + int(np.argmax(high[start : end + 1]))
-        before = float(level[start - 1])
-        # Above where the loss just was, too: a steep initial fall sits above the median;
-        # and from a positive level, or "x times the level" means nothing.
-        if before <= 0 or high[peak] - before <= threshold[start - 1]:
-            continue
-        spikes.append(Spike(start, end, peak, before, float(high[peak]), end < high.size - 1))
-    return spikes
+        found.append(
+            _spike(values, peaks, start, end, float(before[start]), end < count - 1, False, positive, shift, None)
+        )
+    return sorted(found, key=lambda spike: spike.start)
+
+
+def _resolution_floor(level: np.ndarray) -> float:
+    """The log's own rounding as a relative noise floor: a loss written to 4 decimals moves
+    in steps of 1e-4, which is a large fraction of a loss of 3e-4."""
+    step = signal.resolution(level)
+    typical = float(np.median(level))
+    return step / typical if typical > 0 else 0.0
+
+
+def _spike(
+    values: np.ndarray,
+    peaks: np.ndarray,
+    start: int,
+    end: int,
+    before: float,
+    recovered: bool,
+    persistent: bool,
+    positive: bool,
+    shift: float,
+    excess: float | None,
+) -> Spike:
+    """A spike's record in the loss's own units.  ``factor`` is how far it stood above the
+    level before it: the shifted median for a disturbance (one heavy batch inside it says
+    nothing), the point itself for an isolated spike."""
+    peak = start + int(np.argmax(peaks[start : end + 1]))
+    height, level = float(peaks[peak]), float(before)
+    top = height if excess is None else level + excess
+    if positive:
+        height = math.exp(min(height, 700.0)) - shift
+        top = math.exp(min(top, 700.0)) - shift
+        level = math.exp(min(level, 700.0)) - shift
+    factor = top / level if level > 0 else float("inf")
+    return Spike(start, end, peak, level, height, recovered, persistent, factor)
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -116,47 +228,78 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     tag, binned = loaded
     spikes = find_spikes(binned.high, binned.level, params)
+    steps = binned.steps
+    seams = noise.seams(ctx.raw_curve(tag).steps)
+    restart_note = ""
+    if seams.size and spikes:
+        kept = [spike for spike in spikes if not _at_seam(steps, spike, seams)]
+        if len(kept) < len(spikes):
+            restart_note = (
+                f"; {len(spikes) - len(kept)} jump(s) where a restarted log joins two starts left out"
+            )
+        spikes = kept
     if not spikes:
         return
-    steps = binned.steps
     axis = ctx.run.axis_of(tag).value
+    raised = _after_rate_rise(ctx, steps, spikes, params.window_fraction)
     unrecovered = [spike for spike in spikes if not spike.recovered]
-    largest = sorted(spikes, key=lambda spike: spike.height / spike.before, reverse=True)
+    largest = sorted(spikes, key=lambda spike: spike.factor, reverse=True)
     listed = largest[: params.max_listed]
     recoveries = [float(steps[s.end + 1] - steps[s.start]) for s in spikes if s.recovered]
     top = largest[0]
-    ratio = top.height / top.before
     count = len(spikes)
+    persistent = sum(spike.persistent for spike in spikes)
+    kinds = []
+    if persistent:
+        kinds.append(f"{persistent} lasting")
+    if count - persistent:
+        kinds.append(f"{count - persistent} isolated")
     message = (
-        f"{tag} spiked {count} time{'s' if count > 1 else ''}: the largest to {fmt(top.height)} "
-        f"at {axis} {steps[top.peak]:,.0f}, {ratio:.3g}x the level before it ({fmt(top.before)})"
+        f"{tag} spiked {count} time{'s' if count > 1 else ''} ({', '.join(kinds)}): the largest "
+        f"{'held its median at' if top.persistent else 'reached'} {top.factor:.3g}x the level before "
+        f"it ({fmt(top.before)}), peaking at {fmt(top.height)} at {axis} {steps[top.peak]:,.0f}"
     )
     if recoveries:
         message += f"; back to its level after {np.median(recoveries):,.0f} {axis}s (median)"
     if unrecovered:
-        message += f"; still spiking when the log ended at {axis} {steps[-1]:,.0f}"
+        message += f"; still above its level when the log ended at {axis} {steps[-1]:,.0f}"
     message += (
-        f" (threshold: {params.noise_sigmas:g} noise sigmas and {params.min_relative:.0%} above "
-        f"the local level)"
+        f" (thresholds: {params.noise_sigmas:g} standard errors of the median of "
+        f"{max(params.min_persist, round(params.persist_fraction * steps.size))} points, or a point "
+        f"heavy-tailed noise explains less than {params.chance_alpha:g} times; and "
+        f"{params.min_relative:.0%} above the level){restart_note}"
     )
     evidence: dict[str, Any] = {
         "tag": tag,
         "spikes": count,
+        "persistent_spikes": persistent,
+        "isolated_spikes": count - persistent,
         "unrecovered": len(unrecovered),
         "spike_steps": [int(steps[s.peak]) for s in listed],
         "spike_values": [s.height for s in listed],
         "level_before": [s.before for s in listed],
+        "spike_factors": [s.factor if math.isfinite(s.factor) else None for s in listed],
         "median_recovery_steps": float(np.median(recoveries)) if recoveries else None,
+        "after_learning_rate_rise": raised,
         "threshold_sigmas": params.noise_sigmas,
         "threshold_relative": params.min_relative,
+        "threshold_chance_alpha": params.chance_alpha,
     }
     message += _correlate(ctx, steps, top, evidence)
-    if unrecovered or count >= params.error_count:
+    if raised == count:
+        severity = Severity.INFO
+        message += "; every spike follows a rise of the learning rate (a restart or warm-up)"
+    elif count >= params.error_count:
         severity = Severity.ERROR
-    elif count >= 2:
+    elif (
+        count >= 2
+        or unrecovered
+        or any(s.persistent and s.factor >= params.large_factor for s in spikes)
+    ):
         severity = Severity.WARNING
     else:
         severity = Severity.INFO
+    strong = severity is not Severity.INFO or top.factor >= params.large_factor
     yield check.finding(
         ctx,
         tags=(tag,),
@@ -164,8 +307,35 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         message=message,
         evidence=evidence,
         severity=severity,
-        confidence=Confidence.HIGH,
+        confidence=Confidence.HIGH if strong else Confidence.MEDIUM,
     )
+
+
+def _at_seam(steps: np.ndarray, spike: Spike, seams: np.ndarray) -> bool:
+    """Whether a spike starts where a restarted log joins two starts (within a few points)."""
+    low = steps[max(spike.start - 2, 0)]
+    high = steps[min(spike.start + 2, steps.size - 1)]
+    return bool(np.any((seams >= low) & (seams <= high)))
+
+
+def _after_rate_rise(ctx: RunContext, steps: np.ndarray, spikes: list[Spike], fraction: float) -> int:
+    """How many spikes start right after the learning rate rose by half or more (a warm
+    restart, a warm-up): its value at the spike against its lowest over the ``fraction`` of
+    the points before it."""
+    rate = signal.learning_rate(ctx)
+    if rate is None:
+        return 0
+    _, rate_steps, rates = rate
+    back = max(1, round(fraction * steps.size))
+    raised = 0
+    for spike in spikes:
+        low, start, end = steps[max(spike.start - back, 0)], steps[spike.start], steps[spike.end]
+        earlier = rates[(rate_steps >= low) & (rate_steps <= start)]
+        during = rates[(rate_steps >= start) & (rate_steps <= end)]
+        then = float(earlier.min()) if earlier.size else float(signal.value_at(rate_steps, rates, [low])[0])
+        now = max(float(during.max()) if during.size else -np.inf, float(signal.value_at(rate_steps, rates, [start])[0]))
+        raised += bool(now > 1.5 * then)
+    return raised
 
 
 def _correlate(ctx: RunContext, steps: np.ndarray, spike: Spike, evidence: dict[str, Any]) -> str:

@@ -12,10 +12,12 @@ only when it persists:
   centred rolling median, as a Gaussian sigma: a few 50x batches move it by nothing.
 - **Autocorrelation.**  Running averages (the mean since the epoch began, as Hugging Face
   and Keras log it) make neighbours agree; the standard error of a median of k points uses
-  the effective size ``k (1 - rho) / (1 + rho)`` (see :mod:`rundoctor.checks.trend`).
+  the effective size ``k / tau``, tau the integrated autocorrelation time of the residuals
+  (see :func:`rundoctor.checks.trend.correlation_time`), at least ``k (1 - rho) / (1 + rho)``
+  for lag-1 autocorrelation rho.
 - **Persistence.**  A disturbance is a shift of the median of ``persist`` consecutive
-  points above the median of the points before them, beyond both the noise of the two
-  medians and a least relative size.  Moving a median of k points needs more than half of
+  points above the median of the points before them, beyond the noise of the two medians,
+  beyond how far such shifts stray anywhere else in the curve, and beyond a least size.  Moving a median of k points needs more than half of
   them to be extreme: one unlucky batch, or two, cannot.
 - **Chance counts.**  Single points are judged by how many of them a heavy-tailed
   (Student-t, 3 degrees of freedom) noise of the same scale would produce by chance over
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rundoctor.checks import signal
-from rundoctor.checks.trend import effective_size, lag1, robust_sigma
+from rundoctor.checks.trend import correlation_time, robust_sigma
 
 # The standard deviation of the median of k Gaussian points is sqrt(pi / 2) sigma / sqrt(k).
 MEDIAN_ERROR = math.sqrt(math.pi / 2.0)
@@ -47,14 +49,20 @@ T3_PER_SIGMA = 1.0 / (signal.MAD_TO_SIGMA * 0.7649)
 RECOVERY_SIGMAS = 2.0
 
 
-def log_values(values: np.ndarray) -> np.ndarray | None:
-    """``log(values)`` when every finite value is positive, else None (a signed loss)."""
+def log_values(values: np.ndarray, offset: float = 0.0) -> np.ndarray | None:
+    """``log(values + offset * median)`` when every finite value is positive, else None.
+
+    ``offset`` (a fraction of the median) keeps near-zero values from dominating: a loss
+    whose easy batches cost 1e-5 and its typical ones 1e-2 scatters over three orders of
+    magnitude in log space, although nothing happens at that scale.
+    """
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
     if finite.size == 0 or float(finite.min()) <= 0.0:
         return None
+    shift = offset * float(np.median(finite))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(values)
+        return np.log(values + shift)
 
 
 def leading_median(values: np.ndarray, width: int) -> np.ndarray:
@@ -83,19 +91,30 @@ def trailing_median(values: np.ndarray, width: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Noise:
-    """A curve split into its level (centred rolling median) and its noise around it."""
+    """A curve split into its level (centred rolling median) and its noise around it.
+
+    ``sigma`` is local (one value per point): the noise of a loss changes along the run (a
+    per-step loss scatters more, in log space, once most batches are easy), so one global
+    scale would be too strict in one part and too lax in another.
+    """
 
     level: np.ndarray
     residual: np.ndarray
-    sigma: float  # robust per-point scale of the residuals, at least the floor given to fit
-    rho: float  # lag-1 autocorrelation of the residuals, in [0, 0.95]
+    sigma: np.ndarray  # robust per-point scale around each point, at least the floor
+    tau: float  # integrated autocorrelation time of the residuals, in points (1: white)
 
-    def median_error(self, points: int) -> float:
-        """Standard error of the median of ``points`` consecutive points."""
-        return MEDIAN_ERROR * self.sigma / math.sqrt(effective_size(max(int(points), 1), self.rho))
+    @property
+    def scale(self) -> float:
+        """One number for the whole curve: the median of the local scales."""
+        return float(np.median(self.sigma)) if self.sigma.size else 0.0
+
+    def median_error(self, points: int) -> np.ndarray:
+        """Standard error of the median of ``points`` consecutive points, at each point."""
+        size = max(1.0, max(int(points), 1) / self.tau)
+        return np.asarray(MEDIAN_ERROR * self.sigma / math.sqrt(size), dtype=np.float64)
 
     def z(self) -> np.ndarray:
-        """Residuals in units of ``sigma`` (inf where sigma is 0 and the residual is not)."""
+        """Residuals in units of the local sigma (inf where it is 0 and the residual is not)."""
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.asarray(self.residual / self.sigma, dtype=np.float64)
 
@@ -103,14 +122,20 @@ class Noise:
 def fit(values: np.ndarray, width: int, floor: float = 0.0) -> Noise:
     """The noise of a finite curve around its centred rolling median of ``width`` points.
 
-    ``floor`` bounds the scale from below: a loss rounded to 4 decimals, or one that sits
-    on the same value for most points, has a MAD of 0 but is not noiseless.
+    The local scale is the larger of two robust estimates over a window of ``width``: the
+    MAD of the residuals (which sees slow wander around the level) and the median
+    point-to-point change (which sees the noise of a smooth stretch, where a rolling median
+    of a monotone curve leaves no residual at all).  For white noise both equal its sigma.
+    ``floor`` bounds it from below: a loss rounded to 4 decimals, or one that sits on the
+    same value for most points, is not noiseless.
     """
     values = np.asarray(values, dtype=np.float64)
     level = signal.rolling_median(values, width)
     residual = values - level
-    sigma = max(robust_sigma(residual), float(floor))
-    return Noise(level, residual, sigma, lag1(residual))
+    spread = signal.rolling_median(np.abs(residual), width) * signal.MAD_TO_SIGMA
+    changes = signal.local_noise(values, width)
+    sigma = np.maximum(np.maximum(spread, changes), float(floor))
+    return Noise(level, residual, sigma, correlation_time(residual))
 
 
 @dataclass(frozen=True)
@@ -159,13 +184,24 @@ def disturbances(
         return []
     after = leading_median(values, persist)
     before = np.concatenate(([np.nan], trailing_median(values, baseline)[:-1]))
-    error = math.hypot(noise.median_error(persist), noise.median_error(baseline))
-    threshold = max(sigmas * error, min_excess)
-    recovery = max(RECOVERY_SIGMAS * error, min_excess)
     index = np.arange(count)
     # A full short window, and a baseline of at least ``persist`` points before it.
     judged = (index >= persist) & (index <= count - persist)
     shift = np.where(judged, after - before, -np.inf)
+    # Two errors of the shift, the larger wins.  The model's: the noise of the stretch before
+    # each point (the disturbance itself must not widen it) through two medians.  The
+    # curve's own: how far the shift typically strays from its local median over the curve,
+    # which sees what no per-point model does (an epoch's running mean carries one heavy
+    # batch to the end of the epoch, so whole epochs sit above or below their neighbours).
+    shift_back = np.maximum(index - baseline // 2, 0)
+    error = np.hypot(noise.median_error(persist), noise.median_error(baseline))[shift_back]
+    if judged.sum() >= 3:
+        # Around the shift's own rolling median: a trend that flattens moves the shift
+        # slowly, and that is not noise.
+        shifts = shift[judged]
+        error = np.maximum(error, robust_sigma(shifts - signal.rolling_median(shifts, 2 * baseline + 1)))
+    threshold = np.maximum(sigmas * error, min_excess)
+    recovery = np.maximum(RECOVERY_SIGMAS * error, min_excess)
     above = shift > threshold
     starts, _ = signal.stretches(above)
     found: list[Disturbance] = []
@@ -175,7 +211,7 @@ def disturbances(
         reference = float(before[start])
         # It lasts until the short median is back near the level before it (a trailing
         # baseline would catch up with a shift that never comes back).
-        back = np.flatnonzero(after[start:] - reference <= recovery)
+        back = np.flatnonzero(after[start:] - reference <= recovery[start:])
         back = back[start + back <= count - persist]
         recovered = back.size > 0
         last_judged = start + int(back[0]) - 1 if recovered else count - persist
@@ -189,7 +225,7 @@ def disturbances(
                 peak=peak,
                 before=reference,
                 excess=excess,
-                sigmas=excess / error if error > 0 else math.inf,
+                sigmas=excess / float(error[start]) if error[start] > 0 else math.inf,
                 recovered=recovered,
             )
         )
@@ -241,3 +277,25 @@ def poisson_tail(observed: int, expected: float) -> float:
         below += term
         term *= expected / (k + 1)
     return max(0.0, 1.0 - below)
+
+
+def seams(logged_steps: np.ndarray) -> np.ndarray:
+    """Steps where the by-step view of a restarted log switches from one start to another.
+
+    ``logged_steps`` in log order.  Where the step goes back, a new start begins: the
+    analysis (last write per step) joins the old start to the new one at the new start's
+    first step, and back to the old one after the new start's last step when the new
+    start stopped short of the old one's end.  A jump at a seam is the restart, not the
+    training: checks that look for jumps leave these steps out.  Empty when the steps only
+    increase.
+    """
+    steps = np.asarray(logged_steps, dtype=np.float64)
+    if steps.size < 2:
+        return np.empty(0)
+    back = np.flatnonzero(np.diff(steps) < 0) + 1
+    if back.size == 0:
+        return np.empty(0)
+    bounds = np.concatenate((back, [steps.size]))
+    firsts = steps[back]
+    lasts = steps[bounds[1:] - 1]
+    return np.unique(np.concatenate((firsts, lasts)))

@@ -53,10 +53,11 @@ def test_a_single_recovered_spike_is_info() -> None:
     assert finding.evidence["spike_values"][0] == pytest.approx(4.0 * curves.decay(N)[500], rel=0.1)
 
 
-def test_a_spike_still_going_at_the_end_is_an_error() -> None:
+def test_a_spike_still_going_at_the_end_is_a_warning() -> None:
+    # Three points cannot show it will not come back: a warning, not an error.
     (finding,) = curves.find(CHECK, {"train/loss": (STEPS, _loss([997]))})
-    assert finding.severity is Severity.ERROR and finding.evidence["unrecovered"] == 1
-    assert "still spiking when the log ended" in finding.message
+    assert finding.severity is Severity.WARNING and finding.evidence["unrecovered"] == 1
+    assert "still above its level when the log ended" in finding.message
 
 
 def test_many_spikes_are_an_error() -> None:
@@ -75,11 +76,70 @@ def test_a_spike_right_after_a_learning_rate_rise_says_so() -> None:
     assert "had just risen" in finding.message
 
 
-def test_near_miss_small_jump_then_override() -> None:
-    series = {"train/loss": (STEPS, _loss([500], height=1.2))}  # 20% above the level
+def test_near_miss_small_lasting_jump_then_override() -> None:
+    # 20% above the level for 50 points: far beyond the noise, but under the 25% bar.
+    series = {"train/loss": (STEPS, _loss([500], height=1.2, width=50, noise=0.005))}
     assert curves.find(CHECK, series) == []
-    (finding,) = curves.find(CHECK, series, min_relative=0.1)
-    assert finding.evidence["spike_steps"] == [5_000]
+    # The level before it is the median of the falling stretch behind it, a little higher
+    # than where the loss was: the shift it measures is a little under 20%.
+    (finding,) = curves.find(CHECK, series, min_relative=0.05)
+    assert finding.evidence["persistent_spikes"] == 1
+    assert 4_950 <= finding.first_step <= 5_020
+    assert 1.05 < finding.evidence["spike_factors"][0] < 1.2
+
+
+def test_healthy_batch_size_4_per_step_loss_with_heavy_tails_is_silent() -> None:
+    # Lognormal scatter of a factor e either way and 3% of batches at 10-50x the trend (a
+    # mislabelled example in a batch of 4): the normal texture of such a log, not spikes.
+    for seed in range(6):
+        loss = curves.heavy_tailed(curves.decay(3_000, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=seed)
+        findings = curves.find(CHECK, {"train/loss": (curves.steps(3_000), loss)})
+        assert [f for f in findings if f.severity is not Severity.INFO] == [], seed
+
+
+def test_healthy_running_mean_of_heavy_tailed_batches_is_silent() -> None:
+    # Keras and Hugging Face log the mean since the epoch began: one heavy batch lifts the
+    # rest of its epoch, so whole epochs sit above their neighbours.
+    for seed in range(6):
+        batches = curves.heavy_tailed(curves.decay(3_000, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=seed)
+        loss = curves.epoch_running_mean(batches, 100)
+        findings = curves.find(CHECK, {"train/loss": (curves.steps(3_000), loss)})
+        assert [f for f in findings if f.severity is not Severity.INFO] == [], seed
+
+
+def test_a_lasting_jump_in_a_heavy_tailed_loss_fires() -> None:
+    # The same noisy per-step loss, knocked 20x up for 60 steps by a bad update.
+    loss = curves.heavy_tailed(curves.decay(3_000, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=1)
+    loss[2_000:2_060] *= 20.0
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(3_000), loss)})
+    assert finding.severity is Severity.WARNING and finding.evidence["persistent_spikes"] == 1
+    assert 1_980 <= finding.first_step <= 2_010 and 2_040 <= finding.last_step <= 2_120
+    assert finding.evidence["spike_factors"][0] > 10
+
+
+def test_a_smaller_lasting_jump_alone_is_info() -> None:
+    loss = curves.heavy_tailed(curves.decay(3_000, start=2.3, end=0.05), spread=0.3, seed=2)
+    loss[2_000:2_060] *= 3.0
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(3_000), loss)})
+    assert finding.severity is Severity.INFO and finding.confidence is Confidence.MEDIUM
+
+
+def test_a_spike_after_a_warm_restart_of_the_learning_rate_is_info() -> None:
+    loss = _loss([400, 700], height=3.0, width=30)
+    rates = np.where((STEPS >= 4_000) & (STEPS < 5_000) | (STEPS >= 7_000), 1e-2, 1e-4)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss), "lr": (STEPS, rates)})
+    assert finding.severity is Severity.INFO and finding.evidence["after_learning_rate_rise"] == 2
+    assert "rise of the learning rate" in finding.message
+
+
+def test_a_resume_seam_is_not_a_spike() -> None:
+    # A run resumed from step 3,000 after reaching 6,000: the analysis joins the new start to
+    # nothing older, but at its end it falls back to the abandoned tail, 4x higher.
+    first = curves.noisy(curves.decay(600), 0.02) * 4.0
+    second = curves.noisy(curves.decay(600)[300:450], 0.02, seed=3)
+    steps = np.concatenate((curves.steps(600, 10), curves.steps(150, 10, start=3_000)))
+    findings = curves.find(CHECK, {"train/loss": (steps, np.concatenate((first, second)))})
+    assert [f for f in findings if f.severity is not Severity.INFO] == []
 
 
 def test_noise_alone_is_not_a_spike() -> None:
