@@ -5,8 +5,9 @@ What it detects
 Two shapes of divergence on the training loss (the total; each logged term when the run
 logs no total, as YOLO does) and on the validation loss:
 
-- an explosion: the loss magnitude stays more than ``explode_factor`` times above a
-  reference for a stretch of points.  On the training loss the reference is the
+- an explosion: the smoothed loss magnitude (a rolling median of ``smoothing`` of the
+  points, at least 3, so one heavy-tailed batch never counts) stays more than
+  ``explode_factor`` times above a reference for a stretch of points.  On the training loss the reference is the
   best level reached so far (a running minimum of the smoothed curve, floored at a small
   fraction of the initial level so a loss converging to zero does not make every wobble an
   explosion); on the validation loss it is the initial level, because a validation loss
@@ -14,10 +15,22 @@ logs no total, as YOLO does) and on the validation loss:
   a loss of -7e28 is an explosion too.  A short stretch counts only when it is still
   going when the log ends, or when ``min_consecutive`` points anywhere are absurd
   (``absurd_factor``); other short excursions are loss spikes;
+- an explosion into non-finite values: the loss ends NaN or infinite, and its last finite
+  values had already climbed ``explode_factor`` times above the reference (a regression on
+  raw targets going 1e8 -> 1e16 -> NaN within a few logs is one, however few the points);
 - a steady late rise: over the last ``late_fraction`` of the run the training loss rises
-  by ``late_rise`` or more of its level, well beyond its noise.
+  by ``late_rise`` or more of its level, significant at ``late_confidence`` by a robust
+  trend (Theil-Sen on block medians, with an effective sample size from the residuals'
+  autocorrelation, see :mod:`rundoctor.checks.trend`).  It is a warning; info when the
+  logged learning rate rose over the same stretch (a warm restart raises the loss by design).
 
-Starts that a restart wrote over (the same steps logged again, so the analysed curve keeps
+Noise principle: the level is a rolling median (persistence: several points must agree),
+the reference is the best smoothed level, and the late trend's significance accounts for
+autocorrelation and few points.  Severity: an explosion is an error (orders of magnitude,
+or non-finite, is overwhelming evidence); a late rise a warning or info.
+
+Steps a restart wrote again are never a jump: the analysed curve keeps the last write of
+each step.  Starts that a restart wrote over (the same steps logged again, so the analysed curve keeps
 only the last start) are searched in the order they were logged, for absurd growth only: a
 start that blew up and was abandoned is still worth knowing about.
 
@@ -48,7 +61,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -93,9 +106,9 @@ class Params:
         default=0.2,
         metadata={"help": "Least rise over the late part, as a fraction of the loss level."},
     )
-    late_sigmas: float = field(
-        default=4.0,
-        metadata={"help": "Least rise over the late part, in standard errors of a line fit."},
+    late_confidence: float = field(
+        default=0.99,
+        metadata={"help": "Confidence that the late rise is not noise (robust trend, effective sample size)."},
     )
 
 
@@ -104,8 +117,8 @@ class Params:
 # validation losses of badly overfitted runs reach 4x their minimum, well below 10x their
 # start.  A 5% floor ignores a loss that converges towards zero.  Three points rule out a
 # single bad batch; 5% of the run separates a divergence from a spike the run recovers from;
-# 1000x is beyond any noise.  A 20% climb over the last quarter at 4 standard errors is a
-# trend no resampling of the noise produces.
+# 1000x is beyond any noise.  A 20% climb over the last quarter, significant at 99% with the
+# sample size its autocorrelation leaves, is a trend no resampling of the noise produces.
 
 
 @dataclass(frozen=True)
@@ -127,6 +140,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     for tag, training in judged:
         curve = ctx.curve(tag).finite
         if len(curve) < params.min_points:
+            finding = _into_non_finite(check, ctx, params, tag, training)
+            if finding is not None:
+                yield finding
             continue
         binned = signal.binned(curve.steps, curve.values)
         finding = _explosion(check, ctx, params, tag, binned, training)
@@ -136,6 +152,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             if len(raw) >= params.min_points:
                 in_order = signal.binned(raw.steps, raw.values)
                 finding = _explosion(check, ctx, params, tag, in_order, training, overwritten=True)
+        if finding is None:
+            finding = _into_non_finite(check, ctx, params, tag, training)
         if finding is None and training:
             finding = _late_rise(check, ctx, params, tag, binned)
         if finding is not None:
@@ -154,6 +172,7 @@ def find_explosion(
     params: Params,
     *,
     absurd_only: bool = False,
+    raw: np.ndarray | None = None,
 ) -> Explosion | None:
     """The first place where ``magnitude`` ran away from ``reference``, or None.
 
@@ -178,7 +197,9 @@ def find_explosion(
         for i in np.flatnonzero(lasting)[:1]
     ]
     absurd_factor = max(params.absurd_factor, factor)
-    absurd = np.flatnonzero(ratio >= absurd_factor)
+    # Absurd points count one by one (``raw`` when given): no noise reaches 1000x.
+    absurd_ratio = ratio if raw is None else raw / reference
+    absurd = np.flatnonzero(absurd_ratio >= absurd_factor)
     if absurd.size >= params.min_consecutive:
         candidates.append(
             (
@@ -191,9 +212,9 @@ def find_explosion(
     if not candidates:
         return None
     start, last, points, threshold = min(candidates)
-    peak = start + int(np.argmax(ratio[start : last + 1]))
+    peak = start + int(np.argmax(absurd_ratio[start : last + 1]))
     return Explosion(
-        start, last, points, peak, float(ratio[peak]), bool(ratio[-1] > factor), threshold
+        start, last, points, peak, float(absurd_ratio[peak]), bool(ratio[-1] > factor), threshold
     )
 
 
@@ -231,7 +252,13 @@ def _explosion(
         kind = "initial level"
     if not (np.all(reference > 0) and np.all(np.isfinite(reference))):
         return None
-    explosion = find_explosion(np.abs(level), reference, factor, params, absurd_only=overwritten)
+    # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
+    # divergence; the absurd rule on single points stays, for restarts seen in log order.
+    width = max(3, signal.window(level.size, params.smoothing))
+    magnitude = np.abs(level) if overwritten else np.abs(signal.rolling_median(level, width))
+    explosion = find_explosion(
+        magnitude, reference, factor, params, absurd_only=overwritten, raw=np.abs(level)
+    )
     if explosion is None:
         return None
     steps = binned.steps
@@ -284,6 +311,63 @@ def _explosion(
     )
 
 
+def _into_non_finite(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, training: bool
+) -> Finding | None:
+    """A loss whose last finite values climbed ``explode_factor`` over its best and that is
+    non-finite from there to the end of the log: it exploded into NaN or infinity."""
+    curve = ctx.curve(tag)
+    values = curve.values
+    finite = np.isfinite(values)
+    if values.size < 2 or finite.all() or not finite.any() or finite[-1]:
+        return None
+    last = int(np.flatnonzero(finite)[-1])
+    before = values[: last + 1][finite[: last + 1]]
+    if before.size < 2 or not is_positive(before, params.signed_fraction):
+        return None
+    # The best level before the last finite point: a running minimum of the values
+    # logged so far, floored like the training reference (a loss near zero is no base).
+    best = max(float(np.min(np.abs(before[:-1]))), params.floor_fraction * abs(float(before[0])))
+    if training is False:
+        best = abs(float(before[0]))  # validation: against where it started, as for explosions
+    peak = float(abs(before[-1]))
+    if not (best > 0 and peak >= params.explode_factor * best):
+        return None
+    ratio = peak / best
+    axis = ctx.run.axis_of(tag).value
+    steps = curve.steps
+    first_bad = int(steps[last + 1])
+    kinds = "NaN" if np.isnan(values[last + 1 :]).all() else "non-finite"
+    message = (
+        f"{tag} exploded into {kinds}: its last finite value {fmt(float(before[-1]))} at {axis} "
+        f"{int(steps[last]):,} was {ratio:.3g}x its best level ({fmt(best)}), and every point from "
+        f"{axis} {first_bad:,} to the end of the log is {kinds} (threshold {params.explode_factor:g}x)"
+    )
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "split": "training" if training else "validation",
+        "peak_value": float(before[-1]),
+        "peak_step": int(steps[last]),
+        "reference": "best level so far" if training else "initial level",
+        "reference_level": best,
+        "ratio": ratio,
+        "first_non_finite_step": first_bad,
+        "non_finite_points": int(values.size - last - 1),
+        "recovered": False,
+        "overwritten_by_restart": False,
+        "threshold": f"{params.explode_factor:g}x before non-finite values to the end of the log",
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(int(steps[last]), int(steps[-1])),
+        message=message,
+        evidence=evidence,
+        severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+    )
+
+
 def _late_rise(
     check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: signal.Binned
 ) -> Finding | None:
@@ -296,39 +380,61 @@ def _late_rise(
     if span <= 0 or count < max(params.min_points, 3):
         return None
     x, y = steps[tail], level[tail]
-    rise, error = signal.drift(x, y)
-    start_level = float(np.mean(y) - rise * (np.mean(x) - x[0]) / (x[-1] - x[0]))
+    fitted = trend.trend(x, y)
+    if fitted is None:
+        return None
+    start_level = float(np.median(y)) - fitted.change / 2.0
     if not start_level > 0:
         return None
-    relative = rise / start_level
-    sigmas = rise / error if error > 0 else float("inf")
-    if not (relative >= params.late_rise and sigmas >= params.late_sigmas):
+    relative = fitted.change / start_level
+    low, _ = fitted.interval(params.late_confidence)
+    if not (relative >= params.late_rise and low > 0):
         return None
     axis = ctx.run.axis_of(tag).value
+    sigmas = fitted.sigmas
     message = (
         f"{tag} climbed steadily over the last {params.late_fraction:.0%} of the "
-        f"run: {fmt(start_level)} -> {fmt(start_level + rise)} (+{relative:.0%}, "
-        f"{min(sigmas, 999):.1f} standard errors) from {axis} {x[0]:,.0f} to {x[-1]:,.0f} "
-        f"(thresholds +{params.late_rise:.0%} and {params.late_sigmas:g} standard errors)"
+        f"run: {fmt(start_level)} -> {fmt(start_level + fitted.change)} (+{relative:.0%}, "
+        f"{min(sigmas, 999):.1f} standard errors over ~{fitted.effective:.0f} independent points) "
+        f"from {axis} {x[0]:,.0f} to {x[-1]:,.0f} (thresholds +{params.late_rise:.0%} at "
+        f"{params.late_confidence:.0%} confidence)"
     )
-    evidence = {
+    evidence: dict[str, Any] = {
         "tag": tag,
         "split": "training",
         "start_level": start_level,
-        "end_level": start_level + rise,
+        "end_level": start_level + fitted.change,
         "rise": float(relative),
         "standard_errors": min(float(sigmas), 1e6),
+        "effective_points": fitted.effective,
         "tail_points": count,
         "threshold_rise": params.late_rise,
-        "threshold_standard_errors": params.late_sigmas,
+        "threshold_confidence": params.late_confidence,
     }
+    severity = Severity.WARNING
+    rate = signal.learning_rate(ctx)
+    if rate is not None:
+        _, rate_steps, rates = rate
+        # The rate a little before the stretch (a restart just before it counts too)
+        # against its peak inside it.
+        lead = x[0] - 0.5 * params.late_fraction * span
+        (at_start,) = signal.value_at(rate_steps, rates, [lead])
+        inside = rates[(rate_steps >= lead) & (rate_steps <= x[-1])]
+        peak = float(inside.max()) if inside.size else float(at_start)
+        evidence.update(lr_at_start=float(at_start), lr_peak_in_stretch=peak)
+        if peak > 1.5 * float(at_start):
+            severity = Severity.INFO
+            message += (
+                f"; the learning rate rose over the same stretch ({fmt(float(at_start))} -> "
+                f"{fmt(peak)}), which raises the loss by design (a warm restart)"
+            )
     return check.finding(
         ctx,
         tags=(tag,),
         steps=(x[0], x[-1]),
         message=message,
         evidence=evidence,
-        severity=Severity.WARNING,
+        severity=severity,
         confidence=Confidence.MEDIUM,
     )
 

@@ -111,7 +111,9 @@ def test_near_miss_below_the_factor_then_override() -> None:
     loss[600:] = loss[599] * 8.0  # 8x its best for the rest of the run, under the 10x bar
     assert curves.find(CHECK, _train(loss)) == []
     (finding,) = curves.find(CHECK, _train(loss), explode_factor=5.0)
-    assert finding.first_step == 600 and finding.evidence["ratio"] == pytest.approx(8.0, rel=0.05)
+    # The smoothed level (a rolling median of 1% of the points) crosses within a few points.
+    assert 600 <= finding.first_step <= 605
+    assert finding.evidence["ratio"] == pytest.approx(8.0, rel=0.05)
 
 
 def test_steady_late_rise_is_a_warning() -> None:
@@ -158,6 +160,49 @@ def test_healthy_noisy_run_is_silent() -> None:
         "val/loss": (curves.steps(50, 20), curves.noisy(curves.decay(50, 2.2, 0.3), 0.03, seed=3)),
     }
     assert curves.find(CHECK, series) == []
+
+
+def test_an_explosion_into_nan_within_a_few_logs_is_an_error() -> None:
+    # Raw regression targets: 1e8 at the start, 1e16 four logs later, NaN from then on.
+    values = [1.06e8, 9.7e7, 5.5e7, 3.6e10, 9.5e16] + [np.nan] * 6
+    (finding,) = curves.find(CHECK, {"loss": (curves.steps(11, 2, start=2), values)})
+    assert (finding.severity, finding.confidence) == (Severity.ERROR, Confidence.HIGH)
+    assert "exploded into NaN" in finding.message
+    assert finding.evidence["first_non_finite_step"] == 12
+    assert finding.evidence["ratio"] == pytest.approx(9.5e16 / 5.5e7)
+    assert (finding.first_step, finding.last_step) == (10, 22)
+    curves.assert_well_formed(finding)
+
+
+def test_nan_after_a_loss_that_did_not_climb_is_not_a_divergence() -> None:
+    # The non-finite check reports the NaN; without a climb before it there is no explosion.
+    values = curves.with_nan(curves.noisy(curves.decay(200), 0.02), at=150)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(200), values)}) == []
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(200), values)}, explode_factor=1.0)
+    assert finding.evidence["first_non_finite_step"] == 150
+
+
+def test_heavy_tailed_batches_of_a_converged_loss_are_not_an_explosion() -> None:
+    # Batch size 4 on noisy labels: a converged per-step loss of 1e-3 with 3% of batches at
+    # 10-50x and lognormal scatter; no stretch of the smoothed level leaves its best by 10x.
+    for seed in range(4):
+        loss = curves.heavy_tailed(curves.decay(N, start=2.3, end=1e-3, rate=8.0), spread=1.0, outliers=0.03, seed=seed)
+        assert curves.find(CHECK, _train(loss)) == [], seed
+
+
+def test_a_late_rise_under_a_warm_restart_is_info() -> None:
+    loss = curves.noisy(curves.decay(N, start=2.0, end=0.5), 0.01)
+    loss[750:] *= np.linspace(1.0, 1.4, 250)
+    rates = np.where(STEPS < 750, 1e-4, 1e-3)  # the schedule restarted at its peak
+    (finding,) = curves.find(CHECK, {**_train(loss), "lr": (STEPS, rates)})
+    assert finding.severity is Severity.INFO and "warm restart" in finding.message
+
+
+def test_a_late_rise_over_few_autocorrelated_points_is_not_shown() -> None:
+    # Twelve epochs of a running-mean loss wandering up 25% in the last three: not enough
+    # independent evidence for a trend.
+    loss = np.array([2.0, 1.2, 0.9, 0.8, 0.74, 0.7, 0.69, 0.68, 0.66, 0.8, 0.7, 0.85])
+    assert curves.find(CHECK, {"train/loss": (curves.steps(12), loss)}) == []
 
 
 def test_too_few_points() -> None:
