@@ -134,8 +134,10 @@ def test_hostile_series_do_not_raise(name):
         ),
     ],
 )
-def test_real_healthy_multi_task_runs_do_not_fire(real_logs, relative):
-    assert c.run_check(CHECK, c.real_run(real_logs / relative)) == []
+def test_real_healthy_multi_task_runs_do_not_warn(real_logs, relative):
+    # Detectron2's RPN terms sit 10-30x below its box term, Co-DETR spans 83x: a note at most.
+    found = c.run_check(CHECK, c.real_run(real_logs / relative))
+    assert [f for f in found if f.severity is not Severity.INFO] == []
 
 
 @pytest.mark.parametrize("relative", c.HEALTHY_REAL_RUNS)
