@@ -5,8 +5,8 @@ What it detects
 - Frozen: a validation metric (accuracy or other) repeats the bit-identical value at five
   or more consecutive evaluations, at least half of all evaluations, while its loss moves
   (first- and last-quarter medians more than 1% and three noise sigmas apart; with no
-  loss logged, only a note).  Values at a bound or sentinel (0, 1, 100, -1) are not counted: a
-  metric stuck at 0 has not started, one at 1 is saturated, and COCO reports -1 for an
+  loss logged, only a note).  Values at a bound or sentinel (0, 1, 100, -1) are not
+  counted: a metric stuck at 0 has not started, one at 1 is saturated, and COCO reports -1 for an
   empty size bucket; nor are values at the ceiling of a higher-is-better metric (at least
   ``ceiling`` of its scale, 1 or 100: mAP50 0.995 on a small set repeats by nature).
   A frozen metric with a frozen loss is no learning, not a disagreement, and is left to
