@@ -19,8 +19,9 @@ high), so the evidence decides the severity:
   accuracy that repeats its exact value at ``min_repeated`` of consecutive evaluations (a
   fixed prediction scores the same count on a fixed set; a fine-tuned model at 0.94 with
   loss 0.2 moves by a sample or two), that is also flat (its last quarter not
-  ``min_loss_fall`` and three noise sigmas below its first) is a warning with medium confidence; anything in between, a loss still falling,
-  or no loss at all is an informational note;
+  ``min_loss_fall`` and three noise sigmas below its first) is a warning with medium
+  confidence; anything in between, a loss still falling, or no loss at all is an
+  informational note;
 - an accuracy pinned at its ceiling (1.0, or 100%) is every class right, not a majority
   rate: never reported.
 
