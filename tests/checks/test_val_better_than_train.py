@@ -47,6 +47,19 @@ def test_extreme_gap_is_a_warning():
     assert finding.evidence["fraction_below_extreme"] == 1.0
 
 
+def test_strong_dropout_late_in_training_is_only_a_note():
+    # Dropout 0.5: the training loss (train mode) floors at 0.15 while the validation loss
+    # falls on to 0.03; early on, with both large, they are close.
+    n, evals = 2000, 20
+    at = c.steps(evals, every=n // evals, start=n // evals - 1)
+    train = c.heavy_tailed(c.decay(n, 2.0, 0.15, 4.0), spread=0.4, outliers=0.01, seed=3)
+    val = c.decay(n, 1.7, 0.02, 8.0)[at]
+    [finding] = findings({"train/loss": (c.steps(n), train), "val/loss": (at, val)})
+    assert finding.severity is Severity.INFO
+    assert finding.evidence["fraction_below_extreme"] > 0.5
+    assert finding.evidence["fraction_below_extreme_first_quarter"] <= 0.5
+
+
 def test_healthy_run_with_regularisation_does_not_fire():
     # Dropout keeps the validation loss a little below training: 0.9x is normal.
     assert findings(per_step(0.9)) == []
