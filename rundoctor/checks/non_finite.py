@@ -1,9 +1,10 @@
-"""NaN or infinite values in a loss, metric, learning rate, gradient norm or confidence.
+"""NaN or infinite values in any logged scalar: losses and metrics first, but every tag.
 
 What it detects
 ---------------
-Every logged point that is NaN, +inf or -inf in a loss, an accuracy or other metric, the
-learning rate, the gradient norm or a confidence series: the step where it first happened,
+Every logged point that is NaN, +inf or -inf in any scalar series of the run (a loss, an
+accuracy or other metric, the learning rate, the gradient norm, a confidence series, and
+also tags whose role is not known, such as a custom ``kl_term`` or ``reward``): the step where it first happened,
 how many points, the last finite value before it, and whether finite values came back
 (transient) or not (permanent).  A series that is non-finite at every point was never
 computed at all and gets a message of its own.  Tags that turn bad at the same step are
@@ -13,9 +14,18 @@ together.
 The points are read in the order they were logged, including points a resumed run later
 wrote again: a NaN that made someone restart the run is part of its history.
 
-Severity: permanent is an error; transient a warning (info when only gradient norms or
-learning rates are affected); never finite an error for a training loss and a warning for
-anything else (the run trained, but without that signal).
+Severity follows the role, because what a NaN means depends on what the series is.  A loss
+or metric (and a learning rate, gradient norm or confidence) that turns non-finite and stays
+so to the end is an error; one that recovers is a warning (info when only gradient norms or
+learning rates are affected: fp16 loss scaling skips those steps by design).  A tag of
+unknown role is a warning when it stays non-finite and info when it recovers or was never
+finite (it may be a diagnostic the run does not depend on).  Bookkeeping counters (epoch,
+runtime) are not scanned: some loggers write NaN there by design.
+Never finite: an error for a training loss, a warning for another loss or metric.  The
+message says whether the values recovered ("finite again afterwards") or persisted to the
+end ("never recovered").
+
+No noise principle is needed: a single NaN is a fact, not a sample of noise.
 
 Why it matters
 --------------
@@ -48,6 +58,8 @@ from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
 
+# Series whose non-finite values are judged at full severity; every other tag is still
+# scanned (see ``_severity``).
 WATCHED_ROLES = (*LOSS_ROLES, *METRIC_ROLES, Role.LEARNING_RATE, Role.GRAD_NORM, Role.CONFIDENCE)
 TRAINING_LOSS_ROLES = (Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
 
@@ -124,8 +136,10 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     bad_codes = set(np.unique(run.tag_codes[~np.isfinite(run.values)]).tolist())
     bad_tags = {run.tag_names[code] for code in bad_codes}
     found = []
-    for tag in ctx.tags(*WATCHED_ROLES):
-        if tag not in bad_tags:
+    # Every scalar tag, in the run's order: a NaN in a tag of unknown role is still a NaN.
+    # Bookkeeping counters (epoch, runtime) are left out: loggers write NaN there by design.
+    for tag in ctx.run.tags:
+        if tag not in bad_tags or ctx.run.roles.get(tag) is Role.COUNTER:
             continue
         # Log order on purpose (see the module docstring): a resume must not hide a NaN.
         curve = ctx.raw_curve(tag)
@@ -145,18 +159,20 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 
 
 def _severity(ctx: RunContext, members: list[BadValues]) -> Severity:
-    """Permanent is an error; never computed is an error only for a training loss.
+    """The most severe of the members' severities (see the module docstring)."""
+    return max((_member_severity(ctx, member) for member in members), key=lambda sev: sev.rank)
 
-    A transient bad value is a warning, except in gradient norms and learning rates alone,
-    where fp16 loss scaling produces (and skips) infinite norms by design: info.
-    """
-    roles = {ctx.run.roles.get(member.tag) for member in members}
-    first = members[0]
-    if first.never_finite:
-        return Severity.ERROR if roles & set(TRAINING_LOSS_ROLES) else Severity.WARNING
-    if first.permanent:
+
+def _member_severity(ctx: RunContext, member: BadValues) -> Severity:
+    role = ctx.run.roles.get(member.tag)
+    if role not in WATCHED_ROLES:
+        # Unknown role: it may be a diagnostic the run does not depend on.
+        return Severity.WARNING if member.permanent and not member.never_finite else Severity.INFO
+    if member.never_finite:
+        return Severity.ERROR if role in TRAINING_LOSS_ROLES else Severity.WARNING
+    if member.permanent:
         return Severity.ERROR
-    if roles <= {Role.GRAD_NORM, Role.LEARNING_RATE}:
+    if role in (Role.GRAD_NORM, Role.LEARNING_RATE):
         return Severity.INFO
     return Severity.WARNING
 
@@ -262,7 +278,7 @@ CHECK = Check(
     name="non-finite",
     title="NaN or infinite values",
     severity=Severity.ERROR,
-    needs=(WATCHED_ROLES,),
+    needs=(),
     params=Params,
     advice=(
         "Find the first bad step: lower the learning rate or add warm-up, clip gradients, guard "

@@ -145,6 +145,31 @@ def test_huge_but_finite_values_are_not_this_checks_business() -> None:
     assert curves.find(CHECK, {"train/loss": (STEPS, np.full(N, 1e300))}) == []
 
 
+def test_a_tag_of_unknown_role_that_turns_nan_for_good_is_a_warning() -> None:
+    kl = curves.with_nan(curves.noisy(curves.decay(N, 0.5, 0.1), 0.02), at=700)
+    series = {"train/loss": (STEPS, _healthy()), "kl_term": (STEPS, kl)}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.tags == ("kl_term",) and finding.severity is Severity.WARNING
+    assert "never recovered" in finding.message
+
+
+def test_a_tag_of_unknown_role_with_a_transient_nan_is_info() -> None:
+    reward = curves.noisy(np.linspace(0.0, 1.0, N), 0.02) + 1.0
+    reward[[300, 301]] = np.nan
+    series = {"train/loss": (STEPS, _healthy()), "reward": (STEPS, reward)}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and "finite again afterwards" in finding.message
+
+
+def test_a_loss_and_an_unknown_tag_failing_together_take_the_loss_severity() -> None:
+    series = {
+        "train/loss": (STEPS, curves.with_nan(_healthy(), at=500)),
+        "kl_term": (STEPS, curves.with_nan(np.ones(N), at=500)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert set(finding.tags) == {"train/loss", "kl_term"} and finding.severity is Severity.ERROR
+
+
 def test_unwatched_roles_are_ignored() -> None:
     # Bookkeeping series (epoch, runtime) may well be NaN; nothing is diagnosed from them.
     series = {"train/loss": (STEPS, _healthy()), "epoch": (STEPS, np.full(N, np.nan))}
