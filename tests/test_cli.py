@@ -71,7 +71,7 @@ RUNS: dict[str, Callable[[], Run]] = {
     "healthy": lambda: make_run({"train/loss": (steps(100), decay(100))}, run_id="healthy"),
     "nan": lambda: make_run({"train/loss": (steps(100), with_nan(decay(100), 60))}, run_id="nan"),
     "high": lambda: make_run({"train/loss": (steps(100), decay(100, start=10.0))}, run_id="high"),
-    "empty": lambda: make_run({}, run_id="empty"),
+    "nodata": lambda: make_run({}, run_id="nodata"),
     "short": lambda: make_run({"train/loss": (steps(3), decay(3))}, run_id="short"),
 }
 
@@ -328,12 +328,12 @@ def test_a_bug_resolving_the_number_of_classes_is_an_error_outcome_not_exit_3(
 
 
 @pytest.mark.parametrize("run, fail_on, code", [
-    ("empty", "error", 0), ("empty", "warning", 1), ("short", "warning", 0), ("short", "info", 1),
+    ("nodata", "error", 0), ("nodata", "warning", 1), ("short", "warning", 0), ("short", "info", 1),
 ])
 def test_runs_that_cannot_be_judged_fail_at_their_verdict_level(rundoctor: Invoke, run: str, fail_on: str, code: int) -> None:
     result = rundoctor("check", run, "--fail-on", fail_on)
     assert result.code == code
-    assert result.out.startswith(f"{run}  {'NO DATA' if run == 'empty' else 'TOO SHORT'}: ")
+    assert result.out.startswith(f"{run}  {'NO DATA' if run == 'nodata' else 'TOO SHORT'}: ")
 
 
 # The other commands ---------------------------------------------------------------------

@@ -100,8 +100,7 @@ def _header(report: Report) -> str:
     grouped = runs_by_verdict(report)
     tiles = "".join(
         f'<div class="tile v-{verdict.value}{"" if grouped[verdict] else " none"}"><span class="tile-count">{len(grouped[verdict]):,}</span>'
-        f'<span class="tile-label">{"run" if len(grouped[verdict]) == 1 else "runs"} '
-        f"{verdict_name(verdict)}</span></div>"
+        f'<span class="tile-label">{verdict_name(verdict)}</span></div>'
         for verdict in VERDICT_ORDER
     )
     failing = "failing" if report.exit_code else "passing"

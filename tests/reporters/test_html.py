@@ -533,11 +533,11 @@ def test_step_labels_use_one_unit_per_axis(high: int, expected: list[str]) -> No
     assert step_labels(nice_ticks(0, high, 7, integer=True)[0]) == expected
 
 
-def test_findings_in_the_sample_report_all_reach_the_page() -> None:
+def test_active_findings_in_the_sample_report_all_reach_the_page() -> None:
     report = sample_report()
     items = parse(html(report)).all("li", "finding")
     assert sorted((i.attrs["data-code"], i.attrs["data-severity"]) for i in items) == sorted(
-        (f.code, f.severity.value) for f in report.findings
+        (f.code, f.severity.value) for f in report.active_findings
     )
 
 
