@@ -7,14 +7,22 @@ Four patterns in every gradient-norm series (``grad_norm``, ``train/grad_norm``)
 - exploding: the median of the last ``edge_fraction`` of the run is ``explode_factor``
   times the median of the first;
 - spikes: points ``spike_factor`` times above the running median (a window of
-  ``spike_window_fraction`` of the run); up to ``max_isolated_spikes`` separate spikes below
-  ``extreme_spike`` times the median are information, more or bigger ones a warning;
+  ``spike_window_fraction`` of the run).  They are a warning only when they persist (the
+  median of 1% of the steps, at least 5, stands ``spike_factor`` / 2 times above the level
+  before it, beyond four standard errors of the norm's own noise) or when one reaches
+  ``extreme_spike`` times the median; isolated spikes, however many, are information, with
+  how many heavy-tailed noise of the norm's scale (a Student-t in log space) would give by
+  chance (``chance_p`` marks the count as beyond chance).  Gradient norms of small batches
+  are heavy-tailed: isolated 10-50x norms are normal there;
 - vanishing: the end level is below ``vanish_ratio`` times the start level or below the
   absolute floor ``vanish_floor``;
 - clipping on most steps: the norm equals one value (the clipping threshold, from
   ``max_grad_norm`` / ``gradient_clip_val`` / ``grad_clip.max_norm`` in the run's
   hyper-parameters when present) at more than ``pinned_fraction`` of the steps, which is
   what a logger that records the norm after clipping shows.
+
+Noise principle: robust scale of the log norm around its running median, and a count test
+(how many such spikes would its heavy-tailed noise give by chance); severity follows it.
 
 Hugging Face and mmengine log the norm before clipping, so a norm above ``max_grad_norm``
 on every step is normal there (healthy fine-tuning runs sit at 2-20x it) and is not
@@ -40,12 +48,14 @@ rate so that clipping only catches spikes, and log the norm before clipping.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import noise, signal
+from rundoctor.checks.trend import robust_sigma
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -114,6 +124,13 @@ class Params:
     )
     edge_fraction: float = field(
         default=0.1, metadata={"help": "Share of the run whose median is the start or end level."}
+    )
+    # 0.02: Student-t noise with 3 degrees of freedom already has heavier tails than the
+    # gradient norms of healthy runs, so the count it allows is generous; a count it makes a
+    # one-in-fifty accident is not that noise.
+    chance_p: float = field(
+        default=0.02,
+        metadata={"help": "Spike counts less likely than this under heavy-tailed noise are marked beyond chance (evidence)."},
     )
     spike_window_fraction: float = field(
         default=0.1, metadata={"help": "Running-median window for spikes, as a fraction of the run."}
@@ -207,7 +224,12 @@ def _spikes(
     top = int(np.argmax(ratio))
     at = _peak(values, top, bins.size)
     spiked = np.flatnonzero(spiking)
-    severe = starts.size > params.max_isolated_spikes or ratio[top] >= params.extreme_spike
+    chance = _chance(bins.level, base, params)
+    beyond_chance = noise.poisson_tail(int(starts.size), chance) < params.chance_p
+    lasting = _lasting(bins.level, params)
+    # Isolated spikes, however many, are the scatter of small batches; a norm that stays up
+    # (the median of several steps), or one absurd spike, is a warning.
+    severe = lasting or ratio[top] >= params.extreme_spike
     yield check.finding(
         ctx,
         tags=[tag],
@@ -228,11 +250,41 @@ def _spikes(
             "spike_factor": params.spike_factor,
             "max_isolated_spikes": params.max_isolated_spikes,
             "extreme_spike": params.extreme_spike,
+            "expected_by_chance": chance,
+            "beyond_chance": bool(beyond_chance),
+            "lasting": bool(lasting),
         },
         severity=Severity.WARNING if severe else Severity.INFO,
         confidence=Confidence.HIGH if severe else Confidence.MEDIUM,
         advice=EXPLODING_ADVICE,
     )
+
+
+def _chance(level: np.ndarray, base: np.ndarray, params: Params) -> float:
+    """How many points above ``spike_factor`` x the running median heavy-tailed noise of the
+    norm's own scale would give over the curve: gradient norms of small batches scatter a
+    lot, and a few 10x norms among thousands are that scatter, not spikes."""
+    positive = (level > 0) & (base > 0)
+    if positive.sum() < 3:
+        return 0.0
+    residual = np.log(level[positive]) - np.log(base[positive])
+    sigma = max(robust_sigma(residual), 0.01)
+    return noise.expected_exceedances(int(positive.sum()), math.log(params.spike_factor) / sigma)
+
+
+def _lasting(level: np.ndarray, params: Params) -> bool:
+    """Whether the median of several consecutive norms stood ``spike_factor`` / 2 times or more
+    above the level before them, beyond the norm's own noise (see :mod:`noise`)."""
+    logged = noise.log_values(level)
+    if logged is None or logged.size < 20:
+        return False
+    width = signal.window(logged.size, params.spike_window_fraction, 9)
+    persist = max(5, round(0.01 * logged.size))
+    fitted = noise.fit(logged, width, floor=0.01)
+    found = noise.disturbances(
+        logged, fitted, baseline=width, persist=persist, sigmas=4.0, min_excess=math.log(params.spike_factor / 2.0)
+    )
+    return bool(found)
 
 
 def _peak(values: np.ndarray, index: int, size: int) -> int:
