@@ -1,16 +1,17 @@
 """Find the runs under the paths a user gives, and read each with the right reader.
 
-Formats are recognised by name and content, never by a flag (``--reader`` overrides):
+Formats are recognised by name and content, never by a flag (``--reader`` overrides), by
+asking the reader registry (:data:`rundoctor.readers.READERS`), in its order:
 
-- a directory holding event files is one TensorBoard run; Keras TF2 writes ``train/`` and
-  ``validation/`` siblings, which become ONE run whose tags carry the split;
-- an MLflow file-store run directory (``meta.yaml`` + ``metrics/``) is one run;
-- every other file is offered to the file readers (JSON flavours first, then CSV) with its
-  first 64 KiB; the first whose sniffer accepts it reads it (images, weights and archives,
-  known by their endings, are passed over unopened);
-- of Hugging Face ``checkpoint-N/trainer_state.json`` files under one output directory only
-  one is read (a ``trainer_state.json`` beside the checkpoints, else the newest checkpoint):
-  each holds the whole history up to N, so merging them would duplicate every point.
+- a directory a reader claims is one run of it (an MLflow run directory); its own files are
+  offered to no reader;
+- a file whose name a reader claims is that reader's, unopened (TensorBoard event files);
+- every other file is offered to the sniffers with its first 64 KiB; the first that accepts
+  it claims it (images, weights and archives, known by their endings, are passed over
+  unopened);
+- each reader groups the files it claimed into runs (a folder of event files is one run,
+  Keras ``train/`` + ``validation/`` siblings ONE run; of Hugging Face checkpoint copies of
+  ``trainer_state.json`` one is read).
 
 The walk never follows symlinked directories (no loops, no escape from the tree) and reads a
 symlinked file only when it points inside the tree; nothing is ever written.
@@ -18,17 +19,15 @@ symlinked file only when it points inside the tree; nothing is ever written.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 from rundoctor import roles
-from rundoctor.readers.base import FileReader, UnreadableInput
-from rundoctor.series import NoteKind, ReadError, ReadNote, Run
+from rundoctor.readers import READERS, files, reader_named
+from rundoctor.readers.base import Reader, RunSource, UnreadableInput
+from rundoctor.series import ReadError, Run
 
 SNIFF_BYTES = 64 * 1024
-KERAS_SPLITS = ("train", "validation")
 # Walked files with these endings are logs we are expected to understand; anything else that
 # no reader claims (configs, checkpoints, images) is none of our business.
 LOG_SUFFIXES = (".csv", ".jsonl", ".ndjson")
@@ -43,25 +42,11 @@ NEVER_LOGS = frozenset(
 
 Progress = Callable[[int, int, str], None]
 
-
-@dataclass
-class RunSource:
-    """One run to read: which reader, where, and which files."""
-
-    reader: str
-    path: Path
-    files: list[tuple[Path, str]]  # (file, tag prefix)
-    notes: list[ReadNote] = field(default_factory=list)
-
-
-def file_readers() -> tuple[FileReader, ...]:
-    from rundoctor.readers import csv_logs, json_logs
-
-    return (*json_logs.READERS, *csv_logs.READERS)
+__all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_names", "run_id"]
 
 
 def reader_names() -> list[str]:
-    return ["tensorboard", "mlflow", *(reader.name for reader in file_readers())]
+    return [reader.name for reader in READERS]
 
 
 def load_runs(
@@ -115,66 +100,98 @@ def run_id(path: Path, root: Path) -> str:
 
 
 def read_source(source: RunSource, *, verify: bool = False) -> Run:
-    if source.reader == "tensorboard":
-        from rundoctor.readers.tensorboard import read_tensorboard_run
-
-        return read_tensorboard_run(source.path, source.files, verify=verify)
-    if source.reader == "mlflow":
-        from rundoctor.readers.mlflow import read_mlflow_run
-
-        return read_mlflow_run(source.path)
-    by_name = {r.name: r for r in file_readers()}
-    return by_name[source.reader].read(source.files[0][0])
+    return reader_named(source.reader).read(source, verify=verify)
 
 
 def find_sources(root: Path, *, reader: str | None = None) -> tuple[list[RunSource], list[ReadError]]:
-    """The runs under ``root`` (a file or a directory) and the paths that could not be walked."""
-    from rundoctor.readers.mlflow import is_mlflow_run_dir
-    from rundoctor.readers.tensorboard import is_event_file
+    """The runs under ``root`` (a file or a directory) and the paths that could not be walked.
 
+    ``reader`` forces one: a file named is read with it; in a directory, a reader that
+    sniffs files is given every file, while one that claims names or directories finds its
+    runs as discovery does.
+    """
     errors: list[ReadError] = []
+    forced = reader_named(reader) if reader is not None else None
     if root.is_file():
-        return _explicit_file(root, reader, errors), errors
-    if reader is not None and reader not in ("tensorboard", "mlflow"):
-        files = sorted(p for p in _walk_files(root, errors))
-        return [RunSource(reader, p, [(p, "")]) for p in files], errors
+        if forced is not None:
+            return forced.runs([root], explicit=True), errors
+        return _claim_files([root], errors, explicit=True), errors
+    if forced is not None and forced.sniff is not None:
+        return [RunSource(forced.name, p, [(p, "")]) for p in sorted(_walk_files(root, errors))], errors
 
+    dir_readers = [r for r in READERS if r.claims_dir is not None]
     sources: list[RunSource] = []
-    event_files: dict[Path, list[Path]] = {}
     other_files: list[Path] = []
-    for directory, files in _walk(root, errors):
-        if is_mlflow_run_dir(directory):
-            sources.append(RunSource("mlflow", directory, []))
+    by_name: dict[str, list[Path]] = {}
+    for directory, found in _walk(root, errors):
+        owner = next((r for r in dir_readers if _claims(r.claims_dir, directory)), None)
+        if owner is not None:
+            sources.append(RunSource(owner.name, directory, []))
             continue
-        for file in files:
-            (event_files.setdefault(directory, []).append(file) if is_event_file(file.name)
-             else other_files.append(file))
-    sources.extend(_tensorboard_sources(event_files))
-    sources.extend(_file_sources(other_files, errors, explicit=False))
+        for file in found:
+            named = _name_owner(file)
+            (by_name.setdefault(named.name, []).append(file) if named is not None else other_files.append(file))
+    for name_reader in READERS:
+        if name_reader.name in by_name:
+            sources.extend(name_reader.runs(by_name[name_reader.name], explicit=False))
+    sources.extend(_claim_files(other_files, errors, explicit=False))
     return sources, errors
 
 
-def _explicit_file(path: Path, reader: str | None, errors: list[ReadError]) -> list[RunSource]:
-    from rundoctor.readers.tensorboard import is_event_file
-
-    if reader is not None:
-        return [RunSource(reader, path.parent if reader == "tensorboard" else path, [(path, "")])]
-    if is_event_file(path.name):
-        return [RunSource("tensorboard", path.parent, [(path, "")])]
-    return _file_sources([path], errors, explicit=True)
+def _name_owner(file: Path) -> Reader | None:
+    return next((r for r in READERS if r.claims_name is not None and _claims(r.claims_name, file.name)), None)
 
 
-def _walk(root: Path, errors: list[ReadError]):
+def _claims(test: Callable[..., bool] | None, *args: object) -> bool:
+    """A claim must never sink discovery: an exception means "not mine"."""
+    try:
+        return test is not None and bool(test(*args))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _claim_files(found: list[Path], errors: list[ReadError], *, explicit: bool) -> list[RunSource]:
+    """Files offered by name, then by their first bytes, to the readers; the runs they make.
+
+    Runs of readers that take one file a run come in file order, then those of readers that
+    group files, in registry order."""
+    claimed: dict[str, list[Path]] = {}
+    singles: list[RunSource] = []
+    for file in found:
+        named = _name_owner(file) if explicit else None
+        if named is not None:
+            claimed.setdefault(named.name, []).append(file)
+            continue
+        if not explicit and file.suffix.lower() in NEVER_LOGS:
+            continue
+        head = _head(file, errors)
+        if head is None:
+            continue
+        owner = next((r for r in READERS if r.sniff is not None and _claims(r.sniff, file, head)), None)
+        if owner is None:
+            if explicit or file.suffix.lower() in LOG_SUFFIXES:
+                why = "empty file" if not head else "not a recognised training-log format"
+                errors.append(ReadError(str(file), why))
+            continue
+        if owner.group is None:
+            singles.extend(owner.runs([file], explicit=explicit))
+        else:
+            claimed.setdefault(owner.name, []).append(file)
+    grouped = [source for r in READERS if r.name in claimed for source in r.runs(claimed[r.name], explicit=explicit)]
+    return singles + grouped
+
+
+def _walk(root: Path, errors: list[ReadError]) -> Iterator[tuple[Path, list[Path]]]:
     """(directory, files) for every directory under root, sorted; symlinked dirs not followed."""
     real_root = root.resolve()
 
     def on_error(error: OSError) -> None:
         errors.append(ReadError(str(error.filename or root), error.strerror or str(error)))
 
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error, followlinks=False):
+    for dirpath, dirnames, filenames in files.walk(root, on_error):
         dirnames.sort()
         directory = Path(dirpath)
-        files = []
+        found = []
         for name in sorted(filenames):
             file = directory / name
             if file.is_symlink():
@@ -185,88 +202,18 @@ def _walk(root: Path, errors: list[ReadError]):
                 if not target.is_relative_to(real_root):
                     errors.append(ReadError(str(file), f"symlink points outside {root} (not followed)"))
                     continue
-            files.append(file)
-        yield directory, files
+            found.append(file)
+        yield directory, found
 
 
-def _walk_files(root: Path, errors: list[ReadError]):
-    for _, files in _walk(root, errors):
-        yield from files
-
-
-def _tensorboard_sources(event_files: dict[Path, list[Path]]) -> list[RunSource]:
-    """One run per directory of event files; Keras train/validation siblings merged."""
-    groups: dict[Path, list[tuple[Path, str]]] = {}
-    for directory in sorted(event_files):
-        files = sorted(event_files[directory], key=_event_file_order)
-        split = directory.name
-        if split in KERAS_SPLITS and directory.parent not in event_files:
-            groups.setdefault(directory.parent, []).extend((f, f"{split}/") for f in files)
-        else:
-            groups.setdefault(directory, []).extend((f, "") for f in files)
-    return [RunSource("tensorboard", path, files) for path, files in groups.items()]
-
-
-def _event_file_order(path: Path) -> tuple[int, str]:
-    """Event files sort by the creation time in their name (events.out.tfevents.<time>...)."""
-    parts = path.name.split("tfevents.", 1)
-    stamp = parts[1].split(".", 1)[0] if len(parts) == 2 else ""
-    return (int(stamp) if stamp.isdigit() else 0, path.name)
-
-
-def _file_sources(files: list[Path], errors: list[ReadError], *, explicit: bool) -> list[RunSource]:
-    if not files:
-        return []
-    from rundoctor.readers.json_logs import hf_checkpoint_step
-
-    readers = file_readers()
-    claimed: list[RunSource] = []
-    hf_states: dict[Path, list[tuple[int, Path]]] = {}
-    for file in files:
-        if not explicit and file.suffix.lower() in NEVER_LOGS:
-            continue
-        head = _head(file, errors)
-        if head is None:
-            continue
-        reader = next((r for r in readers if _sniffs(r, file, head)), None)
-        if reader is None:
-            if explicit or file.suffix.lower() in LOG_SUFFIXES:
-                why = "empty file" if not head else "not a recognised training-log format"
-                errors.append(ReadError(str(file), why))
-            continue
-        if reader.name == "hf-trainer":
-            step = hf_checkpoint_step(file)
-            output_dir = file.parent.parent if step is not None else file.parent
-            hf_states.setdefault(output_dir, []).append((step if step is not None else 2**63 - 1, file))
-            continue
-        claimed.append(RunSource(reader.name, file, [(file, "")]))
-    for output_dir, states in hf_states.items():
-        states.sort()
-        _, chosen = states[-1]
-        source = RunSource("hf-trainer", chosen, [(chosen, "")])
-        if len(states) > 1:
-            source.notes.append(ReadNote(
-                NoteKind.INFO, str(chosen),
-                f"{len(states)} trainer_state.json files under {output_dir.name or output_dir}; "
-                f"read {chosen.parent.name}/{chosen.name} (the newest holds the whole history), "
-                "the others were not merged",
-                count=len(states) - 1,
-            ))
-        claimed.append(source)
-    return claimed
-
-
-def _sniffs(reader: FileReader, file: Path, head: bytes) -> bool:
-    try:
-        return bool(reader.sniff(file, head))
-    except Exception:  # a sniffer must never sink discovery; treat as "not mine"
-        return False
+def _walk_files(root: Path, errors: list[ReadError]) -> Iterator[Path]:
+    for _, found in _walk(root, errors):
+        yield from found
 
 
 def _head(file: Path, errors: list[ReadError]) -> bytes | None:
     try:
-        with file.open("rb") as handle:
-            return handle.read(SNIFF_BYTES)
+        return files.read_head(file, SNIFF_BYTES)
     except OSError as error:
         errors.append(ReadError(str(file), error.strerror or str(error)))
         return None

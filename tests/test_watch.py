@@ -20,8 +20,10 @@ import pytest
 from typer.testing import CliRunner
 
 from rundoctor import cli, discover
-from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.config import Settings
+from rundoctor.findings import Confidence, Finding, Severity
+from rundoctor.readers.base import Reader
+from rundoctor.series import Run
 from rundoctor.watch import FindingTracker, Watcher
 from tests.conftest import REPO
 from tests.readers import tb_writer as w
@@ -212,13 +214,18 @@ def test_a_half_written_event_record_waits_and_is_not_truncation(
 def recorded_reads(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     """The files the watch hands to readers, from now on."""
     read: list[Path] = []
-    read_source = discover.read_source
+    reader_named = discover.reader_named
 
-    def recording(source: discover.RunSource, **options: bool) -> object:
-        read.append(source.files[0][0])
-        return read_source(source, **options)
+    def recording_reader(name: str) -> Reader:
+        reader = reader_named(name)
 
-    monkeypatch.setattr("rundoctor.watch.read_source", recording)
+        def recording(source: discover.RunSource, **options: bool) -> Run:
+            read.append(source.files[0][0])
+            return reader.read(source, **options)
+
+        return replace(reader, read=recording)
+
+    monkeypatch.setattr(discover, "reader_named", recording_reader)
     return read
 
 

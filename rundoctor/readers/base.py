@@ -1,29 +1,88 @@
-"""What a reader is: a name, a content sniffer and a function from a file to a run."""
+"""What a reader is: one protocol for every log format.
+
+A :class:`Reader` says
+
+- its **name** (the run's ``format``, what ``--reader`` takes);
+- what it **claims**: a directory that is one run (``claims_dir``), a file by its name
+  alone, never opened to decide (``claims_name``), or a file by its name and first
+  64 KiB (``sniff``); and how the files it claimed group into runs (``group``);
+- how it **reads** a run (``read``): everything readable, with what was not as read notes;
+  :class:`UnreadableInput` only when the source holds nothing of this format at all;
+- how ``watch`` **follows** a run still being written (``follow``, a factory of
+  :class:`~rundoctor.readers.follow.Follower`).
+
+The registry is one tuple, :data:`rundoctor.readers.READERS`; discovery and ``watch`` only
+ever ask it.  Claiming must be cheap and must never raise (an exception means "not mine").
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Protocol
 
-from rundoctor.series import Run
+from rundoctor.series import ReadNote, Run
+
+if TYPE_CHECKING:
+    from rundoctor.readers.follow import FollowContext, Follower
 
 
 class UnreadableInput(Exception):
     """Raised by a reader when nothing at all can be read from an input; the reason is shown."""
 
 
-@dataclass(frozen=True)
-class FileReader:
-    """A reader for formats where one file is one run (CSV, JSON, JSON lines).
+@dataclass
+class RunSource:
+    """One run to read: which reader, where, and which files (each with its tag prefix)."""
 
-    ``sniff`` decides from the file name and its first bytes whether the file is this
-    format; it must be cheap and must not raise.  ``read`` returns everything readable and
-    records what was not as read notes; it raises :class:`UnreadableInput` only when the
-    file holds nothing of this format at all.
-    """
+    reader: str
+    path: Path
+    files: list[tuple[Path, str]]
+    notes: list[ReadNote] = field(default_factory=list)
+
+
+class ReadRun(Protocol):
+    def __call__(self, source: RunSource, *, verify: bool = False) -> Run: ...
+
+
+def one_run_per_file(name: str) -> Callable[[Sequence[Path], bool], list[RunSource]]:
+    """The usual grouping: each claimed file is a run of its own."""
+
+    def group(files: Sequence[Path], explicit: bool) -> list[RunSource]:
+        return [RunSource(name, file, [(file, "")]) for file in files]
+
+    return group
+
+
+def file_read(read: Callable[[Path], Run]) -> ReadRun:
+    """A reader of one file as a reader of a source whose run is that file."""
+
+    def read_source(source: RunSource, *, verify: bool = False) -> Run:
+        return read(source.files[0][0])
+
+    read_source.__doc__ = read.__doc__
+    return read_source
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One log format: see the module docstring.  At least one of ``claims_dir``,
+    ``claims_name`` and ``sniff`` is set."""
 
     name: str
-    description: str
-    sniff: Callable[[Path, bytes], bool]
-    read: Callable[[Path], Run]
+    read: ReadRun
+    follow: Callable[[FollowContext], Follower]
+    sniff: Callable[[Path, bytes], bool] | None = None
+    claims_name: Callable[[str], bool] | None = None
+    claims_dir: Callable[[Path], bool] | None = None
+    # (claimed files in walk order, named on the command line) -> runs; None: one run a file
+    group: Callable[[Sequence[Path], bool], list[RunSource]] | None = None
+
+    def runs(self, files: Sequence[Path], *, explicit: bool) -> list[RunSource]:
+        """The runs that ``files``, claimed by this reader, make up."""
+        return (self.group or one_run_per_file(self.name))(files, explicit)
+
+    def read_file(self, path: Path, *, verify: bool = False) -> Run:
+        """The run of one file (or folder) named as on the command line, read with this reader."""
+        return self.read(self.runs([Path(path)], explicit=True)[0], verify=verify)

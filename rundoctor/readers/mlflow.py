@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from rundoctor.readers.base import UnreadableInput
-from rundoctor.readers.csv_logs import integral_steps, line_list, undecodable_line
+from rundoctor.readers import files
+from rundoctor.readers.base import Reader, RunSource, UnreadableInput
+from rundoctor.readers.follow import rewritten
+from rundoctor.readers.text import integral_steps, line_list, undecodable_line
 from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 # mlflow.entities.RunStatus: the store writes the number.
@@ -34,14 +36,14 @@ def is_mlflow_run_dir(path: Path) -> bool:
     """A run folder has a ``meta.yaml`` and a ``metrics`` folder (an experiment folder has no
     ``metrics``).  Never raises."""
     try:
-        return (path / "meta.yaml").is_file() and (path / "metrics").is_dir()
+        return files.is_file(path / "meta.yaml") and files.is_dir(path / "metrics")
     except OSError:
         return False
 
 
 def read_mlflow_run(run_dir: Path) -> Run:
     """Every metric file of the run, its params, tags and meta.yaml; bad lines become notes."""
-    if not run_dir.is_dir():
+    if not files.is_dir(run_dir):
         raise UnreadableInput(f"{run_dir} is not a folder")
     notes: list[ReadNote] = []
     metadata = _meta(run_dir / "meta.yaml", notes)
@@ -71,10 +73,10 @@ def read_mlflow_run(run_dir: Path) -> Run:
 def _key_paths(folder: Path) -> list[tuple[str, Path]]:
     """Files below a folder with their keys (the relative path, ``/``-separated), sorted."""
     try:
-        files = sorted(path for path in folder.rglob("*") if path.is_file()) if folder.is_dir() else []
+        found = files.files_below(folder)
     except OSError:
         return []
-    return [(path.relative_to(folder).as_posix(), path) for path in files]
+    return [(path.relative_to(folder).as_posix(), path) for path in found]
 
 
 def _key_files(folder: Path, notes: list[ReadNote]) -> list[tuple[str, str]]:
@@ -88,7 +90,7 @@ def _key_files(folder: Path, notes: list[ReadNote]) -> list[tuple[str, str]]:
 
 def _read_text(path: Path, notes: list[ReadNote]) -> str | None:
     try:
-        data = path.read_bytes()
+        data = files.read_bytes(path)
     except OSError as error:
         notes.append(ReadNote(NoteKind.SKIPPED, str(path), f"cannot read: {error.strerror or error}"))
         return None
@@ -101,7 +103,7 @@ def _read_text(path: Path, notes: list[ReadNote]) -> str | None:
 
 def _meta(path: Path, notes: list[ReadNote]) -> dict[str, str]:
     """run_name, status, start and end (ISO 8601, UTC) from meta.yaml, when present."""
-    if not path.is_file():
+    if not files.is_file(path):
         return {}
     text = _read_text(path, notes)
     try:
@@ -198,3 +200,10 @@ def _metric_points_by_line(
         ))
     return (np.array(steps, dtype=np.int64), np.array(values, dtype=np.float64),
             np.array(wall_times, dtype=np.float64))
+
+
+def _read(source: RunSource, *, verify: bool = False) -> Run:
+    return read_mlflow_run(source.path)
+
+
+READER = Reader("mlflow", _read, rewritten, claims_dir=is_mlflow_run_dir)

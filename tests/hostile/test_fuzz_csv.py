@@ -36,7 +36,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rundoctor.readers.base import UnreadableInput
-from rundoctor.readers.csv_logs import READERS
+from rundoctor.readers.csv import READERS
 from rundoctor.series import NoteKind, Run
 from tests.hostile.corpus import (
     BOM,
@@ -255,7 +255,7 @@ def test_damaged_csv_log(tmp_path: Path, flavour: str, case: st.DataObject) -> N
 
     # 1. Only UnreadableInput escapes, and only when the header itself is damaged.
     try:
-        run = READER[flavour].read(path)
+        run = READER[flavour].read_file(path)
     except UnreadableInput as error:
         assert str(error)
         assert first == 1, f"the header is intact, yet nothing was read: {error}"
@@ -300,7 +300,7 @@ def test_nul_bytes_after_the_header_keep_the_rows_before(tmp_path: Path, flavour
     damaged = log.data[:at] + case.draw(st.binary(min_size=1, max_size=16), label="bytes") + b"\x00" + log.data[at:]
     path = tmp_path / log.name
     path.write_bytes(damaged)
-    run = READER[flavour].read(path)
+    run = READER[flavour].read_file(path)
     first = first_damaged_line(log.data, damaged)
     assert first is not None
     before = [p for row in log.rows[: first - 2] for p in row]
@@ -314,7 +314,7 @@ def test_a_tail_of_nul_bytes_keeps_the_rows_before(tmp_path: Path, flavour: str)
     path = tmp_path / "log.csv"
     path.write_bytes(header + rows + b"\x00" * 32)  # what a crash leaves on many file systems
 
-    run = READER[flavour].read(path)
+    run = READER[flavour].read_file(path)
 
     assert run.curve("loss").values.tolist() == [0.5, 0.4]
     assert any(note.location == "line 4" for note in notes_about(run, path))
@@ -330,7 +330,7 @@ def test_blank_lines_before_the_header_are_no_crash(tmp_path: Path, flavour: str
     path = tmp_path / log.name
     path.write_bytes(before + case.draw(st.sampled_from([b"", log.data]), label="the log after them"))
     try:
-        run = READER[flavour].read(path)
+        run = READER[flavour].read_file(path)
     except UnreadableInput as error:
         assert str(error)
     else:
@@ -343,7 +343,7 @@ def test_a_blank_first_line_is_no_crash(tmp_path: Path, flavour: str, data: byte
     path = tmp_path / "log.csv"
     path.write_bytes(data)
     try:
-        run = READER[flavour].read(path)
+        run = READER[flavour].read_file(path)
     except UnreadableInput as error:
         assert str(error)
     else:
@@ -361,7 +361,7 @@ def test_rows_that_trade_a_field_are_reported(tmp_path: Path, flavour: str, case
     lines[shorter] = lines[shorter].rpartition(b",")[0]
     path = tmp_path / log.name
     path.write_bytes(b"\n".join(lines))
-    run = READER[flavour].read(path)
+    run = READER[flavour].read_file(path)
     reported = {note.location for note in notes_about(run, path)}
     assert {f"line {longer + 1}", f"line {shorter + 1}"} <= reported, run.notes
 
@@ -370,6 +370,6 @@ def test_a_row_with_a_field_too_many_and_one_with_a_field_too_few(tmp_path: Path
     path = tmp_path / "log.csv"
     path.write_bytes(b"step,loss,acc\n0,0.5,0.1,7\n1,0.4\n2,0.3,0.2\n")
 
-    run = READER["wide-csv"].read(path)
+    run = READER["wide-csv"].read_file(path)
 
     assert {note.location for note in notes_about(run, path)} >= {"line 2", "line 3"}

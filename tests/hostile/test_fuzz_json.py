@@ -49,7 +49,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rundoctor.readers.base import UnreadableInput
-from rundoctor.readers.json_logs import READERS
+from rundoctor.readers.json import READERS
 from rundoctor.series import NoteKind
 from tests.hostile.corpus import (
     BOM,
@@ -342,7 +342,7 @@ def test_damaged_json_lines(tmp_path: Path, flavour: str, case: st.DataObject) -
 
     # 1. Only UnreadableInput escapes, and only when no record before the damage has points.
     try:
-        run = READER[flavour].read(path)
+        run = READER[flavour].read_file(path)
     except UnreadableInput as error:
         assert str(error) and not before, f"records before the damage, yet nothing was read: {error}"
         return
@@ -493,7 +493,7 @@ def check_document(path: Path, flavour: str, log: DocumentLog, damaged: bytes) -
 
     # 1. Only UnreadableInput escapes, and only when no record before the damage is complete.
     try:
-        run = READER[flavour].read(path)
+        run = READER[flavour].read_file(path)
     except UnreadableInput as error:
         assert str(error) and not complete_before, f"complete records before the damage, yet nothing was read: {error}"
         return
@@ -543,7 +543,7 @@ def test_a_latin1_byte_in_trainer_state_is_located_by_line(tmp_path: Path) -> No
     path = tmp_path / "trainer_state.json"
     path.write_bytes(b'{\n  "log_history": [{"loss": 1.0, "step": 1}],\n  "run_name": "caf\xe9"\n}\n')
 
-    run = READER["hf-trainer"].read(path)
+    run = READER["hf-trainer"].read_file(path)
 
     assert run.curve("loss").values.tolist() == [1.0]
     (note,) = [note for note in run.notes if "UTF-8" in note.message]
@@ -572,7 +572,7 @@ def test_a_value_deleted_before_a_closing_bracket_is_reported(tmp_path: Path, fl
     path = tmp_path / "log.json"
     path.write_bytes(data)
 
-    run = READER[flavour].read(path)
+    run = READER[flavour].read_file(path)
 
     assert run.curve("loss").values.tolist() == [0.5, 0.4]
     (note,) = notes_about(run, path)
@@ -594,7 +594,7 @@ def test_a_second_cut_log_history_keeps_the_records_of_the_first(tmp_path: Path)
     first = b'{"log_history": [{"loss": 1.0, "step": 1}, {"loss": 0.5, "step": 2}],\n'
     path.write_bytes(first + b' "log_history": [{"loss": 1.0, "st')
 
-    run = READER["hf-trainer"].read(path)
+    run = READER["hf-trainer"].read_file(path)
 
     assert run.curve("loss").values.tolist() == [1.0, 0.5]
     (cut,) = notes_about(run, path)
@@ -605,7 +605,7 @@ def test_a_second_complete_log_history_is_reported_and_the_first_kept(tmp_path: 
     path = tmp_path / "trainer_state.json"
     path.write_bytes(b'{"log_history": [{"loss": 1.0, "step": 1}],\n "log_history": [{"eval_loss": 2.0}]}')
 
-    run = READER["hf-trainer"].read(path)
+    run = READER["hf-trainer"].read_file(path)
 
     assert run.tag_names == ["loss"] and run.curve("loss").values.tolist() == [1.0]
     (note,) = notes_about(run, path)
@@ -618,7 +618,7 @@ def test_a_list_written_twice_alike_and_a_repeated_number_change_nothing(tmp_pat
     path.write_bytes(b'{"epoch": null, "epoch": 1.5, "log_history": [{"loss": NaN, "step": 1}],\n'
                      b' "log_history": [{"loss": NaN, "step": 1}]}')
 
-    run = READER["hf-trainer"].read(path)
+    run = READER["hf-trainer"].read_file(path)
 
     assert run.points == 1 and notes_about(run, path) == []
     assert run.metadata["epoch"] == "1.5"

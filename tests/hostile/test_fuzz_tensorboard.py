@@ -42,9 +42,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
-from rundoctor.readers import tensorboard as tb
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import read_tensorboard_run
+from rundoctor.readers.tensorboard import state as tb_state
+from rundoctor.readers.tensorboard import windows as tb_windows
 from rundoctor.series import NoteKind, Run
 from tests.hostile.corpus import (
     ByteMutation,
@@ -284,7 +285,7 @@ def test_damaged_event_file(tmp_path: Path, family: str, case: st.DataObject) ->
     files = [path, good] if beside else [path]
     readable = holds_a_record(damaged)
     before, intact = untouched(records, damaged)
-    with mock.patch.object(tb, "_FAST_MIN_GROUP", fast_min_group):
+    with mock.patch.object(tb_state, "_FAST_MIN_GROUP", fast_min_group):
         # 1. Only UnreadableInput escapes, and only when nothing at all can be read.
         try:
             run = read(tmp_path, files)
@@ -322,7 +323,7 @@ def test_damaged_event_file(tmp_path: Path, family: str, case: st.DataObject) ->
 
         # 5. Both decoding paths and any window size read the same.
         assert_same_runs(run, read(tmp_path, files, reference=True))
-        with mock.patch.object(tb, "_WINDOW_BYTES", window):
+        with mock.patch.object(tb_windows, "_WINDOW_BYTES", window):
             assert_same_runs(run, read(tmp_path, files))
 
 
@@ -373,7 +374,7 @@ def test_a_record_whose_claim_runs_past_the_end_hides_no_record(tmp_path: Path, 
     assert by_tag(run_points(run)) == by_tag(expected_points(intact)), "an untouched record was not read"
     first = notes_about(run, path, (NoteKind.CORRUPT, NoteKind.TRUNCATED))[0]
     assert (first.kind, first.location) == (NoteKind.CORRUPT, f"offset {damaged_at}")
-    with mock.patch.object(tb, "_WINDOW_BYTES", window):
+    with mock.patch.object(tb_windows, "_WINDOW_BYTES", window):
         assert_same_runs(run, read(tmp_path, [path]))
 
 

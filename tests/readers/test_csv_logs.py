@@ -13,15 +13,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rundoctor.readers import csv_logs
-from rundoctor.readers.base import FileReader, UnreadableInput
-from rundoctor.readers.csv_logs import READERS
+from rundoctor.readers.base import Reader, UnreadableInput
+from rundoctor.readers.csv import READERS
+from rundoctor.readers.csv import scan as csv_scan
+from rundoctor.readers.csv import table as csv_table
 from rundoctor.series import NoteKind, ReadNote, Run, XAxis
 
 READER = {reader.name: reader for reader in READERS}
 
 
-def sniffed(path: Path) -> FileReader | None:
+def sniffed(path: Path) -> Reader | None:
     """The first reader claiming the file, as the dispatcher picks it."""
     head = path.read_bytes()[:65536]
     return next((reader for reader in READERS if reader.sniff(path, head)), None)
@@ -30,7 +31,7 @@ def sniffed(path: Path) -> FileReader | None:
 def read(path: Path) -> Run:
     reader = sniffed(path)
     assert reader is not None, f"no CSV reader claims {path.name}"
-    return reader.read(path)
+    return reader.read_file(path)
 
 
 def expected_curves(path: Path, axis: str, not_tags: Sequence[str] = ()) -> dict[str, list[tuple[int, float]]]:
@@ -99,7 +100,7 @@ def test_real_file_is_sniffed_and_every_numeric_cell_is_a_point(real_logs: Path,
     path = real_logs / relative
     chosen = sniffed(path)
     assert chosen is not None and chosen.name == reader
-    run = chosen.read(path)
+    run = chosen.read_file(path)
     assert run.format == reader
     assert run.x_axis is (XAxis.STEP if axis == "step" else XAxis.EPOCH)
     assert_curves(run, expected_curves(path, axis, not_tags))
@@ -339,7 +340,7 @@ def test_wide_millisecond_and_datetime_wall_times(tmp_path: Path) -> None:
 def test_wide_fractional_epochs_are_kept_as_a_tag(tmp_path: Path) -> None:
     path = tmp_path / "hf_log.csv"
     write_rows(path, ["epoch", "loss"], [[0.25, 2.0], [0.5, 1.0], [0.75, 0.5]])
-    run = READER["wide-csv"].read(path)
+    run = READER["wide-csv"].read_file(path)
     assert run.x_axis is XAxis.ITERATION
     assert run.curve("epoch").values.tolist() == [0.25, 0.5, 0.75]
     assert run.curve("loss").steps.tolist() == [0, 1, 2]
@@ -377,7 +378,7 @@ def test_wide_round_trip_any_floats(cells: list[list[float | None]]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "any.csv"
         write_rows(path, header, rows)
-        run = READER["wide-csv"].read(path)
+        run = READER["wide-csv"].read_file(path)
     expected = {tag: [(row[0], row[i + 1]) for row in rows if row[i + 1] is not None] for i, tag in enumerate("abc")}
     assert_curves(run, expected)
     assert not run.notes
@@ -637,19 +638,19 @@ def test_files_that_are_no_text_are_unreadable(tmp_path: Path, data: bytes, reas
     reader = sniffed(path)
     assert reader is READER["wide-csv"]  # claimed so that the reason is shown
     with pytest.raises(UnreadableInput, match=reason):
-        reader.read(path)
+        reader.read_file(path)
 
 
 def test_csv_without_an_axis_column_is_unreadable_when_asked(tmp_path: Path) -> None:
     path = tmp_path / "history.csv"
     write_rows(path, ["loss", "acc"], [[1.0, 0.5]])
     with pytest.raises(UnreadableInput, match="no step"):
-        READER["wide-csv"].read(path)
+        READER["wide-csv"].read_file(path)
 
 
 def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     with pytest.raises(UnreadableInput, match="cannot open"):
-        READER["wide-csv"].read(tmp_path / "gone.csv")
+        READER["wide-csv"].read_file(tmp_path / "gone.csv")
 
 
 @settings(max_examples=60, deadline=None)
@@ -658,7 +659,7 @@ def test_any_text_reads_or_is_unreadable(body: str) -> None:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.csv"
         path.write_bytes(b"step,loss,acc\n" + body.encode("utf-8", errors="replace"))
-        run = READER["wide-csv"].read(path)
+        run = READER["wide-csv"].read_file(path)
     assert run.values.size == run.steps.size == run.tag_codes.size == run.wall_times.size
     lines = 2 + body.count("\n") + body.count("\r")
     for note in run.notes:
@@ -693,7 +694,7 @@ def test_clean_files_never_take_the_line_by_line_path(tmp_path: Path, monkeypatc
     def refuse(*args: object) -> None:
         raise AssertionError("line-by-line path taken")
 
-    monkeypatch.setattr(csv_logs, "_line_table", refuse)
+    monkeypatch.setattr(csv_table, "_line_table", refuse)
     path = tmp_path / "metrics.csv"
     write_rows(path, ["epoch", "step", "loss", "val_loss"],
                [[0, 0, 0.5, None], [0, 1, math.nan, None], [0, 1, None, 0.7], [1, 2, "junk", math.inf]])
@@ -722,9 +723,9 @@ def test_the_byte_scan_is_the_same_in_chunks_of_any_size(
     """Chunk boundaries (inside a line, between a CR and its LF, on a quote) change nothing."""
     path = tmp_path / "metrics.csv"
     path.write_bytes(b"step,loss,acc\n" + body)
-    whole = csv_logs._ByteShape.of(path, row_commas)
-    monkeypatch.setattr(csv_logs, "_SCAN_CHUNK", chunk)
-    assert csv_logs._ByteShape.of(path, row_commas) == whole
+    whole = csv_scan._ByteShape.of(path, row_commas)
+    monkeypatch.setattr(csv_scan, "_SCAN_CHUNK", chunk)
+    assert csv_scan._ByteShape.of(path, row_commas) == whole
     lines = body.split(b"\n")
     assert whole.commas == (b"step,loss,acc\n" + body).count(b",")
     assert whole.nul == (b"\x00" in body)
@@ -742,15 +743,15 @@ def test_a_file_cut_while_it_is_scanned_is_read_without_a_crash(
     file would kill the process with SIGBUS there)."""
     path = tmp_path / "metrics.csv"
     write_rows(path, ["step", "loss"], [[step, 1.0 / (step + 1)] for step in range(2000)])
-    scan_chunk = csv_logs._ByteScan.add
+    scan_chunk = csv_scan._ByteScan.add
 
-    def cut_after_the_first_chunk(scan: csv_logs._ByteScan, chunk: bytes) -> None:
+    def cut_after_the_first_chunk(scan: csv_scan._ByteScan, chunk: bytes) -> None:
         scan_chunk(scan, chunk)
         with path.open("r+b") as handle:
             handle.truncate(100)
 
-    monkeypatch.setattr(csv_logs, "_SCAN_CHUNK", 4096)
-    monkeypatch.setattr(csv_logs._ByteScan, "add", cut_after_the_first_chunk)
+    monkeypatch.setattr(csv_scan, "_SCAN_CHUNK", 4096)
+    monkeypatch.setattr(csv_scan._ByteScan, "add", cut_after_the_first_chunk)
     run = read(path)
     # pandas read all 2,000 rows before the cut; the counts no longer agree, so the line path
     # reads what is there now.

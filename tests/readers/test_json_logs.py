@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rundoctor.readers import json_logs
-from rundoctor.readers.base import FileReader, UnreadableInput
-from rundoctor.readers.json_logs import READERS, hf_checkpoint_step
+from rundoctor.readers.base import Reader, UnreadableInput
+from rundoctor.readers.json import READERS, cells, hf_checkpoint_step
+from rundoctor.readers.json import lines as json_lines
 from rundoctor.series import NoteKind, Run, XAxis
 
 BY_NAME = {reader.name: reader for reader in READERS}
@@ -25,7 +25,7 @@ HARD_VALUES = [0.1 + 0.2, 1e-300, 5e-324, 1.7976931348623157e308, 2.718281828459
                0.30000000000000004, 123456789.12345679, 9007199254740993, 1 / 3]
 
 
-def sniffed(path: Path) -> FileReader | None:
+def sniffed(path: Path) -> Reader | None:
     head = path.read_bytes()[:65536]
     return next((reader for reader in READERS if reader.sniff(path, head)), None)
 
@@ -50,7 +50,7 @@ def is_number(value: Any) -> bool:
 
 
 def as_value(value: int | float | str) -> float:
-    return float(value) if type(value) is str else json_logs._as_float(value)
+    return float(value) if type(value) is str else cells._as_float(value)
 
 
 NON_FINITE = {f"{sign}{name}" for sign in ("", "+", "-") for name in ("nan", "inf", "infinity")}
@@ -102,7 +102,7 @@ def test_real_log_sniffed_and_every_number_is_a_point(real_logs: Path, run_id: s
     path = real_logs / relative
     chosen = sniffed(path)
     assert chosen is not None and chosen.name == reader
-    run = chosen.read(path)
+    run = chosen.read_file(path)
     assert run.format == reader
     records = expected_records(path, reader)
     expected = [(key, value) for record in records for key, value in record.items()
@@ -127,7 +127,7 @@ def test_real_log_sniffed_and_every_number_is_a_point(real_logs: Path, run_id: s
 
 
 def test_r42_infinity_and_explosion_survive_exactly(real_logs: Path) -> None:
-    run = BY_NAME["mmdet-json"].read(real_logs / REAL["R42"][0])
+    run = BY_NAME["mmdet-json"].read_file(real_logs / REAL["R42"][0])
     grad_norm = run.curve("grad_norm")
     assert int(np.isposinf(grad_norm.values).sum()) == 4
     assert -7.425402360985986e28 in run.curve("loss").values.tolist()
@@ -139,7 +139,7 @@ def test_r42_infinity_and_explosion_survive_exactly(real_logs: Path) -> None:
 
 
 def test_r44_mmdet_axes(real_logs: Path) -> None:
-    run = BY_NAME["mmdet-json"].read(real_logs / REAL["R44"][0])
+    run = BY_NAME["mmdet-json"].read_file(real_logs / REAL["R44"][0])
     assert run.metadata["iters_per_epoch"] == "969"  # the epoch length val records carry
     assert run.axis_of("bbox_mAP") is XAxis.EPOCH and run.axis_of("loss") is XAxis.ITERATION
     assert run.curve("bbox_mAP").steps.tolist() == list(range(1, 21))
@@ -150,7 +150,7 @@ def test_r44_mmdet_axes(real_logs: Path) -> None:
 
 
 def test_r45_mmengine_val_records_count_epochs(real_logs: Path) -> None:
-    run = BY_NAME["mmengine-json"].read(real_logs / REAL["R45"][0])
+    run = BY_NAME["mmengine-json"].read_file(real_logs / REAL["R45"][0])
     assert run.x_axis is XAxis.ITERATION
     assert run.curve("coco/bbox_mAP").steps.tolist() == list(range(1, 12))
     assert run.axis_of("coco/bbox_mAP") is XAxis.EPOCH
@@ -161,21 +161,21 @@ def test_r45_mmengine_val_records_count_epochs(real_logs: Path) -> None:
 
 
 def test_detectron2_restarts_and_repeated_record(real_logs: Path) -> None:
-    r08 = BY_NAME["detectron2-json"].read(real_logs / REAL["R08"][0])
+    r08 = BY_NAME["detectron2-json"].read_file(real_logs / REAL["R08"][0])
     assert [n.location for n in notes_of(r08, NoteKind.DUPLICATED)] == ["line 16", "line 31"]
     assert r08.curve("total_loss").steps.tolist()[:2] == [19, 39]
-    r10 = BY_NAME["detectron2-json"].read(real_logs / REAL["R10"][0])
+    r10 = BY_NAME["detectron2-json"].read_file(real_logs / REAL["R10"][0])
     (repeat,) = notes_of(r10, NoteKind.DUPLICATED)
     assert repeat.location == "line 2" and "iteration 19" in repeat.message
     assert r10.curve("total_loss").steps.tolist()[:3] == [19, 19, 39]  # both points kept
 
 
 def test_hf_real_files(real_logs: Path) -> None:
-    r38 = BY_NAME["hf-trainer"].read(real_logs / REAL["R38"][0])
+    r38 = BY_NAME["hf-trainer"].read_file(real_logs / REAL["R38"][0])
     assert r38.curve("eval_g0_loss").steps[0] == 0  # eval before training
     assert "epoch" not in r38.tags and r38.metadata["logging_steps"] == "500"
     assert not notes_of(r38, NoteKind.DUPLICATED)  # train and eval records share steps by design
-    r41 = BY_NAME["hf-trainer"].read(real_logs / REAL["R41"][0])
+    r41 = BY_NAME["hf-trainer"].read_file(real_logs / REAL["R41"][0])
     assert r41.metadata["best_metric"] == "0.7431560204762965"
     assert r41.metadata["best_model_checkpoint"].endswith("checkpoint-3000")
     (summary,) = [n for n in notes_of(r41, NoteKind.INFO) if "summary" in n.message]
@@ -205,7 +205,7 @@ def test_hf_round_trip_with_bare_nan_and_infinity(tmp_path: Path) -> None:
     path.write_text(json.dumps(state, indent=2, sort_keys=True))
     assert "NaN" in path.read_text() and "-Infinity" in path.read_text()
     assert sniffed(path) is BY_NAME["hf-trainer"]
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.x_axis is XAxis.STEP and "epoch" not in run.tags and "step" not in run.tags
     assert bits(run.curve("grad_norm").values) == bits([float("nan"), float("-inf")])
     assert bits(run.curve("learning_rate").values) == bits([1e-300, 5e-324])
@@ -232,7 +232,7 @@ def test_hf_non_finite_names_as_strings_are_points(tmp_path: Path) -> None:
     history.append({"epoch": 1.0, "eval_loss": "Infinity", "eval_note": "n/a", "step": 60})
     path = tmp_path / "trainer_state.json"
     path.write_text(json.dumps({"global_step": 60, "log_history": history}, indent=2))
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert bits(run.curve("loss").values) == bits(NON_FINITE_NAMES.values())
     assert run.curve("loss").steps.tolist() == [10 * (i + 1) for i in range(len(NON_FINITE_NAMES))]
     assert bits(run.curve("eval_loss").values) == bits([math.inf])
@@ -248,7 +248,7 @@ def test_json_lines_non_finite_names_as_strings_are_points(tmp_path: Path, flavo
         record = make(i)
         record["loss"] = text
         lines.append(record)
-    run = BY_NAME[flavour].read(write_lines(tmp_path / name, lines))
+    run = BY_NAME[flavour].read_file(write_lines(tmp_path / name, lines))
     assert bits(run.curve("loss").values) == bits(NON_FINITE_NAMES.values())
     assert not [note for note in run.notes if note.kind is not NoteKind.INFO]
 
@@ -258,7 +258,7 @@ def test_hf_metadata_keeps_numbers_and_strings_only(tmp_path: Path) -> None:
     path.write_text(json.dumps({"log_history": [{"loss": 1.0, "step": 1}], "best_metric": 0.9,
                                 "best_model_checkpoint": "o/checkpoint-1", "trial_name": None,
                                 "is_hyper_param_search": False, "stateful_callbacks": {}}))
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.metadata == {"best_metric": "0.9", "best_model_checkpoint": "o/checkpoint-1"}
 
 
@@ -280,7 +280,7 @@ def test_keras_history_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
     path.write_text(json.dumps(history))
     assert sniffed(path) is BY_NAME["keras-history-json"]
-    run = BY_NAME["keras-history-json"].read(path)
+    run = BY_NAME["keras-history-json"].read_file(path)
     assert run.x_axis is XAxis.EPOCH and run.tags == ["loss", "val_loss", "lr"]  # bools are not metrics
     assert run.curve("loss").steps.tolist() == [0, 1, 2]
     assert bits(run.curve("loss").values) == bits(history["loss"])
@@ -292,7 +292,7 @@ def test_keras_pretty_printed_and_cut_short(tmp_path: Path) -> None:
     path = tmp_path / "history.json"
     path.write_text(text[: text.index("0.95") + 2])  # cut inside the second value of val_loss
     assert sniffed(path) is BY_NAME["keras-history-json"]
-    run = BY_NAME["keras-history-json"].read(path)
+    run = BY_NAME["keras-history-json"].read_file(path)
     assert run.curve("loss").values.tolist() == [0.9, 0.8, 0.7]
     assert run.curve("val_loss").values.tolist() == [1.0]
     (cut,) = notes_of(run, NoteKind.TRUNCATED)
@@ -321,7 +321,7 @@ def test_mmdet_axes_metadata_and_restart(tmp_path: Path) -> None:
     path = write_lines(directory / "None.log.json", mmdet_lines())
     assert "Infinity" in path.read_text()
     assert sniffed(path) is BY_NAME["mmdet-json"]
-    run = BY_NAME["mmdet-json"].read(path)
+    run = BY_NAME["mmdet-json"].read_file(path)
     assert run.x_axis is XAxis.ITERATION
     # iters per epoch = 120, the largest iter (the val records' epoch length)
     assert run.curve("loss").steps.tolist() == [50, 100, 120 + 50, 50]
@@ -359,7 +359,7 @@ def test_mmengine_round_trip(tmp_path: Path) -> None:
     ]
     path = write_lines(tmp_path / "scalars.json", lines)
     assert sniffed(path) is BY_NAME["mmengine-json"]
-    run = BY_NAME["mmengine-json"].read(path)
+    run = BY_NAME["mmengine-json"].read_file(path)
     assert bits(run.curve("loss").values) == bits([HARD_VALUES[0], float("nan"), 2.0])
     assert run.curve("loss").steps.tolist() == [50, 100, 150]
     assert run.curve("coco/Plastic bag_precision").steps.tolist() == [1, 2]
@@ -379,7 +379,7 @@ def test_detectron2_round_trip_with_eval_records(tmp_path: Path) -> None:
     ]
     path = write_lines(tmp_path / "metrics.json", lines)
     assert sniffed(path) is BY_NAME["detectron2-json"]
-    run = BY_NAME["detectron2-json"].read(path)
+    run = BY_NAME["detectron2-json"].read_file(path)
     assert run.x_axis is XAxis.ITERATION
     assert run.curve("bbox/AP").steps.tolist() == [39]
     assert bits(run.curve("lr").values) == bits([1e-300, 5e-324, 2e-5])
@@ -399,7 +399,7 @@ def test_wandb_round_trip(tmp_path: Path) -> None:
     ]
     path = write_lines(tmp_path / "wandb-history.jsonl", lines)
     assert sniffed(path) is BY_NAME["wandb-jsonl"]
-    run = BY_NAME["wandb-jsonl"].read(path)
+    run = BY_NAME["wandb-jsonl"].read_file(path)
     assert run.tags == ["train/loss", "train/lr"]  # epoch is an axis, not a series
     loss = run.curve("train/loss")
     assert bits(loss.values) == bits([HARD_VALUES[0], float("nan"), 5e-324])
@@ -418,7 +418,7 @@ def test_generic_jsonl_prefers_step_and_flattens(tmp_path: Path) -> None:
     ]
     path = write_lines(tmp_path / "log.jsonl", lines)
     assert sniffed(path) is BY_NAME["jsonl"]
-    run = BY_NAME["jsonl"].read(path)
+    run = BY_NAME["jsonl"].read_file(path)
     assert run.x_axis is XAxis.STEP and run.tags == ["epoch", "train/loss", "train/acc"]
     assert bits(run.curve("train/loss").values) == bits([HARD_VALUES[0], 1e-300])
     assert run.curve("train/acc").steps.tolist() == [10, 20]
@@ -431,7 +431,7 @@ def test_generic_jsonl_prefers_step_and_flattens(tmp_path: Path) -> None:
                                        ("iter", XAxis.ITERATION), ("epoch", XAxis.EPOCH)])
 def test_generic_jsonl_axis_follows_the_step_key(tmp_path: Path, key: str, axis: XAxis) -> None:
     path = write_lines(tmp_path / "log.jsonl", [{key: i, "loss": 1.0 / (i + 1)} for i in range(3)])
-    run = BY_NAME["jsonl"].read(path)
+    run = BY_NAME["jsonl"].read_file(path)
     assert run.x_axis is axis and run.tags == ["loss"] and run.curve("loss").steps.tolist() == [0, 1, 2]
 
 
@@ -448,15 +448,15 @@ def test_fast_path_matches_the_careful_path_bit_for_bit(tmp_path: Path, monkeypa
         lines.append(row)
     lines[5]["train/a"] = HARD_VALUES[0]
     path = write_lines(tmp_path / "wandb-history.jsonl", lines)
-    monkeypatch.setattr(json_logs, "_BLOCK_BYTES", 4096)  # many blocks, lines cut at block ends
+    monkeypatch.setattr(json_lines, "_BLOCK_BYTES", 4096)  # many blocks, lines cut at block ends
     careful_calls = []
-    real_careful = json_logs._CellTable.add_careful
-    monkeypatch.setattr(json_logs._CellTable, "add_careful",
+    real_careful = cells._CellTable.add_careful
+    monkeypatch.setattr(cells._CellTable, "add_careful",
                         lambda self, *a: (careful_calls.append(1), real_careful(self, *a))[1])
-    fast = BY_NAME["wandb-jsonl"].read(path)
+    fast = BY_NAME["wandb-jsonl"].read_file(path)
     assert not careful_calls  # every block took the fast path
-    monkeypatch.setattr(json_logs, "_add_block", lambda *args: False)
-    careful = BY_NAME["wandb-jsonl"].read(path)
+    monkeypatch.setattr(json_lines, "_add_block", lambda *args: False)
+    careful = BY_NAME["wandb-jsonl"].read_file(path)
     assert fast.tags == careful.tags == ["val/loss", "train/a", "train/b", "train/c", "train/d"]
     expected_points = sum(len(row) - 2 - ("epoch" in row) for row in lines)  # epoch is an axis
     assert fast.points == careful.points == expected_points
@@ -484,7 +484,7 @@ def test_points_leave_the_reader_grouped_by_tag(tmp_path: Path, monkeypatch: pyt
         {"lr": 0.2, "loss": 1.5, "time": 0.75, "step": 20},
         {"acc": 0.4, "time": 0.125, "step": 2},
     ]
-    run = BY_NAME["mmengine-json"].read(write_lines(tmp_path / "scalars.json", lines))
+    run = BY_NAME["mmengine-json"].read_file(write_lines(tmp_path / "scalars.json", lines))
     assert regrouped == [False]
     assert run.tags == ["lr", "loss", "time", "val/time", "acc"]
     assert run.curve("val/time").values.tolist() == [9.0, 0.25, 0.125]  # log order kept
@@ -501,7 +501,7 @@ def test_points_leave_the_reader_grouped_by_tag(tmp_path: Path, monkeypatch: pyt
 def test_numbers_among_any_values_are_points_exactly(tmp_path: Path, rows: list[dict[str, Any]]) -> None:
     path = tmp_path / "log.jsonl"
     write_lines(path, [{"step": i, **row} for i, row in enumerate(rows)])
-    run = BY_NAME["jsonl"].read(path)
+    run = BY_NAME["jsonl"].read_file(path)
     expected = [row[tag] for tag in run.tag_names for row in rows if is_number(row.get(tag))]  # by tag
     assert run.points == len(expected)
     assert bits(run.values) == bits(as_value(v) for v in expected)
@@ -537,7 +537,7 @@ def test_half_written_last_line_is_reported_not_fatal(tmp_path: Path, flavour: s
     path = tmp_path / LINE_FLAVOURS[flavour][0]
     path.write_text("\n".join(lines[:3]) + "\n" + lines[3][: len(lines[3]) // 2])
     assert sniffed(path) is BY_NAME[flavour]
-    run = BY_NAME[flavour].read(path)
+    run = BY_NAME[flavour].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0, 2.0, 3.0]
     (cut,) = notes_of(run, NoteKind.TRUNCATED)
     assert cut.location == "line 4"
@@ -550,7 +550,7 @@ def test_junk_lines_in_the_middle_are_skipped_with_their_numbers(tmp_path: Path,
     lines[2] = "garbage {not json"
     lines[4] = lines[4][:-3]  # an object cut short, then the log went on
     path = flavour_file(tmp_path, flavour, lines)
-    run = BY_NAME[flavour].read(path)
+    run = BY_NAME[flavour].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0, 2.0, 4.0, 6.0]
     (corrupt,) = notes_of(run, NoteKind.CORRUPT)
     assert corrupt.location == "lines 3, 5" and corrupt.count == 2 and "line 3" in corrupt.message
@@ -562,7 +562,7 @@ def test_junk_lines_in_the_middle_are_skipped_with_their_numbers(tmp_path: Path,
 def test_empty_or_blank_file_is_an_empty_run_with_a_note(tmp_path: Path, flavour: str, content: str) -> None:
     path = tmp_path / LINE_FLAVOURS[flavour][0]
     path.write_text(content)
-    run = BY_NAME[flavour].read(path)
+    run = BY_NAME[flavour].read_file(path)
     assert run.points == 0 and run.format == flavour
     (note,) = run.notes
     assert note.kind is NoteKind.INFO and "empty" in note.message
@@ -573,7 +573,7 @@ def test_bom_and_crlf_are_read(tmp_path: Path, flavour: str) -> None:
     path = tmp_path / LINE_FLAVOURS[flavour][0]
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(good_lines(flavour, 3)).encode() + b"\r\n")
     assert sniffed(path) is BY_NAME[flavour]
-    run = BY_NAME[flavour].read(path)
+    run = BY_NAME[flavour].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0, 2.0, 3.0]
     assert run.notes == [] or all(n.kind is NoteKind.INFO and "iteration axis" in n.message for n in run.notes)
 
@@ -584,7 +584,7 @@ def test_non_utf8_bytes_are_replaced_and_noted(tmp_path: Path, flavour: str) -> 
     lines[1] = lines[1][:-1] + b', "name": "caf\xe9 \xff"}'
     path = tmp_path / LINE_FLAVOURS[flavour][0]
     path.write_bytes(b"\n".join(lines) + b"\n")
-    run = BY_NAME[flavour].read(path)
+    run = BY_NAME[flavour].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0, 2.0, 3.0]
     (note,) = [n for n in run.notes if "UTF-8" in n.message]
     assert note.location == "line 2" and note.kind is NoteKind.INFO
@@ -601,7 +601,7 @@ def test_records_without_a_step_are_skipped_and_noted(tmp_path: Path, flavour: s
         else:
             del record[step_key]
         lines[index] = json.dumps(record)
-    run = BY_NAME[flavour].read(flavour_file(tmp_path, flavour, lines))
+    run = BY_NAME[flavour].read_file(flavour_file(tmp_path, flavour, lines))
     assert run.curve("loss").values.tolist() == [1.0, 3.0]
     (skipped,) = notes_of(run, NoteKind.SKIPPED)
     assert skipped.location == "lines 2, 4-5" and skipped.count == 3
@@ -610,7 +610,7 @@ def test_records_without_a_step_are_skipped_and_noted(tmp_path: Path, flavour: s
 def test_mmdet_records_without_epoch_or_iter_are_skipped(tmp_path: Path) -> None:
     lines = good_lines("mmdet-json", 3)
     lines[1] = json.dumps({"mode": "train", "loss": 9.0})
-    run = BY_NAME["mmdet-json"].read(flavour_file(tmp_path, "mmdet-json", lines))
+    run = BY_NAME["mmdet-json"].read_file(flavour_file(tmp_path, "mmdet-json", lines))
     assert run.curve("loss").values.tolist() == [1.0, 3.0]
     (skipped,) = notes_of(run, NoteKind.SKIPPED)
     assert skipped.location == "line 2"
@@ -623,26 +623,26 @@ def test_not_json_lines_at_all_is_unreadable(tmp_path: Path, flavour: str, conte
     path.write_bytes(content)
     assert sniffed(path) is None
     with pytest.raises(UnreadableInput):
-        BY_NAME[flavour].read(path)
+        BY_NAME[flavour].read_file(path)
 
 
 @pytest.mark.parametrize("flavour", ["detectron2-json", "wandb-jsonl", "mmdet-json"])
 def test_objects_of_another_flavour_are_unreadable(tmp_path: Path, flavour: str) -> None:
     path = write_lines(tmp_path / "other.jsonl", [{"time": 1.0, "value": 2.0}] * 3)
     with pytest.raises(UnreadableInput, match="no record"):
-        BY_NAME[flavour].read(path)
+        BY_NAME[flavour].read_file(path)
 
 
 def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     for reader in READERS:
         with pytest.raises(UnreadableInput):
-            reader.read(tmp_path / "nope.json")
+            reader.read_file(tmp_path / "nope.json")
 
 
 def test_a_line_longer_than_a_block(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(json_logs, "_BLOCK_BYTES", 64)
+    monkeypatch.setattr(json_lines, "_BLOCK_BYTES", 64)
     lines = [{"step": 0, "loss": 1.0}, {"step": 1, "loss": 2.0, "note": "x" * 500}, {"step": 2, "loss": 3.0}]
-    run = BY_NAME["jsonl"].read(write_lines(tmp_path / "log.jsonl", lines))
+    run = BY_NAME["jsonl"].read_file(write_lines(tmp_path / "log.jsonl", lines))
     assert run.curve("loss").values.tolist() == [1.0, 2.0, 3.0] and run.notes == []
 
 
@@ -654,7 +654,7 @@ def test_truncated_trainer_state_keeps_the_records_before_the_cut(tmp_path: Path
     path = tmp_path / "trainer_state.json"
     path.write_text(text[:cut_at])
     assert sniffed(path) is BY_NAME["hf-trainer"]
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.curve("loss").values.tolist() == [2.0, 1.9, 1.8, 1.7]
     (cut,) = notes_of(run, NoteKind.TRUNCATED)
     assert cut.location == f"line {text[:cut_at].count(chr(10)) + 1}"
@@ -667,7 +667,7 @@ def test_trainer_state_damaged_inside(tmp_path: Path) -> None:
     text = json.dumps({"log_history": history, "max_steps": 3}, indent=1).replace('"loss": 0.5', '"loss": 0.5 oops')
     path = tmp_path / "trainer_state.json"
     path.write_text(text)
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0]
     (corrupt,) = notes_of(run, NoteKind.CORRUPT)
     assert corrupt.location == f"line {text[: text.index('oops')].count(chr(10)) + 1}"
@@ -680,7 +680,7 @@ def test_trainer_state_damaged_inside(tmp_path: Path) -> None:
 def test_trainer_state_with_nothing_logged(tmp_path: Path, content: str, why: str | None) -> None:
     path = tmp_path / "trainer_state.json"
     path.write_text(content)
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.points == 0 and any(n.kind is NoteKind.INFO for n in run.notes)
     assert why is None or any(why in n.message for n in run.notes)
 
@@ -691,14 +691,14 @@ def test_trainer_state_without_history_is_unreadable(tmp_path: Path, content: st
     path = tmp_path / "trainer_state.json"
     path.write_text(content)
     with pytest.raises(UnreadableInput):
-        BY_NAME["hf-trainer"].read(path)
+        BY_NAME["hf-trainer"].read_file(path)
 
 
 def test_trainer_state_records_without_step_and_non_objects(tmp_path: Path) -> None:
     text = '{"log_history": [\n{"loss": 1.0, "step": 1},\n{"loss": 2.0},\n7,\n{"loss": 3.0, "step": 3}\n]}'
     path = tmp_path / "trainer_state.json"
     path.write_text(text)
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0, 3.0]
     locations = {note.location for note in notes_of(run, NoteKind.SKIPPED)}
     assert locations == {"line 3", "line 4"}
@@ -708,7 +708,7 @@ def test_trainer_state_non_utf8_bom_and_crlf(tmp_path: Path) -> None:
     text = json.dumps({"log_history": [{"loss": 1.0, "step": 1}], "note": "café"}, indent=1, ensure_ascii=False)
     path = tmp_path / "trainer_state.json"
     path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("latin-1"))
-    run = BY_NAME["hf-trainer"].read(path)
+    run = BY_NAME["hf-trainer"].read_file(path)
     assert run.curve("loss").values.tolist() == [1.0]
     assert run.metadata["note"] == "caf\ufffd"
     (note,) = [n for n in run.notes if "UTF-8" in n.message]
@@ -738,7 +738,7 @@ def test_damaged_files_never_raise_anything_but_unreadable(tmp_path: Path, data:
     for reader in READERS:
         assert isinstance(reader.sniff(path, bytes(raw[:65536])), bool)
     try:
-        run = BY_NAME[flavour].read(path)
+        run = BY_NAME[flavour].read_file(path)
     except UnreadableInput:
         return
     assert run.points == run.steps.size == run.values.size == run.tag_codes.size == run.wall_times.size

@@ -17,10 +17,13 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
     masked_crc32c as tensorboard_masked_crc32c,
 )
 
-from rundoctor.readers import tensorboard as tb
 from rundoctor.readers import tfrecord
 from rundoctor.readers.base import UnreadableInput
+from rundoctor.readers.tensorboard import follow as tb_follow
 from rundoctor.readers.tensorboard import is_event_file, read_tensorboard_run
+from rundoctor.readers.tensorboard import state as tb_state
+from rundoctor.readers.tensorboard import values as tb_values
+from rundoctor.readers.tensorboard import windows as tb_windows
 from rundoctor.series import NoteKind, Run, XAxis
 from tests.conftest import REAL_LOGS, SAMPLE_LOGS
 from tests.readers import tb_writer as w
@@ -53,7 +56,7 @@ def assert_same_runs(fast: Run, reference: Run) -> None:
 
 def count_protobuf_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls = [0]
-    original = tb.event_pb2.Event.FromString
+    original = tb_state.event_pb2.Event.FromString
 
     class CountingEvent:
         @staticmethod
@@ -61,7 +64,7 @@ def count_protobuf_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
             calls[0] += 1
             return original(payload)
 
-    monkeypatch.setattr(tb.event_pb2, "Event", CountingEvent)
+    monkeypatch.setattr(tb_state.event_pb2, "Event", CountingEvent)
     return calls
 
 
@@ -235,10 +238,10 @@ def test_malformed_tensors_are_not_numbers() -> None:
     short_content = w.tensor_pb2.TensorProto(dtype=2, tensor_content=b"\x00" * 4)
     text = w.tensor_pb2.TensorProto(dtype=7, string_val=[b"x"])
 
-    assert tb.tensor_numbers(huge) is None
-    assert tb.tensor_numbers(repeated).tolist() == [2.0, 2.0, 2.0]
-    assert tb.tensor_numbers(short_content) is None
-    assert tb.tensor_numbers(text) is None
+    assert tb_values.tensor_numbers(huge) is None
+    assert tb_values.tensor_numbers(repeated).tolist() == [2.0, 2.0, 2.0]
+    assert tb_values.tensor_numbers(short_content) is None
+    assert tb_values.tensor_numbers(text) is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -385,7 +388,7 @@ def record_ends_and_points(data: bytes) -> tuple[list[int], list[int]]:
     ends, points, offset = [], [], 0
     while offset < len(data):
         length = int.from_bytes(data[offset : offset + 8], "little")
-        event = tb.event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+        event = tb_state.event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
         offset += length + tfrecord.FRAMING_BYTES
         ends.append(offset)
         points.append(len(event.summary.value))
@@ -673,8 +676,8 @@ def test_reading_in_windows_equals_reading_the_whole_file(
 ) -> None:
     path = damaged_mixed_file(tmp_path)
     whole = read(path)
-    assert path.stat().st_size < tb._WINDOW_BYTES  # one window
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+    assert path.stat().st_size < tb_windows._WINDOW_BYTES  # one window
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", window)
 
     windowed = read(path)
 
@@ -691,7 +694,7 @@ def test_windows_smaller_than_a_record_still_read_everything(
     data = path.read_bytes()
     path.write_bytes(data[: ends[30]] + bytes(range(200)) + data[ends[30] : -3])
     whole = read(path)
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", window)
 
     windowed = read(path)
 
@@ -716,7 +719,7 @@ def test_a_plugin_named_in_a_later_window_applies_to_earlier_tensors(
     path = tmp_path / (EVENT_NAME + ".v2")
     w.write_event_file(path, late_plugin_events())
     whole = read(path)
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", 4096)
 
     windowed = read(path)
 
@@ -732,15 +735,15 @@ def test_a_file_cut_by_another_process_while_it_is_read_keeps_what_was_read(
 ) -> None:
     path, ends = small_file(tmp_path, records=300)
     cut = ends[150] + 7
-    fill = tb._fill
+    fill = tb_windows._fill
 
     def fill_then_cut(handle, view):  # the first window is read, then the file shrinks
         got = fill(handle, view)
         os.truncate(path, cut)
         return got
 
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
-    monkeypatch.setattr(tb, "_fill", fill_then_cut)
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(tb_windows, "_fill", fill_then_cut)
 
     run = read(path)
 
@@ -754,7 +757,7 @@ def test_a_file_that_grows_while_it_is_read_is_read_to_its_size_at_start(
 ) -> None:
     path, _ = small_file(tmp_path, records=300)
     more = b"".join(w.frame(w.scalar_event("later", 1.0, step, T0).SerializeToString()) for step in range(50))
-    fill = tb._fill
+    fill = tb_windows._fill
 
     def fill_then_grow(handle, view):
         got = fill(handle, view)
@@ -762,8 +765,8 @@ def test_a_file_that_grows_while_it_is_read_is_read_to_its_size_at_start(
             appended.write(more)
         return got
 
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", 4096)
-    monkeypatch.setattr(tb, "_fill", fill_then_grow)
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", 4096)
+    monkeypatch.setattr(tb_windows, "_fill", fill_then_grow)
 
     run = read(path)
 
@@ -778,7 +781,7 @@ def test_memory_is_bounded_by_the_points_kept(tmp_path: Path, monkeypatch: pytes
     path = tmp_path / EVENT_NAME
     w.write_event_file(path, events)
     window = 1 << 17
-    monkeypatch.setattr(tb, "_WINDOW_BYTES", window)
+    monkeypatch.setattr(tb_windows, "_WINDOW_BYTES", window)
     tracemalloc.start()  # numpy's allocations are traced too
     try:
         run = read(path)
@@ -804,7 +807,7 @@ def append(path: Path, data: bytes) -> None:
         file.write(data)
 
 
-def points_of(blocks: list[tb.PointsBlock]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def points_of(blocks: list[tb_windows.PointsBlock]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(tag of each point, steps, values) of increments read one after the other."""
     names = [block.tags[code] for block in blocks for code in block.codes.tolist()]
     return names, np.concatenate([b.steps for b in blocks]), np.concatenate([b.values for b in blocks])
@@ -816,14 +819,14 @@ def test_increments_return_complete_records_and_leave_a_half_written_one(tmp_pat
     data = source.read_bytes()
     path = tmp_path / EVENT_NAME
     path.write_bytes(b"")
-    state = tb.EventFileState()
+    state = tb_state.EventFileState()
     rng = np.random.default_rng(2)
     cuts = sorted(rng.choice(len(data), 40, replace=False).tolist()) + [len(data)]
     offset, written, blocks = 0, 0, []
     for cut in cuts:
         append(path, data[written:cut])
         written = cut
-        increment = tb.read_event_file_increment(path, offset, state)
+        increment = tb_windows.read_event_file_increment(path, offset, state)
         # Everything up to the last record completed by now, not a byte more.
         assert increment.offset == max([0] + [end for end in ends if end <= cut]), cut
         assert increment.notes == []  # a half-written record is not damage
@@ -836,7 +839,7 @@ def test_increments_return_complete_records_and_leave_a_half_written_one(tmp_pat
     assert [names[i] for i in order] == [whole.tag_names[code] for code in whole.tag_codes.tolist()]
     assert np.array_equal(np.asarray(steps)[order], whole.steps)
     assert np.array_equal(np.asarray(values)[order], whole.values, equal_nan=True)
-    follower = tb.TensorBoardFollower(tmp_path)
+    follower = tb_follow.TensorBoardFollower(tmp_path)
     follower.states[path], follower.offsets[path], follower.files = state, offset, [(path, "")]
     assert_same_runs(follower.run(), whole)
 
@@ -846,16 +849,16 @@ def test_a_tf2_plugin_named_in_an_earlier_increment_keeps_later_tensors(tmp_path
     first = [w.header_event(), w.tensor_scalar_event("epoch_loss", 2.0, 0, T0, with_metadata=True)]
     later = [w.tensor_scalar_event("epoch_loss", 2.0**-step, step, T0, with_metadata=False) for step in range(1, 5)]
     w.write_event_file(path, first)
-    state = tb.EventFileState()
-    offset = tb.read_event_file_increment(path, 0, state).offset
+    state = tb_state.EventFileState()
+    offset = tb_windows.read_event_file_increment(path, 0, state).offset
     append(path, b"".join(w.frame(event.SerializeToString()) for event in later))
 
-    increment = tb.read_event_file_increment(path, offset, state)
+    increment = tb_windows.read_event_file_increment(path, offset, state)
 
     assert increment.points.steps.tolist() == [1, 2, 3, 4]
     assert increment.points.values.tolist() == [0.5, 0.25, 0.125, 0.0625]
     # Without the first increment's state, the same bytes hold tensors of no known plugin.
-    alone = tb.read_event_file_increment(path, offset, tb.EventFileState())
+    alone = tb_windows.read_event_file_increment(path, offset, tb_state.EventFileState())
     assert alone.points.steps.size == 0
 
 
@@ -864,12 +867,12 @@ def test_a_corruption_whose_end_comes_in_a_later_increment_is_reported_once(tmp_
     ends = w.write_event_file(path, [w.header_event()] + [w.scalar_event("loss", 1.0, s, T0) for s in range(5)])
     garbage = bytes(range(7, 250))
     append(path, garbage)
-    state = tb.EventFileState()
+    state = tb_state.EventFileState()
 
-    first = tb.read_event_file_increment(path, 0, state)
+    first = tb_windows.read_event_file_increment(path, 0, state)
     append(path, b"".join(w.frame(w.scalar_event("loss", 2.0, s, T0).SerializeToString()) for s in range(5, 8)))
-    second = tb.read_event_file_increment(path, first.offset, state)
-    third = tb.read_event_file_increment(path, second.offset, state)
+    second = tb_windows.read_event_file_increment(path, first.offset, state)
+    third = tb_windows.read_event_file_increment(path, second.offset, state)
 
     assert first.points.steps.tolist() == [0, 1, 2, 3, 4] and first.notes == []
     (note,) = second.notes
