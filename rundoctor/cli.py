@@ -201,7 +201,7 @@ def plot_command(
         chosen = plot.pick_run(runs, run)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    findings = diagnose([chosen], [], settings, REGISTRY).findings_for(chosen.id)
+    findings = diagnose([chosen], [], settings, REGISTRY).active_findings_for(chosen.id)
     try:
         panels = plot.write_png(chosen, findings, output)
     except OSError as error:

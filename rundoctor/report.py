@@ -5,8 +5,8 @@ Reporters are pure functions of a :class:`Report`; this module holds the record 
 derived views they share (diagnoses, active findings, counts, ordering), so no reporter
 re-derives them.  A finding that the diagnosis superseded (a higher-priority finding
 contradicts it, or tells the same story) stays in :attr:`Report.findings` but not in the
-active views: :meth:`Report.findings_for`, :meth:`Report.counts` and ``--fail-on`` leave it
-out.  A run diagnosed ``no_data`` or ``too_short`` fails ``--fail-on`` at its verdict's level.
+active views: :meth:`Report.active_findings_for`, :meth:`Report.counts` and ``--fail-on``
+leave it out (:meth:`Report.findings_for` is every finding of a run: what the checks said).  A run diagnosed ``no_data`` or ``too_short`` fails ``--fail-on`` at its verdict's level.
 """
 
 from __future__ import annotations
@@ -103,7 +103,11 @@ class Report:
         return [finding for finding in self.findings if id(finding) in self._superseded]
 
     def findings_for(self, run_id: str) -> list[Finding]:
-        """The run's active findings, most severe first."""
+        """Every finding of the run, superseded ones included, most severe first."""
+        return self._all_for(run_id)
+
+    def active_findings_for(self, run_id: str) -> list[Finding]:
+        """The run's findings the diagnosis kept, most severe first: what reports list."""
         return [finding for finding in self.active_findings if finding.run == run_id]
 
     def counts(self) -> dict[str, int]:

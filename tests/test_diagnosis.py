@@ -153,7 +153,7 @@ def test_chance_level_and_class_imbalance_on_one_metric_are_one_story_told_once(
     assert diagnosis.primary is chance
     assert diagnosis.problem == "class imbalance: model predicts the majority class"
     report = Report(runs=(run,), findings=(imbalance, chance))
-    assert report.findings_for(run.id) == [chance] and report.counts()["warning"] == 0
+    assert report.active_findings_for(run.id) == [chance] and report.counts()["warning"] == 0
 
 
 def test_chance_level_and_class_imbalance_on_different_metrics_are_both_told() -> None:
@@ -301,7 +301,7 @@ def test_the_engine_diagnoses_a_nan_run_and_drops_still_improving() -> None:
     assert diagnosis.verdict is Verdict.SERIOUS and diagnosis.primary is not None
     assert diagnosis.primary.check == "non-finite"
     assert diagnosis.summary.startswith("training diverged (NaN/inf) — train/loss")
-    assert "still-improving" not in {f.check for f in report.findings_for(run.id)}
+    assert "still-improving" not in {f.check for f in report.active_findings_for(run.id)}
 
 
 def test_the_engine_takes_its_registry_as_an_argument() -> None:

@@ -140,7 +140,7 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
     for run in runs:
         diagnosis = report.diagnosis(run.id)
         verdict = diagnosis.verdict
-        counts = severity_counts(report.findings_for(run.id))
+        counts = severity_counts(report.active_findings_for(run.id))
         problem = "" if verdict is Verdict.HEALTHY else diagnosis.problem
         cells = [
             f'<td data-sort="{escape(run.id)}"><a href="#{anchors[run.id]}">{escape(run.id)}</a></td>',

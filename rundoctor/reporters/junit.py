@@ -56,7 +56,7 @@ def _run_case(report: Report, run: Run, failing: set[int], unjudged: bool) -> ET
         diagnosis = report.diagnosis(run.id)
         failure = ET.SubElement(case, "failure", type=diagnosis.verdict.value, message=_clean(diagnosis.summary))
         failure.text = _clean(diagnosis.advice)
-    for finding in report.findings_for(run.id):
+    for finding in report.active_findings_for(run.id):
         if id(finding) in failing:
             failure = ET.SubElement(case, "failure", type=finding.check, message=_clean(finding.message))
             failure.text = _clean(_details(finding, run))

@@ -51,7 +51,7 @@ def render(report: Report, options: RenderOptions) -> str:
         verdict = diagnosis.verdict
         if fold and verdict is Verdict.HEALTHY:
             continue
-        counts = severity_counts(report.findings_for(run.id))
+        counts = severity_counts(report.active_findings_for(run.id))
         marker = verdict_name(verdict) if verdict is Verdict.HEALTHY else f"**{verdict_name(verdict)}**"
         problem = "" if verdict is Verdict.HEALTHY else escape(diagnosis.problem)
         lines.append(

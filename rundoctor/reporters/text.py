@@ -97,7 +97,7 @@ def render(report: Report, options: RenderOptions) -> str:
 def _verdict_line(report: Report, run: Run) -> Text:
     """The run's diagnosis, then (dim) its counts or how many checks found nothing."""
     diagnosis = report.diagnosis(run.id)
-    findings = report.findings_for(run.id)
+    findings = report.active_findings_for(run.id)
     if findings:
         detail = counts_phrase(findings)
     else:
@@ -180,7 +180,7 @@ def _summary(report: Report, width: int) -> Group:
         verdict = report.verdict(run.id)
         if fold and verdict is Verdict.HEALTHY:
             continue
-        counts = severity_counts(report.findings_for(run.id))
+        counts = severity_counts(report.active_findings_for(run.id))
         rows.append((run.id, verdict, [str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES]))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
     # The other columns take what they need; the run ids fold at '/' into the rest.

@@ -89,7 +89,7 @@ def diagnosis_order(report: Report, run_id: str) -> list[Finding]:
     """The run's active findings as its diagnosis tells them: the primary, then what it
     explains, then the rest in report order."""
     diagnosis = report.diagnosis(run_id)
-    findings = report.findings_for(run_id)
+    findings = report.active_findings_for(run_id)
     if diagnosis.primary is None:
         return findings
     told = [diagnosis.primary, *(link.finding for link in diagnosis.explains)]

@@ -183,7 +183,7 @@ def test_every_sample_logs_finding_is_listed_beside_its_plot_with_its_range_shad
         section = item.ancestor("details")
         assert section is not None and section.attrs["data-run"] == run.id
         matching = [
-            f for f in report.findings_for(run.id)
+            f for f in report.active_findings_for(run.id)
             if f.check == item.attrs["data-check"] and f.message in item.text()
         ]
         assert matching, f"{item.attrs['id']}: message not shown"
