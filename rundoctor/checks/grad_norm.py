@@ -49,14 +49,14 @@ rate so that clipping only catches spikes, and log the norm before clipping.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
 
 import numpy as np
 
 from rundoctor.checks import noise, signal
-from rundoctor.checks.trend import robust_sigma
 from rundoctor.checks.base import Check, RunContext
+from rundoctor.checks.trend import robust_sigma
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
 

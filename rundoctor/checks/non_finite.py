@@ -49,8 +49,9 @@ set, missing targets, a metric that needs labels the loader does not return).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.non_finite import CHECK
+from rundoctor.findings import Confidence, Severity
 from tests import curves
 
 N = 1_000
