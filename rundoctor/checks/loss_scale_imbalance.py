@@ -5,12 +5,12 @@ What it detects
 The logged terms of the training loss (``loss_cls``, ``loss_box_reg``, ``train/box_loss``,
 ...) differ by ``ratio_threshold`` or more (largest over smallest median), or, with three
 terms or more, one term is more than ``dominant_share`` of their sum, both at the start
-(first ``edge_fraction`` of the run) and at the end (last ``edge_fraction``).  A term
-that fell ``learned_factor`` or more from its start was driven down by the optimiser: it
-is small because it is solved (detectron2's RPN objectness after fine-tuning), not
-drowned, and is left out.  Terms logged twice (Lightning ``_step`` and ``_epoch``) count
-once.  Runs whose terms go
-negative (GAN players, Wasserstein critics) are not judged: they are not parts of one sum.
+(first ``edge_fraction`` of the run) and at the end (last ``edge_fraction``). A term that
+fell ``learned_factor`` or more from its start was driven down by the optimiser: it is
+small because it is solved (detectron2's RPN objectness after fine-tuning), not drowned:
+it is never the small side (a large term that fell as far still drowns others). Terms
+logged twice (Lightning ``_step`` and ``_epoch``) count once. Runs whose terms go negative
+(GAN players, Wasserstein critics) are not judged: they are not parts of one sum.
 
 Severity follows the size of the gap: ``ratio_threshold`` (100x) or a dominant term is a
 warning; terms ``note_ratio`` (10x) to 100x apart at both ends are an informational note,
@@ -61,7 +61,7 @@ class Params:
     # 10x: terms of healthy runs fall 1.2-3x over training; detectron2's RPN objectness falls
     # 27x (R07) because it is solved, not drowned.
     learned_factor: float = field(
-        default=10.0, metadata={"help": "Fall from start to end that marks a term as learned (left out)."}
+        default=10.0, metadata={"help": "Fall from start to end that marks a term as learned (never the small side)."}
     )
     # 10x: YOLO's box, objectness, class and DFL terms sit within about 10x of each other.
     note_ratio: float = field(
@@ -103,14 +103,20 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     found = terms(ctx, params)
     if not found:
         return
-    learned = [t.tag for t in found if t.start > 0 and t.end * params.learned_factor <= t.start]
-    judged = [t for t in found if t.tag not in learned and t.start > 0 and t.end > 0]
-    if len(judged) < 2:
+    judged = [t for t in found if t.start > 0 and t.end > 0]
+    # A term that fell learned_factor is small because it is solved: never the drowned one,
+    # but a large term that fell as far (a box loss in pixels) still drowns the others.
+    learned = [t.tag for t in judged if t.end * params.learned_factor <= t.start]
+    candidates = [i for i, t in enumerate(judged) if t.tag not in learned]
+    if len(judged) < 2 or not candidates:
         return
     start = np.array([t.start for t in judged])
     end = np.array([t.end for t in judged])
-    big, small = int(np.argmax(end)), int(np.argmin(end))
-    ratio_end, ratio_start = end[big] / end[small], start.max() / start.min()
+    big = int(np.argmax(end))
+    small = min(candidates, key=lambda i: end[i])
+    if small == big:
+        return
+    ratio_end, ratio_start = end[big] / end[small], start.max() / start[small]
     share_end, share_start = end[big] / end.sum(), start[big] / start.sum()
     spread = ratio_end >= params.ratio_threshold and ratio_start >= params.ratio_threshold
     # With two terms a share is the ratio restated (90% is 9x): the ratio alone judges them.

@@ -160,3 +160,17 @@ def test_multitask_terms_a_thousandfold_apart_warn():
     series = {"loss_a": term(1.4, 1.35, 1), "loss_b": term(1e5, 800.0, 2)}
     [finding] = findings(series)
     assert (finding.severity, finding.evidence["smallest_term"]) == (Severity.WARNING, "loss_a")
+
+
+def test_a_large_term_that_fell_tenfold_still_drowns_the_others():
+    # A box loss in pixels weighted 100x: 3000 -> 200 over training, beside cls and dfl
+    # terms near 1.  It fell 15x (learned), yet it is the one that drowns the others.
+    steps = c.steps(N, every=20, start=19)
+    series = {
+        "train/box_loss": (steps, c.noisy(c.decay(N, 3000.0, 200.0, 5.0), 0.05, seed=1)),
+        "train/cls_loss": term(1.2, 0.6, 2),
+        "train/dfl_loss": term(1.5, 1.0, 3),
+    }
+    [finding] = findings(series)
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["largest_term"] == "train/box_loss"
