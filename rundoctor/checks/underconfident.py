@@ -27,12 +27,13 @@ a warning only for a finished classifier (its loss no longer falling: the last q
 its second half within ``min_loss_fall`` or three noise sigmas of the first); a run still
 learning, or one without an accuracy to compare with, gets an informational note.
 
-A fourth sign needs no confidence series (C known): a finished classifier whose accuracy
-is at least ``high_accuracy`` while its loss stays near the entropy of a near-uniform
-prediction (at least ``uniform_share`` of ln C) and ``loss_excess`` times what a model
-giving its answer probability a would have (heavy label smoothing, a temperature).  The
-loss must sit at its minimum (an overfit model's loss rises from it, with confidently
-wrong answers) and no longer fall.
+A fourth sign needs no confidence series: a classifier whose accuracy is at least
+``high_accuracy`` while its loss stays ``uniform_excess`` times what a model giving its
+answer probability a would have, h(a) + (1 - a) ln(C - 1), and at least ``uniform_share``
+of ln C (heavy label smoothing, a temperature at evaluation).  The loss must sit at its
+minimum (an overfit model's loss rises from it, with confidently wrong answers); label
+noise limits the accuracy too, so its high loss is what the accuracy needs.  A warning
+when C is known and the loss no longer falls; otherwise a note.
 
 Noise principle: levels are medians of the final ``tail_fraction`` of each series and the
 "no longer falling" test compares quarter medians with the noise of such a median, so
@@ -113,7 +114,11 @@ class Params:
         default=0.7, metadata={"help": "Accuracy needed before a near-uniform loss is judged."}
     )
     uniform_share: float = field(
-        default=0.5, metadata={"help": "A near-uniform loss: at least this share of ln C."}
+        default=0.2, metadata={"help": "A too-uncertain loss is at least this share of ln C (C known)."}
+    )
+    uniform_excess: float = field(
+        default=2.0,
+        metadata={"help": "A too-uncertain loss is this many times what its accuracy needs."},
     )
     loss_at_minimum: float = field(
         default=1.1, metadata={"help": "The final loss must be within this factor of its smoothed minimum."}
@@ -146,13 +151,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         finding = _confidence(check, ctx, params, tag, chance, classes_evidence)
         if finding is not None:
             yield finding
-    if ctx.num_classes and ctx.num_classes.value >= 2:
-        for tag in ctx.tags(*ACCURACY_ROLES):
-            finding = _double_softmax(
-                check, ctx, params, tag, ctx.num_classes.value, classes_evidence
-            ) or _near_uniform_loss(check, ctx, params, tag, ctx.num_classes.value, classes_evidence)
-            if finding is not None:
-                yield finding
+    classes = ctx.num_classes.value if ctx.num_classes and ctx.num_classes.value >= 2 else None
+    for tag in ctx.tags(*ACCURACY_ROLES):
+        finding = (
+            _double_softmax(check, ctx, params, tag, classes, classes_evidence) if classes else None
+        ) or _near_uniform_loss(check, ctx, params, tag, classes, classes_evidence)
+        if finding is not None:
+            yield finding
 
 
 def _accuracy(ctx: RunContext, params: Params) -> tuple[str, float] | None:
@@ -421,10 +426,11 @@ def _near_uniform_loss(
     ctx: RunContext,
     params: Params,
     tag: str,
-    classes: int,
+    classes: int | None,
     classes_evidence: dict[str, float | int | str],
 ) -> Finding | None:
-    """A finished, accurate classifier whose loss stays near that of a uniform prediction."""
+    """An accurate classifier whose loss stays far above what its accuracy needs (see the
+    module docstring); C unknown is read as binary, the least loss an accuracy needs."""
     accuracy = signal.fraction_values(ctx.curve(tag).finite.values)
     loss_tag = signal.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
@@ -437,37 +443,49 @@ def _near_uniform_loss(
     loss_level = float(np.median(loss.values[tail_start:]))
     width = signal.window(len(loss), 0.1)
     minimum = float(signal.rolling_median(loss.values, width).min())
-    uniform = float(np.log(classes))
-    expected = signal.binary_entropy(level) + (1.0 - level) * np.log(max(classes - 1, 1))
+    uniform = float(np.log(classes)) if classes else float("nan")
+    expected = signal.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
     if not (
         level >= params.high_accuracy
-        and loss_level >= params.uniform_share * uniform
-        and loss_level >= params.loss_excess * expected
+        and (classes is None or loss_level >= params.uniform_share * uniform)
+        and loss_level >= params.uniform_excess * expected
         and loss_level <= params.loss_at_minimum * minimum
-        and not classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
     ):
         return None
+    learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
+    where = (
+        f" ({loss_level / uniform:.0%} of ln {classes} = {fmt(uniform)}, the loss of a uniform guess)"
+        if classes
+        else ""
+    )
+    if learning or classes is None:
+        severity, trust = Severity.INFO, Confidence.LOW
+        caveat = "; the loss still falls" if learning else "; the number of classes is unknown"
+    else:
+        severity, trust, caveat = Severity.WARNING, Confidence.MEDIUM, ""
     return check.finding(
         ctx,
         tags=(loss_tag, tag),
         steps=(loss.steps[tail_start], loss.steps[-1]),
         message=(
-            f"{loss_tag} stays at {fmt(loss_level)} ({loss_level / uniform:.0%} of ln {classes} = "
-            f"{fmt(uniform)}, the loss of a uniform guess) while {tag} is {fmt(level, 3)}; a model giving "
+            f"{loss_tag} stays at {fmt(loss_level)}{where} while {tag} is {fmt(level, 3)}; a model giving "
             f"its answer probability {fmt(level, 3)} would reach {fmt(float(expected), 3)} "
-            f"(threshold {params.loss_excess:g}x): predictions are far less confident than they are right"
+            f"(threshold {params.uniform_excess:g}x): predictions are far less confident than they are "
+            f"right{caveat}"
         ),
         evidence={
             "loss_tag": loss_tag,
             "accuracy_tag": tag,
             "final_loss": loss_level,
             "final_accuracy": level,
-            "uniform_loss": uniform,
+            "uniform_loss": uniform if classes else "unknown",
             "expected_loss_at_accuracy": float(expected),
-            "threshold_loss_excess": params.loss_excess,
+            "still_learning": learning,
+            "threshold_uniform_excess": params.uniform_excess,
             **classes_evidence,
         },
-        confidence=Confidence.MEDIUM,
+        severity=severity,
+        confidence=trust,
         advice=(
             "Reduce label smoothing or the softmax temperature (or divide the logits by it only at "
             "inference); calibrate afterwards with temperature scaling if accuracy is what matters."

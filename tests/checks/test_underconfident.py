@@ -131,7 +131,11 @@ def test_healthy_loss_below_the_floor_is_quiet() -> None:
 
 
 def test_floor_needs_the_number_of_classes() -> None:
-    assert _find(_double_softmax_series(double_softmax_floor(10) * 1.03)) == []
+    # Without C the double-softmax floor is unknown; the loss far above what 95% accuracy
+    # needs is still worth a note.
+    (finding,) = _find(_double_softmax_series(double_softmax_floor(10) * 1.03))
+    assert "applied twice" not in finding.message
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
 
 
 def test_near_miss_loss_just_above_the_floor_margin() -> None:
@@ -230,6 +234,19 @@ def test_heavy_label_smoothing_loss_near_uniform_at_high_accuracy_is_a_warning()
     assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
     assert "uniform guess" in finding.message
     assert _find(_smoothed(1.3, 0.93), num_classes=10, uniform_share=0.6) == []
+    assert _find(_smoothed(1.3, 0.93), num_classes=10, uniform_excess=3.5) == []
+
+
+def test_moderate_label_smoothing_is_caught_too() -> None:
+    # Smoothing 0.5 on 10 classes: the right class gets about 0.55, a loss of 0.6 at 97%
+    # accuracy, three times what that accuracy needs (0.2).
+    (finding,) = _find(_smoothed(0.6, 0.97), num_classes=10)
+    assert finding.severity is Severity.WARNING
+
+
+def test_a_healthy_confident_classifier_is_quiet() -> None:
+    assert _find(_smoothed(0.12, 0.97), num_classes=10) == []
+    assert _find(_smoothed(0.12, 0.97)) == []
 
 
 def test_a_rising_overfit_loss_is_not_underconfidence() -> None:
