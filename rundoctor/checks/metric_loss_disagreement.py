@@ -5,7 +5,9 @@ What it detects
 - Frozen: a validation metric (accuracy or other) repeats the bit-identical value at five
   or more consecutive evaluations, at least half of all evaluations, while its loss moves
   (first- and last-quarter medians more than 1% and three noise sigmas apart; with no
-  loss logged, only a note).  Values at a bound or sentinel (0, 1, 100, -1) are not
+  loss logged, only a note).  A frozen accuracy a beside a loss that ends at the entropy of
+  a prior with majority share a (at least 0.85 x H_min(a)) is a model predicting the prior,
+  not a broken metric, and is left to ``class-imbalance`` and ``chance-level``.  Values at a bound or sentinel (0, 1, 100, -1) are not
   counted: a metric stuck at 0 has not started, one at 1 is saturated, and COCO reports -1 for an
   empty size bucket; nor are values at the ceiling of a higher-is-better metric (at least
   ``ceiling`` of its scale, 1 or 100: mAP50 0.995 on a small set repeats by nature).
@@ -44,7 +46,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -52,6 +54,10 @@ from rundoctor.series import Curve
 
 EVALUATION_ROLES = (Role.VAL_ACCURACY, Role.VAL_METRIC)
 TRAINING_ROLES = (Role.TRAIN_ACCURACY, Role.TRAIN_METRIC)
+# A frozen accuracy a beside a loss ending at least this share of H_min(a), the least entropy
+# of a prior with majority share a, is a model predicting the prior (class-imbalance and
+# chance-level report it): its loss may still settle while its answers never change.
+PRIOR_SHARE = 0.85
 # Bounds and sentinels a metric legitimately repeats (see the module docstring).
 SENTINELS = np.array([-1.0, 0.0, 1.0, 100.0])
 
@@ -152,6 +158,13 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
         )
         if moved_by <= max(params.loss_constant, 3.0 * noise):
             return  # the loss did not move beyond its noise: no learning, not a disagreement
+        if ctx.run.roles.get(tag) is Role.VAL_ACCURACY:
+            fraction = float(values[start]) / signal.accuracy_scale(values)
+            entropy = classification.min_prior_entropy(fraction) if 0 < fraction < 1 else 0.0
+            level = classification.mean_loss(loss_values[-signal.window(loss_values.size, 0.25, 1) :])
+            evidence.update(min_prior_entropy=entropy)
+            if entropy > 0 and level >= PRIOR_SHARE * entropy:
+                return  # a fixed prediction of the prior: its loss still settles, its accuracy cannot move
         moved = (
             f"while {loss_tag} moved {moved_by:.1%} between the first and last quarter of the "
             f"stretch (threshold {params.loss_constant:.0%} and 3 noise sigmas)"

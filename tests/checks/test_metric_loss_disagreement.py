@@ -64,7 +64,7 @@ def test_frozen_majority_rate_beside_a_loss_jittering_at_its_level_is_not_a_disa
         "val/loss": _evals(0.327 * (1.0 + 0.003 * curves.rng(7).standard_normal(EVALS))),
     }
     assert curves.find(CHECK, series) == []
-    (finding,) = curves.find(CHECK, {**series, "val/loss": _evals(np.linspace(0.34, 0.32, EVALS))})
+    (finding,) = curves.find(CHECK, {**series, "val/loss": _evals(np.linspace(0.34, 0.2, EVALS))})
     assert finding.severity is Severity.WARNING
 
 
@@ -157,3 +157,17 @@ def test_quiet_on_the_real_stalled_run(real_logs) -> None:
         real_logs / "AguLeon__LoRA_RoBERTa_AGNews__hf-trainer-lora-lr-sweep/runs/run3"
     )
     assert curves.run_check(CHECK, run) == []
+
+
+def test_frozen_majority_rate_beside_a_settling_prior_loss_is_left_to_class_imbalance() -> None:
+    # 94.5% (the majority share) at every evaluation; the loss settles 0.25 -> 0.214 =
+    # h(0.945): a fixed prediction of the prior, not a cached metric.
+    series = {"val/accuracy": _evals(np.full(EVALS, 0.945)), "val/loss": _evals(curves.decay(EVALS, 0.25, 0.214))}
+    assert curves.find(CHECK, series) == []
+
+
+def test_accuracy_cached_at_its_first_value_while_the_loss_falls_far_below_the_prior() -> None:
+    # The accuracy computed once (0.1 on 10 classes) and never updated; the loss falls to 0.2.
+    series = {"val/accuracy": _evals(np.full(EVALS, 0.1)), "val/loss": _evals(curves.decay(EVALS, 2.3, 0.2))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING
