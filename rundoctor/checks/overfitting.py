@@ -19,7 +19,8 @@ Severity follows the strength of the evidence.  A rise is a warning when it is l
 six evaluations with the best one first is caught) or persistent (``persist_fraction`` of
 the evaluations, at least three, after the best one); a mild rise over the last few
 evaluations of a run, what early stopping is for, is an informational note.  A stall is a
-warning only when it has lasted half the run.  Dropout runs (training loss above the
+warning when it has lasted half the run or the validation loss already creeps up (half
+the rise threshold and two noise sigmas); a recent stall flat at its floor is a note.  Dropout runs (training loss above the
 validation loss) and label-noise runs (validation loss flat at its floor) show neither
 signature: the training loss does not fall away from a validation loss that turned up.
 
@@ -354,7 +355,8 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
     A rise is a warning when it is large against the noise (``strong_factor`` times both
     thresholds) or has persisted (``persist_fraction`` of the evaluations, at least three,
     since the best one); a mild rise over the last few evaluations is what early stopping
-    is for, and only a note.  A stall is a warning only when it has lasted half the run.
+    is for, and only a note.  A stall is a warning when it has lasted half the run, or
+    when the validation loss already creeps up (half the rise threshold, two sigmas).
     """
     persisted = head.after_best >= max(3, params.persist_fraction * head.evaluations)
     if head.kind == "rise":
@@ -371,6 +373,9 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
         return Severity.INFO, Confidence.LOW, "mild and recent"
     if head.after_best >= 0.5 * head.evaluations:
         return Severity.WARNING, Confidence.MEDIUM, "stalled for half the run or more"
+    if head.rise >= params.rise_threshold / 2 and head.rise_sigmas >= 2.0:
+        # Not flat at a floor (label noise): already creeping up beyond its noise.
+        return Severity.WARNING, Confidence.MEDIUM, "stalled and creeping up"
     return Severity.INFO, Confidence.LOW, "stalled recently"
 
 

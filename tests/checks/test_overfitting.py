@@ -367,3 +367,13 @@ def test_a_recent_stall_is_only_a_note():
     train = c.noisy(c.decay(40, 2.0, 0.1, 3.0), 0.01, seed=6)
     found = findings({"loss": (epochs, train), "val_loss": (epochs, val)})
     assert all(f.severity is Severity.INFO for f in found)
+
+
+def test_a_recent_stall_already_creeping_up_is_a_warning():
+    # Best at evaluation 28 of 40, then +8% (half the rise threshold is 5%) beyond its noise.
+    val = c.noisy(c.overfit(40, turn=0.7, low=0.7, rise=0.08), 0.003, seed=5)
+    epochs = c.steps(40)
+    train = c.noisy(c.decay(40, 2.0, 0.1, 3.0), 0.01, seed=6)
+    [finding] = findings({"loss": (epochs, train), "val_loss": (epochs, val)})
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["strength"] in ("stalled and creeping up", "persistent")
