@@ -170,7 +170,7 @@ def sequences(seed: int, *, n: int = 2400, length: int = 14, k: int = 3) -> Data
 
 def detection(seed: int, *, n: int = 3000, width: int = 32, k: int = 4, noise: float = 0.35,
               hard_frac: float = 0.0) -> Dataset:
-    """1-D 'images' holding one object: a class-specific bump of varying extent.
+    """1-D 'images' holding one object: a box of class-specific brightness and varying extent.
 
     Targets are (class, centre, half-width) with positions in [0, 1]; ``hard_frac`` of the
     objects get twice the noise so the metrics cannot saturate.  y is an (n, 3) float array.
@@ -180,12 +180,10 @@ def detection(seed: int, *, n: int = 3000, width: int = 32, k: int = 4, noise: f
     cls = rng.integers(0, k, n)
     centre = rng.uniform(0.2, 0.8, n)
     half = rng.uniform(0.06, 0.18, n)
-    shape_freq = 1.0 + cls  # class decides the texture inside the box
     inside = np.abs(grid[None, :] - centre[:, None]) <= half[:, None]
-    texture = np.cos(np.pi * shape_freq[:, None] * (grid[None, :] - centre[:, None]) / half[:, None])
-    level = rng.uniform(0.8, 1.2, n)[:, None]
+    level = (0.7 + 0.6 * cls + rng.uniform(-0.1, 0.1, n))[:, None]  # the class sets the brightness
     sigma = np.where(rng.random(n) < hard_frac, 2 * noise, noise)[:, None]
-    x = inside * level * (1.0 + 0.8 * texture) + rng.normal(0, 1, (n, width)) * sigma
+    x = inside * level + rng.normal(0, 1, (n, width)) * sigma
     y = np.stack([cls, centre, half], axis=1).astype(np.float64)
     n_val = n // 5
     return Dataset("bumps_1d", x[n_val:], y[n_val:], x[:n_val], y[:n_val], k)

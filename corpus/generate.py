@@ -48,9 +48,9 @@ def build(job: tuple[int, object, int], root: Path) -> tuple[dict, list[str]]:
     recipe: Recipe = RECIPES[index]
     name = recipe.run_name(strength, seed)
     built = recipe.make(strength, seed)
-    # Batch order and dropout masks also depend on the scenario, so no two recipes produce the
-    # same curve (identical numbers in two formats would rightly be read as one run's twins).
-    built.plan.seed = seed + 7919 * (zlib.crc32(recipe.scenario.encode()) % 1000)
+    # Batch order and dropout masks also depend on the scenario and strength, so no two recipes
+    # produce the same curve (identical numbers in two formats would rightly be read as twins).
+    built.plan.seed = seed + 7919 * (zlib.crc32(name.rsplit("-s", 1)[0].encode()) % 1000)
     trace = run(built.plan, start_wall(name))
     post_text = ""
     if built.post is not None:
