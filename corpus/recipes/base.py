@@ -111,5 +111,5 @@ def describe(built: Built) -> str:
     length = f"{p.max_steps} steps" if p.max_steps else f"{p.epochs} epochs"
     extra = [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in p.optimizer_kwargs.items()]
     opt = p.optimizer + (f" ({', '.join(extra)})" if extra else "")
-    return (f"{built.model} on {p.data.name} ({len(p.data.x_train)} train / {len(p.data.x_val)} val), "
+    return (f"{built.model}; data {p.data.name} ({len(p.data.x_train)} train / {len(p.data.x_val)} val); "
             f"{opt} lr {p.lr:g} with {p.schedule} schedule, batch {p.batch_size}, {length}")

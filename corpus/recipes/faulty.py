@@ -146,7 +146,7 @@ def parity_cut(fraction: float, seed: int) -> Built:
     d = data.sparse_parity(seed, n_bits=40, k=4, n_train=50_000)
     plan = classify(d, classifier(d, seed, (128,)), seed, optimizer="SGD", lr=0.02,
                     optimizer_kwargs={"momentum": 0.9}, batch_size=32, epochs=100, max_steps=9000,
-                    log_every=50, eval_every=250, loss_logging="window", log_train_acc=True)
+                    log_every=50, eval_every=100, loss_logging="window", log_train_acc=True)
     return Built(plan, "MLP 40-128-2 on 4-sparse parity",
                  "a run stopped while accuracy was still flat (delayed generalisation)",
                  post=_cut_before_jump(fraction))

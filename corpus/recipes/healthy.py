@@ -140,6 +140,11 @@ def saturating(name: str, seed: int) -> Built:
         plan = classify(d, classifier(d, seed, (16,)), seed, optimizer="Adam", lr=1e-2, batch_size=8,
                         epochs=25)
         return Built(plan, "MLP 4-16-3 (iris: accuracy 1.0 early)")
+    if name == "separable":
+        d = data.classification(seed, n=2000, d=10, k=2, informative=5, class_sep=3.0)
+        plan = classify(d, classifier(d, seed, (16,)), seed, optimizer="Adam", lr=3e-3, batch_size=32,
+                        epochs=15, log_every=5)
+        return Built(plan, "MLP 10-16-2 (well-separated classes: accuracy 1.0 from the first epochs)")
     d = data.bundled("breast_cancer", seed)
     plan = classify(d, classifier(d, seed, ()), seed, optimizer="SGD", lr=0.05, batch_size=32, epochs=30,
                     log_every=2)
@@ -262,7 +267,8 @@ HEALTHY: list[Recipe] = [
     H("h-long-csv", "lightning_csv", (50,), long_run, "MLP", "make_classification",
       "SGD, warm-up + cosine, 20k steps"),
     H("h-percent", "jsonl", ("breast_cancer", "digits"), percent, "MLP", "breast_cancer / digits", "Adam const"),
-    H("h-saturating", "keras_csv", ("iris",), saturating, "MLP", "iris", "Adam const"),
+    H("h-saturating", "keras_csv", ("iris", "separable"), saturating, "MLP", "iris / make_classification",
+      "Adam const"),
     H("h-logreg", "tensorboard", ("breast_cancer",), saturating, "logistic regression", "breast_cancer",
       "SGD const"),
     H("h-easy-detection", "ultralytics_csv", ("v8",), saturating_detection, "3-head MLP", "1-D bumps (easy)",
