@@ -59,6 +59,7 @@ def member_bytes(prefix: str, archive: Path = ARCHIVE) -> dict[str, bytes]:
     out = {}
     with tarfile.open(archive, "r:xz") as tar:
         for member in tar.getmembers():
-            if member.isfile() and member.name.startswith(prefix):
-                out[member.name] = tar.extractfile(member).read()
+            handle = tar.extractfile(member) if member.isfile() else None
+            if handle is not None and member.name.startswith(prefix):
+                out[member.name] = handle.read()
     return out

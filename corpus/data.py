@@ -8,7 +8,7 @@ seed, so a run is reproducible offline.  Inputs are standardised with the TRAIN 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 
@@ -36,7 +36,7 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int, val_frac: float,
            n_classes: int | None, standardize: bool = True, n_train: int | None = None) -> Dataset:
     rng = np.random.default_rng(10_000 + seed)
     order = rng.permutation(len(x))
-    n_val = int(round(len(x) * val_frac))
+    n_val = round(len(x) * val_frac)
     val, train = order[:n_val], order[n_val:]
     if n_train is not None:
         train = train[:n_train]
@@ -48,7 +48,7 @@ def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int, val_frac: float,
     return Dataset(name, x_train, y[train], x_val, y[val], n_classes)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _sklearn_set(name: str) -> tuple[np.ndarray, np.ndarray]:
     from sklearn import datasets
 
@@ -129,21 +129,6 @@ def shuffle_train_labels(data: Dataset, seed: int) -> Dataset:
     """The bug: train labels permuted independently of the inputs (pairs become random)."""
     rng = np.random.default_rng(30_000 + seed)
     return replace(data, y_train=rng.permutation(data.y_train))
-
-
-def modular_addition(seed: int, *, p: int = 23, train_frac: float = 0.4) -> Dataset:
-    """(a + b) mod p with one-hot a and b concatenated: the classic delayed-generalisation task."""
-    a, b = np.meshgrid(np.arange(p), np.arange(p), indexing="ij")
-    a, b = a.ravel(), b.ravel()
-    x = np.zeros((p * p, 2 * p))
-    x[np.arange(p * p), a] = 1.0
-    x[np.arange(p * p), p + b] = 1.0
-    y = (a + b) % p
-    rng = np.random.default_rng(40_000 + seed)
-    order = rng.permutation(p * p)
-    n_train = int(train_frac * p * p)
-    tr, va = order[:n_train], order[n_train:]
-    return Dataset(f"mod{p}_addition", x[tr], y[tr], x[va], y[va], p)
 
 
 def sparse_parity(seed: int, *, n_bits: int = 20, k: int = 3, n_train: int = 20_000,

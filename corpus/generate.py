@@ -15,26 +15,26 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import shutil  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import zlib  # noqa: E402
-from concurrent.futures import ProcessPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
-from corpus import archive, labels  # noqa: E402
-from corpus.recipes import RECIPES, Recipe  # noqa: E402
-from corpus.recipes.base import describe, start_wall  # noqa: E402
-from corpus.train import run  # noqa: E402
-from corpus.writers import write  # noqa: E402
+from corpus import archive, labels
+from corpus.recipes import RECIPES, Recipe
+from corpus.recipes.base import describe, start_wall
+from corpus.train import run
+from corpus.writers import write
 
 
 def jobs(only: list[str] | None = None) -> list[tuple[int, object, int]]:
     """(recipe index, strength, seed) for every instance, in a fixed order."""
-    out = []
+    out: list[tuple[int, object, int]] = []
     for i, recipe in enumerate(RECIPES):
         if only and recipe.scenario not in only:
             continue

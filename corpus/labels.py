@@ -155,8 +155,8 @@ def stall(trace: Trace, level: float = 0.5) -> tuple[bool, str]:
     if len(s) < 5:
         return False, ""
     start, end = start_end(v)
-    classifier = trace.task == "classification"
-    ref = math.log(trace.n_classes) if classifier else start
+    classifier = trace.task == "classification" and trace.n_classes is not None
+    ref = math.log(trace.n_classes or 2) if classifier else start
     _, val = trace.series(EVAL, "val_loss")
     tail = val[int(0.6 * len(val)):]
     if len(tail) >= 2 and np.isfinite(tail).all():
@@ -177,9 +177,9 @@ def no_better_than_guessing(trace: Trace) -> tuple[bool, str]:
     """The smoothed loss ends above 90% of its start, or of ln(k) for a classifier (a uniform guess)."""
     _, v = train_loss(trace)
     start, end = start_end(v)
-    ref = min(start, math.log(trace.n_classes)) if trace.n_classes else start
-    text = f"smoothed train loss {g(start)} -> {g(end)}" + (f" (ln k = {g(math.log(trace.n_classes))})"
-                                                         if trace.n_classes else "")
+    k = trace.n_classes
+    ref = min(start, math.log(k)) if k else start
+    text = f"smoothed train loss {g(start)} -> {g(end)}" + (f" (ln k = {g(math.log(k))})" if k else "")
     return end >= 0.9 * ref, text
 
 
@@ -400,7 +400,7 @@ def healthy_issues(trace: Trace, *, finetune: bool = False) -> list[str]:
     if explosion(trace)[0]:
         issues.append("explosion: " + explosion(trace)[1])
     hit, text = overfit(trace)
-    vs, vv = trace.series(EVAL, "val_loss")
+    _, vv = trace.series(EVAL, "val_loss")
     if hit and vv[-1] / vv.min() > 1.15:
         issues.append("overfitting: " + text)
     if not finetune:

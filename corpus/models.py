@@ -9,6 +9,8 @@ show up just as clearly at this scale.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 
@@ -17,7 +19,7 @@ class Dense:
                  bias: float = 0.0) -> None:
         self.w = rng.normal(0.0, np.sqrt(gain / n_in), (n_in, n_out))
         self.b = np.full(n_out, bias)
-        self._x: np.ndarray | None = None
+        self._x = np.zeros((0, n_in))
 
     @property
     def params(self) -> list[np.ndarray]:
@@ -34,9 +36,11 @@ class Dense:
 class Activation:
     def __init__(self, kind: str) -> None:
         self.kind = kind
-        self._cache: np.ndarray | None = None
+        self._cache: np.ndarray = np.zeros(0)  # ReLU: the active mask; tanh: the output
 
-    params: list[np.ndarray] = []
+    @property
+    def params(self) -> list[np.ndarray]:
+        return []
 
     def forward(self, x: np.ndarray, train: bool, rng: np.random.Generator) -> np.ndarray:
         if self.kind == "relu":
@@ -55,7 +59,9 @@ class Activation:
 class Dropout:
     """Inverted dropout: active in training only, so train loss sits above val loss."""
 
-    params: list[np.ndarray] = []
+    @property
+    def params(self) -> list[np.ndarray]:
+        return []
 
     def __init__(self, p: float) -> None:
         self.p = p
@@ -105,7 +111,7 @@ def mlp(sizes: list[int], rng: np.random.Generator, *, activation: str = "relu",
     """
     gain = 2.0 if activation == "relu" else 1.0
     layers: list = []
-    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
         last = i == len(sizes) - 2
         layers.append(Dense(n_in, n_out, rng, gain=(out_gain if last and out_gain is not None else gain),
                             bias=0.0 if last else bias_init))
@@ -131,13 +137,12 @@ class MultiHead:
         return {name: head.forward(h, train, rng) for name, head in self.heads.items()}
 
     def backward(self, douts: dict[str, np.ndarray]) -> list[np.ndarray]:
-        dh = 0.0
-        head_grads: list[np.ndarray] = []
+        dhs, head_grads = [], []
         for name, head in self.heads.items():
             d, g = head.backward_input(douts[name])
-            dh = dh + d
+            dhs.append(d)
             head_grads += g
-        return self.trunk.backward(dh) + head_grads
+        return self.trunk.backward(np.sum(dhs, axis=0)) + head_grads
 
 
 class Elman:
@@ -150,7 +155,7 @@ class Elman:
         self.wo = rng.normal(0, np.sqrt(1.0 / n_hidden), (n_hidden, n_out))
         self.bo = np.zeros(n_out)
         self._states: list[np.ndarray] = []
-        self._x: np.ndarray | None = None
+        self._x = np.zeros((0, 0, n_in))
 
     @property
     def params(self) -> list[np.ndarray]:

@@ -8,6 +8,7 @@ restarts (a resumed job logs from segment 1 on, possibly re-using steps).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class Trace:
     task: str = "classification"
     n_classes: int | None = None
     start_wall: float = 0.0
-    info: dict[str, object] = field(default_factory=dict)  # logging cadence, batch size, ... for writers
+    info: dict[str, Any] = field(default_factory=dict)  # logging cadence, batch size, ... for writers
 
     def add(self, kind: str, step: int, epoch: int, wall: float, values: dict[str, float],
             segment: int = 0) -> None:

@@ -227,6 +227,8 @@ class _Loop:
 
     def _resume(self) -> tuple[int, int]:
         snap = self.snapshot
+        if snap is None:
+            raise ValueError("crash_at is set but resume_epoch's checkpoint was never saved")
         for a, saved in zip(self.params, snap["params"]):
             a[...] = saved
         self.opt.load(snap["opt"])

@@ -6,4 +6,4 @@ from corpus.recipes.healthy import HEALTHY
 
 RECIPES: list[Recipe] = [*HEALTHY, *FAULTY]
 
-__all__ = ["Built", "RECIPES", "Recipe"]
+__all__ = ["RECIPES", "Built", "Recipe"]

@@ -10,8 +10,9 @@ log and asks ``corpus.labels`` whether the planted fault showed.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -59,9 +60,15 @@ def start_wall(name: str) -> float:
     return 1_704_067_200.0 + (zlib.crc32(name.encode()) % 40_000_000) + 0.125
 
 
+def classes(data: Dataset) -> int:
+    if data.n_classes is None:
+        raise ValueError(f"{data.name} is a regression set")
+    return data.n_classes
+
+
 def classifier(data: Dataset, seed: int, hidden: tuple[int, ...] = (64,), **kwargs) -> models.Sequential:
     rng = np.random.default_rng(1_000 + seed)
-    return models.mlp([data.x_train.shape[1], *hidden, data.n_classes], rng, **kwargs)
+    return models.mlp([data.x_train.shape[1], *hidden, classes(data)], rng, **kwargs)
 
 
 def regressor(data: Dataset, seed: int, hidden: tuple[int, ...] = (64,), **kwargs) -> models.Sequential:
@@ -73,20 +80,20 @@ def detector(data: Dataset, seed: int, width: int = 96, bins: int = 16) -> model
     rng = np.random.default_rng(3_000 + seed)
     trunk = models.mlp([data.x_train.shape[1], width, width], rng)
     trunk.layers.append(models.Activation("relu"))
-    heads = {"cls": models.mlp([width, data.n_classes], rng, out_gain=1.0),
+    heads = {"cls": models.mlp([width, classes(data)], rng, out_gain=1.0),
              "box": models.mlp([width, 2], rng, out_gain=1.0),
              "dfl": models.mlp([width, bins], rng, out_gain=1.0)}
     return models.MultiHead(trunk, heads)
 
 
 def rnn(data: Dataset, seed: int, hidden: int = 24) -> models.Elman:
-    return models.Elman(data.x_train.shape[2], hidden, data.n_classes, np.random.default_rng(4_000 + seed))
+    return models.Elman(data.x_train.shape[2], hidden, classes(data), np.random.default_rng(4_000 + seed))
 
 
 def classify(data: Dataset, model: Any, seed: int, **kwargs) -> Plan:
     """A classification plan; task options (smoothing, acc_mode, ...) go to the task."""
     task_keys = {"smoothing", "class_weights", "eval_temperature", "acc_mode"}
-    task = tasks.Classification(data.n_classes, **{k: kwargs.pop(k) for k in list(kwargs) if k in task_keys})
+    task = tasks.Classification(classes(data), **{k: kwargs.pop(k) for k in list(kwargs) if k in task_keys})
     return _plan(data, model, task, seed, kwargs)
 
 
@@ -95,7 +102,7 @@ def regress(data: Dataset, model: Any, seed: int, **kwargs) -> Plan:
 
 
 def detect(data: Dataset, model: Any, seed: int, box_gain: float = 1.0, **kwargs) -> Plan:
-    return _plan(data, model, tasks.Detection(data.n_classes, box_gain=box_gain), seed, kwargs)
+    return _plan(data, model, tasks.Detection(classes(data), box_gain=box_gain), seed, kwargs)
 
 
 def _plan(data: Dataset, model: Any, task: Any, seed: int, kwargs: dict) -> Plan:

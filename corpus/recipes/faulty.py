@@ -13,7 +13,16 @@ from dataclasses import replace
 import numpy as np
 
 from corpus import data, train
-from corpus.recipes.base import Built, Recipe, classifier, classify, detect, detector, regress, regressor
+from corpus.recipes.base import (
+    Built,
+    Recipe,
+    classifier,
+    classify,
+    detect,
+    detector,
+    regress,
+    regressor,
+)
 from corpus.trace import EVAL, Trace
 from corpus.train import Faults
 

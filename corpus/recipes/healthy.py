@@ -11,7 +11,17 @@ from __future__ import annotations
 import numpy as np
 
 from corpus import data, train
-from corpus.recipes.base import Built, Recipe, classifier, classify, detect, detector, regress, regressor, rnn
+from corpus.recipes.base import (
+    Built,
+    Recipe,
+    classifier,
+    classify,
+    detect,
+    detector,
+    regress,
+    regressor,
+    rnn,
+)
 
 
 def digits_mlp(act: str, seed: int) -> Built:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from corpus.trace import Trace
-from corpus.writers import hf_trainer, jsonl, keras, lightning, mlflow, tensorboard, ultralytics
+from corpus.writers import (
+    hf_trainer,
+    jsonl,
+    keras,
+    lightning,
+    mlflow,
+    tensorboard,
+    ultralytics,
+)
 
 FORMATS = ("tensorboard", "lightning_csv", "keras_csv", "hf_trainer_state", "jsonl", "ultralytics_csv", "mlflow")
 

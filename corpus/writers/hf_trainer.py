@@ -48,7 +48,7 @@ def write(trace: Trace, run_dir: Path, *, logging_steps: int, eval_steps: int | 
     saves = [s for s in range(save_steps, last + 1, save_steps)]
     if not saves or saves[-1] != last:
         saves.append(last)
-    newest = None
+    written: list[Path] = []
     for save in saves[-2:]:
         upto = [h for h in history if h["step"] <= save]
         evals = [h for h in upto if "eval_loss" in h]
@@ -80,6 +80,6 @@ def write(trace: Trace, run_dir: Path, *, logging_steps: int, eval_steps: int | 
         }
         folder = run_dir / output_name / f"checkpoint-{save}"
         folder.mkdir(parents=True, exist_ok=True)
-        newest = folder / "trainer_state.json"
-        newest.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    return newest
+        written.append(folder / "trainer_state.json")
+        written[-1].write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    return written[-1]

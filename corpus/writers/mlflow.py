@@ -55,16 +55,16 @@ def write(trace: Trace, run_dir: Path, *, run_name: str, experiment: str = "corp
     lines: dict[str, list[str]] = {}
     for p in trace.points:
         for key, value in p.values.items():
-            name = KEYS.get(p.kind, {}).get(key)
-            if name is not None:
+            metric = KEYS.get(p.kind, {}).get(key)
+            if metric is not None:
                 shown = float(value) if key == "lr" else f32(value)
-                lines.setdefault(name, []).append(f"{int(p.wall * 1000)} {shown} {p.step}\n")
+                lines.setdefault(metric, []).append(f"{int(p.wall * 1000)} {shown} {p.step}\n")
     for name, content in lines.items():
         (run / "metrics" / name).write_text("".join(content))
-    for key, value in trace.hparams.items():
-        (run / "params" / key).write_text(str(value))
+    for key, param in trace.hparams.items():
+        (run / "params" / key).write_text(str(param))
     tags = {"mlflow.runName": run_name, "mlflow.source.name": "train.py", "mlflow.source.type": "LOCAL",
             "mlflow.user": "trainer", "mlflow.source.git.commit": hashlib.sha1(experiment.encode()).hexdigest()}
-    for key, value in tags.items():
-        (run / "tags" / key).write_text(value)
+    for key, tag in tags.items():
+        (run / "tags" / key).write_text(tag)
     return run

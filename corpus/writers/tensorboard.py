@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 
 import google_crc32c
-from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.compat.proto import event_pb2
 
 from corpus.trace import EPOCH, EVAL, TRAIN, Trace
 from corpus.writers.common import f32, stamp

@@ -37,7 +37,7 @@ def write(trace: Trace, run_dir: Path, *, version: str = "v8", warmup_epochs: in
     val = {p.epoch: p.values for p in trace.points if p.kind == EVAL}
     rows = [_row(e, train[e], val[e], warmup_epochs, version) for e in sorted(train) if e in val]
     if version == "v8":
-        lines = [",".join(V8)] + [",".join("%.6g" % x for x in row) for row in rows]
+        lines = [",".join(V8)] + [",".join(f"{x:.6g}" for x in row) for row in rows]
     else:
         width = 20 if version == "v5" else 23
         names = V5 if version == "v5" else V8
