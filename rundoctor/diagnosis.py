@@ -14,7 +14,7 @@ diagnosis relates a run's findings the way a doctor goes from symptoms to a diag
       X makes Y's reading wrong (a run that went NaN is not "still improving"; "accuracy may
       jump later" is not said of a metric computed wrongly or of a loss that is rising).
       Y is *superseded*: left out of the counts and of ``--fail-on``, kept in the JSON report
-      with ``superseded_by`` and the reason.
+      under its run's ``diagnosis.superseded`` with the reason.
   ``same story``
       X and Y are one story told twice (chance level and class imbalance on one accuracy
       series: a model predicting the label prior).  Y is superseded, X tells it once.

@@ -2,8 +2,11 @@
 
 Findings, check outcomes and input errors are separate lists; each run carries its
 ``diagnosis`` (verdict, primary problem, what it explains, what it superseded and why, its
-sources), which refers to findings by their index in ``findings``.  Superseded findings stay
-in ``findings`` with ``superseded_by`` set and are left out of ``findings_by_severity``.  Order is deterministic (the
+sources), which refers to findings by their index in ``findings``.  ``findings`` holds what
+the report asserts: a finding the diagnosis superseded (contradicted by a higher-priority
+finding, or the same story told once) is not there, so a script that counts or gates on
+``findings`` sees what the exit code sees; it is kept, whole, under its run's
+``diagnosis.superseded`` with the finding that superseded it and why.  Order is deterministic (the
 report's own order), there are no timestamps, and non-finite numbers are the strings "NaN",
 "Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  Adding a field
 is a minor ``schema_version`` bump; renaming or removing one is a major bump.
@@ -36,13 +39,14 @@ def render(report: Report, options: RenderOptions) -> str:
 def report_document(report: Report) -> dict[str, Any]:
     from rundoctor import __version__
 
-    index = {id(finding): number for number, finding in enumerate(report.findings)}
+    active = report.active_findings
+    index = {id(finding): number for number, finding in enumerate(active)}
     levels = [report.diagnosis(run.id).level for run in report.runs]
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
         "runs": [_run(report, run, index) for run in report.runs],
-        "findings": [_finding(finding, report.superseded_by(finding)) for finding in report.findings],
+        "findings": [_finding(finding) for finding in active],
         "checks": [_outcome(outcome) for outcome in report.outcomes],
         "errors": [error.as_dict() for error in report.errors],
         "summary": {
@@ -80,7 +84,7 @@ def _diagnosis(diagnosis: Diagnosis, index: dict[int, int]) -> dict[str, Any]:
         "primary": None if primary is None else _ref(primary, index),
         "explains": [{**_ref(link.finding, index), "by": link.by.check, "reason": link.reason}
                      for link in diagnosis.explains],
-        "superseded": [_superseded(link, index) for link in diagnosis.superseded],
+        "superseded": [_superseded(link) for link in diagnosis.superseded],
         "sources": list(diagnosis.sources),
         "summary": diagnosis.summary,
         "advice": diagnosis.advice,
@@ -91,11 +95,18 @@ def _ref(finding: Finding, index: dict[int, int]) -> dict[str, Any]:
     return {"check": finding.check, "code": finding.code, "finding": index[id(finding)]}
 
 
-def _superseded(link: Link, index: dict[int, int]) -> dict[str, Any]:
-    return {**_ref(link.finding, index), "by": link.by.check, "relation": link.relation.value, "reason": link.reason}
+def _superseded(link: Link) -> dict[str, Any]:
+    return {
+        "check": link.finding.check,
+        "code": link.finding.code,
+        "by": link.by.check,
+        "relation": link.relation.value,
+        "reason": link.reason,
+        "finding": _finding(link.finding),
+    }
 
 
-def _finding(finding: Finding, superseded: Link | None = None) -> dict[str, Any]:
+def _finding(finding: Finding) -> dict[str, Any]:
     return {
         "check": finding.check,
         "code": finding.code,
@@ -107,12 +118,6 @@ def _finding(finding: Finding, superseded: Link | None = None) -> dict[str, Any]
         "message": finding.message,
         "evidence": dict(finding.evidence),
         "advice": finding.advice,
-        "superseded_by": None if superseded is None else {
-            "check": superseded.by.check,
-            "code": superseded.by.code,
-            "relation": superseded.relation.value,
-            "reason": superseded.reason,
-        },
     }
 
 
