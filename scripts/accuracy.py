@@ -2,234 +2,26 @@
 
     python scripts/accuracy.py                      # corpus test half + ../shared/labelled -> docs/accuracy.md
     python scripts/accuracy.py --split tune --print # the tuning half, printed (for choosing thresholds)
-    python scripts/accuracy.py --check              # exit 1 unless the issue's targets hold on the test half
+    python scripts/accuracy.py --check              # exit 1 unless the issue's targets hold
 
-A label names a run (a file, or a run directory) relative to a root, the problem categories
-a good doctor must report (``expect``, at any severity) and those that are wrong for it at
-warning or error (``forbid``).  Healthy runs expect nothing and forbid everything, so on
-them *any* warning or error counts, whichever check raised it.
-
-Findings become categories through :data:`SPEAKS_FOR`: the problem each check's finding is
-evidence of.  A check that speaks for no category (``still-improving``) is still counted
-when it warns on a healthy run.  Findings the diagnosis marks as superseded (a
-contradiction it resolved) are not counted: the report does not count them either.
+The scoring itself is corpus/scoring.py; this script runs rundoctor, scores and renders.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from corpus import LABELS, extract
+from corpus.scoring import SERIOUS, SPEAKS_FOR, Scored, load_labels, run_report, score
+
 SHARED = REPO.parent / "shared"
-
-# The problem categories a finding of each check is evidence of (the vocabulary of the
-# labels).  A check missing here makes the script fail: a new check must say what it means.
-SPEAKS_FOR: dict[str, tuple[str, ...]] = {
-    "non-finite": ("nan_inf",),
-    "loss-divergence": ("loss_explosion",),
-    "loss-magnitude": ("unnormalized_output",),
-    "no-learning": ("stalled_loss", "cannot_overfit"),
-    "lr-too-low": ("lr_too_low", "stalled_loss"),
-    "loss-plateau": ("lr_plateau", "stalled_loss"),
-    "loss-oscillation": ("lr_too_high_oscillation",),
-    "loss-spikes": ("loss_spikes", "lr_too_high_oscillation"),
-    "still-improving": (),
-    "metric-flat-loss-falling": ("metric_flat_may_jump",),
-    "delayed-generalization": ("metric_flat_may_jump",),
-    "chance-level": ("stalled_loss", "cannot_overfit"),
-    "class-imbalance": ("class_imbalance",),
-    "underconfident": ("underconfident",),
-    "metric-out-of-range": ("metric_bug",),
-    "metric-loss-disagreement": ("metric_bug",),
-    "overfitting": ("overfitting",),
-    "val-better-than-train": (),
-    "loss-scale-imbalance": ("loss_scale_imbalance",),
-    "duplicate-steps": ("resumed_or_duplicate_steps",),
-    "truncated-log": ("truncated_file",),
-    "grad-norm": ("loss_spikes",),
-}
-
-# Problems the issue wants reported at warning or above whenever they are present.
-SERIOUS = frozenset({"nan_inf", "loss_explosion", "stalled_loss", "cannot_overfit", "overfitting", "metric_bug"})
-RANK = {"info": 1, "warning": 2, "error": 3}
-
-
-@dataclass
-class Scored:
-    """Everything measured on one labelled set."""
-
-    name: str
-    runs: int = 0
-    healthy: int = 0
-    healthy_warned: list[str] = field(default_factory=list)  # "run: check (severity)"
-    healthy_info: int = 0
-    expected: Counter[str] = field(default_factory=Counter)
-    found_any: Counter[str] = field(default_factory=Counter)
-    found_warning: Counter[str] = field(default_factory=Counter)
-    misses: list[str] = field(default_factory=list)
-    weak: list[str] = field(default_factory=list)  # serious problems reported only as info
-    forbidden: list[str] = field(default_factory=list)  # "run reports category (check)"
-    check_true: Counter[str] = field(default_factory=Counter)  # warning+ findings on runs expecting it
-    check_false: Counter[str] = field(default_factory=Counter)  # warning+ on runs forbidding it
-    check_info: Counter[str] = field(default_factory=Counter)  # info findings on healthy runs
-    check_fired: Counter[str] = field(default_factory=Counter)  # runs where it fired at all
-    unmatched: list[str] = field(default_factory=list)
-    limits: dict[tuple[str, str], list[tuple[Any, bool]]] = field(default_factory=lambda: defaultdict(list))
-
-    @property
-    def total_expected(self) -> int:
-        return sum(self.expected.values())
-
-    @property
-    def recall(self) -> float:
-        return sum(self.found_any.values()) / self.total_expected if self.total_expected else 1.0
-
-
-def run_report(root: Path) -> dict[str, Any]:
-    """The JSON report of ``rundoctor check root`` (every finding, whatever the gate)."""
-    command = [sys.executable, "-m", "rundoctor", "check", str(root), "--format", "json", "--fail-on", "never"]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"rundoctor check {root} failed ({done.returncode}):\n{done.stderr}")
-    return json.loads(done.stdout)
-
-
-def _paths(run: dict[str, Any]) -> list[str]:
-    """Every file or directory a reported run came from (a merged run names several)."""
-    found: list[str] = []
-    for key in ("path", "paths", "sources"):
-        value = run.get(key)
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, list):
-            found.extend(v if isinstance(v, str) else str(v.get("path", "")) for v in value)
-    diagnosis = run.get("diagnosis") or {}
-    for source in diagnosis.get("sources", []) or []:
-        found.append(source if isinstance(source, str) else str(source.get("path", "")))
-    return [p for p in found if p]
-
-
-def match_runs(report: dict[str, Any], labels: list[dict[str, Any]], root: Path) -> dict[int, str | None]:
-    """Label index -> report run id: the run whose source is the labelled path, or lies in it.
-
-    A run directory label matches a run reported by a file inside it (event files), and a
-    Keras ``train``/``validation`` label matches the run they were merged into.
-    """
-    where: dict[str, str] = {}
-    for run in report.get("runs", []):
-        for path in _paths(run):
-            where.setdefault(os.path.realpath(REPO / path if not os.path.isabs(path) else path), run["id"])
-    matched: dict[int, str | None] = {}
-    for index, label in enumerate(labels):
-        want = os.path.realpath(root / label["run"])
-        candidates = [want, os.path.dirname(want) if os.path.basename(want) in ("train", "validation") else None]
-        hit = next((where[c] for c in candidates if c and c in where), None)
-        if hit is None:  # a run reported by a file inside the labelled directory
-            hit = next((rid for path, rid in where.items() if os.path.dirname(path) == want), None)
-        matched[index] = hit
-    return matched
-
-
-def counted_findings(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """Findings per run id, without those the diagnosis superseded."""
-    per_run: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for finding in report.get("findings", []):
-        if finding.get("superseded_by") or finding.get("superseded"):
-            continue
-        per_run[finding["run"]].append(finding)
-    return per_run
-
-
-def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root: Path) -> Scored:
-    unknown = {f["check"] for f in report.get("findings", [])} - set(SPEAKS_FOR)
-    if unknown:
-        raise SystemExit(f"checks without a category in SPEAKS_FOR: {', '.join(sorted(unknown))}")
-    result = Scored(name)
-    matched = match_runs(report, labels, root)
-    per_run = counted_findings(report)
-    for index, label in enumerate(labels):
-        result.runs += 1
-        run_id = matched[index]
-        if run_id is None:
-            result.unmatched.append(label["run"])
-        findings = per_run.get(run_id, []) if run_id else []
-        worst: dict[str, int] = {}
-        for finding in findings:
-            rank = RANK.get(finding["severity"], 0)
-            result.check_fired[finding["check"]] += 1
-            for category in SPEAKS_FOR[finding["check"]]:
-                worst[category] = max(worst.get(category, 0), rank)
-        expect = set(label.get("expect", []))
-        forbid = set(label.get("forbid", [])) - expect
-        healthy = is_healthy(label)
-        if healthy:
-            result.healthy += 1
-            loud = [f for f in findings if RANK.get(f["severity"], 0) >= RANK["warning"]]
-            result.healthy_warned.extend(f"{label['run']}: {f['check']} ({f['severity']})" for f in loud)
-            result.healthy_info += sum(1 for f in findings if f["severity"] == "info")
-            for finding in findings:
-                if finding["severity"] == "info":
-                    result.check_info[finding["check"]] += 1
-        for category in sorted(expect):
-            result.expected[category] += 1
-            level = worst.get(category, 0)
-            if level:
-                result.found_any[category] += 1
-            else:
-                result.misses.append(f"{label['run']} expects {category}")
-            if level >= RANK["warning"]:
-                result.found_warning[category] += 1
-            elif level and category in SERIOUS:
-                result.weak.append(f"{label['run']}: {category} only at info")
-        if label.get("scenario") and label.get("strength") is not None:
-            primary = sorted(set(label.get("expect", [])) or {label.get("planted", "?")})
-            for category in primary:
-                result.limits[(label["scenario"], category)].append((label["strength"], bool(worst.get(category))))
-        for finding in findings:
-            loud = RANK.get(finding["severity"], 0) >= RANK["warning"]
-            if not loud:
-                continue
-            speaks = set(SPEAKS_FOR[finding["check"]])
-            if speaks & expect:
-                result.check_true[finding["check"]] += 1
-            elif (speaks & forbid) or (healthy and not speaks):
-                result.check_false[finding["check"]] += 1
-                result.forbidden.append(f"{label['run']} reports {', '.join(sorted(speaks & forbid)) or finding['check']} ({finding['check']}, {finding['severity']})")
-    return result
-
-
-def is_healthy(label: dict[str, Any]) -> bool:
-    """A run that expects nothing and forbids (nearly) every problem.
-
-    Labels of ambiguous public runs expect nothing but forbid only a few categories: there
-    only the forbidden ones count.  A planted fault that did not show is not healthy either.
-    """
-    every = {category for categories in SPEAKS_FOR.values() for category in categories}
-    forbidden = set(label.get("forbid", []))
-    return not label.get("expect") and label.get("manifest") is not False and len(every - forbidden) <= 2
-
-
-def load_labels(path: Path, split: str | None) -> list[dict[str, Any]]:
-    labels = json.loads(path.read_text(encoding="utf-8"))
-    return [label for label in labels if split is None or label.get("split") == split]
-
-
-def corpus_root(cache: Path | None) -> Path:
-    """The corpus logs, unpacked from the committed archive (once per cache directory)."""
-    sys.path.insert(0, str(REPO))
-    from corpus import extract  # the corpus package's own unpacker
-
-    target = cache or Path(tempfile.mkdtemp(prefix="rundoctor-corpus-"))
-    return Path(extract(target))
 
 
 # --- the markdown --------------------------------------------------------------------------
@@ -359,9 +151,9 @@ def main() -> int:
     results: list[Scored] = []
     split = None if args.split == "all" else args.split
     corpus_result = None
-    if (REPO / "corpus" / "labels.json").is_file():
-        root = args.corpus or corpus_root(None)
-        labels = load_labels(REPO / "corpus" / "labels.json", split)
+    if LABELS.is_file():
+        root = args.corpus or extract(Path(tempfile.mkdtemp(prefix="rundoctor-corpus-")))
+        labels = load_labels(LABELS, split)
         corpus_result = score(f"corpus, {args.split} half" if split else "corpus, all", run_report(root), labels, root)
         results.append(corpus_result)
     labelled = SHARED / "labelled"

@@ -1,0 +1,54 @@
+"""What the diagnosis must achieve on labelled runs it was not tuned on.
+
+The corpus's test half (odd seeds) was never used to choose a threshold; on it rundoctor
+must raise no warning or error on any healthy run, report at least 95% of the planted
+problems, and the serious ones (NaN, divergence, no learning, overfitting, metric bugs)
+at warning or above.  On ../shared/labelled, 25 labelled real runs and labels for the 48
+public runs of ../shared/real_logs, it must raise no false alarm and report at least 95%
+(skipped, saying so, where ../shared is absent).  docs/accuracy.md gives the tables behind these figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corpus import LABELS, extract
+from corpus.scoring import Scored, load_labels, run_report, score
+from tests.conftest import REAL_LOGS
+
+LABELLED = REAL_LOGS.parent / "labelled"
+
+
+def _assert_targets(result: Scored, *, serious_at_warning: bool = True) -> None:
+    assert result.unmatched == [], f"labelled runs missing from the report: {result.unmatched}"
+    assert result.healthy_warned == [], "warnings or errors on healthy runs:\n" + "\n".join(result.healthy_warned)
+    assert result.forbidden == [], "problems reported that the labels rule out:\n" + "\n".join(result.forbidden)
+    assert result.recall >= 0.95, f"recall {result.recall:.0%}; missed:\n" + "\n".join(result.misses)
+    if serious_at_warning:
+        assert result.weak == [], "serious problems reported only as info:\n" + "\n".join(result.weak)
+
+
+@pytest.fixture(scope="module")
+def corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return extract(tmp_path_factory.mktemp("corpus"))
+
+
+def test_corpus_test_half(corpus_root: Path) -> None:
+    labels = load_labels(LABELS, "test")
+    result = score("corpus, test half", run_report(corpus_root), labels, corpus_root)
+    assert result.healthy >= 60 and result.total_expected >= 60
+    _assert_targets(result)
+
+
+@pytest.mark.parametrize(
+    "labels, root",
+    [("runs_labels.json", LABELLED), ("real_logs_labels.json", REAL_LOGS)],
+    ids=["labelled-runs", "real-logs"],
+)
+def test_shared_labelled_sets(labels: str, root: Path) -> None:
+    if not (LABELLED / labels).is_file() or not root.is_dir():
+        pytest.skip(f"../shared/labelled or ../shared/real_logs not found beside the checkout ({root})")
+    report = run_report(root / "runs" if labels == "runs_labels.json" else root)
+    _assert_targets(score(labels, report, load_labels(LABELLED / labels, None), root), serious_at_warning=False)
