@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 import typer
 
-from rundoctor.errors import ConfigError as UsageError
+from rundoctor.errors import UsageError
 
 if TYPE_CHECKING:
     from rundoctor.config import Settings
     from rundoctor.series import ReadError, Run
 
-EXIT_OK, EXIT_FINDINGS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
+# Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
+EXIT_OK, EXIT_USAGE, EXIT_INTERNAL = 0, 2, 3
 
 app = typer.Typer(
     name="rundoctor",
@@ -62,7 +63,6 @@ def _main(
 PathsArg = typer.Argument(..., help="Run directories, log files, or trees of them.", show_default=False)
 ReaderOpt = typer.Option(None, "--reader", help="Force a reader instead of detecting the format.")
 RoleOpt = typer.Option([], "--role", help="Assign a role to a tag: ROLE=TAG (TAG may be a glob). Repeatable.")
-VerifyOpt = typer.Option(False, "--verify", help="Verify every TensorBoard record's payload CRC.")
 
 
 @app.command("ls")
@@ -71,14 +71,13 @@ def ls_command(
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
     reader: Optional[str] = ReaderOpt,
     role: List[str] = RoleOpt,
-    verify: bool = VerifyOpt,
 ) -> None:
     """List the runs found under PATHS: format, tags and their roles, points, steps, read notes."""
     from rundoctor.reporters import inventory
 
     if format not in ("text", "json"):
         raise UsageError(f"--format for ls must be text or json, got {format!r}")
-    runs, errors = _load(paths, reader, _role_overrides(role, {}), verify)
+    runs, errors = _load(paths, reader, _role_overrides(role, {}))
     if format == "json":
         sys.stdout.write(inventory.render_json(runs, errors))
     else:
@@ -100,7 +99,6 @@ def check_command(
     num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
     param: List[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
     reader: Optional[str] = ReaderOpt,
-    verify: bool = VerifyOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
     from rundoctor.checks.registry import REGISTRY
@@ -111,7 +109,7 @@ def check_command(
     if format not in REPORTERS:
         raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
-    runs, errors = _load(paths, reader, dict(settings.roles), verify)
+    runs, errors = _load(paths, reader, dict(settings.roles))
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
@@ -312,7 +310,7 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
     return overrides
 
 
-def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any], verify: bool) -> tuple[list["Run"], list["ReadError"]]:
+def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list["Run"], list["ReadError"]]:
     """Every run under ``paths``, one run written in two formats merged into one (:mod:`twins`)."""
     from rundoctor.discover import load_runs, reader_names
     from rundoctor.twins import merge_twins
@@ -320,7 +318,7 @@ def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any], veri
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, verify=verify, progress=progress)
+        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
     return merge_twins(runs), errors
 
 

@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 
 from rundoctor.checks.base import Check
 from rundoctor.findings import Severity
-from rundoctor.errors import ConfigError
+from rundoctor.errors import UsageError
 from rundoctor.roles import Role, parse_overrides
 
 if sys.version_info >= (3, 11):
@@ -51,7 +51,6 @@ class Settings:
     num_classes_source: str = "--num-classes"
     severity: Mapping[str, Severity] = field(default_factory=dict)  # check name -> severity
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # check -> overrides
-    config_path: str | None = None
 
     def num_classes_given(self) -> tuple[int | None, str]:
         return self.num_classes, self.num_classes_source
@@ -60,7 +59,7 @@ class Settings:
 def parse_fail_on(value: str) -> Severity | None:
     value = value.strip().lower()
     if value not in FAIL_ON_CHOICES:
-        raise ConfigError(f"fail-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(value, FAIL_ON_CHOICES)}, got {value!r}")
+        raise UsageError(f"fail-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(value, FAIL_ON_CHOICES)}, got {value!r}")
     return None if value == "never" else Severity(value)
 
 
@@ -75,7 +74,7 @@ def find_config(start: Path) -> Path | None:
             try:
                 if "rundoctor" in _load_toml(pyproject).get("tool", {}):
                     return pyproject
-            except ConfigError:
+            except UsageError:
                 continue  # somebody else's broken pyproject is not our config
     return None
 
@@ -93,7 +92,7 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
     _reject_unknown(table, TOP_LEVEL_KEYS, f"{source}")
     by_name = {check.name: check for check in registry}
     known_names = [*by_name, *(check.code for check in registry)]
-    settings = Settings(config_path=source)
+    settings = Settings()
     if "fail-on" in table:
         settings = replace(settings, fail_on=parse_fail_on(_typed(table["fail-on"], str, "fail-on", source)))
     for key in ("select", "ignore"):
@@ -101,7 +100,7 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
             names = _typed(table[key], list, key, source)
             for name in names:
                 if name not in known_names:
-                    raise ConfigError(f"{source}: {key}: unknown check {name!r}{_hint(name, known_names)}")
+                    raise UsageError(f"{source}: {key}: unknown check {name!r}{_hint(name, known_names)}")
             settings = (replace(settings, select=tuple(names)) if key == "select"
                         else replace(settings, ignore=tuple(names)))
     if "num-classes" in table:
@@ -111,23 +110,23 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
         try:
             settings = replace(settings, roles=parse_overrides(_typed(table["roles"], dict, "roles", source)))
         except ValueError as error:
-            raise ConfigError(f"{source}: roles: {error}") from None
+            raise UsageError(f"{source}: roles: {error}") from None
     severity: dict[str, Severity] = {}
     params: dict[str, dict[str, Any]] = {}
     for name, options in _typed(table.get("checks", {}), dict, "checks", source).items():
         check = by_name.get(name)
         if check is None:
-            raise ConfigError(f"{source}: checks: unknown check {name!r}{_hint(name, by_name)}")
+            raise UsageError(f"{source}: checks: unknown check {name!r}{_hint(name, by_name)}")
         options = dict(_typed(options, dict, f"checks.{name}", source))
         if "severity" in options:
             level = _typed(options.pop("severity"), str, f"checks.{name}.severity", source)
             if level not in [s.value for s in Severity]:
-                raise ConfigError(f"{source}: checks.{name}.severity must be error, warning or info, got {level!r}")
+                raise UsageError(f"{source}: checks.{name}.severity must be error, warning or info, got {level!r}")
             severity[name] = Severity(level)
         try:
             check.make_params(options)
         except ValueError as error:
-            raise ConfigError(f"{source}: {error}") from None
+            raise UsageError(f"{source}: {error}") from None
         params[name] = options
     return replace(settings, severity=severity, params=params)
 
@@ -140,10 +139,10 @@ def parse_param_options(pairs: Sequence[str], registry: Sequence[Check[Any]]) ->
         target, sep, raw = pair.partition("=")
         check_name, dot, param = target.partition(".")
         if not (sep and dot and param):
-            raise ConfigError(f"--param takes CHECK.PARAM=VALUE, got {pair!r}")
+            raise UsageError(f"--param takes CHECK.PARAM=VALUE, got {pair!r}")
         check = by_name.get(check_name)
         if check is None:
-            raise ConfigError(f"--param: unknown check {check_name!r}{_hint(check_name, by_name)}")
+            raise UsageError(f"--param: unknown check {check_name!r}{_hint(check_name, by_name)}")
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
@@ -152,7 +151,7 @@ def parse_param_options(pairs: Sequence[str], registry: Sequence[Check[Any]]) ->
         try:
             check.make_params(params[check_name])
         except ValueError as error:
-            raise ConfigError(f"--param: {error}") from None
+            raise UsageError(f"--param: {error}") from None
     return params
 
 
@@ -161,18 +160,18 @@ def _load_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as handle:
             return tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as error:
-        raise ConfigError(f"cannot read config {path}: {error}") from None
+        raise UsageError(f"cannot read config {path}: {error}") from None
 
 
 def _reject_unknown(table: Mapping[str, Any], known: Sequence[str], where: str) -> None:
     for key in table:
         if key not in known:
-            raise ConfigError(f"{where}: unknown key {key!r}{_hint(key, known)}")
+            raise UsageError(f"{where}: unknown key {key!r}{_hint(key, known)}")
 
 
 def _typed(value: Any, kind: type, key: str, source: str) -> Any:
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ConfigError(f"{source}: {key} must be a {kind.__name__}, got {value!r}")
+        raise UsageError(f"{source}: {key} must be a {kind.__name__}, got {value!r}")
     return value
 
 

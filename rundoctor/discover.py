@@ -54,7 +54,6 @@ def load_runs(
     *,
     reader: str | None = None,
     role_overrides: dict[str, roles.Role] | None = None,
-    verify: bool = False,
     progress: Progress | None = None,
 ) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, roles assigned, sorted by id; and what could not be read."""
@@ -74,7 +73,7 @@ def load_runs(
         if progress is not None:
             progress(done, len(sources), str(source.path))
         try:
-            run = read_source(source, verify=verify)
+            run = read_source(source)
         except UnreadableInput as error:
             errors.append(ReadError(str(source.path), str(error)))
             continue
@@ -99,8 +98,8 @@ def run_id(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def read_source(source: RunSource, *, verify: bool = False) -> Run:
-    return reader_named(source.reader).read(source, verify=verify)
+def read_source(source: RunSource) -> Run:
+    return reader_named(source.reader).read(source)
 
 
 def find_sources(root: Path, *, reader: str | None = None) -> tuple[list[RunSource], list[ReadError]]:

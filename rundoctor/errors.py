@@ -1,5 +1,5 @@
 """Errors the CLI turns into exit code 2; kept free of heavy imports for a fast start-up."""
 
 
-class ConfigError(Exception):
-    """A configuration or usage problem: the CLI prints this message and exits with code 2."""
+class UsageError(Exception):
+    """A usage or configuration problem: the CLI prints this message and exits with code 2."""

@@ -43,7 +43,7 @@ class RunSource:
 
 
 class ReadRun(Protocol):
-    def __call__(self, source: RunSource, *, verify: bool = False) -> Run: ...
+    def __call__(self, source: RunSource) -> Run: ...
 
 
 def one_run_per_file(name: str) -> Callable[[Sequence[Path], bool], list[RunSource]]:
@@ -58,7 +58,7 @@ def one_run_per_file(name: str) -> Callable[[Sequence[Path], bool], list[RunSour
 def file_read(read: Callable[[Path], Run]) -> ReadRun:
     """A reader of one file as a reader of a source whose run is that file."""
 
-    def read_source(source: RunSource, *, verify: bool = False) -> Run:
+    def read_source(source: RunSource) -> Run:
         return read(source.files[0][0])
 
     read_source.__doc__ = read.__doc__
@@ -83,6 +83,6 @@ class Reader:
         """The runs that ``files``, claimed by this reader, make up."""
         return (self.group or one_run_per_file(self.name))(files, explicit)
 
-    def read_file(self, path: Path, *, verify: bool = False) -> Run:
+    def read_file(self, path: Path) -> Run:
         """The run of one file (or folder) named as on the command line, read with this reader."""
-        return self.read(self.runs([Path(path)], explicit=True)[0], verify=verify)
+        return self.read(self.runs([Path(path)], explicit=True)[0])

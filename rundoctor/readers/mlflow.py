@@ -202,7 +202,7 @@ def _metric_points_by_line(
             np.array(wall_times, dtype=np.float64))
 
 
-def _read(source: RunSource, *, verify: bool = False) -> Run:
+def _read(source: RunSource) -> Run:
     return read_mlflow_run(source.path)
 
 

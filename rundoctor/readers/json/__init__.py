@@ -47,7 +47,7 @@ from rundoctor.series import NoteKind, ReadNote, Run
 def _guarded(read: Callable[[Path], Run]) -> ReadRun:
     """Reading a file can fail only with UnreadableInput (a file that vanished, a directory)."""
 
-    def read_source(source: RunSource, *, verify: bool = False) -> Run:
+    def read_source(source: RunSource) -> Run:
         path = Path(source.files[0][0])
         try:
             return read(path)

@@ -22,7 +22,7 @@ images, graphs, text) always take the protobuf path, which ``reference=True`` fo
 every record: the tests compare the two.
 
 Checksums.  Length checksums are always verified (see :mod:`rundoctor.readers.tfrecord`).
-Payload checksums are verified too, whatever ``verify`` says: for fast-path records from the
+Payload checksums are verified too, always: for fast-path records from the
 template's CRC and one table lookup per variable byte, for the others with ``google_crc32c``
 (a dependency for this: the C crc32c with wheels for every platform; a pure-Python CRC costs
 ~0.13 s per MB, a third of tensorboard's own loading time without TensorFlow).
@@ -73,8 +73,8 @@ from rundoctor.series import Run
 KERAS_SPLITS = ("train", "validation")
 
 
-def _read(source: RunSource, *, verify: bool = False) -> Run:
-    return read_tensorboard_run(source.path, source.files, verify=verify)
+def _read(source: RunSource) -> Run:
+    return read_tensorboard_run(source.path, source.files)
 
 
 def _group(event_files: Sequence[Path], explicit: bool) -> list[RunSource]:

@@ -23,16 +23,13 @@ def read_tensorboard_run(
     run_dir: Path,
     files: Sequence[tuple[Path, str]],
     *,
-    verify: bool = False,
     reference: bool = False,
 ) -> Run:
     """One run from its event files, merged in the given order with each file's tag prefix.
 
-    Payload checksums are verified whatever ``verify`` says (cheap, see the module
-    docstring); the flag stays for callers that ask for it.  ``reference=True`` decodes every
-    record with protobuf.
+    Payload checksums are always verified (cheap, see the module docstring).
+    ``reference=True`` decodes every record with protobuf.
     """
-    del verify  # checksums are verified either way
     assembly = _RunAssembly()
     for path, prefix in files:
         try:
