@@ -12,16 +12,32 @@ What it detects
   empty size bucket; nor are values at the ceiling of a higher-is-better metric (at least
   ``ceiling`` of its scale, 1 or 100: mAP50 0.995 on a small set repeats by nature).
   A frozen metric with a frozen loss is no learning, not a disagreement, and is left to
-  ``chance-level`` and the plateau checks.
+  ``chance-level`` and the plateau checks.  An accuracy that moves in whole examples (every
+  value a multiple of 1/n, n read from its smallest step) and stays with at most
+  ``max_errors`` examples wrong is a converged model on a small evaluation set: the loss
+  keeps falling on the examples it gets right while the few hard ones stay wrong (33/36 for
+  27 epochs); that is only a note.
+- Below its loss: a validation accuracy that ends more than ``bound_margin`` below
+  1 - L / ln 2, the least accuracy its cross-entropy L allows (each error costs at least
+  ln 2), and rose less than ``max_followed`` of the way from its start to that bound: it is
+  scored against other labels or predictions than the loss (permuted labels, a shuffled
+  loader).  An accuracy that climbs with its loss while staying under the bound (a loss
+  that is not a cross-entropy, a stricter metric) is left alone.
 - Copied: a validation metric bit-identical to a training metric at every shared step
   (five at least).
 - Against its loss: the smoothed validation accuracy and validation loss both falling at
   every evaluation of a stretch of at least 30% of the evaluations (four at least), the
   accuracy by at least two points (or its own noise) and the loss by at least 5%.
 
+Evaluations logged after any loss of the run turned NaN or inf are not judged: a NaN
+model predicts one class, its metric collapses and freezes, and ``non-finite`` names the
+cause.
+
 Noise principle: "frozen" is bit-identity, which no noisy measurement of a changing model
 produces by chance over half the evaluations; the fall against the loss compares smoothed
 curves (EMA, rolling median) and needs a drop beyond three noise sigmas of the accuracy.
+The loss bound compares medians of the first and last quarter of the evaluations with the
+mean loss (top 1% clipped) over the last quarter.
 
 Why it matters
 --------------
@@ -49,7 +65,7 @@ import numpy as np
 from rundoctor.checks import classification, signal
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
-from rundoctor.roles import Role
+from rundoctor.roles import LOSS_ROLES, Role
 from rundoctor.series import Curve
 
 EVALUATION_ROLES = (Role.VAL_ACCURACY, Role.VAL_METRIC)
@@ -58,6 +74,9 @@ TRAINING_ROLES = (Role.TRAIN_ACCURACY, Role.TRAIN_METRIC)
 # of a prior with majority share a, is a model predicting the prior (class-imbalance and
 # chance-level report it): its loss may still settle while its answers never change.
 PRIOR_SHARE = 0.85
+# A value counts as k/n when it lies within this share of one step 1/n of a whole multiple:
+# float32 rounding of k/n is far finer, a value off the grid by chance passes 4% of the time.
+GRID_TOLERANCE = 0.02
 # Bounds and sentinels a metric legitimately repeats (see the module docstring).
 SENTINELS = np.array([-1.0, 0.0, 1.0, 100.0])
 
@@ -90,6 +109,29 @@ class Params:
         default=0.99,
         metadata={"help": "A higher-is-better metric at this share of its scale is saturated, not frozen."},
     )
+    max_errors: int = field(
+        default=5,
+        metadata={
+            "help": "A frozen accuracy with at most this many wrong evaluation examples (read "
+            "from its 1/n steps) is a converged model on a small set: a note."
+        },
+    )
+    bound_margin: float = field(
+        default=0.1,
+        metadata={
+            "help": "An accuracy this far below 1 - loss / ln 2 (the least its cross-entropy "
+            "allows) at the end of the run contradicts its loss."
+        },
+    )
+    max_followed: float = field(
+        default=0.25,
+        metadata={
+            "help": "... unless it rose at least this share of the way from its start to that bound."
+        },
+    )
+    tail_fraction: float = field(
+        default=0.25, metadata={"help": "Final (and first) share of the evaluations whose medians are compared."}
+    )
     smoothing: float = field(
         default=0.1,
         metadata={"help": "Smoothing window (accuracy EMA, loss median) as a share of the points."},
@@ -100,24 +142,56 @@ class Params:
 # repeats 8 times in 400 healthy epochs; mmdetection rounds mAP to 3 decimals), so a frozen
 # stretch must also cover half of all evaluations.  A 1% loss range is what a frozen model's
 # loss shows (R01-R04: eval loss constant to 4 digits).  30% of the evaluations makes a
-# "long stretch"; two accuracy points and 5% of loss are beyond evaluation noise.
+# "long stretch"; two accuracy points and 5% of loss are beyond evaluation noise.  Five
+# examples left wrong: the hard or mislabelled few a converged model never flips (3/36 and
+# 4/114 stay put for 8-27 epochs), while a cached accuracy of a real evaluation set leaves
+# dozens wrong.  The loss bound holds for every cross-entropy, so 0.1 only absorbs an
+# accuracy and loss measured on slightly different sets; a quarter of the way to the bound
+# separates an accuracy that learned (healthy runs sit at or above the bound) from one that
+# stayed where it began.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
     training = [(tag, ctx.curve(tag).finite) for tag in ctx.tags(*TRAINING_ROLES)]
     for tag in ctx.tags(*EVALUATION_ROLES):
-        curve = ctx.curve(tag).finite
+        curve = _before_non_finite_loss(ctx, tag)
         if len(curve) < params.min_evaluations:
             continue
-        yield from _frozen(check, ctx, params, tag)
+        frozen = list(_frozen(check, ctx, params, tag, curve))
+        yield from frozen
         for train_tag, train in training:
             yield from _copied(check, ctx, params, tag, train_tag, train)
         if ctx.run.roles.get(tag) is Role.VAL_ACCURACY:
-            yield from _against_loss(check, ctx, params, tag)
+            yield from _against_loss(check, ctx, params, tag, float(curve.steps[-1]))
+            if not any(finding.severity is Severity.WARNING for finding in frozen):
+                # a frozen value is the one symptom: its distance from the loss bound is the same fault
+                yield from _below_loss_bound(check, ctx, params, tag, curve)
 
 
-def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> Iterator[Finding]:
+def _before_non_finite_loss(ctx: RunContext, tag: str) -> Curve:
+    """The finite evaluations of ``tag`` logged before any loss of the run turned NaN or inf.
+
+    A model whose weights went NaN predicts one class for every input: its metric freezes or
+    collapses while the loss is no longer a number.  The non-finite check reports the cause;
+    what the metric does afterwards is no evidence about the evaluation code.
+    """
     curve = ctx.curve(tag).finite
+    cut = np.inf
+    for loss_tag in ctx.tags(*LOSS_ROLES):
+        loss = ctx.curve(loss_tag)
+        bad = ~np.isfinite(loss.values)
+        if bad.any():
+            at = signal.steps_on_axis_of_tag(ctx, loss_tag, tag, loss.steps[bad][:1])
+            cut = min(cut, float(at[0]))
+    if not np.isfinite(cut):
+        return curve
+    keep = curve.steps < cut
+    return Curve(tag, curve.steps[keep], curve.values[keep], curve.wall_times[keep])
+
+
+def _frozen(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, curve: Curve
+) -> Iterator[Finding]:
     values = curve.values
     repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
     if signal.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
@@ -170,6 +244,18 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
             f"stretch (threshold {params.loss_constant:.0%} and 3 noise sigmas)"
         )
         confidence, tags = Confidence.MEDIUM, (tag, loss_tag)
+        errors = _errors_left(values, float(values[start]))
+        if errors is not None and errors[0] <= params.max_errors:
+            # A converged model on a small evaluation set: its loss still falls on the
+            # examples it gets right, its few errors stay the same examples.
+            left, size = errors
+            evidence.update(errors_left=left, evaluation_examples=size, threshold_errors=params.max_errors)
+            moved += (
+                f"; but the metric moves in steps of 1/{size} and only {left}/{size} "
+                f"evaluation examples are wrong (threshold {params.max_errors}): a model that "
+                f"converged on a small evaluation set keeps such a count"
+            )
+            severity, confidence = Severity.INFO, Confidence.LOW
     yield check.finding(
         ctx,
         tags=tags,
@@ -184,6 +270,25 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> 
         severity=severity,
         confidence=confidence,
     )
+
+
+def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
+    """(examples misclassified at ``value``, evaluation-set size n) when every value of the
+    metric is a whole multiple of 1/n, else None.
+
+    n is read from the smallest step between distinct values and accepted only when it puts
+    every distinct value on the grid: a metric that jumped once (a cached value updated one
+    time) has no grid, and neither has one with fewer than two distinct values.
+    """
+    scale = signal.accuracy_scale(values)
+    distinct = np.unique(values) / scale
+    if distinct.size < 2 or distinct[0] < 0 or distinct[-1] > 1:
+        return None
+    size = int(round(1.0 / float(np.diff(distinct).min())))
+    counts = distinct * size
+    if size < 2 or np.abs(counts - np.round(counts)).max() > GRID_TOLERANCE:
+        return None
+    return int(round((1.0 - value / scale) * size)), size
 
 
 def _moved(values: np.ndarray, centre: float) -> tuple[float, float]:
@@ -232,7 +337,7 @@ def _copied(
 
 
 def _against_loss(
-    check: Check[Params], ctx: RunContext, params: Params, tag: str
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, until: float
 ) -> Iterator[Finding]:
     loss_tag = signal.matching_loss(ctx, tag)
     if loss_tag is None or ctx.run.roles.get(loss_tag) not in (
@@ -244,6 +349,7 @@ def _against_loss(
     steps, accuracy = signal.accuracy_levels(ctx, tag)
     if accuracy.size == 0 or len(loss) < 3:
         return
+    steps, accuracy = steps[steps <= until], accuracy[steps <= until]
     at = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     covered = (at >= loss.steps[0]) & (at <= loss.steps[-1])
     steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
@@ -286,6 +392,56 @@ def _against_loss(
             "threshold_evaluations": width,
             "threshold_accuracy_drop": drop,
             "threshold_loss_fall": params.min_loss_fall,
+        },
+        confidence=Confidence.MEDIUM,
+    )
+
+
+def _below_loss_bound(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, curve: Curve
+) -> Iterator[Finding]:
+    """An accuracy far below the least its cross-entropy allows that did not follow its loss."""
+    fractions = signal.fraction_values(curve.values)
+    if fractions.size < params.min_evaluations:
+        return
+    width = signal.window(fractions.size, params.tail_fraction, 1)
+    first = float(curve.steps[-width])
+    loss = signal.loss_between(ctx, tag, first, float(curve.steps[-1]))
+    if loss is None or loss[1].size == 0 or ctx.run.roles.get(loss[0]) is not Role.VAL_LOSS:
+        return
+    loss_tag, values = loss
+    if float(values.min()) < 0:
+        return  # not a cross-entropy
+    level = classification.mean_loss(values)
+    bound = classification.min_accuracy_for_loss(level)
+    start, end = signal.edge_levels(fractions, params.tail_fraction, 1)
+    gap = bound - end
+    # How far the accuracy went of the way from its start to the least its loss allows: an
+    # accuracy that follows its loss (a loss other than cross-entropy, a looser metric) rises.
+    followed = (end - start) / (bound - start) if bound > start else 1.0
+    if not (np.isfinite(gap) and gap > params.bound_margin and followed < params.max_followed):
+        return
+    yield check.finding(
+        ctx,
+        tags=(tag, loss_tag),
+        steps=(first, curve.steps[-1]),
+        message=(
+            f"{tag} ends at {fmt(end, 3)} (from {fmt(start, 3)}) while {loss_tag} at "
+            f"{fmt(level, 3)} allows no accuracy below 1 - loss/ln 2 = {fmt(bound, 3)} "
+            f"(margin {params.bound_margin:g}); the accuracy covered {max(followed, 0.0):.0%} of "
+            f"the way to that bound (threshold {params.max_followed:.0%}): it is not measuring "
+            f"the predictions the loss is computed on (wrong labels, a shuffled loader?)"
+        ),
+        evidence={
+            "metric_tag": tag,
+            "loss_tag": loss_tag,
+            "accuracy_start": start,
+            "accuracy_end": end,
+            "loss_level": level,
+            "accuracy_bound": bound,
+            "followed": followed,
+            "threshold_margin": params.bound_margin,
+            "threshold_followed": params.max_followed,
         },
         confidence=Confidence.MEDIUM,
     )

@@ -171,3 +171,96 @@ def test_accuracy_cached_at_its_first_value_while_the_loss_falls_far_below_the_p
     series = {"val/accuracy": _evals(np.full(EVALS, 0.1)), "val/loss": _evals(curves.decay(EVALS, 2.3, 0.2))}
     (finding,) = curves.find(CHECK, series)
     assert finding.severity is Severity.WARNING
+
+
+def _small_set(errors_at_end: int, size: int = 36, evals: int = 30) -> np.ndarray:
+    """Accuracy on ``size`` evaluation examples, logged as float32 k/size: it climbs in whole
+    examples for five evaluations, then the same ``errors_at_end`` examples stay wrong."""
+    wrong = np.concatenate([np.linspace(9, errors_at_end + 1, 5).round(), np.full(evals - 5, errors_at_end)])
+    return ((size - wrong) / size).astype(np.float32).astype(np.float64)
+
+
+def _small_set_run(errors_at_end: int) -> dict[str, curves.Series]:
+    # The loss keeps falling on the examples the model already gets right (0.9 -> 0.14).
+    loss = curves.noisy(curves.decay(30, 0.9, 0.1, rate=3.0), 0.01)
+    return {"val_accuracy": _evals(_small_set(errors_at_end)), "val_loss": _evals(loss)}
+
+
+def test_frozen_accuracy_of_a_converged_model_on_a_small_set_is_a_note() -> None:
+    # 33/36 at 25 evaluations while the loss still falls 40%: three hard examples stay wrong.
+    (finding,) = curves.find(CHECK, _small_set_run(3))
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["errors_left"] == 3 and finding.evidence["evaluation_examples"] == 36
+    assert "steps of 1/36" in finding.message
+
+
+def test_near_miss_frozen_accuracy_with_many_errors_left_is_a_warning() -> None:
+    # 6 of 36 wrong at every evaluation is beyond what a converged model keeps by chance.
+    (finding,) = curves.find(CHECK, _small_set_run(6))
+    assert finding.severity is Severity.WARNING and "errors_left" not in finding.evidence
+
+
+def test_max_errors_override() -> None:
+    (finding,) = curves.find(CHECK, _small_set_run(3), max_errors=2)
+    assert finding.severity is Severity.WARNING
+    (finding,) = curves.find(CHECK, _small_set_run(6), max_errors=6)
+    assert finding.severity is Severity.INFO
+
+
+def test_frozen_accuracy_with_no_grid_stays_a_warning() -> None:
+    # A cached value updated once (0.3 then 0.708): two values do not make a 1/n grid.
+    values = np.concatenate([[0.3], np.full(EVALS - 1, 0.7075209)])
+    series = {"val/accuracy": _evals(values), "val/loss": _evals(curves.decay(EVALS, 1.1, 0.3))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING
+
+
+def test_metric_after_the_loss_went_nan_is_left_to_non_finite() -> None:
+    # Weights turn NaN at evaluation 6: the accuracy collapses to one class's share and stays
+    # there while the loss is NaN; before that the run was healthy.
+    accuracy = np.concatenate([curves.rise(6, 0.62, 0.955), np.full(6, 0.0919220075)])
+    loss = curves.with_nan(curves.decay(12, 1.33, 0.23), 6)
+    train = curves.with_nan(curves.heavy_tailed(curves.decay(540, 2.6, 0.1), 0.3), 270)
+    series = {
+        "val_acc": (curves.steps(12, 45, 44), accuracy),
+        "val_loss": (curves.steps(12, 45, 44), loss),
+        "train_loss_step": (curves.steps(540), train),
+    }
+    assert curves.find(CHECK, series) == []
+    # The same collapse with a finite loss still falling is a broken metric.
+    series["val_loss"] = (curves.steps(12, 45, 44), curves.decay(12, 1.33, 0.23))
+    series["train_loss_step"] = (curves.steps(540), curves.heavy_tailed(curves.decay(540, 2.6, 0.1), 0.3))
+    assert {finding.severity for finding in curves.find(CHECK, series)} == {Severity.WARNING}
+
+
+def _wrong_labels(rise: float = 0.011) -> dict[str, curves.Series]:
+    """Six evaluations of a 10-class model scored against permuted labels: the accuracy sits
+    near chance while the validation loss falls 1.12 -> 0.30."""
+    accuracy = np.linspace(0.092, 0.092 + rise, 6)
+    loss = np.array([1.12, 0.594, 0.422, 0.344, 0.308, 0.297])
+    return {"eval_accuracy": (curves.steps(6, 90, 90), accuracy), "eval_loss": (curves.steps(6, 90, 90), loss)}
+
+
+def test_accuracy_far_below_what_its_loss_allows() -> None:
+    (finding,) = curves.find(CHECK, _wrong_labels())
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert finding.tags == ("eval_accuracy", "eval_loss")
+    assert finding.evidence["accuracy_bound"] == pytest.approx(1 - 0.3025 / np.log(2), abs=0.01)
+    assert finding.evidence["followed"] < 0.1
+    assert "allows no accuracy below" in finding.message
+
+
+def test_near_miss_accuracy_below_the_bound_that_follows_its_loss() -> None:
+    # A looser loss (MSE over the classes, a subset accuracy): the accuracy stays below the
+    # cross-entropy bound but climbs with its loss, 0.09 -> 0.25 of a 0.56 bound.
+    assert curves.find(CHECK, _wrong_labels(rise=0.16)) == []
+    (finding,) = curves.find(CHECK, _wrong_labels(rise=0.16), max_followed=0.5)
+    assert finding.evidence["followed"] == pytest.approx(0.33, abs=0.05)
+
+
+def test_accuracy_within_its_loss_bound_is_quiet() -> None:
+    series = _wrong_labels()
+    series["eval_accuracy"] = (series["eval_accuracy"][0], np.array([0.62, 0.84, 0.90, 0.93, 0.94, 0.95]))
+    assert curves.find(CHECK, series) == []
+    assert curves.find(CHECK, _wrong_labels(), bound_margin=0.5) == []
