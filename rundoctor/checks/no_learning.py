@@ -5,19 +5,29 @@ What it detects
 The main training loss whose best smoothed level stays within ``min_progress`` of its
 initial level for the whole run, or, when the number of classes C is known, sits at ln C,
 the cross-entropy of a uniform guess over C classes (the model predicts nothing better than
-chance, whatever the loss was at the very first step).
+chance, whatever the loss was at the very first step).  A logged learning rate that is
+exactly 0 over the last ``zero_rate_fraction`` of the run or more is named as the cause
+(a step schedule with factor 0, a scheduler stepped per batch instead of per epoch); the
+loss then has to fall ``zero_rate_progress`` to count as learning.
 
 Severity follows the evidence: an error at chance, at a learning rate of 0, or for a loss
 shown flat; a warning otherwise; info when the loss started far below chance
-(``good_start`` of ln C: fine-tuning from a good model barely moves the loss).  A tiny
-logged learning rate is named as the likely cause.
+(``good_start`` of ln C; with C unknown, of ln 2, the chance loss of the fewest classes,
+for a run that logs an accuracy): fine-tuning from a good model barely moves the loss.
+A tiny logged learning rate is named as the likely cause.
 
 Noise principle: the best level is a rolling median, so single heavy batches do not set
 it; the initial level is the higher of the first value and the median of the first
-``edge_fraction`` (an initialised model predicts near-uniformly: its first batches agree);
-"shown flat" is the robust trend's confidence interval (Theil-Sen on block medians, error
-widened by the effective sample size of autocorrelated residuals; ``checks/trend.py``)
-inside +-``min_progress`` of the level.
+``edge_fraction`` (an initialised model predicts near-uniformly: its first batches agree).
+Both are moved by noise: the lowest of m rolling medians of w points sits about
+sqrt(2 ln m) standard errors of one median below the true level by chance, and a start set
+by the first value carries that point's noise, so only the fall beyond that allowance is
+progress (robust point-to-point sigma).  "Did not fall" is a flat claim and needs evidence:
+the robust trend (Theil-Sen on block medians, error widened by the effective sample size
+of autocorrelated residuals; ``checks/trend.py``) must rule out a fall of
+``max_hidden_fall`` at 95%, or the loss is too noisy to judge and nothing is reported
+(unless the log shows the cause: chance, a rate of 0).  "Shown flat" (an error) is that
+interval inside +-``min_progress`` of the level.
 
 Why it matters
 --------------
@@ -50,6 +60,8 @@ from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
 
+LN2 = math.log(2.0)
+
 
 @dataclass(frozen=True)
 class Params:
@@ -76,11 +88,32 @@ class Params:
         default=2.0,
         metadata={"help": "A loss ending above this multiple of its start diverged: not reported here."},
     )
+    zero_rate_fraction: float = field(
+        default=0.5,
+        metadata={
+            "help": "A logged learning rate exactly 0 over this fraction of the run or more "
+            "(to its end) is named as the cause."
+        },
+    )
+    zero_rate_progress: float = field(
+        default=0.3,
+        metadata={
+            "help": "With the rate 0 over most of the run, a fall below this is no learning "
+            "(healthy runs fall 30% or more)."
+        },
+    )
+    max_hidden_fall: float = field(
+        default=0.2,
+        metadata={
+            "help": "The trend's 95% interval must rule out a fall this large (relative); a "
+            "noisier loss is not judged unless the log shows the cause."
+        },
+    )
     good_start: float = field(
         default=0.5,
         metadata={
-            "help": "A start below this fraction of ln C is already a good model (fine-tuning): "
-            "info, not a stall."
+            "help": "A start below this fraction of ln C (of ln 2 when C is unknown and an "
+            "accuracy is logged) is already a good model (fine-tuning): info, not a stall."
         },
     )
 
@@ -101,27 +134,45 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     initial = signal.initial_level(level, params.edge_fraction)
     if not initial > 0:
         return
-    smooth = signal.rolling_median(level, signal.window(level.size, params.smoothing))
+    width = signal.window(level.size, params.smoothing)
+    smooth = signal.rolling_median(level, width)
     best_index = int(np.argmin(smooth))
     best = float(smooth[best_index])
-    progress = (initial - best) / initial
     if float(smooth[-1]) > params.max_rise * initial:
         return  # it rose far above its start: divergence (loss-divergence's business), not a stall
+    # The lowest of m rolling medians of a flat noisy loss sits below its true level by chance
+    # alone (about sqrt(2 ln m) standard errors of one median): only a fall beyond that is
+    # progress, so a noisy loss that never moved does not pass for one that learned a little.
+    luck = _selection_bias(level, width, first_sets_start=float(level[0]) >= initial)
+    progress = (initial - best - luck) / initial
     classes = ctx.num_classes
     chance = math.log(classes.value) if classes is not None and classes.value >= 2 else None
     at_chance = chance is not None and abs(best - chance) <= params.chance_margin * chance
-    if progress >= params.min_progress and not at_chance:
+    zero_from = _zero_rate_from(ctx, float(steps[0]), float(steps[-1]), params.zero_rate_fraction)
+    needed = params.zero_rate_progress if zero_from is not None else params.min_progress
+    if progress >= needed and not at_chance:
+        return
+    # A flat claim needs evidence of flatness: the robust trend over the run must rule out a
+    # fall of ``max_hidden_fall`` (its confidence interval).  A loss so noisy that a real fall
+    # may hide in it is not reported, unless the log shows the cause (chance, a rate of 0).
+    curve = ctx.curve(tag).finite
+    fit = trend.trend(curve.steps, curve.values)
+    hidden = fit is not None and -fit.interval(0.95)[0] > params.max_hidden_fall * abs(fit.level)
+    rate = signal.learning_rate(ctx)
+    zero_rate = rate is not None and float(rate[2].max()) == 0
+    if hidden and not at_chance and zero_from is None and not zero_rate:
         return
     axis = ctx.run.axis_of(tag).value
     opening = (
         f"{tag} never got meaningfully below its initial level"
-        if progress < params.min_progress
+        if progress < needed
         else f"{tag} fell, but no further than chance"
     )
     message = (
         f"{opening}: {fmt(initial)} at the start, best {fmt(best)} at {axis} "
-        f"{steps[best_index]:,.0f} ({-progress:+.1%}; threshold -{params.min_progress:.0%}) over "
-        f"{axis}s {steps[0]:,.0f}-{steps[-1]:,.0f}"
+        f"{steps[best_index]:,.0f} over {axis}s {steps[0]:,.0f}-{steps[-1]:,.0f}, a fall of "
+        f"{progress:.1%} beyond the {luck / initial:.1%} its noise gives by chance (threshold "
+        f"{needed:.0%})"
     )
     evidence: dict[str, Any] = {
         "tag": tag,
@@ -129,8 +180,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "best_level": best,
         "best_step": int(steps[best_index]),
         "progress": progress,
+        "noise_allowance": luck,
         "points": int(level.size * binned.size),
-        "threshold_progress": params.min_progress,
+        "threshold_progress": needed,
     }
     if chance is not None and classes is not None:
         evidence.update(
@@ -146,35 +198,42 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
                 f"{params.chance_margin:.0%})"
             )
     peak = signal.peak_learning_rate(ctx, evidence)
-    if peak is not None:
+    if peak == 0:
+        message += "; the learning rate is 0 throughout: nothing is being trained"
+    elif zero_from is not None:
+        share = (float(steps[-1]) - zero_from) / float(steps[-1] - steps[0])
+        evidence.update(lr_zero_from_step=int(zero_from), lr_zero_fraction=share)
         message += (
-            "; the learning rate is 0 throughout: nothing is being trained"
-            if peak == 0
-            else f"; learning rate at most {fmt(peak)}"
+            f"; the logged learning rate is 0 from {axis} {zero_from:,.0f} to the end ({share:.0%} "
+            f"of the run; peak {fmt(peak)}): nothing is trained there (a schedule that cut it to "
+            f"0, e.g. a step decay with factor 0)"
         )
+    elif peak is not None:
+        message += f"; learning rate at most {fmt(peak)}"
     # Severity follows the evidence.  Error: at chance, a rate of 0, or a loss shown flat
     # (the confidence interval of its robust trend within +-min_progress of its level) that
     # made next to no progress.  Info: a start already far below chance (fine-tuning from a
     # good model moves the loss little).  Otherwise a warning.
-    curve = ctx.curve(tag).finite
-    fit = trend.trend(curve.steps, curve.values)
     shown_flat = fit is not None and fit.flat(0.95, params.min_progress * abs(fit.level))
-    good_start = chance is not None and not at_chance and initial < params.good_start * chance
+    good_start = _good_start(ctx, params, initial, chance, at_chance)
     sure = at_chance or abs(progress) < 0.2 * params.min_progress
     if good_start:
         severity = Severity.INFO
+        reference = f"chance ln {classes.value}" if chance is not None and classes else "ln 2"
         message += (
-            f"; but it started at {fmt(initial)}, {initial / chance:.0%} of chance ln "
-            f"{classes.value if classes else ''} (threshold {params.good_start:.0%}): a model "
-            f"fine-tuned from a good start has little left to learn"
+            f"; but it started at {fmt(initial)}, {initial / (chance or LN2):.0%} of {reference} "
+            f"(threshold {params.good_start:.0%}{'' if chance else ', the least chance of any classifier'}): "
+            f"a model fine-tuned from a good start has little left to learn"
         )
-    elif at_chance or peak == 0 or (sure and shown_flat):
+    elif at_chance or peak == 0 or (sure and shown_flat) or (zero_from is not None and shown_flat):
         severity = Severity.ERROR
+    elif hidden:
+        severity = Severity.WARNING  # too noisy to show flat, but the cause is in the log
     else:
         severity = Severity.WARNING
     if peak is not None and 0 < peak <= 1e-6:
         message += " (a rate this small is the likely cause: see lr-too-low)"
-    evidence.update(shown_flat=shown_flat, good_start=good_start)
+    evidence.update(shown_flat=shown_flat, good_start=good_start, fall_hidden_by_noise=hidden)
     if fit is not None:
         evidence.update(trend_relative=fit.relative, effective_points=fit.effective)
     yield check.finding(
@@ -184,8 +243,48 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         message=message,
         evidence=evidence,
         severity=severity,
-        confidence=Confidence.HIGH if sure and not good_start else Confidence.MEDIUM,
+        confidence=Confidence.HIGH if sure and not good_start and not hidden else Confidence.MEDIUM,
     )
+
+
+def _selection_bias(level: np.ndarray, width: int, first_sets_start: bool) -> float:
+    """How far a flat noisy curve's measured fall (start minus lowest rolling median) reaches
+    by chance: the lowest of m rolling medians of ``width`` points sits sqrt(2 ln m) of their
+    standard errors (1.2533 sigma / sqrt(width)) below the level, and a start set by the first
+    value alone carries that one point's noise (sigma) too."""
+    sigma = signal.noise_sigma(level)
+    windows = level.size / max(width, 1)
+    error = 1.2533 * sigma / math.sqrt(max(width, 1))
+    lowest = math.sqrt(2.0 * math.log(windows)) * error if windows > 1 else 0.0
+    return float(lowest + (sigma if first_sets_start else 0.0))
+
+
+def _zero_rate_from(ctx: RunContext, first: float, last: float, fraction: float) -> float | None:
+    """The step from which the logged learning rate is exactly 0 to the end, when that
+    stretch is at least ``fraction`` of the run (after a non-zero start), else None."""
+    rate = signal.learning_rate(ctx)
+    if rate is None or last <= first:
+        return None
+    _, rate_steps, rates = rate
+    if not (rates.max() > 0 and rates[-1] == 0):
+        return None
+    nonzero = np.flatnonzero(rates != 0)
+    start = float(rate_steps[nonzero[-1] + 1])
+    return start if (last - start) / (last - first) >= fraction else None
+
+
+def _good_start(
+    ctx: RunContext, params: Params, initial: float, chance: float | None, at_chance: bool
+) -> bool:
+    """Whether the loss started far below chance: ``good_start`` of ln C, or, with C unknown,
+    of ln 2 (the chance loss of the fewest classes) for a run that logs an accuracy (so its
+    loss is a classifier's cross-entropy)."""
+    if at_chance:
+        return False
+    if chance is not None:
+        return initial < params.good_start * chance
+    classifier = bool(ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY))
+    return classifier and initial < params.good_start * LN2
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:

@@ -191,3 +191,74 @@ def test_a_tiny_logged_rate_is_named_as_the_likely_cause() -> None:
     series = {"train/loss": (STEPS, _flat(2.4)), "lr-SGD": (STEPS, np.full(N, 1e-6))}
     (finding,) = curves.find(CHECK, series)
     assert "likely cause" in finding.message
+
+
+# A frozen network whose per-batch loss scatters by 10-20% (batch 32, 135 logged steps): the
+# lowest rolling median sits ~10% under the start by chance alone, which is not learning.
+NOISY_STEPS = curves.steps(135, 5)
+
+
+def _noisy_flat(level: float, spread: float = 0.12, seed: int = 3) -> np.ndarray:
+    return curves.heavy_tailed(np.full(NOISY_STEPS.size, level), spread=spread, outliers=0.0, seed=seed)
+
+
+def test_a_noisy_loss_that_never_moved_fires_despite_a_lucky_low_median() -> None:
+    loss = _noisy_flat(2.8, seed=7)
+    smooth = signal.rolling_median(loss, signal.window(loss.size, 0.05))
+    assert (signal.initial_level(loss, 0.05) - smooth.min()) / 2.8 > 0.05  # the old measure passed it
+    (finding,) = curves.find(CHECK, {"loss": (NOISY_STEPS, loss), "lr": (NOISY_STEPS, np.full(135, 1e-3))})
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["noise_allowance"] > 0.05 * 2.8
+    assert finding.evidence["progress"] < 0.05 and finding.evidence["fall_hidden_by_noise"] is False
+    assert "its noise gives by chance" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_a_noisy_loss_that_really_fell_does_not_fire() -> None:
+    # Near miss: the same noise around a 35% fall over the run is learning.
+    for seed in (4, 5, 7):
+        loss = curves.heavy_tailed(np.linspace(2.8, 1.8, 135), spread=0.12, outliers=0.0, seed=seed)
+        assert curves.find(CHECK, {"loss": (NOISY_STEPS, loss)}) == []
+
+
+def test_a_loss_too_noisy_to_rule_out_a_fall_is_not_judged() -> None:
+    # Batch 4 at a high rate: per-batch scatter of ~90% hides a fall of 40%; the lowest
+    # rolling median is no evidence either way, and the trend cannot rule a fall out.
+    for seed in (7, 8, 9):
+        loss = curves.heavy_tailed(np.linspace(0.5, 0.3, 225), spread=0.9, outliers=0.0, seed=seed)
+        assert curves.find(CHECK, {"train/loss": (curves.steps(225, 20), loss)}) == []
+
+
+def test_a_learning_rate_cut_to_zero_early_is_named_as_the_cause() -> None:
+    # A step schedule with factor 0: the rate is 0.01 for the first steps, then 0.
+    loss = _noisy_flat(2.5, spread=0.08, seed=4)
+    loss[:3] = [2.7, 2.65, 2.6]
+    rate = np.where(np.arange(135) < 2, 0.01, 0.0)
+    (finding,) = curves.find(CHECK, {"train/loss": (NOISY_STEPS, loss), "lr": (NOISY_STEPS, rate)})
+    assert finding.severity in (Severity.WARNING, Severity.ERROR)
+    assert finding.evidence["lr_zero_from_step"] == 10 and finding.evidence["lr_zero_fraction"] > 0.95
+    assert "learning rate is 0 from step 10 to the end" in finding.message
+    # Override: a zero stretch must cover the whole run to be named.
+    (plain,) = curves.find(
+        CHECK, {"train/loss": (NOISY_STEPS, loss), "lr": (NOISY_STEPS, rate)}, zero_rate_fraction=1.0
+    ) or (None,)
+    assert plain is None or "lr_zero_from_step" not in plain.evidence
+
+
+def test_a_decay_to_zero_at_the_end_is_not_a_zero_rate() -> None:
+    rate = np.concatenate((np.linspace(1e-3, 0, 100), np.zeros(35)))
+    loss = curves.noisy(curves.decay(135, 2.0, 0.3), 0.01)
+    assert curves.find(CHECK, {"train/loss": (NOISY_STEPS, loss), "lr": (NOISY_STEPS, rate)}) == []
+
+
+def test_a_classifier_fine_tuned_from_a_good_start_is_info_without_the_number_of_classes() -> None:
+    # Fine-tuning a good classifier at 2e-5: the loss wanders 0.05 -> 0.1, val accuracy 0.98.
+    steps = curves.steps(27, 10, 10)
+    loss = curves.heavy_tailed(np.linspace(0.05, 0.09, 27), spread=0.5, outliers=0.0, seed=4)
+    series = {"loss": (steps, loss), "eval_accuracy": (steps[::9], np.array([0.981, 0.981, 0.981]))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and finding.evidence["good_start"] is True
+    assert "of ln 2" in finding.message
+    # Without an accuracy the loss could be a regression's: no claim about a good start.
+    (plain,) = curves.find(CHECK, {"loss": (steps, loss)})
+    assert plain.evidence["good_start"] is False
