@@ -50,7 +50,8 @@ RECOVERY_SIGMAS = 2.0
 
 
 def log_values(values: np.ndarray, offset: float = 0.0) -> np.ndarray | None:
-    """``log(values + offset * median)`` when every finite value is positive, else None.
+    """``log(values + offset * median)`` when every finite value is non-negative (positive
+    without an offset), else None.
 
     ``offset`` (a fraction of the median) keeps near-zero values from dominating: a loss
     whose easy batches cost 1e-5 and its typical ones 1e-2 scatters over three orders of
@@ -58,9 +59,14 @@ def log_values(values: np.ndarray, offset: float = 0.0) -> np.ndarray | None:
     """
     values = np.asarray(values, dtype=np.float64)
     finite = values[np.isfinite(values)]
-    if finite.size == 0 or float(finite.min()) <= 0.0:
+    if finite.size == 0 or float(finite.min()) < 0.0:
         return None
     shift = offset * float(np.median(finite))
+    # An exact zero is a batch the model got right to float precision (common with a high
+    # learning rate and saturated outputs), not a sign of a signed loss: with an offset it
+    # has a finite logarithm like any other point.
+    if float(finite.min()) + shift <= 0.0:
+        return None
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.log(values + shift)
 

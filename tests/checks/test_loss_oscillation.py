@@ -41,6 +41,14 @@ def test_fires_when_the_smoothed_loss_swings_more_than_it_falls() -> None:
     curves.assert_well_formed(finding)
 
 
+def test_a_batch_at_exactly_zero_does_not_hide_a_swing() -> None:
+    # Saturated outputs at a learning rate far too high: some batches cost 0.0 exactly.
+    loss = _oscillating()
+    loss[[30, 95, 160]] = 0.0
+    (finding,) = curves.find(CHECK, {"loss": (STEPS, loss)})
+    assert finding.severity is Severity.WARNING and "swings up and down" in finding.message
+
+
 def test_flat_per_batch_scatter_is_only_a_note() -> None:
     # 20% white scatter around a flat 2.3: per-batch noise without progress, not a swing.
     (finding,) = curves.find(CHECK, {"loss": (STEPS, _swinging(0.2))})

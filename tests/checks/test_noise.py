@@ -24,6 +24,14 @@ def test_log_values_only_for_positive_curves() -> None:
     assert noise.log_values(np.array([1.0, np.e, np.nan])) == pytest.approx([0.0, 1.0, np.nan], nan_ok=True)
     assert noise.log_values(np.array([1.0, 0.0])) is None
     assert noise.log_values(np.array([np.nan])) is None
+    assert noise.log_values(np.array([1.0, -0.5]), 0.1) is None
+
+
+def test_an_exact_zero_has_a_logarithm_with_an_offset() -> None:
+    # A batch the model got right to float precision is not a signed loss.
+    logged = noise.log_values(np.array([2.0, 0.0, 4.0]), 0.5)
+    assert logged == pytest.approx(np.log([3.0, 1.0, 5.0]))
+    assert noise.log_values(np.array([0.0, 0.0, 1.0]), 0.1) is None  # median 0: no offset
 
 
 def test_moving_medians_look_ahead_and_behind() -> None:
