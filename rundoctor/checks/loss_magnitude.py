@@ -4,10 +4,14 @@ What it detects
 ---------------
 Two scales no averaged, normalised loss has:
 
-- a loss in the thousands or more from its start and for most of the run (its initial
-  level and its median both at or above ``large_level``): a regression on raw targets
-  ("predict 10,000, output 0" gives a squared error of 1e8), or a loss summed over the
-  batch, the pixels or the tokens;
+- a loss in the thousands or more from its first logged point and for most of the run
+  (its first value, its initial level and its median all at or above ``large_level``): a
+  regression on raw targets ("predict 10,000, output 0" gives a squared error of 1e8), or
+  a loss summed over the batch, the pixels or the tokens.  The scale of a design error is
+  there before any training: a loss that starts normal and grows is a divergence, and so
+  is a validation loss first evaluated after the training loss had already climbed from a
+  normal start.  A curve with fewer than ``min_points`` finite points (it overflowed right
+  after the start) is only a low-confidence note: it has a start but no "most of the run";
 - when the number of classes C is known, a first training loss that is an integer multiple
   k >= 2 of ln C, the loss of a uniform guess: cross-entropy summed over a batch (or over
   k positions) instead of averaged.
@@ -88,41 +92,70 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
     tags = signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
     tags += signal.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)
-    large: list[tuple[str, float, float, int, int]] = []
+    # Where training started: the earliest finite training loss of the run.  A scale is a
+    # design property only if it is there from the first step; a validation loss first
+    # evaluated after the training loss had already climbed from a normal start is a
+    # divergence seen late.
+    started = _training_start(ctx)
+    large: list[tuple[str, float, float, int, int, int]] = []
     for tag in tags:
         curve = ctx.curve(tag).finite
-        if len(curve) < params.min_points:
+        if len(curve) == 0:
             continue
+        first = abs(float(curve.values[0]))
+        if first < params.large_level:
+            continue  # a normal start: whatever it grew to later is a divergence
+        if started is not None and started[0] < curve.steps[0] and started[1] < params.large_level:
+            continue  # training began at a normal scale before this tag's first point
         magnitude = np.abs(signal.binned(curve.steps, curve.values).level)
-        initial = signal.edge_levels(magnitude, params.edge_fraction)[0]
+        initial = min(first, signal.edge_levels(magnitude, params.edge_fraction)[0])
         median = float(np.median(magnitude))
-        # Both: a loss that starts small and blows up is a divergence, not a design choice.
         if initial >= params.large_level and median >= params.large_level:
-            large.append((tag, initial, median, int(curve.steps[0]), int(curve.steps[-1])))
+            large.append(
+                (tag, initial, median, int(curve.steps[0]), int(curve.steps[-1]), len(curve))
+            )
     if not large:
         return None
     described = ", ".join(
-        f"{tag} (initial {fmt(initial)}, median {fmt(median)})" for tag, initial, median, _, _ in large
+        f"{tag} (start {fmt(initial)}, median {fmt(median)})" for tag, initial, median, *_ in large
     )
+    points = max(count for *_, count in large)
+    # A curve that went non-finite after a point or two has only its start to show: the
+    # scale is still far outside anything normalised, but there is no "for most of the run".
+    few = points < params.min_points
     message = (
-        f"loss scale in the thousands or more: {described} "
+        f"loss scale in the thousands or more from its first logged point: {described} "
         f"(threshold {fmt(params.large_level)} for both): unnormalised regression targets "
         f"or a loss summed instead of averaged"
     )
+    if few:
+        message += f"; only {points} finite point{'s' if points != 1 else ''} before the log ends or turns non-finite"
     evidence = {
         "tags": [tag for tag, *_ in large],
         "initial_level": {tag: initial for tag, initial, *_ in large},
         "median_level": {tag: median for tag, _, median, *_ in large},
+        "finite_points": points,
         "threshold_level": params.large_level,
     }
     return check.finding(
         ctx,
         tags=[tag for tag, *_ in large],
-        steps=(min(first for *_, first, _ in large), max(last for *_, last in large)),
+        steps=(min(item[3] for item in large), max(item[4] for item in large)),
         message=message,
         evidence=evidence,
-        confidence=Confidence.MEDIUM,
+        severity=Severity.INFO if few else None,
+        confidence=Confidence.LOW if few else Confidence.MEDIUM,
     )
+
+
+def _training_start(ctx: RunContext) -> tuple[float, float] | None:
+    """(step, |value|) of the earliest finite training-loss point of the run, or None."""
+    best: tuple[float, float] | None = None
+    for tag in signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT):
+        curve = ctx.curve(tag).finite
+        if len(curve) and (best is None or curve.steps[0] < best[0]):
+            best = (float(curve.steps[0]), abs(float(curve.values[0])))
+    return best
 
 
 def _summed(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
 from rundoctor.findings import Confidence, Severity
@@ -49,6 +50,36 @@ def test_a_loss_that_starts_large_but_learns_its_scale_is_a_near_miss() -> None:
 def test_an_explosion_is_not_a_design_error() -> None:
     # Small at the start, huge later: loss-divergence reports it, not this check.
     assert curves.find(CHECK, {"train/loss": (STEPS, curves.diverge(N, factor=1e6))}) == []
+
+
+def test_a_validation_loss_first_evaluated_after_a_divergence_is_not_a_design_error() -> None:
+    # A learning rate 10x too high: training starts at ln 10 and climbs 10x every 13 steps;
+    # the first evaluation, at step 45, already sees 7e3.
+    train = 2.3 * np.exp(np.linspace(0.0, 80.0, 450)) * np.exp(0.3 * curves.rng(1).standard_normal(450))
+    val_steps = np.arange(45, 450, 45)
+    series = {
+        "train/loss": (curves.steps(450), train),
+        "val/loss": (val_steps, np.interp(val_steps, curves.steps(450), train)),
+    }
+    assert curves.find(CHECK, series) == []
+    # The same validation curve alone (no training loss to show a normal start) is judged
+    # on its own start.
+    (finding,) = curves.find(CHECK, {"val/loss": series["val/loss"]})
+    assert finding.tags == ("val/loss",)
+
+
+def test_a_large_first_loss_then_non_finite_is_a_low_confidence_note() -> None:
+    # Raw targets around 3e5: the first loss is 1e11, the next overflows, then NaN.
+    loss = np.full(200, np.nan)
+    loss[:2] = [9.7e10, 1.7e28]
+    (finding,) = curves.find(CHECK, {"loss": (curves.steps(200, 2, start=2), loss)})
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["finite_points"] == 2
+    assert "only 2 finite points" in finding.message
+    curves.assert_well_formed(finding)
+    # Fewer points than min_points is what makes it a note: one point fewer needed, a warning.
+    (finding,) = curves.find(CHECK, {"loss": (curves.steps(200, 2, start=2), loss)}, min_points=2)
+    assert finding.severity is Severity.WARNING
 
 
 @pytest.mark.parametrize("batch", [2, 8, 16])
