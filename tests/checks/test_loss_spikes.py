@@ -124,6 +124,49 @@ def test_a_smaller_lasting_jump_alone_is_info() -> None:
     assert finding.severity is Severity.INFO and finding.confidence is Confidence.MEDIUM
 
 
+def _every_100(corrupt: int, spread: float = 0.3, seed: int = 3) -> np.ndarray:
+    """A per-step loss of 700 batches (30% scatter) where ``corrupt`` batches, one every
+    100 steps, carry scrambled labels: each 25-250x the level, none beyond chance alone."""
+    trend = curves.decay(700, start=2.3, end=0.08, rate=15.0)
+    loss = curves.heavy_tailed(trend, spread=spread, outliers=0.0, seed=seed)
+    for k in range(corrupt):
+        loss[99 + 100 * k] = 12.0 + 1.5 * k
+    return loss
+
+
+def test_recurring_bad_batches_are_a_note_with_their_period() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(700), _every_100(6))})
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.HIGH)
+    evidence = finding.evidence
+    # The first, while the loss is still high, stands out less; any one high enough alone
+    # is an isolated spike, the rest are the group.
+    assert set(evidence["spike_steps"]) <= {99, 199, 299, 399, 499, 599}
+    assert evidence["spikes"] >= 5 and evidence["recurring_spikes"] >= 4
+    assert evidence["recurring_expected"] < 1.0 and evidence["recurring_chance"] < 1e-4
+    assert evidence["recurring_period"] == 100.0
+    assert "every 100 steps" in finding.message and "beyond chance only together" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_two_bad_batches_are_a_near_miss() -> None:
+    # Two points ~15 sigma out where such noise gives 0.5: not yet a pattern.
+    assert curves.find(CHECK, {"train/loss": (curves.steps(700), _every_100(2))}) == []
+
+
+def test_a_stricter_recurring_alpha_leaves_only_the_points_beyond_chance_alone() -> None:
+    series = {"train/loss": (curves.steps(700), _every_100(6))}
+    findings = curves.find(CHECK, series, recurring_alpha=1e-9)
+    assert all(f.evidence["recurring_spikes"] == 0 for f in findings)
+
+
+def test_healthy_heavy_tailed_batches_make_no_recurring_group() -> None:
+    # Scatter of a factor e and 3% of batches at 10-50x: as many high points as such noise gives.
+    for seed in range(6):
+        loss = curves.heavy_tailed(curves.decay(700, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=seed)
+        findings = curves.find(CHECK, {"train/loss": (curves.steps(700), loss)})
+        assert all(f.evidence["recurring_spikes"] == 0 for f in findings), seed
+
+
 def test_a_spike_after_a_warm_restart_of_the_learning_rate_is_info() -> None:
     loss = _loss([400, 700], height=3.0, width=30)
     rates = np.where((STEPS >= 4_000) & (STEPS < 5_000) | (STEPS >= 7_000), 1e-2, 1e-4)
