@@ -19,8 +19,11 @@ Severity follows the strength of the evidence.  A rise is a warning when it is l
 six evaluations with the best one first is caught) or persistent (``persist_fraction`` of
 the evaluations, at least three, after the best one); a mild rise over the last few
 evaluations of a run, what early stopping is for, is an informational note.  A stall is a
-warning when it has lasted half the run or the validation loss already creeps up (half
-the rise threshold and two noise sigmas); a recent stall flat at its floor is a note.  Dropout runs (training loss above the
+warning when it has lasted half the run and at least ``min_stall_evaluations``
+evaluations, or when the validation loss already creeps up (half the rise threshold and two
+noise sigmas); a stall flat at its floor that is recent, or short in evaluations, is a
+note: on a loss at a noisy floor the best evaluation falls anywhere, so a best early in a
+dozen evaluations (a resumed run, a short run) is chance as often as not.  Dropout runs (training loss above the
 validation loss) and label-noise runs (validation loss flat at its floor) show neither
 signature: the training loss does not fall away from a validation loss that turned up.
 
@@ -129,6 +132,16 @@ class Params:
     strong_factor: float = field(
         default=3.0,
         metadata={"help": "A rise this many times rise_threshold (and 2x noise_sigmas) is a warning at once."},
+    )
+    # Ten evaluations: on a validation loss flat at a noisy floor the best evaluation falls
+    # anywhere, so with a dozen evaluations one early in the run is luck a third of the time;
+    # a flat stall that outlasts ten evaluations of a falling training loss is a regime.
+    min_stall_evaluations: int = field(
+        default=10,
+        metadata={
+            "help": "Evaluations since the best one that a flat (not creeping) stall needs, besides "
+            "half the run, to be a warning."
+        },
     )
     smooth_fraction: float = field(
         default=0.10, metadata={"help": "Rolling-median window, as a fraction of the evaluations."}
@@ -355,8 +368,9 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
     A rise is a warning when it is large against the noise (``strong_factor`` times both
     thresholds) or has persisted (``persist_fraction`` of the evaluations, at least three,
     since the best one); a mild rise over the last few evaluations is what early stopping
-    is for, and only a note.  A stall is a warning when it has lasted half the run, or
-    when the validation loss already creeps up (half the rise threshold, two sigmas).
+    is for, and only a note.  A stall is a warning when it has lasted half the run and
+    ``min_stall_evaluations``, or when the validation loss already creeps up (half the rise
+    threshold, two sigmas).
     """
     persisted = head.after_best >= max(3, params.persist_fraction * head.evaluations)
     if head.kind == "rise":
@@ -371,7 +385,7 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
         if persisted:
             return Severity.WARNING, Confidence.MEDIUM, "persistent"
         return Severity.INFO, Confidence.LOW, "mild and recent"
-    if head.after_best >= 0.5 * head.evaluations:
+    if head.after_best >= max(params.min_stall_evaluations, 0.5 * head.evaluations):
         return Severity.WARNING, Confidence.MEDIUM, "stalled for half the run or more"
     if head.rise >= params.rise_threshold / 2 and head.rise_sigmas >= 2.0:
         # Not flat at a floor (label noise): already creeping up beyond its noise.

@@ -377,3 +377,39 @@ def test_a_recent_stall_already_creeping_up_is_a_warning():
     [finding] = findings({"loss": (epochs, train), "val_loss": (epochs, val)})
     assert finding.severity is Severity.WARNING
     assert finding.evidence["strength"] in ("stalled and creeping up", "persistent")
+
+
+def _resumed_at_a_floor(evaluations: int = 12) -> dict[str, c.Series]:
+    """A run resumed from the checkpoint of its fourth evaluation, which logs steps 184..244
+    again: its validation loss sits at a noisy floor (about 1%) from that evaluation on, and
+    the best one happens to be the fourth, while the training loss falls to 0.008."""
+    every = 45
+    val = c.noisy(c.decay(evaluations, 0.34, 0.236, rate=12.0), 0.01, seed=21)
+    val[3] = 0.2318  # the floor's luckiest evaluation falls just before the seam
+    val_steps = c.steps(evaluations, every, 44)
+    seam = val_steps[(val_steps > 180) & (val_steps < 247)]
+    last = int(val_steps[-1])
+    train_steps = np.concatenate([c.steps(50, 5, 4), np.arange(184, last + 1, 5)])
+    train = c.heavy_tailed(c.decay(train_steps.size, 1.5, 0.008, rate=8.0), 0.3, 0.0, seed=22)
+    return {
+        "train/loss": (train_steps, train),
+        "val/loss": (np.concatenate([val_steps, seam]), np.concatenate([val, val[np.isin(val_steps, seam)] * 1.01])),
+    }
+
+
+def test_a_flat_stall_over_a_few_evaluations_of_a_resumed_run_is_only_a_note():
+    [finding] = findings(_resumed_at_a_floor())
+    assert finding.evidence["signature"] == "stall"
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["evaluations"] == 12 and finding.evidence["evaluations_after_best"] == 8
+
+
+def test_near_miss_the_same_flat_stall_over_two_dozen_evaluations_is_a_warning():
+    [finding] = findings(_resumed_at_a_floor(evaluations=24))
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["strength"] == "stalled for half the run or more"
+
+
+def test_min_stall_evaluations_override():
+    [finding] = findings(_resumed_at_a_floor(), min_stall_evaluations=8)
+    assert finding.severity is Severity.WARNING
