@@ -25,7 +25,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 # The problem categories a finding of each check is evidence of (the vocabulary of the
-# labels).  A check missing here makes the script fail: a new check must say what it means.
+# labels).  A check missing here speaks for no category: it can only be a false alarm (when
+# it warns on a healthy run), so give a new check its categories to measure its recall.
 SPEAKS_FOR: dict[str, tuple[str, ...]] = {
     "non-finite": ("nan_inf",),
     "loss-divergence": ("loss_explosion",),
@@ -141,9 +142,6 @@ def counted_findings(report: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 
 def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root: Path) -> Scored:
-    unknown = {f["check"] for f in report.get("findings", [])} - set(SPEAKS_FOR)
-    if unknown:
-        raise SystemExit(f"checks without a category in SPEAKS_FOR: {', '.join(sorted(unknown))}")
     result = Scored(name)
     matched = match_runs(report, labels, root)
     per_run = counted_findings(report)
@@ -157,7 +155,7 @@ def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root:
         for finding in findings:
             rank = RANK.get(finding["severity"], 0)
             result.check_fired[finding["check"]] += 1
-            for category in SPEAKS_FOR[finding["check"]]:
+            for category in SPEAKS_FOR.get(finding["check"], ()):
                 worst[category] = max(worst.get(category, 0), rank)
         expect = set(label.get("expect", []))
         forbid = set(label.get("forbid", [])) - expect
@@ -189,7 +187,7 @@ def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root:
             loud = RANK.get(finding["severity"], 0) >= RANK["warning"]
             if not loud:
                 continue
-            speaks = set(SPEAKS_FOR[finding["check"]])
+            speaks = set(SPEAKS_FOR.get(finding["check"], ()))
             if speaks & expect:
                 result.check_true[finding["check"]] += 1
             elif (speaks & forbid) or (healthy and not speaks):
