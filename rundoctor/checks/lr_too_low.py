@@ -9,8 +9,16 @@ that moved less than ``max_drop``: the cause is named from the log, a warning.  
 main training loss that falls by less than ``max_drop`` over the whole run, but falls
 steadily and beyond its noise, and falls about as fast in the second half of the run as in
 the first (no bend).  A healthy loss drops fast and then bends towards a floor; a loss that
-moves in a slow straight line from the first step is limited by the size of its steps.  The
-largest logged learning rate is quoted when one is logged.
+moves in a slow straight line from the first step is limited by the size of its steps.
+When a varying learning rate is logged (warm-up, decay) the halves and the trend are taken
+against the learning rate spent (its integral over steps): under a rate too low the loss
+falls in proportion to it, so a decay bends the curve in steps but not in rate spent.
+When the training loss is too noisy to show any fall, the validation loss (a fixed set,
+evaluated a few times) may show the crawl instead: info.  The largest logged learning rate
+is quoted; at or above the usual rate of its optimizer (``ordinary_sgd``,
+``ordinary_adaptive``) the rate is an unlikely cause (a task that generalises late creeps
+too) and the finding is info.  A classifier that starts below ``good_start`` of ln C (ln 2
+with C unknown) is a fine-tuned model with little left to learn: not reported.
 
 Noise principle: "falls beyond its noise" is a robust trend (Theil-Sen on block medians)
 whose error is widened by the effective sample size of its autocorrelated residuals (see
@@ -35,6 +43,7 @@ spiking.  Check the scheduler is not stuck in warm-up or starting from its final
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -70,6 +79,28 @@ class Params:
         default=1e-4,
         metadata={"help": "A logged peak rate at or below this is tiny for plain SGD (momentum or not)."},
     )
+    ordinary_sgd: float = field(
+        default=1e-2,
+        metadata={"help": "A logged peak rate at or above this is usual for SGD: a crawl under it is info."},
+    )
+    ordinary_adaptive: float = field(
+        default=1e-3,
+        metadata={
+            "help": "A logged peak rate at or above this is usual for Adam-like or unknown "
+            "optimizers: a crawl under it is info."
+        },
+    )
+    good_start: float = field(
+        default=0.5,
+        metadata={
+            "help": "A classifier whose loss starts below this fraction of ln C (ln 2 when C is "
+            "unknown) has little left to learn: not reported."
+        },
+    )
+    chance_margin: float = field(
+        default=0.05,
+        metadata={"help": "A validation loss within this fraction of ln C sits at chance: left to no-learning."},
+    )
     adaptive_floor: float = field(
         default=1e-6,
         metadata={"help": "A logged peak rate at or below this is tiny for Adam-like or unknown optimizers."},
@@ -99,28 +130,32 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if tiny is not None and drop < params.max_drop:
         yield _named_by_the_rate(check, ctx, params, tag, steps, start, end, drop, tiny)
         return
-    # Least-squares slopes of each half (by step; the middle point belongs to both).
-    middle = steps[0] + span / 2
-    first, second = steps <= middle, steps >= middle
-    first_rate = -signal.slope(steps[first], level[first])
-    second_rate = -signal.slope(steps[second], level[second])
+    if _good_start(ctx, params, start):
+        return  # a classifier already far below any chance level: little left to learn
     curve = ctx.curve(tag).finite
-    fit = trend.trend(curve.steps, curve.values)
-    sigmas = -fit.sigmas if fit is not None else 0.0
-    if not (
-        0 < drop < params.max_drop
-        and first_rate > 0
-        and second_rate >= params.min_linearity * first_rate
-        and sigmas >= params.min_sigmas
-    ):
+    crawl = _crawl(ctx, params, level, steps, curve.steps, curve.values)
+    witness = None
+    if crawl is None and drop < params.max_drop and not _falls(curve.steps, curve.values, params):
+        # A training loss too noisy to show a small fall: the validation loss, evaluated on a
+        # fixed set, may show it (a few evaluations: info at most).
+        witness = _validation_crawl(ctx, params)
+        if witness is None:
+            return
+        tag, crawl = witness
+    if crawl is None:
         return
+    drop, start, end, first_rate, second_rate, fit, lr_time = crawl
+    sigmas = -fit.sigmas
+    axis = "the learning rate spent (cumulative)" if lr_time else "steps"
     message = (
         f"{tag} fell only {drop:.1%} over the run ({fmt(start)} -> {fmt(end)}, threshold "
-        f"{params.max_drop:.0%}) in a straight line: it still falls "
+        f"{params.max_drop:.0%}) in a straight line against {axis}: it still falls "
         f"{second_rate / first_rate:.0%} as fast in the second half as in the first "
         f"(no bend; threshold {params.min_linearity:.0%}), {min(sigmas, 999):.1f} standard errors "
-        f"over {fit.effective if fit else 0:.0f} effective points"
+        f"over {fit.effective:.0f} effective points"
     )
+    if witness is not None:
+        message += f"; the training loss is too noisy to show this fall, the validation loss shows it"
     evidence: dict[str, Any] = {
         "tag": tag,
         "start_level": start,
@@ -130,24 +165,150 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "second_half_rate": second_rate,
         "rate_ratio": second_rate / first_rate,
         "standard_errors": min(sigmas, 1e6),
+        "against_learning_rate_spent": lr_time,
         "threshold_drop": params.max_drop,
         "threshold_linearity": params.min_linearity,
     }
     peak = signal.peak_learning_rate(ctx, evidence)
+    ordinary = _ordinary_rate(ctx, params, peak)
     if peak is not None:
         message += f"; the learning rate never exceeded {fmt(peak)}"
+        if ordinary is not None:
+            message += (
+                f", a usual rate for {ordinary[0]} (at or above {fmt(ordinary[1])}): the crawl may "
+                f"have another cause (a task that generalises late, a weak signal)"
+            )
     # Evidence strength: few effective points (three epochs) leave the straight line
-    # ambiguous, so the finding is info until the fall is several times its error.
-    short = fit is None or fit.effective < 8
+    # ambiguous, so the finding is info until the fall is several times its error; a logged
+    # rate of the usual size makes the rate an unlikely cause; a fall only the validation
+    # loss shows rests on a few evaluations.
+    short = fit.effective < 8
+    weak = short or ordinary is not None or witness is not None
     yield check.finding(
         ctx,
         tags=(tag,),
         steps=(steps[0], steps[-1]),
         message=message,
         evidence=evidence,
-        severity=Severity.INFO if short else Severity.WARNING,
-        confidence=Confidence.LOW if short else Confidence.MEDIUM,
+        severity=Severity.INFO if weak else Severity.WARNING,
+        confidence=Confidence.LOW if weak else Confidence.MEDIUM,
     )
+
+
+Crawl = tuple[float, float, float, float, float, trend.Trend, bool]
+
+
+def _crawl(
+    ctx: RunContext,
+    params: Params,
+    level: np.ndarray,
+    steps: np.ndarray,
+    raw_steps: np.ndarray,
+    raw_values: np.ndarray,
+) -> Crawl | None:
+    """(drop, start, end, first-half rate, second-half rate, trend, against LR time) when the
+    curve falls by less than ``max_drop``, steadily beyond its noise and without a bend, else
+    None.  Rates and the trend are taken against the learning rate spent when one is logged:
+    under a rate too low the loss falls in proportion to it, so a warm-up or a decay bends
+    the curve in steps but not in learning-rate time."""
+    start = trend.start_level(level, params.edge_fraction)
+    end = signal.edge_levels(level, params.edge_fraction)[1]
+    if not start > 0:
+        return None
+    drop = (start - end) / start
+    x = _lr_time(ctx, steps)
+    raw_x = _lr_time(ctx, raw_steps)
+    lr_time = x is not None and raw_x is not None
+    if x is None or raw_x is None:
+        x, raw_x = steps.astype(np.float64), raw_steps.astype(np.float64)
+    middle = x[0] + (x[-1] - x[0]) / 2
+    first, second = x <= middle, x >= middle
+    if first.sum() < 2 or second.sum() < 2:
+        return None
+    # Least-squares slopes of each half (the middle point belongs to both).
+    first_rate = -signal.slope(x[first], level[first])
+    second_rate = -signal.slope(x[second], level[second])
+    fit = trend.trend(raw_x, raw_values)
+    if fit is None:
+        return None
+    if not (
+        0 < drop < params.max_drop
+        and first_rate > 0
+        and second_rate >= params.min_linearity * first_rate
+        and -fit.sigmas >= params.min_sigmas
+    ):
+        return None
+    return drop, start, end, first_rate, second_rate, fit, lr_time
+
+
+def _falls(steps: np.ndarray, values: np.ndarray, params: Params) -> bool:
+    """Whether a curve's robust trend shows a fall of ``min_sigmas`` standard errors."""
+    fit = trend.trend(steps, values)
+    return fit is not None and -fit.sigmas >= params.min_sigmas
+
+
+def _validation_crawl(ctx: RunContext, params: Params) -> tuple[str, Crawl] | None:
+    """The crawl of the validation loss (at least ``min_points`` evaluations), or None."""
+    tag = ctx.primary(Role.VAL_LOSS)
+    if tag is None:
+        return None
+    curve = ctx.curve(tag).finite
+    if len(curve) < params.min_points:
+        return None
+    classes = ctx.num_classes
+    if classes is not None and classes.value >= 2:
+        chance = math.log(classes.value)
+        if abs(float(np.median(curve.values)) - chance) <= params.chance_margin * chance:
+            return None  # a loss at ln C predicts a uniform guess: no-learning's business
+    steps = curve.steps.astype(np.float64)
+    crawl = _crawl(ctx, params, curve.values, steps, steps, curve.values)
+    return None if crawl is None else (tag, crawl)
+
+
+def _lr_time(ctx: RunContext, steps: np.ndarray) -> np.ndarray | None:
+    """The learning rate spent up to each step (the integral of the logged rate over steps),
+    or None when no usable rate is logged or it is constant (then steps say the same)."""
+    rate = signal.learning_rate(ctx)
+    if rate is None or len(steps) < 2:
+        return None
+    _, rate_steps, rates = rate
+    at = signal.value_at(rate_steps, rates, np.asarray(steps, dtype=np.float64))
+    if not (np.all(np.isfinite(at)) and at.min() >= 0 and at.max() > 0) or at.min() == at.max():
+        return None
+    widths = np.diff(np.asarray(steps, dtype=np.float64))
+    spent = np.concatenate(([0.0], np.cumsum(widths * (at[1:] + at[:-1]) / 2.0)))
+    return spent if spent[-1] > 0 else None
+
+
+def _optimizer(ctx: RunContext, rate_tag: str) -> str:
+    """"SGD", "adaptive" or "unknown", from the rate's tag (Lightning's ``lr-SGD``,
+    ``lr-AdamW``) or the run's hyper-parameters (``optimizer: SGD``)."""
+    names = [rate_tag] + [value for key, value in ctx.run.metadata.items() if "optim" in key.lower()]
+    text = " ".join(names).lower()
+    adaptive = any(word in text for word in ("adam", "rmsprop", "adagrad", "adafactor", "lion", "lamb"))
+    return "SGD" if "sgd" in text and not adaptive else ("adaptive" if adaptive else "unknown")
+
+
+def _ordinary_rate(ctx: RunContext, params: Params, peak: float | None) -> tuple[str, float] | None:
+    """(optimizer, bound) when the logged peak rate is at or above the usual rate of its
+    optimizer (``ordinary_sgd``, ``ordinary_adaptive`` for Adam-like or unknown), else None."""
+    rate = signal.learning_rate(ctx)
+    if rate is None or peak is None:
+        return None
+    optimizer = _optimizer(ctx, rate[0])
+    bound = params.ordinary_sgd if optimizer == "SGD" else params.ordinary_adaptive
+    kind = {"SGD": "SGD", "adaptive": "an adaptive optimizer", "unknown": "any optimizer"}[optimizer]
+    return (kind, bound) if peak >= bound else None
+
+
+def _good_start(ctx: RunContext, params: Params, start: float) -> bool:
+    """A classifier (an accuracy is logged) whose loss starts below ``good_start`` of ln C, or
+    of ln 2 with C unknown: a fine-tuned model with little left to learn, not a slow one."""
+    if not ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
+        return False
+    classes = ctx.num_classes
+    chance = math.log(classes.value) if classes is not None and classes.value >= 2 else math.log(2.0)
+    return start < params.good_start * chance
 
 
 def _tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float] | None:
@@ -161,10 +322,7 @@ def _tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float]
     peak = float(rates.max())
     if not peak > 0:
         return None  # zero: nothing is trained at all (no-learning says so)
-    names = [tag] + [value for key, value in ctx.run.metadata.items() if "optim" in key.lower()]
-    text = " ".join(names).lower()
-    adaptive = any(word in text for word in ("adam", "rmsprop", "adagrad", "adafactor", "lion", "lamb"))
-    optimizer = "SGD" if "sgd" in text and not adaptive else ("adaptive" if adaptive else "unknown")
+    optimizer = _optimizer(ctx, tag)
     floor = params.sgd_floor if optimizer == "SGD" else params.adaptive_floor
     return (tag, peak, optimizer, floor) if peak <= floor else None
 

@@ -134,3 +134,65 @@ def test_healthy_heavy_tailed_batch_of_four_is_silent() -> None:
 def test_three_epochs_of_a_straight_line_are_only_info() -> None:
     series = {"train/epoch_loss": (np.arange(3), np.array([0.5385, 0.5379, 0.5373]))}
     assert [f.severity for f in curves.find(CHECK, series, min_points=3)] in ([], [Severity.INFO])
+
+
+# Hugging Face's default schedule: linear warm-up over 10% of the steps, then linear decay to
+# 0.  Under a rate far too low the loss falls in proportion to the rate spent, so it bends
+# in steps (the decay slows it) but runs straight against the cumulative rate.
+HF_N = 75
+HF_STEPS = curves.steps(HF_N, 10, 10)
+HF_RATE = np.interp(HF_STEPS, [0, 75, 752], [0.0, 2e-5, 0.0])
+
+
+def _spent(rate: np.ndarray) -> np.ndarray:
+    spent = np.concatenate(([0.0], np.cumsum(np.diff(HF_STEPS) * (rate[1:] + rate[:-1]) / 2)))
+    return spent / spent[-1]
+
+
+def test_a_crawl_under_warm_up_and_decay_is_straight_against_the_rate_spent() -> None:
+    loss = curves.heavy_tailed(1.99 - 0.16 * _spent(HF_RATE), spread=0.03, outliers=0.0, seed=1)
+    series = {"loss": (HF_STEPS, loss), "learning_rate": (HF_STEPS, HF_RATE)}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["against_learning_rate_spent"] is True
+    assert finding.evidence["rate_ratio"] > 0.5
+    assert "learning rate spent" in finding.message
+    curves.assert_well_formed(finding)
+    # Near miss: without the rate, the same loss bends in steps and is not a crawl.
+    assert curves.find(CHECK, {"loss": (HF_STEPS, loss)}) == []
+
+
+def test_a_fall_only_the_validation_loss_shows_is_info() -> None:
+    # 0.001x the rate: the per-step loss scatters by 4% and shows no fall; the validation
+    # loss, on a fixed set, falls 0.8% in a straight line against the rate spent.
+    loss = curves.heavy_tailed(np.full(HF_N, 2.0), spread=0.04, outliers=0.0, seed=2)
+    eval_steps = HF_STEPS[9::10]
+    val = 2.021 - 0.016 * _spent(HF_RATE)[9::10]
+    series = {
+        "loss": (HF_STEPS, loss),
+        "learning_rate": (HF_STEPS, HF_RATE / 10),
+        "eval_loss": (eval_steps, val),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and finding.evidence["tag"] == "eval_loss"
+    assert "validation loss shows it" in finding.message
+    # At ln C the validation loss is a uniform guess: left to no-learning.
+    flat = {**series, "eval_loss": (eval_steps, np.log(8) - 0.001 * _spent(HF_RATE)[9::10])}
+    assert curves.find(CHECK, flat, num_classes=8) == []
+
+
+def test_a_classifier_fine_tuned_from_a_good_start_is_not_a_crawl() -> None:
+    loss = curves.noisy(curves.linear(N, 0.09, 0.08), 0.003)
+    series = {"train/loss": (STEPS, loss), "val/acc": (STEPS[::40], np.full(10, 0.98))}
+    assert curves.find(CHECK, series) == []
+    # Without an accuracy the same numbers could be a regression's: judged as a crawl.
+    assert [f.code for f in curves.find(CHECK, {"train/loss": (STEPS, loss)})] == ["C002"]
+
+
+def test_a_crawl_at_a_usual_sgd_rate_is_only_info_then_override() -> None:
+    # A task that generalises late (sparse parity) creeps 8% at SGD 0.02: the rate is usual.
+    series = {**_loss(curves.linear(N, 0.81, 0.75)), "lr-SGD": (STEPS, np.full(N, 0.02))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and "a usual rate for SGD" in finding.message
+    (strict,) = curves.find(CHECK, series, ordinary_sgd=0.1)
+    assert strict.severity is Severity.WARNING
