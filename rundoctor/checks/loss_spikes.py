@@ -402,7 +402,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         severity = Severity.ERROR
     elif (
         alone >= 2
-        or unrecovered
+        or any(not s.recovered and not s.recurring for s in spikes)
         or any(s.persistent and s.factor >= params.large_factor for s in spikes)
     ):
         severity = Severity.WARNING

@@ -148,6 +148,13 @@ def test_recurring_bad_batches_are_a_note_with_their_period() -> None:
     curves.assert_well_formed(finding)
 
 
+def test_a_recurring_bad_batch_at_the_last_point_does_not_raise_the_severity() -> None:
+    loss = _every_100(6)
+    loss[-1] = 20.0  # the last logged batch is one of them: it cannot show a recovery
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(700), loss)})
+    assert finding.severity is Severity.INFO and finding.evidence["recurring_spikes"] >= 4
+
+
 def test_two_bad_batches_are_a_near_miss() -> None:
     # Two points ~15 sigma out where such noise gives 0.5: not yet a pattern.
     assert curves.find(CHECK, {"train/loss": (curves.steps(700), _every_100(2))}) == []
