@@ -16,6 +16,11 @@ Severity follows the size of the gap: ``ratio_threshold`` (100x) or a dominant t
 warning; terms ``note_ratio`` (10x) to 100x apart at both ends are an informational note,
 since healthy detectors keep their box, objectness and class terms within about 10x (a
 single-class YOLOv5 run's class term sits 46x below its box term: nothing to classify).
+A term that drowned the others at the start only (``ratio_threshold`` apart, or with three
+terms or more over ``dominant_share`` of their sum) and is still the largest, with most of
+the sum, at the end is a note too: a box loss in pixels that the optimiser drove down 25x
+while the class and DFL terms waited (95% of the sum at the start, 78% at the end); healthy
+detectors start with their largest term at 60-80% of the sum.
 
 Noise principle: a term's level is the median of a third of the run, so per-batch spikes
 and heavy tails do not set it, and the ratio must hold at the start and at the end.
@@ -122,10 +127,19 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # With two terms a share is the ratio restated (90% is 9x): the ratio alone judges them.
     dominant = len(judged) > 2 and share_end > params.dominant_share and share_start > params.dominant_share
     noted = ratio_end >= params.note_ratio and ratio_start >= params.note_ratio
-    if not (spread or dominant or noted):
+    # Drowning at the start: the optimiser first works on the large term alone.  Once it has
+    # driven that term down the others may catch up, so unless the imbalance holds at the end
+    # too it is a note; the term must still be the largest, with most of the sum, at the end.
+    early = (
+        int(np.argmax(start)) == big
+        and share_end > 0.5
+        and (ratio_start >= params.ratio_threshold or (len(judged) > 2 and share_start > params.dominant_share))
+    )
+    if not (spread or dominant or noted or early):
         return
     severity = Severity.WARNING if spread or dominant else Severity.INFO
-    spread = spread or not dominant
+    early = early and not (spread or dominant or noted)
+    spread = not early and (spread or not dominant)
     run_steps = [ctx.curve(t.tag).steps for t in judged]
     first, last = min(s[0] for s in run_steps), max(s[-1] for s in run_steps)
     largest, smallest = judged[big], judged[small]
@@ -136,6 +150,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             f"{fmt(smallest.end)} vs {fmt(largest.end)} at the end, {ratio_start:,.0f}x at the start; "
             f"threshold {params.ratio_threshold:g}x"
             + (f", noted from {params.note_ratio:g}x)" if severity is Severity.INFO else ")")
+        )
+    elif early:
+        message = (
+            f"loss term {largest.tag} was {share_start:.0%} of the summed loss terms at the start "
+            f"({ratio_start:,.0f}x {smallest.tag}) and is still {share_end:.0%} at the end: it "
+            f"drowned the others while they should have been learning (a warning needs "
+            f"{params.dominant_share:.0%} or {params.ratio_threshold:g}x at both ends)"
         )
     else:
         message = (

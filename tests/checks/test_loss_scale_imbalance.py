@@ -174,3 +174,35 @@ def test_a_large_term_that_fell_tenfold_still_drowns_the_others():
     [finding] = findings(series)
     assert finding.severity is Severity.WARNING
     assert finding.evidence["largest_term"] == "train/box_loss"
+
+
+def _box_in_pixels(box_start: float, box_end: float) -> dict[str, c.Series]:
+    """20 epochs of a detector whose box loss is in pixels: it starts far above the class
+    and DFL terms (about 1.4 and 2.2) and the optimiser drives it down first."""
+    epochs = c.steps(20, start=1)
+    return {
+        "train/box_loss": (epochs, c.noisy(c.decay(20, box_start, box_end, 6.0), 0.02, seed=1)),
+        "train/cls_loss": (epochs, c.noisy(c.decay(20, 1.42, 0.74, 3.0), 0.01, seed=2)),
+        "train/dfl_loss": (epochs, c.noisy(c.decay(20, 2.19, 1.13, 4.0), 0.01, seed=3)),
+    }
+
+
+def test_a_term_that_drowned_the_others_at_the_start_only_is_a_note():
+    # 144 -> 5.8: over 90% of the summed terms at the start, still most of it at the end.
+    [finding] = findings(_box_in_pixels(144.0, 5.8))
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["largest_term"] == "train/box_loss"
+    assert finding.evidence["largest_share_start"] > 0.9 and 0.5 < finding.evidence["largest_share_end"] < 0.9
+    assert "at the start" in finding.message
+
+
+def test_near_miss_a_term_large_at_the_start_that_ends_balanced_is_quiet():
+    # The same box term ending near 1 is no longer most of the sum: the terms are balanced.
+    assert findings(_box_in_pixels(144.0, 0.6)) == []
+    # A box term 10x its siblings at the start (70% of the sum) is the ordinary spread.
+    assert findings(_box_in_pixels(25.0, 5.8)) == []
+
+
+def test_dominant_share_override_makes_the_early_drowning_a_warning():
+    [finding] = findings(_box_in_pixels(144.0, 5.8), dominant_share=0.6)
+    assert finding.severity is Severity.WARNING
