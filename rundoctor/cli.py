@@ -191,7 +191,7 @@ def plot_command(
     if output.suffix.lower() != ".png":
         raise UsageError(f"--output must be a .png file, got {str(output)!r}")
     settings = _settings(config, None, [], [], role, None, [])
-    runs, errors = _load([path], reader, dict(settings.roles), False)
+    runs, errors = _load([path], reader, dict(settings.roles))
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
@@ -311,15 +311,14 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
 
 
 def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list["Run"], list["ReadError"]]:
-    """Every run under ``paths``, one run written in two formats merged into one (:mod:`twins`)."""
+    """Every run under ``paths``, one per source read: one run written in two formats is two
+    runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
     from rundoctor.discover import load_runs, reader_names
-    from rundoctor.twins import merge_twins
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
-    return merge_twins(runs), errors
+        return load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
 
 
 class _progress:

@@ -63,6 +63,7 @@ import numpy as np
 from rundoctor.findings import Finding, Severity
 from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
 from rundoctor.series import Run
+from rundoctor.twins import twin_groups
 
 
 class Verdict(str, enum.Enum):
@@ -256,6 +257,11 @@ class Diagnosis:
     (directly or through a finding it explains); ``superseded`` the findings a
     higher-priority finding contradicts or tells the same story as, with the reason (left
     out of counts and ``--fail-on``); ``sources`` every file the run was read from.
+
+    One run written in several formats (:mod:`rundoctor.twins`) has one diagnosis from the
+    findings of all its formats: ``run`` is the leader (the member reports show it under),
+    ``members`` every member's id, the leader first, and ``sources`` every source of every
+    member.
     """
 
     run: str
@@ -267,6 +273,11 @@ class Diagnosis:
     sources: tuple[str, ...]
     detail: str  # the key fact with its number: the primary's first clause, or why unjudged
     advice: str
+    members: tuple[str, ...] = ()  # empty means (run,)
+
+    def __post_init__(self) -> None:
+        if not self.members:
+            object.__setattr__(self, "members", (self.run,))
 
     @property
     def level(self) -> Severity | None:
@@ -311,25 +322,55 @@ def relate(findings: Sequence[Finding], roles: Mapping[str, Role] | None = None
 
 def diagnose_run(run: Run, findings: Sequence[Finding]) -> Diagnosis:
     """The diagnosis of ``run`` from its findings (all of them, in any order)."""
-    superseded, explained = relate(findings, run.roles)
+    return diagnose_group((run,), findings)
+
+
+def diagnose_group(members: Sequence[Run], findings: Sequence[Finding]) -> Diagnosis:
+    """One diagnosis of the runs of one twin group (one run written in several formats)
+    from the findings of all of them; ``members[0]`` leads (:func:`rundoctor.twins.twin_groups`).
+
+    The rules relate findings across members: a NaN read from the event files contradicts
+    "still improving" read from the CSV.  Among equal findings of several members the
+    leader's comes first, so it is the one that becomes the primary.
+    """
+    lead = members[0]
+    order = {run.id: index for index, run in enumerate(members)}
+    findings = sorted(findings, key=lambda finding: order.get(finding.run, len(order)))  # stable
+    roles: dict[str, Role] = {}
+    for run in reversed(members):  # the leader's role for a tag wins
+        roles.update(run.roles)
+    superseded, explained = relate(findings, roles)
     gone = {id(link.finding) for link in superseded}
     active = [finding for finding in findings if id(finding) not in gone]
     worst = max((finding.severity for finding in active), key=lambda s: s.rank, default=None)
-    sources = tuple(run.sources)
-    data = _data_verdict(run)
+    sources = tuple(dict.fromkeys(source for run in members for source in run.sources))
+    ids = tuple(run.id for run in members)
+    data = _group_data_verdict(members)
     if data is not None and (worst is None or worst.rank <= data[0].level.rank):  # type: ignore[union-attr]
         verdict, detail = data
         advice = NO_DATA_ADVICE if verdict is Verdict.NO_DATA else TOO_SHORT_ADVICE
-        return Diagnosis(run.id, verdict, PROBLEM_OF[verdict], None, (), tuple(superseded), sources,
-                         detail, advice)
+        return Diagnosis(lead.id, verdict, PROBLEM_OF[verdict], None, (), tuple(superseded), sources,
+                         detail, advice, ids)
     if not active:
-        return Diagnosis(run.id, Verdict.HEALTHY, "healthy", None, (), tuple(superseded), sources,
-                         "no findings", "")  # reports print "no findings from N checks"
-    primary = _pick_primary(active, explained)
+        return Diagnosis(lead.id, Verdict.HEALTHY, "healthy", None, (), tuple(superseded), sources,
+                         "no findings", "", ids)  # reports print "no findings from N checks"
+    primary = _pick_primary(active, explained, order)
     explains = _closure(primary, explained)
-    problem = _problem(primary, superseded, run.roles)
-    return Diagnosis(run.id, _BY_LEVEL[worst], problem, primary, tuple(explains), tuple(superseded),
-                     sources, headline(primary.message), primary.advice)
+    problem = _problem(primary, superseded, roles)
+    return Diagnosis(lead.id, _BY_LEVEL[worst], problem, primary, tuple(explains), tuple(superseded),
+                     sources, headline(primary.message), primary.advice, ids)
+
+
+def diagnose_all(runs: Sequence[Run], findings: Sequence[Finding]) -> tuple[Diagnosis, ...]:
+    """One diagnosis per training run: every twin group of ``runs`` diagnosed once, from the
+    findings of all its members (a run with no twin is a group of one)."""
+    by_run: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_run.setdefault(finding.run, []).append(finding)
+    return tuple(
+        diagnose_group(group, [finding for run in group for finding in by_run.get(run.id, ())])
+        for group in twin_groups(runs)
+    )
 
 
 PROBLEM_OF = {Verdict.NO_DATA: "no data", Verdict.TOO_SHORT: "too short to judge"}
@@ -342,6 +383,15 @@ TOO_SHORT_ADVICE = (
     f"so its loss and metrics have at least {MIN_POINTS_TO_JUDGE} points to judge; map tags "
     "that were not recognised with --role."
 )
+
+
+def _group_data_verdict(members: Sequence[Run]) -> tuple[Verdict, str] | None:
+    """A group can be judged when one of its members can; else the verdict of the member
+    nearest to judgeable (too short before no data), the leader among equals."""
+    verdicts = [_data_verdict(run) for run in members]
+    if any(verdict is None for verdict in verdicts):
+        return None
+    return min(verdicts, key=lambda verdict: verdict[0] is Verdict.NO_DATA)  # type: ignore[index]
 
 
 def _data_verdict(run: Run) -> tuple[Verdict, str] | None:
@@ -367,15 +417,20 @@ def _data_verdict(run: Run) -> tuple[Verdict, str] | None:
     )
 
 
-def _pick_primary(active: Sequence[Finding], explained: Sequence[Link]) -> Finding:
+def _pick_primary(active: Sequence[Finding], explained: Sequence[Link],
+                  member_rank: Mapping[str, int] | None = None) -> Finding:
     """The root whose story is worst (severity over itself and what it explains), then
-    the most fundamental check, then the earliest step."""
+    the most fundamental check, then (in a twin group) the earlier member, then the
+    earliest step."""
+    member_rank = member_rank or {}
     explained_ids = {id(link.finding) for link in explained}
     roots = [finding for finding in active if id(finding) not in explained_ids] or list(active)
 
-    def story(root: Finding) -> tuple[int, tuple[int, int, str]]:
+    def story(root: Finding) -> tuple[int, int, int, int, str]:
         told = [root, *(link.finding for link in _closure(root, explained))]
-        return (-max(finding.severity.rank for finding in told), _priority_key(root))
+        check_rank, step, code = _priority_key(root)
+        return (-max(finding.severity.rank for finding in told), check_rank,
+                member_rank.get(root.run, 0), step, code)
 
     return min(roots, key=story)
 

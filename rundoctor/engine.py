@@ -4,7 +4,9 @@ A check that raises becomes an ``error`` outcome for that check and run; the res
 report still stands.  A check whose roles are missing is ``skipped`` with the reason.  The
 number of classes is resolved inside the same isolation: a bug there turns the checks of
 that run into ``error`` outcomes instead of ending the whole report.  After the checks, the
-diagnosis (:mod:`rundoctor.diagnosis`) relates each run's findings into one verdict.
+diagnosis (:mod:`rundoctor.diagnosis`) relates each run's findings into one verdict; one run
+written in several formats (:mod:`rundoctor.twins`) is checked per format and diagnosed once,
+from the findings of all its formats.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from rundoctor.checks.base import Check, NumClasses, RunContext
 from rundoctor.checks.classes import resolve_num_classes
 from rundoctor.checks.registry import REGISTRY
 from rundoctor.config import Settings
-from rundoctor.diagnosis import diagnose_run
+from rundoctor.diagnosis import diagnose_all
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
@@ -40,12 +42,11 @@ def diagnose(
     registry: Sequence[Check[Any]] | None = None,
 ) -> Report:
     """Check every run with the checks of ``registry`` (default: all registered) that the
-    settings select, and diagnose each run from its findings."""
+    settings select, and diagnose each training run (a twin group) from its findings."""
     checks = selected_checks(settings, registry)
     params = {check.name: check.make_params(settings.params.get(check.name, {})) for check in checks}
     findings: list[Finding] = []
     outcomes: list[CheckOutcome] = []
-    diagnoses = []
     for run in runs:
         produced_for_run: list[Finding] = []
         classes = _Classes(run, settings)
@@ -66,14 +67,13 @@ def diagnose(
             override = settings.severity.get(check.name)
             produced_for_run.extend(_with_severity(f, override) for f in produced)
         findings.extend(produced_for_run)
-        diagnoses.append(diagnose_run(run, produced_for_run))
     return Report(
         runs=tuple(runs),
         findings=tuple(findings),
         outcomes=tuple(outcomes),
         errors=tuple(errors),
         fail_on=settings.fail_on,
-        diagnoses=tuple(diagnoses),
+        diagnoses=diagnose_all(runs, findings),
     )
 
 

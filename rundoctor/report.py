@@ -7,6 +7,13 @@ re-derives them.  A finding that the diagnosis superseded (a higher-priority fin
 contradicts it, or tells the same story) stays in :attr:`Report.findings` but not in the
 active views: :meth:`Report.active_findings_for`, :meth:`Report.counts` and ``--fail-on``
 leave it out (:meth:`Report.findings_for` is every finding of a run: what the checks said).  A run diagnosed ``no_data`` or ``too_short`` fails ``--fail-on`` at its verdict's level.
+
+One run written in several formats (:mod:`rundoctor.twins`) stays one :class:`Run` per format,
+each with its own findings, and has one diagnosis: :meth:`Report.diagnosis` returns it for
+any member.  Human reports show such a group once, under its leader (:attr:`Report.groups`),
+with the group's findings told once (:meth:`Report.shown_findings_for`): a finding of a later
+member whose check already has a finding as severe on a member shown before it is not
+repeated; the shown one names the formats that also have it (:meth:`Report.also_in`).
 """
 
 from __future__ import annotations
@@ -64,10 +71,9 @@ class Report:
         )
         object.__setattr__(self, "errors", tuple(sorted(self.errors, key=lambda e: e.path)))
         if self.diagnoses is None:
-            from rundoctor.diagnosis import diagnose_run  # the diagnosis imports this module
+            from rundoctor.diagnosis import diagnose_all  # the diagnosis imports this module
 
-            made = tuple(diagnose_run(run, self._all_for(run.id)) for run in self.runs)
-            object.__setattr__(self, "diagnoses", made)
+            object.__setattr__(self, "diagnoses", diagnose_all(self.runs, self.findings))
         else:
             object.__setattr__(self, "diagnoses", tuple(sorted(self.diagnoses, key=lambda d: d.run)))
 
@@ -76,7 +82,81 @@ class Report:
 
     @cached_property
     def _diagnosis_of(self) -> dict[str, "Diagnosis"]:
-        return {diagnosis.run: diagnosis for diagnosis in self.diagnoses or ()}
+        """Every member's id (the leader's too) -> its group's diagnosis."""
+        return {member: diagnosis for diagnosis in self.diagnoses or () for member in diagnosis.members}
+
+    @cached_property
+    def _run_of(self) -> dict[str, Run]:
+        return {run.id: run for run in self.runs}
+
+    def run(self, run_id: str) -> Run:
+        return self._run_of[run_id]
+
+    @cached_property
+    def groups(self) -> tuple[tuple[Run, ...], ...]:
+        """The training runs: each twin group's runs, its leader first, groups by leader id
+        (a run with no twin is a group of one).  Reports that show a run once go by these."""
+        made = [tuple(self._run_of[member] for member in d.members) for d in self.diagnoses or ()]
+        covered = {run.id for group in made for run in group}
+        made += [(run,) for run in self.runs if run.id not in covered]
+        return tuple(sorted(made, key=lambda group: group[0].id))
+
+    @property
+    def leaders(self) -> list[Run]:
+        """One run per training run: the one each group is shown under."""
+        return [group[0] for group in self.groups]
+
+    def members(self, run_id: str) -> tuple[Run, ...]:
+        """The runs of ``run_id``'s group, its leader first: ``(run,)`` for a run with no twin."""
+        return self._group_of[run_id]
+
+    @cached_property
+    def _group_of(self) -> dict[str, tuple[Run, ...]]:
+        return {run.id: group for group in self.groups for run in group}
+
+    @cached_property
+    def _shown(self) -> tuple[dict[str, list[Finding]], dict[int, tuple[Run, ...]]]:
+        """Per leader id the group's findings as human reports list them, and per shown
+        finding the other members whose finding of its check it stands for."""
+        shown: dict[str, list[Finding]] = {}
+        also: dict[int, tuple[Run, ...]] = {}
+        active = self._active_by_run
+        for group in self.groups:
+            primary = self._diagnosis_of[group[0].id].primary if group[0].id in self._diagnosis_of else None
+            told: list[Finding] = []
+            for member in group:
+                before = list(told)
+                for finding in active.get(member.id, []):
+                    host = next((f for f in before if f.check == finding.check
+                                 and f.severity.rank >= finding.severity.rank), None)
+                    if host is None or finding is primary:
+                        told.append(finding)
+                    elif all(other is not member for other in also.get(id(host), ())):
+                        also[id(host)] = (*also.get(id(host), ()), member)
+            shown[group[0].id] = told
+        return shown, also
+
+    @cached_property
+    def _active_by_run(self) -> dict[str, list[Finding]]:
+        by_run: dict[str, list[Finding]] = {}
+        for finding in self.active_findings:
+            by_run.setdefault(finding.run, []).append(finding)
+        return by_run
+
+    def shown_findings_for(self, run_id: str) -> list[Finding]:
+        """The active findings of ``run_id``'s whole group, each told once (see the module
+        docstring), in report order within each member, the leader's first."""
+        return list(self._shown[0][self.members(run_id)[0].id])
+
+    @property
+    def shown_findings(self) -> list[Finding]:
+        """Every group's :meth:`shown_findings_for`: what human reports list and count."""
+        return [finding for leader in self.leaders for finding in self._shown[0][leader.id]]
+
+    def also_in(self, finding: Finding) -> tuple[Run, ...]:
+        """The other members of the finding's group whose finding of the same check is not
+        shown because ``finding`` tells it (empty for most findings)."""
+        return self._shown[1].get(id(finding), ())
 
     @cached_property
     def _superseded(self) -> dict[int, "Link"]:
@@ -84,6 +164,7 @@ class Report:
         return {id(link.finding): link for d in self.diagnoses or () for link in d.superseded}
 
     def diagnosis(self, run_id: str) -> "Diagnosis":
+        """The diagnosis of the training run ``run_id`` belongs to (any member of a twin group)."""
         return self._diagnosis_of[run_id]
 
     def verdict(self, run_id: str) -> "Verdict":

@@ -27,6 +27,7 @@ from rundoctor.findings import Finding, Severity
 from rundoctor.roles import Role
 from rundoctor.series import Run
 from tests.curves import decay, make_run, steps, with_nan
+from tests.reporters.reports import written
 
 ESC = "\x1b["
 
@@ -67,12 +68,21 @@ NEEDS_ACCURACY = Check(
 )
 REGISTRY = (CEILING, NEEDS_ACCURACY)
 
-RUNS: dict[str, Callable[[], Run]] = {
+def _twins() -> tuple[Run, Run]:
+    """One run written twice beside each other: event files and a CSV with equal values."""
+    loss = with_nan(decay(100, start=9.0), 60)
+    events = written("twins", "tensorboard", ["twins/events.out.tfevents.1"], {"train/loss": (steps(100), loss)})
+    csv = written("twins/log.csv", "wide-csv", ["twins/log.csv"], {"train/loss": (steps(100), loss.round(5))})
+    return events, csv
+
+
+RUNS: dict[str, Callable[[], Run | tuple[Run, ...]]] = {
     "healthy": lambda: make_run({"train/loss": (steps(100), decay(100))}, run_id="healthy"),
     "nan": lambda: make_run({"train/loss": (steps(100), with_nan(decay(100), 60))}, run_id="nan"),
     "high": lambda: make_run({"train/loss": (steps(100), decay(100, start=10.0))}, run_id="high"),
     "nodata": lambda: make_run({}, run_id="nodata"),
     "short": lambda: make_run({"train/loss": (steps(3), decay(3))}, run_id="short"),
+    "twins": _twins,
 }
 
 
@@ -99,7 +109,8 @@ def rundoctor(
     real_load = discover.load_runs
 
     def load_runs(paths: list[Path], *, role_overrides: Any = None, **options: Any) -> Any:
-        known = [RUNS[str(path)]() for path in paths if str(path) in RUNS]
+        made = [RUNS[str(path)]() for path in paths if str(path) in RUNS]
+        known = [run for item in made for run in (item if isinstance(item, tuple) else (item,))]
         others = [path for path in paths if str(path) not in RUNS]
         runs, errors = real_load(others, role_overrides=role_overrides, **options) if others else ([], [])
         return [roles.assign(run, role_overrides) for run in known] + runs, errors
@@ -453,3 +464,38 @@ def test_python_dash_m_version() -> None:
     )
     assert result.returncode == 0
     assert result.stdout == f"rundoctor {__version__}\n"
+
+
+# One run written in two formats --------------------------------------------------------------
+
+def test_two_formats_of_one_run_are_two_json_entries_with_one_diagnosis(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "twins", "--format", "json")
+    assert result.code == 1
+    document = json.loads(result.out)
+    assert [(run["id"], run["format"]) for run in document["runs"]] == [("twins", "tensorboard"),
+                                                                        ("twins/log.csv", "wide-csv")]
+    events, csv = (run["diagnosis"] for run in document["runs"])
+    assert events == csv and events["members"] == ["twins", "twins/log.csv"]
+    assert events["sources"] == ["twins/events.out.tfevents.1", "twins/log.csv"]
+    assert [f["run"] for f in document["findings"]] == ["twins", "twins/log.csv"]
+    assert document["summary"]["runs"] == 1 and document["summary"]["findings_by_severity"]["error"] == 2
+
+
+def test_two_formats_of_one_run_are_printed_once(rundoctor: Invoke) -> None:
+    result = rundoctor("check", "twins", "healthy")
+    assert result.code == 1
+    assert result.out.count("T001 loss-ceiling") == 1
+    assert "also written as twins/log.csv (wide-csv)" in result.out
+    assert "(also in wide-csv)" in result.out
+    assert "2 runs: 1 serious, 1 healthy; 1 error" in result.out
+    assert "Result: 1 finding at or above error (exit 1)" in result.out
+
+
+def test_ls_lists_every_format_read_and_marks_twins(rundoctor: Invoke) -> None:
+    result = rundoctor("ls", "twins")
+    assert result.code == 0
+    assert "twins  tensorboard" in result.out and "twins/log.csv  wide-csv" in result.out
+    assert "the same run as twins/log.csv (wide-csv): diagnosed once" in result.out
+    assert "2 runs, 200 points" in result.out
+    listed = json.loads(rundoctor("ls", "twins", "--format", "json").out)
+    assert [run["id"] for run in listed["runs"]] == ["twins", "twins/log.csv"]

@@ -7,7 +7,6 @@ engine on runs built from the curve builders.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from importlib import resources
 from typing import Any
@@ -25,6 +24,7 @@ from rundoctor.diagnosis import (
     RULES,
     Relation,
     Verdict,
+    diagnose_group,
     diagnose_run,
     headline,
 )
@@ -32,9 +32,9 @@ from rundoctor.findings import Finding, Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions, render
 from rundoctor.series import Run
-from rundoctor.twins import merge_twins
+from rundoctor.twins import twin_groups
 from tests.curves import decay, make_run, noisy, rise, steps, with_nan
-from tests.reporters.reports import finding
+from tests.reporters.reports import finding, twin_report, twin_runs, written
 
 ERROR, WARNING, INFO = Severity.ERROR, Severity.WARNING, Severity.INFO
 CODES = {check.name: check.code for check in REGISTRY}
@@ -351,67 +351,146 @@ def test_the_json_report_with_every_verdict_follows_the_schema() -> None:
 
 # Twins: one run written in two formats ----------------------------------------------------------
 
-def written(run_id: str, path: str, format: str, sources: list[str], series: dict[str, Any]) -> Run:
-    run = make_run(series, run_id=run_id)
-    return dataclasses.replace(run, path=path, format=format, sources=sources)
-
-
 LOSS = noisy(decay(50), seed=3)
 
 
-def test_event_files_and_a_results_csv_in_one_directory_are_one_run() -> None:
-    events = written("out/train", "/x/out/train", "tensorboard", ["/x/out/train/events.out.tfevents.1"],
-                     {"train/box_loss": (steps(50), LOSS.astype(np.float32)), "lr/pg0": (steps(50), np.full(50, 0.01))})
-    csv = written("out/train/results.csv", "/x/out/train/results.csv", "ultralytics-csv", ["/x/out/train/results.csv"],
-                  {"train/box_loss": (steps(50), np.round(LOSS, 5)), "metrics/mAP50(B)": (steps(50), rise(50))})
-    (merged,) = merge_twins([events, csv])
-    assert merged.id == "out/train" and merged.path == "/x/out/train"
-    assert merged.sources == ["/x/out/train/events.out.tfevents.1", "/x/out/train/results.csv"]
-    assert sorted(merged.tags) == ["lr/pg0", "metrics/mAP50(B)", "train/box_loss"]  # the loss kept once
-    assert any("kept once" in note.message for note in merged.notes)
-    diagnosis = engine.diagnose([merged], [], Settings()).diagnosis(merged.id)
-    assert diagnosis.sources == tuple(merged.sources)
+def test_event_files_and_a_results_csv_in_one_directory_are_one_training_run() -> None:
+    events, csv = twin_runs()
+    assert twin_groups([csv, events]) == [(events, csv)]  # equal points: the leader by id
+    report = engine.diagnose([events, csv], [], Settings())
+    assert [run.id for run in report.runs] == ["out/train", "out/train/results.csv"]  # both kept, as read
+    diagnosis = report.diagnosis(csv.id)
+    assert diagnosis is report.diagnosis(events.id) and len(report.diagnoses or ()) == 1
+    assert diagnosis.run == "out/train" and diagnosis.members == ("out/train", "out/train/results.csv")
+    assert diagnosis.sources == ("out/train/events.out.tfevents.1", "out/train/results.csv")
 
 
-def test_a_trainer_state_in_a_checkpoint_and_event_files_under_runs_are_one_run() -> None:
-    state = written("out/checkpoint-50/trainer_state.json", "/x/out/checkpoint-50/trainer_state.json", "hf-trainer-state",
-                    ["/x/out/checkpoint-50/trainer_state.json"], {"loss": (steps(50, every=10), np.round(LOSS, 4))})
-    events = written("out/runs/Jan01_host", "/x/out/runs/Jan01_host", "tensorboard",
-                     ["/x/out/runs/Jan01_host/events.out.tfevents.1"],
+def test_the_leader_is_the_member_with_the_most_points() -> None:
+    events, _ = twin_runs()
+    longer = written("out/train/results.csv", "ultralytics-csv", ["out/train/results.csv"], {
+        "train/box_loss": (steps(50), np.round(LOSS, 5)), "metrics/mAP50(B)": (steps(50), rise(50)),
+        "metrics/recall(B)": (steps(50), rise(50, start=0.2)), "metrics/precision(B)": (steps(50), rise(50)),
+    })
+    ((lead, other),) = twin_groups([events, longer])
+    assert (lead.id, other.id) == (longer.id, events.id)
+
+
+def test_a_trainer_state_in_a_checkpoint_and_event_files_under_runs_are_twins() -> None:
+    state = written("out/checkpoint-50/trainer_state.json", "hf-trainer-state", ["out/checkpoint-50/trainer_state.json"],
+                    {"loss": (steps(50, every=10), np.round(LOSS, 4))})
+    events = written("out/runs/Jan01_host", "tensorboard", ["out/runs/Jan01_host/events.out.tfevents.1"],
                      {"train/loss": (steps(50, every=10), LOSS.astype(np.float32))})
-    (merged,) = merge_twins([state, events])
-    assert merged.id == "out" and len(merged.sources) == 2
-    assert len(merged.tags) == 1  # the same series under two names, kept once
+    assert [len(group) for group in twin_groups([state, events])] == [2]
 
 
-def test_detectron2_metrics_json_and_events_with_one_name_but_other_values_keep_both_prefixed() -> None:
-    metrics = written("out/metrics.json", "/x/out/metrics.json", "detectron2", ["/x/out/metrics.json"],
+def test_detectron2_metrics_json_and_its_events_are_twins() -> None:
+    metrics = written("out/metrics.json", "detectron2", ["out/metrics.json"],
                       {"total_loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.02))})
-    events = written("out", "/x/out", "tensorboard", ["/x/out/events.out.tfevents.1"],
-                     {"total_loss": (steps(50), LOSS), "data_time": (steps(50), np.full(50, 0.1)),
-                      "lr": (steps(50), np.full(50, 0.05))})
-    (merged,) = merge_twins([metrics, events])
-    assert sorted(merged.tags) == ["data_time", "detectron2:lr", "tensorboard:lr", "total_loss"]
+    events = written("out", "tensorboard", ["out/events.out.tfevents.1"],
+                     {"total_loss": (steps(50), LOSS), "data_time": (steps(50), np.full(50, 0.1))})
+    assert [len(group) for group in twin_groups([metrics, events])] == [2]
 
 
-def test_two_unrelated_runs_in_one_folder_stay_apart() -> None:
-    a = written("sweep/a.csv", "/x/sweep/a.csv", "wide-csv", ["/x/sweep/a.csv"], {"loss": (steps(50), LOSS)})
-    b = written("sweep/b", "/x/sweep/b", "tensorboard", ["/x/sweep/b/events.out.tfevents.1"],
+def test_two_unrelated_runs_in_one_folder_stay_two_diagnoses() -> None:
+    a = written("sweep/a.csv", "wide-csv", ["sweep/a.csv"], {"loss": (steps(50), LOSS)})
+    b = written("sweep/b", "tensorboard", ["sweep/b/events.out.tfevents.1"],
                 {"loss": (steps(50), LOSS * 1.3), "lr": (steps(50), np.full(50, 0.01))})
-    assert [run.id for run in merge_twins([b, a])] == ["sweep/a.csv", "sweep/b"]
+    assert twin_groups([b, a]) == [(a,), (b,)]
+    report = Report(runs=(a, b), findings=(found(a, "non-finite", ERROR, tags=("loss",)),
+                                            found(b, "still-improving", tags=("loss",))))
+    assert report.diagnosis(a.id) is not report.diagnosis(b.id)
+    assert report.verdict(a.id) is Verdict.SERIOUS and report.verdict(b.id) is Verdict.MINOR
+    assert [d.members for d in report.diagnoses or ()] == [(a.id,), (b.id,)]
 
 
-def test_equal_curves_far_apart_in_the_tree_or_in_one_format_stay_apart() -> None:
-    a = written("x/a/b/c/log.csv", "/r/x/a/b/c/log.csv", "wide-csv", ["/r/x/a/b/c/log.csv"], {"loss": (steps(50), LOSS)})
-    b = written("x/d", "/r/x/d", "tensorboard", ["/r/x/d/events.out.tfevents.1"], {"loss": (steps(50), LOSS)})
-    assert len(merge_twins([a, b])) == 2
-    c = written("x/a/b/c/other.csv", "/r/x/a/b/c/other.csv", "wide-csv", ["/r/x/a/b/c/other.csv"], {"loss": (steps(50), LOSS)})
-    assert len(merge_twins([a, c])) == 2
+def test_equal_curves_far_apart_in_the_tree_or_in_one_format_are_not_twins() -> None:
+    a = written("x/a/b/c/log.csv", "wide-csv", ["x/a/b/c/log.csv"], {"loss": (steps(50), LOSS)})
+    b = written("x/d", "tensorboard", ["x/d/events.out.tfevents.1"], {"loss": (steps(50), LOSS)})
+    assert len(twin_groups([a, b])) == 2
+    c = written("x/a/b/c/other.csv", "wide-csv", ["x/a/b/c/other.csv"], {"loss": (steps(50), LOSS)})
+    assert len(twin_groups([a, c])) == 2
 
 
 def test_a_shared_learning_rate_schedule_is_no_evidence() -> None:
-    a = written("s/a.csv", "/x/s/a.csv", "wide-csv", ["/x/s/a.csv"],
-                {"loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.01))})
-    b = written("s/b", "/x/s/b", "tensorboard", ["/x/s/b/e.tfevents"],
+    a = written("s/a.csv", "wide-csv", ["s/a.csv"], {"loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.01))})
+    b = written("s/b", "tensorboard", ["s/b/e.tfevents"],
                 {"loss": (steps(50), LOSS + 1), "lr": (steps(50), np.full(50, 0.01))})
-    assert len(merge_twins([a, b])) == 2
+    assert len(twin_groups([a, b])) == 2
+
+
+def test_three_formats_of_one_run_are_one_group() -> None:
+    events, csv = twin_runs()
+    state = written("out/train/state.json", "json-lines", ["out/train/state.json"],
+                    {"box_loss": (steps(50), np.round(LOSS, 4))})
+    (group,) = twin_groups([state, csv, events])
+    assert {run.id for run in group} == {events.id, csv.id, state.id}
+
+
+def test_a_nan_in_one_format_contradicts_still_improving_in_the_other() -> None:
+    events, csv = twin_runs()
+    nan = found(events, "non-finite", ERROR, tags=("train/box_loss",), first=20)
+    improving = found(csv, "still-improving", tags=("train/box_loss",), first=40)
+    report = Report(runs=(events, csv), findings=(nan, improving))
+    diagnosis = report.diagnosis(csv.id)
+    assert superseded(diagnosis) == {"still-improving": ("non-finite", Relation.CONTRADICTS)}
+    assert diagnosis.verdict is Verdict.SERIOUS and diagnosis.primary is nan
+    assert report.active_findings == [nan] and report.superseded_by(improving) is not None
+
+
+def test_equal_findings_of_two_formats_make_the_leaders_the_primary() -> None:
+    events, csv = twin_runs()
+    late = found(events, "non-finite", ERROR, tags=("train/box_loss",), first=20)
+    early = found(csv, "non-finite", ERROR, tags=("train/box_loss",), first=19)  # an epoch axis counts differently
+    diagnosis = diagnose_group((events, csv), [early, late])
+    assert diagnosis.primary is late
+
+
+def test_a_failing_finding_of_any_format_fails_and_verdicts_count_the_run_once() -> None:
+    report = twin_report()
+    assert report.exit_code == 1
+    only_csv = Report(runs=report.runs, findings=tuple(f for f in report.findings if f.run != "out/train"))
+    assert only_csv.exit_code == 1 and only_csv.verdict("out/train") is Verdict.SERIOUS
+    document = json.loads(render("json", report, RenderOptions()))
+    assert document["summary"]["runs"] == 2
+    assert document["summary"]["runs_by_diagnosis"] == {"serious": 1, "problem": 0, "no_data": 0, "minor": 0,
+                                                        "too_short": 0, "healthy": 1}
+    assert document["summary"]["runs_by_verdict"] == {"healthy": 1, "info": 0, "warnings": 0, "errors": 1}
+
+
+def test_the_json_report_has_an_entry_per_format_sharing_one_diagnosis() -> None:
+    document = json.loads(render("json", twin_report(), RenderOptions()))
+    schema = json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator(schema).validate(document)
+    entries = {run["id"]: run for run in document["runs"]}
+    assert [(run["path"], run["format"]) for run in document["runs"]] == [
+        ("out/other.csv", "wide-csv"), ("out/train", "tensorboard"), ("out/train/results.csv", "ultralytics-csv")]
+    events, csv = entries["out/train"], entries["out/train/results.csv"]
+    assert events["diagnosis"] == csv["diagnosis"]
+    assert csv["diagnosis"]["members"] == ["out/train", "out/train/results.csv"]
+    assert csv["diagnosis"]["sources"] == ["out/train/events.out.tfevents.1", "out/train/results.csv"]
+    assert entries["out/other.csv"]["diagnosis"]["members"] == ["out/other.csv"]
+    by_run = [(f["run"], f["check"]) for f in document["findings"]]
+    assert by_run == [("out/train", "non-finite"), ("out/train/results.csv", "non-finite"),
+                      ("out/train/results.csv", "class-imbalance")]  # each format's own, the NaN in both
+    assert document["findings"][csv["diagnosis"]["primary"]["finding"]]["run"] == "out/train"
+    assert document["summary"]["findings_by_severity"] == {"error": 2, "warning": 0, "info": 1}
+    assert [s["check"] for s in csv["diagnosis"]["superseded"]] == ["still-improving"]
+
+
+def test_the_text_report_shows_the_run_once_naming_both_formats_and_a_shared_finding_once() -> None:
+    text = render("text", twin_report(), RenderOptions(width=100))
+    assert text.count("out/train  SERIOUS") == 1 and "out/train/results.csv  " not in text
+    assert "also written as out/train/results.csv (ultralytics-csv)" in text
+    assert text.count("N001 non-finite") == 1 and "(also in ultralytics-csv)" in text
+    assert "M004 class-imbalance  steps 30..49  (in ultralytics-csv)" in text
+    assert "2 runs: 1 serious, 1 healthy; 1 error, 1 info" in text
+    assert "Result: 1 finding at or above error (exit 1)" in text
+
+
+def test_a_more_severe_finding_of_a_later_format_is_not_hidden() -> None:
+    events, csv = twin_runs()
+    mild = found(events, "loss-spikes", INFO, tags=("train/box_loss",))
+    severe = found(csv, "loss-spikes", WARNING, tags=("train/box_loss",))
+    report = Report(runs=(events, csv), findings=(mild, severe))
+    assert report.shown_findings_for(csv.id) == [mild, severe]
+    assert report.also_in(severe) == ()

@@ -4,11 +4,15 @@
 Warnings become ``::warning`` and info ``::notice``.  Findings the diagnosis superseded are
 not annotated; a run with no data (``::warning``) or too short to judge (``::notice``) is.  Inputs that could not be read and checks
 that raised are ``::warning`` annotations: they make the report incomplete without being
-findings about a run.  Escaping follows the runner's rules (actions/toolkit, command.ts):
+findings about a run.  One run written in several formats is annotated once: a finding found
+in several formats is annotated on the first (the leader's file), with the others named, and
+the summary counts training runs.  Escaping follows the runner's rules (actions/toolkit, command.ts):
 ``%``, CR and LF in the message; additionally ``:`` and ``,`` in properties.
 """
 
 from __future__ import annotations
+
+from typing import Sequence
 
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report
@@ -21,7 +25,7 @@ COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: 
 
 def render(report: Report, options: RenderOptions) -> str:
     runs = {run.id: run for run in report.runs}
-    lines = [_finding(finding, runs.get(finding.run)) for finding in report.active_findings]
+    lines = [_finding(finding, runs.get(finding.run), report.also_in(finding)) for finding in report.shown_findings]
     lines += [
         annotation(COMMAND[d.level], f"{d.run}: {d.summary}. {d.advice}", file=runs[d.run].path, title=d.problem)
         for d in report.diagnoses or ()
@@ -44,9 +48,11 @@ def render(report: Report, options: RenderOptions) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _finding(finding: Finding, run: Run | None) -> str:
+def _finding(finding: Finding, run: Run | None, also: Sequence[Run] = ()) -> str:
     steps = step_range(finding, run)
     text = f"{finding.run}: {finding.message.rstrip().rstrip('.')}" + (f" ({steps})." if steps else ".")
+    if also:
+        text += " Also in " + ", ".join(other.id for other in also) + "."
     if finding.advice:
         text += f" {finding.advice}"
     path = finding.run if run is None else run.path
@@ -69,7 +75,7 @@ def escape_property(text: str) -> str:
 
 def _summary(report: Report) -> str:
     """A plain log line (not a command): what was found and what decided the exit code."""
-    parts = [plural(len(report.runs), "run"), counts_phrase(report.active_findings)]
+    parts = [plural(len(report.groups), "run"), counts_phrase(report.shown_findings)]
     if report.errors:
         parts.append(plural(len(report.errors), "unreadable input"))
     for status, word in ((OutcomeStatus.ERROR, "failed"), (OutcomeStatus.SKIPPED, "skipped")):

@@ -5,6 +5,9 @@ offline in any browser: a sortable summary table of all runs, then per run its k
 (loss, accuracy-like metric, learning rate) and every curve a finding is about, each
 finding's step range shaded on its plot and its message beside it.  Healthy runs are folded
 (``<details>``) so a sweep of hundreds of runs leads with the ones that need attention.
+One run written in several formats is one row and one section, under its leader: the
+leader's curves, then the findings only another format has on that format's curves; a
+finding found in several formats is listed once.
 
 Why inline SVG written by us, not a plotting library:
 
@@ -44,6 +47,7 @@ from rundoctor.reporters.svg import Shade, chart, has_log_view
 from rundoctor.reporters.wording import (
     SEVERITIES,
     VERDICT_ORDER,
+    also_written,
     counts_phrase,
     diagnosis_order,
     explained_by,
@@ -55,6 +59,7 @@ from rundoctor.reporters.wording import (
     step_range,
     superseded_phrase,
     verdict_name,
+    written_in,
 )
 from rundoctor.series import Run
 
@@ -80,7 +85,7 @@ def render(report: Report, options: RenderOptions) -> str:
         "</section>",
         _footer(report),
     ]
-    title = f"rundoctor report: {plural(len(report.runs), 'run')}"
+    title = f"rundoctor report: {plural(len(report.groups), 'run')}"
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -92,8 +97,9 @@ def render(report: Report, options: RenderOptions) -> str:
 
 
 def ordered_runs(report: Report) -> list[Run]:
-    """Runs that need attention first (worst verdict first), by id within a verdict."""
-    return sorted(report.runs, key=lambda run: (-VERDICT_RANK[report.verdict(run.id)], run.id))
+    """Training runs (each shown under its leader) that need attention first (worst verdict
+    first), by id within a verdict."""
+    return sorted(report.leaders, key=lambda run: (-VERDICT_RANK[report.verdict(run.id)], run.id))
 
 
 def _header(report: Report) -> str:
@@ -106,8 +112,8 @@ def _header(report: Report) -> str:
     failing = "failing" if report.exit_code else "passing"
     return (
         '<header>\n<h1>rundoctor report</h1>\n'
-        f'<p class="headline">{escape(plural(len(report.runs), "run"))} diagnosed; '
-        f"{escape(counts_phrase(report.active_findings))}</p>\n"
+        f'<p class="headline">{escape(plural(len(report.groups), "run"))} diagnosed; '
+        f"{escape(counts_phrase(report.shown_findings))}</p>\n"
         f'<div class="tiles">{tiles}</div>\n'
         f'<p class="result {failing}">{escape(result_line(report))}</p>\n</header>'
     )
@@ -140,8 +146,9 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
     for run in runs:
         diagnosis = report.diagnosis(run.id)
         verdict = diagnosis.verdict
-        counts = severity_counts(report.active_findings_for(run.id))
+        counts = severity_counts(report.shown_findings_for(run.id))
         problem = "" if verdict is Verdict.HEALTHY else diagnosis.problem
+        formats = " + ".join(member.format for member in report.members(run.id))
         cells = [
             f'<td data-sort="{escape(run.id)}"><a href="#{anchors[run.id]}">{escape(run.id)}</a></td>',
             f'<td data-sort="{VERDICT_RANK[verdict]}">{_badge(verdict)}</td>',
@@ -152,7 +159,7 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
                 + "</td>"
                 for severity in SEVERITIES
             ),
-            f'<td class="format" data-sort="{escape(run.format)}">{escape(run.format)}</td>',
+            f'<td class="format" data-sort="{escape(formats)}">{escape(formats)}</td>',
             f'<td class="num" data-sort="{run.points}">{run.points:,}</td>',
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
@@ -170,7 +177,8 @@ def _badge(verdict: Verdict) -> str:
 
 def _diagnosis(report: Report, diagnosis: Diagnosis) -> str:
     """The run's diagnosis, above its plots: the problem and its key number, what it
-    explains, what it superseded and why, and (when there are several) the sources."""
+    explains, what it superseded and why, the other formats it was written in, and (when
+    there are several) the sources."""
     if diagnosis.verdict is Verdict.HEALTHY and len(diagnosis.sources) < 2:
         return ""
     parts = [f'<p class="dx-head"><b>{escape(diagnosis.problem)}</b> — {escape(diagnosis.detail)}</p>']
@@ -189,9 +197,13 @@ def _diagnosis(report: Report, diagnosis: Diagnosis) -> str:
             for link in diagnosis.superseded
         )
         parts.append(f"<p>Not counted:</p><ul>{items}</ul>")
+    also = also_written(report, diagnosis.run)
+    if also:
+        items = "".join(f"<li><code>{escape(item)}</code></li>" for item in also)
+        parts.append(f"<p>Also written as:</p><ul>{items}</ul>")
     if len(diagnosis.sources) > 1:
         items = "".join(f"<li><code>{escape(source)}</code></li>" for source in diagnosis.sources)
-        parts.append(f"<p>One run written in several formats:</p><ul>{items}</ul>")
+        parts.append(f"<p>Read from:</p><ul>{items}</ul>")
     return f'<div class="diagnosis v-{diagnosis.verdict.value}">{"".join(parts)}</div>'
 
 
@@ -200,23 +212,18 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
     diagnosis = report.diagnosis(run.id)
     verdict = diagnosis.verdict
     numbers = {id(finding): index + 1 for index, finding in enumerate(findings)}
-    drawn = picture(run, findings)
-    charts = [_panel(report, run, panel, anchor, index, numbers) for index, panel in enumerate(drawn.panels)]
-    with_findings = [html for html, panel in zip(charts, drawn.panels, strict=True) if panel.listed]
-    quiet = [html for html, panel in zip(charts, drawn.panels, strict=True) if not panel.listed]
-    body = [_diagnosis(report, diagnosis), *with_findings]
-    if drawn.unplotted:
-        body.append(
-            '<div class="panel"><div class="plot no-curve"><h3>No curve to draw</h3>'
-            f"<p>{NO_CURVE_NOTE}</p></div>"
-            f"{_finding_list(report, run, drawn.unplotted, anchor, numbers, None)}</div>"
-        )
-    if quiet:
-        body.append(f'<div class="gallery">{"".join(quiet)}</div>')
-    if not drawn.panels and not drawn.unplotted:
-        body.append('<p class="muted">No loss, metric or learning-rate curve to draw.</p>')
-    body.append(_notes(run))
-    body.append(_outcomes([o for o in report.outcomes if o.run == run.id]))
+    body = [_diagnosis(report, diagnosis)]
+    members = report.members(run.id)
+    for number, member in enumerate(members):
+        own = [finding for finding in findings if finding.run == member.id]
+        if number and not own:
+            continue
+        if number:
+            body.append(f'<h3 class="member">In {escape(member.id)} ({escape(member.format)})</h3>')
+        body += _pictures(report, member, own, f"{anchor}-{number}" if number else anchor, numbers, quiet=not number)
+    for member in members:
+        body.append(_notes(member))
+    body.append(_outcomes([o for o in report.outcomes if o.run in {member.id for member in members}]))
     steps = run.steps
     span = f" · {run.x_axis.value}s {int(steps.min()):,}..{int(steps.max()):,}" if steps.size else ""
     is_open = " open" if verdict is not Verdict.HEALTHY else ""
@@ -231,6 +238,27 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
         f'<span class="run-meta">{escape(run.format)} · {run.points:,} points{span}</span></summary>\n'
         f'<div class="run-body">{"".join(part for part in body if part)}</div></details>'
     )
+
+
+def _pictures(report: Report, run: Run, findings: Sequence[Finding], anchor: str, numbers: dict[int, int],
+              quiet: bool) -> list[str]:
+    """The run's plots with its findings: those with findings, the findings with no curve,
+    and (when ``quiet``) the key curves no finding is about."""
+    drawn = picture(run, findings)
+    charts = [_panel(report, run, panel, anchor, index, numbers) for index, panel in enumerate(drawn.panels)]
+    body = [html for html, panel in zip(charts, drawn.panels, strict=True) if panel.listed]
+    rest = [html for html, panel in zip(charts, drawn.panels, strict=True) if not panel.listed]
+    if drawn.unplotted:
+        body.append(
+            '<div class="panel"><div class="plot no-curve"><h3>No curve to draw</h3>'
+            f"<p>{NO_CURVE_NOTE}</p></div>"
+            f"{_finding_list(report, run, drawn.unplotted, anchor, numbers, None)}</div>"
+        )
+    if quiet and rest:
+        body.append(f'<div class="gallery">{"".join(rest)}</div>')
+    if quiet and not drawn.panels and not drawn.unplotted:
+        body.append('<p class="muted">No loss, metric or learning-rate curve to draw.</p>')
+    return body
 
 
 def _panel(report: Report, run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
@@ -301,6 +329,9 @@ def _finding_list(
         cause = explained_by(report, finding)
         if cause is not None:
             confidence += f'<span class="explained">explained by {escape(cause.check)}</span>'
+        where = written_in(report, finding)
+        if where is not None:
+            confidence += f'<span class="explained">{escape(where)}</span>'
         advice = f'<p class="advice"><b>Advice</b> {escape(finding.advice)}</p>' if finding.advice and cause is None else ""
         items.append(
             f'<li class="finding sev-{severity}" id="{_finding_id(anchor, number)}"{attributes}>'

@@ -1,4 +1,7 @@
-"""What ``rundoctor ls`` prints: every run as read, its tags, roles and read notes."""
+"""What ``rundoctor ls`` prints: every run as read, its tags, roles and read notes.
+
+One run written in several formats is listed once per format, as read; the text listing
+marks such twins (:mod:`rundoctor.twins`), which ``check`` diagnoses once."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from rundoctor.reporters.jsonable import dumps
 from rundoctor.report import SCHEMA_VERSION
 from rundoctor.roles import Role
 from rundoctor.series import ReadError, Run
+from rundoctor.twins import twin_groups
 
 
 def tag_summaries(run: Run) -> list[dict[str, Any]]:
@@ -73,10 +77,13 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
 
     console = Console(width=options.width, record=True, file=io.StringIO(), force_terminal=options.color,
                       no_color=not options.color, highlight=False)
+    twins = {run.id: [other for other in group if other is not run] for group in twin_groups(runs) for run in group}
     for run in sorted(runs, key=lambda r: r.id):
         steps = run.steps
         span = f"steps {steps.min()}..{steps.max()}" if steps.size else "no points"
         console.print(Text.assemble((run.id, "bold"), f"  {run.format}  {run.points:,} points  {span}"))
+        for other in twins.get(run.id, []):
+            console.print(Text(f"  the same run as {other.id} ({other.format}): diagnosed once", style="dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for column, justify in (("tag", "left"), ("role", "left"), ("points", "right"), ("steps", "right")):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]

@@ -6,7 +6,14 @@ sources), which refers to findings by their index in ``findings``.  ``findings``
 the report asserts: a finding the diagnosis superseded (contradicted by a higher-priority
 finding, or the same story told once) is not there, so a script that counts or gates on
 ``findings`` sees what the exit code sees; it is kept, whole, under its run's
-``diagnosis.superseded`` with the finding that superseded it and why.  Order is deterministic (the
+``diagnosis.superseded`` with the finding that superseded it and why.
+
+One run written in several formats (:mod:`rundoctor.twins`) keeps a ``runs[]`` entry per
+format read, with that format's findings under its own id in ``findings`` (a finding found in
+two formats is listed for each: each is a true statement about its file); every member's
+entry carries the same ``diagnosis``, made from the findings of all members, whose
+``members`` lists their ids (the leader first) and ``sources`` every member's files.  The
+summary counts training runs: such a group once.  Order is deterministic (the
 report's own order), there are no timestamps, and non-finite numbers are the strings "NaN",
 "Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  Adding a field
 is a minor ``schema_version`` bump; renaming or removing one is a major bump.
@@ -41,7 +48,7 @@ def report_document(report: Report) -> dict[str, Any]:
 
     active = report.active_findings
     index = {id(finding): number for number, finding in enumerate(active)}
-    levels = [report.diagnosis(run.id).level for run in report.runs]
+    levels = [report.diagnosis(run.id).level for run in report.leaders]  # a twin group counts once
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
@@ -50,7 +57,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "checks": [_outcome(outcome) for outcome in report.outcomes],
         "errors": [error.as_dict() for error in report.errors],
         "summary": {
-            "runs": len(report.runs),
+            "runs": len(report.groups),
             "runs_by_verdict": {name: levels.count(level) for level, name in LEVEL_VERDICT.items()},
             "runs_by_diagnosis": {
 verdict.value: len(runs) for verdict, runs in runs_by_verdict(report).items()},
@@ -86,6 +93,7 @@ def _diagnosis(diagnosis: Diagnosis, index: dict[int, int]) -> dict[str, Any]:
                      for link in diagnosis.explains],
         "superseded": [_superseded(link) for link in diagnosis.superseded],
         "sources": list(diagnosis.sources),
+        "members": list(diagnosis.members),
         "summary": diagnosis.summary,
         "advice": diagnosis.advice,
     }

@@ -6,6 +6,8 @@ the test views agree with the exit code.  A run with no data or too short to jud
 ``<failure>`` when its verdict's level is at or above ``fail_on``; superseded findings are left
 out.  A check that raised is an ``<error>`` of its run's
 test case, and an input that could not be read is a test case of its own with an ``<error>``.
+One run written in several formats is one test case, named by its leader: a finding found in
+several formats is one ``<failure>``, and ``<system-out>`` names the other formats.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from rundoctor.findings import Finding
 from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.jsonable import jsonable
-from rundoctor.reporters.wording import step_range
+from rundoctor.reporters.wording import also_written, step_range, written_in
 from rundoctor.series import Run
 
 # Characters XML 1.0 cannot hold even escaped; a tag name with a stray control byte must not
@@ -31,7 +33,7 @@ def render(report: Report, options: RenderOptions) -> str:
     failing = set(map(id, report.failing()))  # findings hold dicts: identity stands in for a hash
     unjudged = {d.run for d in report.failing_runs()}
     suite = ET.Element("testsuite", name="rundoctor")
-    for run in report.runs:
+    for run in report.leaders:
         suite.append(_run_case(report, run, failing, run.id in unjudged))
     for error in report.errors:
         case = ET.SubElement(suite, "testcase", classname="rundoctor.unreadable", name=_clean(error.path))
@@ -51,27 +53,30 @@ def render(report: Report, options: RenderOptions) -> str:
 
 def _run_case(report: Report, run: Run, failing: set[int], unjudged: bool) -> ET.Element:
     case = ET.Element("testcase", classname=f"rundoctor.{run.format}", name=_clean(run.id))
-    passing: list[str] = []
+    passing = [f"also written as {item}" for item in also_written(report, run.id)]
+    members = {member.id for member in report.members(run.id)}
     if unjudged:
         diagnosis = report.diagnosis(run.id)
         failure = ET.SubElement(case, "failure", type=diagnosis.verdict.value, message=_clean(diagnosis.summary))
         failure.text = _clean(diagnosis.advice)
-    for finding in report.active_findings_for(run.id):
+    for finding in report.shown_findings_for(run.id):
+        home = report.run(finding.run)
         if id(finding) in failing:
             failure = ET.SubElement(case, "failure", type=finding.check, message=_clean(finding.message))
-            failure.text = _clean(_details(finding, run))
+            failure.text = _clean(_details(finding, home, written_in(report, finding)))
         else:
-            passing.append(_one_line(finding, run))
+            passing.append(_one_line(finding, home, written_in(report, finding)))
     for outcome in report.outcomes:
-        if outcome.run == run.id and outcome.status is OutcomeStatus.ERROR:
+        if outcome.run in members and outcome.status is OutcomeStatus.ERROR:
             ET.SubElement(case, "error", type=outcome.check, message=_clean(f"the check raised {outcome.reason}"))
     if passing:
         ET.SubElement(case, "system-out").text = _clean("\n".join(passing))
     return case
 
 
-def _details(finding: Finding, run: Run) -> str:
-    lines = [f"{finding.code} {finding.check} ({finding.severity.value}, {finding.confidence.value} confidence)"]
+def _details(finding: Finding, run: Run, written: str | None = None) -> str:
+    lines = [f"{finding.code} {finding.check} ({finding.severity.value}, {finding.confidence.value} confidence)"
+             + (f" ({written})" if written else "")]
     where = [part for part in (step_range(finding, run), ", ".join(finding.tags)) if part]
     if where:
         lines.append("; ".join(where))
@@ -81,9 +86,10 @@ def _details(finding: Finding, run: Run) -> str:
     return "\n".join(lines)
 
 
-def _one_line(finding: Finding, run: Run) -> str:
+def _one_line(finding: Finding, run: Run, where: str | None = None) -> str:
     steps = step_range(finding, run)
-    return f"{finding.severity.value} {finding.code} {finding.check}{f' ({steps})' if steps else ''}: {finding.message}"
+    notes = ", ".join(part for part in (steps, where) if part)
+    return f"{finding.severity.value} {finding.code} {finding.check}{f' ({notes})' if notes else ''}: {finding.message}"
 
 
 def _value(value: Any) -> str:

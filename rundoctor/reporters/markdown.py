@@ -2,7 +2,9 @@
 
 A table of runs (verdict, problem and counts by severity), then each run that is not
 healthy led by its diagnosis, with its findings (the primary first, explained ones marked),
-then what could not be read or checked.  Superseded findings are counted, not listed.  Healthy runs of a large sweep fold into a
+then what could not be read or checked.  Superseded findings are counted, not listed.  One
+run written in several formats is one row and one section, under its leader, naming the other
+formats; a finding found in several formats is listed once.  Healthy runs of a large sweep fold into a
 ``<details>`` list below the table.  Text from logs is escaped, so a tag or message holding
 ``|``, ``*`` or ``<`` cannot break the table or the page.
 """
@@ -18,6 +20,7 @@ from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.wording import (
     FOLD_HEALTHY_ABOVE,
     SEVERITIES,
+    also_written,
     counts_phrase,
     diagnosis_order,
     explained_by,
@@ -29,6 +32,7 @@ from rundoctor.reporters.wording import (
     step_range,
     superseded_phrase,
     verdict_name,
+    written_in,
 )
 from rundoctor.series import Run
 
@@ -41,17 +45,17 @@ def render(report: Report, options: RenderOptions) -> str:
     healthy = runs_by_verdict(report)[Verdict.HEALTHY]
     fold = len(healthy) > FOLD_HEALTHY_ABOVE
     lines = [
-        f"## rundoctor: {plural(len(report.runs), 'run')}, {counts_phrase(report.active_findings)}",
+        f"## rundoctor: {plural(len(report.groups), 'run')}, {counts_phrase(report.shown_findings)}",
         "",
         "| Run | Verdict | Problem | Errors | Warnings | Info |",
         "| --- | --- | --- | ---: | ---: | ---: |",
     ]
-    for run in report.runs:
+    for run in report.leaders:
         diagnosis = report.diagnosis(run.id)
         verdict = diagnosis.verdict
         if fold and verdict is Verdict.HEALTHY:
             continue
-        counts = severity_counts(report.active_findings_for(run.id))
+        counts = severity_counts(report.shown_findings_for(run.id))
         marker = verdict_name(verdict) if verdict is Verdict.HEALTHY else f"**{verdict_name(verdict)}**"
         problem = "" if verdict is Verdict.HEALTHY else escape(diagnosis.problem)
         lines.append(
@@ -61,7 +65,7 @@ def render(report: Report, options: RenderOptions) -> str:
         lines += ["", f"<details><summary>{plural(len(healthy), 'healthy run')}</summary>", ""]
         lines += [f"- {escape(run.id)}" for run in healthy]
         lines += ["", "</details>"]
-    for run in report.runs:
+    for run in report.leaders:
         diagnosis = report.diagnosis(run.id)
         if diagnosis.verdict is Verdict.HEALTHY:
             continue
@@ -69,19 +73,23 @@ def render(report: Report, options: RenderOptions) -> str:
                   + escape(diagnosis.detail)]
         if diagnosis.primary is None and diagnosis.advice:
             lines[-1] += f"<br>*Advice:* {escape(diagnosis.advice)}"
+        also = also_written(report, run.id)
+        if also:
+            lines[-1] += "<br>*Also written as:* " + ", ".join(escape(item) for item in also)
         if len(diagnosis.sources) > 1:
             lines[-1] += "<br>*Sources:* " + ", ".join(escape(source) for source in diagnosis.sources)
         findings = diagnosis_order(report, run.id)
         if findings:
             lines.append("")
-            lines += [_finding(finding, run, explained_by(report, finding)) for finding in findings]
+            lines += [_finding(finding, report.run(finding.run), explained_by(report, finding), written_in(report, finding))
+                      for finding in findings]
     lines += _problems(report)
     notes = [line for line in (superseded_phrase(report), skipped_line(report)) if line]
     lines += ["", *(part for line in notes for part in (escape(line), "")), f"**{escape(result_line(report))}**"]
     return "\n".join(lines) + "\n"
 
 
-def _finding(finding: Finding, run: Run, cause: Finding | None = None) -> str:
+def _finding(finding: Finding, run: Run, cause: Finding | None = None, where: str | None = None) -> str:
     steps = step_range(finding, run)
     head = f"- **{finding.severity.value}** `{finding.code}` {finding.check}"
     if steps:
@@ -90,6 +98,8 @@ def _finding(finding: Finding, run: Run, cause: Finding | None = None) -> str:
         head += f", {finding.confidence.value} confidence"
     if cause is not None:
         head += f", explained by {cause.check}"
+    if where is not None:
+        head += f", {escape(where)}"
     text = f"{head}: {escape(finding.message)}"
     if finding.advice and cause is None:
         text += f"<br>*Advice:* {escape(finding.advice)}"

@@ -6,6 +6,8 @@ turned non-finite at step 600 ...``); the primary finding comes first, then the 
 explains (marked "explained by ..."), then the rest.  Findings the diagnosis superseded are
 not printed, only counted.  Runs that are not healthy are shown in full; healthy runs of a
 sweep fold into one line, so a report over 200 runs leads with the 20 that need attention.
+One run written in several formats is shown once, under its leader, with "also written as"
+naming the other formats, and a finding found in several formats is printed once.
 Every line fits ``options.width``.
 """
 
@@ -28,11 +30,12 @@ from rundoctor.reporters.sparkline import sparkline, value_range
 from rundoctor.reporters.wording import (
     FOLD_HEALTHY_ABOVE,
     SEVERITIES,
+    also_written,
+    checks_ran,
     counts_phrase,
     diagnosis_line,
     diagnosis_order,
     explained_by,
-    outcome_count,
     plural,
     result_line,
     runs_by_verdict,
@@ -41,6 +44,7 @@ from rundoctor.reporters.wording import (
     step_range,
     superseded_phrase,
     verdict_name,
+    written_in,
 )
 from rundoctor.series import Curve, Run
 
@@ -75,8 +79,8 @@ def render(report: Report, options: RenderOptions) -> str:
         emoji=False,
         legacy_windows=False,
     )
-    several = len(report.runs) > 1
-    for run in report.runs:
+    several = len(report.groups) > 1
+    for run in report.leaders:
         if report.verdict(run.id) is not Verdict.HEALTHY or not several:
             console.print(_run_section(report, run, options.width))
             console.print()
@@ -97,12 +101,11 @@ def render(report: Report, options: RenderOptions) -> str:
 def _verdict_line(report: Report, run: Run) -> Text:
     """The run's diagnosis, then (dim) its counts or how many checks found nothing."""
     diagnosis = report.diagnosis(run.id)
-    findings = report.active_findings_for(run.id)
+    findings = report.shown_findings_for(run.id)
     if findings:
         detail = counts_phrase(findings)
     else:
-        ran = outcome_count(report, OutcomeStatus.RAN, run.id)
-        detail = f"no findings from {plural(ran, 'check')}"
+        detail = f"no findings from {plural(checks_ran(report, run.id), 'check')}"
     if diagnosis.superseded:
         detail += f"; {len(diagnosis.superseded)} superseded"
     if diagnosis.verdict is Verdict.HEALTHY:
@@ -114,14 +117,20 @@ def _verdict_line(report: Report, run: Run) -> Text:
 
 def _run_section(report: Report, run: Run, width: int) -> Group:
     parts: list[RenderableType] = [_verdict_line(report, run)]
+    also = also_written(report, run.id)
+    if also:
+        parts.append(Padding(Text("also written as " + ", ".join(also), style="dim"), (0, 0, 0, 2)))
     diagnosis = report.diagnosis(run.id)
     if diagnosis.advice and diagnosis.primary is None and diagnosis.verdict is not Verdict.HEALTHY:
         parts.append(Padding(Text.assemble(("Advice: ", "bold"), diagnosis.advice), (0, 0, 0, FINDING_INDENT)))
-    parts += [_finding(run, finding, width, explained_by(report, finding)) for finding in diagnosis_order(report, run.id)]
+    parts += [
+        _finding(report.run(finding.run), finding, width, explained_by(report, finding), written_in(report, finding))
+        for finding in diagnosis_order(report, run.id)
+    ]
     return Group(*parts)
 
 
-def _finding(run: Run, finding: Finding, width: int, cause: Finding | None = None) -> Group:
+def _finding(run: Run, finding: Finding, width: int, cause: Finding | None = None, where: str | None = None) -> Group:
     header = Text("  ")
     header.append(f"{finding.severity.value.upper():<8}", SEVERITY_STYLE[finding.severity])
     header.append(f" {finding.code} {finding.check}", "bold")
@@ -132,6 +141,8 @@ def _finding(run: Run, finding: Finding, width: int, cause: Finding | None = Non
         header.append(f"  ({finding.confidence.value} confidence)", "dim")
     if cause is not None:
         header.append(f"  (explained by {cause.check})", "dim")
+    if where is not None:
+        header.append(f"  ({where})", "dim")
     body: list[RenderableType] = [Text(finding.message)]
     if finding.advice and cause is None:  # an explained finding's advice is its cause's
         body.append(Text.assemble(("Advice: ", "bold"), finding.advice))
@@ -176,11 +187,11 @@ def _summary(report: Report, width: int) -> Group:
     healthy = grouped[Verdict.HEALTHY]
     fold = len(healthy) > FOLD_HEALTHY_ABOVE
     rows = []
-    for run in report.runs:
+    for run in report.leaders:
         verdict = report.verdict(run.id)
         if fold and verdict is Verdict.HEALTHY:
             continue
-        counts = severity_counts(report.active_findings_for(run.id))
+        counts = severity_counts(report.shown_findings_for(run.id))
         rows.append((run.id, verdict, [str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES]))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
     # The other columns take what they need; the run ids fold at '/' into the rest.
@@ -224,7 +235,7 @@ def _fold_path(path: str, width: int) -> str:
 
 def _headline(report: Report, grouped: dict[Verdict, list[Run]]) -> str:
     by_verdict = ", ".join(f"{len(runs):,} {verdict_name(verdict)}" for verdict, runs in grouped.items() if runs)
-    return f"{plural(len(report.runs), 'run')}: {by_verdict}; {counts_phrase(report.active_findings)}"
+    return f"{plural(len(report.groups), 'run')}: {by_verdict}; {counts_phrase(report.shown_findings)}"
 
 
 def _folded_healthy(healthy: list[Run], width: int) -> Text:

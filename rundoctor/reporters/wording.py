@@ -58,11 +58,33 @@ def counts_phrase(findings: Sequence[Finding]) -> str:
 
 
 def runs_by_verdict(report: Report) -> dict[Verdict, list[Run]]:
-    """Every verdict (worst first, :data:`VERDICT_ORDER`) with the runs that got it, in run order."""
+    """Every verdict (worst first, :data:`VERDICT_ORDER`) with the training runs that got it,
+    in run order: one run written in several formats counts once, as its leader."""
     grouped: dict[Verdict, list[Run]] = {verdict: [] for verdict in VERDICT_ORDER}
-    for run in report.runs:
+    for run in report.leaders:
         grouped[report.verdict(run.id)].append(run)
     return grouped
+
+
+def also_written(report: Report, run_id: str) -> list[str]:
+    """``exp/results.csv (ultralytics-csv)`` for every other format the run was written in."""
+    return [f"{run.id} ({run.format})" for run in report.members(run_id)[1:]]
+
+
+def written_in(report: Report, finding: Finding) -> str | None:
+    """Where a finding shown under its group's leader comes from, when that needs saying:
+    ``in ultralytics-csv`` (another member's finding), ``also in ultralytics-csv`` (the same
+    check found in another format, not repeated), both, or None."""
+    members = report.members(finding.run)
+    if len(members) < 2:
+        return None
+    parts = []
+    if finding.run != members[0].id:
+        parts.append(f"in {report.run(finding.run).format}")
+    also = report.also_in(finding)
+    if also:
+        parts.append("also in " + ", ".join(run.format for run in also))
+    return "; ".join(parts) or None
 
 
 def verdict_name(verdict: Verdict) -> str:
@@ -86,10 +108,11 @@ def explained_by(report: Report, finding: Finding) -> Finding | None:
 
 
 def diagnosis_order(report: Report, run_id: str) -> list[Finding]:
-    """The run's active findings as its diagnosis tells them: the primary, then what it
-    explains, then the rest in report order."""
+    """The training run's findings as its diagnosis tells them: the primary, then what it
+    explains, then the rest in report order; each told once over the formats the run was
+    written in (:meth:`Report.shown_findings_for`)."""
     diagnosis = report.diagnosis(run_id)
-    findings = report.active_findings_for(run_id)
+    findings = report.shown_findings_for(run_id)
     if diagnosis.primary is None:
         return findings
     told = [diagnosis.primary, *(link.finding for link in diagnosis.explains)]
@@ -101,7 +124,8 @@ def diagnosis_order(report: Report, run_id: str) -> list[Finding]:
 
 def superseded_phrase(report: Report, run_id: str | None = None) -> str | None:
     """``1 finding superseded by the diagnosis (contradicted or told once); see --format json``."""
-    count = sum(1 for f in report.superseded_findings if run_id is None or f.run == run_id)
+    members = None if run_id is None else {run.id for run in report.members(run_id)}
+    count = sum(1 for f in report.superseded_findings if members is None or f.run in members)
     if not count:
         return None
     return f"{plural(count, 'finding')} superseded by the diagnosis; see --format json"
@@ -117,11 +141,18 @@ def outcome_count(report: Report, status: OutcomeStatus, run_id: str | None = No
     )
 
 
+def checks_ran(report: Report, run_id: str) -> int:
+    """How many checks ran on the training run: on any of the formats it was written in."""
+    members = {run.id for run in report.members(run_id)}
+    return len({o.check for o in report.outcomes if o.status is OutcomeStatus.RAN and o.run in members})
+
+
 def result_line(report: Report) -> str:
     """The last word: what decided the exit code."""
     if report.fail_on is None:
         return f"Result: --fail-on never (exit {report.exit_code})"
-    failing = len(report.failing())
+    shown = {id(finding) for finding in report.shown_findings}  # a finding told once counts once
+    failing = sum(1 for finding in report.failing() if id(finding) in shown)
     unjudged = Counter(d.verdict for d in report.failing_runs())
     parts = [plural(failing, "finding")] if failing else []
     parts += [f"{plural(n, 'run')} {PROBLEM_WORDS[v]}" for v, n in sorted(unjudged.items(), key=lambda i: VERDICT_ORDER.index(i[0]))]

@@ -8,6 +8,7 @@ skipped and an errored check, and a read error.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
-from tests.curves import decay, make_run, noisy, steps, with_nan
+from tests.curves import decay, make_run, noisy, rise, steps, with_nan
 
 # Characters that are markup, separators or escapes in one output format or another.
 AWKWARD = "50% of | steps, a: b\nsecond line <tag> & \"quoted\" [bold]x[/bold]"
@@ -120,3 +121,47 @@ def sweep_report(runs: int = 200, sick_every: int = 10) -> Report:
         for run in made[::sick_every]
     ]
     return Report(runs=tuple(made), findings=tuple(findings))
+
+
+def written(run_id: str, format: str, sources: list[str], series: dict[str, Any], path: str | None = None) -> Run:
+    """A run as a reader of ``format`` would give it (path and sources set)."""
+    run = make_run(series, run_id=run_id)
+    return dataclasses.replace(run, path=path or run_id, format=format, sources=sources)
+
+
+TWIN_LOSS = noisy(decay(50), seed=3)
+
+
+def twin_runs() -> tuple[Run, Run]:
+    """One YOLO run written twice: event files, and ``results.csv`` beside them (equal losses,
+    float32 against five decimals; each format has a series the other lacks)."""
+    events = written("out/train", "tensorboard", ["out/train/events.out.tfevents.1"], {
+        "train/box_loss": (steps(50), TWIN_LOSS.astype(np.float32)),
+        "lr/pg0": (steps(50), np.full(50, 0.01)),
+        "val/box_loss": (steps(50), decay(50, start=2.2)),
+    })
+    csv = written("out/train/results.csv", "ultralytics-csv", ["out/train/results.csv"], {
+        "train/box_loss": (steps(50), np.round(TWIN_LOSS, 5)),
+        "metrics/mAP50(B)": (steps(50), rise(50)),
+    })
+    return events, csv
+
+
+def twin_report(fail_on: Severity | None = Severity.ERROR) -> Report:
+    """The twins of :func:`twin_runs` and an unrelated healthy run beside them: a NaN both
+    formats show, a "still improving" the CSV shows (contradicted by the NaN), and a finding
+    only the CSV has."""
+    events, csv = twin_runs()
+    other = written("out/other.csv", "wide-csv", ["out/other.csv"], {"loss": (steps(50), decay(50, start=3.0))})
+    nan: dict[str, Any] = {"severity": Severity.ERROR, "steps": (20, 30), "advice": "Lower the learning rate.",
+                           "message": "train/box_loss is NaN at steps 20..30"}
+    findings = [
+        finding(events.id, "non-finite", "N001", tags=("train/box_loss",), **nan),
+        finding(csv.id, "non-finite", "N001", tags=("train/box_loss",), **nan),
+        finding(csv.id, "still-improving", "C006", Severity.INFO, steps=(40, 49),
+                message="train/box_loss is still falling at the end of the run"),
+        finding(csv.id, "class-imbalance", "M004", Severity.INFO, tags=("metrics/mAP50(B)",),
+                steps=(30, 49), message="metrics/mAP50(B) pinned at 0.95"),
+    ]
+    outcomes_ = [CheckOutcome("non-finite", "N001", run.id, OutcomeStatus.RAN) for run in (events, csv, other)]
+    return Report(runs=(events, csv, other), findings=tuple(findings), outcomes=tuple(outcomes_), fail_on=fail_on)

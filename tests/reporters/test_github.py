@@ -4,7 +4,7 @@ from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.github import annotation, escape_data, escape_property, render
-from tests.reporters.reports import finding, healthy_run, sample_report
+from tests.reporters.reports import finding, healthy_run, sample_report, twin_report
 
 
 def test_one_annotation_per_finding_then_warnings_for_what_is_missing_then_a_summary() -> None:
@@ -69,3 +69,11 @@ def test_a_run_with_no_data_is_a_warning_and_one_too_short_a_notice() -> None:
         "::notice file=runs/short,title=too short to judge::runs/short: too short to judge — the longest loss or "
         "metric series, train/loss, has 3 finite points (the curve checks need 5)."
     )
+
+
+def test_one_run_written_in_two_formats_is_annotated_once() -> None:
+    lines = render(twin_report(), RenderOptions()).splitlines()
+    nan = [line for line in lines if "title=N001 non-finite" in line]
+    assert len(nan) == 1 and "file=out/train," in nan[0] and "Also in out/train/results.csv." in nan[0]
+    assert any(line.startswith("::notice file=out/train/results.csv,title=M004") for line in lines)
+    assert lines[-1].startswith("rundoctor: 2 runs; 1 error, 1 info.")

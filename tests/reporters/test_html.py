@@ -41,7 +41,7 @@ from tests.curves import (
     with_nan,
     with_spikes,
 )
-from tests.reporters.reports import AWKWARD, finding, healthy_run, sample_report
+from tests.reporters.reports import AWKWARD, finding, healthy_run, sample_report, twin_report
 
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
 
@@ -548,3 +548,16 @@ def test_each_run_leads_with_its_diagnosis_and_says_what_it_superseded() -> None
     diagnosis = sick.all("div", "diagnosis")[0].text()
     assert "still-improving, superseded by non-finite" in diagnosis
     assert not [i for i in sick.all("li", "finding") if i.attrs["data-check"] == "still-improving"]
+
+
+def test_one_run_written_in_two_formats_is_one_row_and_one_section() -> None:
+    page = html(twin_report())
+    parse(page)
+    assert "<title>rundoctor report: 2 runs</title>" in page
+    sections = re.findall(r'<details class="run [^"]*" id="[^"]*" data-run="([^"]*)"', page)
+    assert sections == ["out/train", "out/other.csv"]  # worst first
+    assert "<p>Also written as:</p><ul><li><code>out/train/results.csv (ultralytics-csv)</code></li></ul>" in page
+    assert page.count('data-check="non-finite"') == 1 and "also in ultralytics-csv" in page
+    assert "<h3 class=\"member\">In out/train/results.csv (ultralytics-csv)</h3>" in page
+    assert 'data-check="class-imbalance"' in page
+    assert '<td class="format" data-sort="tensorboard + ultralytics-csv">' in page

@@ -7,7 +7,7 @@ from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.junit import render
-from tests.reporters.reports import finding, healthy_run, sample_report
+from tests.reporters.reports import finding, healthy_run, sample_report, twin_report
 
 
 def parse(report: Report) -> ET.Element:
@@ -99,3 +99,13 @@ def test_a_run_with_no_data_fails_at_warning_but_not_at_error() -> None:
     assert failure.get("type") == "no_data" and failure.get("message") == "no data — the log holds no points"
     passing = ET.fromstring(render(Report(runs=(empty,), findings=()), RenderOptions()))
     assert not list(passing.iter("failure"))
+
+
+def test_one_run_written_in_two_formats_is_one_test_case() -> None:
+    by_name = cases(parse(twin_report()))
+    assert list(by_name) == ["out/other.csv", "out/train"]
+    case = by_name["out/train"]
+    assert [failure.get("type") for failure in case.findall("failure")] == ["non-finite"]
+    out = case.findtext("system-out") or ""
+    assert "also written as out/train/results.csv (ultralytics-csv)" in out
+    assert "class-imbalance (steps 30..49, in ultralytics-csv)" in out

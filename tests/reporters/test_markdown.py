@@ -4,7 +4,7 @@ import re
 
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.markdown import escape, render
-from tests.reporters.reports import sample_report, sweep_report
+from tests.reporters.reports import sample_report, sweep_report, twin_report
 
 
 def table_rows(text: str) -> list[list[str]]:
@@ -77,3 +77,13 @@ def test_a_sweep_folds_healthy_runs_into_details() -> None:
     assert "<details><summary>180 healthy runs</summary>" in text
     assert text.count("\n- sweep/run\\_") == 180
     assert text.index("</details>") < text.index("### sweep/run\\_000")
+
+
+def test_one_run_written_in_two_formats_is_one_row_and_one_section() -> None:
+    text = render(twin_report(), RenderOptions())
+    assert text.startswith("## rundoctor: 2 runs, 1 error, 1 info\n")
+    assert [row[0] for row in table_rows(text)[2:]] == ["out/other.csv", "out/train"]
+    assert "### out/train\n" in text and "### out/train/results.csv" not in text
+    assert "*Also written as:* out/train/results.csv (ultralytics-csv)" in text
+    assert text.count("`N001` non-finite") == 1 and "also in ultralytics-csv" in text
+    assert "`M004` class-imbalance (steps 30..49), in ultralytics-csv:" in text

@@ -12,7 +12,7 @@ from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.sparkline import MARK, NON_FINITE
 from rundoctor.reporters.text import render
 from tests.curves import decay, make_run, steps
-from tests.reporters.reports import finding, healthy_run, nan_run, outcomes, sample_report, sweep_report
+from tests.reporters.reports import finding, healthy_run, nan_run, outcomes, sample_report, sweep_report, twin_report
 
 PLAIN = RenderOptions(width=80, color=False)
 
@@ -176,3 +176,14 @@ def test_a_run_without_data_is_not_healthy_and_fails_at_warning() -> None:
     assert "Advice: Check that the run logged anything" in text
     assert ["runs/empty", "no", "data", "-", "-", "-"] in [line.split() for line in lines(text)]
     assert lines(text)[-1] == "Result: 1 run with no data at or above warning (exit 1)"
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_one_run_written_in_two_formats_is_shown_once_within_the_width(width: int) -> None:
+    text = render(twin_report(), RenderOptions(width=width))
+    assert all(cell_len(line) <= width for line in text.splitlines())
+    assert text.count("N001 non-finite") == 1
+    printed = text.splitlines()
+    assert [line.split()[0] for line in printed if line and not line[0].isspace()][:1] == ["out/train"]
+    assert not any(line.startswith("out/train/results.csv") for line in printed)
+    assert "2 runs: 1 serious, 1 healthy; 1 error, 1 info" in text
