@@ -97,21 +97,6 @@ def run_report(root: Path) -> dict[str, Any]:
     return json.loads(done.stdout)
 
 
-def _paths(run: dict[str, Any]) -> list[str]:
-    """Every file or directory a reported run came from (a merged run names several)."""
-    found: list[str] = []
-    for key in ("path", "paths", "sources"):
-        value = run.get(key)
-        if isinstance(value, str):
-            found.append(value)
-        elif isinstance(value, list):
-            found.extend(v if isinstance(v, str) else str(v.get("path", "")) for v in value)
-    diagnosis = run.get("diagnosis") or {}
-    for source in diagnosis.get("sources", []) or []:
-        found.append(source if isinstance(source, str) else str(source.get("path", "")))
-    return [p for p in found if p]
-
-
 def match_runs(report: dict[str, Any], labels: list[dict[str, Any]], root: Path) -> dict[int, str | None]:
     """Label index -> report run id: the run whose source is the labelled path, or lies in it.
 
@@ -119,9 +104,9 @@ def match_runs(report: dict[str, Any], labels: list[dict[str, Any]], root: Path)
     Keras ``train``/``validation`` label matches the run they were merged into.
     """
     where: dict[str, str] = {}
-    for run in report.get("runs", []):
-        for path in _paths(run):
-            where.setdefault(os.path.realpath(REPO / path if not os.path.isabs(path) else path), run["id"])
+    for run in report.get("runs", []):  # one entry per run read, twins included, each with its path
+        path = run.get("path") or ""
+        where.setdefault(os.path.realpath(REPO / path if not os.path.isabs(path) else path), run["id"])
     matched: dict[int, str | None] = {}
     for index, label in enumerate(labels):
         want = os.path.realpath(root / label["run"])
