@@ -21,6 +21,12 @@ from corpus.data import Dataset
 from corpus.trace import Trace
 from corpus.train import Plan
 
+# Even seeds form the tune split, odd seeds the test split.  The tune split has two more seeds
+# than the test split, so thresholds are chosen on more seed-to-seed variation than one seed
+# shows; the odd seeds (and so the test split) stay what they were.
+SEEDS: tuple[int, ...] = (0, 1, 2, 4)
+MORE_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4, 6)
+
 
 @dataclass
 class Built:
@@ -39,7 +45,7 @@ class Recipe:
     fmt: str
     strengths: tuple
     make: Callable[[Any, int], Built]
-    seeds: tuple[int, ...] = (0, 1)
+    seeds: tuple[int, ...] = SEEDS
     model: str = ""                 # for the README table
     data: str = ""
     optim: str = ""

@@ -14,6 +14,7 @@ import numpy as np
 
 from corpus import data, train
 from corpus.recipes.base import (
+    MORE_SEEDS,
     Built,
     Recipe,
     classifier,
@@ -275,7 +276,7 @@ FAULTY: list[Recipe] = [
     F("lr-too-low-hf", "lr_too_low", "hf_trainer_state", (1e-2, 1e-3), lr_low_hf, "MLP", "make_classification",
       "AdamW, warm-up + linear"),
     F("lr-plateau", "lr_plateau", "tensorboard", (0.1, 0.2, 0.3), lr_plateau, "softmax regression",
-      "make_classification", "SGD const, batch 4", seeds=(0, 1, 2, 3)),
+      "make_classification", "SGD const, batch 4", seeds=MORE_SEEDS),
     F("loss-spikes", "loss_spikes", "tensorboard", tuple(SPIKES), loss_spikes, "MLP", "digits", "Adam const"),
     F("overfitting", "overfitting", "tensorboard", (20, 60, 200, 600), overfitting, "MLP 512", "digits (200)",
       "Adam const"),
