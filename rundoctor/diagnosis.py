@@ -109,8 +109,8 @@ MIN_POINTS_TO_JUDGE = 5
 JUDGED_ROLES: tuple[Role, ...] = (*LOSS_ROLES, *METRIC_ROLES)
 
 # Check name -> the problem it names in plain words, in causal priority order (first is the
-# most fundamental: what goes wrong first makes the rest happen).  Every registered check has
-# an entry (a test holds this); a check missing here would rank last and be named by its name.
+# most fundamental: what goes wrong first makes the rest happen).  A check missing here (a new
+# one, say) ranks last and is named by its name: adding a check needs no line here.
 PROBLEMS: dict[str, str] = {
     "non-finite": "training diverged (NaN/inf)",
     "loss-divergence": "training diverged",
@@ -461,7 +461,7 @@ def _problem(primary: Finding, superseded: Sequence[Link], roles: Mapping[str, R
     narrow = NARROW_PROBLEMS.get(primary.check)
     if narrow is not None and not any(roles.get(tag) in narrow[0] for tag in primary.tags):
         return narrow[1]
-    return PROBLEMS.get(primary.check, primary.check)
+    return PROBLEMS.get(primary.check, primary.check.replace("-", " "))
 
 
 HEADLINE_LIMIT = 100
