@@ -24,9 +24,9 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import run_bench as rb
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-import run_bench as rb
 from rundoctor.readers.tfrecord import masked_crc32c
 
 CYCLE = 10  # the text logs restart at step 0 after this many steps

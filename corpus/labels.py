@@ -260,7 +260,7 @@ def majority(trace: Trace) -> tuple[bool, str]:
 
 
 def scale_ratio(trace: Trace) -> tuple[bool, str]:
-    comps = [k for k in ("box_loss", "cls_loss", "dfl_loss")]
+    comps = ["box_loss", "cls_loss", "dfl_loss"]
     kind = TRAIN if trace.series(TRAIN, "box_loss")[1].size else EPOCH
     series = np.stack([trace.series(kind, k)[1] for k in comps])
     ratio = series.max(0) / series.min(0)

@@ -12,8 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, List, Optional
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -67,10 +68,10 @@ RoleOpt = typer.Option([], "--role", help="Assign a role to a tag: ROLE=TAG (TAG
 
 @app.command("ls")
 def ls_command(
-    paths: List[Path] = PathsArg,
+    paths: list[Path] = PathsArg,
     format: str = typer.Option("text", "--format", "-f", help="text or json."),
-    reader: Optional[str] = ReaderOpt,
-    role: List[str] = RoleOpt,
+    reader: str | None = ReaderOpt,
+    role: list[str] = RoleOpt,
 ) -> None:
     """List the runs found under PATHS: format, tags and their roles, points, steps, read notes."""
     from rundoctor.reporters import inventory
@@ -88,17 +89,17 @@ def ls_command(
 
 @app.command("check")
 def check_command(
-    paths: List[Path] = PathsArg,
+    paths: list[Path] = PathsArg,
     format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github, junit or html."),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
-    fail_on: Optional[str] = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
-    select: List[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
-    ignore: List[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
-    role: List[str] = RoleOpt,
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
-    param: List[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
-    reader: Optional[str] = ReaderOpt,
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
+    select: list[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
+    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: list[str] = RoleOpt,
+    num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
+    param: list[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    reader: str | None = ReaderOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
     from rundoctor.checks.registry import REGISTRY
@@ -174,10 +175,10 @@ def _example_curve(example: Callable[[], tuple[Any, Any]], width: int) -> str:
 def plot_command(
     path: Path = typer.Argument(..., help="A run directory or log file.", show_default=False),
     output: Path = typer.Option(..., "--output", "-o", help="The PNG file to write.", show_default=False),
-    run: Optional[str] = typer.Option(None, "--run", help="The run to draw when PATH holds several: its id as `rundoctor ls` prints it, or a unique end of it."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
-    role: List[str] = RoleOpt,
-    reader: Optional[str] = ReaderOpt,
+    run: str | None = typer.Option(None, "--run", help="The run to draw when PATH holds several: its id as `rundoctor ls` prints it, or a unique end of it."),
+    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: list[str] = RoleOpt,
+    reader: str | None = ReaderOpt,
 ) -> None:
     """Draw one run's key curves with its findings shaded, as a PNG (needs rundoctor[plot])."""
     from rundoctor import plot
@@ -220,16 +221,16 @@ def watch_command(
     path: Path = typer.Argument(..., help="A run directory, a log file, or a tree of them.", show_default=False),
     interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between polls."),
     exit_on: str = typer.Option("never", "--exit-on", help="error, warning, info or never: stop with exit code 1 at the first new finding at or above it."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
     once: bool = typer.Option(False, "--once", help="Poll once, print the findings, and exit."),
     format: str = typer.Option("text", "--format", "-f", help="text (one line a finding) or json (one JSON object a line)."),
-    select: List[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
-    ignore: List[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
-    config: Optional[Path] = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
-    role: List[str] = RoleOpt,
-    num_classes: Optional[int] = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
-    param: List[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
-    reader: Optional[str] = ReaderOpt,
+    select: list[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
+    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    role: list[str] = RoleOpt,
+    num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
+    param: list[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    reader: str | None = ReaderOpt,
 ) -> None:
     """Follow runs still being written: re-check as logs grow, print each finding once, when it first appears."""
     from rundoctor.config import FAIL_ON_CHOICES, _hint, parse_fail_on
@@ -261,7 +262,7 @@ def _settings(
     role: list[str],
     num_classes: int | None,
     param: list[str],
-) -> "Settings":
+) -> Settings:
     """Config file first, CLI options on top; every name validated against the registry."""
     from dataclasses import replace
 
@@ -310,7 +311,7 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
     return overrides
 
 
-def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list["Run"], list["ReadError"]]:
+def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
     from rundoctor.discover import load_runs, reader_names
@@ -359,7 +360,7 @@ def _render_options(color: bool | None = None) -> Any:
     return RenderOptions(width=max(60, min(width, 160)), color=use_color)
 
 
-def _errors_text(errors: list["ReadError"]) -> str:
+def _errors_text(errors: list[ReadError]) -> str:
     lines = ["rundoctor: nothing could be analysed"]
     lines += [f"  {error.path}: {error.reason}" for error in errors]
     return "\n".join(lines) + "\n"

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from rundoctor.checks.base import Check
-from rundoctor.findings import Severity
 from rundoctor.errors import UsageError
+from rundoctor.findings import Severity
 from rundoctor.roles import Role, parse_overrides
 
 if sys.version_info >= (3, 11):

@@ -55,8 +55,8 @@ diagnosis relates a run's findings the way a doctor goes from symptoms to a diag
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 

@@ -7,7 +7,8 @@ writes the file and a test fails when the committed file differs from a fresh re
 from __future__ import annotations
 
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from rundoctor.checks.base import Check
 

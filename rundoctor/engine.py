@@ -12,7 +12,8 @@ from the findings of all its formats.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from rundoctor.checks.base import Check, NumClasses, RunContext
 from rundoctor.checks.classes import resolve_num_classes

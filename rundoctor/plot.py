@@ -11,8 +11,9 @@ pyplot, so no global state and no display needed).  matplotlib is the optional e
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -125,7 +126,7 @@ def _message_lines(finding: Finding) -> list[str]:
     return textwrap.wrap(finding.message, TEXT_WRAP) or [""]
 
 
-def _draw_panel(axes: "Axes", run: Run, panel: Panel, numbers: dict[int, int]) -> None:
+def _draw_panel(axes: Axes, run: Run, panel: Panel, numbers: dict[int, int]) -> None:
     for index, trace in enumerate(panel.traces):
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         steps, values = _with_gaps(trace)

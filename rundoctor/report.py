@@ -60,7 +60,7 @@ class Report:
     outcomes: tuple[CheckOutcome, ...] = ()
     errors: tuple[ReadError, ...] = ()
     fail_on: Severity | None = Severity.ERROR  # None: never fail
-    diagnoses: tuple["Diagnosis", ...] | None = None
+    diagnoses: tuple[Diagnosis, ...] | None = None
 
     def __post_init__(self) -> None:
         ordered = sorted(self.findings, key=finding_order)
@@ -81,7 +81,7 @@ class Report:
         return [finding for finding in self.findings if finding.run == run_id]
 
     @cached_property
-    def _diagnosis_of(self) -> dict[str, "Diagnosis"]:
+    def _diagnosis_of(self) -> dict[str, Diagnosis]:
         """Every member's id (the leader's too) -> its group's diagnosis."""
         return {member: diagnosis for diagnosis in self.diagnoses or () for member in diagnosis.members}
 
@@ -159,18 +159,18 @@ class Report:
         return self._shown[1].get(id(finding), ())
 
     @cached_property
-    def _superseded(self) -> dict[int, "Link"]:
+    def _superseded(self) -> dict[int, Link]:
         # Findings hold dicts (unhashable): identity stands in for a hash.
         return {id(link.finding): link for d in self.diagnoses or () for link in d.superseded}
 
-    def diagnosis(self, run_id: str) -> "Diagnosis":
+    def diagnosis(self, run_id: str) -> Diagnosis:
         """The diagnosis of the training run ``run_id`` belongs to (any member of a twin group)."""
         return self._diagnosis_of[run_id]
 
-    def verdict(self, run_id: str) -> "Verdict":
+    def verdict(self, run_id: str) -> Verdict:
         return self._diagnosis_of[run_id].verdict
 
-    def superseded_by(self, finding: Finding) -> "Link | None":
+    def superseded_by(self, finding: Finding) -> Link | None:
         """The link that superseded ``finding`` (with the finding above it and the reason), or None."""
         return self._superseded.get(id(finding))
 
@@ -201,7 +201,7 @@ class Report:
             return []
         return [f for f in self.active_findings if f.severity.rank >= self.fail_on.rank]
 
-    def failing_runs(self) -> list["Diagnosis"]:
+    def failing_runs(self) -> list[Diagnosis]:
         """Runs that could not be judged (no data, too short) whose verdict's level is at or
         above ``fail_on``: an empty artifact must not pass a CI gate as healthy."""
         if self.fail_on is None:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from rundoctor.series import Run
 
@@ -49,7 +49,7 @@ LOSS_ROLES = (Role.TRAIN_LOSS, Role.VAL_LOSS, Role.LOSS_COMPONENT, Role.VAL_LOSS
 ACCURACY_ROLES = (Role.TRAIN_ACCURACY, Role.VAL_ACCURACY)
 # Per-class and class-balanced metrics: the evidence for or against a majority-class model.
 CLASS_METRIC_ROLES = (Role.PER_CLASS_METRIC, Role.BALANCED_METRIC)
-METRIC_ROLES = ACCURACY_ROLES + (Role.TRAIN_METRIC, Role.VAL_METRIC, Role.AUC) + CLASS_METRIC_ROLES
+METRIC_ROLES = (*ACCURACY_ROLES, Role.TRAIN_METRIC, Role.VAL_METRIC, Role.AUC, *CLASS_METRIC_ROLES)
 
 VAL_WORDS = frozenset({"val", "valid", "validation", "eval", "evaluation", "test", "dev", "coco"})
 TRAIN_WORDS = frozenset({"train", "training", "tr"})

@@ -11,9 +11,10 @@ keeps a run of millions of points at 28 bytes a point.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -113,7 +114,7 @@ class Curve:
         return int(self.steps.size)
 
     @cached_property
-    def by_step(self) -> "Curve":
+    def by_step(self) -> Curve:
         """The curve analysis uses: sorted by step, the last-written point of each step.
 
         A resumed run rewrites steps it had logged before; the newer point is the one the
@@ -129,7 +130,7 @@ class Curve:
         return Curve(self.tag, steps[keep], self.values[keep], self.wall_times[keep])
 
     @cached_property
-    def finite(self) -> "Curve":
+    def finite(self) -> Curve:
         """The points with a finite value (computed once: most checks ask for it)."""
         mask = np.isfinite(self.values)
         if bool(mask.all()):
@@ -155,7 +156,7 @@ class Run:
     notes: list[ReadNote] = field(default_factory=list)
     histograms: dict[str, list[Histogram]] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)  # params, hparams, config
-    roles: dict[str, "Role"] = field(default_factory=dict)  # tag -> role, set by roles.assign
+    roles: dict[str, Role] = field(default_factory=dict)  # tag -> role, set by roles.assign
 
     @property
     def points(self) -> int:
@@ -205,10 +206,10 @@ class Run:
             return Curve(tag, empty.astype(np.int64), empty, empty)
         return Curve(tag, self.steps[index], self.values[index], self.wall_times[index])
 
-    def tags_with(self, *roles: "Role") -> list[str]:
+    def tags_with(self, *roles: Role) -> list[str]:
         return [tag for tag in self.tags if self.roles.get(tag) in roles]
 
-    def frame(self) -> "pd.DataFrame":
+    def frame(self) -> pd.DataFrame:
         """The long table as a DataFrame with a categorical tag column."""
         import pandas as pd
 

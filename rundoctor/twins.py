@@ -29,7 +29,7 @@ are one group.
 from __future__ import annotations
 
 import posixpath
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

@@ -16,8 +16,8 @@ import io
 import json
 import shutil
 import struct
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
@@ -220,8 +220,8 @@ def healthy_runs(out: Path) -> None:
               ["epoch", "train/box_loss", "train/cls_loss", "train/dfl_loss", "metrics/precision(B)", "metrics/recall(B)",
                "metrics/mAP50(B)", "metrics/mAP50-95(B)", "val/box_loss", "val/cls_loss", "val/dfl_loss", "lr/pg0"],
               [[int(e), round(b, 5), round(c, 5), round(d, 5), round(m + 0.05, 5), round(m, 5), round(m, 5), round(m * 0.6, 5),
-                round(vb, 5), round(vc, 5), round(vd, 5), round(l, 7)]
-               for e, b, c, d, m, vb, vc, vd, l in zip(epochs_y, box, cls, dfl, map50, vbox, vcls, vdfl, lr)], pad=23)
+                round(vb, 5), round(vc, 5), round(vd, 5), round(rate, 7)]
+               for e, b, c, d, m, vb, vc, vd, rate in zip(epochs_y, box, cls, dfl, map50, vbox, vcls, vdfl, lr)], pad=23)
 
     # HF Trainer: two checkpoints; only the newest (600) is read.
     def hf_history(last: int) -> list[dict[str, object]]:

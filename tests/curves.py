@@ -7,8 +7,9 @@ a :class:`Run` with roles assigned, so a test reads like the curve it describes.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +174,7 @@ HEALTHY_REAL_RUNS = (
 )
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def real_runs(root: Path, *relative: str) -> tuple[Run, ...]:
     """The runs under ``root / path`` for each path, read once per test session."""
     from rundoctor.discover import load_runs

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from rundoctor.findings import Finding, Severity
 from rundoctor.config import Settings
 from rundoctor.discover import load_runs
 from rundoctor.engine import diagnose
+from rundoctor.findings import Finding, Severity
 from rundoctor.report import Report
 from tests.conftest import REAL_LOGS
 

@@ -45,7 +45,7 @@ def write(trace: Trace, run_dir: Path, *, logging_steps: int, eval_steps: int | 
     history = _history(trace, eval_samples)
     max_steps = trace.total_steps
     last = trace.last_step + 1
-    saves = [s for s in range(save_steps, last + 1, save_steps)]
+    saves = list(range(save_steps, last + 1, save_steps))
     if not saves or saves[-1] != last:
         saves.append(last)
     written: list[Path] = []

@@ -87,7 +87,7 @@ def write(trace: Trace, run_dir: Path, *, style: str = "slash", host: str = "gpu
         keep = max(2, int(len(blobs) * cut_fraction))
         partial = blobs[keep - 1]
         cut = 1 + (int(cut_fraction * 1e4) * 7919 + cut_seed) % (len(partial) - 1)  # inside, never at an edge
-        files[-1] = (path, blobs[:keep - 1] + [partial[:cut]])
+        files[-1] = (path, [*blobs[:keep - 1], partial[:cut]])
     for path, blobs in files:
         path.write_bytes(b"".join(blobs))
     return run_dir

@@ -16,7 +16,7 @@ from typing import BinaryIO
 def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryIO:
     """The file opened for reading bytes; ``unbuffered`` for readers that ``readinto`` their
     own buffer (no copy through a second one)."""
-    handle: BinaryIO = Path(path).open("rb", buffering=0 if unbuffered else -1)
+    handle: BinaryIO = Path(path).open("rb", buffering=0 if unbuffered else -1)  # noqa: SIM115 (the caller closes it)
     return handle
 
 

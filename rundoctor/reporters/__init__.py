@@ -29,6 +29,6 @@ class RenderOptions:
     color: bool = False
 
 
-def render(format: str, report: "Report", options: RenderOptions = RenderOptions()) -> str:
+def render(format: str, report: Report, options: RenderOptions = RenderOptions()) -> str:
     module = importlib.import_module(REPORTERS[format])
     return module.render(report, options)

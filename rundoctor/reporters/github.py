@@ -12,7 +12,7 @@ the summary counts training runs.  Escaping follows the runner's rules (actions/
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report

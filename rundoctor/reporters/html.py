@@ -27,8 +27,8 @@ log-scale toggle on loss plots, and highlighting a finding's band when its messa
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from html import escape
-from typing import Iterable, Sequence
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding

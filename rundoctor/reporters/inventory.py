@@ -6,13 +6,14 @@ marks such twins (:mod:`rundoctor.twins`), which ``check`` diagnoses once."""
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from rundoctor.report import SCHEMA_VERSION
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.jsonable import dumps
-from rundoctor.report import SCHEMA_VERSION
 from rundoctor.roles import Role
 from rundoctor.series import ReadError, Run
 from rundoctor.twins import twin_groups

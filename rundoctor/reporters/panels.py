@@ -13,9 +13,9 @@ survives while the output stays small enough for a sweep of hundreds of runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
 
 import numpy as np
 

@@ -14,11 +14,11 @@ form that stays exact to the tenth: a sweep of hundreds of runs stays a few mega
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 from itertools import pairwise
-from typing import Sequence
 
 import numpy as np
 

@@ -4,7 +4,7 @@ never disagree on how a step range, a count or a verdict reads."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Finding, Severity

@@ -348,7 +348,7 @@ def assert_consistent(
     assert run.tag_codes.size == run.steps.size == run.wall_times.size == points
     assert len(set(run.tag_names)) == len(run.tag_names)
     if points:
-        assert 0 <= int(run.tag_codes.min()) and int(run.tag_codes.max()) < len(run.tag_names)
+        assert int(run.tag_codes.min()) >= 0 and int(run.tag_codes.max()) < len(run.tag_names)
     for note in run.notes:
         assert isinstance(note.kind, NoteKind) and note.source and note.message
         assert note.count is None or note.count >= 0, note

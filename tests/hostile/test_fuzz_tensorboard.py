@@ -155,7 +155,7 @@ def framed(records: Sequence[Record]) -> tuple[bytes, list[tuple[int, int]]]:
     """The file's bytes and each record's (start, end)."""
     frames = [w.frame(record.payload) for record in records]
     ends = np.cumsum([len(f) for f in frames]).tolist()
-    return b"".join(frames), list(zip([0] + ends[:-1], ends, strict=True))
+    return b"".join(frames), list(zip([0, *ends[:-1]], ends, strict=True))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import math
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pytest
@@ -592,7 +592,7 @@ def test_bad_lines_do_not_shift_the_good_ones(tmp_path: Path) -> None:
     write_rows(clean, ["step", "a", "b", "c"], rows)
     broken = tmp_path / "broken.csv"
     lines = clean.read_bytes().split(b"\n")
-    broken.write_bytes(b"\n".join(lines[:10] + [b"9999,1,2,3,4,5"] + lines[10:]))
+    broken.write_bytes(b"\n".join([*lines[:10], b"9999,1,2,3,4,5", *lines[10:]]))
     clean_run, broken_run = read(clean), read(broken)
     for tag in "abc":
         np.testing.assert_array_equal(clean_run.curve(tag).values, broken_run.curve(tag).values)

@@ -422,7 +422,7 @@ def test_a_file_cut_at_any_byte_keeps_the_records_before_the_cut(tmp_path: Path,
         run = read(cut_path)
         assert run.points == sum(points[:complete]), cut
         truncated = notes_of(run, NoteKind.TRUNCATED)
-        boundary = ([0] + ends)[complete]
+        boundary = ([0, *ends])[complete]
         if cut == boundary:
             assert truncated == [], cut
         else:
@@ -480,7 +480,7 @@ def test_a_corrupt_record_alone_in_its_layout_is_reported(tmp_path: Path) -> Non
     events.insert(50, w.scalar_event("loss2", 5.0, 5, T0))
     assert len({len(event.SerializeToString()) for event in events}) == 1
     path = tmp_path / EVENT_NAME
-    ends = w.write_event_file(path, [w.header_event()] + events)
+    ends = w.write_event_file(path, [w.header_event(), *events])
     flip(path, ends[51] - 6)
 
     run = read(path)
@@ -821,7 +821,7 @@ def test_increments_return_complete_records_and_leave_a_half_written_one(tmp_pat
     path.write_bytes(b"")
     state = tb_state.EventFileState()
     rng = np.random.default_rng(2)
-    cuts = sorted(rng.choice(len(data), 40, replace=False).tolist()) + [len(data)]
+    cuts = [*sorted(rng.choice(len(data), 40, replace=False).tolist()), len(data)]
     offset, written, blocks = 0, 0, []
     for cut in cuts:
         append(path, data[written:cut])

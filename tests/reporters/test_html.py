@@ -9,17 +9,17 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import pytest
 
 from rundoctor import discover, engine
-from rundoctor.findings import Severity
 from rundoctor.config import Settings
+from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions, render
 from rundoctor.reporters.panels import MAX_POINTS, extremes, picture, trace
@@ -50,8 +50,8 @@ VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "l
 class Node:
     tag: str
     attrs: dict[str, str]
-    parent: "Node | None" = None
-    children: list["Node | str"] = field(default_factory=list)
+    parent: Node | None = None
+    children: list[Node | str] = field(default_factory=list)
 
     @property
     def classes(self) -> set[str]:
@@ -60,16 +60,16 @@ class Node:
     def text(self) -> str:
         return "".join(child if isinstance(child, str) else child.text() for child in self.children)
 
-    def walk(self) -> Iterator["Node"]:
+    def walk(self) -> Iterator[Node]:
         for child in self.children:
             if isinstance(child, Node):
                 yield child
                 yield from child.walk()
 
-    def all(self, tag: str | None = None, cls: str | None = None) -> list["Node"]:
+    def all(self, tag: str | None = None, cls: str | None = None) -> list[Node]:
         return [n for n in self.walk() if (tag is None or n.tag == tag) and (cls is None or cls in n.classes)]
 
-    def ancestor(self, tag: str) -> "Node | None":
+    def ancestor(self, tag: str) -> Node | None:
         node = self.parent
         while node is not None and node.tag != tag:
             node = node.parent
@@ -130,7 +130,7 @@ class Axis:
     right: float
 
     @classmethod
-    def of(cls, svg: Node) -> "Axis":
+    def of(cls, svg: Node) -> Axis:
         low, high = map(float, svg.attrs["data-steps"].split())
         left, right = map(float, svg.attrs["data-x"].split())
         return cls(low, high, left, right)

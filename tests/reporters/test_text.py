@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from rich.cells import cell_len
 
 from rundoctor.findings import Severity
 from rundoctor.report import Report
-from rundoctor.series import ReadError
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.sparkline import MARK, NON_FINITE
 from rundoctor.reporters.text import render
+from rundoctor.series import ReadError
 from tests.curves import decay, make_run, steps
 from tests.reporters.reports import finding, healthy_run, nan_run, outcomes, sample_report, sweep_report, twin_report
 

@@ -74,7 +74,7 @@ def _validation_step_tags(table: _Table, epoch_columns: list[int], axis: _Axis) 
     table.note(NoteKind.INFO,
                f"{len(tags)} tag(s) are logged only in rows without an epoch (validation steps), whose "
                f"step counts validation batches, not training steps: {', '.join(tags)}", count=len(tags))
-    return {tag: XAxis.ITERATION for tag in tags}
+    return dict.fromkeys(tags, XAxis.ITERATION)
 
 
 def _lightning_hparams(path: Path, table: _Table) -> tuple[dict[str, str], list[str]]:

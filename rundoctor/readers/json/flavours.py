@@ -32,7 +32,7 @@ def _read_hf(path: Path) -> Run:
     source = str(path)
     text, notes = _read_text(path)
     if not text.strip():
-        return _empty_run(path, "hf-trainer", notes + [ReadNote(NoteKind.INFO, source, "the file is empty", count=0)],
+        return _empty_run(path, "hf-trainer", [*notes, ReadNote(NoteKind.INFO, source, "the file is empty", count=0)],
                           XAxis.STEP)
     document = _walk_document(text)
     history = document.members.get("log_history")
