@@ -33,8 +33,10 @@ def _frozen(identical: int = 14) -> np.ndarray:
 
 
 def test_frozen_metric_while_the_loss_moves() -> None:
+    # Frozen at 0.8 from evaluation 6 while the loss goes on from 0.63 to 0.21 (2.6x).
     series = _healthy()
     series["val/accuracy"] = _evals(_frozen())
+    series["val/loss"] = _evals(curves.noisy(curves.decay(EVALS, 2.3, 0.2), 0.01))
     (finding,) = curves.find(CHECK, series)
     curves.assert_well_formed(finding)
     assert (finding.code, finding.severity, finding.confidence) == (
@@ -264,3 +266,48 @@ def test_accuracy_within_its_loss_bound_is_quiet() -> None:
     series["eval_accuracy"] = (series["eval_accuracy"][0], np.array([0.62, 0.84, 0.90, 0.93, 0.94, 0.95]))
     assert curves.find(CHECK, series) == []
     assert curves.find(CHECK, _wrong_labels(), bound_margin=0.5) == []
+
+
+def _fine_tuned(creep: float) -> dict[str, curves.Series]:
+    """Nine evaluations of a model fine-tuned from a good start on 359 examples: 347/359
+    right at every one (float32), while the loss creeps down by ``creep`` of its level."""
+    steps = curves.steps(9, 30, 30)
+    accuracy = np.full(9, np.float32(347 / 359), dtype=np.float64)
+    loss = 0.125 * (1.0 - creep * np.linspace(0.0, 1.0, 9)) * (1.0 + 0.002 * curves.rng(3).standard_normal(9))
+    return {"eval_accuracy": (steps, accuracy), "eval_loss": (steps, loss)}
+
+
+def test_frozen_accuracy_of_a_fine_tuned_model_whose_loss_creeps_is_a_note() -> None:
+    # h-finetune: accuracy fixed at 0.9666 for all nine evaluations, the loss 4% lower.
+    (finding,) = curves.find(CHECK, _fine_tuned(0.04))
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["loss_factor"] == pytest.approx(1.04, abs=0.02)
+    assert "changed only 1.04x (threshold 1.5x)" in finding.message
+
+
+def test_near_miss_frozen_accuracy_whose_loss_fell_just_under_a_third() -> None:
+    # A loss down 30% end to end (quarter medians 1.39x apart) stays a note; down 45%
+    # (1.8x) with not one of 359 examples flipping is a stale metric.
+    (finding,) = curves.find(CHECK, _fine_tuned(0.30))
+    assert finding.severity is Severity.INFO and finding.evidence["loss_factor"] < 1.5
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45))
+    assert finding.severity is Severity.WARNING and finding.evidence["loss_factor"] > 1.5
+
+
+def test_min_loss_factor_override() -> None:
+    (finding,) = curves.find(CHECK, _fine_tuned(0.04), min_loss_factor=1.01)
+    assert finding.severity is Severity.WARNING
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45), min_loss_factor=2.0)
+    assert finding.severity is Severity.INFO
+
+
+def test_collapsed_metric_is_one_warning_not_a_frozen_note_beside_it() -> None:
+    # The accuracy collapses to 0.09 and stays there while the loss still falls 1.2x: the
+    # fall against the loss is the finding; a "converged model" note would contradict it.
+    accuracy = np.concatenate([curves.rise(6, 0.62, 0.955), np.full(6, 0.0919220075)])
+    series = {
+        "val_acc": (curves.steps(12, 45, 44), accuracy),
+        "val_loss": (curves.steps(12, 45, 44), curves.decay(12, 1.33, 0.23)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING and "fell" in finding.message
