@@ -5,29 +5,37 @@ What it detects
 A main training loss that fell by at least ``min_fall`` from its start and then stayed
 flat for the last ``min_flat_fraction`` or more of the run: inside a narrow band
 (``flat_tolerance`` of its level, widened to what its noise needs), or, at a constant logged
-learning rate, levelled off over the last half.  When the learning rate is logged, the
-finding depends on what it did over the flat stretch:
+learning rate, levelled off over the last half.  A plateau that wants a lower learning rate
+is a loss bouncing in a basin at the noise floor of its rate: the smoothed loss stops
+improving while the point-to-point scatter around it stays large.  A warning needs all of:
 
-- constant (within ``lr_tolerance``): a warning, the plateau the schedule did not react to;
-- constant, but already cut below its peak before the loss flattened: a warning that a
-  further cut is unlikely to help (the cut came early, or the run has converged);
-- lowered during the flat stretch (ReduceLROnPlateau, step or cosine decay): no finding; the
-  schedule is doing its job, and the flat tail of a decaying schedule is how healthy runs end;
-- zero over the flat stretch: info, nothing was being trained there.
+- a logged learning rate that stayed constant (within ``lr_tolerance``) over the flat stretch
+  and was not cut before it;
+- the stretch shown flat with significance (see below);
+- a scatter of at least ``min_scatter`` of the level: the bounce a decay would settle.
 
-Without a logged learning rate the warning has lower confidence.  A loss that fell to a
-small fraction of its start (``converged_fraction``) is near convergence: info at a constant
-logged rate (a decay may still gain a little), else not reported; below
-``memorised_fraction`` it is never reported.
+Everything weaker is info: a steady loss (label smoothing, label noise, a model memorising
+slowly, a loss logged as a running or window mean) has settled at its floor, and a decay
+would gain little; a rate already cut before the loss flattened has done what a decay
+does; without a logged rate a flat tail is also how a cosine or step schedule ends.  A
+learning rate lowered during the flat stretch (ReduceLROnPlateau, step or cosine decay) is
+the schedule doing its job: no finding.  A rate of 0 over the stretch is info (nothing was
+being trained).  A loss that fell to a small fraction of its start (``converged_fraction``)
+is near convergence: info at a constant logged rate, else not reported; below
+``memorised_fraction`` it is never reported.  A loss flat from its first logged point, at a
+constant rate and scattering by ``min_scatter`` or more without climbing above its start,
+is info: it learned before the first log (a loss at chance has about the same value on
+every batch) and sits at its rate's noise floor.
 
 Noise principle: a plateau is a claim of flatness, so it needs evidence of flatness, not
 only the absence of a trend.  The stretch's trend is a Theil-Sen fit on block medians (one
 50x batch moves nothing) whose error is widened by the effective sample size of its
 autocorrelated residuals (running averages, slow wander; see ``checks/trend.py``).  A
 stretch still falling significantly by more than ``max_drift`` is a slow descent, not a
-plateau.  A warning needs the whole ``confidence`` interval of the fitted change inside
-+-``plateau_band`` of the level; a stretch too short or noisy to show that (small batches,
-few points, a resumed run's short log) is info.
+plateau.  Shown flat means the whole ``confidence`` interval of the fitted change lies
+inside +-``plateau_band`` of the level; a stretch too short or noisy to show that (small
+batches, few points, a resumed run's short log) is info.  The scatter is the robust
+(MAD) spread of neighbour differences, so neither the trend nor single 50x batches count.
 
 Why it matters
 --------------
@@ -110,6 +118,14 @@ class Params:
         default=0.001,
         metadata={"help": "Below this fraction of its start the loss has memorised: never reported."},
     )
+    min_scatter: float = field(
+        default=0.2,
+        metadata={
+            "help": "Warning only when the point-to-point scatter over the flat stretch is at least "
+            "this fraction of its level (the optimiser bouncing above a lower floor); a steadier "
+            "loss has settled at its floor, and is info."
+        },
+    )
 
 
 # Defaults: a band of +-2% is what reads as "flat" on a loss plot, and noise widens it as
@@ -119,7 +135,11 @@ class Params:
 # +-10%: anything a decay could win back is bigger than that.  A loss that did not fall 10%
 # is no-learning's business.  Below 5% of its start a training loss has all but memorised
 # the data; below 0.1% there is nothing left to gain.  1% on the learning rate absorbs float
-# rounding in logs.
+# rounding in logs.  Scatter of 20% (twice the flat band): a decay lowers a plateau by a part
+# of the bounce around it, so a bounce under twice the band cannot buy a drop bigger than what
+# is called flat.  Losses converged to a floor scatter 0.1-6% (label smoothing, memorising
+# shuffled labels, detection losses logged as window medians); constant-rate plateaus of
+# small batches 60-110%.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -155,7 +175,21 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     flat_steps = float(steps[-1] - steps[start])
     plateau = float(np.median(level[start:]))
     fall = (initial - plateau) / initial
-    if not (fall >= params.min_fall and plateau > params.memorised_fraction * initial):
+    # Point-to-point scatter over the stretch (neighbour differences, so a slow trend does not
+    # count; a MAD, so single 50x batches do not either), as a fraction of its level.
+    scatter = trend.relative_noise(curve.values[inside])
+    noisy = bool(np.isfinite(scatter) and scatter >= params.min_scatter)
+    if plateau <= params.memorised_fraction * initial:
+        return
+    # No visible fall: a loss flat from its first logged point is no-learning's business,
+    # unless it bounces widely at a constant rate.  A loss at chance has nearly the same value
+    # on every batch; one that scatters by a fifth of its level or more tells good batches
+    # from bad, so it learned before the first log and sits at the noise floor of its rate.
+    # It must have stayed at its start (within its own scatter, not rising): a loss that
+    # climbed there is divergence's business.
+    fell = fall >= params.min_fall
+    stayed = -fall <= scatter and not fit.rising(params.confidence, params.max_drift)
+    if not (fell or (constant and noisy and stayed)):
         return
     # Still falling significantly by more than max_drift of its level: a slow descent, not a
     # plateau (still-improving's business).
@@ -167,22 +201,23 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # Flat shown: the whole confidence interval of the fitted change over the stretch lies
     # within +-plateau_band of its level.  Otherwise the stretch is too noisy or too short to
     # call it flat with confidence, and the finding is info.
-    shown = banded and not converged and fit.flat(params.confidence, params.plateau_band * abs(fit.level))
+    shown = fell and not converged and fit.flat(params.confidence, params.plateau_band * abs(fit.level))
     axis = ctx.run.axis_of(tag).value
     first_flat = float(steps[start])
     low, high = fit.interval(params.confidence)
-    lead = (
-        f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then stayed within "
-        f"+-{fmt(tolerance, 2)}"
-        if banded
-        else f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then levelled off"
-    )
+    if not fell:
+        lead = f"{tag} showed no fall from its first logged level ({fmt(initial)}) and stayed at {fmt(plateau)}"
+    elif banded:
+        lead = f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then stayed within +-{fmt(tolerance, 2)}"
+    else:
+        lead = f"{tag} fell {fall:.0%} ({fmt(initial)} -> {fmt(plateau)}) and then levelled off"
     message = (
         f"{lead} for the last {flat_steps:,.0f} {axis}s "
         f"({flat_steps / run_span:.0%} of the run, from {axis} {first_flat:,.0f}; threshold "
         f"{params.min_flat_fraction:.0%}); fitted change over it {fit.relative:+.1%} of its level "
         f"({params.confidence:.0%} interval {low / abs(fit.level):+.1%} to {high / abs(fit.level):+.1%}, "
-        f"{fit.effective:.0f} effective points; flat band +-{params.plateau_band:.0%})"
+        f"{fit.effective:.0f} effective points; flat band +-{params.plateau_band:.0%}); "
+        f"point-to-point scatter {scatter:.0%} of its level (threshold {params.min_scatter:.0%})"
     )
     evidence: dict[str, Any] = {
         "tag": tag,
@@ -199,6 +234,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "flat_fraction": flat_steps / run_span,
         "threshold_flat_fraction": params.min_flat_fraction,
         "threshold_fall": params.min_fall,
+        "scatter_relative": scatter,
+        "threshold_scatter": params.min_scatter,
     }
     if converged:
         message += (
@@ -209,8 +246,16 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if schedule is None:
         return
     severity, confidence, told, advice = schedule
-    if not shown:
-        severity, confidence = Severity.INFO, Confidence.LOW if not constant else Confidence.MEDIUM
+    if constant and not noisy:
+        told += (
+            f"; a loss this steady (scatter under {params.min_scatter:.0%}) has settled at its "
+            f"floor rather than bouncing above a lower one, so a decay would gain little"
+        )
+    # A warning needs all three: the rate logged and never lowered (the only schedule that
+    # leaves it a warning), the stretch shown flat, and a bounce wide enough that a decay
+    # could lower the level.
+    if severity is Severity.WARNING and not (shown and noisy):
+        severity, confidence = Severity.INFO, Confidence.MEDIUM
     yield check.finding(
         ctx,
         tags=(tag,),
@@ -249,7 +294,14 @@ def _schedule(
     )
     rate = signal.learning_rate(ctx)
     if rate is None:
-        return Severity.WARNING, Confidence.MEDIUM, "; no learning rate logged", decay_advice
+        # A flat tail is also how a decayed schedule ends: without the rate the log cannot
+        # tell the two apart, so this is a note.
+        return (
+            Severity.INFO,
+            Confidence.LOW,
+            "; no learning rate logged, so whether a schedule already lowered it is unknown",
+            decay_advice,
+        )
     rate_tag, rate_steps, rates = rate
     inside = (rate_steps >= first_flat) & (rate_steps <= last)
     during = np.concatenate((signal.value_at(rate_steps, rates, [first_flat]), rates[inside]))
@@ -268,8 +320,9 @@ def _schedule(
     if low < (1.0 - params.lr_tolerance) * high:
         return None
     if high < (1.0 - params.lr_tolerance) * peak:
+        # The schedule already reacted: the loss settled at the rate it was given (a note).
         return (
-            Severity.WARNING,
+            Severity.INFO,
             Confidence.HIGH,
             f"; the learning rate was already cut to {fmt(high)} ({peak / high:.3g}x below its "
             f"peak {fmt(peak)}) before the loss flattened and stayed there",
@@ -286,9 +339,11 @@ def _schedule(
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:
-    """A loss that falls within the first fifth of the run, then sits at 0.5."""
-    steps = np.arange(0, 4000, 10)
-    return steps, 0.5 + 1.5 * np.exp(-steps / 160.0) + 0.005 * np.sin(steps / 13.0)
+    """A per-batch loss that falls within the first fifth of the run, then bounces +-30%
+    around 0.5 (seeded lognormal noise)."""
+    steps = np.arange(0, 40000, 10)
+    noise = np.exp(0.3 * np.random.default_rng(2).standard_normal(steps.size) - 0.045)
+    return steps, (0.5 + 1.5 * np.exp(-steps / 1600.0)) * noise
 
 
 CHECK = Check(
