@@ -5,7 +5,8 @@ What it detects
 Either of two things.  A logged learning rate that never exceeds the floor of its optimizer
 (``sgd_floor`` for SGD, ``adaptive_floor`` for Adam-like or unknown ones; the optimizer read
 from the rate's tag, e.g. Lightning's ``lr-SGD``, or the run's hyper-parameters) under a loss
-that moved less than ``max_drop``: the cause is named from the log, a warning.  Or a
+that moved less than ``max_drop``, or that fell further but in a straight line (no bend) and
+still ends near chance: the cause is named from the log, a warning.  Or a
 main training loss that falls by less than ``max_drop`` over the whole run, but falls
 steadily and beyond its noise, and falls about as fast in the second half of the run as in
 the first (no bend).  A healthy loss drops fast and then bends towards a floor; a loss that
@@ -17,7 +18,13 @@ When the training loss is too noisy to show any fall, the validation loss (a fix
 evaluated a few times) may show the crawl instead: info.  The largest logged learning rate
 is quoted; at or above the usual rate of its optimizer (``ordinary_sgd``,
 ``ordinary_adaptive``) the rate is an unlikely cause (a task that generalises late creeps
-too) and the finding is info.  A classifier that starts below ``good_start`` of ln C (ln 2
+too) and the finding is info.  Such a crawl is a warning only while the loss is still far
+from any good level, near chance: above ``near_chance`` of ln C, or, with C unknown, a
+classifier whose best accuracy stays at or below ``low_accuracy`` with a loss above ln 2.
+A small rate under a loss already far below chance, or with nothing to say where chance is
+(no class count, no accuracy: a language model, a regression), is info: fine-tuning a
+pretrained model at 1e-5..1e-4 with Adam moves its loss little and in a straight line.  A
+classifier that starts below ``good_start`` of ln C (ln 2
 with C unknown) is a fine-tuned model with little left to learn: not reported.
 
 Noise principle: "falls beyond its noise" is a robust trend (Theil-Sen on block medians)
@@ -105,6 +112,20 @@ class Params:
         default=1e-6,
         metadata={"help": "A logged peak rate at or below this is tiny for Adam-like or unknown optimizers."},
     )
+    near_chance: float = field(
+        default=0.5,
+        metadata={
+            "help": "A crawl is a warning only while the loss ends above this fraction of ln C "
+            "(far from any good level); further below chance it is info."
+        },
+    )
+    low_accuracy: float = field(
+        default=0.5,
+        metadata={
+            "help": "With C unknown, a classifier whose best accuracy stays at or below this "
+            "(and whose loss stays above ln 2) is still near chance."
+        },
+    )
 
 
 # Defaults: healthy runs fall by 30-99% (slow fine-tunes of pretrained models 10-15%, with
@@ -126,8 +147,10 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     end = signal.edge_levels(level, params.edge_fraction)[1]
     drop = (start - end) / start
-    tiny = _tiny_rate(ctx, params)
-    if tiny is not None and drop < params.max_drop:
+    tiny = tiny_rate(ctx, params)
+    if tiny is not None and (
+        drop < params.max_drop or _straight_near_chance(ctx, params, level, steps, end)
+    ):
         yield _named_by_the_rate(check, ctx, params, tag, steps, start, end, drop, tiny)
         return
     if _good_start(ctx, params, start):
@@ -182,8 +205,15 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # ambiguous, so the finding is info until the fall is several times its error; a logged
     # rate of the usual size makes the rate an unlikely cause; a fall only the validation
     # loss shows rests on a few evaluations.
+    near, reference = _near_chance(ctx, params, end)
+    evidence.update(near_chance=near, chance_reference=reference)
+    if not near and witness is None:
+        message += (
+            f"; but the loss is not known to be near chance ({reference}): a small rate under a "
+            f"loss already far from chance may be a fine-tune that has little left to learn"
+        )
     short = fit.effective < 8
-    weak = short or ordinary is not None or witness is not None
+    weak = short or ordinary is not None or witness is not None or not near
     yield check.finding(
         ctx,
         tags=(tag,),
@@ -216,18 +246,13 @@ def _crawl(
     if not start > 0:
         return None
     drop = (start - end) / start
-    x = _lr_time(ctx, steps)
     raw_x = _lr_time(ctx, raw_steps)
-    lr_time = x is not None and raw_x is not None
-    if x is None or raw_x is None:
-        x, raw_x = steps.astype(np.float64), raw_steps.astype(np.float64)
-    middle = x[0] + (x[-1] - x[0]) / 2
-    first, second = x <= middle, x >= middle
-    if first.sum() < 2 or second.sum() < 2:
+    halves = _halves(ctx, level, steps, against_rate=raw_x is not None)
+    if halves is None:
         return None
-    # Least-squares slopes of each half (the middle point belongs to both).
-    first_rate = -signal.slope(x[first], level[first])
-    second_rate = -signal.slope(x[second], level[second])
+    first_rate, second_rate, lr_time = halves
+    if raw_x is None or not lr_time:
+        raw_x = raw_steps.astype(np.float64)
     fit = trend.trend(raw_x, raw_values)
     if fit is None:
         return None
@@ -239,6 +264,77 @@ def _crawl(
     ):
         return None
     return drop, start, end, first_rate, second_rate, fit, lr_time
+
+
+def _halves(
+    ctx: RunContext, level: np.ndarray, steps: np.ndarray, against_rate: bool = True
+) -> tuple[float, float, bool] | None:
+    """(first-half rate of fall, second-half rate, against LR time): least-squares slopes of
+    each half (the middle point belongs to both), against the learning rate spent when a
+    varying rate is logged, else against steps; None with under two points a half."""
+    x = _lr_time(ctx, steps) if against_rate else None
+    lr_time = x is not None
+    if x is None:
+        x = steps.astype(np.float64)
+    middle = x[0] + (x[-1] - x[0]) / 2
+    first, second = x <= middle, x >= middle
+    if first.sum() < 2 or second.sum() < 2:
+        return None
+    return -signal.slope(x[first], level[first]), -signal.slope(x[second], level[second]), lr_time
+
+
+def _straight_near_chance(
+    ctx: RunContext, params: Params, level: np.ndarray, steps: np.ndarray, end: float
+) -> bool:
+    """Whether a loss that fell more than ``max_drop`` under a tiny rate still falls in a
+    straight line (no bend: the step size limits it) and ends near chance: a rate-limited
+    loss far from any good level, however far it has come."""
+    halves = _halves(ctx, level, steps)
+    if halves is None:
+        return False
+    first_rate, second_rate, _ = halves
+    return (
+        first_rate > 0
+        and second_rate >= params.min_linearity * first_rate
+        and _near_chance(ctx, params, end)[0]
+    )
+
+
+def _near_chance(ctx: RunContext, params: Params, end: float) -> tuple[bool, str]:
+    """(whether a loss ending at ``end`` is still near chance, the reference used).
+
+    With C known: above ``near_chance`` of ln C.  With C unknown, a classifier (an accuracy
+    is logged) whose best accuracy stayed at or below ``low_accuracy`` and whose loss is
+    above ln 2, the chance loss of the fewest classes.  Without either nothing says where
+    chance is (a language model's or a regression's loss): not near chance."""
+    classes = ctx.num_classes
+    if classes is not None and classes.value >= 2:
+        chance = math.log(classes.value)
+        return end >= params.near_chance * chance, (
+            f"it ends at {end / chance:.0%} of ln {classes.value} = {fmt(chance)}, threshold "
+            f"{params.near_chance:.0%}; C from {classes.source}"
+        )
+    best = _best_accuracy(ctx)
+    if best is None:
+        return False, "no class count and no accuracy logged"
+    near = end > math.log(2.0) and best <= params.low_accuracy
+    return near, (
+        f"C unknown; best accuracy {fmt(best, 3)} (threshold {params.low_accuracy:.0%}), loss "
+        f"{fmt(end)} {'above' if end > math.log(2.0) else 'below'} ln 2"
+    )
+
+
+def _best_accuracy(ctx: RunContext) -> float | None:
+    """The highest smoothed value of any logged accuracy (fractions), or None."""
+    best = None
+    for tag in ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
+        _, values = signal.accuracy_levels(ctx, tag)
+        if values.size == 0:
+            continue
+        smooth = signal.ema(values, signal.window(values.size, 0.1))
+        top = float(np.max(smooth))
+        best = top if best is None else max(best, top)
+    return best
 
 
 def _falls(steps: np.ndarray, values: np.ndarray, params: Params) -> bool:
@@ -311,7 +407,7 @@ def _good_start(ctx: RunContext, params: Params, start: float) -> bool:
     return start < params.good_start * chance
 
 
-def _tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float] | None:
+def tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float] | None:
     """(lr tag, peak rate, optimizer, floor) when the logged rate never exceeds the floor of
     its optimizer, else None.  The optimizer comes from the rate's tag (Lightning's
     ``lr-SGD``, ``lr-AdamW``) or the run's hyper-parameters (``optimizer: SGD``)."""
@@ -340,9 +436,15 @@ def _named_by_the_rate(
 ) -> Finding:
     rate_tag, peak, optimizer, floor = tiny
     kind = {"SGD": "SGD", "adaptive": "an adaptive optimizer", "unknown": "any optimizer"}[optimizer]
+    if drop < params.max_drop:
+        moved = f"moved only {drop:+.1%} over the run ({fmt(start)} -> {fmt(end)}, threshold {params.max_drop:.0%})"
+    else:
+        moved = (
+            f"fell {drop:.1%} over the run ({fmt(start)} -> {fmt(end)}) in a straight line, still "
+            f"near chance ({_near_chance(ctx, params, end)[1]})"
+        )
     message = (
-        f"{tag} moved only {drop:+.1%} over the run ({fmt(start)} -> {fmt(end)}, threshold "
-        f"{params.max_drop:.0%}) while the logged learning rate ({rate_tag}) never exceeded "
+        f"{tag} {moved} while the logged learning rate ({rate_tag}) never exceeded "
         f"{fmt(peak)}, at or below {fmt(floor)}, tiny for {kind}: the learning rate is too low"
     )
     evidence: dict[str, Any] = {

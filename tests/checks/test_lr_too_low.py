@@ -18,8 +18,9 @@ def _loss(values: np.ndarray) -> dict[str, curves.Series]:
 
 
 def test_fires_on_a_slow_straight_decline_and_quotes_the_learning_rate() -> None:
+    # Eight classes: 2.0 -> 1.8 is still near ln 8 = 2.08, far from any good level.
     series = {**_loss(curves.linear(N, 2.0, 1.8)), "train/lr": (STEPS, np.full(N, 2e-6))}
-    (finding,) = curves.find(CHECK, series)
+    (finding,) = curves.find(CHECK, series, num_classes=8)
     assert (finding.code, finding.severity, finding.confidence) == (
         "C002",
         Severity.WARNING,
@@ -31,7 +32,41 @@ def test_fires_on_a_slow_straight_decline_and_quotes_the_learning_rate() -> None
     assert evidence["rate_ratio"] == pytest.approx(1.0, abs=0.25)
     assert evidence["lr_max"] == pytest.approx(2e-6) and evidence["lr_tag"] == "train/lr"
     assert "straight line" in finding.message and "2.000e-06" in finding.message
+    assert finding.evidence["near_chance"] is True
     curves.assert_well_formed(finding)
+
+
+def test_a_crawl_far_below_chance_or_with_no_chance_known_is_info() -> None:
+    # A pretrained seq2seq model fine-tuned with AdamW at 5e-5: 1.91 -> 1.77 in a straight
+    # line, no accuracy and no class count (a token loss over a 32k vocabulary is far below
+    # its chance ln 32000): nothing says the loss is far from a good level.
+    series = {**_loss(curves.linear(N, 1.91, 1.77)), "lr-AdamW": (STEPS, np.full(N, 5e-5))}
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and finding.evidence["near_chance"] is False
+    assert "not known to be near chance" in finding.message
+    # Near miss: with ten classes the loss sits at 80% of ln 10, still near chance: a warning.
+    (near,) = curves.find(CHECK, series, num_classes=10)
+    assert near.severity is Severity.WARNING
+    # With 1000 classes the same loss is 27% of ln 1000: far below chance, info.
+    (far,) = curves.find(CHECK, series, num_classes=1000)
+    assert far.severity is Severity.INFO
+    # Params override: asking for 20% of ln C makes it a warning again.
+    (strict,) = curves.find(CHECK, series, num_classes=1000, near_chance=0.2)
+    assert strict.severity is Severity.WARNING
+
+
+def test_a_crawl_of_a_classifier_with_a_low_accuracy_and_unknown_c_is_a_warning() -> None:
+    series = {
+        **_loss(curves.linear(N, 2.0, 1.8)),
+        "lr": (STEPS, np.full(N, 2e-5)),
+        "val/acc": (STEPS[::40], np.linspace(0.22, 0.26, 10)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING and finding.evidence["near_chance"] is True
+    # Near miss: an accuracy that already reached 0.7 is not near chance: info.
+    good = {**series, "val/acc": (STEPS[::40], np.linspace(0.66, 0.7, 10))}
+    (info,) = curves.find(CHECK, good)
+    assert info.severity is Severity.INFO
 
 
 def test_a_healthy_decay_bends_and_is_silent() -> None:
@@ -124,6 +159,24 @@ def test_a_tiny_rate_under_a_loss_that_fell_is_not_reported() -> None:
     assert curves.find(CHECK, series) == []
 
 
+def test_a_tiny_sgd_rate_under_a_straight_fall_that_ends_near_chance_names_the_cause() -> None:
+    # SGD at 5e-5 on ten classes: 2.86 -> 2.06 (28%) in a straight line, still near
+    # ln 10 = 2.30 with the accuracy at 0.37: the step size limits the fall.
+    series = {
+        **_loss(curves.linear(N, 2.86, 2.06)),
+        "lr-SGD": (STEPS, np.full(N, 5e-5)),
+        "val/acc": (STEPS[::40], np.linspace(0.11, 0.37, 10)),
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING and finding.evidence["lr_max"] == 5e-5
+    assert "straight line, still near chance" in finding.message
+    # Near miss: the same fall bending towards a floor is the rate doing its job.
+    bent = {**series, **_loss(curves.decay(N, 2.86, 2.0, rate=6.0))}
+    assert curves.find(CHECK, bent) == []
+    # Params override: a lower SGD floor leaves the rate alone.
+    assert curves.find(CHECK, series, sgd_floor=1e-5) == []
+
+
 def test_healthy_heavy_tailed_batch_of_four_is_silent() -> None:
     n = 3000
     loss = curves.heavy_tailed(curves.decay(n, start=1.2, end=0.35, rate=4.0), spread=0.8, seed=7)
@@ -152,7 +205,7 @@ def _spent(rate: np.ndarray) -> np.ndarray:
 def test_a_crawl_under_warm_up_and_decay_is_straight_against_the_rate_spent() -> None:
     loss = curves.heavy_tailed(1.99 - 0.16 * _spent(HF_RATE), spread=0.03, outliers=0.0, seed=1)
     series = {"loss": (HF_STEPS, loss), "learning_rate": (HF_STEPS, HF_RATE)}
-    (finding,) = curves.find(CHECK, series)
+    (finding,) = curves.find(CHECK, series, num_classes=4)
     assert finding.severity is Severity.WARNING
     assert finding.evidence["against_learning_rate_spent"] is True
     assert finding.evidence["rate_ratio"] > 0.5
@@ -194,5 +247,5 @@ def test_a_crawl_at_a_usual_sgd_rate_is_only_info_then_override() -> None:
     series = {**_loss(curves.linear(N, 0.81, 0.75)), "lr-SGD": (STEPS, np.full(N, 0.02))}
     (finding,) = curves.find(CHECK, series)
     assert finding.severity is Severity.INFO and "a usual rate for SGD" in finding.message
-    (strict,) = curves.find(CHECK, series, ordinary_sgd=0.1)
+    (strict,) = curves.find(CHECK, series, num_classes=2, ordinary_sgd=0.1)  # at ln 2: near chance
     assert strict.severity is Severity.WARNING
