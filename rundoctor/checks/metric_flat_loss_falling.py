@@ -14,7 +14,12 @@ its autocorrelated residuals, judged with Student's t on those effective points 
 oscillates, does not count as falling.  A fall at ``confidence`` is info; a warning needs
 ``strong_confidence``.  Nothing is said of an accuracy above ``max_level`` (saturated, at its
 ceiling) or of one impossible next to its own split's cross-entropy (accuracy below
-1 - loss / ln 2: a broken metric, which metric checks report).
+1 - loss / ln 2: a broken metric, which metric checks report), of an accuracy that
+had already climbed above its first value and whose own robust trend over the stretch still
+rises at ``confidence`` by two ``flat_tolerance`` (a coarse accuracy still climbing inside
+its noise band is not flat; one still at its start that begins to lift is the jump), or under a logged learning rate tiny for its optimizer
+(lr-too-low's floors: the loss crawls and the accuracy will not jump; lr-too-low names the
+cause).
 
 Why it matters
 --------------
@@ -39,7 +44,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import lr_too_low, signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, Role
@@ -118,6 +123,19 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     level = float(np.median(accuracy[start:]))
     if level > params.max_level:
         return None
+    # "Flat" is a claim too: an accuracy that had already climbed above where it started
+    # (by more than its band) and whose own trend over the stretch still rises at
+    # ``confidence`` by two points of accuracy is a climb that slowed, hidden in its noise
+    # band (a coarse accuracy of a few hundred evaluation sequences wanders +-0.05), not a
+    # stall.  One still at its starting level whose trend starts to lift is the jump itself.
+    accuracy_fit = trend.trend(steps[start:], accuracy[start:])
+    if (
+        accuracy_fit is not None
+        and level - float(accuracy[0]) > 2.0 * tolerance
+        and accuracy_fit.rising(params.confidence)
+        and accuracy_fit.change >= 2.0 * params.flat_tolerance
+    ):
+        return None
     loss = ctx.curve(loss_tag).finite
     at = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
@@ -142,6 +160,11 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         return None
     if _inconsistent(ctx, tag, loss_tag, level, float(last)):
         return None  # a cross-entropy this low cannot go with this accuracy: the metric is broken
+    tiny = lr_too_low.tiny_rate(ctx, lr_too_low.CHECK.default_params())
+    if tiny is not None:
+        # The log names the cause: a rate far below any its optimizer trains at moves the loss
+        # a little and the accuracy not at all.  It will not jump; lr-too-low says why.
+        return None
     strong = fit.sigmas <= -fit.critical(params.strong_confidence)
     classes = ctx.num_classes
     # Less than half a chance level above 1/C: the accuracy has not left chance at all.

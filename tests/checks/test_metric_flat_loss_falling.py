@@ -192,3 +192,37 @@ def test_a_heavy_tailed_training_loss_under_a_flat_accuracy_needs_a_real_fall() 
         "train/loss": (curves.steps(n), loss),
     }
     assert [f for f in curves.find(CHECK, series) if f.severity is not Severity.INFO] == []
+
+
+def test_a_coarse_accuracy_still_climbing_inside_its_noise_band_is_not_flat() -> None:
+    # A sequence model scored on a few hundred sequences: 12 evaluations, the accuracy
+    # climbs 0.62 -> 0.68 -> 0.74 -> 0.80 with +-0.02 scatter (its noise band +-0.05 holds
+    # the last ten) while the validation loss falls 25%.
+    steps = curves.steps(12, 100, 100)
+    start = np.concatenate(([0.62, 0.68], np.linspace(0.74, 0.80, 10)))
+    climb = start + 0.02 * curves.rng(3).standard_normal(12)
+    loss = curves.decay(12, start=0.77, end=0.44, rate=2.0)
+    series = {"val_accuracy": (steps, climb), "val_loss": (steps, loss), "loss": (steps, loss + 0.02)}
+    assert curves.find(CHECK, series) == []
+    # Near miss: an accuracy still at its starting level whose trend begins to lift is the
+    # jump beginning: reported.
+    level = np.linspace(0.50, 0.55, 12) + 0.02 * curves.rng(3).standard_normal(12)
+    (finding,) = curves.find(CHECK, {**series, "val_accuracy": (steps, level)})
+    assert finding.check == "metric-flat-loss-falling"
+    # Params override: with a band of +-0.04 the 0.06 climb is no longer two bands wide.
+    (wide,) = curves.find(CHECK, series, flat_tolerance=0.04)
+    assert wide.severity is Severity.WARNING
+
+
+def test_a_flat_accuracy_under_a_tiny_logged_rate_is_left_to_lr_too_low() -> None:
+    # SGD at 5e-6: the validation loss creeps 6% and the accuracy sits at chance.  It will
+    # not jump: the rate is the cause, which lr-too-low names.
+    loss = curves.linear(EVALS, 3.45, 3.25)
+    accuracy = 0.09 + 0.002 * curves.rng(1).standard_normal(EVALS)
+    series = {**_val(accuracy, loss), "train/loss": (curves.steps(EVALS, EVERY), loss + 0.1)}
+    rate = {"lr-SGD": (curves.steps(EVALS, EVERY), np.full(EVALS, 5e-6))}
+    assert curves.find(CHECK, {**series, **rate}) == []
+    # Near miss: at a usual SGD rate the same curves are reported.
+    usual = {"lr-SGD": (curves.steps(EVALS, EVERY), np.full(EVALS, 0.05))}
+    (finding,) = curves.find(CHECK, {**series, **usual})
+    assert finding.severity is Severity.WARNING
