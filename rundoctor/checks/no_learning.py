@@ -22,7 +22,9 @@ it; the initial level is the higher of the first value and the median of the fir
 Both are moved by noise: the lowest of m rolling medians of w points sits about
 sqrt(2 ln m) standard errors of one median below the true level by chance, and a start set
 by the first value carries that point's noise, so only the fall beyond that allowance is
-progress (robust point-to-point sigma).  "Did not fall" is a flat claim and needs evidence:
+progress (robust point-to-point sigma); when that allowance exceeds ``max_noise_allowance`` of
+the start, a halved loss cannot be told from a flat one and the finding is info (unless the
+log shows the cause).  "Did not fall" is a flat claim and needs evidence:
 the robust trend (Theil-Sen on block medians, error widened by the effective sample size
 of autocorrelated residuals; ``checks/trend.py``) must rule out a fall of
 ``max_hidden_fall`` at 95%, or the loss is too noisy to judge and nothing is reported
@@ -116,6 +118,14 @@ class Params:
             "accuracy is logged) is already a good model (fine-tuning): info, not a stall."
         },
     )
+    max_noise_allowance: float = field(
+        default=0.5,
+        metadata={
+            "help": "A fall chance alone reaches beyond this fraction of the initial level "
+            "leaves a halved loss indistinguishable from a flat one: info unless the log "
+            "shows the cause."
+        },
+    )
 
 
 # Defaults: every healthy run seen falls by 30% or more, slow fine-tunes of pretrained
@@ -162,6 +172,11 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     zero_rate = rate is not None and float(rate[2].max()) == 0
     if hidden and not at_chance and zero_from is None and not zero_rate:
         return
+    # Per-batch losses of batch size 4 scatter by most of their level: when the fall noise
+    # alone reaches is over half the start, a loss that halved early and then wandered looks
+    # no different from a flat one (its best median is set by the noise).  A note at most,
+    # unless the log shows the cause.
+    swamped = luck > params.max_noise_allowance * initial and not at_chance and zero_from is None and not zero_rate
     axis = ctx.run.axis_of(tag).value
     opening = (
         f"{tag} never got meaningfully below its initial level"
@@ -225,6 +240,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             f"(threshold {params.good_start:.0%}{'' if chance else ', the least chance of any classifier'}): "
             f"a model fine-tuned from a good start has little left to learn"
         )
+    elif swamped:
+        severity = Severity.INFO
+        message += (
+            f"; but the fall noise alone reaches is {luck / initial:.0%} of the start (threshold "
+            f"{params.max_noise_allowance:.0%}): a loss that halved would look the same"
+        )
     elif at_chance or peak == 0 or (sure and shown_flat) or (zero_from is not None and shown_flat):
         severity = Severity.ERROR
     elif hidden:
@@ -233,7 +254,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         severity = Severity.WARNING
     if peak is not None and 0 < peak <= 1e-6:
         message += " (a rate this small is the likely cause: see lr-too-low)"
-    evidence.update(shown_flat=shown_flat, good_start=good_start, fall_hidden_by_noise=hidden)
+    evidence.update(
+        shown_flat=shown_flat, good_start=good_start, fall_hidden_by_noise=hidden, noise_swamps_start=swamped
+    )
     if fit is not None:
         evidence.update(trend_relative=fit.relative, effective_points=fit.effective)
     yield check.finding(
@@ -243,7 +266,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         message=message,
         evidence=evidence,
         severity=severity,
-        confidence=Confidence.HIGH if sure and not good_start and not hidden else Confidence.MEDIUM,
+        confidence=(
+            Confidence.LOW
+            if swamped
+            else Confidence.HIGH
+            if sure and not good_start and not hidden
+            else Confidence.MEDIUM
+        ),
     )
 
 

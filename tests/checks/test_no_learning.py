@@ -262,3 +262,26 @@ def test_a_classifier_fine_tuned_from_a_good_start_is_info_without_the_number_of
     # Without an accuracy the loss could be a regression's: no claim about a good start.
     (plain,) = curves.find(CHECK, {"loss": (steps, loss)})
     assert plain.evidence["good_start"] is False
+
+
+def test_a_batch_of_four_whose_noise_swamps_its_start_is_not_judged_then_override() -> None:
+    # Softmax regression, SGD at 0.1 with batches of 4: the per-batch loss scatters by most of
+    # its level.  The first batch sits at 0.71, the loss wanders 0.42 -> 0.51 -> 0.48.  The
+    # fall noise alone reaches is 73% of the start: a loss that halved looks the same, so a
+    # note at most.
+    n = 237
+    steps = curves.steps(n, 19, 19)
+    level = np.interp(np.linspace(0.0, 1.0, n), [0.0, 0.5, 1.0], [0.42, 0.51, 0.48])
+    loss = curves.heavy_tailed(level, spread=0.6, outliers=0.0, seed=2)
+    loss[0] = 0.71
+    series = {"train/loss": (steps, loss), "lr": (steps, np.full(n, 0.1))}
+    (note,) = curves.find(CHECK, series)
+    assert (note.severity, note.confidence) == (Severity.INFO, Confidence.LOW)
+    assert note.evidence["noise_swamps_start"] is True and "would look the same" in note.message
+    assert note.evidence["noise_allowance"] / note.evidence["initial_level"] == pytest.approx(0.73, abs=0.02)
+    # Params override: allowing any noise, the same curve is a warning.
+    (finding,) = curves.find(CHECK, series, max_noise_allowance=5.0)
+    assert finding.severity is Severity.WARNING
+    # Near miss: when the log shows the cause (the rate is 0) it is still reported.
+    zero = {**series, "lr": (steps, np.zeros(n))}
+    assert [f.severity for f in curves.find(CHECK, zero)] == [Severity.ERROR]
