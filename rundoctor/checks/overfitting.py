@@ -26,6 +26,11 @@ note: on a loss at a noisy floor the best evaluation falls anywhere, so a best e
 dozen evaluations (a resumed run, a short run) is chance as often as not.  Dropout runs (training loss above the
 validation loss) and label-noise runs (validation loss flat at its floor) show neither
 signature: the training loss does not fall away from a validation loss that turned up.
+Overfitting is progressive: a validation loss that rose past ``rise_threshold`` but took
+``jump_share`` or more of that rise in the one step after its best evaluation and has not risen since (its straight-line trend
+over the later evaluations is flat or falling) changed level once, while the training loss
+fell on: the evaluation changed, or a few examples turned confidently wrong at once (the
+loss jumped 6x in one epoch while the accuracy rose).  That is a note, not a warning.
 
 Noise principle: the rise is measured in noise sigmas of a rolling-median level (MAD of
 point-to-point changes), and the training loss must fall by ``train_noise_sigmas`` of a
@@ -59,7 +64,7 @@ from typing import Iterator
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -143,6 +148,17 @@ class Params:
             "half the run, to be a warning."
         },
     )
+    # Half the rise in the one step after the best, then a trend that does not rise: overfit
+    # runs whose loss jumps right after its best (53-132% of the rise in that step) keep
+    # rising 2.7-14% after it; a change of level (a loss that jumped 6x in one epoch while
+    # the accuracy rose, then fell 2-9%) stays level or falls back.
+    jump_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "A rise that took at least this share in the step after the best evaluation "
+            "and has not risen since (straight-line trend <= 0) is a note, not overfitting."
+        },
+    )
     smooth_fraction: float = field(
         default=0.10, metadata={"help": "Rolling-median window, as a fraction of the evaluations."}
     )
@@ -171,6 +187,8 @@ class Measured:
     train_at_end: float
     train_drop: float
     gap_ratio: float
+    jump_share: float  # share of the rise from the best to the end taken by the next evaluation
+    after_jump: float  # relative trend of the evaluations after that one (NaN: too few)
     kind: str | None  # "rise", "stall" or None
 
     def summary(self) -> dict[str, object]:
@@ -237,6 +255,7 @@ def measure(ctx: RunContext, pair: signal.LossPair, params: Params) -> Measured 
     )
     gap = end / train_end if train_end > 0 else float("nan")
     after = len(val) - 1 - best
+    share, after_jump = _jump(val.steps, val.values, best, end)
     kind = None
     if (
         falling
@@ -270,8 +289,27 @@ def measure(ctx: RunContext, pair: signal.LossPair, params: Params) -> Measured 
         train_at_end=float(train_end),
         train_drop=float(drop),
         gap_ratio=float(gap),
+        jump_share=share,
+        after_jump=after_jump,
         kind=kind,
     )
+
+
+def _jump(steps: np.ndarray, values: np.ndarray, best: int, end: float) -> tuple[float, float]:
+    """(share of the rise from the best evaluation to the end level taken by the very next
+    evaluation, relative Theil-Sen change of the evaluations after that one).
+
+    Overfitting is progressive: past its best the validation loss goes on rising while the
+    training loss goes on falling.  A loss that stepped up once between two evaluations and
+    has not risen since changed level (the evaluation changed, a few examples turned
+    confidently wrong at once); NaN for the trend when fewer than three evaluations follow.
+    """
+    rise = end - float(values[best])
+    if best + 1 >= values.size or rise <= 0:
+        return float("nan"), float("nan")
+    share = float(values[best + 1] - values[best]) / rise
+    fit = trend.trend(steps[best + 1 :], values[best + 1 :]) if values.size - best - 1 >= 3 else None
+    return share, (fit.relative if fit is not None else float("nan"))
 
 
 def summed_rise(ctx: RunContext, tags: list[str], params: Params) -> tuple[float, float]:
@@ -327,6 +365,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "train_at_best": head.train_at_best,
         "train_at_end": head.train_at_end,
         "train_drop_pct": round(100 * head.train_drop, 2),
+        "jump_share": _rounded(head.jump_share, 3),
+        "after_jump_change_pct": _rounded(100 * head.after_jump, 2),
         "val_train_gap_ratio": _rounded(head.gap_ratio, 3),
         "evaluations": head.evaluations,
         "evaluations_after_best": head.after_best,
@@ -350,7 +390,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         ctx,
         tags=[head.val, head.train, *(m.val for m in firing if m is not head)],
         steps=(head.best_step, head.last_step),
-        message=_message(head, len(firing) - 1, params),
+        message=_message(head, len(firing) - 1, params) + _jump_note(head, strength, params),
         evidence=evidence,
         severity=severity,
         confidence=confidence,
@@ -370,8 +410,25 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
     since the best one); a mild rise over the last few evaluations is what early stopping
     is for, and only a note.  A stall is a warning when it has lasted half the run and
     ``min_stall_evaluations``, or when the validation loss already creeps up (half the rise
-    threshold, two sigmas).
+    threshold, two sigmas).  Either is only a note when the loss rose past
+    ``rise_threshold``, took ``jump_share`` of that rise in the one step after its best and
+    has not risen since.
     """
+    severity, confidence, strength = _evidence_strength(head, params)
+    if (
+        severity is Severity.WARNING
+        and head.rise >= params.rise_threshold
+        and head.jump_share >= params.jump_share
+        and head.after_jump <= 0
+    ):
+        # A rise taken in one step up, then level or falling while the training loss fell
+        # on: not the progressive rise of memorisation, whatever the size of the step.  (A
+        # flat stall has no rise to share out: its best is a lucky evaluation at the floor.)
+        return Severity.INFO, Confidence.LOW, "one jump, not rising since"
+    return severity, confidence, strength
+
+
+def _evidence_strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str]:
     persisted = head.after_best >= max(3, params.persist_fraction * head.evaluations)
     if head.kind == "rise":
         strong = (
@@ -411,6 +468,17 @@ def _message(head: Measured, others: int, params: Params) -> str:
         f"{head.after_best} of {head.evaluations} evaluations ago) while {head.train} fell "
         f"{head.train_drop:.0%} and ended {head.gap_ratio:.1f}x below it (thresholds: train drop "
         f"{params.stall_train_drop:.0%}, gap {params.min_gap_ratio:g}x){more}"
+    )
+
+
+def _jump_note(head: Measured, strength: str, params: Params) -> str:
+    if not strength.startswith("one jump"):
+        return ""
+    return (
+        f"; but {head.jump_share:.0%} of that rise came in the one step after the best evaluation "
+        f"(threshold {params.jump_share:.0%}) and the evaluations since changed "
+        f"{head.after_jump:+.1%}: a change of level, not a validation loss that keeps rising as "
+        f"the training loss falls (a note)"
     )
 
 

@@ -379,6 +379,39 @@ def test_a_recent_stall_already_creeping_up_is_a_warning():
     assert finding.evidence["strength"] in ("stalled and creeping up", "persistent")
 
 
+def _jumped(after: float, evaluations: int = 12) -> dict[str, c.Series]:
+    """A digits MLP whose validation loss is 0.17 at the first evaluation and 1.06 at the
+    next (a few examples turned confidently wrong; the accuracy rose), then drifts by
+    ``after`` of its level over the rest, while the per-step training loss falls 99%."""
+    val = np.concatenate([[0.172], 1.06 * (1.0 + after * np.linspace(0.0, 1.0, evaluations - 1))])
+    val[2:] *= 1.0 + 0.004 * c.rng(11).standard_normal(evaluations - 2)
+    n = evaluations * 45
+    return {
+        "train/loss": (c.steps(n), _per_step_train(n, 2.1, 0.005)),
+        "val/loss": (c.steps(evaluations, 45, 44), val),
+    }
+
+
+def test_one_jump_after_the_best_then_falling_is_only_a_note():
+    [finding] = findings(_jumped(-0.05))
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["strength"] == "one jump, not rising since"
+    assert finding.evidence["jump_share"] > 0.9 and finding.evidence["after_jump_change_pct"] < 0
+    assert "a change of level" in finding.message
+
+
+def test_near_miss_one_jump_that_keeps_rising_is_overfitting():
+    # The same jump followed by a further 5% climb: the loss goes on rising as training falls.
+    [finding] = findings(_jumped(0.05))
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["after_jump_change_pct"] > 0
+
+
+def test_jump_share_override():
+    [finding] = findings(_jumped(-0.05), jump_share=1.5)
+    assert finding.severity is Severity.WARNING
+
+
 def _resumed_at_a_floor(evaluations: int = 12) -> dict[str, c.Series]:
     """A run resumed from the checkpoint of its fourth evaluation, which logs steps 184..244
     again: its validation loss sits at a noisy floor (about 1%) from that evaluation on, and
