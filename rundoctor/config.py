@@ -159,7 +159,8 @@ def parse_param_options(pairs: Sequence[str], registry: Sequence[Check[Any]]) ->
 def _load_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
-            return tomllib.load(handle)
+            table: dict[str, Any] = tomllib.load(handle)
+            return table
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise UsageError(f"cannot read config {path}: {error}") from None
 

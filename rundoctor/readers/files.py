@@ -7,17 +7,21 @@ would.  Readers never call ``open``, ``Path.open``, ``read_bytes`` or ``os.walk`
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+
+# What open_binary returns: both read, seek and readinto.
+BinaryFile = io.BufferedReader | io.FileIO
 
 
-def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryIO:
+def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryFile:
     """The file opened for reading bytes; ``unbuffered`` for readers that ``readinto`` their
-    own buffer (no copy through a second one)."""
-    handle: BinaryIO = Path(path).open("rb", buffering=0 if unbuffered else -1)  # noqa: SIM115 (the caller closes it)
-    return handle
+    own buffer (no copy through a second one).  The caller closes it."""
+    if unbuffered:
+        return Path(path).open("rb", buffering=0)
+    return Path(path).open("rb")
 
 
 def read_bytes(path: Path) -> bytes:
@@ -31,7 +35,7 @@ def read_head(path: Path, size: int) -> bytes:
         return handle.read(size)
 
 
-def size_of(handle: BinaryIO) -> int:
+def size_of(handle: BinaryFile) -> int:
     """The size of an open file, as it is now."""
     return os.fstat(handle.fileno()).st_size
 

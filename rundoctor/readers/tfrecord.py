@@ -83,7 +83,8 @@ def masked_crc32c(data: bytes) -> int:
 def mask_crcs(crcs: np.ndarray) -> np.ndarray:
     """TFRecord's masking of an array of raw crc32c values (uint32 arithmetic wraps)."""
     crcs = crcs.astype(np.uint32, copy=False)
-    return ((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_MASK_DELTA)
+    masked: np.ndarray = ((crcs >> np.uint32(15)) | (crcs << np.uint32(17))) + np.uint32(_MASK_DELTA)
+    return masked
 
 
 def unaligned(buffer: FileData | np.ndarray, dtype: str, *, offset: int = 0, stride: int = 1) -> np.ndarray:
@@ -95,7 +96,8 @@ def unaligned(buffer: FileData | np.ndarray, dtype: str, *, offset: int = 0, str
     count = (total - offset - size) // stride + 1 if total - offset >= size else 0
     if count <= 0:
         return np.empty(0, dtype)
-    return np.ndarray((count,), dtype, buffer=buffer, offset=offset, strides=(stride,))
+    view: np.ndarray = np.ndarray((count,), dtype, buffer=buffer, offset=offset, strides=(stride,))
+    return view
 
 
 @dataclass(frozen=True)
@@ -461,7 +463,8 @@ def crc32c_rows(rows: np.ndarray) -> np.ndarray:
     crc = np.full(rows.shape[0], 0xFFFFFFFF, dtype=np.uint32)
     for column in range(rows.shape[1]):
         crc = table[(crc ^ rows[:, column]) & np.uint32(0xFF)] ^ (crc >> np.uint32(8))
-    return crc ^ np.uint32(0xFFFFFFFF)
+    final: np.ndarray = crc ^ np.uint32(0xFFFFFFFF)
+    return final
 
 
 _BYTE_TABLES: list[np.ndarray] = []  # [d][b]: linear crc32c contribution of byte b followed by d bytes

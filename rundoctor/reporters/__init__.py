@@ -31,4 +31,5 @@ class RenderOptions:
 
 def render(format: str, report: Report, options: RenderOptions = RenderOptions()) -> str:
     module = importlib.import_module(REPORTERS[format])
-    return module.render(report, options)
+    text: str = module.render(report, options)
+    return text

@@ -73,7 +73,8 @@ def _storage_dtype(dtype: str) -> str:
 
 def _as_float64(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "bfloat16":
-        return (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+        widened: np.ndarray = (raw.astype(np.uint32) << np.uint32(16)).view(np.float32).astype(np.float64)
+        return widened
     return raw.astype(np.float64)
 
 

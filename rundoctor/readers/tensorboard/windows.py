@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rundoctor.readers import files
+from rundoctor.readers.files import BinaryFile
 from rundoctor.readers.tensorboard.columns import _FileContent
 from rundoctor.readers.tensorboard.state import EventFileState
 from rundoctor.readers.tensorboard.values import (
@@ -52,7 +52,7 @@ def _read_event_file(path: Path, prefix: str, run_plugins: dict[str, str], refer
 _WINDOW_BYTES = 1 << 24
 
 
-def _read_span(handle: io.FileIO, state: EventFileState, start: int, stop: int, *, final: bool) -> int:
+def _read_span(handle: BinaryFile, state: EventFileState, start: int, stop: int, *, final: bool) -> int:
     """Feed the bytes ``start..stop`` of an open file to ``state`` through one reused
     buffer; return the offset just after the last record read.
 
@@ -90,7 +90,7 @@ def _read_span(handle: io.FileIO, state: EventFileState, start: int, stop: int, 
             buffer = grown
 
 
-def _fill(handle: io.FileIO, view: memoryview) -> int:
+def _fill(handle: BinaryFile, view: memoryview) -> int:
     """Read into ``view`` until it is full or the file ends; how many bytes were read."""
     got = 0
     while got < len(view):
