@@ -9,8 +9,13 @@ level" means the same at a loss of 2 and of 0.002):
 - a **persistent disturbance**: the median of ``persist_fraction`` of the points (at least
   ``min_persist``) stands above the median of the points just before it by more than
   ``noise_sigmas`` standard errors of that difference and by more than ``min_relative`` of
-  the level.  One heavy batch, or a few, cannot move a median; a loss that was knocked up
-  and takes a while to come back does;
+  the level, and the curve's own single points would put that many that high side by side
+  fewer than ``disturbance_alpha`` times over the run (the share of points that high,
+  counted on the rest of the curve, a binomial tail for the window and for the whole
+  stretch, times the number of windows in the run: a 20,000-step per-step loss with many
+  hard batches has many chances to put three of them together).  One heavy batch, or a
+  few, cannot move a median; a loss that was knocked up and takes a while to come back
+  does;
 - an **isolated extreme point**: a point above both its rolling median and the level just
   before it by so much that heavy-tailed (Student-t) noise of the curve's own scale would
   produce fewer than ``chance_alpha`` such points over the whole curve.  On a per-step loss
@@ -25,7 +30,8 @@ level" means the same at a loss of 2 and of 0.002):
 For each: where, how high, how long until the loss was back at its level, and, when
 logged, the learning rate at the spike against just before it and the gradient norm at the
 spike against its median.  A long curve is binned first (bin medians, and bin maxima for
-isolated points).  Steps where a restarted log joins two starts are left out: that jump is
+isolated points, each judged as the worst of its bin: against the noise of single points
+inside the bins, over every point of the run).  Steps where a restarted log joins two starts are left out: that jump is
 the restart (the duplicate-steps check reports it).
 
 Severity follows the evidence: recurring bad batches alone are info (each cost one step
@@ -36,8 +42,9 @@ is a warning; ``error_count`` or more an error.  Spikes right after the logged l
 rate rose (a warm restart, a warm-up) are expected and make the finding info.
 
 Noise principle: robust scale (MAD around a rolling median, log space), persistence (a
-median of several points), and chance counts under heavy-tailed noise for single points,
-one at a time and as a group.
+median of several points, beyond what the curve's own tail puts side by side by chance over
+its length), and chance counts under heavy-tailed noise for single points, one at a time and
+as a group, over every logged point.
 
 Why it matters
 --------------
@@ -96,6 +103,10 @@ class Params:
     min_relative: float = field(
         default=0.25,
         metadata={"help": "Least rise above the level before, as a fraction of that level."},
+    )
+    disturbance_alpha: float = field(
+        default=0.01,
+        metadata={"help": "A lasting disturbance counts when the curve's own single points would make fewer than this many as high over the run (see the docstring)."},
     )
     chance_alpha: float = field(
         default=0.05,
@@ -161,9 +172,17 @@ class Spike:
     recurring: bool = False  # beyond chance only as a group (see :func:`_recurring`)
 
 
-def find_spikes(high: np.ndarray, level: np.ndarray, params: Params) -> tuple[list[Spike], Group | None]:
+def find_spikes(
+    high: np.ndarray, level: np.ndarray, params: Params, raw: np.ndarray | None = None, size: int = 1
+) -> tuple[list[Spike], Group | None]:
     """Spikes of a binned curve (``level`` the bin medians, ``high`` the bin maxima), and the
-    group of points beyond chance together, if any (its members are spikes too)."""
+    group of points beyond chance together, if any (its members are spikes too).
+
+    ``raw`` (the finite points, in order) and ``size`` (points per bin) describe a binned
+    curve: a bin maximum is then the largest of ``size`` single points, and it is judged
+    against the noise of single points over every point of the run (see
+    :func:`_point_sigma`), not against the far smaller noise of the bin medians.
+    """
     level = np.asarray(level, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
     count = level.size
@@ -198,10 +217,18 @@ def find_spikes(high: np.ndarray, level: np.ndarray, params: Params) -> tuple[li
             sigmas=params.noise_sigmas,
             min_excess=min_excess,
         )
+        if _disturbance_chance(values, fitted, d, persist) <= params.disturbance_alpha
     ]
     # Isolated points: above the rolling median and the level just before them by more than
     # heavy-tailed noise explains over the whole curve.
-    limit = np.maximum(noise.chance_threshold(count, params.chance_alpha) * fitted.sigma, min_excess)
+    scale, chances = fitted.sigma, count
+    if raw is not None and size > 1:
+        points = _point_sigma(raw, size, shift if positive else None, count)
+        # Never below the noise of the bin medians: inside a bin of a running mean the
+        # points barely differ, yet its bins wander as much as any point.
+        scale = np.maximum(signal.rolling_median(points, width), fitted.sigma)
+        chances = int(np.asarray(raw).size)
+    limit = np.maximum(noise.chance_threshold(chances, params.chance_alpha) * scale, min_excess)
     before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
     extreme = (peaks - fitted.level > limit) & (peaks - before > limit)
     extreme[0] = False
@@ -269,6 +296,66 @@ def _recurring(z: np.ndarray, params: Params) -> Group | None:
     return best
 
 
+def _point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> np.ndarray:
+    """The robust noise of single points inside each bin (MAD around the bin's median, as a
+    Gaussian sigma; in log space when ``shift`` is given), ``bins`` values laid out as
+    :func:`rundoctor.checks.signal.binned` lays out its bins.  At most 64 evenly spaced
+    points of each bin are read, as for the bin medians."""
+    raw = np.asarray(raw, dtype=np.float64)
+    values = np.log(np.maximum(raw + shift, 1e-300)) if shift is not None else raw
+    full = (values.size // size) * size
+    step = max(1, size // signal.MEDIAN_SAMPLES)
+    blocks = values[:full].reshape(-1, size)[:, ::step]
+    centre = np.median(blocks, axis=1, keepdims=True)
+    sigma = np.median(np.abs(blocks - centre), axis=1) * signal.MAD_TO_SIGMA
+    if full < values.size:
+        rest = values[full:]
+        sigma = np.append(sigma, np.median(np.abs(rest - np.median(rest))) * signal.MAD_TO_SIGMA)
+    return np.asarray(sigma[:bins], dtype=np.float64)
+
+
+def _disturbance_chance(values: np.ndarray, fitted: noise.Noise, found: noise.Disturbance, persist: int) -> float:
+    """How many shifts as large as ``found`` the curve's own single points would make by
+    chance over its length.
+
+    The median of ``persist`` points stands ``excess`` above the level only when more than
+    half of them do.  How often one point stands that far above its level is read off the
+    rest of the curve (its own tail, however heavy: a per-step loss whose hard batches cost
+    10-30x the median has many), so the chance of a window of them is a binomial tail, over
+    ``persist / tau`` effective points for autocorrelated curves, and there are ``count /
+    persist`` such windows in the run: a 20,000-step log has many more chances than a short
+    one to put three hard batches side by side.
+    """
+    count = values.size
+    outside = np.ones(count, dtype=bool)
+    outside[found.start : found.end + 1] = False
+    residual = (values - fitted.level)[outside & np.isfinite(values)]
+    if residual.size == 0:
+        return 0.0
+    stretch = values[found.start : found.end + 1]
+    # The highest short median, and the whole stretch's median: a disturbance that lasts
+    # many windows is far less likely than any one of them.
+    tried = ((persist, found.excess), (stretch.size, float(np.median(stretch)) - found.before))
+    least = math.inf
+    for points, excess in tried:
+        if points < persist or excess <= 0.0:
+            continue
+        # The share of single points that high, from a count: its upper one-sigma bound,
+        # so a short curve (few points to count) lowers the confidence instead of firing.
+        beyond = float(np.sum(residual >= excess))
+        single = min(1.0, (beyond + 1.0 + math.sqrt(beyond + 1.0)) / residual.size)
+        size = max(1, int(round(points / max(fitted.tau, 1.0))))
+        least = min(least, _binomial_tail(size // 2 + 1, size, single) * count / points)
+    return least
+
+
+def _binomial_tail(needed: int, size: int, single: float) -> float:
+    """P(at least ``needed`` of ``size`` independent points each beyond with ``single``)."""
+    return float(
+        sum(math.comb(size, k) * single**k * (1.0 - single) ** (size - k) for k in range(needed, size + 1))
+    )
+
+
 def _resolution_floor(level: np.ndarray) -> float:
     """The log's own rounding as a relative noise floor: a loss written to 4 decimals moves
     in steps of 1e-4, which is a large fraction of a loss of 3e-4."""
@@ -308,7 +395,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if loaded is None:
         return
     tag, binned = loaded
-    spikes, group = find_spikes(binned.high, binned.level, params)
+    raw = ctx.curve(tag).finite.values if binned.size > 1 else None
+    spikes, group = find_spikes(binned.high, binned.level, params, raw, binned.size)
     steps = binned.steps
     seams = noise.seams(ctx.raw_curve(tag).steps)
     restart_note = ""

@@ -268,3 +268,52 @@ def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
     for run in curves.real_runs(real_logs, relative):
         findings = curves.run_check(CHECK, run)
         assert [f for f in findings if f.severity is not Severity.INFO] == [], run.id
+
+
+def _hard_batches(n: int, seed: int, share: float = 0.2) -> np.ndarray:
+    """A per-step loss where a fifth of the batches are hard (5-30x the level), as a small
+    sequence model's loss is once most sequences are easy: three hard batches side by side
+    happen many times over a long run."""
+    generator = curves.rng(seed)
+    loss = curves.decay(n, start=0.6, end=0.008) * np.exp(0.3 * generator.standard_normal(n))
+    hit = generator.random(n) < share
+    loss[hit] *= generator.uniform(5.0, 30.0, int(hit.sum()))
+    return loss
+
+
+def test_chance_runs_of_hard_batches_are_not_a_lasting_spike() -> None:
+    # Without the chance count (alpha huge), windows where 3 of 5 batches are hard pass for
+    # lasting disturbances on nearly every seed.
+    fired = []
+    for seed in range(10):
+        series = {"train/loss": (curves.steps(400, 5), _hard_batches(400, seed))}
+        assert [f for f in curves.find(CHECK, series) if f.severity is not Severity.INFO] == [], seed
+        fired += [f for f in curves.find(CHECK, series, disturbance_alpha=1e9) if f.evidence["persistent_spikes"]]
+    assert len(fired) >= 8
+
+
+def test_a_lasting_jump_among_hard_batches_fires() -> None:
+    loss = _hard_batches(400, 0)
+    loss[300:330] *= 20.0
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(400, 5), loss)})
+    assert finding.severity is Severity.WARNING and finding.evidence["persistent_spikes"] == 1
+
+
+def test_a_short_jump_among_hard_batches_is_a_near_miss() -> None:
+    # Eight points at 10x: hard batches side by side do that by chance on this texture.
+    loss = _hard_batches(400, 0)
+    loss[300:308] *= 10.0
+    findings = curves.find(CHECK, {"train/loss": (curves.steps(400, 5), loss)})
+    assert all(f.evidence["persistent_spikes"] == 0 for f in findings)
+
+
+def test_a_long_binned_heavy_tailed_loss_is_judged_point_by_point() -> None:
+    # 200,000 single batches binned to 2,000: a bin maximum is the worst of 100 batches and
+    # is judged against single-batch noise over all 200,000 chances, not the bin medians'.
+    n = 200_000
+    loss = curves.heavy_tailed(curves.decay(n), spread=0.5, outliers=0.01, seed=1)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(n), loss)}) == []
+    # A lasting jump still shows in the bin medians (one that recovered: info).
+    loss[120_000:126_000] *= 8.0
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(n), loss)})
+    assert finding.evidence["persistent_spikes"] == 1 and finding.evidence["unrecovered"] == 0
