@@ -15,7 +15,11 @@ at the level of a model that ignores its input:
   binary entropy) and ln C (C unknown: ln round(1/a), at least ln 2).  A model predicting
   the prior for every input has exactly this loss, and its accuracy, the majority rate,
   does not move by a single sample between evaluations.  The loss level alone would not
-  do: a calibrated model that learned also has a loss near h(a).
+  do: a calibrated model that learned also has a loss near h(a).  The training loss must
+  not lie below that band either: no constant prediction fits its training data better
+  than the prior's entropy, so a converged model that repeats its score on a small
+  evaluation set (351/359, validation loss high from a few confident errors) while its
+  training loss is far below is not a prior predictor.
 
 Not reported: a stretch that ended before the run did (the model was stuck, then learned:
 a hard task early in training, or delayed generalisation, which its own check reports), a
@@ -273,6 +277,11 @@ def _report(
     )
     if change > params.loss_flat or not lower <= late <= upper:
         return None
+    train = classification.train_loss_level(ctx, tag, stretch.first, stretch.last)
+    if not at_chance and train is not None and train[0] != loss_tag:
+        evidence.update(train_loss_tag=train[0], train_loss_level=train[1])
+        if train[1] < lower:
+            return None  # it fits its training data better than any prior: the outputs use the input
     if classification.still_falling(values, params.min_loss_fall):
         return None  # learning has started: a hard task early on, not a model that ignores its input
     strong = at_chance and points >= params.strong_points and share >= params.strong_fraction

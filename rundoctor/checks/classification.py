@@ -15,6 +15,12 @@ that did not without any threshold tuned to a particular log:
   accuracy no lower than 1 - L / ln 2 (:func:`min_accuracy_for_loss`).  An accuracy read
   far below that bound is a broken metric, not a bad model.
 
+No constant prediction beats the prior's entropy on the data it was fitted to, so a
+training loss far below it rules a prior predictor out whatever a validation loss says
+(:func:`train_loss_level`); a fixed evaluation set of n examples makes every accuracy a
+whole multiple of 1/n, which tells how many examples a level near 1 leaves out
+(:func:`evaluation_size`).
+
 Per-class and class-balanced metrics (roles ``per_class_metric``, ``balanced_metric``) are
 the direct evidence: :func:`class_metric_evidence` sorts them into learned and not learned.
 """
@@ -92,6 +98,57 @@ def still_falling(values: np.ndarray, min_fall: float, sigmas: float = 3.0) -> b
     first, last = signal.edge_levels(values, 0.25, 1)
     noise = signal.noise_sigma(values) * math.sqrt(math.pi / 2.0) / math.sqrt(width)
     return bool(first > 0 and (first - last) >= max(min_fall * first, sigmas * noise))
+
+
+def train_loss_level(
+    ctx: RunContext, tag: str, first: float, last: float, tail_fraction: float = 0.25
+) -> tuple[str, float] | None:
+    """(tag, level) of the main training loss over the final ``tail_fraction`` of the stretch
+    where the series ``tag`` went from step ``first`` to step ``last``; None without one.
+
+    The level is :func:`mean_loss`: a prior predictor's mean training cross-entropy is the
+    entropy of the training prior (Gibbs: no constant prediction does better on the data it
+    was fitted to), so a training loss far below :func:`min_prior_entropy` of the majority
+    share shows outputs that depend on the input, whatever a validation loss says (an
+    overfit model's validation loss rises above the prior's entropy while its accuracy
+    stays high and constant).
+    """
+    loss_tag = ctx.primary(Role.TRAIN_LOSS)
+    if loss_tag is None:
+        return None
+    loss = ctx.curve(loss_tag).finite
+    low, high = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, np.array([first, last]))
+    values = loss.values[(loss.steps >= low) & (loss.steps <= high)]
+    if values.size < 2:
+        return None
+    return loss_tag, mean_loss(values[-signal.window(values.size, tail_fraction, 1) :])
+
+
+# Counting an evaluation set: a logged accuracy is k / n for the set's size n; values are
+# logged as float32 (about 7 significant digits) or rounded, so k may be off by a hundredth.
+COUNT_TOLERANCE = 0.01
+FLOAT32_PRECISION = 1e-6
+MIN_DISTINCT_FOR_COUNT = 4
+
+
+def evaluation_size(values: np.ndarray, largest: int = 20_000) -> int | None:
+    """The smallest n (up to ``largest``) for which every accuracy in ``values`` is a whole
+    number of examples out of n: the size of a fixed evaluation set, or None.
+
+    Needs ``MIN_DISTINCT_FOR_COUNT`` distinct values in (0, 1) so that a small n does not fit
+    by chance; an accuracy averaged over batches of different sizes (Keras' running mean)
+    fits no n and gives None.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    distinct = np.unique(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
+    if distinct.size < MIN_DISTINCT_FOR_COUNT:
+        return None
+    sizes = np.arange(2, largest + 1, dtype=np.float64)
+    counts = np.outer(sizes, distinct)
+    slack = COUNT_TOLERANCE + FLOAT32_PRECISION * sizes
+    fits = np.all(np.abs(counts - np.round(counts)) <= slack[:, None], axis=1)
+    found = np.flatnonzero(fits)
+    return int(sizes[found[0]]) if found.size else None
 
 
 @dataclass(frozen=True)

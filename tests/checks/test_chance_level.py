@@ -230,3 +230,35 @@ def test_a_heavy_tailed_per_step_loss_at_ln_c_is_still_an_error() -> None:
     }
     (finding,) = curves.find(CHECK, series, num_classes=10)
     assert finding.severity is Severity.ERROR
+
+
+def _converged(train_level: float) -> dict[str, curves.Series]:
+    """Digits at 351/359 on validation at every evaluation, validation loss 0.27 (its few
+    errors are confident), and a per-batch training loss around ``train_level``."""
+    series = _series(np.full(EVALS, np.float32(351 / 359)), _flat_loss(0.27))
+    n = EVALS * EVERY
+    series["train/loss"] = (
+        curves.steps(n, start=1),
+        curves.heavy_tailed(np.full(n, train_level), spread=0.5, outliers=0.01, seed=2),
+    )
+    return series
+
+
+def test_a_constant_rate_beside_a_training_loss_far_below_the_prior_entropy_is_quiet() -> None:
+    # h(0.978) = 0.107: a model predicting a prior with that majority cannot fit its training
+    # data to 0.006; this one learned and has converged.
+    assert curves.find(CHECK, _converged(0.006)) == []
+
+
+def test_a_constant_rate_beside_a_training_loss_at_the_prior_entropy_still_fires() -> None:
+    (finding,) = curves.find(CHECK, _converged(0.12))
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["train_loss_tag"] == "train/loss"
+    assert finding.evidence["train_loss_level"] >= finding.evidence["prior_loss_low"]
+
+
+def test_near_miss_training_loss_just_under_the_prior_band() -> None:
+    low = 0.95 * 0.1068  # (1 - loss_tolerance) x h(351/359)
+    assert curves.find(CHECK, _converged(0.9 * low)) == []
+    (finding,) = curves.find(CHECK, _converged(0.9 * low), loss_tolerance=0.2)
+    assert finding.evidence["train_loss_level"] < low

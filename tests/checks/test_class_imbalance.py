@@ -240,3 +240,97 @@ def test_quiet_on_a_healthy_fine_tuned_run_with_a_heavy_tailed_per_step_loss() -
         "train/accuracy": (curves.steps(EPOCHS, every=100, start=99), _pinned(0.97, seed=6)),
     }
     assert curves.find(CHECK, series) == []
+
+
+# --- a model that climbed to the majority rate (a logistic regression on a 90/10 split) -----
+
+CLIMB = 15  # evaluations, one per epoch of 47 steps
+CLIMB_STEPS = 47
+
+
+def _collapse(
+    majority: float = 0.886, repeats: int = 9, size: int = 1000, val_loss_end: float = 0.364
+) -> np.ndarray:
+    """Validation accuracy climbing from 0.58 to the majority rate of a set of ``size``
+    examples, then the same count at the last ``repeats`` evaluations; the loss falls from
+    0.85 towards the prior's entropy from above and slows down."""
+    climb = np.round(np.linspace(0.58, majority - 0.01, CLIMB - repeats) * size) / size
+    accuracy = np.concatenate([climb, np.full(repeats, round(majority * size) / size)])
+    return accuracy.astype(np.float32).astype(np.float64)
+
+
+def _collapse_series(
+    accuracy: np.ndarray, val_loss_end: float = 0.364, train_level: float | None = None, **extra: curves.Series
+) -> dict[str, curves.Series]:
+    epochs = curves.steps(CLIMB, every=CLIMB_STEPS, start=CLIMB_STEPS - 1)
+    val_loss = val_loss_end + (0.85 - val_loss_end) * np.exp(-np.arange(CLIMB) / 2.5)
+    steps = curves.steps(CLIMB * 5, every=CLIMB_STEPS // 5 + 1)
+    level = val_loss_end if train_level is None else train_level
+    # Per-batch training loss of batch 64: lognormal scatter around a level that falls the same way.
+    train = curves.heavy_tailed(
+        level + (1.0 - level) * np.exp(-np.arange(steps.size) / 12.0), spread=0.3, outliers=0.0, seed=5
+    )
+    series: dict[str, curves.Series] = {
+        "val_acc": (epochs, accuracy),
+        "val_loss": (epochs, val_loss),
+        "train_loss_step": (steps, train),
+    }
+    series.update(extra)
+    return series
+
+
+def test_a_climb_to_a_majority_rate_held_exactly_with_the_loss_above_its_entropy_fires() -> None:
+    (finding,) = curves.find(CHECK, _collapse_series(_collapse()))
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert finding.evidence["climbed"] == 1 and finding.evidence["final_repeats"] == 9
+    assert finding.evidence["pinned_level"] == pytest.approx(0.886, abs=1e-6)
+    assert finding.evidence["loss_to_prior_entropy"] >= 1.0
+    assert finding.evidence["evaluation_size"] == 1000
+    assert "after climbing" in finding.message and "predicting the class prior" in finding.message
+
+
+def test_an_overfit_classifier_whose_training_loss_is_far_below_the_prior_entropy_is_quiet() -> None:
+    # Digits at 0.978, the same count every epoch; validation loss 0.27 (above h(0.978) = 0.107,
+    # its errors are confident) but training loss 0.006: outputs depend on the input.
+    accuracy = _collapse(majority=0.978, size=359)
+    assert curves.find(CHECK, _collapse_series(accuracy, val_loss_end=0.27, train_level=0.006)) == []
+
+
+def test_near_miss_on_the_final_repeats_of_a_climbed_curve() -> None:
+    # One example more right five evaluations before the end: the last four are identical.
+    four = _collapse()
+    four[-5] += 0.001
+    assert [f for f in curves.find(CHECK, _collapse_series(four)) if f.severity is Severity.WARNING] == []
+    (finding,) = curves.find(CHECK, _collapse_series(four), min_points=4)
+    assert finding.severity is Severity.WARNING
+
+
+def test_a_few_examples_short_of_perfect_on_a_small_set_is_saturated() -> None:
+    # 113/114 at the last nine evaluations: one example is no minority class.
+    accuracy = _collapse(majority=113 / 114, size=114)
+    loss_end = 1.05 * 0.0503  # h(113/114)
+    assert curves.find(CHECK, _collapse_series(accuracy, val_loss_end=loss_end)) == []
+    (finding,) = curves.find(CHECK, _collapse_series(accuracy, val_loss_end=loss_end), min_minority=1)
+    assert finding.evidence["examples_outside"] == 1
+
+
+def test_a_frozen_model_under_a_zero_learning_rate_is_left_to_the_learning_rate_checks() -> None:
+    epochs = curves.steps(CLIMB, every=CLIMB_STEPS, start=CLIMB_STEPS - 1)
+    lr = np.where(epochs < 200, 0.01, 0.0)
+    series = _collapse_series(_collapse(), lr=(epochs, lr))
+    assert curves.find(CHECK, series) == []
+
+
+def test_a_learned_validation_accuracy_rules_out_a_pinned_training_accuracy() -> None:
+    # One model: its training accuracy repeats 143/144, but its validation accuracy sits beside
+    # a training loss at a sixth of that prior's entropy.
+    epochs = curves.steps(CLIMB)
+    train_accuracy = np.concatenate([np.linspace(0.45, 0.985, 5), np.full(CLIMB - 5, 0.99305556)])
+    series: dict[str, curves.Series] = {
+        "accuracy": (epochs, train_accuracy),
+        "loss": (epochs, np.linspace(0.12, 0.05, CLIMB)),
+        "val_accuracy": (epochs, np.concatenate([np.linspace(0.78, 0.9, 4), np.full(CLIMB - 4, 0.9166667)])),
+        "val_loss": (epochs, np.linspace(0.25, 0.195, CLIMB)),
+    }
+    assert curves.find(CHECK, series) == []
