@@ -10,7 +10,8 @@ logs no total, as YOLO does) and on the validation loss:
   ``explode_factor`` times above a reference for a stretch of points.  On the training loss the reference is the
   best level reached so far (a running minimum of the smoothed curve, floored at a small
   fraction of the initial level so a loss converging to zero does not make every wobble an
-  explosion); on the validation loss it is the initial level, because a validation loss
+  explosion, and taken as the best median of as many points as a lasting explosion needs,
+  so a lucky run of three easy batches is not a level); on the validation loss it is the initial level, because a validation loss
   climbing back from its minimum is overfitting, a different check.  Magnitude, not value:
   a loss of -7e28 is an explosion too.  A short stretch counts only when it is still
   going when the log ends, or when ``min_consecutive`` points anywhere are absurd
@@ -18,6 +19,11 @@ logs no total, as YOLO does) and on the validation loss:
 - an explosion into non-finite values: the loss ends NaN or infinite, and its last finite
   values had already climbed ``explode_factor`` times above the reference (a regression on
   raw targets going 1e8 -> 1e16 -> NaN within a few logs is one, however few the points);
+- a run that ended worse than it started: the training loss's mean over the last
+  ``late_fraction`` of the run (top 1% clipped: a loss is a mean over examples, and a run
+  whose batches split into saturated zeros and huge losses has a low median) is
+  ``above_start`` times its mean over the first 5%.  A warning: a quarter of a run is too
+  many points for noise, but a few times is not orders of magnitude;
 - a steady late rise: over the last ``late_fraction`` of the run the training loss rises
   by ``late_rise`` or more of its level, significant at ``late_confidence`` by a robust
   trend (Theil-Sen on block medians, with an effective sample size from the residuals'
@@ -25,9 +31,12 @@ logs no total, as YOLO does) and on the validation loss:
   logged learning rate rose over the same stretch (a warm restart raises the loss by design).
 
 Noise principle: the level is a rolling median (persistence: several points must agree),
-the reference is the best smoothed level, and the late trend's significance accounts for
-autocorrelation and few points.  Severity: an explosion is an error (orders of magnitude,
-or non-finite, is overwhelming evidence); a late rise a warning or info.
+the reference is the best level held over as many points, a lasting explosion must pass its
+factor by ``NOISE_SIGMAS`` standard errors of a short median of the curve's own log-space
+noise (nothing on a smooth curve; much on a per-step loss that scatters over an order of
+magnitude), and the late trend's significance accounts for autocorrelation and few points.  Severity: an explosion is an error (orders of magnitude,
+or non-finite, is overwhelming evidence); ending worse than the start is a warning; a late
+rise a warning or info.
 
 Steps a restart wrote again are never a jump: the analysed curve keeps the last write of
 each step.  Starts that a restart wrote over (the same steps logged again, so the analysed curve keeps
@@ -62,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import classification, noise, signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -100,6 +109,10 @@ class Params:
         default=0.01,
         metadata={"help": "Rolling-median window for the running best, as a fraction of the points."},
     )
+    above_start: float = field(
+        default=3.0,
+        metadata={"help": "A training loss whose mean over the last late_fraction is this many times its mean over the first 5% diverged."},
+    )
     late_fraction: float = field(
         default=0.25, metadata={"help": "Late part of the run searched for a steady rise."}
     )
@@ -120,6 +133,11 @@ class Params:
 # single bad batch; 5% of the run separates a divergence from a spike the run recovers from;
 # 1000x is beyond any noise.  A 20% climb over the last quarter, significant at 99% with the
 # sample size its autocorrelation leaves, is a trend no resampling of the noise produces.
+
+
+# Standard errors of a short median (log space) a lasting explosion must stand beyond its
+# factor: three, so the scatter of a heavy-tailed per-step loss never passes for a rise.
+NOISE_SIGMAS = 3.0
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         if finding is None:
             finding = _into_non_finite(check, ctx, params, tag, training)
         if finding is None and training:
+            finding = _above_start(check, ctx, params, tag, binned)
+        if finding is None and training:
             finding = _late_rise(check, ctx, params, tag, binned)
         if finding is not None:
             yield finding
@@ -174,17 +194,20 @@ def find_explosion(
     *,
     absurd_only: bool = False,
     raw: np.ndarray | None = None,
+    margin: float = 1.0,
 ) -> Explosion | None:
     """The first place where ``magnitude`` ran away from ``reference``, or None.
 
     Either a stretch above ``factor`` x the reference that lasts (``persist_fraction``) or
     is still going at the end, or ``min_consecutive`` points anywhere above
     ``absurd_factor`` x: a run that blew up and was restarted from a checkpoint several
-    times shows short stretches, but no noise reaches a thousand times the loss.
+    times shows short stretches, but no noise reaches a thousand times the loss.  The
+    lasting rule asks ``factor`` times ``margin`` (what the curve's noise allows a short
+    median to stray).
     """
     ratio = magnitude / reference
     count = ratio.size
-    starts, lengths = signal.stretches(ratio > factor)
+    starts, lengths = signal.stretches(ratio > factor * margin)
     persist = max(params.min_consecutive, round(params.persist_fraction * count))
     lasting = (lengths >= persist) | ((lengths >= params.min_consecutive) & (starts + lengths == count))
     lasting &= not absurd_only
@@ -193,7 +216,8 @@ def find_explosion(
             int(starts[i]),
             int(starts[i] + lengths[i] - 1),
             int(lengths[i]),
-            f"{factor:g}x for {persist}+ points in a row, or to the end of the log",
+            f"{factor * margin:.3g}x for {persist}+ points in a row, or to the end of the log"
+            + (f" ({factor:g}x beyond the noise of a short median)" if margin > 1.01 else ""),
         )
         for i in np.flatnonzero(lasting)[:1]
     ]
@@ -242,7 +266,11 @@ def _explosion(
         factor = params.absurd_factor
         kind = "typical size"
     elif training:
-        smooth = signal.rolling_median(level, signal.window(level.size, params.smoothing))
+        # The best level the loss held: a median over as many points as a lasting explosion
+        # needs, so the reference is a level and not a lucky run of easy batches (a per-step
+        # loss of batch 4 dips to a tenth of its level for three points in a row by chance).
+        held = max(params.min_consecutive, round(params.persist_fraction * level.size))
+        smooth = signal.rolling_median(level, max(signal.window(level.size, params.smoothing), held))
         best = np.minimum.accumulate(np.abs(smooth))
         reference = np.maximum(best, params.floor_fraction * initial)
         factor = params.explode_factor
@@ -256,9 +284,19 @@ def _explosion(
     # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
     # divergence; the absurd rule on single points stays, for restarts seen in log order.
     width = max(3, signal.window(level.size, params.smoothing))
+    margin = 1.0
+    if training and not signed and not overwritten:
+        # A median of a few points of a loss that scatters over an order of magnitude (batch
+        # 4 at a high constant rate) strays far from its level, and the best of many such
+        # medians strays further: the factor is asked beyond NOISE_SIGMAS standard errors of
+        # that median in log space.  Nothing on a smooth curve; a lot on a wild one.
+        logged = np.log(np.abs(level[level > 0]))
+        if logged.size >= 3:
+            sigma = noise.fit(logged, signal.window(logged.size, 0.05, minimum=9)).scale
+            margin = float(np.exp(NOISE_SIGMAS * noise.MEDIAN_ERROR * sigma / np.sqrt(width)))
     magnitude = np.abs(level) if overwritten else np.abs(signal.rolling_median(level, width))
     explosion = find_explosion(
-        magnitude, reference, factor, params, absurd_only=overwritten, raw=np.abs(level)
+        magnitude, reference, factor, params, absurd_only=overwritten, raw=np.abs(level), margin=margin
     )
     if explosion is None:
         return None
@@ -365,6 +403,61 @@ def _into_non_finite(
         message=message,
         evidence=evidence,
         severity=Severity.ERROR,
+        confidence=Confidence.HIGH,
+    )
+
+
+def _above_start(
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: signal.Binned
+) -> Finding | None:
+    """A training loss whose mean over the last ``late_fraction`` of the points stands
+    ``above_start`` times above its mean over the first 5%: the run ended worse than the
+    model it started from, which per-batch noise does not do over a quarter of a run.
+
+    Means, their top 1% clipped (:func:`rundoctor.checks.classification.mean_loss`): a loss
+    is a mean over examples, and a run whose batches split into saturated zeros and huge
+    losses has a low median and a high mean."""
+    level, steps = binned.level, binned.steps
+    if not is_positive(level, params.signed_fraction):
+        return None
+    count = level.size
+    tail = max(params.min_consecutive, round(params.late_fraction * count))
+    head = max(params.min_consecutive, round(0.05 * count))
+    if count < max(params.min_points, tail + head):
+        return None
+    initial = classification.mean_loss(np.abs(level[:head]))
+    end = classification.mean_loss(np.abs(level[-tail:]))
+    if not (initial > 0 and end >= params.above_start * initial):
+        return None
+    held = max(params.min_consecutive, round(params.persist_fraction * count))
+    smooth = signal.rolling_median(level[:-tail], held)
+    best_at = int(np.argmin(smooth))
+    axis = ctx.run.axis_of(tag).value
+    message = (
+        f"{tag} ended worse than it started: its mean over the last {params.late_fraction:.0%} of "
+        f"the run ({fmt(end)}, {axis}s {steps[-tail]:,.0f}-{steps[-1]:,.0f}) is {end / initial:.3g}x "
+        f"its mean over the first points ({fmt(initial)}), after holding {fmt(float(smooth[best_at]))} "
+        f"at {axis} {steps[best_at]:,.0f} (threshold {params.above_start:g}x): the updates undid "
+        f"what it learned and more"
+    )
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "split": "training",
+        "initial_level": initial,
+        "end_level": end,
+        "ratio": end / initial,
+        "best_level": float(smooth[best_at]),
+        "best_step": float(steps[best_at]),
+        "tail_points": tail * binned.size,
+        "threshold_above_start": params.above_start,
+    }
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(steps[-tail], steps[-1]),
+        message=message,
+        evidence=evidence,
+        severity=Severity.WARNING,
         confidence=Confidence.HIGH,
     )
 
