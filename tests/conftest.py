@@ -22,6 +22,17 @@ def real_logs() -> Path:
     return REAL_LOGS
 
 
+# The slow part of the suite (about two thirds of its time): the fuzz suites, lint and type
+# checks, and whole corpora.  `python -m pytest -m "not slow"` is the inner loop; CI runs all.
+SLOW = ("tests/hostile/", "tests/test_accuracy.py", "tests/test_real_logs.py", "tests/test_lint.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(item.fspath).resolve().relative_to(REPO).as_posix().startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 # Golden files: expected reports under tests/golden, compared byte for byte.
 # `pytest --update-golden` rewrites them from the current output; review the diff before
 # committing it.
