@@ -69,6 +69,15 @@ def test_hostile_series_in_any_role(check: Check[Any], role: Role, name: str) ->
         curves.assert_well_formed(finding)
 
 
+@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
+@pytest.mark.parametrize("check", REGISTRY, ids=lambda c: c.name)
+def test_hostile_series_in_every_role_at_once(check: Check[Any], name: str) -> None:
+    run = curves.make_run(dict.fromkeys(TAG.values(), curves.HOSTILE[name]), role_overrides=ROLE_OF)
+    for finding in curves.run_check(check, run):
+        assert finding.code == check.code
+        curves.assert_well_formed(finding)
+
+
 @pytest.mark.parametrize("check", REGISTRY, ids=lambda c: c.name)
 def test_an_ordinary_run_gives_no_error(check: Check[Any]) -> None:
     findings = curves.run_check(check, curves.make_run(

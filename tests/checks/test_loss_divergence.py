@@ -225,15 +225,6 @@ def test_stretches_lists_every_run_of_true() -> None:
     assert starts.size == lengths.size == 0
 
 
-@pytest.mark.parametrize("name", sorted(curves.HOSTILE))
-@pytest.mark.parametrize("tag", ["train/loss", "val/loss"])
-def test_hostile_series_do_not_raise(name: str, tag: str) -> None:
-    findings = curves.find(CHECK, {tag: curves.HOSTILE[name]})
-    assert all(finding.code == "N002" for finding in findings)
-    for finding in findings:
-        curves.assert_well_formed(finding)
-
-
 MMDET_EXPLODED = (
     "boostcampaitech7__level2-objectdetection-cv-04__mmdet2-cascade-logjson/mmdetection/work_dirs/"
     "#13. 10082359_cascade_rcnn_x101_32x4d_swin_imgscale_720_PAFPN_loss_GIoULoss_labelsmoothing_1x_trash"
