@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.lr_too_low import CHECK
+from rundoctor.findings import Confidence, Severity
 from tests import curves
 
 N = 400

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from rundoctor.checks import signal
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.still_improving import CHECK
+from rundoctor.findings import Confidence, Severity
 from tests import curves
 
 N = 500

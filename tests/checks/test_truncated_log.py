@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.truncated_log import CHECK
+from rundoctor.findings import Confidence, Severity
 from rundoctor.series import NoteKind, ReadNote
 from tests import curves as c
 
