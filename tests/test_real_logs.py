@@ -34,11 +34,10 @@ MUST_REPORT: dict[str, set[str]] = {
     # R12/R13: NaN losses mid-run in both of its formats.
     f"{YOLOV5_NAN}/exp2": {"non-finite"},
     f"{YOLOV5_NAN}/exp2/results.csv": {"non-finite"},
-    # R22, R27, R29, R30, R33, R34, R38, R41: validation loss turns up while training falls.
+    # R22, R27, R29, R33, R34, R38, R41: validation loss turns up while training falls.
     "Abhinaya35__dental-tooth-detection-yolov8__yolov8-ultralytics-short": {"overfitting"},
     "Multimodal-Emotion-Recognition-Group__image_bind__lightning-val-acc-flat": {"overfitting"},
     "BurakErguvn__Car-Prediction-CNN-Model__keras-csvlogger-cnn": {"overfitting"},
-    f"{KERAS_TF2}/Exp_0_adam_200_0.2": {"overfitting"},
     f"{KERAS_TF1}/logs191017": {"overfitting"},
     f"{KERAS_TF1}/logs221017": {"overfitting"},
     "aigoncharov__trainer_state_viz__hf-trainer-state-overfit": {"overfitting"},
@@ -59,6 +58,10 @@ MUST_REPORT: dict[str, set[str]] = {
 MUST_NOTE: dict[str, set[str]] = {
     # R43: flat at 7.3-7.9 for 13 epochs at a constant lr of 0.02.
     f"{MMDET}/centernet_resnet18_dcnv2_140e_trash": {"loss-plateau", "no-learning"},
+    # R30: the validation loss has not improved for the last 3 of 10 epochs and creeps up
+    # +8.5% over its smoothed minimum, only 2.35 noise sigmas, while training fell 27.5%: a
+    # mild late creep that early stopping handles, labelled overfitting at any severity.
+    f"{KERAS_TF2}/Exp_0_adam_200_0.2": {"overfitting"},
 }
 
 # Runs a practitioner calls healthy (or that are too short to judge): nothing at warning or above.
