@@ -22,9 +22,10 @@ evaluations of a run, what early stopping is for, is an informational note.  A s
 warning when it has lasted half the run and at least ``min_stall_evaluations``
 evaluations, or when the validation loss already creeps up clearly (half the rise threshold
 and ``noise_sigmas``); a mild creep of a few percent at 2-3 noise sigmas at the end of a
-run is what early stopping and keeping the best checkpoint handle, and a note; a stall flat at its floor that is recent, or short in evaluations, is a
-note: on a loss at a noisy floor the best evaluation falls anywhere, so a best early in a
-dozen evaluations (a resumed run, a short run) is chance as often as not.  Dropout runs (training loss above the
+run is what early stopping and keeping the best checkpoint handle, and a note; a stall
+flat at its floor that is recent, or short in evaluations, is a note: on a loss at a noisy
+floor the best evaluation falls anywhere, so a best early in a dozen evaluations (a resumed
+run, a short run) is chance as often as not.  Dropout runs (training loss above the
 validation loss) and label-noise runs (validation loss flat at its floor) show neither
 signature: the training loss does not fall away from a validation loss that turned up.
 Overfitting is progressive: a validation loss that rose past ``rise_threshold`` but took
