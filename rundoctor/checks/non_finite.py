@@ -19,7 +19,11 @@ or metric (and a learning rate, gradient norm or confidence) that turns non-fini
 so to the end is an error; one that recovers is a warning (info when only gradient norms or
 learning rates are affected: fp16 loss scaling skips those steps by design).  A tag of
 unknown role is a warning when it stays non-finite and info when it recovers or was never
-finite (it may be a diagnostic the run does not depend on).  Bookkeeping counters (epoch,
+finite (it may be a diagnostic the run does not depend on).  Those info cases become a
+warning when a training loss blows up in the same steps (from the last finite point before
+the bad ones to the last bad one, in every segment of a restarted log): a loss value there
+that is non-finite or ``blow_up_factor`` times the loss's median magnitude shows the
+optimisation breaking, not a loss scaler skipping a step; the message names it.  Bookkeeping counters (epoch,
 runtime) are not scanned: some loggers write NaN there by design.
 Never finite: an error for a training loss, a warning for another loss or metric.  The
 message says whether the values recovered ("finite again afterwards") or persisted to the
@@ -74,11 +78,28 @@ class Params:
     max_named_tags: int = field(
         default=4, metadata={"help": "Tags named in a grouped message before '+N more'."}
     )
+    blow_up_factor: float = field(
+        default=1000.0,
+        metadata={
+            "help": "A training loss this many times its median magnitude in the same steps makes a transient non-finite gradient norm, learning rate or unknown tag a warning."
+        },
+    )
 
 
 # Defaults: tags failing at one step are one event (one NaN in the forward pass reaches the
 # total and every term), so even two are told once.  Four names keep a grouped message on
-# one line.
+# one line.  Per-batch losses of small batches reach 5-50x their median; 1000x is beyond any
+# batch, the factor at which the divergence check calls a loss exploded.
+
+
+@dataclass(frozen=True)
+class BlowUp:
+    """A training loss far beyond its usual magnitude, or non-finite, in a stretch of steps."""
+
+    tag: str
+    step: int
+    value: float
+    factor: float  # |value| / the loss's median magnitude (inf for a non-finite value)
 
 
 @dataclass(frozen=True)
@@ -159,23 +180,75 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
                 yield _finding(check, ctx, params, [member])
 
 
-def _severity(ctx: RunContext, members: list[BadValues]) -> Severity:
+def loss_blow_up(ctx: RunContext, member: BadValues, factor: float) -> BlowUp | None:
+    """The largest value of a training loss (the main one first) logged in the steps of
+    ``member``'s bad stretch (from its last finite point to its last bad one, in every segment
+    of a restarted log) when it is non-finite or at least ``factor`` times that loss's median
+    magnitude; else None."""
+    before = member.last_finite_step
+    low = member.lowest_bad_step if before is None else min(member.lowest_bad_step, before)
+    high = member.highest_bad_step
+    main = ctx.primary(Role.TRAIN_LOSS)
+    # The main loss first: the total is what a reader watches; a term only when it held.
+    ordered = sorted(ctx.tags(*TRAINING_LOSS_ROLES), key=lambda tag: tag != main)
+    for tag in ordered:
+        if tag == member.tag:
+            continue
+        curve = ctx.raw_curve(tag)
+        magnitude = np.abs(curve.values)
+        finite = np.isfinite(magnitude)
+        if not finite.any():
+            continue
+        typical = float(np.median(magnitude[finite]))
+        inside = np.flatnonzero((curve.steps >= low) & (curve.steps <= high))
+        if inside.size == 0 or typical <= 0.0:
+            continue
+        # NaN sorts as the largest: a non-finite loss in the stretch is a blow-up too.
+        ranked = np.where(np.isnan(magnitude[inside]), np.inf, magnitude[inside])
+        at = int(inside[int(np.argmax(ranked))])
+        ratio = float(ranked.max()) / typical
+        if ratio >= factor:
+            return BlowUp(tag, int(curve.steps[at]), float(curve.values[at]), ratio)
+    return None
+
+
+def _severity(ctx: RunContext, members: list[BadValues], blow_up: BlowUp | None) -> Severity:
     """The most severe of the members' severities (see the module docstring)."""
-    return max((_member_severity(ctx, member) for member in members), key=lambda sev: sev.rank)
+    return max(
+        (_member_severity(ctx, member, blow_up is not None) for member in members),
+        key=lambda sev: sev.rank,
+    )
 
 
-def _member_severity(ctx: RunContext, member: BadValues) -> Severity:
+def _member_severity(ctx: RunContext, member: BadValues, loss_blew_up: bool = False) -> Severity:
     role = ctx.run.roles.get(member.tag)
     if role not in WATCHED_ROLES:
-        # Unknown role: it may be a diagnostic the run does not depend on.
-        return Severity.WARNING if member.permanent and not member.never_finite else Severity.INFO
+        # Unknown role: it may be a diagnostic the run does not depend on, unless the loss
+        # blew up at the same steps.
+        if member.permanent and not member.never_finite:
+            return Severity.WARNING
+        return Severity.WARNING if loss_blew_up and not member.never_finite else Severity.INFO
     if member.never_finite:
         return Severity.ERROR if role in TRAINING_LOSS_ROLES else Severity.WARNING
     if member.permanent:
         return Severity.ERROR
     if role in (Role.GRAD_NORM, Role.LEARNING_RATE):
-        return Severity.INFO
+        # Loss scaling skips such steps with the loss unharmed; a loss blown up at the same
+        # steps shows the values were the optimisation breaking, not the scaler at work.
+        return Severity.WARNING if loss_blew_up else Severity.INFO
     return Severity.WARNING
+
+
+def _blow_up(ctx: RunContext, params: Params, members: list[BadValues]) -> BlowUp | None:
+    """A training-loss blow-up in the steps of a transient member that is otherwise only info
+    (see :func:`loss_blow_up`); None when no member is of that kind or the loss held."""
+    for member in members:
+        if member.permanent or member.never_finite or _member_severity(ctx, member) is not Severity.INFO:
+            continue
+        found = loss_blow_up(ctx, member, params.blow_up_factor)
+        if found is not None:
+            return found
+    return None
 
 
 def _step_range(members: list[BadValues]) -> tuple[int, int]:
@@ -231,6 +304,14 @@ def _finding(
             f"{subject} non-finite at {bad:,} points {where} ({_kinds(members)}), "
             f"finite again afterwards{before}"
         )
+    blow_up = _blow_up(ctx, params, members)
+    if blow_up is not None:
+        message += (
+            f"; in the same steps {blow_up.tag} reached {fmt(blow_up.value)} at {axis} "
+            f"{blow_up.step:,}"
+            + (f", {blow_up.factor:.3g}x its median magnitude" if np.isfinite(blow_up.factor) else "")
+            + ": the optimisation blew up, not a loss scaler skipping a step"
+        )
     evidence: dict[str, Any] = {
         "first_bad_step": first.first_bad_step,
         "bad_points": bad,
@@ -241,6 +322,14 @@ def _finding(
         "never_finite": first.never_finite,
         "recovered_step": first.recovered_step,
     }
+    if blow_up is not None:
+        evidence.update(
+            loss_blow_up_tag=blow_up.tag,
+            loss_blow_up_step=blow_up.step,
+            loss_blow_up_value=blow_up.value,
+            loss_blow_up_factor=blow_up.factor if np.isfinite(blow_up.factor) else None,
+            threshold_blow_up=params.blow_up_factor,
+        )
     if len(members) == 1:
         evidence.update(
             tag=first.tag,
@@ -260,7 +349,7 @@ def _finding(
         steps=_step_range(members),
         message=message,
         evidence=evidence,
-        severity=_severity(ctx, members),
+        severity=_severity(ctx, members, blow_up),
         confidence=Confidence.HIGH,
         advice=advice,
     )

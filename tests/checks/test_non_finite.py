@@ -120,6 +120,53 @@ def test_a_few_infinite_gradient_norms_are_info() -> None:
     assert finding.severity is Severity.INFO and finding.tags == ("train/grad_norm",)
 
 
+def _blown_up_norms(height: float, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Gradient norms infinite at steps 4,000-4,020 while the heavy-tailed per-batch loss
+    around them reaches ``height`` times its level, then training goes on."""
+    loss = curves.heavy_tailed(curves.decay(N, 2.3, 0.3), spread=0.5, outliers=0.02, seed=seed)
+    norms = np.abs(curves.noisy(np.ones(N), 0.2, seed))
+    norms[400:403] = np.inf
+    loss[399:403] = loss[399:403] * np.array([height / 10, height / 3, height, height / 2])
+    return {"train/loss": (STEPS, loss), "train/grad_norm": (STEPS, norms)}
+
+
+def test_infinite_gradient_norms_where_the_loss_blows_up_are_a_warning() -> None:
+    (finding,) = curves.find(CHECK, _blown_up_norms(1e9))
+    assert (finding.severity, finding.tags) == (Severity.WARNING, ("train/grad_norm",))
+    assert (finding.first_step, finding.last_step) == (4_000, 4_020)
+    evidence = finding.evidence
+    assert evidence["loss_blow_up_tag"] == "train/loss" and evidence["loss_blow_up_step"] == 4_010
+    assert evidence["loss_blow_up_factor"] > 1e8
+    assert "train/loss reached" in finding.message and "blew up" in finding.message
+    curves.assert_well_formed(finding)
+
+
+def test_a_loss_that_holds_while_norms_are_infinite_leaves_them_info() -> None:
+    # Heavy batches of 10-50x the level are the normal texture of the loss, not a blow-up.
+    for seed in range(3):
+        (finding,) = curves.find(CHECK, _blown_up_norms(50.0, seed))
+        assert finding.severity is Severity.INFO and "loss_blow_up_tag" not in finding.evidence
+
+
+def test_near_miss_below_the_blow_up_factor_then_override() -> None:
+    series = _blown_up_norms(500.0)
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO
+    (finding,) = curves.find(CHECK, series, blow_up_factor=100.0)
+    assert finding.severity is Severity.WARNING and finding.evidence["threshold_blow_up"] == 100.0
+
+
+def test_a_loss_blown_up_in_a_restarted_segment_counts() -> None:
+    # mmdetection appends each start to one log: the first start's norms go infinite while
+    # its loss runs off to -1e28; the start written after it is healthy over the same steps.
+    steps = curves.restarted((0, 30), (0, 300))
+    first = np.concatenate((np.full(10, 1.0), -np.logspace(3, 28, 20)))
+    loss = np.concatenate((first, curves.decay(300, 2.0, 0.5)))
+    norms = np.concatenate((np.where(np.arange(30) >= 12, np.inf, 5.0), np.full(300, 5.0)))
+    (finding,) = curves.find(CHECK, {"loss": (steps, loss), "grad_norm": (steps, norms)})
+    assert finding.severity is Severity.WARNING and finding.evidence["loss_blow_up_value"] < -1e20
+
+
 def test_a_nan_written_over_by_a_resume_is_still_reported() -> None:
     # Steps 0..599, then a resume from step 400 rewrites 400..599 and goes on: the NaN at
     # step 500 of the first attempt is gone from the by-step view but happened.
@@ -224,3 +271,17 @@ def test_real_yolov8_validation_loss_all_nan(real_logs) -> None:
 def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
     for run in curves.real_runs(real_logs, relative):
         assert curves.run_check(CHECK, run) == [], run.id
+
+
+MMDET_BLOW_UP = (
+    "boostcampaitech7__level2-objectdetection-cv-04__mmdet2-cascade-logjson/mmdetection/work_dirs/"
+    "#13. 10082359_cascade_rcnn_x101_32x4d_swin_imgscale_720_PAFPN_loss_GIoULoss_labelsmoothing_1x_trash/None.log.json"
+)
+
+
+def test_real_mmdet_infinite_norms_during_the_blow_up_are_a_warning(real_logs) -> None:
+    # R42: grad_norm is +inf at iterations 100-150 of starts whose loss runs off to -7e28.
+    (finding,) = curves.run_check(CHECK, curves.real_run(real_logs / MMDET_BLOW_UP))
+    assert (finding.severity, finding.tags) == (Severity.WARNING, ("grad_norm",))
+    assert finding.evidence["loss_blow_up_tag"] == "loss"
+    assert finding.evidence["loss_blow_up_value"] < -1e27
