@@ -11,6 +11,21 @@ The main training loss, in log space (so a swing from 0.6 to 0.9 counts like one
   autocorrelation), comes back down again afterwards, and that rebound is larger than the
   net fall from the first to the last quarter.  A warning; the smoothed loss goes up and
   down instead of down;
+- **held above a uniform guess**: no swing, but after the first ``first_phase`` of the run
+  the training loss (a cross-entropy, judged by its mean with the top 1% clipped, in
+  ``blocks`` blocks) stays above the loss of a uniform guess: ln C when the number of
+  classes C is known; otherwise, with an accuracy a logged (the training one first), what a
+  model right with probability a loses when its errors are no more confident than a uniform
+  guess over ``max_classes`` classes, h(a) + (1 - a) ln(max_classes - 1), never below ln 2.
+  It fires when the mean is at least ``1 + min_excess`` times that reference, the last
+  quarter is still above it, at least ``min_above`` of the blocks are, and the per-batch
+  scatter is at least ``min_scatter`` (a smooth floor is label smoothing or a running mean,
+  not confident errors).  A warning when a one-sided sign test puts that many blocks above
+  by chance at no more than 1 - ``progress_confidence`` (info with fewer blocks); medium
+  confidence with a logged learning rate held to the end, low without one.  Not when the
+  learning rate decayed below ``lr_held`` of its peak (small steps cannot be bouncing), the
+  loss rises significantly (a divergence, loss-divergence's business), or the loss is a sum
+  of logged terms (box and mask losses are no cross-entropy);
 - **scatter without progress**: no swing of the smoothed loss, but point-to-point scatter of
   at least ``min_scatter`` of the level and no fall the robust trend can show at
   ``progress_confidence``.  Only info: small batches scatter that much in healthy runs, and a
@@ -19,15 +34,18 @@ The main training loss, in log space (so a swing from 0.6 to 0.9 counts like one
 A run whose smoothed loss falls steadily is never oscillating, however noisy its batches.
 
 Noise principle: robust scale (MAD around a rolling median, in log space), persistence
-(block medians: a heavy batch moves none), effective sample size from autocorrelation
-(``trend.trend`` for progress, ``noise.fit`` for block errors); severity by the strength of
-the swing.
+(block medians: a heavy batch moves none; a level held in most blocks, by a sign test),
+effective sample size from autocorrelation (``trend.trend`` for progress, ``noise.fit`` for
+block errors); severity by the strength of the swing or of the sign test.
 
 Why it matters
 --------------
 Steps that are too large for the curvature of the loss bounce from one side of a valley to
 the other instead of going down it; batches too small for the task give gradients so noisy
-that each step undoes the last.  Either way the run spends its compute moving around, and
+that each step undoes the last.  Adaptive optimisers at a far too large rate show it
+differently: the loss falls at once and then sits, scattered, above what a uniform guess
+would lose while the accuracy looks fine, because each step blows the logits up and the
+few errors cost tens of nats each.  Either way the run spends its compute moving around, and
 the final weights are whatever the last few steps happened to land on.
 
 What to try
@@ -48,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import noise, signal, trend
+from rundoctor.checks import classes, classification, noise, signal, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -81,12 +99,37 @@ class Params:
         default=0.95,
         metadata={"help": "Confidence at which a fall counts as progress (robust trend)."},
     )
+    first_phase: float = field(
+        default=0.15,
+        metadata={"help": "Share of the run left out before judging the loss against a uniform guess."},
+    )
+    max_classes: int = field(
+        default=classes.MAX_FROM_METADATA,
+        metadata={"help": "Most classes a task can have, for the uniform-guess loss when the number of classes is unknown."},
+    )
+    min_excess: float = field(
+        default=0.25,
+        metadata={"help": "Least excess of the loss's mean level over the uniform-guess loss, as a fraction of it."},
+    )
+    min_above: float = field(
+        default=0.75,
+        metadata={"help": "Least share of blocks after the first phase whose mean loss is above the uniform-guess loss."},
+    )
+    lr_held: float = field(
+        default=0.3,
+        metadata={"help": "A learning rate whose last-quarter level is below this fraction of its peak counts as decayed."},
+    )
 
 
 # Defaults: twelve blocks resolve a few swings of a run; five points per block let a median
 # ignore two heavy batches.  A 30% rebound is a swing anyone sees on a smoothed plot, and four
 # standard errors is beyond what noise does across 66 pairs of blocks.  Healthy per-step
 # losses of small batches scatter 10-170% in log units while falling; scatter alone is info.
+# The first 15% holds the initial fall.  Ten million classes is the most any task has (the
+# class-count reader's ceiling): a loss above the uniform-guess loss at that count cannot be
+# explained by a large C.  A mean 25% above that loss is far beyond the error of a mean of
+# hundreds of points, and three quarters of twelve blocks passes a sign test at 5%.  A rate
+# decayed below 30% of its peak takes steps too small to keep bouncing out of the basin.
 
 
 @dataclass(frozen=True)
@@ -117,6 +160,123 @@ def _swing(y: np.ndarray, size: int, sigma: float, tau: float, params: Params) -
     ups = int(np.sum(np.diff(y) > 2.0 * error))
     amount = float(rebound[best - 1])
     return Swing(low, best, amount, amount / error if error > 0 else math.inf, ups)
+
+
+@dataclass(frozen=True)
+class AboveUniform:
+    """The training loss after the first phase, against the loss of a uniform guess."""
+
+    reference: float  # nats: ln C, or the most a model of the logged accuracy would lose
+    basis: str  # where the reference comes from, quoted in the message
+    level: float  # mean loss after the first phase (top 1% clipped)
+    last_level: float  # the same over the last quarter of the run
+    above: int  # blocks whose mean loss is above the reference
+    blocks: int
+    chance: float  # one-sided sign-test probability of that many blocks above by chance
+    start: float  # first step judged
+    lr_held: bool | None  # the learning rate kept its level to the end (None: not logged)
+
+
+def _sign_test(above: int, count: int) -> float:
+    """P(at least ``above`` of ``count`` blocks above a level the loss sits at by chance)."""
+    return sum(math.comb(count, k) for k in range(above, count + 1)) / 2.0**count
+
+
+def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tuple[float, str] | None:
+    """The loss of a uniform guess: ln C when C is known; otherwise, with an accuracy a
+    logged, the loss of a model right with probability a whose errors are no more confident
+    than a uniform guess over ``max_classes`` classes, h(a) + (1 - a) ln(max_classes - 1),
+    and never below ln 2 (a uniform guess between two classes)."""
+    if ctx.num_classes is not None:
+        classes = ctx.num_classes
+        return math.log(classes.value), f"ln {classes.value} ({classes.source})"
+    for role in (Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):  # the training pair first
+        acc_tag = ctx.primary(role)
+        if acc_tag is None:
+            continue
+        curve = ctx.curve(acc_tag).finite
+        values = signal.fraction_values(curve.values)
+        if values.size != len(curve):
+            continue  # out of range: the range check's business
+        placed = signal.steps_on_axis_of_tag(ctx, acc_tag, tag)
+        kept = values[placed >= start]
+        if kept.size == 0:
+            continue
+        accuracy = float(np.median(kept))
+        bound = signal.binary_entropy(accuracy) + (1.0 - accuracy) * math.log(params.max_classes - 1)
+        return max(bound, math.log(2.0)), (
+            f"what a model at {acc_tag} {accuracy:.3g} loses when its errors are no more "
+            f"confident than a uniform guess over {params.max_classes:,} classes"
+        )
+    return None
+
+
+def _above_uniform(
+    ctx: RunContext, tag: str, steps: np.ndarray, values: np.ndarray, params: Params
+) -> AboveUniform | None:
+    """The loss after the first phase against a uniform guess (see the module docstring)."""
+    if steps.size < params.min_points or ctx.tags(Role.LOSS_COMPONENT):
+        return None  # a sum of terms (box, mask, regularisers) is no cross-entropy
+    start = float(steps[0] + params.first_phase * (steps[-1] - steps[0]))
+    kept = steps >= start
+    stretch, stretch_steps = values[kept], steps[kept]
+    count = min(params.blocks, stretch.size // params.min_block)
+    if count < 4 or float(stretch.min()) < 0.0:
+        return None
+    reference = _uniform_loss(ctx, tag, start, params)
+    if reference is None:
+        return None
+    uniform, basis = reference
+    # A cross-entropy is a mean: block means with the top 1% of the stretch clipped, so one
+    # diverging batch sets no block's level (classification.mean_loss).
+    clipped = np.minimum(stretch, np.quantile(stretch, classification.CLIP_QUANTILE))
+    block_means = np.array([part.mean() for part in np.array_split(clipped, count)])
+    above = int(np.sum(block_means > uniform))
+    chance = _sign_test(above, count)
+    last = clipped[-signal.window(clipped.size, 0.25, 1) :]
+    lr_held: bool | None = None
+    rate = signal.learning_rate(ctx)
+    if rate is not None:
+        lr_tag, _, rates = rate
+        placed = signal.steps_on_axis_of_tag(ctx, lr_tag, tag)
+        tail = rates[placed >= steps[-1] - 0.25 * (steps[-1] - steps[0])]
+        peak = float(rates.max())
+        lr_held = bool(tail.size and peak > 0 and float(np.median(tail)) >= params.lr_held * peak)
+    return AboveUniform(
+        reference=uniform,
+        basis=basis,
+        level=float(clipped.mean()),
+        last_level=float(last.mean()),
+        above=above,
+        blocks=count,
+        chance=chance,
+        start=float(stretch_steps[0]),
+        lr_held=lr_held,
+    )
+
+
+def _stuck_above_uniform(
+    ctx: RunContext, tag: str, steps: np.ndarray, values: np.ndarray, scatter: float, params: Params
+) -> AboveUniform | None:
+    """The loss held above a uniform guess for most of the run (see the module docstring),
+    or None when it is not, or when something other than the step size explains it."""
+    if scatter < params.min_scatter:
+        return None  # a smooth floor: label smoothing, or a running mean hiding the batches
+    stuck = _above_uniform(ctx, tag, steps, values, params)
+    if stuck is None or stuck.lr_held is False:
+        return None  # a learning rate decayed to a fraction of its peak is not bouncing
+    if not (
+        stuck.level >= (1.0 + params.min_excess) * stuck.reference
+        and stuck.last_level > stuck.reference
+        and stuck.above >= params.min_above * stuck.blocks
+    ):
+        return None
+    kept = steps >= stuck.start
+    logged = noise.log_values(values[kept], 0.1)
+    rising = trend.trend(steps[kept], logged) if logged is not None else None
+    if rising is not None and rising.rising(params.progress_confidence):
+        return None  # a climb is a divergence, the loss-divergence check's business
+    return stuck
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -165,6 +325,20 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         and swing.rebound > max(fall, 0.0)
     )
     axis = ctx.run.axis_of(tag).value
+    raw = ctx.curve(tag).finite
+    stuck = None if swung else _stuck_above_uniform(ctx, tag, raw.steps, raw.values, fitted.scale, params)
+    if stuck is not None:
+        evidence.update(
+            uniform_loss=stuck.reference,
+            uniform_basis=stuck.basis,
+            level_after_first_phase=stuck.level,
+            last_quarter_mean=stuck.last_level,
+            blocks_above_uniform=stuck.above,
+            blocks_judged=stuck.blocks,
+            sign_test_chance=stuck.chance,
+            threshold_excess=params.min_excess,
+            threshold_above=params.min_above,
+        )
     if swung:
         low, high = swing.low_block, swing.high_block
         message = (
@@ -177,6 +351,18 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         )
         severity = Severity.WARNING
         confidence = Confidence.MEDIUM if swing.ups >= 2 else Confidence.LOW
+    elif stuck is not None:
+        message = (
+            f"{tag} stays above the loss of a uniform guess for most of the run: mean "
+            f"{fmt(stuck.level)} from {axis} {stuck.start:,.0f}, {stuck.level / stuck.reference:.1f}x "
+            f"{fmt(stuck.reference)}, {stuck.basis} (threshold {1 + params.min_excess:g}x), above "
+            f"it in {stuck.above} of {stuck.blocks} blocks and at {fmt(stuck.last_level)} over the "
+            f"last quarter, scattering by {math.expm1(fitted.scale):.0%} from batch to batch: "
+            f"errors so confident that the steps keep throwing the weights out of the basin"
+        )
+        significant = stuck.chance <= 1.0 - params.progress_confidence
+        severity = Severity.WARNING if significant else Severity.INFO
+        confidence = Confidence.MEDIUM if significant and stuck.lr_held else Confidence.LOW
     elif fitted.scale >= params.min_scatter and not progressing:
         message = (
             f"{tag} scatters by {math.expm1(fitted.scale):.0%} from point to point around "
@@ -194,7 +380,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     yield check.finding(
         ctx,
         tags=(tag,),
-        steps=(steps[0], steps[-1]),
+        steps=(steps[0] if stuck is None or swung else stuck.start, steps[-1]),
         message=message,
         evidence=evidence,
         severity=severity,

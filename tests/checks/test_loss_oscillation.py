@@ -85,6 +85,91 @@ def test_near_miss_below_the_swing_threshold_then_override() -> None:
     assert 0.15 < finding.evidence["rebound"] < 0.3
 
 
+# Adam at 1000x a good rate on a 10-class MLP, batch 32: 180 per-batch losses logged every
+# 3 steps, 12 epochs.  The loss falls from ~8 at once and then sits, scattered by a factor
+# ~2, at a level ``level`` while the validation accuracy holds ~0.86 and the rate stays 1.0.
+BOUNCE_STEPS = curves.steps(180, 3, start=2)
+EPOCH_STEPS = BOUNCE_STEPS[14::15]
+
+
+def _bouncing(
+    level: float = 4.4, seed: int = 0, rate: np.ndarray | None = None, spread: float = 0.75
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    t = np.linspace(0.0, 1.0, BOUNCE_STEPS.size)
+    trend = level + (8.0 - level) * np.exp(-t / 0.03)
+    loss = curves.heavy_tailed(trend, spread=spread, outliers=0.02, seed=seed)
+    accuracy = np.clip(0.86 + 0.02 * curves.rng(seed).standard_normal(EPOCH_STEPS.size), 0.0, 1.0)
+    rates = np.full(BOUNCE_STEPS.size, 1.0) if rate is None else rate
+    return {"loss": (BOUNCE_STEPS, loss), "lr": (BOUNCE_STEPS, rates), "val_acc": (EPOCH_STEPS, accuracy)}
+
+
+def test_fires_when_the_loss_stays_above_a_uniform_guess_at_a_high_rate() -> None:
+    for seed in range(4):
+        (finding,) = curves.find(CHECK, _bouncing(seed=seed))
+        assert (finding.code, finding.severity, finding.confidence) == ("C004", Severity.WARNING, Confidence.MEDIUM), seed
+        evidence = finding.evidence
+        assert 2.0 < evidence["uniform_loss"] < 3.2 and "val_acc" in evidence["uniform_basis"]
+        assert evidence["level_after_first_phase"] / evidence["uniform_loss"] > 1.4
+        assert evidence["blocks_above_uniform"] >= 11 and evidence["sign_test_chance"] < 0.01
+        assert "uniform guess" in finding.message and "learning rate up to 1" in finding.message
+        curves.assert_well_formed(finding)
+
+
+def test_a_known_number_of_classes_gives_the_uniform_loss() -> None:
+    series = _bouncing(level=4.0)
+    del series["val_acc"]
+    (finding,) = curves.find(CHECK, series, num_classes=10)
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["uniform_loss"] == pytest.approx(np.log(10)) and "ln 10" in finding.message
+
+
+def test_a_noisy_loss_below_the_uniform_guess_is_at_most_a_note() -> None:
+    # The same optimiser at 300x: the loss sits at ~1 with accuracy ~0.86, bumpy but well
+    # below what confident errors would cost.
+    for seed in range(4):
+        found = curves.find(CHECK, _bouncing(level=1.0, seed=seed))
+        assert [f for f in found if f.severity is not Severity.INFO] == [], seed
+
+
+def test_near_miss_just_above_the_uniform_guess_then_override() -> None:
+    # Scatter of 35%: the mean sits ~1.15x the reference of ~2.6 in every block, above a
+    # uniform guess but not by the 25% asked for.
+    series = _bouncing(level=2.9, spread=0.3)
+    assert [f for f in curves.find(CHECK, series) if f.severity is not Severity.INFO] == []
+    (finding,) = curves.find(CHECK, series, min_excess=0.1)
+    assert finding.severity is Severity.WARNING and finding.evidence["threshold_excess"] == 0.1
+    assert 1.1 < finding.evidence["level_after_first_phase"] / finding.evidence["uniform_loss"] < 1.25
+
+
+def test_label_smoothing_floor_is_not_bouncing() -> None:
+    # A smoothed-label loss at 1.75 with accuracy 0.97: high, but smooth from batch to batch.
+    series = _bouncing()
+    series["loss"] = (BOUNCE_STEPS, curves.noisy(curves.decay(BOUNCE_STEPS.size, 2.3, 1.75), 0.003))
+    series["val_acc"] = (EPOCH_STEPS, np.full(EPOCH_STEPS.size, 0.97))
+    assert curves.find(CHECK, series) == []
+
+
+def test_a_decayed_rate_or_a_sum_of_terms_rules_it_out() -> None:
+    cosine = 0.5 * (1.0 + np.cos(np.pi * np.linspace(0.0, 1.0, BOUNCE_STEPS.size)))
+    found = curves.find(CHECK, _bouncing(rate=cosine))
+    assert ["uniform guess" in f.message for f in found if f.severity is not Severity.INFO] == []
+    series = _bouncing()
+    series["loss_bbox"] = (BOUNCE_STEPS, np.full(BOUNCE_STEPS.size, 0.5))
+    assert [f for f in curves.find(CHECK, series) if "uniform guess" in f.message] == []
+
+
+def test_a_short_run_above_the_uniform_guess_is_only_a_note() -> None:
+    # 26 points leave four blocks after the first phase: all four above is a 1-in-16
+    # chance, not significant.
+    series = {
+        tag: (steps, values) if tag == "val_acc" else (steps[::7], values[::7])
+        for tag, (steps, values) in _bouncing(level=5.0).items()
+    }
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.INFO and finding.evidence["blocks_judged"] == 4
+    assert "uniform guess" in finding.message
+
+
 def test_a_quiet_flat_loss_is_not_oscillating() -> None:
     # Flat with 0.2% noise is no-learning's business, not this check's.
     assert curves.find(CHECK, {"loss": (STEPS, _swinging(0.002))}) == []
