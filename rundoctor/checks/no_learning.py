@@ -10,9 +10,20 @@ exactly 0 over the last ``zero_rate_fraction`` of the run or more is named as th
 (a step schedule with factor 0, a scheduler stepped per batch instead of per epoch); the
 loss then has to fall ``zero_rate_progress`` to count as learning.
 
+A best level at or above (1 - ``chance_floor``) of ln C (up to twice ln C: past that it is
+not a mean cross-entropy over C classes) is no better than chance however far the loss fell
+from an overconfident start: the model cannot fit its own training data.  With C unknown, a
+classifier whose every logged accuracy stays at or below ``max_chance_accuracy`` over a loss
+above ln 2 is still guessing: its loss is judged against its own early level (the median of
+its first points: a first batch above it is the initialisation's overconfidence, shed in a
+step by a bias finding the class prior), and when its training loss is too short and noisy to
+be shown flat, a validation loss shown flat from its first evaluation (the trend's 95%
+interval inside +-``min_progress``, no evaluation that far below the first) beside a
+training trend that shows no fall is the evidence (frozen weights).
+
 Severity follows the evidence: an error at chance, at a learning rate of 0, or for a loss
-shown flat; a warning otherwise; info when the loss started far below chance
-(``good_start`` of ln C; with C unknown, of ln 2, the chance loss of the fewest classes,
+shown flat; a warning for a loss no better than chance and otherwise; info when the loss
+started far below chance (``good_start`` of ln C; with C unknown, of ln 2, the chance loss of the fewest classes,
 for a run that logs an accuracy): fine-tuning from a good model barely moves the loss.
 A tiny logged learning rate is named as the likely cause.
 
@@ -63,6 +74,10 @@ from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
 
 LN2 = math.log(2.0)
+# An untrained classifier's cross-entropy sits near ln C, up to ~1.6 ln C for an
+# overconfident initialisation; a loss above twice ln C is some other loss (a detector's sum
+# of box, class and objectness terms, a sum over the batch) and says nothing about chance.
+CROSS_ENTROPY_CEILING = 2.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,21 @@ class Params:
     chance_margin: float = field(
         default=0.05,
         metadata={"help": "A best level within this fraction of ln C counts as chance."},
+    )
+    chance_floor: float = field(
+        default=0.10,
+        metadata={
+            "help": "With C known, a best level at or above (1 - this) of ln C is no better "
+            "than chance: the model cannot fit its own training data (a warning)."
+        },
+    )
+    max_chance_accuracy: float = field(
+        default=0.5,
+        metadata={
+            "help": "With C unknown, a classifier whose every logged accuracy stays at or "
+            "below this, over a loss above ln 2, looks like chance: its loss is judged "
+            "against its own early level, and a validation loss shown flat is evidence."
+        },
     )
     max_rise: float = field(
         default=2.0,
@@ -154,35 +184,66 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # alone (about sqrt(2 ln m) standard errors of one median): only a fall beyond that is
     # progress, so a noisy loss that never moved does not pass for one that learned a little.
     luck = _selection_bias(level, width, first_sets_start=float(level[0]) >= initial)
-    progress = (initial - best - luck) / initial
     classes = ctx.num_classes
     chance = math.log(classes.value) if classes is not None and classes.value >= 2 else None
     at_chance = chance is not None and abs(best - chance) <= params.chance_margin * chance
+    # A best level at or above (1 - chance_floor) ln C is no better than a uniform guess: the
+    # model cannot fit its own training data, whatever its fall from an overconfident start.
+    # (A best level past CROSS_ENTROPY_CEILING ln C is not a mean cross-entropy over C classes.)
+    no_better = (
+        chance is not None
+        and not at_chance
+        and (1.0 - params.chance_floor) * chance <= best <= CROSS_ENTROPY_CEILING * chance
+    )
+    # With C unknown, an accuracy that never leaves the chance range (at most 0.5) over a loss
+    # above ln 2 says the same.  Such a loss is judged against its own early level (the median
+    # of its first points): a first batch above it is the initialisation's overconfidence
+    # shed in one step (a bias finding the class prior), not learning.
+    chance_accuracy = _accuracy_at_chance(ctx, params, best) if chance is None else None
+    if chance_accuracy is not None:
+        early = signal.edge_levels(level, params.edge_fraction)[0]
+        if 0 < early < initial:
+            initial = early
+            luck = _selection_bias(level, width, first_sets_start=False)
+    progress = (initial - best - luck) / initial
     zero_from = _zero_rate_from(ctx, float(steps[0]), float(steps[-1]), params.zero_rate_fraction)
     needed = params.zero_rate_progress if zero_from is not None else params.min_progress
-    if progress >= needed and not at_chance:
+    curve = ctx.curve(tag).finite
+    fit = trend.trend(curve.steps, curve.values)
+    # A validation loss is computed on fixed data without dropout: it carries far less noise
+    # than per-batch losses, so when a guessing classifier's training loss is too noisy to
+    # judge (a few epochs on a small set), a validation loss shown flat from its first
+    # evaluation, beside a training trend that shows no fall, is the evidence.
+    val_flat = None
+    if chance_accuracy is not None and fit is not None and fit.level > 0:
+        no_fall = fit.interval(0.95)[1] >= 0 and fit.relative > -params.min_progress
+        val_flat = _validation_flat(ctx, params) if no_fall else None
+    if progress >= needed and not at_chance and not no_better and val_flat is None:
         return
     # A flat claim needs evidence of flatness: the robust trend over the run must rule out a
     # fall of ``max_hidden_fall`` (its confidence interval).  A loss so noisy that a real fall
     # may hide in it is not reported, unless the log shows the cause (chance, a rate of 0).
-    curve = ctx.curve(tag).finite
-    fit = trend.trend(curve.steps, curve.values)
     hidden = fit is not None and -fit.interval(0.95)[0] > params.max_hidden_fall * abs(fit.level)
     rate = signal.learning_rate(ctx)
     zero_rate = rate is not None and float(rate[2].max()) == 0
-    if hidden and not at_chance and zero_from is None and not zero_rate:
+    if hidden and not at_chance and not no_better and zero_from is None and not zero_rate and val_flat is None:
         return
     # Per-batch losses of batch size 4 scatter by most of their level: when the fall noise
     # alone reaches is over half the start, a loss that halved early and then wandered looks
     # no different from a flat one (its best median is set by the noise).  A note at most,
     # unless the log shows the cause.
-    swamped = luck > params.max_noise_allowance * initial and not at_chance and zero_from is None and not zero_rate
-    axis = ctx.run.axis_of(tag).value
-    opening = (
-        f"{tag} never got meaningfully below its initial level"
-        if progress < needed
-        else f"{tag} fell, but no further than chance"
+    swamped = (
+        luck > params.max_noise_allowance * initial
+        and not (at_chance or no_better or zero_rate or val_flat is not None)
+        and zero_from is None
     )
+    axis = ctx.run.axis_of(tag).value
+    if progress < needed:
+        opening = f"{tag} never got meaningfully below its initial level"
+    elif val_flat is not None and not (at_chance or no_better) and fit is not None:
+        opening = f"{tag} shows no fall over the run (fitted change {fit.relative:+.1%}, not significant)"
+    else:
+        opening = f"{tag} fell, but no further than chance"
     message = (
         f"{opening}: {fmt(initial)} at the start, best {fmt(best)} at {axis} "
         f"{steps[best_index]:,.0f} over {axis}s {steps[0]:,.0f}-{steps[-1]:,.0f}, a fall of "
@@ -206,12 +267,36 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             ln_num_classes=chance,
             at_chance=at_chance,
         )
+        evidence.update(no_better_than_chance=no_better)
         if at_chance:
             message += (
                 f"; it sits at ln {classes.value} = {fmt(chance)}, the loss of a uniform guess "
                 f"over {classes.value} classes (C from {classes.source}; threshold within "
                 f"{params.chance_margin:.0%})"
             )
+        elif no_better:
+            message += (
+                f"; its best level is {best / chance:.0%} of ln {classes.value} = {fmt(chance)}, "
+                f"no better than a uniform guess over {classes.value} classes (C from "
+                f"{classes.source}; threshold {1.0 - params.chance_floor:.0%}): it cannot fit its "
+                f"own training data"
+            )
+    if chance_accuracy is not None:
+        accuracy_tag, accuracy_max = chance_accuracy
+        evidence.update(accuracy_tag=accuracy_tag, accuracy_max=accuracy_max)
+        message += (
+            f"; {accuracy_tag} never exceeds {accuracy_max:.3g} (threshold "
+            f"{params.max_chance_accuracy:.0%}) over a loss above ln 2: no better than chance, so "
+            f"the start is the median of its first points"
+        )
+    if val_flat is not None:
+        val_tag, val_change, val_interval = val_flat
+        evidence.update(val_tag=val_tag, val_change=val_change, val_interval=list(val_interval))
+        message += (
+            f"; {val_tag} changed {val_change:+.1%} from its first evaluation (95% interval "
+            f"{val_interval[0]:+.1%} to {val_interval[1]:+.1%}, band +-{params.min_progress:.0%}): the "
+            f"weights are not moving"
+        )
     peak = signal.peak_learning_rate(ctx, evidence)
     if peak == 0:
         message += "; the learning rate is 0 throughout: nothing is being trained"
@@ -248,6 +333,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         )
     elif at_chance or peak == 0 or (sure and shown_flat) or (zero_from is not None and shown_flat):
         severity = Severity.ERROR
+    elif no_better or chance_accuracy is not None:
+        severity = Severity.WARNING  # no better than chance: it cannot fit its training data
     elif hidden:
         severity = Severity.WARNING  # too noisy to show flat, but the cause is in the log
     else:
@@ -286,6 +373,49 @@ def _selection_bias(level: np.ndarray, width: int, first_sets_start: bool) -> fl
     error = 1.2533 * sigma / math.sqrt(max(width, 1))
     lowest = math.sqrt(2.0 * math.log(windows)) * error if windows > 1 else 0.0
     return float(lowest + (sigma if first_sets_start else 0.0))
+
+
+def _accuracy_at_chance(ctx: RunContext, params: Params, best: float) -> tuple[str, float] | None:
+    """(tag, highest value) when every logged accuracy stays at or below
+    ``max_chance_accuracy`` (over at least three evaluations) and the loss stays above ln 2;
+    None otherwise.  A model that learned anything about C classes gets past 1/2 on at
+    least its training data; an accuracy that never does over a loss above the chance loss of
+    the fewest classes is a model that still guesses."""
+    if not best > LN2:
+        return None
+    highest: tuple[str, float] | None = None
+    for tag in ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
+        values = signal.fraction_values(ctx.curve(tag).finite.values)
+        if values.size < 3:
+            continue
+        top = float(values.max())
+        if top > params.max_chance_accuracy:
+            return None
+        if highest is None or top > highest[1]:
+            highest = (tag, top)
+    return highest
+
+
+def _validation_flat(ctx: RunContext, params: Params) -> tuple[str, float, tuple[float, float]] | None:
+    """(tag, change of the best level from the first evaluation, 95% interval of the trend,
+    both relative) when the validation loss is shown flat from its first evaluation: its
+    robust trend inside +-``min_progress`` of its level and no evaluation ``min_progress``
+    below the first; None otherwise."""
+    tag = ctx.primary(Role.VAL_LOSS)
+    if tag is None:
+        return None
+    curve = ctx.curve(tag).finite
+    if len(curve) < params.min_points or not float(curve.values[0]) > 0:
+        return None
+    fit = trend.trend(curve.steps, curve.values)
+    if fit is None or not fit.level > 0 or not fit.flat(0.95, params.min_progress * fit.level):
+        return None
+    first = float(curve.values[0])
+    change = float(curve.values.min()) / first - 1.0
+    if change <= -params.min_progress:
+        return None
+    low, high = fit.interval(0.95)
+    return tag, change, (low / fit.level, high / fit.level)
 
 
 def _zero_rate_from(ctx: RunContext, first: float, last: float, fraction: float) -> float | None:

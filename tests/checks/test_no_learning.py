@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from rundoctor.checks import signal
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.no_learning import CHECK
+from rundoctor.findings import Confidence, Severity
 from tests import curves
 
 N = 200
@@ -285,3 +285,83 @@ def test_a_batch_of_four_whose_noise_swamps_its_start_is_not_judged_then_overrid
     # Near miss: when the log shows the cause (the rate is 0) it is still reported.
     zero = {**series, "lr": (steps, np.zeros(n))}
     assert [f.severity for f in curves.find(CHECK, zero)] == [Severity.ERROR]
+
+
+# A network frozen by a requires_grad bug (only the output bias trains), 10 classes, C not
+# logged: the first batch of the overconfident initialisation sits at 3.6, the bias sheds that
+# in a step or two, and the per-batch loss then scatters around 3.0 for 135 logged steps while
+# the validation accuracy stays at 0.07-0.08 and the validation loss drifts 3.1 -> 3.0.
+FROZEN_EVALS = curves.steps(15, 45, 44)
+
+
+def _frozen(seed: int = 3) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    loss = _noisy_flat(3.0, spread=0.07, seed=seed)
+    loss[0] = 3.6
+    return {
+        "loss": (NOISY_STEPS, loss),
+        "lr": (NOISY_STEPS, np.full(NOISY_STEPS.size, 1e-3)),
+        "val_loss": (FROZEN_EVALS, np.linspace(3.13, 3.02, 15)),
+        "val_acc": (FROZEN_EVALS, np.array([0.078, 0.078, 0.072, 0.07, 0.07, 0.07, 0.067, 0.072] + [0.07] * 7)),
+    }
+
+
+def test_a_frozen_classifier_at_chance_is_judged_from_its_early_level() -> None:
+    series = _frozen()
+    (finding,) = curves.find(CHECK, series)
+    assert finding.severity is Severity.WARNING
+    evidence = finding.evidence
+    assert evidence["accuracy_tag"] == "val_acc" and evidence["accuracy_max"] == pytest.approx(0.078)
+    assert evidence["initial_level"] < 3.3  # the median of its first points, not the 3.6 batch
+    assert evidence["progress"] < 0.05
+    assert "no better than chance" in finding.message
+    curves.assert_well_formed(finding)
+    # Params override: counting accuracies up to 5% as chance, the run is a classifier that
+    # learned something, judged from its first batch as before (a fall past the bar).
+    assert curves.find(CHECK, series, max_chance_accuracy=0.05) == []
+
+
+def test_the_same_curve_with_an_accuracy_that_climbed_is_not_judged_from_its_early_level() -> None:
+    # Near miss: an accuracy past 0.5 is a classifier that learned; the first batch counts.
+    series = {**_frozen(), "val_acc": (FROZEN_EVALS, np.linspace(0.2, 0.6, 15))}
+    assert curves.find(CHECK, series) == []
+
+
+def _short_frozen(val_end: float, seed: int = 4) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    # Three classes, 142 training examples, batch 32, 15 epochs: 15 per-batch losses that
+    # scatter 0.7-1.6 (too few and too noisy for a flat claim of their own), and a
+    # validation loss and a majority-class accuracy that do not move.
+    steps = curves.steps(15, 5, 4)
+    loss = curves.heavy_tailed(np.full(15, 1.3), spread=0.25, outliers=0.0, seed=seed)
+    return {
+        "loss": (steps, loss),
+        "val_loss": (steps, np.linspace(1.59, val_end, 15)),
+        "val_acc": (steps, np.full(15, 0.417)),
+    }
+
+
+def test_a_validation_loss_shown_flat_is_the_evidence_for_a_short_noisy_loss() -> None:
+    (finding,) = curves.find(CHECK, _short_frozen(1.545))
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["val_tag"] == "val_loss"
+    assert finding.evidence["val_change"] == pytest.approx(-0.028, abs=0.002)
+    assert "the weights are not moving" in finding.message
+    # Near miss: a validation loss that fell 8% is learning, however noisy the training loss.
+    assert curves.find(CHECK, _short_frozen(1.46)) == []
+    # Params override: with a 10% band, that fall is within it.
+    assert len(curves.find(CHECK, _short_frozen(1.46), min_progress=0.1)) == 1
+
+
+def test_a_loss_that_fell_but_stays_near_chance_cannot_fit_its_data() -> None:
+    # Shuffled labels, 10 classes: 3.0 -> 2.11 (92% of ln 10) in a steady fall; with C known
+    # the best level is no better than a uniform guess.
+    loss = curves.noisy(curves.decay(N, start=3.0, end=2.05, rate=3.0), 0.01, seed=5)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=10)
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["no_better_than_chance"] is True and finding.evidence["at_chance"] is False
+    assert "cannot fit its own training data" in finding.message
+    # Near miss: a fall to 1.97 (86% of ln 10) fitted part of the (random) labels.
+    lower = curves.noisy(curves.decay(N, start=3.0, end=1.9, rate=3.0), 0.01, seed=5)
+    assert curves.find(CHECK, {"train/loss": (STEPS, lower)}, num_classes=10) == []
+    # Params override: a 20% margin counts it as chance too.
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, lower)}, num_classes=10, chance_floor=0.2)
+    assert finding.evidence["no_better_than_chance"] is True
