@@ -140,11 +140,14 @@ class Params:
         default=3.0,
         metadata={"help": "A rise this many times rise_threshold (and 2x noise_sigmas) is a warning at once."},
     )
-    # Ten evaluations: on a validation loss flat at a noisy floor the best evaluation falls
-    # anywhere, so with a dozen evaluations one early in the run is luck a third of the time;
-    # a flat stall that outlasts ten evaluations of a falling training loss is a regime.
+    # Twenty evaluations: on a validation loss flat at a noisy floor the best evaluation falls
+    # anywhere, so with a few dozen evaluations one early in the run is luck a good part of
+    # the time, and a memorising model whose validation loss merely stopped improving (a
+    # training loss 30x below it) is ordinary on small data; a flat stall that outlasts twenty
+    # evaluations of a falling training loss is past any early-stopping patience (3-10) and a
+    # regime (the overfit real run R29 stalls 57 of 100 evaluations).
     min_stall_evaluations: int = field(
-        default=10,
+        default=20,
         metadata={
             "help": "Evaluations since the best one that a flat (not creeping) stall needs, besides "
             "half the run, to be a warning."

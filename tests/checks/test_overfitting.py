@@ -475,6 +475,14 @@ def test_a_flat_stall_over_a_few_evaluations_of_a_resumed_run_is_only_a_note():
     assert finding.evidence["evaluations"] == 12 and finding.evidence["evaluations_after_best"] == 8
 
 
+def test_a_flat_stall_over_half_of_sixteen_evaluations_is_only_a_note():
+    # Twelve evaluations without a new best, three quarters of the run, of a validation loss
+    # flat at its floor: within the patience a practitioner gives a small-data run.
+    [finding] = findings(_resumed_at_a_floor(evaluations=16))
+    assert finding.evidence["evaluations_after_best"] == 12
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+
+
 def test_near_miss_the_same_flat_stall_over_two_dozen_evaluations_is_a_warning():
     [finding] = findings(_resumed_at_a_floor(evaluations=24))
     assert finding.severity is Severity.WARNING
