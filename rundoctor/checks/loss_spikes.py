@@ -37,11 +37,19 @@ the restart (the duplicate-steps check reports it).
 Severity follows the evidence: recurring bad batches alone are info (each cost one step
 and the run went on), and never make a finding more severe; a single spike that recovered
 is info; two or more, a
-single disturbance ``large_factor`` times the level, or one still going when the log ends
-is a warning; ``error_count`` or more an error.  Spikes right after the logged learning
+single large disturbance (``large_factor`` times the level and ``large_sigmas`` single-point
+noise sigmas), or one still going when the log ends is a warning; ``error_count`` or more an
+error.  On a loss whose single points scatter by more than ``heavy_spread`` in log space (a
+batch of 1-4: a right example costs 0.001, a wrong one 5-10, and stretches of a few dozen
+points wander 10-20x by themselves) a lasting disturbance needs more: it must last
+``sustained_factor`` times its median window and the median of all its points must stand
+``quantile_margin`` sigmas above the ``upper_quantile`` of the points around it (its typical
+point above the ordinary worst); one that fails is reported as a note and never raises the
+severity.  Spikes right after the logged learning
 rate rose (a warm restart, a warm-up) are expected and make the finding info.
 
-Noise principle: robust scale (MAD around a rolling median, log space), persistence (a
+Noise principle: robust scale (MAD around a rolling median, log space; a disturbance's size
+in single-point sigmas and, on very noisy losses, against the curve's own quantiles), persistence (a
 median of several points, beyond what the curve's own tail puts side by side by chance over
 its length), and chance counts under heavy-tailed noise for single points, one at a time and
 as a group, over every logged point.
@@ -114,7 +122,27 @@ class Params:
     )
     large_factor: float = field(
         default=10.0,
-        metadata={"help": "A single persistent disturbance this many times the level is a warning."},
+        metadata={"help": "A single lasting disturbance is a warning by its size when its median stood this many times the level before it..."},
+    )
+    large_sigmas: float = field(
+        default=3.0,
+        metadata={"help": "... and rose this many single-point noise sigmas (the robust spread of single points of the log-loss)."},
+    )
+    heavy_spread: float = field(
+        default=1.0,
+        metadata={"help": "Robust spread of single points of the log-loss above which (a batch of 1-4: a factor e per point) a lasting disturbance needs the sustained test below for a warning; size alone is not enough."},
+    )
+    sustained_factor: float = field(
+        default=2.0,
+        metadata={"help": "The sustained test: the disturbance lasts at least this many times the points of its median window..."},
+    )
+    upper_quantile: float = field(
+        default=0.95,
+        metadata={"help": "... and the median of all its points stands above this quantile of the points around it (a window on each side)..."},
+    )
+    quantile_margin: float = field(
+        default=0.5,
+        metadata={"help": "... by at least this many single-point noise sigmas."},
     )
     error_count: int = field(
         default=10, metadata={"help": "This many spikes or more make the finding an error."}
@@ -170,6 +198,8 @@ class Spike:
     persistent: bool  # a disturbance of the median, not isolated points
     factor: float  # how far above the level before: a ratio for a positive loss
     recurring: bool = False  # beyond chance only as a group (see :func:`_recurring`)
+    large: bool = False  # a lasting disturbance strong enough alone for a warning (:func:`_judge`)
+    weak: bool = False  # a lasting disturbance inside the ordinary range of a very noisy loss
 
 
 def find_spikes(
@@ -207,8 +237,18 @@ def find_spikes(
     width = signal.window(count, params.window_fraction, minimum=9)
     persist = max(params.min_persist, round(params.persist_fraction * count))
     fitted = noise.fit(values, width, floor=floor)
+    # The size of a disturbance is judged in single-point noise: the robust spread of single
+    # points (inside the bins of a long curve), never a fixed multiple of the level.
+    spread = fitted.scale
+    if raw is not None and size > 1:
+        inside_bins = _point_sigma(raw, size, shift if positive else None, count)
+        spread = max(spread, float(np.median(inside_bins)))
+    heavy = positive and spread > params.heavy_spread
     found = [
-        _spike(values, peaks, d.start, d.end, d.before, d.recovered, True, positive, shift, d.excess)
+        _judge(
+            _spike(values, peaks, d.start, d.end, d.before, d.recovered, True, positive, shift, d.excess),
+            values, d.excess, width, persist, spread, heavy, params,
+        )
         for d in noise.disturbances(
             values,
             fitted,
@@ -314,6 +354,47 @@ def _point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> 
     return np.asarray(sigma[:bins], dtype=np.float64)
 
 
+def _judge(
+    spike: Spike,
+    values: np.ndarray,
+    excess: float,
+    width: int,
+    persist: int,
+    spread: float,
+    heavy: bool,
+    params: Params,
+) -> Spike:
+    """Whether a lasting disturbance is strong enough alone for a warning (``large``), or, on
+    a very noisy loss, too ordinary to raise the severity at all (``weak``).
+
+    Large: its short median stood ``large_factor`` times the level before it and that rise
+    is ``large_sigmas`` single-point noise sigmas (``spread``): ten times the level is
+    ordinary where single points scatter by a factor e.  On a loss whose single points
+    scatter by more than ``heavy_spread`` in log space (a batch of 1: a right example costs
+    0.001, a wrong one 5-10) size says nothing: stretches of a few dozen points wander
+    10-20x without anything happening, and the chance count, which takes points as
+    independent, rates them 1e-4.  There a disturbance must be sustained: it lasts
+    ``sustained_factor`` times its median window and the median of all its points stands
+    above the ``upper_quantile`` of the points around it (``width`` on each side) by
+    ``quantile_margin`` sigmas, i.e. its typical point is higher than the ordinary loss's
+    worst.  One that fails is weak: reported, never more than a note.
+    """
+    stretch = values[spike.start : spike.end + 1]
+    around = np.concatenate(
+        (values[max(0, spike.start - width) : spike.start], values[spike.end + 1 : spike.end + 1 + width])
+    )
+    sustained = heavy and bool(
+        stretch.size >= params.sustained_factor * persist
+        and around.size >= persist
+        and float(np.median(stretch))
+        >= float(np.quantile(around, params.upper_quantile)) + params.quantile_margin * spread
+    )
+    if heavy:
+        return dataclasses.replace(spike, large=sustained, weak=not sustained)
+    big = spike.factor >= params.large_factor and excess >= params.large_sigmas * spread
+    return dataclasses.replace(spike, large=big)
+
+
 def _disturbance_chance(values: np.ndarray, fitted: noise.Noise, found: noise.Disturbance, persist: int) -> float:
     """How many shifts as large as ``found`` the curve's own single points would make by
     chance over its length.
@@ -344,7 +425,7 @@ def _disturbance_chance(values: np.ndarray, fitted: noise.Noise, found: noise.Di
         # so a short curve (few points to count) lowers the confidence instead of firing.
         beyond = float(np.sum(residual >= excess))
         single = min(1.0, (beyond + 1.0 + math.sqrt(beyond + 1.0)) / residual.size)
-        size = max(1, int(round(points / max(fitted.tau, 1.0))))
+        size = max(1, round(points / max(fitted.tau, 1.0)))
         least = min(least, _binomial_tail(size // 2 + 1, size, single) * count / points)
     return least
 
@@ -419,13 +500,16 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     count = len(spikes)
     persistent = sum(spike.persistent for spike in spikes)
     recurring = sum(spike.recurring for spike in spikes)
+    weak = sum(spike.weak for spike in spikes)
     kinds = []
-    if persistent:
-        kinds.append(f"{persistent} lasting")
+    if persistent - weak:
+        kinds.append(f"{persistent - weak} lasting")
     if count - persistent - recurring:
         kinds.append(f"{count - persistent - recurring} isolated")
     if recurring:
         kinds.append(f"{recurring} beyond chance only together")
+    if weak:
+        kinds.append(f"{weak} lasting but inside the ordinary range of this very noisy loss")
     message = (
         f"{tag} spiked {count} time{'s' if count > 1 else ''} ({', '.join(kinds)}): the largest "
         f"{'held its median at' if top.persistent else 'reached'} {top.factor:.3g}x the level before "
@@ -472,6 +556,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_relative": params.min_relative,
         "threshold_chance_alpha": params.chance_alpha,
         "recurring_spikes": recurring,
+        "weak_spikes": weak,
+        "large_spikes": sum(spike.large for spike in spikes),
         "recurring_expected": group.expected if group is not None and recurring else None,
         "recurring_chance": group.chance if group is not None and recurring else None,
         "recurring_period": period,
@@ -480,7 +566,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     message += _correlate(ctx, steps, top, evidence)
     # Points beyond chance only as a group are single batches the run shrugged off: worth a
     # look at the data, not an alarm, and they never make a finding more severe.
-    alone = count - recurring
+    alone = count - recurring - weak
     if raised == count:
         severity = Severity.INFO
         message += "; every spike follows a rise of the learning rate (a restart or warm-up)"
@@ -490,13 +576,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         severity = Severity.ERROR
     elif (
         alone >= 2
-        or any(not s.recovered and not s.recurring for s in spikes)
-        or any(s.persistent and s.factor >= params.large_factor for s in spikes)
+        or any(not s.recovered and not s.recurring and not s.weak for s in spikes)
+        or any(s.large for s in spikes)
     ):
         severity = Severity.WARNING
     else:
         severity = Severity.INFO
-    strong = severity is not Severity.INFO or top.factor >= params.large_factor
+    strong = severity is not Severity.INFO or (top.factor >= params.large_factor and not top.weak)
     yield check.finding(
         ctx,
         tags=(tag,),

@@ -317,3 +317,56 @@ def test_a_long_binned_heavy_tailed_loss_is_judged_point_by_point() -> None:
     loss[120_000:126_000] *= 8.0
     (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(n), loss)})
     assert finding.evidence["persistent_spikes"] == 1 and finding.evidence["unrecovered"] == 0
+
+
+def _single_examples(n: int, seed: int, errors: float = 0.1) -> np.ndarray:
+    """A per-example loss (batch size 1): a right example costs ~0.01 (a factor e either
+    way), a wrong one (``errors`` of them) ~5; ratios of 1000x between neighbours are the
+    texture of the log.  A bursty stretch of 20 points where a fifth of the examples are
+    wrong and the right ones cost 20x more, as the weights of a batch-1 run wander."""
+    generator = curves.rng(seed)
+    right = 0.01 * np.exp(generator.standard_normal(n))
+    wrong = 5.0 * np.exp(0.3 * generator.standard_normal(n))
+    loss = np.where(generator.random(n) < errors, wrong, right)
+    burst = slice(n // 2, n // 2 + 20)
+    loss[burst] = np.where(generator.random(20) < 0.2, wrong[burst], 20.0 * right[burst])
+    return loss
+
+
+def test_a_batch_size_1_loss_with_a_bursty_stretch_does_not_warn() -> None:
+    for seed in range(6):
+        series = {"train/loss": (curves.steps(1_800, 5), _single_examples(1_800, seed))}
+        assert [f for f in curves.find(CHECK, series) if f.severity is not Severity.INFO] == [], seed
+        # Even taken for a disturbance (every gate but the last relaxed), the stretch
+        # stays inside the ordinary range of this loss: at most a note.
+        loose = curves.find(CHECK, series, noise_sigmas=2.0, disturbance_alpha=1.0)
+        assert [f for f in loose if f.severity is not Severity.INFO] == [], seed
+        assert all(f.evidence["large_spikes"] == 0 for f in loose), seed
+
+
+def test_a_knocked_up_batch_size_1_loss_fires() -> None:
+    # 80 examples after an update that threw the weights off: nearly every one confidently
+    # wrong (~15), so the median of the stretch is above what 95% of ordinary examples
+    # cost, wrong ones included.
+    loss = _single_examples(1_800, 0)
+    loss[1_200:1_280] = 15.0 * np.exp(0.3 * curves.rng(9).standard_normal(80))
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(1_800, 5), loss)})
+    assert finding.severity is Severity.WARNING and finding.evidence["large_spikes"] == 1
+    assert any(6_000 <= step <= 6_400 for step in finding.evidence["spike_steps"])
+
+
+def test_a_short_knocked_up_stretch_of_a_batch_size_1_loss_is_a_near_miss() -> None:
+    # As high as the wrong examples, for 30 points: no higher than the ordinary worst.
+    loss = _single_examples(1_800, 0)
+    loss[1_200:1_230] = 3.0 * np.exp(0.3 * curves.rng(9).standard_normal(30))
+    findings = curves.find(CHECK, {"train/loss": (curves.steps(1_800, 5), loss)})
+    assert [f for f in findings if f.severity is not Severity.INFO] == []
+
+
+def test_heavy_spread_override_restores_the_size_rule() -> None:
+    # With the heavy-spread limit raised out of reach, a stretch 20x above a quiet level is
+    # judged by its size again.
+    loss = _single_examples(1_800, 0)
+    loss[1_200:1_230] = 3.0 * np.exp(0.3 * curves.rng(9).standard_normal(30))
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(1_800, 5), loss)}, heavy_spread=100.0)
+    assert finding.severity is Severity.WARNING and finding.evidence["weak_spikes"] == 0
