@@ -139,9 +139,17 @@ class Check(Generic[P]):
             first_step=first,
             last_step=last,
             message=message,
-            evidence=dict(evidence),
+            evidence={key: _strict_json(value) for key, value in evidence.items()},
             advice=advice or self.advice,
         )
+
+
+def _strict_json(value: Any) -> Any:
+    """An evidence value as strict JSON: a non-finite number becomes the string the JSON report
+    writes for it ("NaN", "Infinity", "-Infinity"), so no evidence can break a strict parser."""
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        return "NaN" if math.isnan(float(value)) else ("Infinity" if value > 0 else "-Infinity")
+    return value
 
 
 def _int(value: Any) -> int | None:

@@ -326,8 +326,7 @@ def _finding(
         evidence.update(
             loss_blow_up_tag=blow_up.tag,
             loss_blow_up_step=blow_up.step,
-            # the report's spelling of a non-finite number (evidence must stay strict JSON)
-            loss_blow_up_value=blow_up.value if np.isfinite(blow_up.value) else {"inf": "Infinity", "-inf": "-Infinity"}.get(str(blow_up.value), "NaN"),
+            loss_blow_up_value=blow_up.value,
             loss_blow_up_factor=blow_up.factor if np.isfinite(blow_up.factor) else None,
             threshold_blow_up=params.blow_up_factor,
         )
