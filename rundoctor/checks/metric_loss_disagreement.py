@@ -21,7 +21,12 @@ What it detects
   good start, or converged, sharpens its confidence for many evaluations without flipping
   one example (347/359 at nine evaluations while the loss creeps 1-4%), which a cached
   metric cannot be told apart from; a loss that fell by half or more while not one example
-  changed its answer is the stale metric.
+  changed its answer is the stale metric.  Nor is a frozen accuracy a evidence while its
+  loss stays more than ``max_floor_factor`` times (1 - a) x ln 2, the least its errors cost:
+  calibration (an evaluation temperature, label smoothing, a model sharpening) scales the
+  confidence of every answer without changing which class ranks first, so it moves a loss
+  freely above that floor, never below it.  A cached 0.708 beside a loss that fell to 1.5x
+  its floor contradicts it; a fine-tuned 0.967 beside a loss 5x its floor does not: a note.
 - Below its loss: a validation accuracy that ends more than ``bound_margin`` below
   1 - L / ln 2, the least accuracy its cross-entropy L allows (each error costs at least
   ln 2), and rose less than ``max_followed`` of the way from its start to that bound: it is
@@ -32,7 +37,10 @@ What it detects
   (five at least).
 - Against its loss: the smoothed validation accuracy and validation loss both falling at
   every evaluation of a stretch of at least 30% of the evaluations (four at least), the
-  accuracy by at least two points (or its own noise) and the loss by at least 5%.
+  accuracy by at least two points (or its own noise) and the loss by at least 5%.  A loss
+  that ends more than ``max_floor_factor`` times the least the final accuracy allows is set
+  by confidence (a tempered or smoothed evaluation loss keeps falling as an overfitting
+  model sharpens while a few answers flip): only a note.
 
 Evaluations logged after any loss of the run turned NaN or inf are not judged: a NaN
 model predicts one class, its metric collapses and freezes, and ``non-finite`` names the
@@ -128,6 +136,14 @@ class Params:
             "factor over the stretch (first- against last-quarter median); below it, a note."
         },
     )
+    max_floor_factor: float = field(
+        default=3.0,
+        metadata={
+            "help": "A frozen or falling accuracy contradicts its loss only when the loss is within "
+            "this factor of the least that accuracy allows ((1 - accuracy) x ln 2); a loss further "
+            "above it is set by confidence, which calibration moves without flipping an answer: a note."
+        },
+    )
     bound_margin: float = field(
         default=0.1,
         metadata={
@@ -163,7 +179,10 @@ class Params:
 # stayed where it began.  A loss factor of 1.5 (a third of the loss gone, or half again
 # added): healthy frozen stretches move their loss 1.01-1.2x (fine-tuning, early stopping,
 # one-cycle on 114 examples), while a metric computed once sits beside a loss that fell
-# 2.5x and more.
+# 2.5x and more.  A floor factor of 3: a loss that close to (1 - a) x ln 2 has its errors
+# near a coin flip and its right answers near certainty, where no calibration takes a real
+# model (cached metrics sit at 1.5-1.9x; calibrated and fine-tuned models at 4x and more,
+# tempered or smoothed evaluation losses at 10x and more).
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -295,6 +314,18 @@ def _frozen(
                 f"evaluation example (a fine-tuned or converged model): a note"
             )
             severity, confidence = Severity.INFO, Confidence.LOW
+        elif ctx.run.roles.get(tag) is Role.VAL_ACCURACY:
+            fraction = float(values[start]) / signal.accuracy_scale(values)
+            room = _calibration_room(fraction, min(signal.edge_levels(loss_values, 0.25, 1)))
+            evidence.update(floor_factor=room, threshold_floor_factor=params.max_floor_factor)
+            if room > params.max_floor_factor:
+                moved += (
+                    f"; but the loss stayed {room:.1f}x the least a {fraction:.3f} accuracy allows "
+                    f"(threshold {params.max_floor_factor:g}x): a loss set by the confidence of right "
+                    f"answers moves with calibration (a temperature, label smoothing, sharpening) "
+                    f"without flipping one: a note"
+                )
+                severity, confidence = Severity.INFO, Confidence.LOW
     yield check.finding(
         ctx,
         tags=tags,
@@ -309,6 +340,22 @@ def _frozen(
         severity=severity,
         confidence=confidence,
     )
+
+
+def _calibration_room(fraction: float, loss: float) -> float:
+    """How many times the least loss an accuracy ``fraction`` allows, (1 - fraction) x ln 2
+    (each error costs at least ln 2, a right answer at least 0), ``loss`` is; inf at a
+    perfect accuracy, 0 for a loss at or below the floor.
+
+    Calibration (an evaluation temperature, label smoothing, a model sharpening) scales the
+    confidence of every answer without changing which class ranks first: it moves the loss
+    freely above this floor and never below it.  A loss far above the floor is mostly the
+    confidence of right answers, so its moving says nothing about whether answers flipped.
+    """
+    floor = (1.0 - fraction) * classification.LN2
+    if floor <= 0:
+        return float("inf")
+    return max(float(loss), 0.0) / floor
 
 
 def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
@@ -418,6 +465,17 @@ def _against_loss(
     loss_fall = float((loss_smooth[first] - loss_smooth[last]) / loss_smooth[first])
     if accuracy_fall < drop or loss_fall < params.min_loss_fall:
         return
+    room = _calibration_room(float(smooth[last]), float(loss_smooth[last]))
+    severity, confidence, why = Severity.WARNING, Confidence.MEDIUM, ""
+    if room > params.max_floor_factor:
+        # A loss far above the least its accuracy allows is set by confidence: a tempered or
+        # smoothed evaluation loss keeps falling as the model sharpens while it overfits.
+        severity, confidence = Severity.INFO, Confidence.LOW
+        why = (
+            f"; but {loss_tag} stayed {room:.1f}x the least that accuracy allows (threshold "
+            f"{params.max_floor_factor:g}x): a loss set by confidence (an evaluation temperature, "
+            f"label smoothing) falls as the model sharpens while a few answers flip: a note"
+        )
     yield check.finding(
         ctx,
         tags=(tag, loss_tag),
@@ -426,7 +484,7 @@ def _against_loss(
             f"{tag} fell {fmt(accuracy_fall, 3)} ({fmt(float(smooth[first]), 3)} -> "
             f"{fmt(float(smooth[last]), 3)}) while {loss_tag} fell {loss_fall:.0%} over steps "
             f"{int(steps[first]):,}..{int(steps[last]):,} (thresholds: accuracy drop "
-            f"{fmt(drop, 2)}, loss fall {params.min_loss_fall:.0%}, over {width}+ evaluations)"
+            f"{fmt(drop, 2)}, loss fall {params.min_loss_fall:.0%}, over {width}+ evaluations){why}"
         ),
         evidence={
             "metric_tag": tag,
@@ -439,8 +497,11 @@ def _against_loss(
             "threshold_evaluations": width,
             "threshold_accuracy_drop": drop,
             "threshold_loss_fall": params.min_loss_fall,
+            "floor_factor": room,
+            "threshold_floor_factor": params.max_floor_factor,
         },
-        confidence=Confidence.MEDIUM,
+        severity=severity,
+        confidence=confidence,
     )
 
 

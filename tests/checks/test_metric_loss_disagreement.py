@@ -66,7 +66,8 @@ def test_frozen_majority_rate_beside_a_loss_jittering_at_its_level_is_not_a_disa
         "val/loss": _evals(0.327 * (1.0 + 0.003 * curves.rng(7).standard_normal(EVALS))),
     }
     assert curves.find(CHECK, series) == []
-    (finding,) = curves.find(CHECK, {**series, "val/loss": _evals(np.linspace(0.34, 0.2, EVALS))})
+    # The loss falling to 0.12, 1.7x the least 10% errors cost (0.069): a cached metric.
+    (finding,) = curves.find(CHECK, {**series, "val/loss": _evals(np.linspace(0.34, 0.12, EVALS))})
     assert finding.severity is Severity.WARNING
 
 
@@ -260,11 +261,11 @@ def test_accuracy_within_its_loss_bound_is_quiet() -> None:
     assert curves.find(CHECK, _wrong_labels(), bound_margin=0.5) == []
 
 
-def _fine_tuned(creep: float) -> dict[str, curves.Series]:
-    """Nine evaluations of a model fine-tuned from a good start on 359 examples: 347/359
+def _fine_tuned(creep: float, right: int = 347) -> dict[str, curves.Series]:
+    """Nine evaluations of a model fine-tuned from a good start on 359 examples: ``right``/359
     right at every one (float32), while the loss creeps down by ``creep`` of its level."""
     steps = curves.steps(9, 30, 30)
-    accuracy = np.full(9, np.float32(347 / 359), dtype=np.float64)
+    accuracy = np.full(9, np.float32(right / 359), dtype=np.float64)
     loss = 0.125 * (1.0 - creep * np.linspace(0.0, 1.0, 9)) * (1.0 + 0.002 * curves.rng(3).standard_normal(9))
     return {"eval_accuracy": (steps, accuracy), "eval_loss": (steps, loss)}
 
@@ -279,18 +280,66 @@ def test_frozen_accuracy_of_a_fine_tuned_model_whose_loss_creeps_is_a_note() -> 
 
 def test_near_miss_frozen_accuracy_whose_loss_fell_just_under_a_third() -> None:
     # A loss down 30% end to end (quarter medians 1.39x apart) stays a note; down 45%
-    # (1.8x) with not one of 359 examples flipping is a stale metric.
-    (finding,) = curves.find(CHECK, _fine_tuned(0.30))
+    # (1.8x) to 0.07 with not one of 359 examples flipping, while 29 wrong cost at least
+    # 0.056, is a stale metric: no calibration takes a loss that close to its floor.
+    (finding,) = curves.find(CHECK, _fine_tuned(0.30, right=330))
     assert finding.severity is Severity.INFO and finding.evidence["loss_factor"] < 1.5
-    (finding,) = curves.find(CHECK, _fine_tuned(0.45))
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45, right=330))
     assert finding.severity is Severity.WARNING and finding.evidence["loss_factor"] > 1.5
+    assert finding.evidence["floor_factor"] < 1.5
+
+
+def test_frozen_accuracy_of_a_sharpening_model_far_above_its_loss_floor_is_a_note() -> None:
+    # The same 1.8x fall with 12 of 359 wrong: the loss ends at 0.07, 3x the 0.023 the
+    # errors must cost; the rest is confidence in right answers, which sharpening (or an
+    # evaluation temperature, label smoothing) moves without flipping an answer.
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45))
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["loss_factor"] > 1.5 and finding.evidence["floor_factor"] > 3.0
+    assert "the least a 0.967 accuracy allows (threshold 3x)" in finding.message
 
 
 def test_min_loss_factor_override() -> None:
-    (finding,) = curves.find(CHECK, _fine_tuned(0.04), min_loss_factor=1.01)
+    (finding,) = curves.find(CHECK, _fine_tuned(0.04, right=330), min_loss_factor=1.01)
     assert finding.severity is Severity.WARNING
-    (finding,) = curves.find(CHECK, _fine_tuned(0.45), min_loss_factor=2.0)
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45, right=330), min_loss_factor=2.0)
     assert finding.severity is Severity.INFO
+
+
+def test_max_floor_factor_override() -> None:
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45), max_floor_factor=4.0)
+    assert finding.severity is Severity.WARNING
+    (finding,) = curves.find(CHECK, _fine_tuned(0.45, right=330), max_floor_factor=1.0)
+    assert finding.severity is Severity.INFO
+
+
+def _tempered(loss_end: float) -> dict[str, curves.Series]:
+    """15 epochs on 359 examples: the accuracy climbs 0.90 -> 0.989, then slides to 0.947
+    (fifteen answers flip as the model overfits) while the evaluation loss falls to ``loss_end``."""
+    right = np.concatenate([np.linspace(323, 355, 8), np.linspace(354, 340, 7)]).round()
+    accuracy = (right / 359).astype(np.float32).astype(np.float64)
+    loss = np.geomspace(1.25, loss_end, 15)
+    steps = curves.steps(15, 90, 89)
+    return {"val_accuracy": (steps, accuracy), "val_loss": (steps, loss)}
+
+
+def test_accuracy_sliding_beside_a_tempered_loss_is_a_note() -> None:
+    # Logits divided by 3 at evaluation: the loss ends at 0.30, 10x the 0.032 the errors
+    # must cost, and keeps falling as the model sharpens (the untempered loss would rise).
+    (finding,) = curves.find(CHECK, _tempered(0.30))
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["floor_factor"] > 3.0 and "a note" in finding.message
+
+
+def test_near_miss_accuracy_sliding_beside_a_loss_near_its_floor_is_a_warning() -> None:
+    # The same slide while the loss falls to 0.04, 1.4x its floor: the accuracy contradicts
+    # a loss no calibration explains.
+    (finding,) = curves.find(CHECK, _tempered(0.04))
+    assert (finding.severity, finding.confidence) == (Severity.WARNING, Confidence.MEDIUM)
+    assert finding.evidence["floor_factor"] < 3.0
+    (finding,) = curves.find(CHECK, _tempered(0.30), max_floor_factor=20.0)
+    assert finding.severity is Severity.WARNING
 
 
 def test_collapsed_metric_is_one_warning_not_a_frozen_note_beside_it() -> None:
