@@ -11,9 +11,10 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable, Generic, Iterable, Mapping, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
@@ -74,14 +75,14 @@ class Check(Generic[P]):
     needs: tuple[Need, ...]
     params: type[P]  # a frozen dataclass; field metadata["help"] documents each field
     advice: str
-    detect: Callable[["Check[P]", RunContext, P], Iterable[Finding]] = field(repr=False)
+    detect: Callable[[Check[P], RunContext, P], Iterable[Finding]] = field(repr=False)
     doc: str = ""  # the module docstring: what it detects, why it matters, what to try
     # (steps, values) of the kind of curve this check is about, drawn by ``rundoctor explain``.
     example: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
 
     def missing(self, run: Run) -> str | None:
         """Why this check cannot run on ``run``, or None when it can."""
-        present = set(run.roles.get(tag) for tag in run.tags) | {
+        present = {run.roles.get(tag) for tag in run.tags} | {
             run.roles.get(tag) for tag in run.histograms if run.histograms[tag]
         }
         for need in self.needs:

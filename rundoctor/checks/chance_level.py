@@ -53,8 +53,8 @@ non-zero.  Try a 10x larger learning rate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -64,8 +64,8 @@ unbalanced reality needs a threshold other than 0.5 in deployment, and vice vers
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

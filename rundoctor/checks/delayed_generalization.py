@@ -25,8 +25,8 @@ next time, and try stronger weight decay or more data to make it come sooner.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

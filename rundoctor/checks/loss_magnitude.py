@@ -37,8 +37,8 @@ learning rate down to match and ignore this warning.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 

@@ -51,8 +51,9 @@ spiking.  Check the scheduler is not stuck in warm-up or starting from its final
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -178,7 +179,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         f"over {fit.effective:.0f} effective points"
     )
     if witness is not None:
-        message += f"; the training loss is too noisy to show this fall, the validation loss shows it"
+        message += "; the training loss is too noisy to show this fall, the validation loss shows it"
     evidence: dict[str, Any] = {
         "tag": tag,
         "start_level": start,

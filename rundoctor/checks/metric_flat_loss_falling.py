@@ -39,8 +39,8 @@ sure early stopping monitors the loss, or a patience long enough for the stretch
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

@@ -70,8 +70,8 @@ value logged is the one computed in this evaluation (not a stale variable).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -370,11 +370,11 @@ def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
     distinct = np.unique(values) / scale
     if distinct.size < 2 or distinct[0] < 0 or distinct[-1] > 1:
         return None
-    size = int(round(1.0 / float(np.diff(distinct).min())))
+    size = round(1.0 / float(np.diff(distinct).min()))
     counts = distinct * size
     if size < 2 or np.abs(counts - np.round(counts)).max() > GRID_TOLERANCE:
         return None
-    return int(round((1.0 - value / scale) * size)), size
+    return round((1.0 - value / scale) * size), size
 
 
 def _loss_factor(values: np.ndarray) -> float:

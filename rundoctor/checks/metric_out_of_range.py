@@ -43,8 +43,8 @@ which column of the scores is passed (``y_score[:, 1]``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

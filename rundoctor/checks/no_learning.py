@@ -63,8 +63,9 @@ softmax outputs, for cross-entropy; class indices vs one-hot); inputs are normal
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -305,7 +306,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         evidence.update(lr_zero_from_step=int(zero_from), lr_zero_fraction=share)
         message += (
             f"; the logged learning rate is 0 from {axis} {zero_from:,.0f} to the end ({share:.0%} "
-            f"of the run; peak {fmt(peak)}): nothing is trained there (a schedule that cut it to "
+            f"of the run; peak {fmt(peak) if peak is not None else 'not logged'}): nothing is trained there (a schedule that cut it to "
             f"0, e.g. a step decay with factor 0)"
         )
     elif peak is not None:

@@ -61,8 +61,8 @@ dropout, label smoothing, or a smaller model.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 

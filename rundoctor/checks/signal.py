@@ -10,10 +10,10 @@ here is O(n) or O(n log n) numpy; no Python loop per point.
 from __future__ import annotations
 
 import math
-
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -96,7 +96,7 @@ def noise_sigma(values: np.ndarray) -> float:
         return 0.0
     diffs = np.diff(values)
     mad = float(np.median(np.abs(diffs - np.median(diffs))))
-    return mad * MAD_TO_SIGMA / np.sqrt(2.0)
+    return float(mad * MAD_TO_SIGMA / np.sqrt(2.0))
 
 
 def slope(x: np.ndarray, y: np.ndarray) -> float:
@@ -185,7 +185,7 @@ def _scale(finite: np.ndarray, low: float, high: float) -> float:
     return 100.0 if float(np.median(sample)) > 1 else 1.0
 
 
-def accuracy_levels(ctx: "RunContext", tag: str) -> tuple[np.ndarray, np.ndarray]:
+def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of an accuracy-like series ready to judge: finite, as fractions (see
     :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
     ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
@@ -225,7 +225,7 @@ def binary_entropy(probability: float) -> float:
 _ACCURACY_WORD = re.compile(r"^(acc\d*|accuracy|top\d+|top)$")
 
 
-def matching_loss(ctx: "RunContext", tag: str) -> str | None:
+def matching_loss(ctx: RunContext, tag: str) -> str | None:
     """The loss that belongs with an accuracy-like series, or None.
 
     A validation metric pairs with a validation loss when the run logs one, else with the
@@ -254,7 +254,7 @@ def matching_loss(ctx: "RunContext", tag: str) -> str | None:
 # --- loss curves: which to read, binning, levels (numerics and convergence checks) --------
 
 
-def loss_tags(ctx: "RunContext", total: Role, component: Role) -> list[str]:
+def loss_tags(ctx: RunContext, total: Role, component: Role) -> list[str]:
     """The main ``total`` loss, or every ``component`` when the run logs no total.
 
     YOLO logs only ``train/box_loss``, ``train/cls_loss``, ... and no sum; a run that does
@@ -355,7 +355,7 @@ def split_free_name(tag: str) -> str:
     return "_".join(word for word in normalise(tag) if word not in VAL_WORDS and word not in TRAIN_WORDS)
 
 
-def loss_pairs(ctx: "RunContext", *, components: bool = True) -> list[LossPair]:
+def loss_pairs(ctx: RunContext, *, components: bool = True) -> list[LossPair]:
     """Every validation loss with the training loss to compare it with.
 
     Each total validation loss pairs with the main training loss (all of them, not only the
@@ -425,7 +425,7 @@ def smoothed_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray, fraction:
 
 
 def steps_on_axis_of_tag(
-    ctx: "RunContext", tag: str, other: str, steps: np.ndarray | None = None
+    ctx: RunContext, tag: str, other: str, steps: np.ndarray | None = None
 ) -> np.ndarray:
     """Steps of ``tag`` (default: all its finite steps) placed on the axis of ``other``.
 
@@ -442,11 +442,11 @@ def steps_on_axis_of_tag(
     ends = np.array([own[0], own[-1]], dtype=np.float64)
     same_axis = ctx.run.axis_of(tag) == ctx.run.axis_of(other)
     placed = steps_on_axis_of(ends, np.array([reference[0], reference[-1]]), same_axis)
-    return np.interp(at, ends, placed)
+    return np.asarray(np.interp(at, ends, placed), dtype=np.float64)
 
 
 def loss_between(
-    ctx: "RunContext", tag: str, first: float, last: float
+    ctx: RunContext, tag: str, first: float, last: float
 ) -> tuple[str, np.ndarray] | None:
     """The matching loss of ``tag`` and its finite values logged while ``tag`` went from step
     ``first`` to step ``last`` (placed on the loss's axis when the two count differently)."""
@@ -463,7 +463,7 @@ def higher_is_better(tag: str) -> bool:
     return not lower_is_better(tag)
 
 
-def train_loss(ctx: "RunContext", min_points: int) -> tuple[str, Binned] | None:
+def train_loss(ctx: RunContext, min_points: int) -> tuple[str, Binned] | None:
     """The main training loss, finite and binned, or None when absent or too short."""
     tag = ctx.primary(Role.TRAIN_LOSS)
     if tag is None:
@@ -474,7 +474,7 @@ def train_loss(ctx: "RunContext", min_points: int) -> tuple[str, Binned] | None:
     return tag, binned(curve.steps, curve.values)
 
 
-def learning_rate(ctx: "RunContext") -> tuple[str, np.ndarray, np.ndarray] | None:
+def learning_rate(ctx: RunContext) -> tuple[str, np.ndarray, np.ndarray] | None:
     """(tag, steps, values) of the main finite learning-rate curve, or None when not logged."""
     tag = ctx.primary(Role.LEARNING_RATE)
     if tag is None:
@@ -485,7 +485,7 @@ def learning_rate(ctx: "RunContext") -> tuple[str, np.ndarray, np.ndarray] | Non
     return tag, curve.steps, curve.values
 
 
-def peak_learning_rate(ctx: "RunContext", evidence: dict[str, object]) -> float | None:
+def peak_learning_rate(ctx: RunContext, evidence: dict[str, object]) -> float | None:
     """The largest logged learning rate, recorded in ``evidence`` (``lr_tag``, ``lr_max``) for
     the checks that quote it; None when no learning rate is logged."""
     rate = learning_rate(ctx)

@@ -32,8 +32,9 @@ training loss is the start of overfitting instead: keep the best checkpoint and 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 

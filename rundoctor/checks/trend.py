@@ -197,7 +197,7 @@ def correlation_time(residuals: np.ndarray) -> float:
     # Batch means: the scatter of the means of ~sqrt(n) consecutive stretches against what
     # independent points would give.  It sees memory longer than the lags above resolve
     # (a heavy batch early in an epoch lifts that epoch's whole running mean).
-    size = max(2, int(round(math.sqrt(count))))
+    size = max(2, round(math.sqrt(count)))
     groups = count // size
     batch = 1.0
     if groups >= 5:

@@ -59,8 +59,8 @@ the model is in evaluation mode when confidences are measured, and calibrate aft
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 

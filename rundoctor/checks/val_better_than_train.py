@@ -42,8 +42,8 @@ evaluate the training set in eval mode (no dropout, no augmentation) and compare
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import numpy as np
 

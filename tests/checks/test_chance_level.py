@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.chance_level import CHECK
+from rundoctor.findings import Confidence, Severity
 from tests import curves
 
 EVALS = 12

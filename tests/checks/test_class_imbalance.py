@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.class_imbalance import CHECK
+from rundoctor.findings import Confidence, Severity
 from rundoctor.roles import Role
 from tests import curves
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.metric_flat_loss_falling import CHECK
+from rundoctor.findings import Confidence, Severity
 from rundoctor.series import XAxis
 from tests import curves
 

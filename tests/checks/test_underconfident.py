@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from rundoctor.findings import Confidence, Severity
 from rundoctor.checks.underconfident import CHECK, double_softmax_floor, share_within
+from rundoctor.findings import Confidence, Severity
 from rundoctor.roles import Role
 from rundoctor.series import Histogram
 from tests import curves
