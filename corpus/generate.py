@@ -67,9 +67,9 @@ def build(job: tuple[int, object, int], root: Path) -> tuple[dict, list[str]]:
     else:
         verdict = labels.judge(recipe.category, trace)
         expect, manifest = verdict.expect, verdict.manifest
-        forbid = labels.forbid(recipe.category, expect)
+        forbid, lifted = labels.faulty_forbid(recipe.category, verdict)
         shown = "Logged" if manifest else "Did not manifest by the criterion; logged"
-        notes = f"{how}. Planted: {built.planted}{post_text}. {shown}: {verdict.evidence}."
+        notes = f"{how}. Planted: {built.planted}{post_text}. {shown}: {verdict.evidence}.{lifted}"
     label = {
         "run": path.relative_to(root).as_posix(),
         "format": recipe.fmt,

@@ -83,6 +83,7 @@ class Verdict:
     expect: list[str]
     evidence: str
     allowed: set[str] = field(default_factory=set)
+    shown: dict[str, str] = field(default_factory=dict)  # allowed category -> the logged numbers
 
 
 def g(x: float) -> str:
@@ -361,7 +362,79 @@ def judge(category: str, trace: Trace) -> Verdict:
         if nan_text not in evidence:
             evidence.append(nan_text)
     manifest = bool(expect)
-    return Verdict(manifest, expect, "; ".join(e for e in evidence if e))
+    shown = {c: text for c, text in also_shown(trace).items() if c not in expect}
+    return Verdict(manifest, expect, "; ".join(e for e in evidence if e), set(shown), shown)
+
+
+def also_shown(trace: Trace) -> dict[str, str]:
+    """Every category whose manifest criterion holds on this run's logged numbers, with them.
+
+    A faulty run never forbids what its own log shows, whatever was planted (a run whose
+    val loss climbs 17% off its minimum while the train loss falls is overfitting, even if a
+    dead-ReLU bug was planted).  Each criterion is the one that decides ``expect``, applied
+    where the log holds its inputs.  Criteria whose premise is the construction are left out:
+    lr_too_high_oscillation (an LR planted too high), lr_plateau (its evidence is the same run
+    with a decay doing better, quoted in the notes; a second half that gains < 25% is met by
+    any run that converged in its first half), truncated_file (a cut planted), and the NaN
+    clause of unnormalized_output (NaN is evidence of raw targets only when they were planted;
+    a NaN from any other cause is ``nan_inf``), and underconfident (its numbers, accuracy
+    >= 0.8 with exp(-val_loss) < 0.5, are met as well by a few confidently wrong predictions:
+    val acc 0.877 at val_loss 8.38 under a too-high LR; only a planted smoothing or
+    temperature makes them underconfidence).  lr_too_low applies to a loss that did not end
+    above its start (it "falls by less than 25%"; a rising loss is no slow descent), and
+    class_imbalance to a majority rate more than 0.05 above chance (on balanced data,
+    accuracy at the majority rate is accuracy at chance).
+    """
+    out: dict[str, str] = {}
+
+    def take(category: str, result: tuple[bool, str]) -> None:
+        if result[0]:
+            out[category] = result[1]
+
+    nan, nan_text = any_nonfinite(trace)
+    take("nan_inf", (nan, nan_text))
+    _, tv = train_loss(trace)
+    finite = tv[np.isfinite(tv)]
+    if len(finite) >= 5:
+        take("loss_explosion", explosion(trace))
+        take("stalled_loss", stall(trace))
+        start, end = start_end(tv)
+        if end <= start:  # "falls by less than 25%": a loss that rose is no slow descent
+            take("lr_too_low", little_progress(trace, 0.25))
+        take("loss_spikes", spikes(trace))
+        if float(finite.min()) >= 100:
+            take("unnormalized_output", big_loss(trace))
+        if trace.task == "classification" and trace.n_classes:
+            take("cannot_overfit", uniform_loss(trace))
+    _, vl = trace.series(EVAL, "val_loss")
+    if len(finite) and len(vl) >= 3 and np.isfinite(vl).all():
+        take("overfitting", overfit(trace))
+    _, acc = accuracy(trace)
+    if len(acc) >= 2 and np.isfinite(acc).all():
+        if len(finite) >= 5:
+            take("metric_flat_may_jump", flat_metric(trace))
+        rate = trace.info.get("majority_rate")
+        if rate is not None and rate > chance(trace) + 0.05:  # an imbalanced prior, not chance
+            take("class_imbalance", majority(trace))
+        if len(vl) and np.isfinite(vl).all() and vl[0] > 0:
+            take("metric_bug", metric_inconsistency(trace))
+    components = ("box_loss", "cls_loss", "dfl_loss")
+    kind = TRAIN if trace.series(TRAIN, "box_loss")[1].size else EPOCH
+    parts = [trace.series(kind, k)[1] for k in components]
+    if all(len(p) for p in parts) and len({len(p) for p in parts}) == 1 and all(np.isfinite(p).all() for p in parts):
+        take("loss_scale_imbalance", scale_ratio(trace))
+    if len(trace.series(TRAIN, "loss")[0]):
+        take("resumed_or_duplicate_steps", repeated_steps(trace))
+    return out
+
+
+def faulty_forbid(category: str, verdict: Verdict) -> tuple[list[str], str]:
+    """A faulty run's ``forbid`` and a note naming what its own log lifted out of it."""
+    base = forbid(category, verdict.expect)
+    lifted = [c for c in base if c in verdict.allowed]
+    note = "; ".join(f"{c}: {verdict.shown[c]}" for c in lifted)
+    return [c for c in base if c not in verdict.allowed], (
+        f" Not forbidden because the log meets the criterion: {note}." if note else "")
 
 
 def forbid(category: str | None, expect: list[str], extra_allowed: frozenset[str] = frozenset()) -> list[str]:
