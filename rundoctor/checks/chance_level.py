@@ -58,7 +58,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import classification, signal
+from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES
@@ -138,7 +138,7 @@ class _Stretch:
 
 def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> Finding | None:
     curve = ctx.curve(tag).finite
-    accuracy = signal.fraction_values(curve.values)
+    accuracy = measures.fraction_values(curve.values)
     if accuracy.size < params.min_points or curve.steps[-1] == curve.steps[0]:
         return None
     end, span = float(curve.steps[-1]), float(curve.steps[-1] - curve.steps[0])
@@ -156,10 +156,10 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
 
 def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stretch | None:
     """The final stretch where the smoothed accuracy stays flat, if its level is 1/C."""
-    steps, accuracy = signal.accuracy_levels(ctx, tag)
-    span = signal.window(accuracy.size, params.smoothing)
-    band = signal.flat_tolerance(accuracy, span, params.stuck_tolerance)
-    start = signal.trailing_flat_start(signal.ema(accuracy, span), band)
+    steps, accuracy = measures.accuracy_levels(ctx, tag)
+    span = measures.window(accuracy.size, params.smoothing)
+    band = measures.flat_tolerance(accuracy, span, params.stuck_tolerance)
+    start = measures.trailing_flat_start(measures.ema(accuracy, span), band)
     if start >= accuracy.size:
         return None
     level = float(np.median(accuracy[start:]))
@@ -179,7 +179,7 @@ def _bit_identical(steps: np.ndarray, accuracy: np.ndarray, ceiling: float) -> _
     Exactly 0 is a broken metric; at or above ``ceiling`` a converged model on a small set
     repeats its score too (199/200), so only levels below it are read as a prior.
     """
-    start, length = signal.longest_run(accuracy[1:] == accuracy[:-1])
+    start, length = measures.longest_run(accuracy[1:] == accuracy[:-1])
     level = float(accuracy[start])
     if length == 0 or not 0.0 < level < ceiling:
         return None
@@ -238,7 +238,7 @@ def _report(
         f"{tag} stuck at {fmt(level, 4)} {how} for {points} points "
         f"({share:.0%} of the run, threshold {params.min_stuck_fraction:.0%})"
     )
-    loss = signal.loss_between(ctx, tag, stretch.first, stretch.last)
+    loss = measures.loss_between(ctx, tag, stretch.first, stretch.last)
     if loss is None or loss[1].size < 2:
         if not at_chance:
             return None
@@ -253,7 +253,7 @@ def _report(
             confidence=Confidence.MEDIUM,
         )
     loss_tag, values = loss
-    early, late = signal.edge_levels(values, 0.5, 1)
+    early, late = measures.edge_levels(values, 0.5, 1)
     change = abs(late - early) / late if late > 0 else float("inf")
     if at_chance and classes is not None:
         uniform = float(np.log(classes))

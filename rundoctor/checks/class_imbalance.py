@@ -69,7 +69,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import classification, signal
+from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES
@@ -178,21 +178,21 @@ def _judge_all(
     """A finding per pinned accuracy series, None for one its losses rule out."""
     per_class: classification.ClassMetrics | None = None
     for tag in ctx.tags(*ACCURACY_ROLES):
-        steps, accuracy = signal.accuracy_levels(ctx, tag)
+        steps, accuracy = measures.accuracy_levels(ctx, tag)
         if accuracy.size < params.min_points:
             continue
-        span = signal.window(accuracy.size, params.smoothing)
-        tolerance = signal.flat_tolerance(accuracy, span, params.flat_tolerance)
+        span = measures.window(accuracy.size, params.smoothing)
+        tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
         # The smoothed curve lags a step behind a climb; the raw values of a fixed
         # prediction sit in the band from the evaluation it is first reached.
         start = min(
-            signal.trailing_flat_start(signal.ema(accuracy, span), tolerance),
-            signal.trailing_flat_start(accuracy, tolerance),
+            measures.trailing_flat_start(measures.ema(accuracy, span), tolerance),
+            measures.trailing_flat_start(accuracy, tolerance),
         )
         run_span = float(steps[-1] - steps[0])
         pinned = float(steps[-1] - steps[start]) if start < steps.size else 0.0
         level = float(np.median(accuracy[start:])) if start < steps.size else float("nan")
-        early = float(np.median(accuracy[: signal.window(accuracy.size, 0.05, 1)]))
+        early = float(np.median(accuracy[: measures.window(accuracy.size, 0.05, 1)]))
         climbed = abs(early - level) > 2.0 * tolerance
         needed = params.min_plateau_fraction if climbed else params.min_flat_fraction
         if (
@@ -255,7 +255,7 @@ def _judge_all(
                 yield None
                 continue
             size = classification.evaluation_size(
-                signal.fraction_values(ctx.curve(tag).finite.values)
+                measures.fraction_values(ctx.curve(tag).finite.values)
             )
             if size is not None:
                 outside = round((1.0 - level) * size)
@@ -286,11 +286,11 @@ def _final_repeats(values: np.ndarray) -> int:
 
 def _frozen(ctx: RunContext, tag: str, first: float, last: float) -> bool:
     """Whether the learning rate logged over the stretch was exactly zero throughout."""
-    lr = signal.learning_rate(ctx)
+    lr = measures.learning_rate(ctx)
     if lr is None:
         return False
     lr_tag, steps, values = lr
-    low, high = signal.steps_on_axis_of_tag(ctx, tag, lr_tag, np.array([first, last]))
+    low, high = measures.steps_on_axis_of_tag(ctx, tag, lr_tag, np.array([first, last]))
     inside = values[(steps >= low) & (steps <= high)]
     return bool(inside.size > 0 and np.all(inside == 0.0))
 
@@ -317,14 +317,14 @@ def _loss_verdict(
     # learned something, so it must have repeated one exact value at its last ``min_points``
     # evaluations; one pinned from the start at ``min_repeated`` of them.
     fixed = final >= params.min_points if climbed else repeated >= params.min_repeated
-    loss = signal.loss_between(ctx, tag, first, last)
+    loss = measures.loss_between(ctx, tag, first, last)
     if loss is None or loss[1].size < 2:
         if climbed and not fixed:
             return "", None, Confidence.LOW
         return "no loss or per-class metric is logged to confirm it", Severity.INFO, Confidence.LOW
     loss_tag, values = loss
-    change = signal.relative_change(*signal.edge_levels(values, 0.1, 1))
-    level = classification.mean_loss(values[-signal.window(values.size, 0.25, 1) :])
+    change = measures.relative_change(*measures.edge_levels(values, 0.1, 1))
+    level = classification.mean_loss(values[-measures.window(values.size, 0.25, 1) :])
     ratio = level / entropy if entropy > 0 else float("inf")
     evidence.update(loss_tag=loss_tag, loss_level=level, loss_change=change, loss_to_prior_entropy=ratio)
     if np.isfinite(change) and change > params.max_loss_rise:

@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 from rundoctor.checks.base import NumClasses
-from rundoctor.checks.signal import fraction_values
+from rundoctor.checks.measures import fraction_values
 from rundoctor.roles import ACCURACY_ROLES, Role, primary
 from rundoctor.series import Run
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.base import RunContext
 from rundoctor.roles import Role
 
@@ -94,9 +94,9 @@ def still_falling(values: np.ndarray, min_fall: float, sigmas: float = 3.0) -> b
     values = values[np.isfinite(values)]
     if values.size < 4:
         return False
-    width = signal.window(values.size, 0.25, 1)
-    first, last = signal.edge_levels(values, 0.25, 1)
-    noise = signal.noise_sigma(values) * math.sqrt(math.pi / 2.0) / math.sqrt(width)
+    width = measures.window(values.size, 0.25, 1)
+    first, last = measures.edge_levels(values, 0.25, 1)
+    noise = measures.noise_sigma(values) * math.sqrt(math.pi / 2.0) / math.sqrt(width)
     return bool(first > 0 and (first - last) >= max(min_fall * first, sigmas * noise))
 
 
@@ -117,11 +117,11 @@ def train_loss_level(
     if loss_tag is None:
         return None
     loss = ctx.curve(loss_tag).finite
-    low, high = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, np.array([first, last]))
+    low, high = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, np.array([first, last]))
     values = loss.values[(loss.steps >= low) & (loss.steps <= high)]
     if values.size < 2:
         return None
-    return loss_tag, mean_loss(values[-signal.window(values.size, tail_fraction, 1) :])
+    return loss_tag, mean_loss(values[-measures.window(values.size, tail_fraction, 1) :])
 
 
 # Counting an evaluation set: a logged accuracy is k / n for the set's size n; values are
@@ -175,9 +175,9 @@ def class_metric_evidence(
     learned: list[tuple[str, float]] = []
     for role, limit in ((Role.PER_CLASS_METRIC, unlearned_score), (Role.BALANCED_METRIC, chance + balanced_margin)):
         for tag in ctx.tags(role):
-            values = signal.fraction_values(ctx.curve(tag).finite.values)
+            values = measures.fraction_values(ctx.curve(tag).finite.values)
             if values.size == 0:
                 continue  # out of range: the range check's business
-            tail = float(np.median(values[-signal.window(values.size, tail_fraction, 1) :]))
+            tail = float(np.median(values[-measures.window(values.size, tail_fraction, 1) :]))
             (unlearned if tail <= limit else learned).append((tag, tail))
     return ClassMetrics(unlearned, learned)

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -76,13 +76,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     val_tag = ctx.primary(Role.VAL_ACCURACY)
     if train_tag is None or val_tag is None:
         return
-    train_steps, train_accuracy = signal.accuracy_levels(ctx, train_tag)
-    own_val_steps, val_accuracy = signal.accuracy_levels(ctx, val_tag)
+    train_steps, train_accuracy = measures.accuracy_levels(ctx, train_tag)
+    own_val_steps, val_accuracy = measures.accuracy_levels(ctx, val_tag)
     if train_accuracy.size < 3 or val_accuracy.size < params.min_points:
         return
     # Steps are those of the training accuracy; validation steps are placed on its axis.
-    val_steps = signal.steps_on_axis_of_tag(ctx, val_tag, train_tag, own_val_steps)
-    smooth = signal.ema(train_accuracy, signal.window(train_accuracy.size, params.smoothing))
+    val_steps = measures.steps_on_axis_of_tag(ctx, val_tag, train_tag, own_val_steps)
+    smooth = measures.ema(train_accuracy, measures.window(train_accuracy.size, params.smoothing))
     reached = np.flatnonzero(smooth >= params.near_perfect)
     if reached.size == 0:
         return

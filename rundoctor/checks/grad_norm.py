@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import noise, signal
+from rundoctor.checks import measures, noise
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.checks.trend import robust_sigma
 from rundoctor.findings import Confidence, Finding, Severity, fmt
@@ -166,7 +166,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 def _trend(
     check: Check[Params], ctx: RunContext, tag: str, steps: np.ndarray, values: np.ndarray, params: Params
 ) -> Iterator[Finding]:
-    start, end = signal.edge_levels(values, params.edge_fraction)
+    start, end = measures.edge_levels(values, params.edge_fraction)
     evidence = {
         "start_level": start,
         "end_level": end,
@@ -213,12 +213,12 @@ def _spikes(
     check: Check[Params], ctx: RunContext, tag: str, steps: np.ndarray, values: np.ndarray, params: Params
 ) -> Iterator[Finding]:
     # Bins keep a one-point spike (their maximum) and make the running median cheap.
-    bins = signal.binned(steps, values)
-    base = signal.rolling_median(bins.level, signal.window(bins.level.size, params.spike_window_fraction, 5))
+    bins = measures.binned(steps, values)
+    base = measures.rolling_median(bins.level, measures.window(bins.level.size, params.spike_window_fraction, 5))
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(base > 0, bins.high / base, 0.0)
     spiking = ratio >= params.spike_factor
-    starts, _ = signal.stretches(spiking)
+    starts, _ = measures.stretches(spiking)
     if starts.size == 0:
         return
     top = int(np.argmax(ratio))
@@ -278,7 +278,7 @@ def _lasting(level: np.ndarray, params: Params) -> bool:
     logged = noise.log_values(level)
     if logged is None or logged.size < 20:
         return False
-    width = signal.window(logged.size, params.spike_window_fraction, 9)
+    width = measures.window(logged.size, params.spike_window_fraction, 9)
     persist = max(5, round(0.01 * logged.size))
     fitted = noise.fit(logged, width, floor=0.01)
     found = noise.disturbances(

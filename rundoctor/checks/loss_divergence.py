@@ -71,7 +71,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import classification, noise, signal, trend
+from rundoctor.checks import classification, measures, noise, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -154,8 +154,8 @@ class Explosion:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    judged = [(tag, True) for tag in signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)]
-    judged += [(tag, False) for tag in signal.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)]
+    judged = [(tag, True) for tag in measures.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)]
+    judged += [(tag, False) for tag in measures.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)]
     for tag, training in judged:
         curve = ctx.curve(tag).finite
         if len(curve) < params.min_points:
@@ -163,13 +163,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             if finding is not None:
                 yield finding
             continue
-        binned = signal.binned(curve.steps, curve.values)
+        binned = measures.binned(curve.steps, curve.values)
         finding = _explosion(check, ctx, params, tag, binned, training)
         if finding is None and ctx.run.point_count(tag) > len(ctx.curve(tag)):
             # A restart wrote some steps again: read the log as written, overwritten starts too.
             raw = ctx.raw_curve(tag).finite
             if len(raw) >= params.min_points:
-                in_order = signal.binned(raw.steps, raw.values)
+                in_order = measures.binned(raw.steps, raw.values)
                 finding = _explosion(check, ctx, params, tag, in_order, training, overwritten=True)
         if finding is None:
             finding = _into_non_finite(check, ctx, params, tag, training)
@@ -207,7 +207,7 @@ def find_explosion(
     """
     ratio = magnitude / reference
     count = ratio.size
-    starts, lengths = signal.stretches(ratio > factor * margin)
+    starts, lengths = measures.stretches(ratio > factor * margin)
     persist = max(params.min_consecutive, round(params.persist_fraction * count))
     lasting = (lengths >= persist) | ((lengths >= params.min_consecutive) & (starts + lengths == count))
     lasting &= not absurd_only
@@ -248,7 +248,7 @@ def _explosion(
     ctx: RunContext,
     params: Params,
     tag: str,
-    binned: signal.Binned,
+    binned: measures.Binned,
     training: bool,
     overwritten: bool = False,
 ) -> Finding | None:
@@ -258,7 +258,7 @@ def _explosion(
     ``floor_fraction`` times the reference: only the absurd rule is safe there.
     """
     level = binned.level
-    initial = abs(signal.edge_levels(level, 0.05)[0])
+    initial = abs(measures.edge_levels(level, 0.05)[0])
     signed = not is_positive(level, params.signed_fraction)
     if signed:
         # No floor to compare with: only absurd growth over the typical size counts.
@@ -270,7 +270,7 @@ def _explosion(
         # needs, so the reference is a level and not a lucky run of easy batches (a per-step
         # loss of batch 4 dips to a tenth of its level for three points in a row by chance).
         held = max(params.min_consecutive, round(params.persist_fraction * level.size))
-        smooth = signal.rolling_median(level, max(signal.window(level.size, params.smoothing), held))
+        smooth = measures.rolling_median(level, max(measures.window(level.size, params.smoothing), held))
         best = np.minimum.accumulate(np.abs(smooth))
         reference = np.maximum(best, params.floor_fraction * initial)
         factor = params.explode_factor
@@ -283,7 +283,7 @@ def _explosion(
         return None
     # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
     # divergence; the absurd rule on single points stays, for restarts seen in log order.
-    width = max(3, signal.window(level.size, params.smoothing))
+    width = max(3, measures.window(level.size, params.smoothing))
     margin = 1.0
     if training and not signed and not overwritten:
         # A median of a few points of a loss that scatters over an order of magnitude (batch
@@ -292,9 +292,9 @@ def _explosion(
         # that median in log space.  Nothing on a smooth curve; a lot on a wild one.
         logged = np.log(np.abs(level[level > 0]))
         if logged.size >= 3:
-            sigma = noise.fit(logged, signal.window(logged.size, 0.05, minimum=9)).scale
+            sigma = noise.fit(logged, measures.window(logged.size, 0.05, minimum=9)).scale
             margin = float(np.exp(NOISE_SIGMAS * noise.MEDIAN_ERROR * sigma / np.sqrt(width)))
-    magnitude = np.abs(level) if overwritten else np.abs(signal.rolling_median(level, width))
+    magnitude = np.abs(level) if overwritten else np.abs(measures.rolling_median(level, width))
     explosion = find_explosion(
         magnitude, reference, factor, params, absurd_only=overwritten, raw=np.abs(level), margin=margin
     )
@@ -408,7 +408,7 @@ def _into_non_finite(
 
 
 def _above_start(
-    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: signal.Binned
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: measures.Binned
 ) -> Finding | None:
     """A training loss whose mean over the last ``late_fraction`` of the points stands
     ``above_start`` times above its mean over the first 5%: the run ended worse than the
@@ -430,7 +430,7 @@ def _above_start(
     if not (initial > 0 and end >= params.above_start * initial):
         return None
     held = max(params.min_consecutive, round(params.persist_fraction * count))
-    smooth = signal.rolling_median(level[:-tail], held)
+    smooth = measures.rolling_median(level[:-tail], held)
     best_at = int(np.argmin(smooth))
     axis = ctx.run.axis_of(tag).value
     message = (
@@ -463,7 +463,7 @@ def _above_start(
 
 
 def _late_rise(
-    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: signal.Binned
+    check: Check[Params], ctx: RunContext, params: Params, tag: str, binned: measures.Binned
 ) -> Finding | None:
     level, steps = binned.level, binned.steps
     if not is_positive(level, params.signed_fraction):
@@ -506,13 +506,13 @@ def _late_rise(
         "threshold_confidence": params.late_confidence,
     }
     severity = Severity.WARNING
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is not None:
         _, rate_steps, rates = rate
         # The rate a little before the stretch (a restart just before it counts too)
         # against its peak inside it.
         lead = x[0] - 0.5 * params.late_fraction * span
-        (at_start,) = signal.value_at(rate_steps, rates, [lead])
+        (at_start,) = measures.value_at(rate_steps, rates, [lead])
         inside = rates[(rate_steps >= lead) & (rate_steps <= x[-1])]
         peak = float(inside.max()) if inside.size else float(at_start)
         evidence.update(lr_at_start=float(at_start), lr_peak_in_stretch=peak)

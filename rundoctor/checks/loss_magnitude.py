@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, Role
@@ -90,8 +90,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 
 
 def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
-    tags = signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
-    tags += signal.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)
+    tags = measures.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
+    tags += measures.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)
     # Where training started: the earliest finite training loss of the run.  A scale is a
     # design property only if it is there from the first step; a validation loss first
     # evaluated after the training loss had already climbed from a normal start is a
@@ -107,8 +107,8 @@ def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | N
             continue  # a normal start: whatever it grew to later is a divergence
         if started is not None and started[0] < curve.steps[0] and started[1] < params.large_level:
             continue  # training began at a normal scale before this tag's first point
-        magnitude = np.abs(signal.binned(curve.steps, curve.values).level)
-        initial = min(first, signal.edge_levels(magnitude, params.edge_fraction)[0])
+        magnitude = np.abs(measures.binned(curve.steps, curve.values).level)
+        initial = min(first, measures.edge_levels(magnitude, params.edge_fraction)[0])
         median = float(np.median(magnitude))
         if initial >= params.large_level and median >= params.large_level:
             large.append(
@@ -151,7 +151,7 @@ def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | N
 def _training_start(ctx: RunContext) -> tuple[float, float] | None:
     """(step, |value|) of the earliest finite training-loss point of the run, or None."""
     best: tuple[float, float] | None = None
-    for tag in signal.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT):
+    for tag in measures.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT):
         curve = ctx.curve(tag).finite
         if len(curve) and (best is None or curve.steps[0] < best[0]):
             best = (float(curve.steps[0]), abs(float(curve.values[0])))

@@ -66,7 +66,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import classes, classification, noise, signal, trend
+from rundoctor.checks import classes, classification, measures, noise, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -195,15 +195,15 @@ def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tu
         if acc_tag is None:
             continue
         curve = ctx.curve(acc_tag).finite
-        values = signal.fraction_values(curve.values)
+        values = measures.fraction_values(curve.values)
         if values.size != len(curve):
             continue  # out of range: the range check's business
-        placed = signal.steps_on_axis_of_tag(ctx, acc_tag, tag)
+        placed = measures.steps_on_axis_of_tag(ctx, acc_tag, tag)
         kept = values[placed >= start]
         if kept.size == 0:
             continue
         accuracy = float(np.median(kept))
-        bound = signal.binary_entropy(accuracy) + (1.0 - accuracy) * math.log(params.max_classes - 1)
+        bound = measures.binary_entropy(accuracy) + (1.0 - accuracy) * math.log(params.max_classes - 1)
         return max(bound, math.log(2.0)), (
             f"what a model at {acc_tag} {accuracy:.3g} loses when its errors are no more "
             f"confident than a uniform guess over {params.max_classes:,} classes"
@@ -233,12 +233,12 @@ def _above_uniform(
     block_means = np.array([part.mean() for part in np.array_split(clipped, count)])
     above = int(np.sum(block_means > uniform))
     chance = _sign_test(above, count)
-    last = clipped[-signal.window(clipped.size, 0.25, 1) :]
+    last = clipped[-measures.window(clipped.size, 0.25, 1) :]
     lr_held: bool | None = None
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is not None:
         lr_tag, _, rates = rate
-        placed = signal.steps_on_axis_of_tag(ctx, lr_tag, tag)
+        placed = measures.steps_on_axis_of_tag(ctx, lr_tag, tag)
         tail = rates[placed >= steps[-1] - 0.25 * (steps[-1] - steps[0])]
         peak = float(rates.max())
         lr_held = bool(tail.size and peak > 0 and float(np.median(tail)) >= params.lr_held * peak)
@@ -280,7 +280,7 @@ def _stuck_above_uniform(
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
@@ -288,7 +288,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     logged = noise.log_values(values, 0.1)
     if logged is None:
         return  # a signed loss (GAN, log-density) has no level to swing around
-    width = signal.window(values.size, 0.05, minimum=9)
+    width = measures.window(values.size, 0.05, minimum=9)
     fitted = noise.fit(logged, width, floor=0.01)
     count = min(params.blocks, values.size // params.min_block)
     if count < 4:
@@ -298,7 +298,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     fitted_trend = trend.trend(steps, logged)
     if swing is None or fitted_trend is None:
         return
-    first, last = signal.edge_levels(logged, 0.25)
+    first, last = measures.edge_levels(logged, 0.25)
     fall = first - last  # log units, positive when the loss went down
     progressing = fitted_trend.falling(params.progress_confidence)
     shift = 0.1 * float(np.median(values))
@@ -374,7 +374,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         confidence = Confidence.LOW
     else:
         return
-    peak = signal.peak_learning_rate(ctx, evidence)
+    peak = measures.peak_learning_rate(ctx, evidence)
     if peak is not None:
         message += f"; learning rate up to {fmt(peak)}"
     yield check.finding(

@@ -61,7 +61,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -144,7 +144,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
@@ -153,11 +153,11 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     initial = trend.start_level(level, params.smoothing)
     if not (run_span > 0 and initial > 0):
         return
-    span = signal.window(level.size, params.smoothing)
-    smooth = signal.ema(level, span)
-    final = signal.edge_levels(level, params.smoothing)[1]
-    tolerance = signal.flat_tolerance(level, span, params.flat_tolerance * abs(final))
-    start = signal.trailing_flat_start(smooth, tolerance)
+    span = measures.window(level.size, params.smoothing)
+    smooth = measures.ema(level, span)
+    final = measures.edge_levels(level, params.smoothing)[1]
+    tolerance = measures.flat_tolerance(level, span, params.flat_tolerance * abs(final))
+    start = measures.trailing_flat_start(smooth, tolerance)
     banded = 0 < start < level.size and (steps[-1] - steps[start]) / run_span >= params.min_flat_fraction
     constant = _constant_rate(ctx, params, float(steps[0]), float(steps[-1]))
     if not banded:
@@ -272,12 +272,12 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 def _constant_rate(ctx: RunContext, params: Params, first: float, last: float) -> bool:
     """Whether a learning rate is logged and stays within ``lr_tolerance`` of one non-zero
     value over the last half of ``first``-``last`` (warm-up before that is allowed)."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None:
         return False
     _, rate_steps, rates = rate
     half = first + 0.5 * (last - first)
-    during = np.concatenate((signal.value_at(rate_steps, rates, [half]), rates[rate_steps >= half]))
+    during = np.concatenate((measures.value_at(rate_steps, rates, [half]), rates[rate_steps >= half]))
     high, low = float(during.max()), float(during.min())
     return high > 0 and low >= (1.0 - params.lr_tolerance) * high
 
@@ -293,7 +293,7 @@ def _schedule(
         f"the whole run, or ReduceLROnPlateau (factor 0.1-0.5, patience of a few evaluations); "
         f"if the loss does not respond, stop there."
     )
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None:
         # A flat tail is also how a decayed schedule ends: without the rate the log cannot
         # tell the two apart, so this is a note.
@@ -305,7 +305,7 @@ def _schedule(
         )
     rate_tag, rate_steps, rates = rate
     inside = (rate_steps >= first_flat) & (rate_steps <= last)
-    during = np.concatenate((signal.value_at(rate_steps, rates, [first_flat]), rates[inside]))
+    during = np.concatenate((measures.value_at(rate_steps, rates, [first_flat]), rates[inside]))
     before = rates[rate_steps < first_flat]
     high, low = float(during.max()), float(during.min())
     peak = float(before.max()) if before.size else high

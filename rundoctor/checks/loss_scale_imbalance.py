@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role, series_name
@@ -99,7 +99,7 @@ def terms(ctx: RunContext, params: Params) -> list[Term] | None:
             continue
         if values.min() < 0:
             return None
-        start, end = signal.edge_levels(values, params.edge_fraction)
+        start, end = measures.edge_levels(values, params.edge_fraction)
         found.append(Term(tag, start, end))
     return found
 

@@ -82,7 +82,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import noise, signal
+from rundoctor.checks import measures, noise
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -169,14 +169,6 @@ class Params:
 # one run is a pattern, not bad luck.  The rolling-median window of 5% follows the loss
 # down without swallowing a disturbance of a few points.
 
-# A handful of bad batches each 10-15 sigma out is not remarkable one by one (heavy-tailed
-# noise gives one such point in a few hundred), but five of them in 700 points is: the
-# Poisson chance of that many where 0.3 are expected is 1e-5.  The count test tries every
-# count from ``min_recurring`` to RECURRING_TRIED and pays for trying them all (Bonferroni);
-# three is the fewest that makes a pattern rather than two unlucky batches.  0.001 after
-# that correction keeps healthy heavy-tailed runs (the worst seen: 0.13 uncorrected) far off.
-RECURRING_TRIED = 50
-
 # Logs are taken of the loss plus this fraction of its median: batches that cost almost
 # nothing (1e-5 next to a typical 1e-2) would otherwise make the quiet stretches of a
 # converged run look wildly noisy in log space and hide a jump from 0.01 to 0.4.
@@ -197,14 +189,14 @@ class Spike:
     recovered: bool
     persistent: bool  # a disturbance of the median, not isolated points
     factor: float  # how far above the level before: a ratio for a positive loss
-    recurring: bool = False  # beyond chance only as a group (see :func:`_recurring`)
+    recurring: bool = False  # beyond chance only as a group (see :func:`rundoctor.checks.noise.recurring_extremes`)
     large: bool = False  # a lasting disturbance strong enough alone for a warning (:func:`_judge`)
     weak: bool = False  # a lasting disturbance inside the ordinary range of a very noisy loss
 
 
 def find_spikes(
     high: np.ndarray, level: np.ndarray, params: Params, raw: np.ndarray | None = None, size: int = 1
-) -> tuple[list[Spike], Group | None]:
+) -> tuple[list[Spike], noise.Group | None]:
     """Spikes of a binned curve (``level`` the bin medians, ``high`` the bin maxima), and the
     group of points beyond chance together, if any (its members are spikes too).
 
@@ -230,18 +222,18 @@ def find_spikes(
         shift = 0.0
         values, peaks = level, high
         typical = float(np.median(np.abs(level)))
-        floor = max(LOG_NOISE_FLOOR * typical, signal.resolution(level))
+        floor = max(LOG_NOISE_FLOOR * typical, measures.resolution(level))
         min_excess = params.min_relative * typical
     if not (floor > 0 or min_excess > 0):
         return [], None  # a constant curve at zero: nothing to judge against
-    width = signal.window(count, params.window_fraction, minimum=9)
+    width = measures.window(count, params.window_fraction, minimum=9)
     persist = max(params.min_persist, round(params.persist_fraction * count))
     fitted = noise.fit(values, width, floor=floor)
     # The size of a disturbance is judged in single-point noise: the robust spread of single
     # points (inside the bins of a long curve), never a fixed multiple of the level.
     spread = fitted.scale
     if raw is not None and size > 1:
-        inside_bins = _point_sigma(raw, size, shift if positive else None, count)
+        inside_bins = noise.binned_point_sigma(raw, size, shift if positive else None, count)
         spread = max(spread, float(np.median(inside_bins)))
     heavy = positive and spread > params.heavy_spread
     found = [
@@ -257,16 +249,16 @@ def find_spikes(
             sigmas=params.noise_sigmas,
             min_excess=min_excess,
         )
-        if _disturbance_chance(values, fitted, d, persist) <= params.disturbance_alpha
+        if noise.disturbance_chance(values, fitted, d, persist) <= params.disturbance_alpha
     ]
     # Isolated points: above the rolling median and the level just before them by more than
     # heavy-tailed noise explains over the whole curve.
     scale, chances = fitted.sigma, count
     if raw is not None and size > 1:
-        points = _point_sigma(raw, size, shift if positive else None, count)
+        points = noise.binned_point_sigma(raw, size, shift if positive else None, count)
         # Never below the noise of the bin medians: inside a bin of a running mean the
         # points barely differ, yet its bins wander as much as any point.
-        scale = np.maximum(signal.rolling_median(points, width), fitted.sigma)
+        scale = np.maximum(measures.rolling_median(points, width), fitted.sigma)
         chances = int(np.asarray(raw).size)
     limit = np.maximum(noise.chance_threshold(chances, params.chance_alpha) * scale, min_excess)
     before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
@@ -275,7 +267,7 @@ def find_spikes(
     inside = np.zeros(count, dtype=bool)
     for spike in found:
         inside[spike.start : spike.end + 1] = True
-    starts, lengths = signal.stretches(extreme & ~inside)
+    starts, lengths = measures.stretches(extreme & ~inside)
     for start, length in zip(starts.tolist(), lengths.tolist()):
         end = start + length - 1
         found.append(
@@ -283,7 +275,7 @@ def find_spikes(
         )
         inside[start : end + 1] = True
     group = None
-    if np.array_equal(high, level):  # every point one logged value (see _recurring)
+    if np.array_equal(high, level):  # every point one logged value (see noise.recurring_extremes)
         lasting = np.zeros(count, dtype=bool)
         for spike in found:
             lasting[spike.start : spike.end + 1] = spike.persistent
@@ -291,67 +283,13 @@ def find_spikes(
         with np.errstate(divide="ignore", invalid="ignore"):
             z = np.where((above > min_excess) & ~lasting, above / fitted.sigma, -np.inf)
         z[0] = -np.inf
-        group = _recurring(z, params)
+        group = noise.recurring_extremes(z, params.min_recurring, params.recurring_alpha)
         if group is not None:
             for index in group.indices:
                 if not inside[index]:
                     spike = _spike(values, peaks, index, index, float(before[index]), index < count - 1, False, positive, shift, None)
                     found.append(dataclasses.replace(spike, recurring=True))
     return sorted(found, key=lambda spike: spike.start), group
-
-
-@dataclass(frozen=True)
-class Group:
-    """Points that stand out together though none need stand out alone."""
-
-    indices: tuple[int, ...]
-    sigmas: float  # the lowest of them, in noise sigmas
-    expected: float  # how many that high heavy-tailed noise gives over the curve
-    chance: float  # Poisson probability of at least this many, before the correction
-
-
-def _recurring(z: np.ndarray, params: Params) -> Group | None:
-    """The points that stand out as a group: the k highest (in noise sigmas), for the k from
-    ``min_recurring`` up that heavy-tailed noise explains least, when even after paying for
-    every k tried it would give k points that high with probability at most
-    ``recurring_alpha``.  None otherwise.
-
-    Only for a curve whose points are single logged values: the maxima of bins of a long
-    curve are maxima of many batches, which the noise of the bin medians does not describe.
-    """
-    count = int(np.isfinite(z).sum())
-    order = np.argsort(z)[::-1]
-    ranked = z[order]
-    tried = RECURRING_TRIED - params.min_recurring + 1
-    best: Group | None = None
-    for k in range(max(2, params.min_recurring), RECURRING_TRIED + 1):
-        if k > count:
-            break
-        expected = noise.expected_exceedances(z.size, float(ranked[k - 1]))
-        chance = noise.poisson_tail(k, expected)
-        if best is None or chance < best.chance:
-            best = Group(tuple(sorted(order[:k].tolist())), float(ranked[k - 1]), expected, chance)
-    if best is None or best.chance * tried > params.recurring_alpha:
-        return None
-    return best
-
-
-def _point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> np.ndarray:
-    """The robust noise of single points inside each bin (MAD around the bin's median, as a
-    Gaussian sigma; in log space when ``shift`` is given), ``bins`` values laid out as
-    :func:`rundoctor.checks.signal.binned` lays out its bins.  At most 64 evenly spaced
-    points of each bin are read, as for the bin medians."""
-    raw = np.asarray(raw, dtype=np.float64)
-    values = np.log(np.maximum(raw + shift, 1e-300)) if shift is not None else raw
-    full = (values.size // size) * size
-    step = max(1, size // signal.MEDIAN_SAMPLES)
-    blocks = values[:full].reshape(-1, size)[:, ::step]
-    centre = np.median(blocks, axis=1, keepdims=True)
-    sigma = np.median(np.abs(blocks - centre), axis=1) * signal.MAD_TO_SIGMA
-    if full < values.size:
-        rest = values[full:]
-        sigma = np.append(sigma, np.median(np.abs(rest - np.median(rest))) * signal.MAD_TO_SIGMA)
-    return np.asarray(sigma[:bins], dtype=np.float64)
 
 
 def _judge(
@@ -395,52 +333,10 @@ def _judge(
     return dataclasses.replace(spike, large=big)
 
 
-def _disturbance_chance(values: np.ndarray, fitted: noise.Noise, found: noise.Disturbance, persist: int) -> float:
-    """How many shifts as large as ``found`` the curve's own single points would make by
-    chance over its length.
-
-    The median of ``persist`` points stands ``excess`` above the level only when more than
-    half of them do.  How often one point stands that far above its level is read off the
-    rest of the curve (its own tail, however heavy: a per-step loss whose hard batches cost
-    10-30x the median has many), so the chance of a window of them is a binomial tail, over
-    ``persist / tau`` effective points for autocorrelated curves, and there are ``count /
-    persist`` such windows in the run: a 20,000-step log has many more chances than a short
-    one to put three hard batches side by side.
-    """
-    count = values.size
-    outside = np.ones(count, dtype=bool)
-    outside[found.start : found.end + 1] = False
-    residual = (values - fitted.level)[outside & np.isfinite(values)]
-    if residual.size == 0:
-        return 0.0
-    stretch = values[found.start : found.end + 1]
-    # The highest short median, and the whole stretch's median: a disturbance that lasts
-    # many windows is far less likely than any one of them.
-    tried = ((persist, found.excess), (stretch.size, float(np.median(stretch)) - found.before))
-    least = math.inf
-    for points, excess in tried:
-        if points < persist or excess <= 0.0:
-            continue
-        # The share of single points that high, from a count: its upper one-sigma bound,
-        # so a short curve (few points to count) lowers the confidence instead of firing.
-        beyond = float(np.sum(residual >= excess))
-        single = min(1.0, (beyond + 1.0 + math.sqrt(beyond + 1.0)) / residual.size)
-        size = max(1, round(points / max(fitted.tau, 1.0)))
-        least = min(least, _binomial_tail(size // 2 + 1, size, single) * count / points)
-    return least
-
-
-def _binomial_tail(needed: int, size: int, single: float) -> float:
-    """P(at least ``needed`` of ``size`` independent points each beyond with ``single``)."""
-    return float(
-        sum(math.comb(size, k) * single**k * (1.0 - single) ** (size - k) for k in range(needed, size + 1))
-    )
-
-
 def _resolution_floor(level: np.ndarray) -> float:
     """The log's own rounding as a relative noise floor: a loss written to 4 decimals moves
     in steps of 1e-4, which is a large fraction of a loss of 3e-4."""
-    step = signal.resolution(level)
+    step = measures.resolution(level)
     typical = float(np.median(level))
     return step / typical if typical > 0 else 0.0
 
@@ -472,7 +368,7 @@ def _spike(
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
@@ -618,7 +514,7 @@ def _after_rate_rise(ctx: RunContext, steps: np.ndarray, spikes: list[Spike], fr
     """How many spikes start right after the learning rate rose by half or more (a warm
     restart, a warm-up): its value at the spike against its lowest over the ``fraction`` of
     the points before it."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None:
         return 0
     _, rate_steps, rates = rate
@@ -628,8 +524,8 @@ def _after_rate_rise(ctx: RunContext, steps: np.ndarray, spikes: list[Spike], fr
         low, start, end = steps[max(spike.start - back, 0)], steps[spike.start], steps[spike.end]
         earlier = rates[(rate_steps >= low) & (rate_steps <= start)]
         during = rates[(rate_steps >= start) & (rate_steps <= end)]
-        then = float(earlier.min()) if earlier.size else float(signal.value_at(rate_steps, rates, [low])[0])
-        now = max(float(during.max()) if during.size else -np.inf, float(signal.value_at(rate_steps, rates, [start])[0]))
+        then = float(earlier.min()) if earlier.size else float(measures.value_at(rate_steps, rates, [low])[0])
+        now = max(float(during.max()) if during.size else -np.inf, float(measures.value_at(rate_steps, rates, [start])[0]))
         raised += bool(now > 1.5 * then)
     return raised
 
@@ -638,10 +534,10 @@ def _correlate(ctx: RunContext, steps: np.ndarray, spike: Spike, evidence: dict[
     """What the learning rate and gradient norm did at the largest spike (fills evidence)."""
     notes = []
     at, before = steps[spike.peak], steps[spike.start - 1]
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is not None:
         _, rate_steps, rates = rate
-        now, then = signal.value_at(rate_steps, rates, [at, before])
+        now, then = measures.value_at(rate_steps, rates, [at, before])
         evidence.update(lr_at_spike=float(now), lr_before_spike=float(then))
         if now > then:
             notes.append(f"the learning rate had just risen ({fmt(then)} -> {fmt(now)})")

@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -137,7 +137,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
@@ -146,7 +146,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     start = trend.start_level(level, params.edge_fraction)
     if not (span > 0 and start > 0):
         return
-    end = signal.edge_levels(level, params.edge_fraction)[1]
+    end = measures.edge_levels(level, params.edge_fraction)[1]
     drop = (start - end) / start
     tiny = tiny_rate(ctx, params)
     if tiny is not None and (
@@ -193,7 +193,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_drop": params.max_drop,
         "threshold_linearity": params.min_linearity,
     }
-    peak = signal.peak_learning_rate(ctx, evidence)
+    peak = measures.peak_learning_rate(ctx, evidence)
     ordinary = _ordinary_rate(ctx, params, peak)
     if peak is not None:
         message += f"; the learning rate never exceeded {fmt(peak)}"
@@ -243,7 +243,7 @@ def _crawl(
     under a rate too low the loss falls in proportion to it, so a warm-up or a decay bends
     the curve in steps but not in learning-rate time."""
     start = trend.start_level(level, params.edge_fraction)
-    end = signal.edge_levels(level, params.edge_fraction)[1]
+    end = measures.edge_levels(level, params.edge_fraction)[1]
     if not start > 0:
         return None
     drop = (start - end) / start
@@ -281,7 +281,7 @@ def _halves(
     first, second = x <= middle, x >= middle
     if first.sum() < 2 or second.sum() < 2:
         return None
-    return -signal.slope(x[first], level[first]), -signal.slope(x[second], level[second]), lr_time
+    return -measures.slope(x[first], level[first]), -measures.slope(x[second], level[second]), lr_time
 
 
 def _straight_near_chance(
@@ -329,10 +329,10 @@ def _best_accuracy(ctx: RunContext) -> float | None:
     """The highest smoothed value of any logged accuracy (fractions), or None."""
     best = None
     for tag in ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
-        _, values = signal.accuracy_levels(ctx, tag)
+        _, values = measures.accuracy_levels(ctx, tag)
         if values.size == 0:
             continue
-        smooth = signal.ema(values, signal.window(values.size, 0.1))
+        smooth = measures.ema(values, measures.window(values.size, 0.1))
         top = float(np.max(smooth))
         best = top if best is None else max(best, top)
     return best
@@ -365,11 +365,11 @@ def _validation_crawl(ctx: RunContext, params: Params) -> tuple[str, Crawl] | No
 def _lr_time(ctx: RunContext, steps: np.ndarray) -> np.ndarray | None:
     """The learning rate spent up to each step (the integral of the logged rate over steps),
     or None when no usable rate is logged or it is constant (then steps say the same)."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None or len(steps) < 2:
         return None
     _, rate_steps, rates = rate
-    at = signal.value_at(rate_steps, rates, np.asarray(steps, dtype=np.float64))
+    at = measures.value_at(rate_steps, rates, np.asarray(steps, dtype=np.float64))
     if not (np.all(np.isfinite(at)) and at.min() >= 0 and at.max() > 0) or at.min() == at.max():
         return None
     widths = np.diff(np.asarray(steps, dtype=np.float64))
@@ -389,7 +389,7 @@ def _optimizer(ctx: RunContext, rate_tag: str) -> str:
 def _ordinary_rate(ctx: RunContext, params: Params, peak: float | None) -> tuple[str, float] | None:
     """(optimizer, bound) when the logged peak rate is at or above the usual rate of its
     optimizer (``ordinary_sgd``, ``ordinary_adaptive`` for Adam-like or unknown), else None."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None or peak is None:
         return None
     optimizer = _optimizer(ctx, rate[0])
@@ -412,7 +412,7 @@ def tiny_rate(ctx: RunContext, params: Params) -> tuple[str, float, str, float] 
     """(lr tag, peak rate, optimizer, floor) when the logged rate never exceeds the floor of
     its optimizer, else None.  The optimizer comes from the rate's tag (Lightning's
     ``lr-SGD``, ``lr-AdamW``) or the run's hyper-parameters (``optimizer: SGD``)."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None:
         return None
     tag, _, rates = rate

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import lr_too_low, signal, trend
+from rundoctor.checks import lr_too_low, measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, Role
@@ -108,14 +108,14 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
 
 
 def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> Finding | None:
-    steps, accuracy = signal.accuracy_levels(ctx, tag)
-    loss_tag = signal.matching_loss(ctx, tag)
+    steps, accuracy = measures.accuracy_levels(ctx, tag)
+    loss_tag = measures.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
         return None
-    span = signal.window(accuracy.size, params.smoothing)
-    smooth = signal.ema(accuracy, span)
-    tolerance = signal.flat_tolerance(accuracy, span, params.flat_tolerance)
-    start = signal.trailing_flat_start(smooth, tolerance)
+    span = measures.window(accuracy.size, params.smoothing)
+    smooth = measures.ema(accuracy, span)
+    tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
+    start = measures.trailing_flat_start(smooth, tolerance)
     run_span = float(steps[-1] - steps[0])
     flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0
     if run_span <= 0 or flat_steps / run_span < params.min_flat_fraction:
@@ -137,10 +137,10 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     ):
         return None
     loss = ctx.curve(loss_tag).finite
-    at = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
+    at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
         return None  # the loss does not cover the flat stretch
-    first, middle, last = signal.smoothed_at(
+    first, middle, last = measures.smoothed_at(
         loss.steps,
         loss.values,
         np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]),

@@ -75,7 +75,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import classification, signal
+from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, Role
@@ -225,7 +225,7 @@ def _before_non_finite_loss(ctx: RunContext, tag: str) -> Curve:
         loss = ctx.curve(loss_tag)
         bad = ~np.isfinite(loss.values)
         if bad.any():
-            at = signal.steps_on_axis_of_tag(ctx, loss_tag, tag, loss.steps[bad][:1])
+            at = measures.steps_on_axis_of_tag(ctx, loss_tag, tag, loss.steps[bad][:1])
             cut = min(cut, float(at[0]))
     if not np.isfinite(cut):
         return curve
@@ -238,9 +238,9 @@ def _frozen(
 ) -> Iterator[Finding]:
     values = curve.values
     repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
-    if signal.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
-        repeats &= values[1:] < params.ceiling * signal.accuracy_scale(values)
-    start, length = signal.longest_run(repeats)
+    if measures.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
+        repeats &= values[1:] < params.ceiling * measures.accuracy_scale(values)
+    start, length = measures.longest_run(repeats)
     identical = length + 1 if length else 0
     if (
         identical < params.min_evaluations
@@ -256,7 +256,7 @@ def _frozen(
         "threshold_evaluations": params.min_evaluations,
         "threshold_fraction": params.min_identical_fraction,
     }
-    loss = signal.loss_between(ctx, tag, first, last)
+    loss = measures.loss_between(ctx, tag, first, last)
     tags: tuple[str, ...] = (tag,)
     severity = Severity.WARNING
     if loss is None or loss[1].size < 2:
@@ -277,9 +277,9 @@ def _frozen(
         if moved_by <= max(params.loss_constant, 3.0 * noise):
             return  # the loss did not move beyond its noise: no learning, not a disagreement
         if ctx.run.roles.get(tag) is Role.VAL_ACCURACY:
-            fraction = float(values[start]) / signal.accuracy_scale(values)
+            fraction = float(values[start]) / measures.accuracy_scale(values)
             entropy = classification.min_prior_entropy(fraction) if 0 < fraction < 1 else 0.0
-            level = classification.mean_loss(loss_values[-signal.window(loss_values.size, 0.25, 1) :])
+            level = classification.mean_loss(loss_values[-measures.window(loss_values.size, 0.25, 1) :])
             evidence.update(min_prior_entropy=entropy)
             if entropy > 0 and level >= PRIOR_SHARE * entropy:
                 return  # a fixed prediction of the prior: its loss still settles, its accuracy cannot move
@@ -315,8 +315,8 @@ def _frozen(
             )
             severity, confidence = Severity.INFO, Confidence.LOW
         elif ctx.run.roles.get(tag) is Role.VAL_ACCURACY:
-            fraction = float(values[start]) / signal.accuracy_scale(values)
-            room = _calibration_room(fraction, min(signal.edge_levels(loss_values, 0.25, 1)))
+            fraction = float(values[start]) / measures.accuracy_scale(values)
+            room = _calibration_room(fraction, min(measures.edge_levels(loss_values, 0.25, 1)))
             evidence.update(floor_factor=room, threshold_floor_factor=params.max_floor_factor)
             if room > params.max_floor_factor:
                 moved += (
@@ -366,7 +366,7 @@ def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
     every distinct value on the grid: a metric that jumped once (a cached value updated one
     time) has no grid, and neither has one with fewer than two distinct values.
     """
-    scale = signal.accuracy_scale(values)
+    scale = measures.accuracy_scale(values)
     distinct = np.unique(values) / scale
     if distinct.size < 2 or distinct[0] < 0 or distinct[-1] > 1:
         return None
@@ -380,7 +380,7 @@ def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
 def _loss_factor(values: np.ndarray) -> float:
     """How many times larger the higher of the first- and last-quarter medians of a loss is
     than the lower (inf when the lower is not positive: a signed loss is not judged by it)."""
-    first, last = signal.edge_levels(values, 0.25, 1)
+    first, last = measures.edge_levels(values, 0.25, 1)
     low, high = min(first, last), max(first, last)
     return high / low if low > 0 else float("inf")
 
@@ -388,9 +388,9 @@ def _loss_factor(values: np.ndarray) -> float:
 def _moved(values: np.ndarray, centre: float) -> tuple[float, float]:
     """(relative change between first- and last-quarter medians, relative noise of such a
     median): a loss jittering around a constant does not count as moving."""
-    width = signal.window(values.size, 0.25, 1)
-    first, last = signal.edge_levels(values, 0.25, 1)
-    noise = signal.noise_sigma(values) * float(np.sqrt(np.pi / 2.0)) / float(np.sqrt(width))
+    width = measures.window(values.size, 0.25, 1)
+    first, last = measures.edge_levels(values, 0.25, 1)
+    noise = measures.noise_sigma(values) * float(np.sqrt(np.pi / 2.0)) / float(np.sqrt(width))
     return abs(last - first) / centre, noise / centre
 
 
@@ -433,32 +433,32 @@ def _copied(
 def _against_loss(
     check: Check[Params], ctx: RunContext, params: Params, tag: str, until: float
 ) -> Iterator[Finding]:
-    loss_tag = signal.matching_loss(ctx, tag)
+    loss_tag = measures.matching_loss(ctx, tag)
     if loss_tag is None or ctx.run.roles.get(loss_tag) not in (
         Role.VAL_LOSS,
         Role.VAL_LOSS_COMPONENT,
     ):
         return
     loss = ctx.curve(loss_tag).finite
-    steps, accuracy = signal.accuracy_levels(ctx, tag)
+    steps, accuracy = measures.accuracy_levels(ctx, tag)
     if accuracy.size == 0 or len(loss) < 3:
         return
     steps, accuracy = steps[steps <= until], accuracy[steps <= until]
-    at = signal.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
+    at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     covered = (at >= loss.steps[0]) & (at <= loss.steps[-1])
     steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
-    width = signal.window(accuracy.size, params.window_fraction, params.min_evaluations - 1)
+    width = measures.window(accuracy.size, params.window_fraction, params.min_evaluations - 1)
     if accuracy.size < params.min_evaluations or width >= accuracy.size:
         return
-    span = signal.window(accuracy.size, params.smoothing)
-    smooth = signal.ema(accuracy, span)
-    loss_smooth = signal.smoothed_at(loss.steps, loss.values, at, params.smoothing)
+    span = measures.window(accuracy.size, params.smoothing)
+    smooth = measures.ema(accuracy, span)
+    loss_smooth = measures.smoothed_at(loss.steps, loss.values, at, params.smoothing)
     # Both smoothed curves falling at every evaluation of a stretch: a start-of-run outlier
     # (an evaluation before training) cannot make a rising loss look like a falling one.
     both_fall = (np.diff(smooth) < 0) & (np.diff(loss_smooth) < 0)
-    first, length = signal.longest_run(both_fall)
+    first, length = measures.longest_run(both_fall)
     last = first + length
-    drop = signal.flat_tolerance(accuracy, span, params.min_accuracy_drop)
+    drop = measures.flat_tolerance(accuracy, span, params.min_accuracy_drop)
     if length < width or loss_smooth[first] <= 0:
         return
     accuracy_fall = float(smooth[first] - smooth[last])
@@ -509,12 +509,12 @@ def _below_loss_bound(
     check: Check[Params], ctx: RunContext, params: Params, tag: str, curve: Curve
 ) -> Iterator[Finding]:
     """An accuracy far below the least its cross-entropy allows that did not follow its loss."""
-    fractions = signal.fraction_values(curve.values)
+    fractions = measures.fraction_values(curve.values)
     if fractions.size < params.min_evaluations:
         return
-    width = signal.window(fractions.size, params.tail_fraction, 1)
+    width = measures.window(fractions.size, params.tail_fraction, 1)
     first = float(curve.steps[-width])
-    loss = signal.loss_between(ctx, tag, first, float(curve.steps[-1]))
+    loss = measures.loss_between(ctx, tag, first, float(curve.steps[-1]))
     if loss is None or loss[1].size == 0 or ctx.run.roles.get(loss[0]) is not Role.VAL_LOSS:
         return
     loss_tag, values = loss
@@ -522,7 +522,7 @@ def _below_loss_bound(
         return  # not a cross-entropy
     level = classification.mean_loss(values)
     bound = classification.min_accuracy_for_loss(level)
-    start, end = signal.edge_levels(fractions, params.tail_fraction, 1)
+    start, end = measures.edge_levels(fractions, params.tail_fraction, 1)
     gap = bound - end
     # How far the accuracy went of the way from its start to the least its loss allows: an
     # accuracy that follows its loss (a loss other than cross-entropy, a looser metric) rises.

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import classification, signal
+from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, CLASS_METRIC_ROLES, Role
@@ -107,7 +107,7 @@ def _range(
     values = curve.values
     if values.size == 0:
         return
-    if signal.accuracy_scale(values) == 100.0:
+    if measures.accuracy_scale(values) == 100.0:
         contradicted = _percent_against_loss(check, ctx, params, tag) if kind == "an accuracy" else None
         if contradicted is not None:
             yield contradicted
@@ -167,9 +167,9 @@ def _percent_against_loss(
 ) -> Finding | None:
     """A metric bug when the loss rules out the percent reading of ``tag`` (see the docstring)."""
     curve = ctx.curve(tag).finite
-    width = signal.window(len(curve), params.tail_fraction, 1)
+    width = measures.window(len(curve), params.tail_fraction, 1)
     first = float(curve.steps[-width])
-    loss = signal.loss_between(ctx, tag, first, float(curve.steps[-1]))
+    loss = measures.loss_between(ctx, tag, first, float(curve.steps[-1]))
     if loss is None or loss[1].size == 0:
         return None
     loss_tag, values = loss
@@ -247,7 +247,7 @@ def _auc_below_half(
     check: Check[Params], ctx: RunContext, params: Params, tag: str
 ) -> Iterator[Finding]:
     curve = ctx.curve(tag).finite
-    auc = signal.fraction_values(curve.values)  # empty when out of range (reported above)
+    auc = measures.fraction_values(curve.values)  # empty when out of range (reported above)
     if auc.size < params.auc_min_points:
         return
     half = auc.size // 2

@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -165,18 +165,18 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
     level, steps = binned.level, binned.steps
     # The first value counts: at initialisation a model predicts near-uniformly, so its first
     # batches agree; heavy tails come later, with confident mistakes.
-    initial = signal.initial_level(level, params.edge_fraction)
+    initial = measures.initial_level(level, params.edge_fraction)
     if not initial > 0:
         return
-    width = signal.window(level.size, params.smoothing)
-    smooth = signal.rolling_median(level, width)
+    width = measures.window(level.size, params.smoothing)
+    smooth = measures.rolling_median(level, width)
     best_index = int(np.argmin(smooth))
     best = float(smooth[best_index])
     if float(smooth[-1]) > params.max_rise * initial:
@@ -202,7 +202,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # shed in one step (a bias finding the class prior), not learning.
     chance_accuracy = _accuracy_at_chance(ctx, params, best) if chance is None else None
     if chance_accuracy is not None:
-        early = signal.edge_levels(level, params.edge_fraction)[0]
+        early = measures.edge_levels(level, params.edge_fraction)[0]
         if 0 < early < initial:
             initial = early
             luck = _selection_bias(level, width, first_sets_start=False)
@@ -225,7 +225,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # fall of ``max_hidden_fall`` (its confidence interval).  A loss so noisy that a real fall
     # may hide in it is not reported, unless the log shows the cause (chance, a rate of 0).
     hidden = fit is not None and -fit.interval(0.95)[0] > params.max_hidden_fall * abs(fit.level)
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     zero_rate = rate is not None and float(rate[2].max()) == 0
     if hidden and not at_chance and not no_better and zero_from is None and not zero_rate and val_flat is None:
         return
@@ -298,7 +298,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             f"{val_interval[0]:+.1%} to {val_interval[1]:+.1%}, band +-{params.min_progress:.0%}): the "
             f"weights are not moving"
         )
-    peak = signal.peak_learning_rate(ctx, evidence)
+    peak = measures.peak_learning_rate(ctx, evidence)
     if peak == 0:
         message += "; the learning rate is 0 throughout: nothing is being trained"
     elif zero_from is not None:
@@ -369,7 +369,7 @@ def _selection_bias(level: np.ndarray, width: int, first_sets_start: bool) -> fl
     by chance: the lowest of m rolling medians of ``width`` points sits sqrt(2 ln m) of their
     standard errors (1.2533 sigma / sqrt(width)) below the level, and a start set by the first
     value alone carries that one point's noise (sigma) too."""
-    sigma = signal.noise_sigma(level)
+    sigma = measures.noise_sigma(level)
     windows = level.size / max(width, 1)
     error = 1.2533 * sigma / math.sqrt(max(width, 1))
     lowest = math.sqrt(2.0 * math.log(windows)) * error if windows > 1 else 0.0
@@ -386,7 +386,7 @@ def _accuracy_at_chance(ctx: RunContext, params: Params, best: float) -> tuple[s
         return None
     highest: tuple[str, float] | None = None
     for tag in ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
-        values = signal.fraction_values(ctx.curve(tag).finite.values)
+        values = measures.fraction_values(ctx.curve(tag).finite.values)
         if values.size < 3:
             continue
         top = float(values.max())
@@ -422,7 +422,7 @@ def _validation_flat(ctx: RunContext, params: Params) -> tuple[str, float, tuple
 def _zero_rate_from(ctx: RunContext, first: float, last: float, fraction: float) -> float | None:
     """The step from which the logged learning rate is exactly 0 to the end, when that
     stretch is at least ``fraction`` of the run (after a non-zero start), else None."""
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is None or last <= first:
         return None
     _, rate_steps, rates = rate

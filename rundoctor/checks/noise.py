@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.trend import correlation_time, robust_sigma
 
 # The standard deviation of the median of k Gaussian points is sqrt(pi / 2) sigma / sqrt(k).
@@ -41,7 +41,7 @@ MEDIAN_ERROR = math.sqrt(math.pi / 2.0)
 
 # A Student-t with 3 degrees of freedom has a median absolute value of 0.7649: its scale is
 # MAD / 0.7649, i.e. (MAD-sigma) / (1.4826 * 0.7649) = sigma / 1.134.
-T3_PER_SIGMA = 1.0 / (signal.MAD_TO_SIGMA * 0.7649)
+T3_PER_SIGMA = 1.0 / (measures.MAD_TO_SIGMA * 0.7649)
 
 # A disturbance is over when the short median is back within this many standard errors of
 # the level before it: two, so a shift that merely shrinks below the detection threshold
@@ -136,10 +136,10 @@ def fit(values: np.ndarray, width: int, floor: float = 0.0) -> Noise:
     same value for most points, is not noiseless.
     """
     values = np.asarray(values, dtype=np.float64)
-    level = signal.rolling_median(values, width)
+    level = measures.rolling_median(values, width)
     residual = values - level
-    spread = signal.rolling_median(np.abs(residual), width) * signal.MAD_TO_SIGMA
-    changes = signal.local_noise(values, width)
+    spread = measures.rolling_median(np.abs(residual), width) * measures.MAD_TO_SIGMA
+    changes = measures.local_noise(values, width)
     sigma = np.maximum(np.maximum(spread, changes), float(floor))
     return Noise(level, residual, sigma, correlation_time(residual))
 
@@ -205,11 +205,11 @@ def disturbances(
         # Around the shift's own rolling median: a trend that flattens moves the shift
         # slowly, and that is not noise.
         shifts = shift[judged]
-        error = np.maximum(error, robust_sigma(shifts - signal.rolling_median(shifts, 2 * baseline + 1)))
+        error = np.maximum(error, robust_sigma(shifts - measures.rolling_median(shifts, 2 * baseline + 1)))
     threshold = np.maximum(sigmas * error, min_excess)
     recovery = np.maximum(RECOVERY_SIGMAS * error, min_excess)
     above = shift > threshold
-    starts, _ = signal.stretches(above)
+    starts, _ = measures.stretches(above)
     found: list[Disturbance] = []
     for start in starts.tolist():
         if found and start <= found[-1].end + persist:
@@ -305,3 +305,108 @@ def seams(logged_steps: np.ndarray) -> np.ndarray:
     firsts = steps[back]
     lasts = steps[bounds[1:] - 1]
     return np.unique(np.concatenate((firsts, lasts)))
+
+
+def binned_point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> np.ndarray:
+    """The robust noise of single points inside each bin (MAD around the bin's median, as a
+    Gaussian sigma; in log space when ``shift`` is given), ``bins`` values laid out as
+    :func:`rundoctor.checks.measures.binned` lays out its bins.  At most 64 evenly spaced
+    points of each bin are read, as for the bin medians."""
+    raw = np.asarray(raw, dtype=np.float64)
+    values = np.log(np.maximum(raw + shift, 1e-300)) if shift is not None else raw
+    full = (values.size // size) * size
+    step = max(1, size // measures.MEDIAN_SAMPLES)
+    blocks = values[:full].reshape(-1, size)[:, ::step]
+    centre = np.median(blocks, axis=1, keepdims=True)
+    sigma = np.median(np.abs(blocks - centre), axis=1) * measures.MAD_TO_SIGMA
+    if full < values.size:
+        rest = values[full:]
+        sigma = np.append(sigma, np.median(np.abs(rest - np.median(rest))) * measures.MAD_TO_SIGMA)
+    return np.asarray(sigma[:bins], dtype=np.float64)
+
+
+def disturbance_chance(values: np.ndarray, fitted: Noise, found: Disturbance, persist: int) -> float:
+    """How many shifts as large as ``found`` the curve's own single points would make by
+    chance over its length.
+
+    The median of ``persist`` points stands ``excess`` above the level only when more than
+    half of them do.  How often one point stands that far above its level is read off the
+    rest of the curve (its own tail, however heavy: a per-step loss whose hard batches cost
+    10-30x the median has many), so the chance of a window of them is a binomial tail, over
+    ``persist / tau`` effective points for autocorrelated curves, and there are ``count /
+    persist`` such windows in the run: a 20,000-step log has many more chances than a short
+    one to put three hard batches side by side.
+    """
+    count = values.size
+    outside = np.ones(count, dtype=bool)
+    outside[found.start : found.end + 1] = False
+    residual = (values - fitted.level)[outside & np.isfinite(values)]
+    if residual.size == 0:
+        return 0.0
+    stretch = values[found.start : found.end + 1]
+    # The highest short median, and the whole stretch's median: a disturbance that lasts
+    # many windows is far less likely than any one of them.
+    tried = ((persist, found.excess), (stretch.size, float(np.median(stretch)) - found.before))
+    least = math.inf
+    for points, excess in tried:
+        if points < persist or excess <= 0.0:
+            continue
+        # The share of single points that high, from a count: its upper one-sigma bound,
+        # so a short curve (few points to count) lowers the confidence instead of firing.
+        beyond = float(np.sum(residual >= excess))
+        single = min(1.0, (beyond + 1.0 + math.sqrt(beyond + 1.0)) / residual.size)
+        size = max(1, round(points / max(fitted.tau, 1.0)))
+        least = min(least, binomial_tail(size // 2 + 1, size, single) * count / points)
+    return least
+
+
+def binomial_tail(needed: int, size: int, single: float) -> float:
+    """P(at least ``needed`` of ``size`` independent points each beyond with ``single``)."""
+    return float(
+        sum(math.comb(size, k) * single**k * (1.0 - single) ** (size - k) for k in range(needed, size + 1))
+    )
+
+
+# A handful of bad batches each 10-15 sigma out is not remarkable one by one (heavy-tailed
+# noise gives one such point in a few hundred), but five of them in 700 points is: the
+# Poisson chance of that many where 0.3 are expected is 1e-5.  The count test tries every
+# count from ``min_recurring`` to RECURRING_TRIED and pays for trying them all (Bonferroni);
+# three is the fewest that makes a pattern rather than two unlucky batches.  0.001 after
+# that correction keeps healthy heavy-tailed runs (the worst seen: 0.13 uncorrected) far off.
+RECURRING_TRIED = 50
+
+
+@dataclass(frozen=True)
+class Group:
+    """Points that stand out together though none need stand out alone."""
+
+    indices: tuple[int, ...]
+    sigmas: float  # the lowest of them, in noise sigmas
+    expected: float  # how many that high heavy-tailed noise gives over the curve
+    chance: float  # Poisson probability of at least this many, before the correction
+
+
+def recurring_extremes(z: np.ndarray, min_recurring: int, alpha: float) -> Group | None:
+    """The points that stand out as a group: the k highest (in noise sigmas), for the k from
+    ``min_recurring`` up that heavy-tailed noise explains least, when even after paying for
+    every k tried it would give k points that high with probability at most
+    ``alpha``.  None otherwise.
+
+    Only for a curve whose points are single logged values: the maxima of bins of a long
+    curve are maxima of many batches, which the noise of the bin medians does not describe.
+    """
+    count = int(np.isfinite(z).sum())
+    order = np.argsort(z)[::-1]
+    ranked = z[order]
+    tried = RECURRING_TRIED - min_recurring + 1
+    best: Group | None = None
+    for k in range(max(2, min_recurring), RECURRING_TRIED + 1):
+        if k > count:
+            break
+        expected = expected_exceedances(z.size, float(ranked[k - 1]))
+        chance = poisson_tail(k, expected)
+        if best is None or chance < best.chance:
+            best = Group(tuple(sorted(order[:k].tolist())), float(ranked[k - 1]), expected, chance)
+    if best is None or best.chance * tried > alpha:
+        return None
+    return best

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -208,7 +208,7 @@ class Measured:
 
 def level_noise(values: np.ndarray, width: int) -> float:
     """Noise of a median of ``width`` points: the point noise times sqrt(pi / 2) / sqrt(width)."""
-    return float(signal.noise_sigma(values) * MEDIAN_NOISE / np.sqrt(width))
+    return float(measures.noise_sigma(values) * MEDIAN_NOISE / np.sqrt(width))
 
 
 def trend_free_noise(values: np.ndarray, width: int) -> float:
@@ -222,7 +222,7 @@ def trend_free_noise(values: np.ndarray, width: int) -> float:
         return 0.0
     second = np.diff(values, 2)
     mad = float(np.median(np.abs(second - np.median(second))))
-    return float(mad * signal.MAD_TO_SIGMA / np.sqrt(6.0) * MEDIAN_NOISE / np.sqrt(width))
+    return float(mad * measures.MAD_TO_SIGMA / np.sqrt(6.0) * MEDIAN_NOISE / np.sqrt(width))
 
 
 def in_sigmas(change: float, noise: float) -> float:
@@ -231,30 +231,30 @@ def in_sigmas(change: float, noise: float) -> float:
 
 def _rise(values: np.ndarray, params: Params) -> tuple[float, float, float, float]:
     """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve."""
-    width = signal.window(values.size, params.smooth_fraction)
-    minimum = float(signal.rolling_median(values, width).min())
-    _, end = signal.edge_levels(values, params.smooth_fraction)
+    width = measures.window(values.size, params.smooth_fraction)
+    minimum = float(measures.rolling_median(values, width).min())
+    _, end = measures.edge_levels(values, params.smooth_fraction)
     sigmas = in_sigmas(end - minimum, level_noise(values, width))
     return minimum, end, (end - minimum) / abs(minimum), sigmas
 
 
-def measure(ctx: RunContext, pair: signal.LossPair, params: Params) -> Measured | None:
+def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measured | None:
     val = ctx.curve(pair.val).finite
     train = ctx.curve(pair.train).finite
     if len(val) < params.min_points or len(train) < params.min_points or val.values.min() <= 0:
         return None  # a relative rise needs a positive minimum
     same_axis = ctx.run.axis_of(pair.val) == ctx.run.axis_of(pair.train)
-    at = signal.steps_on_axis_of(val.steps, train.steps, same_axis)
+    at = measures.steps_on_axis_of(val.steps, train.steps, same_axis)
     best = int(np.argmin(val.values))
     minimum, end, rise, sigmas = _rise(val.values, params)
     # Both training levels are read the same way (smoothed, at the steps of validation
     # points), so the half-epoch lag of epoch-mean training losses cancels out.
     train_fraction = params.smooth_fraction / 2
-    train_best, train_end = signal.smoothed_at(train.steps, train.values, at[[best, -1]], train_fraction)
+    train_best, train_end = measures.smoothed_at(train.steps, train.values, at[[best, -1]], train_fraction)
     drop = (train_best - train_end) / abs(train_best) if train_best != 0 else 0.0
     falling = (
         in_sigmas(
-            train_best - train_end, trend_free_noise(train.values, signal.window(len(train), train_fraction))
+            train_best - train_end, trend_free_noise(train.values, measures.window(len(train), train_fraction))
         )
         >= params.train_noise_sigmas
     )
@@ -340,17 +340,17 @@ def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float
         values = ctx.curve(tag).finite.values
         if values.size < params.min_points:
             continue
-        sign = 1.0 if signal.higher_is_better(tag) else -1.0
-        smooth = sign * signal.rolling_median(values, signal.window(values.size, params.smooth_fraction))
+        sign = 1.0 if measures.higher_is_better(tag) else -1.0
+        smooth = sign * measures.rolling_median(values, measures.window(values.size, params.smooth_fraction))
         best = float(smooth.max())
-        _, end = signal.edge_levels(sign * values, params.smooth_fraction)
+        _, end = measures.edge_levels(sign * values, params.smooth_fraction)
         if best != 0:
             falls[tag] = round((best - end) / abs(best), 4)
     return (float(np.median(list(falls.values()))) if falls else float("nan")), falls
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    measured = [m for m in (measure(ctx, pair, params) for pair in signal.loss_pairs(ctx)) if m is not None]
+    measured = [m for m in (measure(ctx, pair, params) for pair in measures.loss_pairs(ctx)) if m is not None]
     firing = [m for m in measured if m.kind is not None]
     if not firing:
         return

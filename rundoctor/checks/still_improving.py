@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from rundoctor.checks import signal, trend
+from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -85,12 +85,12 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    loaded = signal.train_loss(ctx, params.min_points)
+    loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return
     tag, binned = loaded
     level, steps = binned.level, binned.steps
-    count = signal.window(level.size, params.tail_fraction, params.min_tail_points)
+    count = measures.window(level.size, params.tail_fraction, params.min_tail_points)
     x, y = steps[-count:], level[-count:]
     curve = ctx.curve(tag).finite
     inside = curve.steps >= x[0]
@@ -99,7 +99,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     fall = -fit.change
     end = fit.level
-    initial = signal.initial_level(level, params.edge_fraction)
+    initial = measures.initial_level(level, params.edge_fraction)
     if not (end > 0 and initial > 0):
         return
     gain = fall / end
@@ -108,7 +108,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         gain >= params.min_gain
         and sigmas >= params.min_sigmas
         and fit.falling(params.confidence)
-        and fall > 2.0 * signal.resolution(y)
+        and fall > 2.0 * measures.resolution(y)
         and end > params.converged_fraction * initial
     ):
         return
@@ -132,7 +132,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_standard_errors": params.min_sigmas,
         "effective_points": fit.effective,
     }
-    rate = signal.learning_rate(ctx)
+    rate = measures.learning_rate(ctx)
     if rate is not None:
         rate_tag, _, rates = rate
         last, peak = float(rates[-1]), float(rates.max())

@@ -64,7 +64,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import classification, signal
+from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import ACCURACY_ROLES, Role
@@ -166,16 +166,16 @@ def _accuracy(ctx: RunContext, params: Params) -> tuple[str, float] | None:
         tag = ctx.primary(role)
         if tag is None:
             continue
-        values = signal.fraction_values(ctx.curve(tag).finite.values)
+        values = measures.fraction_values(ctx.curve(tag).finite.values)
         if values.size:
-            return tag, float(np.median(values[-signal.window(values.size, params.tail_fraction, 1) :]))
+            return tag, float(np.median(values[-measures.window(values.size, params.tail_fraction, 1) :]))
     return None
 
 
 def _still_learning(ctx: RunContext, params: Params, accuracy_tag: str | None) -> bool:
     """Whether the loss (beside the accuracy, else the training loss) still falls over the
     second half of the run."""
-    loss_tag = signal.matching_loss(ctx, accuracy_tag) if accuracy_tag else ctx.primary(Role.TRAIN_LOSS)
+    loss_tag = measures.matching_loss(ctx, accuracy_tag) if accuracy_tag else ctx.primary(Role.TRAIN_LOSS)
     if loss_tag is None:
         return True  # nothing shows it finished: the milder verdict
     values = ctx.curve(loss_tag).finite.values
@@ -320,10 +320,10 @@ def _confidence(
     classes_evidence: dict[str, float | int | str],
 ) -> Finding | None:
     curve = ctx.curve(tag).finite
-    values = signal.fraction_values(curve.values)
+    values = measures.fraction_values(curve.values)
     if values.size < params.min_points:
         return None
-    tail_start = values.size - signal.window(values.size, params.tail_fraction, 1)
+    tail_start = values.size - measures.window(values.size, params.tail_fraction, 1)
     level = float(np.median(values[tail_start:]))
     limit = chance + params.confidence_margin * (1.0 - chance)
     if not level <= limit:
@@ -368,20 +368,20 @@ def _double_softmax(
     classes_evidence: dict[str, float | int | str],
 ) -> Finding | None:
     accuracy_curve = ctx.curve(tag).finite
-    accuracy = signal.fraction_values(accuracy_curve.values)
-    loss_tag = signal.matching_loss(ctx, tag)
+    accuracy = measures.fraction_values(accuracy_curve.values)
+    loss_tag = measures.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
         return None
     loss = ctx.curve(loss_tag).finite
     if len(loss) < params.min_points:
         return None
     accuracy_level = float(
-        np.median(accuracy[-signal.window(accuracy.size, params.tail_fraction, 1) :])
+        np.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :])
     )
-    tail_start = len(loss) - signal.window(len(loss), params.tail_fraction, 1)
+    tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
     loss_level = float(np.median(loss.values[tail_start:]))
     floor = double_softmax_floor(classes)
-    expected = signal.binary_entropy(accuracy_level) + (1.0 - accuracy_level) * np.log(
+    expected = measures.binary_entropy(accuracy_level) + (1.0 - accuracy_level) * np.log(
         max(classes - 1, 1)
     )
     at_floor = floor * 0.98 <= loss_level <= floor * (1.0 + params.floor_margin)
@@ -431,20 +431,20 @@ def _near_uniform_loss(
 ) -> Finding | None:
     """An accurate classifier whose loss stays far above what its accuracy needs (see the
     module docstring); C unknown is read as binary, the least loss an accuracy needs."""
-    accuracy = signal.fraction_values(ctx.curve(tag).finite.values)
-    loss_tag = signal.matching_loss(ctx, tag)
+    accuracy = measures.fraction_values(ctx.curve(tag).finite.values)
+    loss_tag = measures.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
         return None
     loss = ctx.curve(loss_tag).finite
     if len(loss) < params.min_points or not loss.values.min() > 0:
         return None
-    level = float(np.median(accuracy[-signal.window(accuracy.size, params.tail_fraction, 1) :]))
-    tail_start = len(loss) - signal.window(len(loss), params.tail_fraction, 1)
+    level = float(np.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :]))
+    tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
     loss_level = float(np.median(loss.values[tail_start:]))
-    width = signal.window(len(loss), 0.1)
-    minimum = float(signal.rolling_median(loss.values, width).min())
+    width = measures.window(len(loss), 0.1)
+    minimum = float(measures.rolling_median(loss.values, width).min())
     uniform = float(np.log(classes)) if classes else float("nan")
-    expected = signal.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
+    expected = measures.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
     if not (
         level >= params.high_accuracy
         and (classes is None or loss_level >= params.uniform_share * uniform)

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.roles import Role
@@ -103,14 +103,14 @@ class Compared:
     extreme_early: float  # share below extreme_ratio among the first quarter of the evaluations
 
 
-def compare(ctx: RunContext, pair: signal.LossPair, params: Params) -> Compared | None:
+def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compared | None:
     val = ctx.curve(pair.val).finite
     train = ctx.curve(pair.train).finite
     if len(val) < params.min_points or len(train) < params.min_points:
         return None
     if val.values.min() <= 0 or train.values.min() <= 0:
         return None  # ratios of signed losses mean nothing
-    at = signal.steps_on_axis_of(
+    at = measures.steps_on_axis_of(
         val.steps, train.steps, ctx.run.axis_of(pair.val) == ctx.run.axis_of(pair.train)
     )
     inside = (at >= train.steps[0]) & (at <= train.steps[-1])
@@ -123,9 +123,9 @@ def compare(ctx: RunContext, pair: signal.LossPair, params: Params) -> Compared 
         reference = np.interp(at + lag, train.steps, train.values)
     else:
         lag = 0.0
-        reference = signal.smoothed_at(train.steps, train.values, at, params.smooth_fraction)
+        reference = measures.smoothed_at(train.steps, train.values, at, params.smooth_fraction)
     # A rolling median of three evaluations: one lucky evaluation must not count.
-    smooth_val = signal.rolling_median(val.values, 3)
+    smooth_val = measures.rolling_median(val.values, 3)
     ratios = smooth_val[inside] / reference[inside]
     steps = val.steps[inside]
     return Compared(
@@ -144,7 +144,7 @@ def compare(ctx: RunContext, pair: signal.LossPair, params: Params) -> Compared 
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
-    pairs = signal.loss_pairs(ctx, components=False)
+    pairs = measures.loss_pairs(ctx, components=False)
     compared = [c for c in (compare(ctx, pair, params) for pair in pairs) if c is not None]
     firing = [c for c in compared if c.below > params.min_fraction]
     if not firing:

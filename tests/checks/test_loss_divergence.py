@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.loss_divergence import CHECK
 from rundoctor.findings import Confidence, Severity
 from tests import curves
@@ -219,9 +219,9 @@ def test_the_example_curve_fires() -> None:
 
 
 def test_stretches_lists_every_run_of_true() -> None:
-    starts, lengths = signal.stretches(np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool))
+    starts, lengths = measures.stretches(np.array([1, 1, 0, 0, 1, 0, 1, 1, 1], dtype=bool))
     assert starts.tolist() == [0, 4, 6] and lengths.tolist() == [2, 1, 3]
-    starts, lengths = signal.stretches(np.zeros(3, dtype=bool))
+    starts, lengths = measures.stretches(np.zeros(3, dtype=bool))
     assert starts.size == lengths.size == 0
 
 

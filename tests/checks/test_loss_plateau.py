@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.loss_plateau import CHECK
 from rundoctor.findings import Confidence, Severity
 from tests import curves
@@ -235,9 +235,9 @@ def test_the_example_curve_fires() -> None:
 
 def test_value_at_holds_the_last_logged_value() -> None:
     steps, rates = np.array([0, 100, 200]), np.array([1e-3, 1e-4, 1e-5])
-    got = signal.value_at(steps, rates, [-5, 0, 50, 100, 150, 999])
+    got = measures.value_at(steps, rates, [-5, 0, 50, 100, 150, 999])
     assert got.tolist() == [1e-3, 1e-3, 1e-3, 1e-4, 1e-4, 1e-5]
-    assert np.isnan(signal.value_at(np.empty(0), np.empty(0), [3])).all()
+    assert np.isnan(measures.value_at(np.empty(0), np.empty(0), [3])).all()
 
 
 @pytest.mark.parametrize("name", sorted(curves.HOSTILE))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.loss_spikes import CHECK
 from rundoctor.findings import Confidence, Severity
 from tests import curves
@@ -235,9 +235,9 @@ def test_the_example_curve_fires() -> None:
 def test_binning_keeps_each_bins_median_and_maximum() -> None:
     values = np.arange(10.0)
     values[4] = 100.0
-    small = signal.binned(np.arange(10), values, max_bins=20)
+    small = measures.binned(np.arange(10), values, max_bins=20)
     assert small.size == 1 and small.level is values
-    binned = signal.binned(np.arange(10) * 10, values, max_bins=4)  # bins of 3, 3, 3 and 1
+    binned = measures.binned(np.arange(10) * 10, values, max_bins=4)  # bins of 3, 3, 3 and 1
     assert binned.size == 3
     assert binned.level.tolist() == [1.0, 5.0, 7.0, 9.0]
     assert binned.high.tolist() == [2.0, 100.0, 8.0, 9.0]
@@ -245,11 +245,11 @@ def test_binning_keeps_each_bins_median_and_maximum() -> None:
 
 
 def test_resolution_and_local_noise() -> None:
-    assert signal.resolution(np.array([0.0002, 0.0001, 0.0001, 0.0003])) == pytest.approx(1e-4)
-    assert signal.resolution(np.array([1.0, 1.0])) == 0.0
+    assert measures.resolution(np.array([0.0002, 0.0001, 0.0001, 0.0003])) == pytest.approx(1e-4)
+    assert measures.resolution(np.array([1.0, 1.0])) == 0.0
     # Noise ten times larger in the second half is seen there, not averaged over the run.
     jitter = curves.rng(0).standard_normal(400)
-    noise = signal.local_noise(np.where(np.arange(400) < 200, 0.01, 0.1) * jitter, 21)
+    noise = measures.local_noise(np.where(np.arange(400) < 200, 0.01, 0.1) * jitter, 21)
     assert noise[100] == pytest.approx(0.01, rel=0.3) and noise[300] == pytest.approx(0.1, rel=0.3)
 
 

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.no_learning import CHECK
 from rundoctor.findings import Confidence, Severity
 from tests import curves
@@ -103,11 +103,11 @@ def test_the_example_curve_fires() -> None:
 
 def test_initial_level_takes_a_fall_within_the_first_points() -> None:
     values = np.array([38.0, 12.0, 8.0, 8.1, 7.9, 8.0, 8.0, 8.0, 8.0, 8.0])
-    assert signal.edge_levels(values, 0.3) == (12.0, 8.0)
-    assert signal.initial_level(values, 0.3) == 38.0
+    assert measures.edge_levels(values, 0.3) == (12.0, 8.0)
+    assert measures.initial_level(values, 0.3) == 38.0
     # A lucky first batch does not set the start: the median of the first few does.
-    assert signal.initial_level(np.array([1.0, 2.0, 2.1, 2.0, 1.9]), 0.6) == 2.0
-    assert np.isnan(signal.initial_level(np.empty(0), 0.1))
+    assert measures.initial_level(np.array([1.0, 2.0, 2.1, 2.0, 1.9]), 0.6) == 2.0
+    assert np.isnan(measures.initial_level(np.empty(0), 0.1))
 
 
 @pytest.mark.parametrize("name", sorted(curves.HOSTILE))
@@ -204,8 +204,8 @@ def _noisy_flat(level: float, spread: float = 0.12, seed: int = 3) -> np.ndarray
 
 def test_a_noisy_loss_that_never_moved_fires_despite_a_lucky_low_median() -> None:
     loss = _noisy_flat(2.8, seed=7)
-    smooth = signal.rolling_median(loss, signal.window(loss.size, 0.05))
-    assert (signal.initial_level(loss, 0.05) - smooth.min()) / 2.8 > 0.05  # the old measure passed it
+    smooth = measures.rolling_median(loss, measures.window(loss.size, 0.05))
+    assert (measures.initial_level(loss, 0.05) - smooth.min()) / 2.8 > 0.05  # the old measure passed it
     (finding,) = curves.find(CHECK, {"loss": (NOISY_STEPS, loss), "lr": (NOISY_STEPS, np.full(135, 1e-3))})
     assert finding.severity is Severity.WARNING
     assert finding.evidence["noise_allowance"] > 0.05 * 2.8

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.overfitting import CHECK
 from rundoctor.findings import Confidence, Severity
 from rundoctor.series import XAxis
@@ -159,14 +159,14 @@ def test_loss_pairs_match_terms_by_name_and_fall_back_to_the_training_loss():
     run = c.make_run(
         {"train/box_loss": ones, "val/box_loss": ones, "val/g0_loss": ones, "loss": ones}
     )
-    pairs = signal.loss_pairs(c.context(run))
+    pairs = measures.loss_pairs(c.context(run))
     assert [(p.val, p.train, p.component) for p in pairs] == [
         ("val/box_loss", "train/box_loss", True),
         ("val/g0_loss", "loss", True),
     ]
-    assert signal.loss_pairs(c.context(run), components=False) == []
+    assert measures.loss_pairs(c.context(run), components=False) == []
     totals = c.make_run({"train_loss_step": ones, "val_loss_epoch": ones, "val_loss_step": ones})
-    assert [(p.val, p.train) for p in signal.loss_pairs(c.context(totals))] == [
+    assert [(p.val, p.train) for p in measures.loss_pairs(c.context(totals))] == [
         ("val_loss_epoch", "train_loss_step"),
         ("val_loss_step", "train_loss_step"),
     ]
@@ -174,19 +174,19 @@ def test_loss_pairs_match_terms_by_name_and_fall_back_to_the_training_loss():
 
 def test_steps_on_another_axis_are_stretched_onto_the_training_steps():
     training = np.arange(50, 45_900, 50)
-    assert np.array_equal(signal.steps_on_axis_of(np.array([99, 199]), np.arange(300)), [99, 199])
-    stretched = signal.steps_on_axis_of(np.arange(1, 12), training, same_axis=False)
+    assert np.array_equal(measures.steps_on_axis_of(np.array([99, 199]), np.arange(300)), [99, 199])
+    stretched = measures.steps_on_axis_of(np.arange(1, 12), training, same_axis=False)
     assert stretched[0] == training[0] and stretched[-1] == training[-1]
-    own_counter = signal.steps_on_axis_of(np.array([1500, 15000]), np.arange(10))
+    own_counter = measures.steps_on_axis_of(np.array([1500, 15000]), np.arange(10))
     assert np.array_equal(own_counter, [0, 9])
 
 
 def test_smoothed_level_is_read_between_and_beyond_the_logged_steps():
     steps = np.arange(0, 100, 10)
     values = np.array([1.0, 1, 1, 1, 1, 3, 3, 20, 3, 3])  # a step up at 50, a spike at 70
-    level = signal.smoothed_at(steps, values, np.array([-5.0, 45.0, 70.0, 500.0]), 0.3)
+    level = measures.smoothed_at(steps, values, np.array([-5.0, 45.0, 70.0, 500.0]), 0.3)
     assert level.tolist() == [1.0, 2.0, 3.0, 3.0]  # the spike is gone; the edges hold
-    assert np.isnan(signal.smoothed_at(np.empty(0), np.empty(0), np.array([1.0]), 0.3)).all()
+    assert np.isnan(measures.smoothed_at(np.empty(0), np.empty(0), np.array([1.0]), 0.3)).all()
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_smoothed_level_is_read_between_and_beyond_the_logged_steps():
     ],
 )
 def test_metric_direction(tag, higher):
-    assert signal.higher_is_better(tag) is higher
+    assert measures.higher_is_better(tag) is higher
 
 
 def test_validation_on_an_epoch_axis_is_compared_by_progress():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rundoctor.checks import signal
+from rundoctor.checks import measures
 from rundoctor.checks.still_improving import CHECK
 from rundoctor.findings import Confidence, Severity
 from tests import curves
@@ -79,12 +79,12 @@ def test_the_example_curve_fires() -> None:
 
 def test_drift_is_the_fitted_change_and_its_error() -> None:
     steps = np.arange(100.0)
-    change, error = signal.drift(steps, 5.0 - 0.01 * steps)
+    change, error = measures.drift(steps, 5.0 - 0.01 * steps)
     assert change == pytest.approx(-0.99) and error == pytest.approx(0.0, abs=1e-12)
     noisy = 5.0 + 0.1 * curves.rng(2).standard_normal(100)
-    change, error = signal.drift(steps, noisy)
+    change, error = measures.drift(steps, noisy)
     assert abs(change) < 3 * error and error == pytest.approx(0.1 * np.sqrt(12 / 100), rel=0.2)
-    assert signal.drift(steps[:2], noisy[:2]) == (0.0, 0.0)
+    assert measures.drift(steps[:2], noisy[:2]) == (0.0, 0.0)
 
 
 @pytest.mark.parametrize("name", sorted(curves.HOSTILE))

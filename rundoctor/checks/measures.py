@@ -27,6 +27,9 @@ if TYPE_CHECKING:
 MAD_TO_SIGMA = 1.4826
 
 
+# --- windows, smoothing and noise (every check) ---------------------------------------------
+
+
 def window(n: int, fraction: float, minimum: int = 3) -> int:
     """A window of ``fraction`` of ``n`` points, at least ``minimum`` and at most ``n``."""
     return int(max(1, min(n, max(minimum, round(n * fraction)))))
@@ -456,6 +459,10 @@ def loss_between(
     loss = ctx.curve(loss_tag).finite
     low, high = steps_on_axis_of_tag(ctx, tag, loss_tag, np.array([first, last]))
     return loss_tag, loss.values[(loss.steps >= low) & (loss.steps <= high)]
+
+
+# --- what a run logs: metric direction, its training loss and learning rate, levels, -----
+# --- resolution and drift (convergence and numerics checks) --------------------------------
 
 
 def higher_is_better(tag: str) -> bool:

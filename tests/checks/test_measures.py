@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rundoctor.checks.signal import ema, rolling_median
+from rundoctor.checks.measures import ema, rolling_median
 
 RNG = np.random.default_rng(11)
 
