@@ -44,6 +44,9 @@ TOP_LEVEL_KEYS = ("fail-on", "select", "ignore", "roles", "num-classes", "checks
 
 @dataclass(frozen=True)
 class Settings:
+    """The settings of one invocation: a config file's table with the command-line options over it.
+    The defaults are what rundoctor does with neither."""
+
     fail_on: Severity | None = Severity.ERROR
     select: tuple[str, ...] = ()
     ignore: tuple[str, ...] = ()
@@ -54,10 +57,14 @@ class Settings:
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # check -> overrides
 
     def num_classes_given(self) -> tuple[int | None, str]:
+        """The number of classes given by the user (None: not given, infer it) and where it came from,
+        quoted in evidence."""
         return self.num_classes, self.num_classes_source
 
 
 def parse_fail_on(value: str) -> Severity | None:
+    """A ``fail-on`` value as a severity; None for ``never`` (no finding fails the run).
+    UsageError with a "did you mean" on anything else."""
     value = value.strip().lower()
     if value not in FAIL_ON_CHOICES:
         raise UsageError(f"fail-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(value, FAIL_ON_CHOICES)}, got {value!r}")
@@ -90,6 +97,8 @@ def load_settings(path: Path | None, registry: Sequence[Check[Any]]) -> Settings
 
 
 def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]], source: str) -> Settings:
+    """Settings from a ``[tool.rundoctor]`` table or a ``rundoctor.toml``; unknown keys, unknown checks
+    and wrong types raise UsageError naming ``source``."""
     _reject_unknown(table, TOP_LEVEL_KEYS, f"{source}")
     by_name = {check.name: check for check in registry}
     known_names = [*by_name, *(check.code for check in registry)]

@@ -44,6 +44,7 @@ __all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_name
 
 
 def reader_names() -> list[str]:
+    """The names ``--reader`` accepts, in sniffing order."""
     return [reader.name for reader in READERS]
 
 
@@ -97,6 +98,8 @@ def run_id(path: Path, root: Path) -> str:
 
 
 def read_source(source: RunSource) -> Run:
+    """The run of ``source`` as its reader reads it; roles are not assigned yet (see :func:`load_runs`).
+    Raises UnreadableInput when the reader cannot read it."""
     return reader_named(source.reader).read(source)
 
 

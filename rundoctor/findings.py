@@ -23,6 +23,7 @@ class Severity(str, enum.Enum):
 
     @property
     def rank(self) -> int:
+        """1 for info, 2 for warning, 3 for error: ``--fail-on`` fails findings at or above its rank."""
         return _SEVERITY_RANK[self]
 
 

@@ -26,6 +26,9 @@ from rundoctor.series import Run
 
 
 class Role(str, enum.Enum):
+    """What a tag measures, which decides the checks that read it: inferred from its name by
+    :func:`infer_role` unless ``--role`` or the config's ``roles`` table sets it."""
+
     TRAIN_LOSS = "train_loss"
     VAL_LOSS = "val_loss"
     LOSS_COMPONENT = "loss_component"  # a term of the training loss (loss_cls, box_loss)
@@ -129,6 +132,8 @@ def lower_is_better(tag: str) -> bool:
 
 
 def infer_role(tag: str, *, histogram: bool = False) -> Role:
+    """The role a tag's name suggests; :attr:`Role.OTHER` when no rule matches, so that only the
+    checks that read every tag (non-finite, duplicate-steps) see it."""
     words = normalise(tag)
     joined = "_".join(words)
     if histogram:

@@ -54,6 +54,7 @@ class ReadNote:
     count: int | None = None  # how many records, lines or bytes the note is about
 
     def as_dict(self) -> dict[str, Any]:
+        """The note as the JSON reports write it."""
         return {
             "kind": self.kind.value,
             "source": self.source,
@@ -71,6 +72,7 @@ class ReadError:
     reason: str
 
     def as_dict(self) -> dict[str, str]:
+        """The error as the JSON reports write it."""
         return {"path": self.path, "reason": self.reason}
 
 
@@ -87,6 +89,7 @@ class Histogram:
 
     @property
     def total(self) -> float:
+        """The number of values histogrammed: the sum of the bucket counts (0 for an empty histogram)."""
         return float(self.bucket_counts.sum())
 
     def mean(self) -> float:
@@ -160,9 +163,11 @@ class Run:
 
     @property
     def points(self) -> int:
+        """Scalar points of the run, every tag, non-finite and repeated ones included."""
         return int(self.values.size)
 
     def axis_of(self, tag: str) -> XAxis:
+        """What the tag's steps count: its own axis when the reader set one, else the run's."""
         return self.tag_axes.get(tag, self.x_axis)
 
     @cached_property
@@ -194,12 +199,16 @@ class Run:
         return [name for name in self.tag_names if name in self._slices]
 
     def point_count(self, tag: str) -> int:
+        """Points logged for the tag, repeats included, counted without gathering them; 0 for an
+        unknown tag."""
         index = self._slices.get(tag)
         if index is None:
             return 0
         return index.stop - index.start if isinstance(index, slice) else int(index.size)
 
     def curve(self, tag: str) -> Curve:
+        """The tag's points in log order, repeats kept (``RunContext.curve`` sorts them): views into
+        the run when it is grouped, an empty curve for an unknown tag."""
         index = self._slices.get(tag)
         if index is None:
             empty = np.empty(0)
@@ -207,6 +216,7 @@ class Run:
         return Curve(tag, self.steps[index], self.values[index], self.wall_times[index])
 
     def tags_with(self, *roles: Role) -> list[str]:
+        """Tags whose role is one of ``roles``, in the run's tag order; empty before roles are assigned."""
         return [tag for tag in self.tags if self.roles.get(tag) in roles]
 
     def frame(self) -> pd.DataFrame:
@@ -230,6 +240,7 @@ class RunBuilder:
         self._values: list[np.ndarray] = []
 
     def code(self, tag: str) -> int:
+        """The tag's integer code, assigned in order of first appearance."""
         return self._tag_index.setdefault(tag, len(self._tag_index))
 
     def add(
@@ -261,6 +272,8 @@ class RunBuilder:
         self._values.append(values.astype(np.float64, copy=False))
 
     def build(self, *, id: str, path: str, format: str, sources: Sequence[str], **extra: Any) -> Run:
+        """The run of every point added, each tag's points contiguous in log order; the builder lets
+        go of its blocks, so build once."""
         def joined(parts: list[np.ndarray], dtype: type) -> np.ndarray:
             if not parts:
                 return np.empty(0, dtype=dtype)

@@ -52,6 +52,8 @@ from rundoctor.series import Run
 
 @dataclass(frozen=True)
 class WatchOptions:
+    """How ``rundoctor watch`` polls and when it stops: its command-line options, one field each."""
+
     interval: float = 5.0  # seconds between polls
     exit_on: Severity | None = None  # the lowest severity that stops the watch with exit 1
     timeout: float | None = None  # seconds after which the watch stops with exit 0
@@ -83,6 +85,7 @@ def watch(path: Path, settings: Settings, options: WatchOptions, out: TextIO, er
 
 
 def finding_line(finding: Finding) -> str:
+    """One finding as ``watch`` prints it: ``[step N] run: SEVERITY code check: message`` and a newline."""
     step = "-" if finding.first_step is None else str(finding.first_step)
     return (
         f"[step {step}] {finding.run}: {finding.severity.value.upper()} {finding.code} "

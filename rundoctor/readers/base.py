@@ -43,7 +43,10 @@ class RunSource:
 
 
 class ReadRun(Protocol):
-    def __call__(self, source: RunSource) -> Run: ...
+    """How a reader reads one run source; raises UnreadableInput when it cannot."""
+
+    def __call__(self, source: RunSource) -> Run:
+        """The run of ``source``, every point as logged (roles are assigned later)."""
 
 
 def one_run_per_file(name: str) -> Callable[[Sequence[Path], bool], list[RunSource]]:

@@ -25,6 +25,7 @@ def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryFile:
 
 
 def read_bytes(path: Path) -> bytes:
+    """The whole file's bytes (see :func:`read_head` for only its start)."""
     with open_binary(path) as handle:
         return handle.read()
 
@@ -41,14 +42,17 @@ def size_of(handle: BinaryFile) -> int:
 
 
 def stat(path: Path) -> os.stat_result:
+    """The file's status (size, modification time), following symlinks; OSError when it is gone."""
     return Path(path).stat()
 
 
 def is_file(path: Path) -> bool:
+    """True for a regular file (or a symlink to one); False when missing."""
     return Path(path).is_file()
 
 
 def is_dir(path: Path) -> bool:
+    """True for a directory (or a symlink to one); False when missing."""
     return Path(path).is_dir()
 
 

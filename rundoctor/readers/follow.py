@@ -37,6 +37,8 @@ from rundoctor.series import NoteKind, Run, RunBuilder
 
 
 class Follower(Protocol):
+    """How ``watch`` reads one run a poll at a time; made by a reader's ``follow`` function."""
+
     def update(self, source: RunSource) -> Run | None:
         """The run as read so far if it changed since the last call, else None."""
 
@@ -62,10 +64,14 @@ def appended_lines(*, header: bool) -> FollowerFactory:
 
 
 def whole_lines(context: FollowContext) -> Follower:
+    """A follower for logs that grow by lines but are read whole (once they end with a complete
+    line), because a point depends on the whole file."""
     return _LineLog(context.read, context.scratch, header=False, whole=True)
 
 
 def rewritten(context: FollowContext) -> Follower:
+    """A follower for documents rewritten in place, read whole once they hold still for a poll
+    (at once for those there at the first poll)."""
     # Documents there at the start are taken as complete; later ones once they hold still.
     return Rewritten(context.read, settled=context.first_poll)
 
@@ -168,6 +174,8 @@ class Rewritten:
         self.last_read: tuple[tuple[str, int, int], ...] | None = None
 
     def update(self, source: RunSource) -> Run | None:
+        """The run read whole, or None when the log is unchanged, changed since the last poll (read
+        when it holds still) or changed during the read."""
         signature = _signature(source)
         if signature == self.last_read:
             return None

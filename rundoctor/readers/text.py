@@ -53,6 +53,7 @@ def line_ranges(lines: Sequence[int]) -> str:
 
 
 def plural(n: int, noun: str) -> str:
+    """``1 run``, ``2,000 runs``: the count with thousands separators, the noun plural by an ``s``."""
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 

@@ -34,6 +34,8 @@ from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 
 def read_lightning(path: Path) -> Run:
+    """A Lightning ``metrics.csv``: steps from its ``step`` column, ``epoch`` not a tag, validation-step
+    tags on their own axis, and ``hparams.yaml`` beside it as metadata when there is one."""
     table = _read_table(path)
     step_column, x_axis = _axis_or_fail(table, ["step"])
     axis = _axis(table, step_column, x_axis)
@@ -100,6 +102,8 @@ def _lightning_hparams(path: Path, table: _Table) -> tuple[dict[str, str], list[
 
 
 def read_ultralytics(path: Path) -> Run:
+    """An Ultralytics ``results.csv``: one row per epoch, cells padded; epochs repeated after a resume
+    are noted, not dropped."""
     table = _read_table(path, padded=True)
     axis = _axis(table, *_axis_or_fail(table, ["epoch"]))
     _note_repeated_steps(table, axis, same_step_repeats=True)
@@ -107,6 +111,7 @@ def read_ultralytics(path: Path) -> Run:
 
 
 def read_keras(path: Path) -> Run:
+    """A Keras ``CSVLogger`` log: one row per epoch; a missing metric (``NA``) is no point."""
     table = _read_table(path)
     axis = _axis(table, *_axis_or_fail(table, ["epoch"]))
     _note_repeated_steps(table, axis, same_step_repeats=True)
@@ -114,6 +119,8 @@ def read_keras(path: Path) -> Run:
 
 
 def read_wide(path: Path) -> Run:
+    """Any CSV with a step-like column (the first of :data:`AXIS_COLUMNS` present is the axis, the
+    others are no tags); a wall-time column, when present, gives the points' times."""
     table = _read_table(path, text_columns=WALL_TIME_COLUMNS)
     normalised = [_normalise(name) for name in table.names]
     axis_positions = [normalised.index(name) for name in AXIS_COLUMNS if name in normalised]
@@ -127,6 +134,8 @@ def read_wide(path: Path) -> Run:
 
 
 def read_long(path: Path) -> Run:
+    """A CSV of one point a row: a tag, a value and a step-like column; UnreadableInput when the tag
+    or value column is missing."""
     import pandas as pd
     table = _read_table(path, text_columns=LONG_TAG_COLUMNS + WALL_TIME_COLUMNS)
     normalised = [_normalise(name) for name in table.names]

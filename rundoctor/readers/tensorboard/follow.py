@@ -79,4 +79,6 @@ class _FollowedRun:
 
 
 def follow_event_files(context: FollowContext) -> Follower:
+    """A follower for a TensorBoard run directory: reads only the event-file bytes appended since
+    the last poll; a record still being written waits for the next one."""
     return _FollowedRun(context.source.path)
