@@ -39,9 +39,12 @@ class RunContext:
     num_classes: NumClasses | None = None
 
     def tags(self, *roles: Role) -> list[str]:
+        """The run's tags with any of ``roles``, in the run's tag order (empty when none)."""
         return self.run.tags_with(*roles)
 
     def primary(self, role: Role) -> str | None:
+        """The one tag that stands for ``role`` (the densest, see :func:`rundoctor.roles.primary`),
+        or None when the run has no tag of that role."""
         return primary(self.run, role)
 
     def curve(self, tag: str) -> Curve:
@@ -68,6 +71,11 @@ Need = Role | tuple[Role, ...]
 
 @dataclass(frozen=True)
 class Check(Generic[P]):
+    """One check: permanent code and name, catalogue metadata, its params type and ``detect``.
+
+    Each check module builds one and :mod:`rundoctor.checks.registry` lists it; the engine calls
+    ``detect`` only when :meth:`missing` returns None."""
+
     code: str  # permanent: a family letter and a number, e.g. "N001"
     name: str  # permanent kebab-case name, part of the CLI/JSON contract
     title: str
@@ -93,6 +101,7 @@ class Check(Generic[P]):
         return None
 
     def default_params(self) -> P:
+        """Params with every default: what a run gets with no config table and no ``--param``."""
         return self.params()
 
     def make_params(self, overrides: Mapping[str, Any]) -> P:
@@ -129,6 +138,8 @@ class Check(Generic[P]):
         confidence: Confidence = Confidence.HIGH,
         advice: str | None = None,
     ) -> Finding:
+        """A finding of this check on ``ctx``'s run; severity and advice default to the check's,
+        the step bounds become ints and the evidence strict JSON (a NaN becomes ``"NaN"``)."""
         first, last = (None, None) if steps is None else (_int(steps[0]), _int(steps[1]))
         return Finding(
             check=self.name,

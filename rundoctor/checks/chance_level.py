@@ -66,6 +66,9 @@ from rundoctor.roles import ACCURACY_ROLES
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``chance-level``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Stuck accuracy points needed before the check judges."}
     )
@@ -118,6 +121,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """One finding per accuracy series stuck at chance or a constant rate (see the module docstring)."""
     for tag in ctx.tags(*ACCURACY_ROLES):
         finding = _judge(check, ctx, params, tag)
         if finding is not None:

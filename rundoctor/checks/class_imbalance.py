@@ -77,6 +77,9 @@ from rundoctor.roles import ACCURACY_ROLES
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``class-imbalance``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Accuracy points needed before the check judges a curve."}
     )
@@ -166,6 +169,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Accuracies pinned at a majority-class rate; none at all when any pinned series' losses rule
+    out a prior predictor, since one model wrote them all."""
     findings = list(_judge_all(check, ctx, params))
     if any(finding is None for finding in findings):
         return  # one model: losses far below a prior's entropy rule a prior predictor out

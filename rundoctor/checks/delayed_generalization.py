@@ -38,6 +38,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``delayed-generalization``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Validation evaluations needed before the check judges."}
     )
@@ -72,6 +75,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding: the primary training accuracy near perfect while the primary
+    validation accuracy stays near chance (see the module docstring)."""
     train_tag = ctx.primary(Role.TRAIN_ACCURACY)
     val_tag = ctx.primary(Role.VAL_ACCURACY)
     if train_tag is None or val_tag is None:

@@ -55,6 +55,9 @@ MAX_SEGMENTS_SHOWN = 10
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``duplicate-steps``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     # One: the Ultralytics final validation written twice (R21) and the detectron2 first
     # record flushed twice (R10) are harmless; more repeats mean something else writes.
     max_harmless_repeats: int = field(
@@ -122,6 +125,8 @@ def _segments_text(segments: tuple[tuple[int, int, int], ...]) -> str:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding for the run: steps that go back or repeat beyond what is harmless;
+    bookkeeping counters, which repeat by design, are never judged."""
     # Bookkeeping series repeat by design (Hugging Face writes ``epoch`` into its train and its
     # eval record at the same step; mmengine logs ``data_time`` per epoch on validation).
     tags = [tag for tag in ctx.run.tags if ctx.run.roles.get(tag) is not Role.COUNTER]

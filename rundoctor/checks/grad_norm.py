@@ -91,6 +91,9 @@ CLIPPING_ADVICE = (
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``grad-norm``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     # Two orders of magnitude: healthy runs drift by 1.5-5x from start to end (R38, R43, R44).
     explode_factor: float = field(
         default=100.0, metadata={"help": "End level over start level that counts as exploding."}
@@ -153,6 +156,8 @@ def clip_threshold(metadata: Mapping[str, str]) -> tuple[float, str] | None:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Trend, spike and clipping findings of every gradient-norm series; a series with a negative
+    value is no norm and is skipped."""
     clip = clip_threshold(ctx.run.metadata)
     for tag in ctx.tags(Role.GRAD_NORM):
         curve = ctx.curve(tag).finite

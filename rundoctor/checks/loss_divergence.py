@@ -79,6 +79,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-divergence``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Finite points needed before a curve is judged."}
     )
@@ -154,6 +157,8 @@ class Explosion:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Findings of this check on every training and validation loss (terms included); see the module
+    docstring for what counts as exploding or climbing."""
     judged = [(tag, True) for tag in measures.loss_tags(ctx, Role.TRAIN_LOSS, Role.LOSS_COMPONENT)]
     judged += [(tag, False) for tag in measures.loss_tags(ctx, Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)]
     for tag, training in judged:

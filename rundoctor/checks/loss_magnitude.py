@@ -50,6 +50,9 @@ from rundoctor.roles import LOSS_ROLES, Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-magnitude``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=3, metadata={"help": "Finite points needed before a curve is judged."}
     )
@@ -80,6 +83,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """A too-large loss scale, and a summed loss (only when the number of classes is known)."""
     finding = _large(check, ctx, params)
     if finding is not None:
         yield finding

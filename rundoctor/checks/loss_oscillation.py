@@ -74,6 +74,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-oscillation``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=20, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -134,6 +137,9 @@ class Params:
 
 @dataclass(frozen=True)
 class Swing:
+    """The largest rebound of the block medians above an earlier low that comes back down again:
+    which blocks, how far (log units) and in noise sigmas; zeros when there is none."""
+
     low_block: int
     high_block: int
     rebound: float  # log units
@@ -280,6 +286,8 @@ def _stuck_above_uniform(
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding on the primary training loss; a signed loss (GAN, log-density) is never
+    judged, as it has no level to swing around."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

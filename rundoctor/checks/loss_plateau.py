@@ -69,6 +69,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-plateau``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=10, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -144,6 +147,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding on the primary training loss: a long flat stretch after it fell."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

@@ -54,6 +54,9 @@ from rundoctor.roles import Role, series_name
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-scale-imbalance``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     # Two orders of magnitude.  Healthy real runs span 1.4x (YOLOv8) to 46x (YOLOv5 cls
     # against box) and 83x over the 80 terms of a Co-DETR (R45).
     ratio_threshold: float = field(
@@ -80,6 +83,8 @@ class Params:
 
 @dataclass(frozen=True)
 class Term:
+    """One loss term: its tag and the medians of its first and last points, in the term's units."""
+
     tag: str
     start: float
     end: float
@@ -105,6 +110,8 @@ def terms(ctx: RunContext, params: Params) -> list[Term] | None:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding: a loss term drowned by the others; terms that fell by
+    ``learned_factor`` are solved, never the drowned one."""
     found = terms(ctx, params)
     if not found:
         return

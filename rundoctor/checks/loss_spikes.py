@@ -90,6 +90,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``loss-spikes``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=20, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -181,6 +184,9 @@ LOG_NOISE_FLOOR = 0.01
 
 @dataclass(frozen=True)
 class Spike:
+    """One spike of the analysed training curve: indices into it, the level before and the peak
+    (in the curve's units), and how :func:`find_spikes` classed it."""
+
     start: int  # index of the first spiking point in the analysed curve
     end: int  # index of the last
     peak: int
@@ -368,6 +374,7 @@ def _spike(
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Spikes of the primary training loss; spikes at a restart's seam are left out and said so."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

@@ -65,6 +65,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``lr-too-low``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -137,6 +140,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding on the primary training loss: a slow straight-line fall, blamed on the
+    logged learning rate itself when that rate is tiny."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

@@ -52,6 +52,9 @@ from rundoctor.roles import ACCURACY_ROLES, Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``metric-flat-loss-falling``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=8, metadata={"help": "Accuracy points needed before the check judges a curve."}
     )
@@ -101,6 +104,7 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """One finding per accuracy series that stays flat while its matching loss keeps falling."""
     for tag in ctx.tags(*ACCURACY_ROLES):
         finding = _judge(check, ctx, params, tag)
         if finding is not None:

@@ -96,6 +96,9 @@ SENTINELS = np.array([-1.0, 0.0, 1.0, 100.0])
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``metric-loss-disagreement``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_evaluations: int = field(
         default=5, metadata={"help": "Identical (or shared) evaluations needed before judging."}
     )
@@ -186,6 +189,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Findings on each evaluation metric that is frozen, copies a training series, or contradicts
+    its loss; points after the loss turned non-finite are not judged."""
     training = [(tag, ctx.curve(tag).finite) for tag in ctx.tags(*TRAINING_ROLES)]
     for tag in ctx.tags(*EVALUATION_ROLES):
         curve = _before_non_finite_loss(ctx, tag)

@@ -56,6 +56,9 @@ from rundoctor.roles import ACCURACY_ROLES, CLASS_METRIC_ROLES, Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``metric-out-of-range``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     negative_tolerance: float = field(
         default=1e-6, metadata={"help": "Loss values above minus this count as non-negative."}
     )
@@ -88,6 +91,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Accuracies, class metrics and AUCs outside [0, 1], AUCs persistently below 0.5, and negative
+    training or validation losses."""
     for tag in ctx.tags(*ACCURACY_ROLES):
         yield from _range(check, ctx, params, tag, "an accuracy")
     for tag in ctx.tags(*CLASS_METRIC_ROLES):

@@ -83,6 +83,9 @@ CROSS_ENTROPY_CEILING = 2.0
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``no-learning``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -165,6 +168,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding on the primary training loss: its best smoothed level never got
+    meaningfully below where it started."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

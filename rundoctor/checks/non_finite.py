@@ -71,6 +71,9 @@ TRAINING_LOSS_ROLES = (Role.TRAIN_LOSS, Role.LOSS_COMPONENT)
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``non-finite``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     group_min_tags: int = field(
         default=2,
         metadata={"help": "Tags turning bad at the same step, alike, reported as one finding."},
@@ -121,10 +124,12 @@ class BadValues:
 
     @property
     def never_finite(self) -> bool:
+        """True when the tag has no finite point at all."""
         return self.bad == self.points
 
     @property
     def permanent(self) -> bool:
+        """True when no finite point follows the first bad one (in log order)."""
         return self.recovered_step is None
 
 
@@ -153,6 +158,8 @@ def measure(tag: str, steps: np.ndarray, values: np.ndarray) -> BadValues | None
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Findings for every tag (counters excepted) with a NaN or infinity, read in log order so that a
+    resume cannot hide one; tags turning bad alike at one step are grouped."""
     run = ctx.run
     # One pass over the whole run finds the tags with a bad point; only those are gathered.
     bad_codes = set(np.unique(run.tag_codes[~np.isfinite(run.values)]).tolist())

@@ -77,6 +77,9 @@ MEDIAN_NOISE = float(np.sqrt(np.pi / 2))
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``overfitting``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     # 10%: validation noise on real runs is 1-5% of the loss (R29, R30), so a 10% rise of the
     # smoothed level is a change of regime; overfit real runs rise 18-170% (R27, R33, R41).
     rise_threshold: float = field(
@@ -197,6 +200,7 @@ class Measured:
     kind: str | None  # "rise", "stall" or None
 
     def summary(self) -> dict[str, object]:
+        """The pair's entry in the finding's ``tags`` evidence, percentages rounded to 0.01."""
         return {
             "signature": self.kind,
             "train_tag": self.train,
@@ -226,6 +230,8 @@ def trend_free_noise(values: np.ndarray, width: int) -> float:
 
 
 def in_sigmas(change: float, noise: float) -> float:
+    """``change`` in units of ``noise``; with no noise, any rise is infinitely many sigmas and no
+    rise is 0."""
     return change / noise if noise > 0 else float("inf") if change > 0 else 0.0
 
 
@@ -239,6 +245,8 @@ def _rise(values: np.ndarray, params: Params) -> tuple[float, float, float, floa
 
 
 def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measured | None:
+    """How one validation loss rose or stalled against its training loss; None when either curve is
+    too short or the validation loss is not positive (a relative rise needs a positive minimum)."""
     val = ctx.curve(pair.val).finite
     train = ctx.curve(pair.train).finite
     if len(val) < params.min_points or len(train) < params.min_points or val.values.min() <= 0:
@@ -350,6 +358,7 @@ def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding for the run, led by the strongest validation/training loss pair."""
     measured = [m for m in (measure(ctx, pair, params) for pair in measures.loss_pairs(ctx)) if m is not None]
     firing = [m for m in measured if m.kind is not None]
     if not firing:

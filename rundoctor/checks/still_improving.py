@@ -46,6 +46,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``still-improving``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=8, metadata={"help": "Finite training-loss points needed before judging."}
     )
@@ -85,6 +88,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding on the primary training loss: still falling significantly in its final
+    stretch when the run ends."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
         return

@@ -58,6 +58,7 @@ def _describe(note: ReadNote) -> str:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """One finding per source file with truncated or corrupt records, from the readers' notes."""
     damaged = [note for note in ctx.run.notes if note.kind in (NoteKind.TRUNCATED, NoteKind.CORRUPT)]
     by_source: dict[str, list[ReadNote]] = {}
     for note in damaged:

@@ -73,6 +73,9 @@ from rundoctor.series import Histogram
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``underconfident``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     min_points: int = field(
         default=5, metadata={"help": "Points of a confidence, loss or accuracy series needed."}
     )
@@ -133,6 +136,8 @@ class Params:
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """Findings on probability histograms, confidence series and accuracies whose loss sits near
+    chance; an unknown number of classes is read as binary (chance 0.5), as the evidence says."""
     chance = 1.0 / ctx.num_classes.value if ctx.num_classes else 0.5
     classes_evidence: dict[str, float | int | str] = {"chance_level": chance}
     if ctx.num_classes:

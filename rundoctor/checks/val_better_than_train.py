@@ -55,6 +55,9 @@ from rundoctor.roles import Role
 
 @dataclass(frozen=True)
 class Params:
+    """Thresholds of ``val-better-than-train``; ``--param <check>.<field>=<value>`` and the config's
+    ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
+
     # 0.7x: dropout and augmentation keep healthy validation losses at 0.8-1.0x the training
     # loss (R31 0.90, R39 0.84, R40 0.94 by median); 30% lower is beyond what they explain.
     ratio_threshold: float = field(
@@ -104,6 +107,8 @@ class Compared:
 
 
 def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compared | None:
+    """How far one validation loss sits below the training loss at each evaluation; None when either
+    is too short or ever non-positive (ratios of signed losses mean nothing) or they barely overlap."""
     val = ctx.curve(pair.val).finite
     train = ctx.curve(pair.train).finite
     if len(val) < params.min_points or len(train) < params.min_points:
@@ -144,6 +149,7 @@ def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compare
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
+    """At most one finding, on the pair whose validation loss is below training most often."""
     pairs = measures.loss_pairs(ctx, components=False)
     compared = [c for c in (compare(ctx, pair, params) for pair in pairs) if c is not None]
     firing = [c for c in compared if c.below > params.min_fraction]
