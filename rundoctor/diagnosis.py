@@ -78,6 +78,8 @@ class Verdict(str, enum.Enum):
 
     @property
     def level(self) -> Severity | None:
+        """The severity ``--fail-on`` compares with: None only for a healthy run; no data counts as a
+        warning, a too-short run as information."""
         return _VERDICT_LEVEL[self]
 
     @property
@@ -144,12 +146,17 @@ NARROW_PROBLEMS: dict[str, tuple[tuple[Role, ...], str]] = {
 
 
 class Relation(str, enum.Enum):
+    """How a rule's cause bears on its effect: it explains it (both kept), contradicts it or tells the
+    same story (the effect is superseded: dropped from what counts)."""
+
     EXPLAINS = "explains"
     CONTRADICTS = "contradicts"
     SAME_STORY = "same_story"
 
 
 class Scope(str, enum.Enum):
+    """Where two findings must meet for a rule between them to apply."""
+
     RUN = "run"  # anywhere in the run
     TAG = "tag"  # the two findings share a tag
     METRIC_TAG = "metric_tag"  # they share a tag that is not a loss
@@ -281,6 +288,7 @@ class Diagnosis:
 
     @property
     def level(self) -> Severity | None:
+        """The verdict's level: what ``--fail-on`` sees for this run."""
         return self.verdict.level
 
     @property

@@ -30,6 +30,8 @@ def _markdown(doc: str) -> str:
 
 
 def render_checks(registry: Sequence[Check[Any]]) -> str:
+    """``docs/checks.md``: the catalogue table, then each check's module docstring and params;
+    written by ``scripts/render_docs.py``, never edited by hand."""
     lines = [
         "# Check catalogue",
         "",

@@ -34,6 +34,8 @@ SCHEMA_VERSION = "1.1"
 
 
 class OutcomeStatus(str, enum.Enum):
+    """Whether a check ran on a run, was skipped (it could not run there) or raised an error."""
+
     RAN = "ran"
     SKIPPED = "skipped"
     ERROR = "error"
@@ -90,6 +92,7 @@ class Report:
         return {run.id: run for run in self.runs}
 
     def run(self, run_id: str) -> Run:
+        """The run with id ``run_id``; KeyError when the report has no such run."""
         return self._run_of[run_id]
 
     @cached_property
@@ -168,6 +171,7 @@ class Report:
         return self._diagnosis_of[run_id]
 
     def verdict(self, run_id: str) -> Verdict:
+        """The verdict of the training run ``run_id`` belongs to (twins share their group's)."""
         return self._diagnosis_of[run_id].verdict
 
     def superseded_by(self, finding: Finding) -> Link | None:
@@ -181,6 +185,8 @@ class Report:
 
     @property
     def superseded_findings(self) -> list[Finding]:
+        """The findings the diagnosis dropped: another finding contradicts them or tells the same story
+        (:meth:`superseded_by` says which and why)."""
         return [finding for finding in self.findings if id(finding) in self._superseded]
 
     def findings_for(self, run_id: str) -> list[Finding]:
@@ -192,6 +198,7 @@ class Report:
         return [finding for finding in self.active_findings if finding.run == run_id]
 
     def counts(self) -> dict[str, int]:
+        """Active findings per severity name, every severity present (zeros kept)."""
         counter = Counter(finding.severity.value for finding in self.active_findings)
         return {severity.value: counter.get(severity.value, 0) for severity in Severity}
 

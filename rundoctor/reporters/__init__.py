@@ -25,11 +25,15 @@ REPORTERS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RenderOptions:
+    """Layout for the reporters that care: ``width`` in terminal columns, ``color`` for ANSI styles."""
+
     width: int = 80
     color: bool = False
 
 
 def render(format: str, report: Report, options: RenderOptions = RenderOptions()) -> str:
+    """The report in ``format`` (a key of :data:`REPORTERS`); the reporter's module is imported only
+    when it is asked for."""
     module = importlib.import_module(REPORTERS[format])
     text: str = module.render(report, options)
     return text

@@ -24,6 +24,8 @@ COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: 
 
 
 def render(report: Report, options: RenderOptions) -> str:
+    """GitHub Actions workflow commands: an annotation per shown finding, per run that could not be
+    judged and per unreadable input, then a plain summary line."""
     runs = {run.id: run for run in report.runs}
     lines = [_finding(finding, runs.get(finding.run), report.also_in(finding)) for finding in report.shown_findings]
     lines += [
@@ -66,10 +68,12 @@ def annotation(command: str, message: str, **properties: str) -> str:
 
 
 def escape_data(text: str) -> str:
+    """A workflow command's message escaped (``%``, CR, LF), so that it cannot end the command early."""
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
 def escape_property(text: str) -> str:
+    """A workflow command's property value escaped: as a message, plus ``:`` and ``,``."""
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 

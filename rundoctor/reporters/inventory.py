@@ -36,6 +36,7 @@ def tag_summaries(run: Run) -> list[dict[str, Any]]:
 
 
 def run_summary(run: Run) -> dict[str, Any]:
+    """One run as ``rundoctor ls --format json`` lists it; step bounds are None for a run with no point."""
     steps = run.steps
     return {
         "id": run.id,
@@ -57,6 +58,7 @@ def run_summary(run: Run) -> dict[str, Any]:
 
 
 def ls_document(runs: Sequence[Run], errors: Sequence[ReadError]) -> dict[str, Any]:
+    """The ``rundoctor ls --format json`` document: runs by id, then unreadable inputs by path."""
     from rundoctor import __version__
 
     return {
@@ -68,10 +70,13 @@ def ls_document(runs: Sequence[Run], errors: Sequence[ReadError]) -> dict[str, A
 
 
 def render_json(runs: Sequence[Run], errors: Sequence[ReadError]) -> str:
+    """The ``rundoctor ls --format json`` output."""
     return dumps(ls_document(runs, errors))
 
 
 def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: RenderOptions) -> str:
+    """The ``rundoctor ls`` text: each run with its twins, tags, roles and read notes, then the
+    unreadable inputs and a total."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text

@@ -40,10 +40,13 @@ LEVEL_VERDICT = {None: "healthy", Severity.INFO: "info", Severity.WARNING: "warn
 
 
 def render(report: Report, options: RenderOptions) -> str:
+    """The ``check --format json`` output: :func:`report_document` as strict JSON."""
     return dumps(report_document(report))
 
 
 def report_document(report: Report) -> dict[str, Any]:
+    """The ``check --format json`` document (schema :data:`SCHEMA_VERSION`): only the findings the
+    diagnosis kept are listed, and each run's diagnosis points to them by index."""
     from rundoctor import __version__
 
     active = report.active_findings

@@ -30,6 +30,8 @@ _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-
 
 
 def render(report: Report, options: RenderOptions) -> str:
+    """A JUnit XML test suite: a test case per training run, failing at ``fail_on``, and an error case
+    per unreadable input, so that CI systems show rundoctor like tests."""
     failing = set(map(id, report.failing()))  # findings hold dicts: identity stands in for a hash
     unjudged = {d.run for d in report.failing_runs()}
     suite = ET.Element("testsuite", name="rundoctor")

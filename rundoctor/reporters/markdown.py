@@ -42,6 +42,8 @@ _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 
 
 def render(report: Report, options: RenderOptions) -> str:
+    """A Markdown summary (a pull-request comment, a job summary): a table of runs, then their findings;
+    healthy runs are folded away when there are many."""
     healthy = runs_by_verdict(report)[Verdict.HEALTHY]
     fold = len(healthy) > FOLD_HEALTHY_ABOVE
     lines = [

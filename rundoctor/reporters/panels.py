@@ -55,6 +55,8 @@ class KeyPanel:
     fallback_title: str = ""  # the title when no slot found its first-choice role
 
     def title_for(self, run: Run, tags: Sequence[str]) -> str:
+        """``fallback_title`` when none of ``tags`` has a slot's first-choice role (only loss terms, say),
+        else ``title``."""
         preferred = {slot[0] for slot in self.slots}
         if self.fallback_title and not any(run.roles.get(tag) in preferred for tag in tags):
             return self.fallback_title
@@ -92,6 +94,8 @@ class Trace:
 
 @dataclass(frozen=True)
 class Panel:
+    """One chart of a run: its curves, and the findings listed beside it or shaded on it."""
+
     title: str
     traces: tuple[Trace, ...]
     axis: XAxis
@@ -116,6 +120,8 @@ class Panel:
 
     @property
     def starts_on_log_scale(self) -> bool:
+        """True for a loss panel whose positive values span :data:`LOG_SCALE_SPAN` or more; the reader
+        can still switch the scale."""
         return self.loss and self.positive_span() >= LOG_SCALE_SPAN
 
 

@@ -22,6 +22,9 @@ MIN_RELATIVE_SPAN = 0.05
 
 @dataclass(frozen=True)
 class Sparkline:
+    """A curve as one line of block characters for a terminal, with a step range marked under it
+    (:attr:`marks`)."""
+
     bars: str  # one character per column
     region: tuple[int, int] | None  # first and last column (inclusive) of the marked steps
     low: float  # the finite value range the bars span; NaN when nothing is finite

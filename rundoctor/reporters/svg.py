@@ -58,6 +58,8 @@ class Scale:
     log: bool = False
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
+        """Pixel positions of ``values``; on a linear scale values are clipped first, so an infinity
+        stays drawable.  A log scale needs positive values."""
         if self.log:
             data, low, high = np.log10(values), math.log10(self.low), math.log10(self.high)
         else:

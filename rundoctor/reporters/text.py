@@ -68,6 +68,8 @@ _FOLD_INDENT = 2  # a run id folded over lines indents the lines after the first
 
 
 def render(report: Report, options: RenderOptions) -> str:
+    """The terminal report: a section per run that is not healthy (or the one run), a summary when
+    there are several, then the result line; ANSI styles only with ``options.color``."""
     output = io.StringIO()
     console = Console(
         file=output,

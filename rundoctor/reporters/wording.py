@@ -47,6 +47,7 @@ def step_range(finding: Finding, run: Run | None) -> str | None:
 
 
 def severity_counts(findings: Sequence[Finding]) -> dict[Severity, int]:
+    """How many findings of each severity, every severity present (zeros kept), in :data:`SEVERITIES` order."""
     counter = Counter(finding.severity for finding in findings)
     return {severity: counter.get(severity, 0) for severity in SEVERITIES}
 
@@ -132,10 +133,12 @@ def superseded_phrase(report: Report, run_id: str | None = None) -> str | None:
 
 
 def fail_on_name(report: Report) -> str:
+    """``--fail-on`` as reports write it: a severity, or ``never``."""
     return "never" if report.fail_on is None else report.fail_on.value
 
 
 def outcome_count(report: Report, status: OutcomeStatus, run_id: str | None = None) -> int:
+    """How many check outcomes have ``status``, on one run or (``run_id`` None) on all runs."""
     return sum(
         1 for o in report.outcomes if o.status is status and (run_id is None or o.run == run_id)
     )
