@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ SPEAKS_FOR: dict[str, tuple[str, ...]] = {
 # Problems the issue wants reported at warning or above whenever they are present.
 SERIOUS = frozenset({"nan_inf", "loss_explosion", "stalled_loss", "cannot_overfit", "overfitting", "metric_bug"})
 RANK = {"info": 1, "warning": 2, "error": 3}
+NOT_SHOWN = "(did not show in the logs)"
 
 
 @dataclass
@@ -164,9 +166,9 @@ def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root:
                 result.found_warning[category] += 1
             elif level and category in SERIOUS:
                 result.weak.append(f"{label['run']}: {category} only at info")
-        if label.get("scenario") and label.get("strength") is not None:
-            primary = sorted(set(label.get("expect", [])) or {label.get("planted", "?")})
-            for category in primary:
+        if label.get("scenario") and label.get("strength") is not None and not healthy:
+            # a planted fault that did not show in the logs has nothing to detect: listed as such
+            for category in sorted(expect) or [NOT_SHOWN]:
                 result.limits[(label["scenario"], category)].append((label["strength"], bool(worst.get(category))))
         for finding in findings:
             loud = RANK.get(finding["severity"], 0) >= RANK["warning"]
@@ -195,3 +197,23 @@ def is_healthy(label: dict[str, Any]) -> bool:
 def load_labels(path: Path, split: str | None) -> list[dict[str, Any]]:
     labels = json.loads(path.read_text(encoding="utf-8"))
     return [label for label in labels if split is None or label.get("split") == split]
+
+
+def _pct(numerator: int, denominator: int) -> str:
+    return f"{numerator}/{denominator} ({100 * numerator / denominator:.0f}%)" if denominator else "-"
+
+
+def summary_rows(results: Iterable[Scored]) -> list[str]:
+    """The summary table of docs/accuracy.md: one row per labelled set."""
+    rows = [
+        "| set | runs | healthy runs | healthy runs with a warning or error | planted problems | reported (any severity) | reported at warning+ | serious problems only at info | forbidden reports |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        warned_runs = len({entry.split(":")[0] for entry in r.healthy_warned})
+        rows.append(
+            f"| {r.name} | {r.runs} | {r.healthy} | {warned_runs} | {r.total_expected} | "
+            f"{_pct(sum(r.found_any.values()), r.total_expected)} | {_pct(sum(r.found_warning.values()), r.total_expected)} | "
+            f"{len(r.weak)} | {len(r.forbidden)} |"
+        )
+    return rows

@@ -12,38 +12,18 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from corpus import LABELS, extract
-from corpus.scoring import SERIOUS, SPEAKS_FOR, Scored, load_labels, run_report, score
+from corpus.scoring import NOT_SHOWN, SERIOUS, SPEAKS_FOR, Scored, load_labels, run_report, score, summary_rows
 
 SHARED = REPO.parent / "shared"
 
 
 # --- the markdown --------------------------------------------------------------------------
-
-
-def _pct(numerator: int, denominator: int) -> str:
-    return f"{numerator}/{denominator} ({100 * numerator / denominator:.0f}%)" if denominator else "-"
-
-
-def summary_rows(results: Iterable[Scored]) -> list[str]:
-    rows = [
-        "| set | runs | healthy runs | healthy runs with a warning or error | planted problems | reported (any severity) | reported at warning+ | serious problems only at info | forbidden reports |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in results:
-        warned_runs = len({entry.split(":")[0] for entry in r.healthy_warned})
-        rows.append(
-            f"| {r.name} | {r.runs} | {r.healthy} | {warned_runs} | {r.total_expected} | "
-            f"{_pct(sum(r.found_any.values()), r.total_expected)} | {_pct(sum(r.found_warning.values()), r.total_expected)} | "
-            f"{len(r.weak)} | {len(r.forbidden)} |"
-        )
-    return rows
 
 
 def category_rows(r: Scored) -> list[str]:
@@ -73,6 +53,8 @@ def limit_rows(r: Scored) -> list[str]:
     for (scenario, category), seen in sorted(r.limits.items()):
         hit = sorted({str(s) for s, ok in seen if ok})
         miss = sorted({str(s) for s, ok in seen if not ok})
+        if category == NOT_SHOWN:
+            hit, miss = [], sorted({str(s) for s, _ in seen})
         rows.append(f"| {scenario} | {category} | {', '.join(hit) or '-'} | {', '.join(miss) or '-'} |")
     return rows
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from corpus import LABELS, extract
-from corpus.scoring import Scored, load_labels, run_report, score
-from tests.conftest import REAL_LOGS
+from corpus.scoring import Scored, load_labels, run_report, score, summary_rows
+from tests.conftest import REAL_LOGS, REPO
 
 LABELLED = REAL_LOGS.parent / "labelled"
 
@@ -40,6 +40,10 @@ def test_corpus_test_half(corpus_root: Path) -> None:
     result = score("corpus, test half", run_report(corpus_root), labels, corpus_root)
     assert result.healthy >= 60 and result.total_expected >= 60
     _assert_targets(result)
+    # docs/accuracy.md publishes these figures: it must be what the code measures now
+    row = summary_rows([result])[-1]
+    published = (REPO / "docs" / "accuracy.md").read_text(encoding="utf-8")
+    assert row in published, f"docs/accuracy.md is stale: run python scripts/accuracy.py ({row})"
 
 
 @pytest.mark.parametrize(
