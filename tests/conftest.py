@@ -51,7 +51,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def normalise_golden(name: str, text: str) -> str:
     """What a golden file holds: paths relative to the repository, and for JSON reports the
     tool version replaced, so neither the checkout's location nor a release changes it."""
-    text = text.replace(str(REPO) + os.sep, "").replace(str(REPO), ".")
+    # the checkout's path as written, and as markdown escapes it (a_b becomes a\_b)
+    for repo in (str(REPO), str(REPO).replace("_", "\\_")):
+        text = text.replace(repo + os.sep, "").replace(repo, ".")
     if name.endswith(".json"):
         document = json.loads(text)
         if isinstance(document, dict) and isinstance(document.get("tool"), dict):
