@@ -141,14 +141,21 @@ def evaluation_size(values: np.ndarray, largest: int = 20_000) -> int | None:
     """
     values = np.asarray(values, dtype=np.float64)
     distinct = np.unique(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
-    if distinct.size < MIN_DISTINCT_FOR_COUNT:
+    # n examples give at most n - 1 accuracies strictly between 0 and 1: a per-step accuracy
+    # with thousands of distinct values is no fixed set's count (and would cost n x values).
+    if distinct.size < MIN_DISTINCT_FOR_COUNT or distinct.size > largest:
         return None
     sizes = np.arange(2, largest + 1, dtype=np.float64)
-    counts = np.outer(sizes, distinct)
-    slack = COUNT_TOLERANCE + FLOAT32_PRECISION * sizes
-    fits = np.all(np.abs(counts - np.round(counts)) <= slack[:, None], axis=1)
-    found = np.flatnonzero(fits)
-    return int(sizes[found[0]]) if found.size else None
+    # Sizes that fit a sample of the values first, then the survivors against all of them,
+    # in blocks: memory stays bounded by sizes x sample whatever the number of values.
+    sample = distinct[np.linspace(0, distinct.size - 1, min(distinct.size, 64)).astype(int)]
+    for chunk in (sample, *np.array_split(distinct, max(1, distinct.size // 256))):
+        counts = np.outer(sizes, chunk)
+        slack = COUNT_TOLERANCE + FLOAT32_PRECISION * sizes
+        sizes = sizes[np.all(np.abs(counts - np.round(counts)) <= slack[:, None], axis=1)]
+        if sizes.size == 0:
+            return None
+    return int(sizes[0])
 
 
 @dataclass(frozen=True)
