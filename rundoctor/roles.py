@@ -20,7 +20,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from rundoctor.series import Run
 
@@ -129,6 +129,76 @@ LOWER_IS_BETTER = frozenset(
 def lower_is_better(tag: str) -> bool:
     """Whether a smaller value of the metric ``tag`` is an improvement (WER, perplexity, FID)."""
     return bool(LOWER_IS_BETTER.intersection(normalise(tag)))
+
+
+def higher_is_better(tag: str) -> bool:
+    """Whether a larger value of the metric ``tag`` is an improvement (mAP, accuracy, BLEU)."""
+    return not lower_is_better(tag)
+
+
+def split_free_name(tag: str) -> str:
+    """A tag's name without its split words: ``val/box_loss`` and ``train/box_loss`` -> ``box_loss``."""
+    return "_".join(word for word in normalise(tag) if word not in VAL_WORDS and word not in TRAIN_WORDS)
+
+
+def same_term(a: str, b: str) -> bool:
+    """Whether two tags name the same series on different splits (``val/box_loss`` and
+    ``train/box_loss``; Lightning's ``loss_cls_step`` and ``val_loss_cls_epoch``)."""
+    return split_free_name(a) == split_free_name(b)
+
+
+def series_groups(tags: Iterable[str]) -> list[list[str]]:
+    """``tags`` grouped by series, in first-logged order: Lightning's ``loss_cls_step`` and
+    ``loss_cls_epoch`` are one series, ``loss_cls``, logged twice (see :func:`series_name`)."""
+    groups: dict[str, list[str]] = {}
+    for tag in tags:
+        groups.setdefault(series_name(tag), []).append(tag)
+    return list(groups.values())
+
+
+# Words of an accuracy-like name that say it is an accuracy, not which one it is.
+_ACCURACY_WORD = re.compile(r"^(acc\d*|accuracy|top\d+|top)$")
+
+
+def shared_words(metric: str, loss: str) -> int:
+    """How many name words a metric shares with a loss, beyond the words that only say it is an
+    accuracy: ``eval_g0_accuracy`` shares two with ``eval_g0_loss``, one with ``eval_g1_loss``."""
+    own = {word for word in words(metric) if not _ACCURACY_WORD.match(word)}
+    return len(own & words(loss))
+
+
+# Optimizers a name can mention (Lightning's ``lr-AdamW``, ``optimizer: SGD``): adaptive ones
+# by any of these, plain SGD by "sgd".
+ADAPTIVE_OPTIMIZERS = ("adam", "rmsprop", "adagrad", "adafactor", "lion", "lamb")
+
+
+def optimizer_named(names: Iterable[str]) -> str:
+    """``"SGD"``, ``"adaptive"`` or ``"unknown"``: the optimizer a learning rate's tag (Lightning's
+    ``lr-SGD``, ``lr-AdamW``) or hyper-parameter values (``optimizer: SGD``) name."""
+    text = " ".join(names).lower()
+    adaptive = any(word in text for word in ADAPTIVE_OPTIMIZERS)
+    return "SGD" if "sgd" in text and not adaptive else ("adaptive" if adaptive else "unknown")
+
+
+# Decorations :func:`normalise` drops or reads, as words of the raw name.
+_DECORATION_WORDS = frozenset({"epoch", "step", "vs", "iterations", "b", "m"})
+
+
+def meaningful_word(word: str) -> bool:
+    """Whether a word of a tag name tells the checks something its role does not: the split
+    (``val``, ``train``), a logging decoration (``_step``, ``epoch_``), a metric's direction
+    (``wer``, ``loss``) or an optimizer (``AdamW``).  Every other word only tells tags apart,
+    so renaming it consistently across a run, with each tag's role set by ``--role``,
+    changes no finding."""
+    word = word.lower()
+    return (
+        word in VAL_WORDS
+        or word in TRAIN_WORDS
+        or word in _DECORATION_WORDS
+        or word in LOWER_IS_BETTER
+        or "sgd" in word
+        or any(name in word for name in ADAPTIVE_OPTIMIZERS)
+    )
 
 
 def infer_role(tag: str, *, histogram: bool = False) -> Role:

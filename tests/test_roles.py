@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
+
 import numpy as np
 import pytest
 
-from rundoctor.roles import Role, assign, infer_role, parse_overrides, primary
+from rundoctor.roles import Role, assign, infer_role, meaningful_word, parse_overrides, primary
+from rundoctor.series import Run
 from tests.curves import make_run
 
 SPELLINGS = {
@@ -108,11 +112,40 @@ def test_metric_direction_and_series_name_are_read_from_the_name() -> None:
     assert words("eval_g0_accuracy") & words("eval_g0_loss") == {"eval", "g0"}
 
 
-def test_renamed_tags_with_role_overrides_give_the_same_findings() -> None:
-    """Checks see roles, never spellings: the same curves under meaningless names, with each
-    tag's role given by an override, give the same findings (mapped back to the old names)."""
-    from rundoctor.checks.base import RunContext
-    from rundoctor.checks.registry import REGISTRY
+def _renamed_consistently(run: Run) -> tuple[Run, dict[str, str]]:
+    """The run with every word of its tag names that :func:`rundoctor.roles.meaningful_word`
+    does not keep replaced by a new token, the same one in every tag (``cls`` -> ``w3x``
+    everywhere), each tag's role given by an override (as ``--role ROLE=TAG``), histograms,
+    axes and read notes carried over; and the map from new names back to old ones."""
+    tokens: dict[str, str] = {}
+
+    def token(word: str) -> str:
+        if not word or re.fullmatch(SEPARATORS, word) or meaningful_word(word):
+            return word
+        return tokens.setdefault(word.lower(), f"w{len(tokens)}x")
+
+    def rename(tag: str) -> str:
+        return "".join(token(part) for part in re.split(f"({SEPARATORS})", tag))
+
+    names = {tag: rename(tag) for tag in [*run.tag_names, *run.histograms]}
+    assert len(set(names.values())) == len(names), names
+    renamed = dataclasses.replace(
+        run,
+        tag_names=[names[tag] for tag in run.tag_names],
+        tag_axes={names[tag]: axis for tag, axis in run.tag_axes.items()},
+        histograms={names[tag]: list(h) for tag, h in run.histograms.items()},
+        notes=list(run.notes),
+        roles={},
+    )
+    assign(renamed, {names[tag]: role for tag, role in run.roles.items()})  # --role ROLE=TAG each
+    assert {names[tag]: role for tag, role in run.roles.items()} == renamed.roles
+    return renamed, {new: old for old, new in names.items()}
+
+
+SEPARATORS = r"[/_\-\s.:()\[\]]+"
+
+
+def _synthetic_run() -> Run:
     from tests import curves
 
     n, every = 30, 50
@@ -127,29 +160,39 @@ def test_renamed_tags_with_role_overrides_give_the_same_findings() -> None:
         "val_balanced_accuracy": (evals, np.full(n, 0.505)),
         "val_auc": (evals, np.full(n, 0.4)),
         "val/mean_confidence": (evals, np.full(n, 0.55)),
-        "loss_cls": (per_step, curves.noisy(np.full(n * every, 1.35), 0.02, seed=3)),
+        "eval_wer": (evals, curves.noisy(curves.overfit(n, turn=0.4, low=0.2, rise=0.3), 0.005, seed=5)),
+        "loss_cls_step": (per_step, curves.noisy(np.full(n * every, 1.35), 0.02, seed=3)),
+        "loss_cls_epoch": (evals, curves.noisy(np.full(n, 1.35), 0.02, seed=6)),
         "loss_reg": (per_step, curves.noisy(np.full(n * every, 900.0), 0.02, seed=4)),
+        "val/loss_cls": (evals, curves.noisy(curves.overfit(n, turn=0.3, low=1.0, rise=0.5), 0.01, seed=7)),
+        "lr-SGD": (per_step, np.full(n * every, 1e-5)),
+        "train/grad_norm": (per_step, curves.noisy(np.full(n * every, 3.0), 0.3, seed=8)),
     }
-    original = curves.make_run(named)
-    new_names = {tag: f"series{k}" for k, tag in enumerate(named)}
-    renamed = curves.make_run({new_names[tag]: values for tag, values in named.items()})
-    assign(renamed, {new_names[tag]: original.roles[tag] for tag in named})  # --role ROLE=TAG each
-    assert all(renamed.roles[new_names[tag]] is original.roles[tag] for tag in named)
-    back = {new: old for old, new in new_names.items()}
-    mine = {"chance-level", "class-imbalance", "underconfident", "metric-out-of-range",
-            "metric-loss-disagreement", "overfitting", "val-better-than-train", "loss-scale-imbalance"}
+    return curves.make_run(named, run_id="synthetic")
 
-    def outcome(run, rename):
-        found = []
-        for check in REGISTRY:
-            if check.name not in mine or check.missing(run):
-                continue
-            ctx = RunContext(run, num_classes=None)
-            for f in check.detect(check, ctx, check.default_params()):
-                found.append((f.check, f.severity, f.confidence, f.first_step, f.last_step,
-                              tuple(rename.get(tag, tag) for tag in f.tags)))
-        return sorted(found, key=repr)
 
-    before = outcome(original, {})
-    assert {f[0] for f in before} >= {"class-imbalance", "overfitting", "metric-out-of-range", "loss-scale-imbalance"}
-    assert outcome(renamed, back) == before
+def test_consistently_renamed_tags_with_role_overrides_give_the_same_findings() -> None:
+    """Checks see roles, never spellings: the same runs with every name word that is not
+    structure renamed consistently, and each tag's role given by an override, give the same
+    findings from every registered check (tags mapped back to the old names)."""
+    from rundoctor.config import Settings
+    from rundoctor.discover import load_runs
+    from rundoctor.engine import diagnose
+    from tests.conftest import SAMPLE_LOGS
+
+    runs = [*load_runs([SAMPLE_LOGS])[0], _synthetic_run()]
+    renamed = [_renamed_consistently(run) for run in runs]
+    back = {run.id: names for run, names in renamed}  # new tag -> old tag, per run
+    assert len(back) == len(runs)
+
+    def outcome(report, rename):
+        found = [(f.run, f.check, f.severity, f.confidence, f.first_step, f.last_step,
+                  tuple(rename.get(f.run, {}).get(tag, tag) for tag in f.tags)) for f in report.findings]
+        ran = [(o.run, o.check, o.status) for o in report.outcomes]
+        return sorted(found, key=repr), ran
+
+    before = outcome(diagnose(runs, [], Settings(fail_on=None)), {})
+    after = outcome(diagnose([run for run, _ in renamed], [], Settings(fail_on=None)), back)
+    assert {f[1] for f in before[0]} >= {"class-imbalance", "overfitting", "metric-out-of-range",
+                                         "loss-scale-imbalance", "lr-too-low"}
+    assert after == before

@@ -46,10 +46,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rundoctor import roles
 from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
-from rundoctor.roles import Role, series_name
+from rundoctor.roles import Role
 
 
 @dataclass(frozen=True)
@@ -92,13 +93,11 @@ class Term:
 
 def terms(ctx: RunContext, params: Params) -> list[Term] | None:
     """Start and end levels of the non-negative loss terms, one per name; None when signed."""
-    densest: dict[str, str] = {}
-    for tag in ctx.tags(Role.LOSS_COMPONENT):
-        name = series_name(tag)  # drops Lightning's _step / _epoch
-        if name not in densest or len(ctx.curve(tag)) > len(ctx.curve(densest[name])):
-            densest[name] = tag
+    # Lightning logs a term twice (_step, _epoch): the densest, the first on ties
+    groups = roles.series_groups(ctx.tags(Role.LOSS_COMPONENT))
+    densest = [max(group, key=lambda tag: len(ctx.curve(tag))) for group in groups]
     found = []
-    for tag in densest.values():
+    for tag in densest:
         values = ctx.curve(tag).finite.values
         if values.size < params.min_points:
             continue

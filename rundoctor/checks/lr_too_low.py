@@ -57,6 +57,7 @@ from typing import Any
 
 import numpy as np
 
+from rundoctor import roles
 from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
@@ -385,10 +386,8 @@ def _lr_time(ctx: RunContext, steps: np.ndarray) -> np.ndarray | None:
 def _optimizer(ctx: RunContext, rate_tag: str) -> str:
     """"SGD", "adaptive" or "unknown", from the rate's tag (Lightning's ``lr-SGD``,
     ``lr-AdamW``) or the run's hyper-parameters (``optimizer: SGD``)."""
-    names = [rate_tag] + [value for key, value in ctx.run.metadata.items() if "optim" in key.lower()]
-    text = " ".join(names).lower()
-    adaptive = any(word in text for word in ("adam", "rmsprop", "adagrad", "adafactor", "lion", "lamb"))
-    return "SGD" if "sgd" in text and not adaptive else ("adaptive" if adaptive else "unknown")
+    hints = [value for key, value in ctx.run.metadata.items() if "optim" in key.lower()]
+    return roles.optimizer_named([rate_tag, *hints])
 
 
 def _ordinary_rate(ctx: RunContext, params: Params, peak: float | None) -> tuple[str, float] | None:

@@ -10,15 +10,14 @@ here is O(n) or O(n log n) numpy; no Python loop per point.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rundoctor.roles import TRAIN_WORDS, VAL_WORDS, Role, lower_is_better, normalise
-from rundoctor.roles import words as words_of
+from rundoctor import roles
+from rundoctor.roles import Role
 
 if TYPE_CHECKING:
     from rundoctor.checks.base import RunContext
@@ -225,9 +224,6 @@ def binary_entropy(probability: float) -> float:
     return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
 
 
-_ACCURACY_WORD = re.compile(r"^(acc\d*|accuracy|top\d+|top)$")
-
-
 def matching_loss(ctx: RunContext, tag: str) -> str | None:
     """The loss that belongs with an accuracy-like series, or None.
 
@@ -239,14 +235,13 @@ def matching_loss(ctx: RunContext, tag: str) -> str | None:
     validation = ctx.run.roles.get(tag) in (Role.VAL_ACCURACY, Role.VAL_METRIC)
     groups = [(Role.VAL_LOSS, Role.VAL_LOSS_COMPONENT)] if validation else []
     groups.append((Role.TRAIN_LOSS, Role.LOSS_COMPONENT))
-    words = {word for word in words_of(tag) if not _ACCURACY_WORD.match(word)}
     for main, component in groups:
         candidates = ctx.tags(main, component)
         if candidates:
             return max(
                 candidates,
                 key=lambda loss: (
-                    len(words & words_of(loss)),
+                    roles.shared_words(tag, loss),
                     ctx.run.roles.get(loss) is main,
                     len(ctx.curve(loss)),
                 ),
@@ -353,11 +348,6 @@ class LossPair:
     component: bool  # a term of the loss (``val/box_loss``), judged because no total is logged
 
 
-def split_free_name(tag: str) -> str:
-    """A tag's name without its split words: ``val/box_loss`` and ``train/box_loss`` -> ``box_loss``."""
-    return "_".join(word for word in normalise(tag) if word not in VAL_WORDS and word not in TRAIN_WORDS)
-
-
 def loss_pairs(ctx: RunContext, *, components: bool = True) -> list[LossPair]:
     """Every validation loss with the training loss to compare it with.
 
@@ -374,14 +364,12 @@ def loss_pairs(ctx: RunContext, *, components: bool = True) -> list[LossPair]:
         return [LossPair(tag, train, False) for tag in totals] if train else []
     if not components:
         return []
-    terms: dict[str, str] = {}
-    for tag in ctx.tags(Role.LOSS_COMPONENT):
-        name = split_free_name(tag)
-        if name not in terms or len(ctx.curve(tag)) > len(ctx.curve(terms[name])):
-            terms[name] = tag  # Lightning logs a term twice (_step, _epoch): the densest
+    terms = ctx.tags(Role.LOSS_COMPONENT)
     pairs = []
     for tag in ctx.tags(Role.VAL_LOSS_COMPONENT):
-        partner = terms.get(split_free_name(tag), train)
+        same = [term for term in terms if roles.same_term(term, tag)]
+        # Lightning logs a term twice (_step, _epoch): the densest, the first on ties
+        partner = max(same, key=lambda term: len(ctx.curve(term))) if same else train
         if partner is not None:
             pairs.append(LossPair(tag, partner, True))
     return pairs
@@ -463,11 +451,6 @@ def loss_between(
 
 # --- what a run logs: metric direction, its training loss and learning rate, levels, -----
 # --- resolution and drift (convergence and numerics checks) --------------------------------
-
-
-def higher_is_better(tag: str) -> bool:
-    """Whether a larger value of the metric ``tag`` is an improvement (mAP, accuracy, BLEU)."""
-    return not lower_is_better(tag)
 
 
 def train_loss(ctx: RunContext, min_points: int) -> tuple[str, Binned] | None:

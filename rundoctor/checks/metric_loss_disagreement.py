@@ -75,6 +75,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rundoctor import roles
 from rundoctor.checks import classification, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
@@ -243,7 +244,7 @@ def _frozen(
 ) -> Iterator[Finding]:
     values = curve.values
     repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
-    if measures.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
+    if roles.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
         repeats &= values[1:] < params.ceiling * measures.accuracy_scale(values)
     start, length = measures.longest_run(repeats)
     identical = length + 1 if length else 0

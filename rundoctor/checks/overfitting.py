@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rundoctor import roles
 from rundoctor.checks import measures, trend
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
@@ -348,7 +349,7 @@ def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float
         values = ctx.curve(tag).finite.values
         if values.size < params.min_points:
             continue
-        sign = 1.0 if measures.higher_is_better(tag) else -1.0
+        sign = 1.0 if roles.higher_is_better(tag) else -1.0
         smooth = sign * measures.rolling_median(values, measures.window(values.size, params.smooth_fraction))
         best = float(smooth.max())
         _, end = measures.edge_levels(sign * values, params.smooth_fraction)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rundoctor import roles
 from rundoctor.checks import measures
 from rundoctor.checks.overfitting import CHECK
 from rundoctor.findings import Confidence, Severity
@@ -199,7 +200,7 @@ def test_smoothed_level_is_read_between_and_beyond_the_logged_steps():
     ],
 )
 def test_metric_direction(tag, higher):
-    assert measures.higher_is_better(tag) is higher
+    assert roles.higher_is_better(tag) is higher
 
 
 def test_validation_on_an_epoch_axis_is_compared_by_progress():
