@@ -146,10 +146,12 @@ def evaluation_size(values: np.ndarray, largest: int = 20_000) -> int | None:
     if distinct.size < MIN_DISTINCT_FOR_COUNT or distinct.size > largest:
         return None
     sizes = np.arange(2, largest + 1, dtype=np.float64)
-    # Sizes that fit a sample of the values first, then the survivors against all of them,
-    # in blocks: memory stays bounded by sizes x sample whatever the number of values.
+    # Sizes that fit a few values first (most sizes fail at once), then a sample, then the
+    # survivors against all of them in blocks: memory stays bounded by sizes x sample whatever
+    # the number of values, and a size is kept only if it fits every value.
+    few = distinct[np.linspace(0, distinct.size - 1, min(distinct.size, 8)).astype(int)]
     sample = distinct[np.linspace(0, distinct.size - 1, min(distinct.size, 64)).astype(int)]
-    for chunk in (sample, *np.array_split(distinct, max(1, distinct.size // 256))):
+    for chunk in (few, sample, *np.array_split(distinct, max(1, distinct.size // 256))):
         counts = np.outer(sizes, chunk)
         slack = COUNT_TOLERANCE + FLOAT32_PRECISION * sizes
         sizes = sizes[np.all(np.abs(counts - np.round(counts)) <= slack[:, None], axis=1)]
