@@ -93,8 +93,8 @@ def check_command(
     format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github, junit or html."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
-    select: list[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
-    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    select: list[str] = typer.Option([], "--select", help="Run only these checks: names, codes or code prefixes (N, M00), comma-separated or repeated."),
+    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks: names, codes or code prefixes, comma-separated or repeated."),
     config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
     role: list[str] = RoleOpt,
     num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
@@ -224,8 +224,8 @@ def watch_command(
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
     once: bool = typer.Option(False, "--once", help="Poll once, print the findings, and exit."),
     format: str = typer.Option("text", "--format", "-f", help="text (one line a finding) or json (one JSON object a line)."),
-    select: list[str] = typer.Option([], "--select", help="Run only these checks (name or code). Repeatable."),
-    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks (name or code). Repeatable."),
+    select: list[str] = typer.Option([], "--select", help="Run only these checks: names, codes or code prefixes (N, M00), comma-separated or repeated."),
+    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks: names, codes or code prefixes, comma-separated or repeated."),
     config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
     role: list[str] = RoleOpt,
     num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
@@ -267,23 +267,18 @@ def _settings(
     from dataclasses import replace
 
     from rundoctor.checks.registry import REGISTRY
-    from rundoctor.config import _hint, find_config, load_settings, parse_fail_on, parse_param_options
+    from rundoctor.config import find_config, load_settings, parse_fail_on, parse_param_options, parse_selectors
 
     if config is not None and not config.is_file():
         raise UsageError(f"config file not found: {config}")
     settings = load_settings(config or find_config(Path.cwd()), REGISTRY)
-    known = {name for check in REGISTRY for name in (check.name, check.code)}
-    for option, names in (("--select", select), ("--ignore", ignore)):
-        for name in names:
-            if name not in known:
-                raise UsageError(f"{option}: unknown check {name!r}{_hint(name, sorted(known))}")
     changes: dict[str, Any] = {}
     if fail_on is not None:
         changes["fail_on"] = parse_fail_on(fail_on)
     if select:
-        changes["select"] = tuple(select)
+        changes["select"] = parse_selectors(select, REGISTRY, "--select")
     if ignore:
-        changes["ignore"] = tuple(ignore)
+        changes["ignore"] = parse_selectors(ignore, REGISTRY, "--ignore")
     if role:
         changes["roles"] = _role_overrides(role, settings.roles)
     if num_classes is not None:
@@ -314,12 +309,19 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
 def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
-    from rundoctor.discover import load_runs, reader_names
+    from rundoctor.discover import MISSING_PATH, load_runs, reader_names
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        return load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
+        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
+    # A mistyped path is a usage error even beside paths that exist: a CI gate given
+    # `artifacts/ artefacts/` must not pass on the half it found.
+    given = {str(path) for path in paths}
+    missing = [error.path for error in errors if error.reason == MISSING_PATH and error.path in given]
+    if missing:
+        raise UsageError(f"{MISSING_PATH}: " + ", ".join(missing))
+    return runs, errors
 
 
 class _progress:

@@ -71,6 +71,18 @@ def parse_fail_on(value: str) -> Severity | None:
     return None if value == "never" else Severity(value)
 
 
+def parse_selectors(values: Sequence[str], registry: Sequence[Check[Any]], where: str) -> tuple[str, ...]:
+    """Check selectors from repeated options or a config list, each of which may be a comma
+    list (``N001,loss-spikes``); every selector must name at least one check (a name or code
+    in any case, or a code prefix such as ``N`` or ``M00``), else UsageError with a hint."""
+    selectors = tuple(part.strip() for value in values for part in str(value).split(",") if part.strip())
+    known = [name for check in registry for name in (check.name, check.code)]
+    for selector in selectors:
+        if not any(check.selected_by(selector) for check in registry):
+            raise UsageError(f"{where}: unknown check {selector!r}{_hint(selector.lower(), known)}")
+    return selectors
+
+
 def find_config(start: Path) -> Path | None:
     """The nearest rundoctor.toml, or pyproject.toml with [tool.rundoctor], at or above ``start``."""
     for directory in (start, *start.parents):
@@ -101,18 +113,14 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
     and wrong types raise UsageError naming ``source``."""
     _reject_unknown(table, TOP_LEVEL_KEYS, f"{source}")
     by_name = {check.name: check for check in registry}
-    known_names = [*by_name, *(check.code for check in registry)]
     settings = Settings()
     if "fail-on" in table:
         settings = replace(settings, fail_on=parse_fail_on(_typed(table["fail-on"], str, "fail-on", source)))
     for key in ("select", "ignore"):
         if key in table:
-            names = _typed(table[key], list, key, source)
-            for name in names:
-                if name not in known_names:
-                    raise UsageError(f"{source}: {key}: unknown check {name!r}{_hint(name, known_names)}")
-            settings = (replace(settings, select=tuple(names)) if key == "select"
-                        else replace(settings, ignore=tuple(names)))
+            names = parse_selectors(_typed(table[key], list, key, source), registry, f"{source}: {key}")
+            settings = (replace(settings, select=names) if key == "select"
+                        else replace(settings, ignore=names))
     if "num-classes" in table:
         value = _typed(table["num-classes"], int, "num-classes", source)
         settings = replace(settings, num_classes=value, num_classes_source=f"config ({source})")

@@ -42,6 +42,9 @@ Progress = Callable[[int, int, str], None]
 
 __all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_names", "run_id"]
 
+# The reason of a ReadError for a path that does not exist (the CLI makes it a usage error).
+MISSING_PATH = "no such file or directory"
+
 
 def reader_names() -> list[str]:
     """The names ``--reader`` accepts, in sniffing order."""
@@ -60,7 +63,7 @@ def load_runs(
     errors: list[ReadError] = []
     for path in paths:
         if not path.exists() and not path.is_symlink():
-            errors.append(ReadError(str(path), "no such file or directory"))
+            errors.append(ReadError(str(path), MISSING_PATH))
             continue
         found, problems = find_sources(path, reader=reader)
         sources.extend((source, path) for source in found)

@@ -26,11 +26,11 @@ from rundoctor.series import ReadError, Run
 
 
 def selected_checks(settings: Settings, registry: Sequence[Check[Any]] | None = None) -> list[Check[Any]]:
-    """The checks ``--select`` / ``--ignore`` leave, by name or code, in registry order."""
+    """The checks ``--select`` / ``--ignore`` leave (names, codes, code prefixes), in registry order."""
     registry = REGISTRY if registry is None else registry
 
     def named(check: Check[Any], names: Iterable[str]) -> bool:
-        return any(name in (check.name, check.code) for name in names)
+        return any(check.selected_by(name) for name in names)
 
     chosen = [c for c in registry if not settings.select or named(c, settings.select)]
     return [c for c in chosen if not named(c, settings.ignore)]

@@ -191,12 +191,15 @@ def test_an_output_that_cannot_be_written_exits_2(rundoctor: Invoke, tmp_path: P
     assert "cannot write --output" in result.err and "No such file or directory" in result.err
 
 
-def test_json_on_stdout_is_only_json_and_matches_the_schema(rundoctor: Invoke) -> None:
-    result = rundoctor("check", "nan", "healthy", "missing-dir", "--format", "json")
+def test_json_on_stdout_is_only_json_and_matches_the_schema(rundoctor: Invoke, tmp_path: Path) -> None:
+    (tmp_path / "empty-dir").mkdir()
+    result = rundoctor("check", "nan", "healthy", "empty-dir", "--format", "json")
     document = json.loads(result.out)
     schema = json.loads(resources.files("rundoctor.reporters").joinpath("schema.json").read_text("utf-8"))
     jsonschema.Draft202012Validator(schema).validate(document)
-    assert document["errors"] == [{"path": "missing-dir", "reason": "no such file or directory"}]
+    assert document["errors"] == [
+        {"path": "empty-dir", "reason": "no training logs found (no event files, CSV, JSON or MLflow runs)"}
+    ]
     statuses = sorted((o["run"], o["check"], o["status"]) for o in document["checks"])
     assert statuses == [
         ("healthy", "accuracy-gap", "skipped"), ("healthy", "loss-ceiling", "ran"),
@@ -263,7 +266,14 @@ def test_select_and_ignore_in_the_config(rundoctor: Invoke, tmp_path: Path, conf
 def test_a_missing_path_exits_2_and_says_why(rundoctor: Invoke) -> None:
     result = rundoctor("check", "no/such/run")
     assert result.code == 2
-    assert "nothing could be analysed" in result.err and "no/such/run: no such file or directory" in result.err
+    assert "no such file or directory: no/such/run" in result.err
+
+
+def test_a_missing_path_beside_readable_ones_is_still_a_usage_error(rundoctor: Invoke) -> None:
+    # a CI gate given a mistyped directory must not pass on the runs it did find
+    result = rundoctor("check", "healthy", "artefacts", "--fail-on", "never")
+    assert result.code == 2 and result.out == ""
+    assert "no such file or directory: artefacts" in result.err
 
 
 def test_an_empty_directory_exits_2(rundoctor: Invoke, tmp_path: Path) -> None:
@@ -500,3 +510,23 @@ def test_ls_lists_every_format_read_and_marks_twins(rundoctor: Invoke) -> None:
     assert "2 runs, 200 points" in result.out
     listed = json.loads(rundoctor("ls", "twins", "--format", "json").out)
     assert [run["id"] for run in listed["runs"]] == ["twins", "twins/log.csv"]
+
+
+def test_select_and_ignore_take_comma_lists_codes_in_any_case_and_code_prefixes() -> None:
+    from rundoctor.checks.registry import REGISTRY as CHECKS
+    from rundoctor.config import Settings, parse_selectors
+    from rundoctor.engine import selected_checks
+    from rundoctor.errors import UsageError
+
+    chosen = parse_selectors(["NON-FINITE,n002", " M00 "], CHECKS, "--select")
+    assert chosen == ("NON-FINITE", "n002", "M00")
+    names = [check.name for check in selected_checks(Settings(select=chosen, ignore=("m001",)), CHECKS)]
+    assert names[:2] == ["non-finite", "loss-divergence"]
+    assert {c.code for c in CHECKS if c.name in names[2:]} == {c.code for c in CHECKS if c.code.startswith("M00")} - {"M001"}
+    assert [c.code for c in selected_checks(Settings(select=("N",)), CHECKS)] == [
+        c.code for c in CHECKS if c.code.startswith("N")
+    ]
+    with pytest.raises(UsageError, match="--select: unknown check 'Q'"):
+        parse_selectors(["Q"], CHECKS, "--select")
+    with pytest.raises(UsageError, match=r"unknown check 'loss-spike'.*did you mean 'loss-spikes'"):
+        parse_selectors(["loss-spike"], CHECKS, "--ignore")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -65,6 +66,9 @@ class RunContext:
 
 P = TypeVar("P")
 
+# A selector that is a code or the start of one: a family letter and up to three digits.
+_CODE_PREFIX = re.compile(r"[a-z]\d{0,3}")
+
 # One requirement: a role, or a tuple of roles any one of which will do.
 Need = Role | tuple[Role, ...]
 
@@ -87,6 +91,15 @@ class Check(Generic[P]):
     doc: str = ""  # the module docstring: what it detects, why it matters, what to try
     # (steps, values) of the kind of curve this check is about, drawn by ``rundoctor explain``.
     example: Callable[[], tuple[np.ndarray, np.ndarray]] | None = field(default=None, repr=False)
+
+    def selected_by(self, selector: str) -> bool:
+        """Whether ``--select``/``--ignore``/config ``selector`` names this check: its name or
+        code in any case, or a code prefix as ruff takes them (``N`` for every numerics check,
+        ``M00`` for M001-M009)."""
+        wanted = selector.strip().lower()
+        if wanted == self.name:
+            return True
+        return bool(_CODE_PREFIX.fullmatch(wanted)) and self.code.lower().startswith(wanted)
 
     def missing(self, run: Run) -> str | None:
         """Why this check cannot run on ``run``, or None when it can."""
