@@ -95,7 +95,11 @@ def find_config(start: Path) -> Path | None:
                 if "rundoctor" in _load_toml(pyproject).get("tool", {}):
                     return pyproject
             except UsageError:
-                continue  # somebody else's broken pyproject is not our config
+                # somebody else's broken pyproject is not our config, but one that holds a
+                # [tool.rundoctor] table is: ignoring it would silently drop the settings
+                if b"[tool.rundoctor" in pyproject.read_bytes():
+                    raise
+                continue
     return None
 
 

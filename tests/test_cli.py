@@ -530,3 +530,18 @@ def test_select_and_ignore_take_comma_lists_codes_in_any_case_and_code_prefixes(
         parse_selectors(["Q"], CHECKS, "--select")
     with pytest.raises(UsageError, match=r"unknown check 'loss-spike'.*did you mean 'loss-spikes'"):
         parse_selectors(["loss-spike"], CHECKS, "--ignore")
+
+
+def test_a_broken_pyproject_is_an_error_only_when_it_holds_our_table(tmp_path: Path) -> None:
+    from rundoctor.config import find_config
+    from rundoctor.errors import UsageError
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "pyproject.toml").write_text('[tool.black\nline-length = "', encoding="utf-8")
+    assert find_config(theirs) is None  # somebody else's broken file is not our config
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / "pyproject.toml").write_text('[tool.rundoctor]\nfail-on = "warning\n', encoding="utf-8")
+    with pytest.raises(UsageError, match="pyproject.toml"):
+        find_config(ours)
