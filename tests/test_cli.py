@@ -543,5 +543,5 @@ def test_a_broken_pyproject_is_an_error_only_when_it_holds_our_table(tmp_path: P
     ours = tmp_path / "ours"
     ours.mkdir()
     (ours / "pyproject.toml").write_text('[tool.rundoctor]\nfail-on = "warning\n', encoding="utf-8")
-    with pytest.raises(UsageError, match="pyproject.toml"):
+    with pytest.raises(UsageError, match=r"pyproject\.toml"):
         find_config(ours)
