@@ -293,7 +293,14 @@ class Diagnosis:
 
     @property
     def summary(self) -> str:
-        """One line: ``training diverged — train/loss turned non-finite at step 600 ...``."""
+        """One line: ``training diverged — train/loss turned non-finite at step 600 ...``.
+
+        A run with notes only (``minor``) is summed up by its note alone: a problem's name
+        asserts a cause ("learning rate too high") that information-level evidence does not
+        establish, and a healthy run's header must not read like a diagnosis.
+        """
+        if self.verdict is Verdict.MINOR:
+            return self.detail
         return f"{self.problem} — {self.detail}"
 
 

@@ -234,6 +234,15 @@ def test_the_verdict_follows_the_worst_active_finding(severity: Severity | None,
     assert diagnosis.verdict is verdict and diagnosis.level is severity
 
 
+def test_a_run_with_notes_only_is_summed_up_by_its_note_not_a_named_cause() -> None:
+    run = classifier_run()
+    note, warning = found(run, "loss-oscillation", INFO), found(run, "loss-oscillation", WARNING)
+    minor, problem = diagnose_run(run, [note]), diagnose_run(run, [warning])
+    assert minor.problem == problem.problem == "loss oscillates: learning rate too high"
+    assert minor.summary == minor.detail and "learning rate too high" not in minor.summary
+    assert problem.summary.startswith("loss oscillates: learning rate too high — ")
+
+
 def test_an_empty_run_has_no_data_not_healthy() -> None:
     diagnosis = diagnose_run(make_run({}, run_id="empty"), [])
     assert diagnosis.verdict is Verdict.NO_DATA and diagnosis.level is WARNING
