@@ -183,11 +183,6 @@ class AboveUniform:
     lr_held: bool | None  # the learning rate kept its level to the end (None: not logged)
 
 
-def _sign_test(above: int, count: int) -> float:
-    """P(at least ``above`` of ``count`` blocks above a level the loss sits at by chance)."""
-    return sum(math.comb(count, k) for k in range(above, count + 1)) / 2.0**count
-
-
 def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tuple[float, str] | None:
     """The loss of a uniform guess: ln C when C is known; otherwise, with an accuracy a
     logged, the loss of a model right with probability a whose errors are no more confident
@@ -238,7 +233,8 @@ def _above_uniform(
     clipped = np.minimum(stretch, np.quantile(stretch, classification.CLIP_QUANTILE))
     block_means = np.array([part.mean() for part in np.array_split(clipped, count)])
     above = int(np.sum(block_means > uniform))
-    chance = _sign_test(above, count)
+    # a sign test: each block lies above a level the loss sits at with probability 1/2
+    chance = noise.binomial_tail(above, count, 0.5)
     last = clipped[-measures.window(clipped.size, 0.25, 1) :]
     lr_held: bool | None = None
     rate = measures.learning_rate(ctx)
