@@ -64,6 +64,18 @@ def _main(
 PathsArg = typer.Argument(..., help="Run directories, log files, or trees of them.", show_default=False)
 ReaderOpt = typer.Option(None, "--reader", help="Force a reader instead of detecting the format.")
 RoleOpt = typer.Option([], "--role", help="Assign a role to a tag: ROLE=TAG (TAG may be a glob). Repeatable.")
+# Options the commands that run checks share: which checks, with what configuration.
+SelectOpt = typer.Option(
+    [], "--select", help="Run only these checks: names, codes or code prefixes (N, M00), comma-separated or repeated."
+)
+IgnoreOpt = typer.Option(
+    [], "--ignore", help="Skip these checks: names, codes or code prefixes, comma-separated or repeated."
+)
+ConfigOpt = typer.Option(
+    None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."
+)
+NumClassesOpt = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance.")
+ParamOpt = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable.")
 
 
 @app.command("ls")
@@ -93,12 +105,12 @@ def check_command(
     format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github, junit or html."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
-    select: list[str] = typer.Option([], "--select", help="Run only these checks: names, codes or code prefixes (N, M00), comma-separated or repeated."),
-    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks: names, codes or code prefixes, comma-separated or repeated."),
-    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    select: list[str] = SelectOpt,
+    ignore: list[str] = IgnoreOpt,
+    config: Path | None = ConfigOpt,
     role: list[str] = RoleOpt,
-    num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
-    param: list[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    num_classes: int | None = NumClassesOpt,
+    param: list[str] = ParamOpt,
     reader: str | None = ReaderOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
@@ -176,7 +188,7 @@ def plot_command(
     path: Path = typer.Argument(..., help="A run directory or log file.", show_default=False),
     output: Path = typer.Option(..., "--output", "-o", help="The PNG file to write.", show_default=False),
     run: str | None = typer.Option(None, "--run", help="The run to draw when PATH holds several: its id as `rundoctor ls` prints it, or a unique end of it."),
-    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    config: Path | None = ConfigOpt,
     role: list[str] = RoleOpt,
     reader: str | None = ReaderOpt,
 ) -> None:
@@ -224,12 +236,12 @@ def watch_command(
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
     once: bool = typer.Option(False, "--once", help="Poll once, print the findings, and exit."),
     format: str = typer.Option("text", "--format", "-f", help="text (one line a finding) or json (one JSON object a line)."),
-    select: list[str] = typer.Option([], "--select", help="Run only these checks: names, codes or code prefixes (N, M00), comma-separated or repeated."),
-    ignore: list[str] = typer.Option([], "--ignore", help="Skip these checks: names, codes or code prefixes, comma-separated or repeated."),
-    config: Path | None = typer.Option(None, "--config", help="Config file (default: nearest rundoctor.toml or pyproject.toml with [tool.rundoctor])."),
+    select: list[str] = SelectOpt,
+    ignore: list[str] = IgnoreOpt,
+    config: Path | None = ConfigOpt,
     role: list[str] = RoleOpt,
-    num_classes: int | None = typer.Option(None, "--num-classes", min=2, help="Number of classes, for checks that compare with chance."),
-    param: list[str] = typer.Option([], "--param", help="Override a check parameter: CHECK.PARAM=VALUE. Repeatable."),
+    num_classes: int | None = NumClassesOpt,
+    param: list[str] = ParamOpt,
     reader: str | None = ReaderOpt,
 ) -> None:
     """Follow runs still being written: re-check as logs grow, print each finding once, when it first appears."""
