@@ -59,15 +59,36 @@ def twin_groups(runs: Sequence[Run]) -> list[tuple[Run, ...]]:
             i = parent[i]
         return i
 
-    for i in range(len(runs)):
-        for j in range(i + 1, len(runs)):
-            if root(i) != root(j) and are_twins(runs[i], runs[j]):
-                parent[root(j)] = root(i)
+    for i, j in _candidate_pairs(runs):
+        if root(i) != root(j) and are_twins(runs[i], runs[j]):
+            parent[root(j)] = root(i)
     members: dict[int, list[Run]] = {}
     for index, run in enumerate(runs):
         members.setdefault(root(index), []).append(run)
     groups = [tuple(sorted(group, key=leader_order)) for group in members.values()]
     return sorted(groups, key=lambda group: group[0].id)
+
+
+def _candidate_pairs(runs: Sequence[Run]) -> list[tuple[int, int]]:
+    """The pairs (i < j) that can be twins at all: of different formats, with a directory that
+    is an ancestor of both homes within :data:`MAX_LEVELS` levels, which is exactly when
+    :func:`_near` holds.  Comparing every pair instead would cost a 10,000-run sweep 50
+    million comparisons; a sweep of one format has no candidate pair at all."""
+    by_place: dict[str, dict[str, list[int]]] = {}
+    for index, run in enumerate(runs):
+        parts = _home(run).replace("\\", "/").rstrip("/").split("/")
+        for kept in range(len(parts), max(len(parts) - MAX_LEVELS, 1) - 1, -1):
+            if kept == 1 and parts[0] == "":
+                break  # the file system's root is no common directory (see _common_dir)
+            place = "/".join(parts[:kept])
+            by_place.setdefault(place, {}).setdefault(run.format, []).append(index)
+    pairs: set[tuple[int, int]] = set()
+    for formats in by_place.values():
+        groups = list(formats.values())
+        for x, first in enumerate(groups):
+            for second in groups[x + 1 :]:
+                pairs.update((min(i, j), max(i, j)) for i in first for j in second)
+    return sorted(pairs)
 
 
 def leader_order(run: Run) -> tuple[int, str]:

@@ -420,6 +420,22 @@ def test_equal_curves_far_apart_in_the_tree_or_in_one_format_are_not_twins() -> 
     assert len(twin_groups([a, c])) == 2
 
 
+def test_twin_candidates_are_exactly_the_near_pairs_of_different_formats() -> None:
+    from rundoctor import twins
+
+    homes = ["/x/a/b/c", "/x/a/b", "/x/d", "/y/q", "x/a", "x/a/b/c/d/e", "/x", "r/s/t", "r/u/v/w"]
+    runs = [
+        written(f"{home}/log.csv" if k % 2 else home, ["wide-csv", "tensorboard", "mlflow"][k % 3],
+                [f"{home}/log.csv"] if k % 2 else [f"{home}/events.out.tfevents.1"], {"loss": (steps(5), LOSS[:5])})
+        for k, home in enumerate(homes)
+    ]
+    near = {
+        (i, j) for i in range(len(runs)) for j in range(i + 1, len(runs))
+        if runs[i].format != runs[j].format and twins._near(runs[i], runs[j])
+    }
+    assert near and set(twins._candidate_pairs(runs)) == near
+
+
 def test_a_shared_learning_rate_schedule_is_no_evidence() -> None:
     a = written("s/a.csv", "wide-csv", ["s/a.csv"], {"loss": (steps(50), LOSS), "lr": (steps(50), np.full(50, 0.01))})
     b = written("s/b", "tensorboard", ["s/b/e.tfevents"],
