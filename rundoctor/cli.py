@@ -233,9 +233,17 @@ def watch_command(
     path: Path = typer.Argument(..., help="A run directory, a log file, or a tree of them.", show_default=False),
     interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between polls."),
     exit_on: str = typer.Option("never", "--exit-on", help="error, warning, info or never: stop with exit code 1 at the first new finding at or above it."),
-    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0)."),
+    timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0; 2 if PATH has not appeared by then)."),
     once: bool = typer.Option(False, "--once", help="Poll once, print the findings, and exit."),
     format: str = typer.Option("text", "--format", "-f", help="text (one line a finding) or json (one JSON object a line)."),
+    exec_command: str | None = typer.Option(
+        None, "--exec", metavar="CMD",
+        help="Run CMD once per new finding at or above --fail-on, the finding as JSON on stdin and in RUNDOCTOR_RUN, "
+        "RUNDOCTOR_CHECK, RUNDOCTOR_SEVERITY and RUNDOCTOR_MESSAGE. Split like a shell command line, never run by a "
+        "shell; a failing or slow command is reported and the watch goes on.",
+    ),
+    fail_on: str | None = typer.Option(None, "--fail-on", help="With --exec: error, warning or info, the lowest severity of a finding that runs CMD (default: the config's fail-on, else error)."),
+    exec_timeout: float | None = typer.Option(None, "--exec-timeout", min=0.01, help="With --exec: seconds CMD may run before it is stopped [default: 30]."),
     select: list[str] = SelectOpt,
     ignore: list[str] = IgnoreOpt,
     config: Path | None = ConfigOpt,
@@ -244,10 +252,12 @@ def watch_command(
     param: list[str] = ParamOpt,
     reader: str | None = ReaderOpt,
 ) -> None:
-    """Follow runs still being written: re-check as logs grow, print each finding once, when it first appears."""
+    """Follow runs still being written: re-check as logs grow, print each finding once, when it first appears.
+
+    A PATH that does not exist yet is waited for."""
     from rundoctor.config import FAIL_ON_CHOICES, _hint, parse_fail_on
     from rundoctor.discover import reader_names
-    from rundoctor.watch import WatchOptions, watch
+    from rundoctor.watch import FindingCommand, WatchOptions, watch
 
     if format not in ("text", "json"):
         raise UsageError(f"--format for watch must be text or json, got {format!r}")
@@ -255,10 +265,11 @@ def watch_command(
         raise UsageError(f"--exit-on must be one of {', '.join(FAIL_ON_CHOICES)}{_hint(exit_on, FAIL_ON_CHOICES)}, got {exit_on!r}")
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
-    if not path.exists():
-        raise UsageError(f"no such file or directory: {path}")
-    settings = _settings(config, None, select, ignore, role, num_classes, param)
-    options = WatchOptions(interval, parse_fail_on(exit_on), timeout, once, format == "json", reader)
+    if exec_command is None and (fail_on is not None or exec_timeout is not None):
+        raise UsageError("--fail-on and --exec-timeout choose when and how long --exec runs: give --exec CMD")
+    settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
+    on_finding = None if exec_command is None else FindingCommand.parse(exec_command, settings.fail_on, exec_timeout)
+    options = WatchOptions(interval, parse_fail_on(exit_on), timeout, once, format == "json", reader, on_finding)
     try:
         code = watch(path, settings, options, sys.stdout, sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C is how a watch normally ends

@@ -24,12 +24,29 @@ beyond that number are new: the latest ones by first step, since new events happ
 end of a growing run.  A finding is printed again only if its severity rises: a transient
 NaN is a warning, and when the loss goes NaN for good the same finding (same first step)
 becomes an error, which is what ``--exit-on error`` waits for.
+
+A path that does not exist yet (a run about to start) is waited for: "waiting for PATH ..."
+once on stderr, then the watch starts when it appears.  A path that cannot appear (a parent
+is a file) is a usage error, and so is one still missing when ``--timeout`` passes.
+
+``--exec CMD`` runs a command once per new finding at or above ``--fail-on``: a supervisor's
+hook (stop the job, page someone).  Log text never reaches a command line: the command is
+split once, as a shell would split it, and never run by a shell; the finding travels on
+stdin (as JSON) and in environment variables.  A command that fails or hangs (stopped after
+its timeout) is reported on stderr and the watch goes on: a broken notifier must not end
+the watch it notifies about.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,11 +57,13 @@ from rundoctor import roles
 from rundoctor.config import Settings
 from rundoctor.discover import RunSource, find_sources, read_source, run_id
 from rundoctor.engine import diagnose
+from rundoctor.errors import UsageError
 from rundoctor.findings import Finding, Severity
 from rundoctor.readers import reader_named
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.follow import FollowContext, Follower, Rewritten
 from rundoctor.report import Report, finding_order
+from rundoctor.reporters.escape import visible
 from rundoctor.reporters.json_report import report_document
 from rundoctor.reporters.jsonable import jsonable
 from rundoctor.series import Run
@@ -56,16 +75,20 @@ class WatchOptions:
 
     interval: float = 5.0  # seconds between polls
     exit_on: Severity | None = None  # the lowest severity that stops the watch with exit 1
-    timeout: float | None = None  # seconds after which the watch stops with exit 0
+    timeout: float | None = None  # seconds after which the watch stops (exit 0; 2 while still waiting for the path)
     once: bool = False  # one poll, then stop
     json_lines: bool = False  # one JSON object a finding instead of one line of text
     reader: str | None = None  # as --reader: force a reader instead of detecting the format
+    on_finding: FindingCommand | None = None  # --exec, with --fail-on and --exec-timeout
 
 
 def watch(path: Path, settings: Settings, options: WatchOptions, out: TextIO, err: TextIO) -> int:
     """Poll ``path`` until a finding reaches ``options.exit_on`` (exit code 1), the timeout
-    passes or one poll is done with ``once`` (exit code 0)."""
+    passes or one poll is done with ``once`` (exit code 0).  A ``path`` that does not exist
+    yet is waited for; UsageError when it cannot appear or the timeout passes first."""
     started = time.monotonic()
+    if not os.path.exists(path):
+        _wait_for(path, options, started, err)
     with tempfile.TemporaryDirectory(prefix="rundoctor-watch-") as scratch:
         watcher = Watcher(
             path, settings, scratch=Path(scratch), reader=options.reader, problems=err, once=options.once
@@ -75,13 +98,41 @@ def watch(path: Path, settings: Settings, options: WatchOptions, out: TextIO, er
             for finding in found:
                 out.write(finding_json(finding) if options.json_lines else finding_line(finding))
                 out.flush()
+                if options.on_finding is not None:
+                    options.on_finding.run(finding, err)
             exit_on = options.exit_on
             if exit_on is not None and any(finding.severity.rank >= exit_on.rank for finding in found):
                 return 1
-            left = None if options.timeout is None else options.timeout - (time.monotonic() - started)
+            left = _time_left(options, started)
             if options.once or (left is not None and left <= 0):
                 return 0
             time.sleep(options.interval if left is None else min(options.interval, left))
+
+
+def _time_left(options: WatchOptions, started: float) -> float | None:
+    """Seconds before ``--timeout`` passes; None without one."""
+    return None if options.timeout is None else options.timeout - (time.monotonic() - started)
+
+
+def _wait_for(path: Path, options: WatchOptions, started: float, err: TextIO) -> None:
+    """Return once ``path`` exists, polling at the watch's interval (a run directory is
+    usually created when training starts, after the supervisor launched the watch).
+
+    UsageError, at once, for a path that cannot appear: with ``--once`` (one poll does not
+    wait) or when its nearest existing ancestor is not a directory; and when the timeout
+    passes before it appears (nothing was watched: not a clean exit)."""
+    if options.once:
+        raise UsageError(f"no such file or directory: {path}")
+    ancestor = next((parent for parent in path.parents if os.path.exists(parent)), None)
+    if ancestor is None or not os.path.isdir(ancestor):
+        raise UsageError(f"{path} cannot exist: {ancestor or 'its directory'} is not a directory")
+    err.write(f"rundoctor: waiting for {path} ...\n")
+    err.flush()
+    while not os.path.exists(path):
+        left = _time_left(options, started)
+        if left is not None and left <= 0:
+            raise UsageError(f"{path} did not appear within {options.timeout:g} s")
+        time.sleep(options.interval if left is None else min(options.interval, left))
 
 
 def finding_line(finding: Finding) -> str:
@@ -93,10 +144,108 @@ def finding_line(finding: Finding) -> str:
     )
 
 
-def finding_json(finding: Finding) -> str:
-    """The finding as ``check --format json`` writes it, on one line."""
+def finding_json(finding: Finding, *, ascii_only: bool = False) -> str:
+    """The finding as ``check --format json`` writes it, on one line.  ``ascii_only``: every
+    other character as a JSON escape, so that any byte stream carries the line, a lone
+    surrogate (a file name's undecodable byte) included."""
     document = report_document(Report(runs=(), findings=(finding,)))["findings"][0]
-    return json.dumps(jsonable(document), ensure_ascii=False, allow_nan=False) + "\n"
+    return json.dumps(jsonable(document), ensure_ascii=ascii_only, allow_nan=False) + "\n"
+
+
+# How long an --exec command may run when --exec-timeout is not given: enough for a webhook
+# or a job scheduler's CLI, short enough that a hung notifier does not blind the watch.
+EXEC_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class FindingCommand:
+    """``--exec``: the command run for each new finding at or above ``fail_on``."""
+
+    argv: tuple[str, ...]
+    fail_on: Severity
+    timeout: float = EXEC_TIMEOUT
+
+    @classmethod
+    def parse(cls, command: str, fail_on: Severity | None, timeout: float | None) -> FindingCommand:
+        """``command`` split as a POSIX shell splits words (quotes honoured, nothing expanded):
+        split once, here, from what the user typed, never from anything a log holds.
+        UsageError when it is empty or unbalanced, names no program on PATH, or can never run
+        (``--fail-on never``)."""
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as error:
+            raise UsageError(f"--exec: {error}: {command!r}") from None
+        if not argv:
+            raise UsageError("--exec needs a command")
+        if shutil.which(argv[0]) is None:
+            raise UsageError(f"--exec: command not found: {argv[0]}")
+        if fail_on is None:
+            raise UsageError("--exec with fail-on never (from --fail-on or the config) would never run: choose error, warning or info")
+        return cls(argv, fail_on, EXEC_TIMEOUT if timeout is None else timeout)
+
+    def run(self, finding: Finding, err: TextIO) -> None:
+        """Run the command for ``finding`` if it is severe enough: the finding as one JSON line
+        on stdin and in ``RUNDOCTOR_*`` variables, its output to ``err`` (stdout carries only
+        findings), a failure or timeout reported there.  Never raises for the command's sake."""
+        if finding.severity.rank < self.fail_on.rank:
+            return
+        about = visible(f"{finding.run} {finding.check}")
+        try:
+            process = subprocess.Popen(
+                self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                env={**os.environ, **finding_environment(finding)},
+                start_new_session=True,  # its own process group, so a timeout stops its children too
+            )
+        except OSError as error:
+            err.write(f"rundoctor: --exec {self.argv[0]} could not start for {about}: {error.strerror or error}\n")
+            err.flush()
+            return
+        try:
+            output, _ = process.communicate(finding_json(finding, ascii_only=True).encode("ascii"), self.timeout)
+            failure = None if process.returncode == 0 else _exit_status(process.returncode)
+        except subprocess.TimeoutExpired:
+            output, failure = _stop(process), f"timed out after {self.timeout:g} s and was stopped"
+        if output:
+            err.write(output.decode("utf-8", "replace"))
+        if failure is not None:
+            err.write(f"rundoctor: --exec {self.argv[0]} {failure} for {about}; watching on\n")
+        err.flush()
+
+
+def finding_environment(finding: Finding) -> dict[str, str]:
+    """The variables an --exec command gets: what a notifier needs to word a message.  Values
+    as the text report shows them (control characters escaped: an environment variable
+    cannot hold a NUL, and a raw newline or escape would reach whatever the command prints
+    to); the JSON on stdin holds them exactly."""
+    return {
+        "RUNDOCTOR_RUN": visible(finding.run),
+        "RUNDOCTOR_CHECK": finding.check,
+        "RUNDOCTOR_SEVERITY": finding.severity.value,
+        "RUNDOCTOR_MESSAGE": visible(finding.message),
+    }
+
+
+def _exit_status(returncode: int) -> str:
+    if returncode < 0:
+        return f"was killed by signal {-returncode}"
+    return f"exited with status {returncode}"
+
+
+def _stop(process: subprocess.Popen[bytes]) -> bytes:
+    """Kill a command that overran its timeout, and whatever it started in its group; what it
+    printed before."""
+    if sys.platform == "win32":
+        process.kill()
+    else:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except OSError:  # already gone
+            process.kill()
+    try:
+        output, _ = process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:  # a child left the group and holds the pipe: let it be
+        return b""
+    return output
 
 
 class Watcher:

@@ -4,9 +4,11 @@ still being written that are neither read nor reported as damage."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -24,7 +27,7 @@ from rundoctor.config import Settings
 from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.readers.base import Reader
 from rundoctor.series import Run
-from rundoctor.watch import FindingTracker, Watcher
+from rundoctor.watch import EXEC_TIMEOUT, FindingCommand, FindingTracker, Watcher, WatchOptions, watch
 from tests.conftest import REPO
 from tests.readers import tb_writer as w
 
@@ -369,3 +372,208 @@ def test_the_latest_findings_are_the_new_ones_when_several_appear() -> None:
     assert tracker.new("r", [finding(55), finding(300), finding(500)]) == [finding(300), finding(500)]
     assert tracker.new("r", [finding(None, code="L002", tags=())]) == [finding(None, code="L002", tags=())]
     assert tracker.new("other", [finding(55)]) == [finding(55)]  # another run's findings are its own
+
+
+# ---------------------------------------------------------------------------------------
+# A path that does not exist yet
+
+
+def test_a_path_that_does_not_exist_yet_is_waited_for_then_watched(tmp_path: Path) -> None:
+    run = tmp_path / "runs" / "later"
+    command, record = recorder(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rundoctor", "watch", str(run), "--interval", "0.1", "--timeout", "30",
+         "--exit-on", "error", "--format", "json", "--exec", command],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert process.stderr is not None and process.stdout is not None
+    waiting = process.stderr.readline()  # said before the run exists
+    time.sleep(0.5)  # several polls of a missing path
+    run.mkdir(parents=True)
+    path = run / "metrics.csv"
+    path.write_text("step,train_loss\n")
+    for step in range(40):
+        append(path, f"{step},{loss(step)!r}\n".encode())
+        time.sleep(0.005)
+    append(path, b"40,nan\n")
+    process.wait(30)
+
+    assert waiting == f"rundoctor: waiting for {run} ...\n"
+    assert process.returncode == 1
+    assert process.stderr.read() == "recorded N001 40\n"  # waiting said once; the command ran before the exit
+    printed = [json.loads(line) for line in process.stdout.read().splitlines()]
+    assert ("N001", 40, "error") in [(item["code"], item["steps"]["first"], item["severity"]) for item in printed]
+    assert [call["finding"] for call in recorded(record)] == [item for item in printed if item["severity"] == "error"]
+
+
+Main = Callable[..., tuple[int, str]]
+
+
+@pytest.fixture
+def main(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Main:
+    """The command line in-process as ``main()`` runs it (usage errors exit 2): (code, stderr)."""
+
+    def invoke(*args: str) -> tuple[int, str]:
+        monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
+        try:
+            cli.main()
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        return code, capsys.readouterr().err
+
+    return invoke
+
+
+def test_a_path_that_cannot_appear_or_never_does_is_exit_2(tmp_path: Path, main: Main) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a directory\n")
+    later = tmp_path / "later"
+
+    under_a_file = main("watch", str(a_file / "run" / "logs"), "--timeout", "30")
+    once = main("watch", str(later), "--once")
+    started = time.monotonic()
+    never = main("watch", str(later), "--interval", "0.05", "--timeout", "0.3")
+    waited = time.monotonic() - started
+
+    # at once, without waiting
+    assert under_a_file == (2, f"rundoctor: {a_file / 'run' / 'logs'} cannot exist: {a_file} is not a directory\n")
+    assert once == (2, f"rundoctor: no such file or directory: {later}\n")  # one poll does not wait
+    assert never == (2, f"rundoctor: waiting for {later} ...\nrundoctor: {later} did not appear within 0.3 s\n")
+    assert 0.3 <= waited < 10
+
+
+# ---------------------------------------------------------------------------------------
+# --exec: a command per new finding
+
+RECORDER = """\
+import json, os, sys
+finding = json.loads(sys.stdin.read())
+variables = {key: value for key, value in os.environ.items() if key.startswith("RUNDOCTOR_")}
+with open(sys.argv[1], "a", encoding="utf-8") as record:
+    record.write(json.dumps({"argv": sys.argv[2:], "env": variables, "finding": finding}) + "\\n")
+print("recorded", finding["code"], finding["steps"]["first"])
+sys.exit(int(os.environ.get("RECORDER_EXIT", "0")))
+"""
+
+
+def recorder(tmp_path: Path) -> tuple[str, Path]:
+    """An --exec command line that records what it was given, and the file it records to
+    (its name has a space and a quote: the command line is split as a shell would)."""
+    script = tmp_path / "recorder.py"
+    script.write_text(RECORDER)
+    record = tmp_path / "what it's given.jsonl"
+    command = f"{shlex.quote(sys.executable)} {shlex.quote(str(script))} {shlex.quote(str(record))} --extra 'two words'"
+    return command, record
+
+
+def recorded(record: Path) -> list[dict[str, Any]]:
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def csv_run(directory: Path, values: dict[int, str]) -> Path:
+    """A falling training loss over 40 steps, some steps' values replaced."""
+    directory.mkdir(parents=True, exist_ok=True)
+    rows = [f"{step},{values.get(step, repr(loss(step)))}" for step in range(40)]
+    path = directory / "metrics.csv"
+    path.write_text("step,train_loss\n" + "\n".join(rows) + "\n")
+    return path
+
+
+def watch_once(
+    root: Path, command: str, *, fail_on: Severity | None = Severity.ERROR, timeout: float | None = None
+) -> tuple[int, list[dict[str, Any]], str]:
+    """One poll of ``root`` with ``--exec command``: the exit code, the findings printed (JSON
+    lines) and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    options = WatchOptions(once=True, json_lines=True, on_finding=FindingCommand.parse(command, fail_on, timeout))
+    code = watch(root, Settings(select=("N001", "C006")), options, out, err)
+    return code, [json.loads(line) for line in out.getvalue().splitlines()], err.getvalue()
+
+
+def test_exec_runs_once_per_new_finding_at_or_above_fail_on_with_the_finding_on_stdin_and_in_the_environment(
+    tmp_path: Path,
+) -> None:
+    command, record = recorder(tmp_path)
+    csv_run(tmp_path / "runs" / "a", {39: "nan"})  # an error (N001) and, before it, an info (C006)
+
+    code, printed, err = watch_once(tmp_path / "runs", command)
+
+    assert code == 0
+    (call,) = recorded(record)  # the error only: the info is below --fail-on
+    assert call["argv"] == ["--extra", "two words"]
+    assert call["env"] == {
+        "RUNDOCTOR_RUN": "runs/a/metrics.csv", "RUNDOCTOR_CHECK": "non-finite", "RUNDOCTOR_SEVERITY": "error",
+        "RUNDOCTOR_MESSAGE": call["finding"]["message"],
+    }
+    assert call["finding"] == next(item for item in printed if item["code"] == "N001")  # as watch prints it
+    assert sorted(item["code"] for item in printed) == ["C006", "N001"]
+    assert err == "recorded N001 39\n"  # the command's output on stderr: stdout holds only findings
+
+    watch_once(tmp_path / "runs", command, fail_on=Severity.INFO)
+    assert sorted(call["finding"]["code"] for call in recorded(record)[1:]) == ["C006", "N001"]
+
+
+def test_log_text_reaches_the_command_only_as_data(tmp_path: Path) -> None:
+    command, record = recorder(tmp_path)
+    hostile = "a;$(touch pwned)`touch pwned`\n\x1b[2J"  # a run directory named by whoever wrote the logs
+    csv_run(tmp_path / "runs" / hostile, {39: "nan"})
+
+    code, printed, _ = watch_once(tmp_path / "runs", command)
+
+    assert code == 0 and not list(tmp_path.rglob("pwned"))
+    (call,) = recorded(record)
+    assert call["finding"]["run"] == f"runs/{hostile}/metrics.csv"  # exact in the JSON on stdin
+    assert call["finding"] == next(item for item in printed if item["code"] == "N001")
+    # escaped in the environment: no raw newline or escape sequence for the command to print
+    assert call["env"]["RUNDOCTOR_RUN"] == "runs/a;$(touch pwned)`touch pwned`\\n\\x1b[2J/metrics.csv"
+
+
+def test_a_failing_or_hanging_command_is_reported_and_the_watch_goes_on(tmp_path: Path) -> None:
+    command, record = recorder(tmp_path)
+    csv_run(tmp_path / "runs" / "a", {39: "nan"})
+    csv_run(tmp_path / "runs" / "b", {38: "nan", 39: "nan"})
+    failing = f"env RECORDER_EXIT=4 {command}"
+    # a command that hangs, and a child of it that would hold its output open
+    hanging = "sh -c 'sleep 60 & sleep 60'"
+
+    code, printed, failed = watch_once(tmp_path / "runs", failing)
+    started = time.monotonic()
+    _, printed_again, hung = watch_once(tmp_path / "runs", hanging, timeout=0.3)
+    took = time.monotonic() - started
+
+    assert code == 0 and len(recorded(record)) == 2  # one call per error finding, the first failure notwithstanding
+    assert printed == printed_again and [item["code"] for item in printed].count("N001") == 2
+    assert "rundoctor: --exec env exited with status 4 for runs/a/metrics.csv non-finite; watching on\n" in failed
+    assert "rundoctor: --exec env exited with status 4 for runs/b/metrics.csv non-finite; watching on\n" in failed
+    assert hung.count("rundoctor: --exec sh timed out after 0.3 s and was stopped for") == 2
+    assert took < 5  # stopped with its child: neither waited for
+
+
+def test_exec_options_are_checked_before_the_watch_starts(tmp_path: Path, main: Main) -> None:
+    run = tmp_path / "run"
+    csv_run(run, {})
+
+    def usage(*args: str) -> str:
+        code, err = main("watch", str(run), "--once", *args)
+        assert code == 2, err
+        return err
+
+    assert "give --exec CMD" in usage("--fail-on", "warning")
+    assert "give --exec CMD" in usage("--exec-timeout", "5")
+    assert "--exec: command not found: no-such-program-here" in usage("--exec", "no-such-program-here --flag")
+    assert "--exec: No closing quotation" in usage("--exec", "echo 'unbalanced")
+    assert "--exec needs a command" in usage("--exec", "  ")
+    assert "would never run" in usage("--exec", "true", "--fail-on", "never")
+    assert "fail-on must be one of" in usage("--exec", "true", "--fail-on", "fatal")
+    assert main("watch", str(run), "--once", "--exec", "true", "--fail-on", "info") == (0, "")
+
+
+def test_the_exec_timeout_default_is_the_one_documented() -> None:
+    result = CliRunner().invoke(cli.app, ["watch", "--help"], env={"COLUMNS": "200"})
+
+    assert f"stopped [default: {EXEC_TIMEOUT:g}]" in result.output
+    assert FindingCommand.parse("true", Severity.ERROR, None).timeout == EXEC_TIMEOUT
