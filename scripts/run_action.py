@@ -78,6 +78,7 @@ class Runner:
         self.action_path = action_path
         self.workspace = workspace
         self.temp = temp
+        self.python = python
         self.inputs = self._inputs(inputs)
         self.outputs: dict[str, dict[str, str]] = {}  # step id -> its outputs
         self.commands = temp / "_runner_file_commands"
@@ -151,7 +152,7 @@ class Runner:
             if "uses" in step:
                 if not str(step["uses"]).startswith(EMULATED_ACTIONS):
                     raise ActionError(f"{name}: cannot run uses: {step['uses']}")
-                note(f"skipped {name} ({step['uses']}): {Path(self.env['PATH'].split(os.pathsep)[0]) / 'python'} is python")
+                note(f"skipped {name} ({step['uses']}): python is {self.python}")
                 continue
             if step.get("id") == "install" and os.environ.get(SKIP_INSTALL) == "1":
                 self._check_installed(name)
