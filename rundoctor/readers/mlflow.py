@@ -8,7 +8,9 @@ Layout (``mlflow.store.tracking.file_store``)::
     tags/<name>          the bare value
 
 Keys may hold ``/``, which the store turns into subdirectories, so all three folders are
-walked recursively and a key is the file's path below its folder.
+walked recursively and a key is the file's path below its folder.  meta.yaml, params and tags
+are side files (:mod:`rundoctor.readers.sidefiles`): read within its bounds, or left out with
+a note, never at the cost of the metrics.
 """
 
 from __future__ import annotations
@@ -18,12 +20,11 @@ import re
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from rundoctor.readers import files
+from rundoctor.readers import files, sidefiles
 from rundoctor.readers.base import Reader, RunSource, UnreadableInput
 from rundoctor.readers.follow import rewritten
-from rundoctor.readers.text import integral_steps, line_list, undecodable_line
+from rundoctor.readers.text import integral_steps, line_list
 from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 # mlflow.entities.RunStatus: the store writes the number.
@@ -34,9 +35,10 @@ _LINE_END = re.compile(r"\r\n|\r|\n")
 
 def is_mlflow_run_dir(path: Path) -> bool:
     """A run folder has a ``meta.yaml`` and a ``metrics`` folder (an experiment folder has no
-    ``metrics``).  Never raises."""
+    ``metrics``).  A ``meta.yaml`` that is no regular file still marks the run, whose metrics
+    are read and its meta.yaml reported.  Never raises."""
     try:
-        return files.is_file(path / "meta.yaml") and files.is_dir(path / "metrics")
+        return sidefiles.is_present(path / "meta.yaml") and files.is_dir(path / "metrics")
     except OSError:
         return False
 
@@ -80,36 +82,34 @@ def _key_paths(folder: Path) -> list[tuple[str, Path]]:
 
 
 def _key_files(folder: Path, notes: list[ReadNote]) -> list[tuple[str, str]]:
+    """Each param or tag file's key and text; a file too large to be one is reported, not read."""
     pairs = []
     for key, path in _key_paths(folder):
-        text = _read_text(path, notes)
-        if text is not None:
-            pairs.append((key, text))
+        try:
+            pairs.append((key, sidefiles.read_side_text(path, notes)))
+        except sidefiles.SideFileRefused as refused:
+            notes.append(refused.note)
     return pairs
 
 
 def _read_text(path: Path, notes: list[ReadNote]) -> str | None:
+    """A metric file's text, or None (with a note) when it cannot be read."""
     try:
         data = files.read_bytes(path)
     except OSError as error:
         notes.append(ReadNote(NoteKind.SKIPPED, str(path), f"cannot read: {error.strerror or error}"))
         return None
-    line = undecodable_line(data)
-    if line is not None:
-        notes.append(ReadNote(NoteKind.CORRUPT, str(path),
-                              "bytes that are not UTF-8 were read as replacement characters", f"line {line}"))
-    return data.decode("utf-8", errors="replace")
+    return sidefiles.decode_text(data, path, notes)
 
 
 def _meta(path: Path, notes: list[ReadNote]) -> dict[str, str]:
     """run_name, status, start and end (ISO 8601, UTC) from meta.yaml, when present."""
-    if not files.is_file(path):
+    if not sidefiles.is_present(path):
         return {}
-    text = _read_text(path, notes)
     try:
-        meta = yaml.safe_load(text) if text is not None else None
-    except yaml.YAMLError as error:
-        notes.append(ReadNote(NoteKind.CORRUPT, str(path), f"meta.yaml not read: {str(error).splitlines()[0]}"))
+        meta = sidefiles.load_yaml_bounded(path, notes)
+    except sidefiles.SideFileRefused as refused:
+        notes.append(refused.note)
         return {}
     if not isinstance(meta, dict):
         return {}

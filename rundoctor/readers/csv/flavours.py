@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import yaml
 
-from rundoctor.readers import files
+from rundoctor.readers import sidefiles
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.csv.build import (
     _Axis,
@@ -80,15 +79,15 @@ def _validation_step_tags(table: _Table, epoch_columns: list[int], axis: _Axis) 
 
 
 def _lightning_hparams(path: Path, table: _Table) -> tuple[dict[str, str], list[str]]:
-    """``hparams.yaml`` beside the metrics, flattened to "a.b" keys; safe_load only."""
+    """``hparams.yaml`` beside the metrics, flattened to "a.b" keys; a side file
+    (:mod:`rundoctor.readers.sidefiles`), so one that cannot be read is a note, never a lost run."""
     hparams = path.with_name("hparams.yaml")
-    if not files.is_file(hparams):
+    if not sidefiles.is_present(hparams):
         return {}, []
     try:
-        loaded = yaml.safe_load(files.read_bytes(hparams).decode("utf-8", errors="replace"))
-    except (OSError, yaml.YAMLError) as error:
-        table.notes.append(ReadNote(NoteKind.SKIPPED, str(hparams),
-                                    f"hparams.yaml not read: {str(error).splitlines()[0]}"))
+        loaded = sidefiles.load_yaml_bounded(hparams, table.notes)
+    except sidefiles.SideFileRefused as refused:
+        table.notes.append(refused.note)
         return {}, []
     if loaded is None:
         return {}, [str(hparams)]

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from rundoctor.readers import files
+from rundoctor.readers.sidefiles import NestedTooDeep, decode_json_bounded
 from rundoctor.readers.text import BOM
 from rundoctor.series import NoteKind, ReadNote
 
 _LONGEST_METADATA = 200  # characters; env/config dumps (kilobytes) are not run metadata
-_JSON = json.JSONDecoder()  # accepts the NaN / Infinity / -Infinity tokens Python writes
+_TOO_DEEP = object()  # a value read past because it nests too deeply
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -67,7 +68,9 @@ def _walk_document(text: str) -> _Document:
     closing bracket (a value deleted), and a list written again with other values (a block
     of the file written twice).  A list holds points, so its first complete value is kept
     where JSON parsers keep the last: a later copy, whole or cut, must not replace records
-    already read.  Other repeated members follow JSON: the last one wins.
+    already read.  Other repeated members follow JSON: the last one wins.  Members beside
+    the points are side data (:mod:`rundoctor.readers.sidefiles`): a member or element nested
+    too deeply is read past and reported, so it never costs the members after it.
     """
     members: dict[str, Any] = {}
     offsets: dict[str, list[int]] = {}
@@ -89,6 +92,17 @@ def _walk_document(text: str) -> _Document:
             troubles.append((at, f"a ',' before '{closing}' is not valid JSON (a value deleted?); read past it"))
         return after
 
+    def value_at(at: int, what: str) -> tuple[Any, int]:
+        """The value at ``at`` and its end; :data:`_TOO_DEEP` (reported) for one nested too
+        deeply that ends, NestedTooDeep for one that never does."""
+        try:
+            return decode_json_bounded(text, at)
+        except NestedTooDeep as deep:
+            if deep.end is None:
+                raise
+            troubles.append((at, f"{what} is {deep}; skipped"))
+            return _TOO_DEEP, deep.end
+
     pos = skip(0)
     if not text.startswith("{", pos):
         return stopped(pos, "not a JSON object")
@@ -96,9 +110,9 @@ def _walk_document(text: str) -> _Document:
     while not text.startswith("}", pos):
         try:
             name_at = pos
-            key, pos = _JSON.raw_decode(text, pos)
-            if not isinstance(key, str):
+            if not text.startswith('"', pos):
                 return stopped(pos, "expected a member name")
+            key, pos = decode_json_bounded(text, pos)
             pos = skip(pos)
             if not text.startswith(":", pos):
                 return stopped(pos, "expected ':'")
@@ -112,19 +126,23 @@ def _walk_document(text: str) -> _Document:
                     members[key], offsets[key] = items, starts
                 pos = skip(pos + 1)
                 while not text.startswith("]", pos):
-                    item, end = _JSON.raw_decode(text, pos)
+                    item, end = value_at(pos, f"an element of {key!r}")
                     after = skip(end)
                     if not text.startswith((",", "]"), after):
                         return stopped(after, "expected ',' or ']'")
-                    items.append(item)
-                    starts.append(pos)
+                    if item is not _TOO_DEEP:
+                        items.append(item)
+                        starts.append(pos)
                     pos = skip_comma(after, "]")
                 pos += 1
                 value: Any = items
             else:
-                value, pos = _JSON.raw_decode(text, pos)
+                value, pos = value_at(pos, f"the member {key!r}")
                 if not text.startswith((",", "}"), skip(pos)):
                     return stopped(skip(pos), "expected ',' or '}'")
+                if value is _TOO_DEEP:
+                    pos = skip_comma(skip(pos), "}")
+                    continue
             if not repeated or not isinstance(members[key], list):
                 members[key] = value
             elif json.dumps(value) != json.dumps(members[key]):  # NaN-safe; an equal copy changes nothing
@@ -132,8 +150,8 @@ def _walk_document(text: str) -> _Document:
                                           "written twice?); the first one is kept"))
         except json.JSONDecodeError as error:
             return stopped(error.pos, error.msg)
-        except RecursionError:
-            return stopped(pos, "nested too deeply")
+        except NestedTooDeep as deep:
+            return stopped(pos, f"{deep} and never closed")
         pos = skip(pos)
         if not text.startswith((",", "}"), pos):
             return stopped(pos, "expected ',' or '}'")

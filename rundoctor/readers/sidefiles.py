@@ -1,0 +1,382 @@
+"""Side files: the YAML and JSON beside a run's metrics, parsed within bounds.
+
+A side file only ever adds metadata: Lightning's ``hparams.yaml``, MLflow's ``meta.yaml``,
+``params/`` and ``tags/``, the members of a ``trainer_state.json`` or a Keras history beside
+the points.  Whoever wrote the logs wrote them too, so each is read within the bounds below,
+and one that breaks a bound, is not a regular file or is not YAML at all is left out with a
+note saying why: the run's metrics are read exactly as if it were not there.  Every reader
+parses its side files here and nowhere else.  (TensorBoard's hparams plugin payloads are never
+parsed: the event reader counts them in its note of what it skipped; a Hugging Face
+``config.json`` is not read at all.)
+
+What the bounds stop:
+
+- **Size**: a side file is read up to :data:`SIDE_FILE_MAX_BYTES`; a larger one is not read
+  (a value cut at the cap would pass for one that was logged).
+- **Alias expansion** ("billion laughs"): PyYAML shares an aliased node instead of copying
+  it, but everything downstream (flattening into ``a.b`` keys, rendering values as JSON)
+  walks it once per alias, so ten aliases to ten aliases nine times over are a thousand
+  million values.  Composition counts each alias as a copy of what it names and refuses a
+  document past :data:`MAX_YAML_VALUES`; an alias inside the node it names (a loop) is
+  refused outright, and at most :data:`MAX_YAML_ALIASES` aliases are resolved.
+- **Nesting**: PyYAML's composer and Python's ``json`` recurse once per level, so a deep
+  enough document raises RecursionError; nothing deeper than :data:`MAX_NESTING` is read.
+- **Types**: tags are resolved by PyYAML's safe constructor only, so ``!!python/object`` and
+  friends construct nothing (the file is refused); timestamps are kept as the text written
+  (an impossible date is not an error), ``!!binary`` as a short description, and integers
+  longer than :data:`LONGEST_YAML_INTEGER` characters as their text (Python refuses to turn
+  more than 4,300 digits into an int, and base-60 integers cost quadratic time).  A JSON
+  integer past Python's 4,300-digit guard is read as a double, as JavaScript reads it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+from yaml.composer import Composer
+from yaml.constructor import SafeConstructor
+from yaml.error import MarkedYAMLError
+from yaml.events import AliasEvent, Event, NodeEvent, ScalarEvent
+from yaml.nodes import Node, ScalarNode
+from yaml.parser import Parser
+from yaml.reader import Reader
+from yaml.resolver import Resolver
+from yaml.scanner import Scanner
+
+from rundoctor.readers import files
+from rundoctor.readers.text import undecodable_line
+from rundoctor.series import NoteKind, ReadNote
+
+# The largest hparams.yaml and meta.yaml among the real logs we test on are under 1 KB and
+# MLflow keeps params and tags to a few thousand characters; even a large configuration
+# dumped whole is tens of kilobytes.  A quarter of a megabyte leaves room for ten times that,
+# and the worst document within it (130,000 one-character values) still loads in about a
+# second with libyaml.  What is larger is not read at all.
+SIDE_FILE_MAX_BYTES = 256 * 1024
+
+# Configurations nest five or six levels (trainer_state.json's stateful_callbacks, Hydra's
+# groups); 64 is far above any of them and far below Python's recursion limit (1,000
+# frames), which PyYAML's composer (a few frames a level) and json must stay clear of.
+MAX_NESTING = 64
+
+# Values (scalars, keys, lists and mappings) a YAML document may stand for once every alias
+# is counted as a copy of what it names: as many as a file within the byte cap can hold
+# written out without aliases ("0," is two bytes), so aliases never make a file stand for
+# more than its size allows, and a billion-laughs document stops here.
+MAX_YAML_VALUES = SIDE_FILE_MAX_BYTES // 2
+
+# yaml.dump writes an alias for each object met a second time and people anchor a shared
+# block or two: tens at most.  A hundred also bounds the merge keys (``<<: *base``) PyYAML
+# resolves recursively, one level per alias in a chain.
+MAX_YAML_ALIASES = 100
+
+# An int64 has 19 digits, a SHA-1 written as a hex integer 42 characters: an integer longer
+# than this is no number anyone logged, and is kept as the text written.
+LONGEST_YAML_INTEGER = 64
+
+
+class SideFileRefused(Exception):
+    """A side file that was not read; :attr:`note` says which and why."""
+
+    def __init__(self, path: Path, kind: NoteKind, reason: str) -> None:
+        super().__init__(reason)
+        self.note = ReadNote(kind, str(path), f"{path.name} not read: {reason}")
+
+
+class NestedTooDeep(ValueError):
+    """A JSON value nested deeper than :data:`MAX_NESTING`; ``end`` is where it ends (None when
+    it never does), so that a reader can read on past it."""
+
+    def __init__(self, end: int | None) -> None:
+        super().__init__(f"nested deeper than {MAX_NESTING} levels")
+        self.end = end
+
+
+class _Unbounded(Exception):
+    """A YAML document that breaks a bound, raised while it is composed or constructed."""
+
+
+# --------------------------------------------------------------------------------------------
+# Reading a side file's text
+# --------------------------------------------------------------------------------------------
+
+
+def is_present(path: Path) -> bool:
+    """Whether anything is at ``path``: a side file that is there as a folder or a FIFO is
+    reported as not read, one that is absent is not reported.  Never raises."""
+    try:
+        files.stat(path)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def decode_text(data: bytes, path: Path, notes: list[ReadNote]) -> str:
+    """UTF-8 text of a file; bytes that are not UTF-8 become replacement characters and a note
+    names the first line that held one."""
+    line = undecodable_line(data)
+    if line is not None:
+        notes.append(ReadNote(NoteKind.CORRUPT, str(path),
+                              "bytes that are not UTF-8 were read as replacement characters", f"line {line}"))
+    return data.decode("utf-8", errors="replace")
+
+
+def read_side_text(path: Path, notes: list[ReadNote]) -> str:
+    """A side file's text, read only when it is a regular file within
+    :data:`SIDE_FILE_MAX_BYTES`; raises :class:`SideFileRefused` otherwise."""
+    try:
+        status = files.stat(path)
+        if not stat.S_ISREG(status.st_mode):
+            raise SideFileRefused(path, NoteKind.SKIPPED,
+                                  f"it is a {_file_type(status.st_mode)}, not a regular file; not opened")
+        # Its size and one byte more (a buffer of the cap for every small file would be
+        # wasted); a file that grew since it was measured is read again, up to the cap.
+        data = b"" if status.st_size > SIDE_FILE_MAX_BYTES else files.read_head(path, status.st_size + 1)
+        if len(data) > status.st_size:
+            data = files.read_head(path, SIDE_FILE_MAX_BYTES + 1)
+    except OSError as error:
+        raise SideFileRefused(path, NoteKind.SKIPPED, f"cannot read: {error.strerror or error}") from error
+    if status.st_size > SIDE_FILE_MAX_BYTES:
+        raise SideFileRefused(path, NoteKind.SKIPPED,
+                              f"{status.st_size:,} bytes, more than the {SIDE_FILE_MAX_BYTES:,} read from a side file")
+    if len(data) > SIDE_FILE_MAX_BYTES:
+        raise SideFileRefused(path, NoteKind.SKIPPED,
+                              f"it grew past the {SIDE_FILE_MAX_BYTES:,} bytes read from a side file while it was read")
+    return decode_text(data, path, notes)
+
+
+def _file_type(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "folder"), (stat.S_ISFIFO, "FIFO"), (stat.S_ISSOCK, "socket"),
+                       (stat.S_ISCHR, "character device"), (stat.S_ISBLK, "block device")):
+        if test(mode):
+            return name
+    return "special file"
+
+
+# --------------------------------------------------------------------------------------------
+# YAML
+# --------------------------------------------------------------------------------------------
+
+
+def load_yaml_bounded(path: Path, notes: list[ReadNote]) -> Any:
+    """The one YAML document in ``path`` as plain data (dicts, lists, strings, numbers, bools,
+    None), within the module's bounds.
+
+    Raises :class:`SideFileRefused`: a skipped note when the file breaks a bound or is not a
+    regular file, a corrupt note when it is not YAML.  ``notes`` get what was read past
+    (bytes that are not UTF-8).
+    """
+    text = read_side_text(path, notes)
+    loader = None
+    try:
+        loader = _new_loader(text)  # PyYAML's reader checks the characters here
+        return loader.get_single_data()
+    except _Unbounded as error:
+        raise SideFileRefused(path, NoteKind.SKIPPED, str(error)) from None
+    except RecursionError:  # not reached within the bounds; kept so that no file can crash a read
+        raise SideFileRefused(path, NoteKind.SKIPPED, f"nested deeper than {MAX_NESTING} levels") from None
+    # PyYAML's constructors index and look up what an explicit tag gives them unchecked:
+    # "!!int" alone raises IndexError, "!!bool x" KeyError.
+    except (yaml.YAMLError, ValueError, TypeError, LookupError, ArithmeticError) as error:
+        raise SideFileRefused(path, NoteKind.CORRUPT, f"not valid YAML ({_problem(error)})") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _problem(error: Exception) -> str:
+    """What PyYAML or a constructor found wrong, and on which line when it says."""
+    if isinstance(error, MarkedYAMLError) and error.problem:
+        mark = error.problem_mark
+        where = f" on line {mark.line + 1}" if mark is not None else ""
+        return (f"{error.context}, " if error.context else "") + error.problem + where
+    lines = str(error).splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
+class _BoundedComposer(Composer):
+    """PyYAML's composer, counting as it goes: nesting, aliases, and the values the document
+    stands for with each alias counted as a copy of what it names (the billion-laughs bound)."""
+
+    peek_event: Callable[[], Event]  # the parser's, mixed in beside this class
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth = 0  # lists and mappings open around the node being composed
+        self.values = 0
+        self.aliases = 0
+        # Anchored nodes composed in full -> the values each stands for.  An anchor not here
+        # yet is still being composed: an alias to it is a loop.
+        self.anchored_values: dict[int, int] = {}
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()
+        if isinstance(event, AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_YAML_ALIASES:
+                raise _Unbounded(f"more than {MAX_YAML_ALIASES} aliases")
+            named = self.anchors.get(event.anchor)
+            if named is not None:  # an undefined alias is the composer's error to report
+                if id(named) not in self.anchored_values:
+                    raise _Unbounded("an alias inside the node it names (a loop)")
+                self._count(self.anchored_values[id(named)])
+            return super().compose_node(parent, index)
+        nests = not isinstance(event, ScalarEvent)
+        self.depth += nests
+        if self.depth > MAX_NESTING:
+            raise _Unbounded(f"nested deeper than {MAX_NESTING} levels")
+        before = self.values
+        self._count(1)
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= nests
+        if isinstance(event, NodeEvent) and event.anchor is not None:
+            self.anchored_values[id(node)] = self.values - before
+        return node
+
+    def _count(self, values: int) -> None:
+        self.values += values
+        if self.values > MAX_YAML_VALUES:
+            raise _Unbounded(f"it stands for more than {MAX_YAML_VALUES:,} values once its aliases are "
+                             "expanded (an alias bomb?)")
+
+
+class _PlainConstructor(SafeConstructor):
+    """PyYAML's safe constructor with the odd types made plain (see the module docstring)."""
+
+    def construct_integer(self, node: ScalarNode) -> int | str:
+        if len(node.value) > LONGEST_YAML_INTEGER:
+            return str(node.value)
+        return self.construct_yaml_int(node)
+
+    def construct_as_written(self, node: ScalarNode) -> str:
+        return str(node.value)
+
+    def construct_binary_description(self, node: ScalarNode) -> str:
+        return f"<binary data, {len(self.construct_yaml_binary(node)):,} bytes>"
+
+    def refuse_type(self, node: Node) -> Any:
+        """Every tag the safe constructor does not know (``!!python/object``, ``!custom``)."""
+        raise _Unbounded(f"the tag {node.tag} asks for a type; side files are read as plain data only")
+
+
+# What add_constructor does, spelled out: its stub accepts PyYAML's own loaders only.
+_PlainConstructor.yaml_constructors = {
+    **SafeConstructor.yaml_constructors,
+    "tag:yaml.org,2002:int": _PlainConstructor.construct_integer,
+    "tag:yaml.org,2002:timestamp": _PlainConstructor.construct_as_written,
+    "tag:yaml.org,2002:binary": _PlainConstructor.construct_binary_description,
+    None: _PlainConstructor.refuse_type,
+}
+
+
+class _PythonEventParser(Reader, Scanner, Parser):
+    """PyYAML's own scanner and parser, for installs built without libyaml."""
+
+    def __init__(self, stream: str) -> None:
+        Reader.__init__(self, stream)
+        Scanner.__init__(self)
+        Parser.__init__(self)
+
+
+class _PythonLoader(_BoundedComposer, _PythonEventParser, _PlainConstructor, Resolver):
+    """PyYAML's scanner and parser, the composer with the bounds, the plain constructor."""
+
+    def __init__(self, stream: str) -> None:
+        _PythonEventParser.__init__(self, stream)
+        _BoundedComposer.__init__(self)
+        _PlainConstructor.__init__(self)
+        Resolver.__init__(self)
+
+
+class _Loader(Protocol):
+    def get_single_data(self) -> Any: ...
+
+    def dispose(self) -> None: ...
+
+
+_new_loader: Callable[[str], _Loader] = _PythonLoader
+
+if yaml.__with_libyaml__:  # PyPI's wheels are built with it
+    from yaml._yaml import CParser
+
+    class _LibyamlLoader(_BoundedComposer, CParser, _PlainConstructor, Resolver):
+        """libyaml's scanner and parser (a small file loads eight times faster than with
+        PyYAML's own), the composer with the bounds, the plain constructor."""
+
+        def __init__(self, stream: str) -> None:
+            CParser.__init__(self, stream)
+            _BoundedComposer.__init__(self)
+            _PlainConstructor.__init__(self)
+            Resolver.__init__(self)
+
+    _new_loader = _LibyamlLoader
+
+
+# --------------------------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------------------------
+
+_JSON = json.JSONDecoder()  # accepts the NaN / Infinity / -Infinity tokens Python writes
+
+
+def _integer_or_double(digits: str) -> int | float:
+    """A JSON integer; past Python's guard on converting long digit strings (4,300 digits by
+    default), the double it stands for."""
+    try:
+        return int(digits)
+    except ValueError:
+        return float(digits)
+
+
+_LONG_INTEGER_JSON = json.JSONDecoder(parse_int=_integer_or_double)
+_STRING = r'"[^"\\]*(?:\\.[^"\\]*)*"'  # unrolled: an unclosed string costs one pass
+_STRING_OR_BRACKET = re.compile(rf"{_STRING}|[\[\]{{}}]", re.DOTALL)
+
+
+def decode_json_bounded(text: str, pos: int) -> tuple[Any, int]:
+    """The JSON value that starts at ``pos`` and the offset after it, like
+    ``JSONDecoder.raw_decode``, but never nested deeper than :data:`MAX_NESTING`.
+
+    Raises :class:`NestedTooDeep` (with the value's end, to read on past it) instead of
+    returning a deeper value or letting RecursionError out, and ``json.JSONDecodeError`` as
+    ``raw_decode`` does.  The depth is measured only when the value holds a bracket after its
+    first character, so flat records cost two ``str.find``.
+    """
+    try:
+        try:
+            value, end = _JSON.raw_decode(text, pos)
+        except json.JSONDecodeError:
+            raise
+        except ValueError:  # an integer past Python's 4,300-digit guard
+            value, end = _LONG_INTEGER_JSON.raw_decode(text, pos)
+    except RecursionError:
+        raise NestedTooDeep(_measure(text, pos)[0]) from None
+    nested = text.find("[", pos + 1, end) >= 0 or text.find("{", pos + 1, end) >= 0
+    if nested and _measure(text, pos)[1] > MAX_NESTING:
+        raise NestedTooDeep(end)
+    return value, end
+
+
+def _measure(text: str, pos: int) -> tuple[int | None, int]:
+    """Where the container that starts at ``pos`` closes (None when it never does) and how
+    deep it nests, brackets in strings not counted.  Iterative: this is how a value too deep
+    for ``json`` is read past."""
+    depth = deepest = 0
+    for match in _STRING_OR_BRACKET.finditer(text, pos):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in ("]", "}"):
+            depth -= 1
+            if depth <= 0:
+                return match.end(), deepest
+    return None, deepest
