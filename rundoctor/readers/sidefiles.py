@@ -22,7 +22,8 @@ What the bounds stop:
 - **Nesting**: PyYAML's composer and Python's ``json`` recurse once per level, so a deep
   enough document raises RecursionError; nothing deeper than :data:`MAX_NESTING` is read.
 - **Types**: tags are resolved by PyYAML's safe constructor only, so ``!!python/object`` and
-  friends construct nothing (the file is refused); timestamps are kept as the text written
+  friends construct nothing (the file is refused); ``!!python/tuple``, which Lightning writes
+  for tuple hyper-parameters, is read as the plain list it holds; timestamps are kept as the text written
   (an impossible date is not an error), ``!!binary`` as a short description, and integers
   longer than :data:`LONGEST_YAML_INTEGER` characters as their text (Python refuses to turn
   more than 4,300 digits into an int, and base-60 integers cost quadratic time).  A JSON
@@ -43,7 +44,7 @@ from yaml.composer import Composer
 from yaml.constructor import SafeConstructor
 from yaml.error import MarkedYAMLError
 from yaml.events import AliasEvent, Event, NodeEvent, ScalarEvent
-from yaml.nodes import Node, ScalarNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 from yaml.parser import Parser
 from yaml.reader import Reader
 from yaml.resolver import Resolver
@@ -262,6 +263,11 @@ class _PlainConstructor(SafeConstructor):
     def construct_binary_description(self, node: ScalarNode) -> str:
         return f"<binary data, {len(self.construct_yaml_binary(node)):,} bytes>"
 
+    def construct_tuple_as_list(self, node: SequenceNode) -> list[Any]:
+        """Lightning writes tuples (Adam's ``betas``) as ``!!python/tuple``: a sequence of plain
+        values, read as a list without constructing anything."""
+        return self.construct_sequence(node)
+
     def refuse_type(self, node: Node) -> Any:
         """Every tag the safe constructor does not know (``!!python/object``, ``!custom``)."""
         raise _Unbounded(f"the tag {node.tag} asks for a type; side files are read as plain data only")
@@ -273,6 +279,7 @@ _PlainConstructor.yaml_constructors = {
     "tag:yaml.org,2002:int": _PlainConstructor.construct_integer,
     "tag:yaml.org,2002:timestamp": _PlainConstructor.construct_as_written,
     "tag:yaml.org,2002:binary": _PlainConstructor.construct_binary_description,
+    "tag:yaml.org,2002:python/tuple": _PlainConstructor.construct_tuple_as_list,
     None: _PlainConstructor.refuse_type,
 }
 

@@ -131,7 +131,12 @@ def test_timestamps_stay_as_written_and_binary_is_described(tmp_path: Path, load
         "t": "2001-12-14t21:59:43.10-05:00", "d": "2002-12-14", "bad": "2001-02-30", "b": "<binary data, 3 bytes>"}
 
 
-@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system", "!!python/tuple", "!custom", "!!python/name:os.system"])
+def test_lightning_tuples_read_as_lists(tmp_path: Path, loader: str) -> None:
+    # Lightning's save_hyperparameters writes Adam's betas as a tuple; nothing is constructed.
+    assert load(tmp_path, "betas: !!python/tuple\n- 0.9\n- 0.999\nlr: 0.001\n") == {"betas": [0.9, 0.999], "lr": 0.001}
+
+
+@pytest.mark.parametrize("tag", ["!!python/object/apply:os.system", "!!python/object/new:tuple", "!custom", "!!python/name:os.system"])
 def test_tags_that_ask_for_a_type_construct_nothing(tmp_path: Path, loader: str, tag: str) -> None:
     note = refusal(tmp_path, f"a: {tag} [x]\n")
     assert note.kind is NoteKind.SKIPPED and "asks for a type" in note.message
