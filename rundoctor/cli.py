@@ -22,6 +22,7 @@ from rundoctor.errors import UsageError
 
 if TYPE_CHECKING:
     from rundoctor.config import Settings
+    from rundoctor.globs import PathPatterns
     from rundoctor.series import ReadError, Run
 
 # Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
@@ -112,21 +113,42 @@ def check_command(
     num_classes: int | None = NumClassesOpt,
     param: list[str] = ParamOpt,
     reader: str | None = ReaderOpt,
+    exclude: list[str] = typer.Option(
+        [], "--exclude", help="Never read files or directories matching these globs (a name, or a path as run ids print it), comma-separated or repeated; replaces the config's exclude."
+    ),
+    baseline: Path | None = typer.Option(None, "--baseline", help="Fail only on findings this baseline file does not hold; those it holds are reported as baselined."),
+    write_baseline: Path | None = typer.Option(None, "--write-baseline", help="Write the findings of this check to FILE as the baseline that --baseline reads."),
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
+    from dataclasses import replace
+
+    from rundoctor import baseline as baselines
     from rundoctor.checks.registry import REGISTRY
-    from rundoctor.config import _hint
+    from rundoctor.config import _hint, parse_patterns
     from rundoctor.engine import diagnose
     from rundoctor.reporters import REPORTERS, render
+    from rundoctor.suppress import file_rules
 
     if format not in REPORTERS:
         raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
-    runs, errors = _load(paths, reader, dict(settings.roles))
+    if exclude:
+        settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
+    accepted = baselines.load(baseline) if baseline is not None else None
+    runs, errors = _load(paths, reader, dict(settings.roles), settings.exclude)
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
-    report = diagnose(runs, errors, settings, REGISTRY)
+    suppressions = file_rules(paths, runs, REGISTRY, settings.source)
+    report = diagnose(runs, errors, settings, REGISTRY, suppressions=suppressions, baseline=accepted)
+    if write_baseline is not None:
+        written = baselines.Baseline.of(report.active_findings, str(write_baseline))
+        try:
+            write_baseline.write_text(written.render(), encoding="utf-8")
+        except OSError as error:
+            raise UsageError(f"cannot write --write-baseline {write_baseline}: {error.strerror or error}") from None
+        sys.stderr.write(f"rundoctor: wrote a baseline of {written.size:,} findings to {write_baseline}\n")
+        report = replace(report, baseline=written.match(report.active_findings))
     options = _render_options() if output is None else _render_options(color=False)
     text = render(format, report, options)
     if output is None:
@@ -165,7 +187,8 @@ def explain_command(name: str = typer.Argument(..., help="Check name or code."))
     typer.echo(check.doc.strip() + "\n")
     typer.echo("Parameters:")
     for param_name, default, help_text in check.param_docs():
-        typer.echo(f"  {param_name} = {default!r}\n      {help_text}")
+        allowed = check.param_range(param_name)
+        typer.echo(f"  {param_name} = {default!r}{f'  (allowed: {allowed})' if allowed else ''}\n      {help_text}")
     if check.example is not None:
         typer.echo("\n" + _example_curve(check.example, _render_options().width))
 
@@ -329,22 +352,41 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
     return overrides
 
 
-def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list[Run], list[ReadError]]:
+def _load(
+    paths: list[Path], reader: str | None, overrides: dict[str, Any], exclude: PathPatterns | None = None
+) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
-    runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
+    runs here, diagnosed once by the engine (:mod:`rundoctor.twins`).  A role override that
+    names no tag of any run is warned about on stderr."""
     from rundoctor.discover import MISSING_PATH, load_runs, reader_names
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
+        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress, exclude=exclude)
     # A mistyped path is a usage error even beside paths that exist: a CI gate given
     # `artifacts/ artefacts/` must not pass on the half it found.
     given = {str(path) for path in paths}
     missing = [error.path for error in errors if error.reason == MISSING_PATH and error.path in given]
     if missing:
         raise UsageError(f"{MISSING_PATH}: " + ", ".join(missing))
+    if runs:
+        _warn_unmatched_roles(overrides, runs)
     return runs, errors
+
+
+def _warn_unmatched_roles(overrides: dict[str, Any], runs: list[Run]) -> None:
+    """A warning, not an error: a config's roles table may name the tags of several loggers,
+    and a tree that holds runs of only one of them is no mistake; a typo is, and shows here."""
+    from rundoctor.config import _hint
+    from rundoctor.roles import unmatched_overrides
+
+    tags = sorted({tag for run in runs for tag in (*run.tag_names, *run.histograms)})
+    for pattern in unmatched_overrides(overrides, tags):
+        sys.stderr.write(
+            f"rundoctor: warning: role override {overrides[pattern].value}={pattern} matches no tag "
+            f"in the {len(runs):,} run{'s' if len(runs) != 1 else ''} read{_hint(pattern, tags)}\n"
+        )
 
 
 class _progress:

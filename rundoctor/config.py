@@ -9,6 +9,7 @@ misspells a threshold should hear about it, not silently get the default.
     fail-on = "warning"
     ignore = ["still-improving"]
     num-classes = 10
+    exclude = ["debug", "runs/old/**"]      # never read (rundoctor.globs)
 
     [tool.rundoctor.roles]
     val_loss = ["eval/my_loss"]
@@ -16,6 +17,9 @@ misspells a threshold should hear about it, not silently get the default.
     [tool.rundoctor.checks.loss-plateau]
     severity = "info"
     min_flat_fraction = 0.4
+
+    [tool.rundoctor.per-path-ignores]       # checks set aside on the runs a glob matches
+    "runs/smoke-*" = ["still-improving", "L"]
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from rundoctor.checks.base import Check
 from rundoctor.errors import UsageError
 from rundoctor.findings import Severity
+from rundoctor.globs import PathPatterns
 from rundoctor.roles import Role, parse_overrides
 
 if sys.version_info >= (3, 11):
@@ -39,7 +44,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 
 FAIL_ON_CHOICES = ("error", "warning", "info", "never")
-TOP_LEVEL_KEYS = ("fail-on", "select", "ignore", "roles", "num-classes", "checks")
+TOP_LEVEL_KEYS = ("fail-on", "select", "ignore", "roles", "num-classes", "checks", "exclude", "per-path-ignores")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,10 @@ class Settings:
     num_classes_source: str = "--num-classes"
     severity: Mapping[str, Severity] = field(default_factory=dict)  # check name -> severity
     params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # check -> overrides
+    exclude: PathPatterns = field(default_factory=lambda: PathPatterns(()))  # never read
+    # (glob, check selectors): those checks' findings on the runs the glob matches are set aside
+    per_path_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    source: str | None = None  # the config file these settings were read from, if any
 
     def num_classes_given(self) -> tuple[int | None, str]:
         """The number of classes given by the user (None: not given, infer it) and where it came from,
@@ -81,6 +90,18 @@ def parse_selectors(values: Sequence[str], registry: Sequence[Check[Any]], where
         if not any(check.selected_by(selector) for check in registry):
             raise UsageError(f"{where}: unknown check {selector!r}{_hint(selector.lower(), known)}")
     return selectors
+
+
+def parse_patterns(values: Sequence[str], where: str) -> PathPatterns:
+    """Path globs from repeated options or a config list (each may be a comma list);
+    UsageError naming ``where`` for an absolute or empty one."""
+    for value in values:
+        if not isinstance(value, str):
+            raise UsageError(f"{where}: patterns must be strings, got {value!r}")
+    try:
+        return PathPatterns.parse(values)
+    except ValueError as error:
+        raise UsageError(f"{where}: {error}") from None
 
 
 def find_config(start: Path) -> Path | None:
@@ -117,7 +138,7 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
     and wrong types raise UsageError naming ``source``."""
     _reject_unknown(table, TOP_LEVEL_KEYS, f"{source}")
     by_name = {check.name: check for check in registry}
-    settings = Settings()
+    settings = Settings(source=source)
     if "fail-on" in table:
         settings = replace(settings, fail_on=parse_fail_on(_typed(table["fail-on"], str, "fail-on", source)))
     for key in ("select", "ignore"):
@@ -127,7 +148,18 @@ def settings_from_table(table: Mapping[str, Any], registry: Sequence[Check[Any]]
                         else replace(settings, ignore=names))
     if "num-classes" in table:
         value = _typed(table["num-classes"], int, "num-classes", source)
+        if value < 2:  # as --num-classes: chance is 1/C, and one class has no chance to compare with
+            raise UsageError(f"{source}: num-classes must be at least 2, got {value}")
         settings = replace(settings, num_classes=value, num_classes_source=f"config ({source})")
+    if "exclude" in table:
+        settings = replace(settings, exclude=parse_patterns(_typed(table["exclude"], list, "exclude", source), f"{source}: exclude"))
+    if "per-path-ignores" in table:
+        ignores = []
+        for pattern, selectors in _typed(table["per-path-ignores"], dict, "per-path-ignores", source).items():
+            where = f"{source}: per-path-ignores.{pattern!r}"
+            parse_patterns([pattern], where)
+            ignores.append((pattern, parse_selectors(_typed(selectors, list, f"per-path-ignores.{pattern!r}", source), registry, where)))
+        settings = replace(settings, per_path_ignores=tuple(ignores))
     if "roles" in table:
         try:
             settings = replace(settings, roles=parse_overrides(_typed(table["roles"], dict, "roles", source)))

@@ -14,15 +14,19 @@ asking the reader registry (:data:`rundoctor.readers.READERS`), in its order:
   ``trainer_state.json`` one is read).
 
 The walk never follows symlinked directories (no loops, no escape from the tree) and reads a
-symlinked file only when it points inside the tree; nothing is ever written.
+symlinked file only when it points inside the tree; nothing is ever written.  Files and
+directories that an ``exclude`` pattern (:mod:`rundoctor.globs`) matches are passed over
+unopened, matched by their path as run ids print it; a path named on the command line is
+always read.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from rundoctor import roles
+from rundoctor.globs import PathPatterns
 from rundoctor.readers import READERS, files, reader_named
 from rundoctor.readers.base import Reader, RunSource, UnreadableInput
 from rundoctor.series import ReadError, Run
@@ -57,15 +61,17 @@ def load_runs(
     reader: str | None = None,
     role_overrides: dict[str, roles.Role] | None = None,
     progress: Progress | None = None,
+    exclude: PathPatterns | None = None,
 ) -> tuple[list[Run], list[ReadError]]:
-    """Every run under ``paths``, roles assigned, sorted by id; and what could not be read."""
+    """Every run under ``paths``, roles assigned, sorted by id; and what could not be read.
+    Nothing under ``paths`` that ``exclude`` matches is opened."""
     sources: list[tuple[RunSource, Path]] = []
     errors: list[ReadError] = []
     for path in paths:
         if not path.exists() and not path.is_symlink():
             errors.append(ReadError(str(path), MISSING_PATH))
             continue
-        found, problems = find_sources(path, reader=reader)
+        found, problems = find_sources(path, reader=reader, exclude=exclude)
         sources.extend((source, path) for source in found)
         errors.extend(problems)
         if not found and not problems:
@@ -106,12 +112,14 @@ def read_source(source: RunSource) -> Run:
     return reader_named(source.reader).read(source)
 
 
-def find_sources(root: Path, *, reader: str | None = None) -> tuple[list[RunSource], list[ReadError]]:
+def find_sources(
+    root: Path, *, reader: str | None = None, exclude: PathPatterns | None = None
+) -> tuple[list[RunSource], list[ReadError]]:
     """The runs under ``root`` (a file or a directory) and the paths that could not be walked.
 
     ``reader`` forces one: a file named is read with it; in a directory, a reader that
     sniffs files is given every file, while one that claims names or directories finds its
-    runs as discovery does.
+    runs as discovery does.  Below ``root``, what ``exclude`` matches is not walked.
     """
     errors: list[ReadError] = []
     forced = reader_named(reader) if reader is not None else None
@@ -120,13 +128,13 @@ def find_sources(root: Path, *, reader: str | None = None) -> tuple[list[RunSour
             return forced.runs([root], explicit=True), errors
         return _claim_files([root], errors, explicit=True), errors
     if forced is not None and forced.sniff is not None:
-        return [RunSource(forced.name, p, [(p, "")]) for p in sorted(_walk_files(root, errors))], errors
+        return [RunSource(forced.name, p, [(p, "")]) for p in sorted(_walk_files(root, errors, exclude))], errors
 
     dir_readers = [r for r in READERS if r.claims_dir is not None]
     sources: list[RunSource] = []
     other_files: list[Path] = []
     by_name: dict[str, list[Path]] = {}
-    for directory, found in _walk(root, errors):
+    for directory, found in _walk(root, errors, exclude):
         owner = next((r for r in dir_readers if _claims(r.claims_dir, directory)), None)
         if owner is not None:
             sources.append(RunSource(owner.name, directory, []))
@@ -184,18 +192,28 @@ def _claim_files(found: list[Path], errors: list[ReadError], *, explicit: bool) 
     return singles + grouped
 
 
-def _walk(root: Path, errors: list[ReadError]) -> Iterator[tuple[Path, list[Path]]]:
-    """(directory, files) for every directory under root, sorted; symlinked dirs not followed."""
+def _walk(root: Path, errors: list[ReadError], exclude: PathPatterns | None) -> Iterator[tuple[Path, list[Path]]]:
+    """(directory, files) for every directory under root, sorted; symlinked dirs not followed,
+    excluded ones not entered and excluded files left out."""
     real_root = root.resolve()
+    shown_root = run_id(root, root)  # the root as run ids begin, which exclude patterns match
 
     def on_error(error: OSError) -> None:
         errors.append(ReadError(str(error.filename or root), error.strerror or str(error)))
 
+    def excluded(directory: Path, name: str) -> bool:
+        if not exclude:
+            return False
+        shown = PurePosixPath(shown_root, *directory.relative_to(root).parts, name).as_posix()
+        return exclude.match_entry(shown) is not None
+
     for dirpath, dirnames, filenames in files.walk(root, on_error):
-        dirnames.sort()
         directory = Path(dirpath)
+        dirnames[:] = sorted(name for name in dirnames if not excluded(directory, name))
         found = []
         for name in sorted(filenames):
+            if excluded(directory, name):
+                continue
             file = directory / name
             if file.is_symlink():
                 target = file.resolve()
@@ -209,8 +227,8 @@ def _walk(root: Path, errors: list[ReadError]) -> Iterator[tuple[Path, list[Path
         yield directory, found
 
 
-def _walk_files(root: Path, errors: list[ReadError]) -> Iterator[Path]:
-    for _, found in _walk(root, errors):
+def _walk_files(root: Path, errors: list[ReadError], exclude: PathPatterns | None) -> Iterator[Path]:
+    for _, found in _walk(root, errors, exclude):
         yield from found
 
 

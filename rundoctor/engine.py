@@ -7,6 +7,11 @@ that run into ``error`` outcomes instead of ending the whole report.  After the 
 diagnosis (:mod:`rundoctor.diagnosis`) relates each run's findings into one verdict; one run
 written in several formats (:mod:`rundoctor.twins`) is checked per format and diagnosed once,
 from the findings of all its formats.
+
+Before the diagnosis, findings that a suppression rule covers (the config's per-path-ignores,
+the ``rundoctor.toml`` files the CLI found in the checked tree) are set aside with their rule
+(:mod:`rundoctor.suppress`); after it, a baseline marks the active findings it already holds
+(:mod:`rundoctor.baseline`).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import dataclasses
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from rundoctor.baseline import Baseline
 from rundoctor.checks.base import Check, NumClasses, RunContext
 from rundoctor.checks.classes import resolve_num_classes
 from rundoctor.checks.registry import REGISTRY
@@ -23,6 +29,7 @@ from rundoctor.diagnosis import diagnose_all
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
+from rundoctor.suppress import SuppressionRule, per_path_rules, set_aside
 
 
 def selected_checks(settings: Settings, registry: Sequence[Check[Any]] | None = None) -> list[Check[Any]]:
@@ -41,9 +48,14 @@ def diagnose(
     errors: Sequence[ReadError],
     settings: Settings,
     registry: Sequence[Check[Any]] | None = None,
+    *,
+    suppressions: Sequence[SuppressionRule] = (),
+    baseline: Baseline | None = None,
 ) -> Report:
     """Check every run with the checks of ``registry`` (default: all registered) that the
-    settings select, and diagnose each training run (a twin group) from its findings."""
+    settings select, set aside what ``suppressions`` and the settings' per-path-ignores cover,
+    diagnose each training run (a twin group) from the findings left, and mark those the
+    ``baseline`` holds."""
     checks = selected_checks(settings, registry)
     params = {check.name: check.make_params(settings.params.get(check.name, {})) for check in checks}
     findings: list[Finding] = []
@@ -68,14 +80,19 @@ def diagnose(
             override = settings.severity.get(check.name)
             produced_for_run.extend(_with_severity(f, override) for f in produced)
         findings.extend(produced_for_run)
-    return Report(
+    findings, suppressed = set_aside(findings, [*suppressions, *per_path_rules(settings)], checks)
+    report = Report(
         runs=tuple(runs),
         findings=tuple(findings),
         outcomes=tuple(outcomes),
         errors=tuple(errors),
         fail_on=settings.fail_on,
         diagnoses=diagnose_all(runs, findings),
+        suppressed=tuple(suppressed),
     )
+    if baseline is None:
+        return report
+    return dataclasses.replace(report, baseline=baseline.match(report.active_findings))
 
 
 class _Classes:

@@ -14,6 +14,13 @@ any member.  Human reports show such a group once, under its leader (:attr:`Repo
 with the group's findings told once (:meth:`Report.shown_findings_for`): a finding of a later
 member whose check already has a finding as severe on a member shown before it is not
 repeated; the shown one names the formats that also have it (:meth:`Report.also_in`).
+
+Gating (:mod:`rundoctor.suppress`, :mod:`rundoctor.baseline`): a finding a suppression rule set
+aside never reaches :attr:`Report.findings` nor the diagnosis; it is kept, with its rule, in
+:attr:`Report.suppressed`.  A finding the ``--baseline`` holds stays an active finding (it is
+still true of the run, and the diagnosis may rest on it) but is *baselined*
+(:meth:`Report.is_baselined`): it does not count for ``--fail-on``, and human reports, which
+list :meth:`Report.shown_findings`, leave it out (they count it; the JSON report lists it).
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ from rundoctor.findings import Finding, Severity
 from rundoctor.series import ReadError, Run
 
 if TYPE_CHECKING:
+    from rundoctor.baseline import BaselineMatch
     from rundoctor.diagnosis import Diagnosis, Link, Verdict
+    from rundoctor.suppress import Suppressed
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -63,6 +72,8 @@ class Report:
     errors: tuple[ReadError, ...] = ()
     fail_on: Severity | None = Severity.ERROR  # None: never fail
     diagnoses: tuple[Diagnosis, ...] | None = None
+    suppressed: tuple[Suppressed, ...] = ()  # set aside before the diagnosis, with their rules
+    baseline: BaselineMatch | None = None  # what --baseline made of the active findings
 
     def __post_init__(self) -> None:
         ordered = sorted(self.findings, key=finding_order)
@@ -72,6 +83,7 @@ class Report:
             self, "outcomes", tuple(sorted(self.outcomes, key=lambda o: (o.run, o.code)))
         )
         object.__setattr__(self, "errors", tuple(sorted(self.errors, key=lambda e: e.path)))
+        object.__setattr__(self, "suppressed", tuple(sorted(self.suppressed, key=lambda s: finding_order(s.finding))))
         if self.diagnoses is None:
             from rundoctor.diagnosis import diagnose_all  # the diagnosis imports this module
 
@@ -141,14 +153,17 @@ class Report:
 
     @cached_property
     def _active_by_run(self) -> dict[str, list[Finding]]:
+        """Per run the active findings human reports list: those the baseline does not hold."""
         by_run: dict[str, list[Finding]] = {}
         for finding in self.active_findings:
-            by_run.setdefault(finding.run, []).append(finding)
+            if id(finding) not in self._baselined:
+                by_run.setdefault(finding.run, []).append(finding)
         return by_run
 
     def shown_findings_for(self, run_id: str) -> list[Finding]:
-        """The active findings of ``run_id``'s whole group, each told once (see the module
-        docstring), in report order within each member, the leader's first."""
+        """The active findings of ``run_id``'s whole group that the baseline does not hold,
+        each told once (see the module docstring), in report order within each member, the
+        leader's first."""
         return list(self._shown[0][self.members(run_id)[0].id])
 
     @property
@@ -202,11 +217,25 @@ class Report:
         counter = Counter(finding.severity.value for finding in self.active_findings)
         return {severity.value: counter.get(severity.value, 0) for severity in Severity}
 
+    @cached_property
+    def _baselined(self) -> frozenset[int]:
+        return frozenset(id(finding) for finding in (self.baseline.baselined if self.baseline else ()))
+
+    def is_baselined(self, finding: Finding) -> bool:
+        """Whether the ``--baseline`` holds ``finding``: known, listed, not gating."""
+        return id(finding) in self._baselined
+
+    @property
+    def baselined_findings(self) -> list[Finding]:
+        """The active findings the baseline holds, in report order."""
+        return [finding for finding in self.active_findings if id(finding) in self._baselined]
+
     def failing(self) -> list[Finding]:
-        """Active findings at or above ``fail_on``."""
+        """Active findings at or above ``fail_on`` that the baseline does not hold."""
         if self.fail_on is None:
             return []
-        return [f for f in self.active_findings if f.severity.rank >= self.fail_on.rank]
+        return [f for f in self.active_findings
+                if f.severity.rank >= self.fail_on.rank and id(f) not in self._baselined]
 
     def failing_runs(self) -> list[Diagnosis]:
         """Runs that could not be judged (no data, too short) whose verdict's level is at or

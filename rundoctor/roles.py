@@ -269,10 +269,20 @@ def assign(run: Run, overrides: Mapping[str, Role] | None = None) -> Run:
         roles[tag] = infer_role(tag, histogram=True)
     for pattern, role in (overrides or {}).items():
         for tag in roles:
-            if tag == pattern or fnmatch.fnmatchcase(tag, pattern):
+            if _overrides(pattern, tag):
                 roles[tag] = role
     run.roles = roles
     return run
+
+
+def unmatched_overrides(overrides: Mapping[str, Role], tags: Iterable[str]) -> list[str]:
+    """The override patterns (tag names or globs) that name none of ``tags``."""
+    seen = set(tags)
+    return [pattern for pattern in overrides if not any(_overrides(pattern, tag) for tag in seen)]
+
+
+def _overrides(pattern: str, tag: str) -> bool:
+    return tag == pattern or fnmatch.fnmatchcase(tag, pattern)
 
 
 def primary(run: Run, role: Role) -> str | None:

@@ -276,7 +276,7 @@ class Watcher:
 
     def poll(self) -> list[Finding]:
         """Read what the runs gained, check the runs that changed; the new findings."""
-        sources, errors = find_sources(self.root, reader=self.reader)
+        sources, errors = find_sources(self.root, reader=self.reader, exclude=self.settings.exclude)
         # A file that is not a log yet may be one being created (empty, or its first line
         # half-written): say so only when a second poll finds it the same.
         problems = {(error.path, error.reason) for error in errors}

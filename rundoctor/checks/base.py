@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
+from rundoctor.checks.bounds import Bounds, param_bounds
 from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.roles import Role, primary
 from rundoctor.series import Curve, Run
@@ -118,7 +119,8 @@ class Check(Generic[P]):
         return self.params()
 
     def make_params(self, overrides: Mapping[str, Any]) -> P:
-        """Params with ``overrides`` applied; ValueError with a hint on unknown or mistyped keys."""
+        """Params with ``overrides`` applied; ValueError with a hint on unknown or mistyped keys,
+        and naming the allowed range on a value outside it (NaN and infinity are never allowed)."""
         fields = {f.name: f for f in dataclasses.fields(self.params)}  # type: ignore[arg-type]
         values: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -129,7 +131,18 @@ class Check(Generic[P]):
                 raise ValueError(f"{self.name}: unknown parameter {key!r}{hint}")
             default = getattr(self.params(), name)
             values[name] = _coerce(self.name, name, value, default)
+            bounds = param_bounds(fields[name], default)
+            if bounds is not None and values[name] not in bounds:
+                raise ValueError(
+                    f"{self.name}: parameter {name!r} must be a finite number {bounds.describe()}, got {value!r}"
+                )
         return self.params(**values)
+
+    def param_range(self, name: str) -> Bounds | None:
+        """The values parameter ``name`` may take (:mod:`rundoctor.checks.bounds`); None when
+        it is not a number."""
+        declared = next(f for f in dataclasses.fields(self.params) if f.name == name)  # type: ignore[arg-type]
+        return param_bounds(declared, getattr(self.params(), name))
 
     def param_docs(self) -> list[tuple[str, Any, str]]:
         """(name, default, help) for every parameter, for docs and ``explain``."""

@@ -17,11 +17,18 @@ summary counts training runs: such a group once.  Order is deterministic (the
 report's own order), there are no timestamps, and non-finite numbers are the strings "NaN",
 "Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  Adding a field
 is a minor ``schema_version`` bump; renaming or removing one is a major bump.
+
+Gating (schema 1.2): a finding a suppression rule set aside is not in ``findings`` but in
+``suppressed``, whole, with the rule (where it is written, what it covers, the selector that
+named the check, the reason).  With ``--baseline``, every finding carries ``baselined`` (true
+when the baseline holds it: listed, since it is still true of the run, but not counted for
+the exit code), and ``baseline`` says which file was used and which of its entries no finding
+matched any more (``fixed``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rundoctor.diagnosis import Diagnosis, Link
 from rundoctor.findings import Finding, Severity
@@ -31,6 +38,10 @@ from rundoctor.reporters.inventory import run_summary
 from rundoctor.reporters.jsonable import dumps
 from rundoctor.reporters.wording import fail_on_name, runs_by_verdict, severity_counts
 from rundoctor.series import Run
+
+if TYPE_CHECKING:
+    from rundoctor.baseline import BaselineMatch
+    from rundoctor.suppress import Suppressed
 
 # The keys of ``ls``'s run summary a check report repeats; sources and metadata stay in ls.
 RUN_KEYS = ("id", "path", "format", "x_axis", "points")
@@ -56,9 +67,11 @@ def report_document(report: Report) -> dict[str, Any]:
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
         "runs": [_run(report, run, index) for run in report.runs],
-        "findings": [_finding(finding) for finding in active],
+        "findings": [_finding(finding, report.is_baselined(finding)) for finding in active],
         "checks": [_outcome(outcome) for outcome in report.outcomes],
         "errors": [error.as_dict() for error in report.errors],
+        "suppressed": [_suppressed(item) for item in report.suppressed],
+        "baseline": None if report.baseline is None else _baseline(report.baseline),
         "summary": {
             "runs": len(report.groups),
             "runs_by_verdict": {name: levels.count(level) for level, name in LEVEL_VERDICT.items()},
@@ -66,6 +79,9 @@ def report_document(report: Report) -> dict[str, Any]:
 verdict.value: len(runs) for verdict, runs in runs_by_verdict(report).items()},
             "findings_by_severity": {s.value: n for s, n in severity_counts(report.active_findings).items()},
             "findings_superseded": len(report.superseded_findings),
+            "findings_suppressed": len(report.suppressed),
+            "findings_baselined": len(report.baselined_findings),
+            "baseline_fixed": 0 if report.baseline is None else report.baseline.fixed_count,
             "fail_on": fail_on_name(report),
             "exit_code": report.exit_code,
         },
@@ -117,7 +133,23 @@ def _superseded(link: Link) -> dict[str, Any]:
     }
 
 
-def _finding(finding: Finding) -> dict[str, Any]:
+def _suppressed(item: Suppressed) -> dict[str, Any]:
+    rule = item.rule
+    return {
+        "check": item.finding.check,
+        "code": item.finding.code,
+        "run": item.finding.run,
+        "rule": {"kind": rule.kind.value, "source": rule.source, "scope": rule.scope,
+                 "selector": item.selector, "reason": rule.reason},
+        "finding": _finding(item.finding),
+    }
+
+
+def _baseline(match: BaselineMatch) -> dict[str, Any]:
+    return {"source": match.source, "entries": match.entries, "fixed": [entry.as_dict() for entry in match.fixed]}
+
+
+def _finding(finding: Finding, baselined: bool = False) -> dict[str, Any]:
     return {
         "check": finding.check,
         "code": finding.code,
@@ -129,6 +161,7 @@ def _finding(finding: Finding) -> dict[str, Any]:
         "message": finding.message,
         "evidence": dict(finding.evidence),
         "advice": finding.advice,
+        "baselined": baselined,
     }
 
 

@@ -151,7 +151,25 @@ def checks_ran(report: Report, run_id: str) -> int:
 
 
 def result_line(report: Report) -> str:
-    """The last word: what decided the exit code."""
+    """The last word: what decided the exit code, and what a suppression or the baseline kept
+    out of it (:func:`gated_phrase`)."""
+    gated = gated_phrase(report)
+    return _result(report) + (f"; {gated}" if gated else "")
+
+
+def gated_phrase(report: Report) -> str | None:
+    """``2 suppressed, 12 baselined, 1 fixed since the baseline``: findings that do not count
+    for the exit code because a rule or the baseline holds them; None when there are none
+    and no baseline was given."""
+    parts = [f"{len(report.suppressed):,} suppressed"] if report.suppressed else []
+    if report.baseline is not None:
+        parts.append(f"{len(report.baselined_findings):,} baselined")
+        if report.baseline.fixed_count:
+            parts.append(f"{report.baseline.fixed_count:,} fixed since the baseline")
+    return ", ".join(parts) or None
+
+
+def _result(report: Report) -> str:
     if report.fail_on is None:
         return f"Result: --fail-on never (exit {report.exit_code})"
     shown = {id(finding) for finding in report.shown_findings}  # a finding told once counts once

@@ -3,7 +3,8 @@
 A new check gets these for free: it survives every hostile series in every series it
 reads (empty, one point, constant, all NaN, unsorted, repeated steps, 1e30, infinities),
 its findings are well formed and carry its own code, and each of its parameters can be set
-from configuration (unknown names and wrong types are refused with the check's name).
+from configuration (unknown names, wrong types and values outside the parameter's range,
+NaN and infinity included, are refused with the check's name).
 What a check finds, and its near misses, are tested in its own module.
 """
 
@@ -90,9 +91,46 @@ def test_every_parameter_can_be_overridden_and_is_validated(check: Check[Any]) -
     for name, default, _ in check.param_docs():
         assert check.make_params({name: default}) == check.default_params()
         if isinstance(default, (int, float)) and not isinstance(default, bool):
-            changed = check.make_params({name.replace("_", "-"): default * 2 + 1})
-            assert getattr(changed, name) == default * 2 + 1
+            other = _another_allowed(default, check.param_range(name))
+            changed = check.make_params({name.replace("_", "-"): other})
+            assert getattr(changed, name) == other
             with pytest.raises(ValueError, match=check.name):
                 check.make_params({name: "a string"})
     with pytest.raises(ValueError, match="unknown parameter"):
         check.make_params({"no_such_parameter": 1})
+
+
+@pytest.mark.parametrize("check", REGISTRY, ids=lambda c: c.name)
+def test_every_numeric_parameter_has_a_range_that_holds_its_default(check: Check[Any]) -> None:
+    for name, default, _ in check.param_docs():
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            allowed = check.param_range(name)
+            assert allowed is not None and default in allowed, f"{check.name}.{name} = {default!r} outside {allowed}"
+
+
+@pytest.mark.parametrize("check", REGISTRY, ids=lambda c: c.name)
+def test_values_outside_a_parameter_range_are_refused_naming_it_and_the_range(check: Check[Any]) -> None:
+    for name, default, _ in check.param_docs():
+        allowed = check.param_range(name)
+        if allowed is None:
+            continue
+        outside = [allowed.low - 1] + ([allowed.high + 0.5] if allowed.high is not None else [])
+        if allowed.low_open:
+            outside.append(allowed.low)  # the open end itself: a confidence of 0 or 1
+        if isinstance(default, float):
+            outside += [float("nan"), float("inf"), float("-inf")]
+        for value in outside:
+            value = int(value) if isinstance(default, int) and value == int(value) else value
+            with pytest.raises(ValueError, match=rf"{check.name}: parameter '{name}' must be a finite number .*{_re(allowed)}"):
+                check.make_params({name: value})
+
+
+def _another_allowed(default: float, allowed: Any) -> float:
+    """A value in the range other than the default: halfway to the upper end when there is one."""
+    if isinstance(default, int) or allowed.high is None:
+        return default * 2 + 1
+    return (default + (allowed.high if default != allowed.high else allowed.low)) / 2
+
+
+def _re(allowed: Any) -> str:
+    return str(allowed).replace("[", r"\[").replace("]", r"\]").replace("(", r"\(").replace(")", r"\)")

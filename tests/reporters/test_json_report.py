@@ -67,7 +67,9 @@ def test_the_schema_rejects_what_a_report_must_not_hold() -> None:
 
 def test_the_document_carries_version_tool_and_summary() -> None:
     doc = document(sample_report())
-    assert list(doc) == ["schema_version", "tool", "runs", "findings", "checks", "errors", "summary"]
+    assert list(doc) == [
+        "schema_version", "tool", "runs", "findings", "checks", "errors", "suppressed", "baseline", "summary"
+    ]
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["tool"] == {"name": "rundoctor", "version": __version__}
     assert doc["summary"] == {
@@ -76,9 +78,13 @@ def test_the_document_carries_version_tool_and_summary() -> None:
         "runs_by_diagnosis": {"serious": 1, "problem": 1, "no_data": 0, "minor": 0, "too_short": 0, "healthy": 1},
         "findings_by_severity": {"error": 1, "warning": 2, "info": 1},
         "findings_superseded": 1,
+        "findings_suppressed": 0,
+        "findings_baselined": 0,
+        "baseline_fixed": 0,
         "fail_on": "error",
         "exit_code": 1,
     }
+    assert doc["suppressed"] == [] and doc["baseline"] is None
     assert document(sample_report(fail_on=None))["summary"]["fail_on"] == "never"
     assert document(sample_report(fail_on=None))["summary"]["exit_code"] == 0
 
