@@ -105,10 +105,14 @@ def parse_patterns(values: Sequence[str], where: str) -> PathPatterns:
 
 
 def find_config(start: Path) -> Path | None:
-    """The nearest rundoctor.toml, or pyproject.toml with [tool.rundoctor], at or above ``start``."""
+    """The nearest rundoctor.toml (not a run's suppression file), or pyproject.toml with
+    [tool.rundoctor], at or above ``start``."""
     for directory in (start, *start.parents):
         candidate = directory / "rundoctor.toml"
-        if candidate.is_file():
+        # A rundoctor.toml with a `reason` is a run's suppression file (rundoctor.suppress), which
+        # travels with the logs; running from inside a run directory must not take it for the
+        # project's configuration.
+        if candidate.is_file() and "reason" not in _load_toml(candidate):
             return candidate
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():

@@ -545,3 +545,15 @@ def test_a_broken_pyproject_is_an_error_only_when_it_holds_our_table(tmp_path: P
     (ours / "pyproject.toml").write_text('[tool.rundoctor]\nfail-on = "warning\n', encoding="utf-8")
     with pytest.raises(UsageError, match=r"pyproject\.toml"):
         find_config(ours)
+
+
+def test_a_runs_suppression_file_is_not_taken_for_the_project_config(tmp_path: Path) -> None:
+    from rundoctor.config import find_config
+
+    project = tmp_path / "project"
+    run = project / "runs" / "exp7"
+    run.mkdir(parents=True)
+    (project / "rundoctor.toml").write_text('fail-on = "warning"\n', encoding="utf-8")
+    (run / "rundoctor.toml").write_text('ignore = ["loss-spikes"]\nreason = "batch size 1"\n', encoding="utf-8")
+    assert find_config(run) == project / "rundoctor.toml"
+    assert find_config(project / "runs") == project / "rundoctor.toml"
