@@ -30,7 +30,7 @@ from rundoctor.series import ReadError, Run
 if TYPE_CHECKING:
     from rundoctor.diagnosis import Diagnosis, Link, Verdict
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 
 
 class OutcomeStatus(str, enum.Enum):
