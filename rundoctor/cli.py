@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from rundoctor.errors import UsageError
+from rundoctor.reporters.escape import guard_line_starts, visible
 
 if TYPE_CHECKING:
     from rundoctor.config import Settings
@@ -157,7 +158,7 @@ def check_command(
         try:
             output.write_text(text, encoding="utf-8")
         except OSError as error:
-            raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
+            raise UsageError(f"cannot write --output {visible(str(output))}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
 
 
@@ -239,8 +240,8 @@ def plot_command(
     try:
         panels = plot.write_png(chosen, findings, output)
     except OSError as error:
-        raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
-    typer.echo(f"{output}: {chosen.id}, {panels} plot{'s' if panels != 1 else ''}, {len(findings)} finding{'s' if len(findings) != 1 else ''}")
+        raise UsageError(f"cannot write --output {visible(str(output))}: {error.strerror or error}") from None
+    typer.echo(f"{visible(str(output))}: {visible(chosen.id)}, {panels} plot{'s' if panels != 1 else ''}, {len(findings)} finding{'s' if len(findings) != 1 else ''}")
 
 
 @app.command("schema")
@@ -316,7 +317,7 @@ def _settings(
     from rundoctor.config import find_config, load_settings, parse_fail_on, parse_param_options, parse_selectors
 
     if config is not None and not config.is_file():
-        raise UsageError(f"config file not found: {config}")
+        raise UsageError(f"config file not found: {visible(str(config))}")
     settings = load_settings(config or find_config(Path.cwd()), REGISTRY)
     changes: dict[str, Any] = {}
     if fail_on is not None:
@@ -369,7 +370,7 @@ def _load(
     given = {str(path) for path in paths}
     missing = [error.path for error in errors if error.reason == MISSING_PATH and error.path in given]
     if missing:
-        raise UsageError(f"{MISSING_PATH}: " + ", ".join(missing))
+        raise UsageError(f"{MISSING_PATH}: " + ", ".join(map(visible, missing)))
     if runs:
         _warn_unmatched_roles(overrides, runs)
     return runs, errors
@@ -404,7 +405,7 @@ class _progress:
         return self._update
 
     def _update(self, done: int, total: int, path: str) -> None:
-        self._bar.update(self._task, completed=done, total=total, description=f"reading {Path(path).name or 'logs'}"[:60])
+        self._bar.update(self._task, completed=done, total=total, description=f"reading {visible(Path(path).name) or 'logs'}"[:60])
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
@@ -418,19 +419,28 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _render_options(color: bool | None = None) -> Any:
-    """Colour only on a terminal and without NO_COLOR; width of the terminal, 80 in a pipe."""
+    """Colour only on a terminal and without NO_COLOR; width of the terminal, 80 in a pipe;
+    file paths of annotations relative to $GITHUB_WORKSPACE, else the working directory."""
     from rundoctor.reporters import RenderOptions
 
     tty = sys.stdout.isatty()
     use_color = tty and "NO_COLOR" not in os.environ if color is None else color
     width = shutil.get_terminal_size().columns if tty else 80
-    return RenderOptions(width=max(60, min(width, 160)), color=use_color)
+    cwd = os.getcwd()
+    workspace = os.path.abspath(os.environ.get("GITHUB_WORKSPACE") or cwd)
+    return RenderOptions(width=max(60, min(width, 160)), color=use_color, workspace=workspace, cwd=cwd)
 
 
 def _errors_text(errors: list[ReadError]) -> str:
     lines = ["rundoctor: nothing could be analysed"]
     lines += [f"  {error.path}: {error.reason}" for error in errors]
-    return "\n".join(lines) + "\n"
+    return _neutral(lines)
+
+
+def _neutral(lines: list[str]) -> str:
+    """Lines for stderr, which a CI runner reads as it reads stdout: each neutralised (a path or
+    tag in it holds no line break or control character) and none starting as a workflow command."""
+    return guard_line_starts("".join(visible(line) + "\n" for line in lines))
 
 
 def main() -> None:
@@ -438,7 +448,8 @@ def main() -> None:
     try:
         app(standalone_mode=True)
     except UsageError as error:
-        sys.stderr.write(f"rundoctor: {error}\n")
+        # Line breaks in the message are ours (a list of runs); the names in it are neutralised.
+        sys.stderr.write(_neutral(f"rundoctor: {error}".split("\n")))
         sys.exit(EXIT_USAGE)
     except KeyboardInterrupt:
         sys.stderr.write("rundoctor: interrupted\n")
@@ -450,7 +461,7 @@ def main() -> None:
             traceback.print_exc()
             sys.exit(EXIT_INTERNAL)
         sys.stderr.write(
-            f"rundoctor: internal error: {type(error).__name__}: {error}\n"
+            f"rundoctor: internal error: {type(error).__name__}: {visible(str(error))}\n"
             "This is a bug; rerun with --debug for the traceback.\n"
         )
         sys.exit(EXIT_INTERNAL)

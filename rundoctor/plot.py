@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rundoctor.findings import Finding
+from rundoctor.reporters.escape import visible
 from rundoctor.reporters.panels import (
     DOTS_UP_TO,
     NO_CURVE_NOTE,
@@ -68,7 +69,7 @@ def pick_run(runs: Sequence[Run], wanted: str | None) -> Run:
             return matches[0]
         problem = f"--run {wanted!r} matches {len(matches)} runs" if matches else f"no run {wanted!r} here"
         candidates = matches or runs
-    listing = "\n".join(f"  {run.id}" for run in candidates)
+    listing = "\n".join(f"  {visible(run.id)}" for run in candidates)  # a line each, whatever the names
     raise ValueError(f"{problem}:\n{listing}")
 
 
@@ -91,7 +92,7 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
     figure = Figure(figsize=(WIDTH_INCHES, total), dpi=DPI, facecolor="white")
     FigureCanvasAgg(figure)
     figure.text(
-        0.01, 1 - 0.18 / total, run.id, fontsize=11, fontweight="bold", va="top", ha="left",
+        0.01, 1 - 0.18 / total, _plain(run.id), fontsize=11, fontweight="bold", va="top", ha="left",
     )
     figure.text(
         0.01, 1 - 0.40 / total, f"{run.format} · {run.points:,} points · {counts_phrase(findings)}",
@@ -123,7 +124,13 @@ def _row_height(listed: Sequence[Finding], *, has_plot: bool) -> float:
 
 
 def _message_lines(finding: Finding) -> list[str]:
-    return textwrap.wrap(finding.message, TEXT_WRAP) or [""]
+    return textwrap.wrap(_plain(finding.message), TEXT_WRAP) or [""]
+
+
+def _plain(text: str) -> str:
+    """Log text as matplotlib draws it literally: neutralised, and ``$`` escaped, which would
+    otherwise start mathtext (a tag holding ``$\\frac{$`` must not stop the plot)."""
+    return visible(text).replace("$", r"\$")
 
 
 def _draw_panel(axes: Axes, run: Run, panel: Panel, numbers: dict[int, int]) -> None:
@@ -131,12 +138,12 @@ def _draw_panel(axes: Axes, run: Run, panel: Panel, numbers: dict[int, int]) -> 
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
         steps, values = _with_gaps(trace)
         marker = "o" if trace.points <= DOTS_UP_TO else None
-        axes.plot(steps, values, color=color, linewidth=1.3, marker=marker, markersize=2.5, label=trace.tag)
+        axes.plot(steps, values, color=color, linewidth=1.3, marker=marker, markersize=2.5, label=_plain(trace.tag))
         if trace.non_finite:
             axes.plot(
                 trace.non_finite_steps, np.zeros(trace.non_finite_steps.size), linestyle="none", marker="|",
                 markersize=9, color=NON_FINITE_COLOR, transform=axes.get_xaxis_transform(), clip_on=False,
-                label=f"{trace.tag}: {trace.non_finite:,} NaN/inf",
+                label=f"{_plain(trace.tag)}: {trace.non_finite:,} NaN/inf",
             )
     low, high = panel.step_range
     for row, finding in enumerate(panel.shaded):

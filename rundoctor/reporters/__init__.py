@@ -25,10 +25,15 @@ REPORTERS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Layout for the reporters that care: ``width`` in terminal columns, ``color`` for ANSI styles."""
+    """Layout for the reporters that care: ``width`` in terminal columns, ``color`` for ANSI styles;
+    ``workspace`` (an absolute directory, empty for none) is what the GitHub annotations' file
+    paths are made relative to, a relative run path being taken from ``cwd`` (absolute).  The
+    command line fills them in, so reporters stay pure functions of what they are given."""
 
     width: int = 80
     color: bool = False
+    workspace: str = ""
+    cwd: str = ""
 
 
 def render(format: str, report: Report, options: RenderOptions = RenderOptions()) -> str:

@@ -16,6 +16,7 @@ Python's ``surrogateescape`` decodes them) and are written as the byte they stan
 
 from __future__ import annotations
 
+import html
 import os
 import re
 import unicodedata
@@ -25,7 +26,8 @@ _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 @lru_cache(maxsize=4096)
-def _is_unsafe(char: str) -> bool:
+def is_unsafe(char: str) -> bool:
+    """Whether :func:`visible` escapes ``char``: a control, format, separator or surrogate character."""
     return unicodedata.category(char) in _UNSAFE_CATEGORIES
 
 
@@ -57,7 +59,7 @@ def visible(text: str) -> str:
     renderer would act on."""
     if _SUSPECT.search(text) is None:
         return text
-    return "".join(_escape_char(char) if _is_unsafe(char) else char for char in text)
+    return "".join(_escape_char(char) if is_unsafe(char) else char for char in text)
 
 
 def is_valid_unicode(text: str) -> bool:
@@ -82,3 +84,23 @@ def raw_bytes(path: str) -> bytes:
     """The bytes of a file name as the file system holds them (the inverse of ``surrogateescape``
     decoding), for names that are not valid UTF-8."""
     return os.fsencode(path)
+
+
+def html_text(text: str) -> str:
+    """Log text as HTML (and SVG) character data or an attribute value: :func:`visible`, then
+    ``& < > " '`` as entities, so it can neither add markup nor end an attribute."""
+    return html.escape(visible(text), quote=True)
+
+
+# A line a CI runner reads as a command: GitHub's workflow commands in both syntaxes (``::name``
+# and the older ``##[name]``), after the white space the runner skips (any Unicode white space:
+# it trims with .NET's String.TrimStart).
+_COMMAND_START = re.compile(r"^([^\S\n]*)(:(?=:)|#(?=#\[))", re.MULTILINE)
+
+
+def guard_line_starts(text: str) -> str:
+    """``text`` (any number of lines) with the first character of every line that would read as a
+    workflow command written as a visible escape (``\\x3a:error::``), for output whose lines may
+    start with log text: a table whose first column is a tag name, a name folded onto a new
+    line.  Lines of a report are never commands of ours, so nothing else changes."""
+    return _COMMAND_START.sub(lambda match: f"{match.group(1)}\\x{ord(match.group(2)):02x}", text)

@@ -7,7 +7,9 @@ finding's step range shaded on its plot and its message beside it.  Healthy runs
 (``<details>``) so a sweep of hundreds of runs leads with the ones that need attention.
 One run written in several formats is one row and one section, under its leader: the
 leader's curves, then the findings only another format has on that format's curves; a
-finding found in several formats is listed once.
+finding found in several formats is listed once.  Every string, the logs' names above all, is
+written through :func:`~rundoctor.reporters.escape.html_text`: control and bidirectional
+characters escaped visibly, markup characters as entities.
 
 Why inline SVG written by us, not a plotting library:
 
@@ -28,12 +30,12 @@ log-scale toggle on loss plots, and highlighting a finding's band when its messa
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from html import escape
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
+from rundoctor.reporters.escape import html_text
 from rundoctor.reporters.panels import (
     NO_CURVE_NOTE,
     NON_FINITE_COLOR,
@@ -55,6 +57,7 @@ from rundoctor.reporters.wording import (
     plural,
     result_line,
     runs_by_verdict,
+    runs_worst_first,
     severity_counts,
     step_range,
     superseded_phrase,
@@ -63,7 +66,7 @@ from rundoctor.reporters.wording import (
 )
 from rundoctor.series import Run
 
-# Worst first (VERDICT_ORDER): the order of the tiles, of the run sections and of the summary table.
+# The verdict column's sort key in the summary table: the worse the verdict (VERDICT_ORDER), the higher.
 VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(reversed(VERDICT_ORDER))}
 # (header, numeric): the severity columns follow SEVERITIES.
 SUMMARY_COLUMNS = (
@@ -74,7 +77,7 @@ SUMMARY_COLUMNS = (
 
 def render(report: Report, options: RenderOptions) -> str:
     """The page; ``options`` (terminal width and colour) do not apply to HTML."""
-    runs = ordered_runs(report)
+    runs = runs_worst_first(report)
     anchors = {run.id: f"run-{index}" for index, run in enumerate(runs)}
     body = [
         _header(report),
@@ -90,16 +93,10 @@ def render(report: Report, options: RenderOptions) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{escape(title)}</title>\n<style>{STYLE}{_palette()}</style>\n</head>\n"
+        f"<title>{html_text(title)}</title>\n<style>{STYLE}{_palette()}</style>\n</head>\n"
         "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n"
         f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
-
-
-def ordered_runs(report: Report) -> list[Run]:
-    """Training runs (each shown under its leader) that need attention first (worst verdict
-    first), by id within a verdict."""
-    return sorted(report.leaders, key=lambda run: (-VERDICT_RANK[report.verdict(run.id)], run.id))
 
 
 def _header(report: Report) -> str:
@@ -112,10 +109,10 @@ def _header(report: Report) -> str:
     failing = "failing" if report.exit_code else "passing"
     return (
         '<header>\n<h1>rundoctor report</h1>\n'
-        f'<p class="headline">{escape(plural(len(report.groups), "run"))} diagnosed; '
-        f"{escape(counts_phrase(report.shown_findings))}</p>\n"
+        f'<p class="headline">{html_text(plural(len(report.groups), "run"))} diagnosed; '
+        f"{html_text(counts_phrase(report.shown_findings))}</p>\n"
         f'<div class="tiles">{tiles}</div>\n'
-        f'<p class="result {failing}">{escape(result_line(report))}</p>\n</header>'
+        f'<p class="result {failing}">{html_text(result_line(report))}</p>\n</header>'
     )
 
 
@@ -124,12 +121,12 @@ def _problems(report: Report) -> str:
     failed = [o for o in report.outcomes if o.status is OutcomeStatus.ERROR]
     blocks = []
     if report.errors:
-        items = "".join(f"<li><code>{escape(e.path)}</code>: {escape(e.reason)}</li>" for e in report.errors)
+        items = "".join(f"<li><code>{html_text(e.path)}</code>: {html_text(e.reason)}</li>" for e in report.errors)
         blocks.append(f"<h2>Could not read ({len(report.errors):,})</h2><ul>{items}</ul>")
     if failed:
         items = "".join(
-            f"<li><code>{escape(o.code)}</code> {escape(o.check)} on <code>{escape(o.run)}</code>: "
-            f"{escape(o.reason or '')}</li>"
+            f"<li><code>{html_text(o.code)}</code> {html_text(o.check)} on <code>{html_text(o.run)}</code>: "
+            f"{html_text(o.reason or '')}</li>"
             for o in failed
         )
         blocks.append(f"<h2>Checks that failed ({len(failed):,}); the rest of the report stands</h2><ul>{items}</ul>")
@@ -150,16 +147,16 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
         problem = "" if verdict is Verdict.HEALTHY else diagnosis.problem
         formats = " + ".join(member.format for member in report.members(run.id))
         cells = [
-            f'<td data-sort="{escape(run.id)}"><a href="#{anchors[run.id]}">{escape(run.id)}</a></td>',
+            f'<td data-sort="{html_text(run.id)}"><a href="#{anchors[run.id]}">{html_text(run.id)}</a></td>',
             f'<td data-sort="{VERDICT_RANK[verdict]}">{_badge(verdict)}</td>',
-            f'<td data-sort="{escape(problem)}">{escape(problem)}</td>',
+            f'<td data-sort="{html_text(problem)}">{html_text(problem)}</td>',
             *(
                 f'<td class="num" data-sort="{counts[severity]}">'
                 + (f'<span class="count sev-{severity.value}">{counts[severity]:,}</span>' if counts[severity] else "–")
                 + "</td>"
                 for severity in SEVERITIES
             ),
-            f'<td class="format" data-sort="{escape(formats)}">{escape(formats)}</td>',
+            f'<td class="format" data-sort="{html_text(formats)}">{html_text(formats)}</td>',
             f'<td class="num" data-sort="{run.points}">{run.points:,}</td>',
         ]
         rows.append(f"<tr>{''.join(cells)}</tr>")
@@ -181,28 +178,28 @@ def _diagnosis(report: Report, diagnosis: Diagnosis) -> str:
     there are several) the sources."""
     if diagnosis.verdict is Verdict.HEALTHY and len(diagnosis.sources) < 2:
         return ""
-    parts = [f'<p class="dx-head"><b>{escape(diagnosis.problem)}</b> — {escape(diagnosis.detail)}</p>']
+    parts = [f'<p class="dx-head"><b>{html_text(diagnosis.problem)}</b> — {html_text(diagnosis.detail)}</p>']
     if diagnosis.advice and diagnosis.verdict is not Verdict.HEALTHY:
-        parts.append(f'<p class="advice"><b>Advice</b> {escape(diagnosis.advice)}</p>')
+        parts.append(f'<p class="advice"><b>Advice</b> {html_text(diagnosis.advice)}</p>')
     if diagnosis.explains:
         items = "".join(
-            f"<li><code>{escape(link.finding.code)}</code> {escape(link.finding.check)}: {escape(link.reason)}</li>"
+            f"<li><code>{html_text(link.finding.code)}</code> {html_text(link.finding.check)}: {html_text(link.reason)}</li>"
             for link in diagnosis.explains
         )
         parts.append(f"<p>It explains:</p><ul>{items}</ul>")
     if diagnosis.superseded:
         items = "".join(
-            f"<li><code>{escape(link.finding.code)}</code> {escape(link.finding.check)}, superseded by "
-            f"{escape(link.by.check)}: {escape(link.reason)}</li>"
+            f"<li><code>{html_text(link.finding.code)}</code> {html_text(link.finding.check)}, superseded by "
+            f"{html_text(link.by.check)}: {html_text(link.reason)}</li>"
             for link in diagnosis.superseded
         )
         parts.append(f"<p>Not counted:</p><ul>{items}</ul>")
     also = also_written(report, diagnosis.run)
     if also:
-        items = "".join(f"<li><code>{escape(item)}</code></li>" for item in also)
+        items = "".join(f"<li><code>{html_text(item)}</code></li>" for item in also)
         parts.append(f"<p>Also written as:</p><ul>{items}</ul>")
     if len(diagnosis.sources) > 1:
-        items = "".join(f"<li><code>{escape(source)}</code></li>" for source in diagnosis.sources)
+        items = "".join(f"<li><code>{html_text(source)}</code></li>" for source in diagnosis.sources)
         parts.append(f"<p>Read from:</p><ul>{items}</ul>")
     return f'<div class="diagnosis v-{diagnosis.verdict.value}">{"".join(parts)}</div>'
 
@@ -219,7 +216,7 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
         if number and not own:
             continue
         if number:
-            body.append(f'<h3 class="member">In {escape(member.id)} ({escape(member.format)})</h3>')
+            body.append(f'<h3 class="member">In {html_text(member.id)} ({html_text(member.format)})</h3>')
         body += _pictures(report, member, own, f"{anchor}-{number}" if number else anchor, numbers, quiet=not number)
     for member in members:
         body.append(_notes(member))
@@ -231,11 +228,11 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
     superseded = superseded_phrase(report, run.id)
     counts = counts_phrase(findings) + (f"; {len(diagnosis.superseded)} superseded" if superseded else "")
     return (
-        f'<details class="run v-{verdict.value}" id="{anchor}" data-run="{escape(run.id)}"{is_open}>'
-        f'<summary>{_badge(verdict)}<span class="run-id">{escape(run.id)}</span>'
-        f'<span class="run-dx">{escape(headline)}</span>'
-        f'<span class="run-counts">{escape(counts)}</span>'
-        f'<span class="run-meta">{escape(run.format)} · {run.points:,} points{span}</span></summary>\n'
+        f'<details class="run v-{verdict.value}" id="{anchor}" data-run="{html_text(run.id)}"{is_open}>'
+        f'<summary>{_badge(verdict)}<span class="run-id">{html_text(run.id)}</span>'
+        f'<span class="run-dx">{html_text(headline)}</span>'
+        f'<span class="run-counts">{html_text(counts)}</span>'
+        f'<span class="run-meta">{html_text(run.format)} · {run.points:,} points{span}</span></summary>\n'
         f'<div class="run-body">{"".join(part for part in body if part)}</div></details>'
     )
 
@@ -284,15 +281,15 @@ def _panel(report: Report, run: Run, panel: Panel, anchor: str, index: int, numb
         toggle = f'<input type="checkbox" class="log-toggle" id="log-{chart_id}"{checked}>'
         label = f'<label class="log-label" for="log-{chart_id}">log scale</label>'
     legend = "".join(
-        f'<span class="key"><i class="swatch c{i % len(SERIES_COLORS)}"></i>{escape(trace.tag)}</span>'
+        f'<span class="key"><i class="swatch c{i % len(SERIES_COLORS)}"></i>{html_text(trace.tag)}</span>'
         for i, trace in enumerate(panel.traces)
     ) + "".join(
-        f'<span class="key"><i class="swatch non-finite"></i>{escape(trace.tag)}: '
+        f'<span class="key"><i class="swatch non-finite"></i>{html_text(trace.tag)}: '
         f"{trace.non_finite:,} NaN/inf</span>"
         for trace in panel.traces if trace.non_finite
     )
     plot = (
-        f'<div class="plot">{toggle}<div class="plot-head"><h3>{escape(panel.title)}</h3>'
+        f'<div class="plot">{toggle}<div class="plot-head"><h3>{html_text(panel.title)}</h3>'
         f'<span class="legend">{legend}</span>{label}</div>{svg}</div>'
     )
     if not panel.listed:
@@ -321,26 +318,26 @@ def _finding_list(
             "last": "" if finding.last_step is None else str(finding.last_step),
             "chart": chart_id or "",
         }
-        attributes = "".join(f' data-{key}="{escape(value)}"' for key, value in data.items())
+        attributes = "".join(f' data-{key}="{html_text(value)}"' for key, value in data.items())
         confidence = (
             f'<span class="confidence">{finding.confidence.value} confidence</span>'
             if finding.confidence is not Confidence.HIGH else ""
         )
         cause = explained_by(report, finding)
         if cause is not None:
-            confidence += f'<span class="explained">explained by {escape(cause.check)}</span>'
+            confidence += f'<span class="explained">explained by {html_text(cause.check)}</span>'
         where = written_in(report, finding)
         if where is not None:
-            confidence += f'<span class="explained">{escape(where)}</span>'
-        advice = f'<p class="advice"><b>Advice</b> {escape(finding.advice)}</p>' if finding.advice and cause is None else ""
+            confidence += f'<span class="explained">{html_text(where)}</span>'
+        advice = f'<p class="advice"><b>Advice</b> {html_text(finding.advice)}</p>' if finding.advice and cause is None else ""
         items.append(
             f'<li class="finding sev-{severity}" id="{_finding_id(anchor, number)}"{attributes}>'
             f'<div class="finding-head"><span class="num sev-{severity}">{number}</span>'
-            f'<span class="sev sev-{severity}">{severity}</span><code>{escape(finding.code)}</code>'
-            f'<span class="check">{escape(finding.check)}</span>'
-            + (f'<span class="steps">{escape(steps)}</span>' if steps else "")
+            f'<span class="sev sev-{severity}">{severity}</span><code>{html_text(finding.code)}</code>'
+            f'<span class="check">{html_text(finding.check)}</span>'
+            + (f'<span class="steps">{html_text(steps)}</span>' if steps else "")
             + f"{confidence}</div>"
-            f'<p class="message">{escape(finding.message)}</p>{advice}</li>'
+            f'<p class="message">{html_text(finding.message)}</p>{advice}</li>'
         )
     return f'<ol class="findings">{"".join(items)}</ol>'
 
@@ -350,9 +347,9 @@ def _notes(run: Run) -> str:
     if not run.notes:
         return ""
     items = "".join(
-        f'<li><span class="note-kind">{escape(note.kind.value)}</span>'
-        + (f" at {escape(note.location)}" if note.location else "")
-        + f": {escape(note.message)}</li>"
+        f'<li><span class="note-kind">{html_text(note.kind.value)}</span>'
+        + (f" at {html_text(note.location)}" if note.location else "")
+        + f": {html_text(note.message)}</li>"
         for note in run.notes
     )
     return f'<div class="notes"><h3>Read notes</h3><ul>{items}</ul></div>'
@@ -371,7 +368,7 @@ def _outcomes(outcomes: Sequence[CheckOutcome]) -> str:
     if not listed:
         return f'<p class="outcomes">{summary}</p>'
     items = "".join(
-        f"<li>{o.status.value} <code>{escape(o.code)}</code> {escape(o.check)}: {escape(o.reason or '')}</li>"
+        f"<li>{o.status.value} <code>{html_text(o.code)}</code> {html_text(o.check)}: {html_text(o.reason or '')}</li>"
         for o in listed
     )
     return f'<details class="outcomes"><summary>{summary}</summary><ul>{items}</ul></details>'

@@ -13,7 +13,8 @@ import numpy as np
 
 from rundoctor.report import SCHEMA_VERSION
 from rundoctor.reporters import RenderOptions
-from rundoctor.reporters.jsonable import dumps
+from rundoctor.reporters.escape import guard_line_starts, visible
+from rundoctor.reporters.jsonable import dumps, path_fields
 from rundoctor.roles import Role
 from rundoctor.series import ReadError, Run
 from rundoctor.twins import twin_groups
@@ -40,7 +41,7 @@ def run_summary(run: Run) -> dict[str, Any]:
     steps = run.steps
     return {
         "id": run.id,
-        "path": run.path,
+        **path_fields(run.path),
         "format": run.format,
         "sources": run.sources,
         "x_axis": run.x_axis.value,
@@ -65,8 +66,14 @@ def ls_document(runs: Sequence[Run], errors: Sequence[ReadError]) -> dict[str, A
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
         "runs": [run_summary(run) for run in sorted(runs, key=lambda r: r.id)],
-        "errors": [error.as_dict() for error in sorted(errors, key=lambda e: e.path)],
+        "errors": [error_summary(error) for error in sorted(errors, key=lambda e: e.path)],
     }
+
+
+def error_summary(error: ReadError) -> dict[str, str]:
+    """An unreadable input as the JSON documents list it: its path (with ``path_base64`` when
+    the name is not valid UTF-8) and the reason."""
+    return {**path_fields(error.path), "reason": error.reason}
 
 
 def render_json(runs: Sequence[Run], errors: Sequence[ReadError]) -> str:
@@ -76,7 +83,9 @@ def render_json(runs: Sequence[Run], errors: Sequence[ReadError]) -> str:
 
 def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: RenderOptions) -> str:
     """The ``rundoctor ls`` text: each run with its twins, tags, roles and read notes, then the
-    unreadable inputs and a total."""
+    unreadable inputs and a total; names and notes from the logs neutralised
+    (:func:`~rundoctor.reporters.escape.visible`), and no line, however a name folds, read as a
+    workflow command (:func:`~rundoctor.reporters.escape.guard_line_starts`)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -87,27 +96,27 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
     for run in sorted(runs, key=lambda r: r.id):
         steps = run.steps
         span = f"steps {steps.min()}..{steps.max()}" if steps.size else "no points"
-        console.print(Text.assemble((run.id, "bold"), f"  {run.format}  {run.points:,} points  {span}"))
+        console.print(Text.assemble((visible(run.id), "bold"), f"  {run.format}  {run.points:,} points  {span}"))
         for other in twins.get(run.id, []):
-            console.print(Text(f"  the same run as {other.id} ({other.format}): diagnosed once", style="dim"))
+            console.print(Text(f"  the same run as {visible(other.id)} ({other.format}): diagnosed once", style="dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for column, justify in (("tag", "left"), ("role", "left"), ("points", "right"), ("steps", "right")):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for summary in tag_summaries(run):
-            table.add_row(summary["name"], summary["role"], f"{summary['points']:,}",
+            table.add_row(visible(summary["name"]), summary["role"], f"{summary['points']:,}",
                           f"{summary['first_step']}..{summary['last_step']}")
         for tag, items in sorted(run.histograms.items()):
-            table.add_row(tag, f"{run.roles.get(tag, Role.OTHER).value} (histogram)", f"{len(items):,}", "")
+            table.add_row(visible(tag), f"{run.roles.get(tag, Role.OTHER).value} (histogram)", f"{len(items):,}", "")
         if table.row_count:
             console.print(table)
         for note in run.notes:
-            where = f" at {note.location}" if note.location else ""
-            console.print(Text(f"  note [{note.kind.value}]{where}: {note.message}", style="yellow"))
+            where = f" at {visible(note.location)}" if note.location else ""
+            console.print(Text(f"  note [{note.kind.value}]{where}: {visible(note.message)}", style="yellow"))
         console.print()
     if errors:
         console.print(Text("Could not read:", style="bold red"))
         for error in sorted(errors, key=lambda e: e.path):
-            console.print(Text(f"  {error.path}: {error.reason}"))
+            console.print(Text(f"  {visible(error.path)}: {visible(error.reason)}"))
     total = int(np.sum([run.points for run in runs])) if runs else 0
     console.print(Text(f"{len(runs)} runs, {total:,} points, {len(errors)} unreadable inputs", style="bold"))
-    return console.export_text(styles=options.color)
+    return guard_line_starts(console.export_text(styles=options.color))  # a row may start with a tag name

@@ -15,8 +15,10 @@ entry carries the same ``diagnosis``, made from the findings of all members, who
 ``members`` lists their ids (the leader first) and ``sources`` every member's files.  The
 summary counts training runs: such a group once.  Order is deterministic (the
 report's own order), there are no timestamps, and non-finite numbers are the strings "NaN",
-"Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  Adding a field
-is a minor ``schema_version`` bump; renaming or removing one is a major bump.
+"Infinity" and "-Infinity", so the output is strict JSON any parser accepts.  It is valid
+UTF-8 even when a file name is not: each undecodable byte is written ``\\xNN`` and the run or
+error carries ``path_base64``, the raw bytes of its path (:mod:`rundoctor.reporters.jsonable`).
+Adding a field is a minor ``schema_version`` bump; renaming or removing one is a major bump.
 
 Gating (schema 1.2): a finding a suppression rule set aside is not in ``findings`` but in
 ``suppressed``, whole, with the rule (where it is written, what it covers, the selector that
@@ -34,7 +36,7 @@ from rundoctor.diagnosis import Diagnosis, Link
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import SCHEMA_VERSION, CheckOutcome, Report
 from rundoctor.reporters import RenderOptions
-from rundoctor.reporters.inventory import run_summary
+from rundoctor.reporters.inventory import error_summary, run_summary
 from rundoctor.reporters.jsonable import dumps
 from rundoctor.reporters.wording import fail_on_name, runs_by_verdict, severity_counts
 from rundoctor.series import Run
@@ -44,7 +46,8 @@ if TYPE_CHECKING:
     from rundoctor.suppress import Suppressed
 
 # The keys of ``ls``'s run summary a check report repeats; sources and metadata stay in ls.
-RUN_KEYS = ("id", "path", "format", "x_axis", "points")
+# ``path_base64`` is there only for a path that is not valid UTF-8.
+RUN_KEYS = ("id", "path", "path_base64", "format", "x_axis", "points")
 # Schema 1.0's per-run ``verdict``, kept for the scripts that read it: the level of the
 # diagnosis (a run with no data is "warnings", one too short to judge "info").
 LEVEL_VERDICT = {None: "healthy", Severity.INFO: "info", Severity.WARNING: "warnings", Severity.ERROR: "errors"}
@@ -69,7 +72,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "runs": [_run(report, run, index) for run in report.runs],
         "findings": [_finding(finding, report.is_baselined(finding)) for finding in active],
         "checks": [_outcome(outcome) for outcome in report.outcomes],
-        "errors": [error.as_dict() for error in report.errors],
+        "errors": [error_summary(error) for error in report.errors],
         "suppressed": [_suppressed(item) for item in report.suppressed],
         "baseline": None if report.baseline is None else _baseline(report.baseline),
         "summary": {
@@ -92,7 +95,7 @@ def _run(report: Report, run: Run, index: dict[int, int]) -> dict[str, Any]:
     summary = run_summary(run)
     diagnosis = report.diagnosis(run.id)
     return {
-        **{key: summary[key] for key in RUN_KEYS},
+        **{key: summary[key] for key in RUN_KEYS if key in summary},
         "roles": {tag: run.roles[tag].value for tag in sorted(run.roles)},
         "tags": summary["tags"],
         "notes": summary["notes"],

@@ -17,12 +17,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from html import escape
 from itertools import pairwise
 
 import numpy as np
 
 from rundoctor.findings import Severity
+from rundoctor.reporters.escape import html_text
 from rundoctor.reporters.panels import DOTS_UP_TO, SERIES_COLORS, Panel, Trace
 from rundoctor.reporters.sparkline import MIN_RELATIVE_SPAN
 
@@ -75,10 +75,10 @@ def chart(panel: Panel, shades: Sequence[Shade], title: str, element_id: str) ->
     x = Scale(float(x_low), float(x_high), LEFT, RIGHT)
     parts = [
         (
-            f'<svg class="chart" id="{escape(element_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+            f'<svg class="chart" id="{html_text(element_id)}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
             f'data-steps="{x_low} {x_high}" data-x="{_px(LEFT)} {_px(RIGHT)}">'
         ),
-        f"<title>{escape(title)}</title>",
+        f"<title>{html_text(title)}</title>",
         (
             f'<rect class="area" x="{_px(LEFT)}" y="{_px(TOP)}" width="{_px(RIGHT - LEFT)}" '
             f'height="{_px(BOTTOM - TOP)}"/>'
@@ -97,7 +97,7 @@ def chart(panel: Panel, shades: Sequence[Shade], title: str, element_id: str) ->
     parts.append(f'<path class="axis" d="M{_px(LEFT)} {_px(BOTTOM)}H{_px(RIGHT)}"/>')
     parts.extend(
         f'<text class="band-label sev-{shade.severity.value}" x="{_px(left + 3)}" '
-        f'y="{_px(TOP + 12 + 13 * (index % LABEL_ROWS))}">{escape(shade.label)}</text>'
+        f'y="{_px(TOP + 12 + 13 * (index % LABEL_ROWS))}">{html_text(shade.label)}</text>'
         for index, (shade, (_, left)) in enumerate(zip(shades, bands, strict=True))
     )
     parts.append("</svg>")
@@ -116,9 +116,9 @@ def _band(shade: Shade, x: Scale) -> tuple[str, float]:
         middle = (left + right) / 2
         left, right = middle - MIN_SHADE_WIDTH / 2, middle + MIN_SHADE_WIDTH / 2
     rect = (
-        f'<rect class="band sev-{shade.severity.value}" data-finding="{escape(shade.finding_id)}" '
+        f'<rect class="band sev-{shade.severity.value}" data-finding="{html_text(shade.finding_id)}" '
         f'x="{_px(left)}" y="{_px(TOP)}" width="{_px(right - left)}" height="{_px(BOTTOM - TOP)}">'
-        f"<title>{escape(shade.title)}</title></rect>"
+        f"<title>{html_text(shade.title)}</title></rect>"
     )
     return rect, left
 
@@ -191,7 +191,7 @@ def _non_finite_marks(trace: Trace, x: Scale, axis: str) -> str:
     first, last = int(trace.non_finite_steps[0]), int(trace.non_finite_steps[-1])
     where = f"{axis} {first}" if first == last else f"{axis}s {first}..{last}"
     title = f"{trace.tag}: {trace.non_finite:,} NaN or infinite point{'s' if trace.non_finite != 1 else ''} ({where})"
-    return f'<path class="non-finite" d="{d}"><title>{escape(title)}</title></path>'
+    return f'<path class="non-finite" d="{d}"><title>{html_text(title)}</title></path>'
 
 
 def polyline(xs: np.ndarray, ys: np.ndarray, breaks: np.ndarray) -> str:

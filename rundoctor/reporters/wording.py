@@ -67,6 +67,13 @@ def runs_by_verdict(report: Report) -> dict[Verdict, list[Run]]:
     return grouped
 
 
+def runs_worst_first(report: Report) -> list[Run]:
+    """Training runs (each under its leader), worst verdict first (:data:`VERDICT_ORDER`), by id
+    within a verdict: the runs that need attention lead every summary."""
+    rank = {verdict: index for index, verdict in enumerate(VERDICT_ORDER)}
+    return sorted(report.leaders, key=lambda run: (rank[report.verdict(run.id)], run.id))
+
+
 def also_written(report: Report, run_id: str) -> list[str]:
     """``exp/results.csv (ultralytics-csv)`` for every other format the run was written in."""
     return [f"{run.id} ({run.format})" for run in report.members(run_id)[1:]]

@@ -8,7 +8,15 @@ import unicodedata
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rundoctor.reporters.escape import is_valid_unicode, raw_bytes, utf8_text, visible
+from rundoctor.reporters.escape import (
+    guard_line_starts,
+    html_text,
+    is_unsafe,
+    is_valid_unicode,
+    raw_bytes,
+    utf8_text,
+    visible,
+)
 
 
 def test_terminal_and_ci_controls_are_escaped_visibly() -> None:
@@ -47,3 +55,15 @@ def test_no_unsafe_character_survives(text: str) -> None:
     # Nothing is deleted: every safe character is still there, in order.
     iterator = iter(out)
     assert all(char in iterator for char in safe)
+
+
+def test_a_line_that_would_read_as_a_workflow_command_gets_its_first_character_escaped() -> None:
+    text = "::error::x\n  ::warning file=a::y\n\u3000##[error]z\nloss::val\n:x\n# h\n##x\n"
+    assert guard_line_starts(text) == (
+        "\\x3a:error::x\n  \\x3a:warning file=a::y\n\u3000\\x23#[error]z\nloss::val\n:x\n# h\n##x\n"
+    )
+
+
+def test_html_text_escapes_markup_after_control_characters() -> None:
+    assert html_text('<b a="1">\x1b&\u202e\'') == "&lt;b a=&quot;1&quot;&gt;\\x1b&amp;\\u202e&#x27;"
+    assert is_unsafe("\u202e") and is_unsafe("\x85") and not is_unsafe("é") and not is_unsafe(" ")

@@ -22,6 +22,7 @@ from rundoctor.config import Settings
 from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions, render
+from rundoctor.reporters.escape import visible
 from rundoctor.reporters.panels import MAX_POINTS, extremes, picture, trace
 from rundoctor.reporters.svg import (
     MIN_SHADE_WIDTH,
@@ -309,8 +310,8 @@ def test_all_text_is_escaped() -> None:
     page = html(sample_report())
     assert "<tag>" not in page and "[bold]x[/bold]" in page
     item = next(li for li in parse(page).all("li", "finding") if li.attrs["data-check"] == "loss-plateau")
-    assert item.all("p", "message")[0].text() == AWKWARD
-    assert item.all("p", "advice")[0].text() == "Advice " + AWKWARD
+    assert item.all("p", "message")[0].text() == visible(AWKWARD)
+    assert item.all("p", "advice")[0].text() == "Advice " + visible(AWKWARD)
 
     hostile = make_run({'<b>"loss"</b> & co': (steps(50), decay(50))}, run_id="runs/<script>alert(1)</script>")
     page = html(Report(runs=(hostile,), findings=(finding(hostile.id, "x", "X001", Severity.ERROR, tags=hostile.tags),)))
@@ -319,6 +320,20 @@ def test_all_text_is_escaped() -> None:
     assert root.all("details", "run")[0].attrs["data-run"] == hostile.id
     assert root.all("li", "finding")[0].attrs["data-run"] == hostile.id
     assert '<b>"loss"</b> & co' in root.all("svg", "chart")[0].all("title")[0].text()
+
+
+def test_control_and_bidirectional_characters_are_escaped_visibly_everywhere() -> None:
+    name = "runs/a\x1b[31m\u202eexe.txt\n::error::x\x00"
+    tag = "loss\u2028\x85\u200b/train"
+    run = make_run({tag: (steps(50), decay(50))}, run_id=name)
+    page = html(Report(runs=(run,), findings=(finding(run.id, "x", "X001", Severity.ERROR, tags=(tag,),
+                                                       message=f"{tag} spiked in {name}"),)))
+    assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2028\u2029]", page)
+    assert not any(line.lstrip().startswith("::error::") for line in page.splitlines())
+    root = parse(page)
+    assert root.all("details", "run")[0].attrs["data-run"] == "runs/a\\x1b[31m\\u202eexe.txt\\n::error::x\\x00"
+    message = root.all("li", "finding")[0].all("p", "message")[0].text()
+    assert message == "loss\\u2028\\x85\\u200b/train spiked in runs/a\\x1b[31m\\u202eexe.txt\\n::error::x\\x00"
 
 
 def test_runs_with_findings_come_first_and_open_healthy_runs_are_folded() -> None:

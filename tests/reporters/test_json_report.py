@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import base64
 import json
+import os
+import unicodedata
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
@@ -14,8 +17,9 @@ from rundoctor.report import SCHEMA_VERSION, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.json_report import render
 from rundoctor.roles import Role
-from rundoctor.series import NoteKind, ReadNote
-from tests.reporters.reports import healthy_run, sample_report, sweep_report
+from rundoctor.series import NoteKind, ReadError, ReadNote
+from tests.curves import decay, make_run, steps
+from tests.reporters.reports import finding, healthy_run, sample_report, sweep_report
 
 
 def schema() -> dict[str, Any]:
@@ -185,3 +189,44 @@ def test_the_warning_gate_changes_only_the_summary() -> None:
 
 def test_the_sample_report_matches_its_golden_file(golden: Callable[[str, str], None]) -> None:
     golden("sample_report.json", render(sample_report(), RenderOptions()))
+
+
+def test_a_path_that_is_not_utf8_is_written_escaped_with_its_raw_bytes_beside_it() -> None:
+    raw = b"runs/caf\xe9-\xff\n\x1b"  # latin-1 and a stray byte: not UTF-8
+    run = healthy_run(os.fsdecode(raw))
+    run.path = os.fsdecode(b"/data/" + raw)
+    tag = os.fsdecode(b"loss\xfe")
+    report = Report(
+        runs=(run,),
+        findings=(finding(run.id, "spike", "S001", Severity.ERROR, tags=(tag,), message=f"{tag} spiked",
+                          evidence={tag: 1.0}),),
+        errors=(ReadError(os.fsdecode(b"bad-\x80.csv"), "not a log"),),
+    )
+    text = render(report, RenderOptions())
+    doc = json.loads(text.encode("utf-8").decode("utf-8", errors="strict"))  # valid UTF-8 through and through
+    validate(doc)
+    entry = doc["runs"][0]
+    assert entry["id"] == "runs/caf\\xe9-\\xff\n\x1b"  # only the undecodable bytes are written \xNN
+    assert entry["path"] == "/data/runs/caf\\xe9-\\xff\n\x1b"
+    assert base64.b64decode(entry["path_base64"]) == b"/data/" + raw
+    assert doc["findings"][0]["run"] == entry["id"] and doc["findings"][0]["tags"] == ["loss\\xfe"]
+    assert doc["findings"][0]["evidence"] == {"loss\\xfe": 1.0}
+    assert doc["errors"] == [{"path": "bad-\\x80.csv", "path_base64": base64.b64encode(b"bad-\x80.csv").decode(),
+                              "reason": "not a log"}]
+
+
+def test_a_utf8_path_carries_no_raw_bytes_field() -> None:
+    run = healthy_run("runs/café-\u202e")
+    doc = document(Report(runs=(run,), findings=(), errors=(ReadError("ok.csv", "not a log"),)))
+    assert doc["runs"][0]["path"] == "runs/café-\u202e" and "path_base64" not in doc["runs"][0]
+    assert doc["errors"] == [{"path": "ok.csv", "reason": "not a log"}]
+
+
+def test_characters_json_leaves_raw_are_escaped_and_parse_back_unchanged() -> None:
+    tag = "loss\x85\x7f\u2028\u202e\U000e0001/é😀"
+    run = make_run({tag: (steps(20), decay(20))}, run_id="runs/a\u2029b")
+    text = render(Report(runs=(run,), findings=()), RenderOptions())
+    assert not [char for char in text if char != "\n" and unicodedata.category(char) in {"Cc", "Cf", "Zl", "Zp"}]
+    assert "loss\\u0085\\u007f\\u2028\\u202e\\udb40\\udc01/é😀" in text  # printable text stays as it is
+    doc = json.loads(text)
+    assert doc["runs"][0]["tags"][0]["name"] == tag and doc["runs"][0]["id"] == "runs/a\u2029b"
