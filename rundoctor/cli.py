@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 # Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
 EXIT_OK, EXIT_USAGE, EXIT_INTERNAL = 0, 2, 3
+MIN_WIDTH = 20  # narrower than this no line holds a finding's severity and check name
 
 app = typer.Typer(
     name="rundoctor",
@@ -104,9 +105,14 @@ def ls_command(
 @app.command("check")
 def check_command(
     paths: list[Path] = PathsArg,
-    format: str = typer.Option("text", "--format", "-f", help="text, json, markdown, github, junit or html."),
+    format: str = typer.Option(
+        "text", "--format", "--output-format", "-f", help="text, concise (one line per finding), json, markdown, github, junit or html."
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the report to FILE instead of stdout."),
     fail_on: str | None = typer.Option(None, "--fail-on", help="error (default), warning, info or never: the lowest severity that makes the exit code 1."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="text, concise: only what fails --fail-on (findings at or above it, runs it fails unjudged), then the result line."),
+    statistics: bool = typer.Option(False, "--statistics", help="text, concise: instead of the findings, how many each check made, most first."),
+    verbose: bool = typer.Option(False, "--verbose", help="text: each finding in full (whole message, its own advice, sparklines), every healthy run named; concise: whole messages."),
     select: list[str] = SelectOpt,
     ignore: list[str] = IgnoreOpt,
     config: Path | None = ConfigOpt,
@@ -127,11 +133,14 @@ def check_command(
     from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import _hint, parse_patterns
     from rundoctor.engine import diagnose
-    from rundoctor.reporters import REPORTERS, render
+    from rundoctor.reporters import REPORTERS, TERMINAL_FORMATS, render
     from rundoctor.suppress import file_rules
 
     if format not in REPORTERS:
         raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
+    chosen = [name for name, on in (("--quiet", quiet), ("--statistics", statistics), ("--verbose", verbose)) if on]
+    if chosen and format not in TERMINAL_FORMATS:
+        raise UsageError(f"{chosen[0]} applies to --format {' or '.join(TERMINAL_FORMATS)}, not {format}")
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     if exclude:
         settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
@@ -151,7 +160,7 @@ def check_command(
         sys.stderr.write(f"rundoctor: wrote a baseline of {written.size:,} findings to {write_baseline}\n")
         report = replace(report, baseline=written.match(report.active_findings))
     options = _render_options() if output is None else _render_options(color=False)
-    text = render(format, report, options)
+    text = render(format, report, replace(options, quiet=quiet, statistics=statistics, verbose=verbose))
     if output is None:
         sys.stdout.write(text)
     else:
@@ -419,16 +428,21 @@ def _console(stderr: bool = False) -> Any:
 
 
 def _render_options(color: bool | None = None) -> Any:
-    """Colour only on a terminal and without NO_COLOR; width of the terminal, 80 in a pipe;
-    file paths of annotations relative to $GITHUB_WORKSPACE, else the working directory."""
+    """Colour only on a terminal and without NO_COLOR; the width is COLUMNS when set (in a pipe
+    too), else the terminal's, else 80; file paths of annotations relative to
+    $GITHUB_WORKSPACE, else the working directory."""
     from rundoctor.reporters import RenderOptions
 
     tty = sys.stdout.isatty()
     use_color = tty and "NO_COLOR" not in os.environ if color is None else color
-    width = shutil.get_terminal_size().columns if tty else 80
+    columns = os.environ.get("COLUMNS", "").strip()
+    if columns.isdigit() and int(columns) > 0:
+        width = int(columns)
+    else:
+        width = shutil.get_terminal_size().columns if tty else 80
     cwd = os.getcwd()
     workspace = os.path.abspath(os.environ.get("GITHUB_WORKSPACE") or cwd)
-    return RenderOptions(width=max(60, min(width, 160)), color=use_color, workspace=workspace, cwd=cwd)
+    return RenderOptions(width=max(MIN_WIDTH, width), color=use_color, workspace=workspace, cwd=cwd)
 
 
 def _errors_text(errors: list[ReadError]) -> str:

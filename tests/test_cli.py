@@ -136,14 +136,14 @@ def rundoctor(
 def test_healthy_input_exits_0(rundoctor: Invoke) -> None:
     result = rundoctor("check", "healthy")
     assert result.code == 0
-    assert result.out.startswith("healthy  HEALTHY: no findings from 1 check\n")
+    assert result.out.startswith("HEALTHY    healthy\n           no findings from 1 check\n")
     assert "1 check skipped for missing series" in result.out
 
 
 def test_a_finding_at_or_above_fail_on_exits_1(rundoctor: Invoke) -> None:
     result = rundoctor("check", "nan", "healthy")
     assert result.code == 1
-    assert "ERROR    T001 loss-ceiling  steps 60..99" in result.out
+    assert "  error    T001 loss-ceiling  steps 60..99" in result.out
     assert "Result: 1 finding at or above error (exit 1)" in result.out
 
 
@@ -355,7 +355,7 @@ def test_a_bug_resolving_the_number_of_classes_is_an_error_outcome_not_exit_3(
 def test_runs_that_cannot_be_judged_fail_at_their_verdict_level(rundoctor: Invoke, run: str, fail_on: str, code: int) -> None:
     result = rundoctor("check", run, "--fail-on", fail_on)
     assert result.code == code
-    assert result.out.startswith(f"{run}  {'NO DATA' if run == 'nodata' else 'TOO SHORT'}: ")
+    assert result.out.startswith(f"{'NO DATA' if run == 'nodata' else 'TOO SHORT':<9}  {run}\n")
 
 
 # The other commands ---------------------------------------------------------------------
@@ -420,7 +420,7 @@ def test_a_piped_report_has_no_escape_codes(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=120, check=False, env=env, cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("metrics.csv  ")  # the real checks decide the verdict
+    assert result.stdout.splitlines()[0].endswith("  metrics.csv")  # the real checks decide the verdict
     assert "Result: no findings at or above error (exit 0)" in result.stdout
     assert "\x1b" not in result.stdout
 
@@ -496,7 +496,7 @@ def test_two_formats_of_one_run_are_printed_once(rundoctor: Invoke) -> None:
     result = rundoctor("check", "twins", "healthy")
     assert result.code == 1
     assert result.out.count("T001 loss-ceiling") == 1
-    assert "also written as twins/log.csv (wide-csv)" in result.out
+    assert "also written as log.csv (wide-csv)" in result.out
     assert "(also in wide-csv)" in result.out
     assert "2 runs: 1 serious, 1 healthy; 1 error" in result.out
     assert "Result: 1 finding at or above error (exit 1)" in result.out

@@ -504,10 +504,10 @@ def test_the_json_report_has_an_entry_per_format_sharing_one_diagnosis() -> None
 
 def test_the_text_report_shows_the_run_once_naming_both_formats_and_a_shared_finding_once() -> None:
     text = render("text", twin_report(), RenderOptions(width=100))
-    assert text.count("out/train  SERIOUS") == 1 and "out/train/results.csv  " not in text
-    assert "also written as out/train/results.csv (ultralytics-csv)" in text
+    assert text.count("SERIOUS    train\n") == 1 and "results.csv\n" not in text
+    assert "also written as results.csv (ultralytics-csv)" in text
     assert text.count("N001 non-finite") == 1 and "(also in ultralytics-csv)" in text
-    assert "M004 class-imbalance  steps 30..49  (in ultralytics-csv)" in text
+    assert "M004 class-imbalance  steps 30..49  metrics/mAP50(B) pinned at 0.95  (in ultralytics-csv)" in text
     assert "2 runs: 1 serious, 1 healthy; 1 error, 1 info" in text
     assert "Result: 1 finding at or above error (exit 1)" in text
 

@@ -20,18 +20,29 @@ REPORTERS: dict[str, str] = {
     "github": "rundoctor.reporters.github",
     "junit": "rundoctor.reporters.junit",
     "html": "rundoctor.reporters.html",
+    "concise": "rundoctor.reporters.concise",
 }
+
+# The formats people read in a terminal or a CI log: only they honour ``quiet``,
+# ``statistics`` and ``verbose``.
+TERMINAL_FORMATS = ("text", "concise")
 
 
 @dataclass(frozen=True)
 class RenderOptions:
-    """Layout for the reporters that care: ``width`` in terminal columns, ``color`` for ANSI styles;
+    """Layout for the reporters that care: ``width`` in terminal columns, ``color`` for ANSI
+    styles; for the :data:`TERMINAL_FORMATS`, what to show: ``quiet`` only what fails
+    ``--fail-on``, ``statistics`` counts per check instead of the findings, ``verbose`` each
+    finding whole (message, its own advice, sparklines) and every healthy run by name.
     ``workspace`` (an absolute directory, empty for none) is what the GitHub annotations' file
     paths are made relative to, a relative run path being taken from ``cwd`` (absolute).  The
     command line fills them in, so reporters stay pure functions of what they are given."""
 
     width: int = 80
     color: bool = False
+    quiet: bool = False
+    statistics: bool = False
+    verbose: bool = False
     workspace: str = ""
     cwd: str = ""
 

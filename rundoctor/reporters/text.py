@@ -1,52 +1,77 @@
-"""The terminal report: each run led by its diagnosis, then its findings with advice and a
-sparkline of the curve.
+"""The terminal report: short, worst run first, and safe to print in a CI log.
 
-A run's header line is its diagnosis (``runs/a  SERIOUS: training diverged — train/loss
-turned non-finite at step 600 ...``); the primary finding comes first, then the findings it
-explains (marked "explained by ..."), then the rest.  Findings the diagnosis superseded are
-not printed, only counted.  Runs that are not healthy are shown in full; healthy runs of a
-sweep fold into one line, so a report over 200 runs leads with the 20 that need attention.
-One run written in several formats is shown once, under its leader, with "also written as"
-naming the other formats, and a finding found in several formats is printed once.
-Every line fits ``options.width``.
+On several runs it reads::
+
+    39 runs under ../shared/real_logs/, worst first
+
+    SERIOUS    lora-sweep/runs/run0
+               stalled: no learning
+      error    C001 no-learning  steps 100..1200  train/loss never got meaningfully
+             │ below its initial level: 1.398 at the start (threshold 5%)
+    ...
+    Advice by check (rundoctor explain CHECK has more; --verbose, per finding):
+      no-learning: Overfit one small batch first: ...
+
+    Summary: 39 runs: 6 serious, 9 problem, ...; 10 errors, 13 warnings, 29 info
+    Healthy (6): a, b, ...
+    Result: 10 findings at or above error (exit 1)
+
+- Runs come worst verdict first, then by name.  A run's header is its verdict and name, with
+  its diagnosis (the root cause's plain name) under it; then one line per finding, most
+  severe first (among equals as the diagnosis tells them): severity, code and check, steps,
+  the message's key clause with the threshold crossed, and what qualifies it (confidence,
+  the finding that explains it).  Several notes on a run with warnings or errors share one
+  line.  Superseded findings are only counted.  With several runs, healthy ones have no
+  section: the summary names them.
+- Advice is told once per check, in a section after the runs, for the checks with a
+  warning or an error; checks with notes only are named there, for ``rundoctor explain``.
+  ``options.verbose`` puts each finding's own advice, whole message and sparklines under it
+  instead.
+- Names lose the directory prefix every run shares, stated once in the first line; a name
+  is never broken across lines (it overflows the width instead).
+- The summary always comes last, before the result line.
+- ``options.quiet``: only what fails ``--fail-on``, then the result line.
+- Every string from the logs is passed through :func:`visible`, and lines are laid out by
+  :mod:`rundoctor.reporters.layout`, which leads each line with text rundoctor wrote; styles
+  are rich ``Text`` styles (log text is never parsed as markup), exported as ANSI only when
+  ``options.color`` is on.
 """
 
 from __future__ import annotations
 
-import io
-import re
+import os
+import posixpath
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
 
-from rich import box
-from rich.console import Console, Group, RenderableType
-from rich.padding import Padding
-from rich.table import Table
+from rich.cells import cell_len
 from rich.text import Text
 
-from rundoctor.diagnosis import Verdict
+from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding, Severity
 from rundoctor.report import OutcomeStatus, Report
-from rundoctor.reporters import RenderOptions
+from rundoctor.reporters import RenderOptions, statistics
+from rundoctor.reporters.escape import visible
+from rundoctor.reporters.layout import Span, export, flow, gutter
 from rundoctor.reporters.sparkline import sparkline, value_range
 from rundoctor.reporters.wording import (
-    FOLD_HEALTHY_ABOVE,
-    SEVERITIES,
-    also_written,
+    VERDICT_ORDER,
     checks_ran,
     counts_phrase,
-    diagnosis_line,
     diagnosis_order,
     explained_by,
     plural,
     result_line,
     runs_by_verdict,
-    severity_counts,
+    short_message,
     skipped_line,
     step_range,
     superseded_phrase,
     verdict_name,
     written_in,
 )
-from rundoctor.series import Curve, Run
+from rundoctor.series import Run
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 VERDICT_STYLE = {
@@ -57,221 +82,350 @@ VERDICT_STYLE = {
     Verdict.NO_DATA: "yellow",
     Verdict.SERIOUS: "bold red",
 }
-COLUMN_NAMES = {Severity.ERROR: "errors", Severity.WARNING: "warnings", Severity.INFO: "info"}
-FINDING_INDENT = 4  # message, advice and sparklines sit under the finding's header
+LABEL_WIDTH = max(len(verdict.label) for verdict in Verdict)  # run names line up after the widest
+NAME_COLUMN = LABEL_WIDTH + 2  # where a run's name, its diagnosis and a finding's message start
+SEVERITY_WIDTH = max(len(severity.value) for severity in Severity)
+BODY_GUTTER = NAME_COLUMN - 2  # a finding's continuation lines: the gutter, then its message column
+TOP_GUTTER = 2  # continuation lines of everything else
 MAX_SPARKLINES = 3  # per finding; a check about ten loss terms shows the first three
 MAX_SPARK_WIDTH = 60  # wider sparklines add columns, not information
-MAX_LABEL_WIDTH = 20
-HEALTHY_LIST_LINES = 2  # folded healthy ids: this many lines, then "+N more"
-_COLUMN_GAP = 3  # between two columns of the summary table: padding on both sides, the box's separator
-_FOLD_INDENT = 2  # a run id folded over lines indents the lines after the first
+MIN_SPARK_WIDTH = 8  # narrower ones show no shape: the message says it all
+FOLD_NOTES_FROM = 2  # notes on a run with problems share a line from this many (one is no longer)
+HEALTHY_LIST_LINES = 16  # healthy runs named in this many lines, then "+N more" (all with verbose)
+ADVICE_TITLE = "Advice by check (rundoctor explain CHECK has more; --verbose, per finding):"
+
+
+@dataclass(frozen=True)
+class Names:
+    """How the report writes run names and paths: without the directory prefix every run
+    shares, which the first line states once as ``root``."""
+
+    root: str  # the shared directory as the user wrote it; "" when nothing is trimmed
+    cut: int  # characters trimmed from the front of every run id
+
+    def run(self, run_id: str) -> str:
+        """A run's name as printed: its id without the shared prefix, made visible."""
+        return visible(run_id[self.cut:])
+
+    def path(self, path: str) -> str:
+        """A path as printed (a read error's): without the shared root when it has it."""
+        posix = path.replace(os.sep, "/")
+        return visible(posix[len(self.root):] if self.root and posix.startswith(self.root) else path)
 
 
 def render(report: Report, options: RenderOptions) -> str:
-    """The terminal report: a section per run that is not healthy (or the one run), a summary when
-    there are several, then the result line; ANSI styles only with ``options.color``."""
-    output = io.StringIO()
-    console = Console(
-        file=output,
-        record=True,
-        width=options.width,
-        force_terminal=options.color,
-        no_color=not options.color,
-        highlight=False,
-        emoji=False,
-        legacy_windows=False,
-    )
+    """The terminal report (see the module docstring); ``--statistics`` replaces it with the
+    counts per check."""
+    if options.statistics:
+        return statistics.render(report, options)
+    lines = _quiet_lines(report, options) if options.quiet else _report_lines(report, options)
+    return export(lines, options.color)
+
+
+def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
+    width = options.width
     several = len(report.groups) > 1
-    for run in report.leaders:
-        if report.verdict(run.id) is not Verdict.HEALTHY or not several:
-            console.print(_run_section(report, run, options.width))
-            console.print()
+    names = shared_names(report) if several else Names("", 0)
+    lines: list[Text] = []
     if several:
-        console.print(_summary(report, options.width))
-        console.print()
-    for block in _problems(report):
-        console.print(block)
-        console.print()
-    for line in (superseded_phrase(report), skipped_line(report)):
-        if line:
-            console.print(Text(line, style="dim"))
-    console.print(Text(result_line(report), style="bold"))
-    text = console.export_text(styles=options.color)
-    return "\n".join(line.rstrip() for line in text.splitlines()) + "\n"
+        where = [Span(" under "), Span(visible(names.root), "bold", whole=True)] if names.root else []
+        lines += _top([Span(plural(len(report.groups), "run")), *where, Span(", worst first")], width)
+        lines.append(Text())
+    shown: list[Finding] = []
+    unjudged: list[Diagnosis] = []
+    previous: Verdict | None = None
+    for run in worst_first(report):
+        verdict = report.verdict(run.id)
+        if several and verdict is Verdict.HEALTHY:
+            continue
+        findings = worst_findings(report, run.id)
+        if several and all_baselined(report, run.id, findings):
+            continue  # known and accepted: named in the summary, not shown again
+        if previous is not None and verdict is not previous:  # a blank line between verdicts
+            lines.append(Text())
+        previous = verdict
+        lines += _run_lines(report, run, names, findings, options, fold_notes=not options.verbose)
+        shown += findings
+        if not verdict.judged:
+            unjudged.append(report.diagnosis(run.id))
+    if previous is not None:
+        lines.append(Text())
+    if not options.verbose:
+        lines += _advice_lines(report, shown, unjudged, width)
+    lines += _problem_lines(report, names, width)
+    if several:
+        lines += _summary_lines(report, names, options)
+    for note in (superseded_phrase(report), skipped_line(report)):
+        if note:
+            lines += _top([Span(note, "dim")], width)
+    return lines + _top([Span(result_line(report), "bold")], width)
 
 
-def _verdict_line(report: Report, run: Run) -> Text:
-    """The run's diagnosis, then (dim) its counts or how many checks found nothing."""
+def _quiet_lines(report: Report, options: RenderOptions) -> list[Text]:
+    """Only what fails ``--fail-on``: the findings at or above it under their runs, and the
+    runs that could not be judged at or above it; then the result line."""
+    lines: list[Text] = []
+    threshold = report.fail_on
+    if threshold is not None:
+        unjudged = {diagnosis.run for diagnosis in report.failing_runs()}
+        for run in worst_first(report):
+            failing = [f for f in worst_findings(report, run.id) if f.severity.rank >= threshold.rank]
+            if failing or run.id in unjudged:
+                lines += _run_lines(report, run, Names("", 0), failing, options, fold_notes=False)
+                lines.append(Text())
+    return lines + _top([Span(result_line(report), "bold")], options.width)
+
+
+def shared_names(report: Report) -> Names:
+    """The directory prefix all run ids share (cut at a ``/``), and that directory as the user
+    wrote it: ``real_logs/`` in the ids is ``../shared/real_logs/`` on the command line."""
+    ids = [run.id for run in report.runs]
+    try:
+        common = posixpath.commonpath(ids)
+    except ValueError:  # absolute and relative ids: nothing shared
+        return Names("", 0)
+    while common and not all(run_id.startswith(common + "/") for run_id in ids):  # a run is the directory itself
+        common = posixpath.dirname(common)
+    if not common:
+        return Names("", 0)
+    prefix = common + "/"
+    roots = set()
+    for run in report.runs:
+        path, rest = run.path.replace(os.sep, "/"), run.id[len(prefix):]
+        roots.add(path[: len(path) - len(rest)] if path.endswith("/" + rest) else prefix)
+    return Names(roots.pop() if len(roots) == 1 else prefix, len(prefix))
+
+
+def worst_first(report: Report) -> list[Run]:
+    """The training runs (one per twin group), worst verdict first, then by name."""
+    return sorted(report.leaders, key=lambda run: (VERDICT_ORDER.index(report.verdict(run.id)), run.id))
+
+
+def all_baselined(report: Report, run_id: str, shown: Sequence[Finding]) -> bool:
+    """A judged run whose every finding the baseline holds: nothing new to show about it."""
+    return (report.baseline is not None and report.verdict(run_id).judged and not shown
+            and any(finding.run == run_id for finding in report.baselined_findings))
+
+
+def worst_findings(report: Report, run_id: str) -> list[Finding]:
+    """The run's findings as reports list them, most severe first; among equals in the order
+    the diagnosis tells them (the primary, what it explains, the rest)."""
+    return sorted(diagnosis_order(report, run_id), key=lambda finding: -finding.severity.rank)
+
+
+def _top(spans: Sequence[Span], width: int) -> list[Text]:
+    """A paragraph of the report's own: continuation lines behind the top-level gutter."""
+    return flow(spans, width, gutter(TOP_GUTTER))
+
+
+def _run_lines(
+    report: Report, run: Run, names: Names, findings: Sequence[Finding], options: RenderOptions, *, fold_notes: bool
+) -> list[Text]:
+    """The run's header (verdict and name), its diagnosis, the formats it was also written
+    in, and a line per finding in ``findings``; with ``fold_notes``, the informational notes
+    of a run that has warnings or errors share one line when there are several, naming their
+    checks (its primary finding, the root cause, keeps its own)."""
     diagnosis = report.diagnosis(run.id)
-    findings = report.shown_findings_for(run.id)
-    if findings:
-        detail = counts_phrase(findings)
-    else:
-        detail = f"no findings from {plural(checks_ran(report, run.id), 'check')}"
-    if diagnosis.superseded:
-        detail += f"; {len(diagnosis.superseded)} superseded"
-    if diagnosis.verdict is Verdict.HEALTHY:
-        return Text.assemble((run.id, "bold"), "  ", (diagnosis.verdict.label, VERDICT_STYLE[diagnosis.verdict]), f": {detail}")
-    return Text.assemble(
-        (run.id, "bold"), "  ", (diagnosis_line(diagnosis), VERDICT_STYLE[diagnosis.verdict]), (f"  ({detail})", "dim")
-    )
+    verdict = diagnosis.verdict
+    style = VERDICT_STYLE[verdict]
+    indent = Text(" " * NAME_COLUMN)
+    hang = gutter(BODY_GUTTER)
+    lines = [Text.assemble((f"{verdict.label:<{LABEL_WIDTH}}", style), "  ", (names.run(run.id), "bold"))]
+    if not verdict.judged:
+        lines += flow([Span(visible(diagnosis.summary), style)], options.width, hang, indent)
+    elif verdict in (Verdict.SERIOUS, Verdict.PROBLEM) and diagnosis.primary is not None:
+        lines += flow([Span(visible(diagnosis.problem), style)], options.width, hang, indent)
+    elif verdict is Verdict.HEALTHY:
+        lines.append(Text.assemble(indent, f"no findings from {plural(checks_ran(report, run.id), 'check')}"))
+    members = report.members(run.id)[1:]
+    if members:
+        spans = [Span("also written as ", "dim")]
+        for index, member in enumerate(members):
+            spans += [Span(", " if index else ""), Span(_member_name(names, run.id, member.id), whole=True),
+                      Span(f" ({visible(member.format)})", "dim")]
+        lines += flow(spans, options.width, hang, indent)
+    notes: list[Finding] = []
+    if fold_notes and any(finding.severity.rank > Severity.INFO.rank for finding in findings):
+        notes = [f for f in findings if f.severity is Severity.INFO and f is not diagnosis.primary]
+        notes = notes if len(notes) >= FOLD_NOTES_FROM else []
+    for finding in findings:
+        if all(finding is not note for note in notes):
+            lines += _finding_lines(report, finding, options)
+    if notes:
+        lines += _folded_notes(notes, options.width)
+    return lines
 
 
-def _run_section(report: Report, run: Run, width: int) -> Group:
-    parts: list[RenderableType] = [_verdict_line(report, run)]
-    also = also_written(report, run.id)
-    if also:
-        parts.append(Padding(Text("also written as " + ", ".join(also), style="dim"), (0, 0, 0, 2)))
-    diagnosis = report.diagnosis(run.id)
-    if diagnosis.advice and diagnosis.primary is None and diagnosis.verdict is not Verdict.HEALTHY:
-        parts.append(Padding(Text.assemble(("Advice: ", "bold"), diagnosis.advice), (0, 0, 0, FINDING_INDENT)))
-    parts += [
-        _finding(report.run(finding.run), finding, width, explained_by(report, finding), written_in(report, finding))
-        for finding in diagnosis_order(report, run.id)
-    ]
-    return Group(*parts)
+def _folded_notes(notes: Sequence[Finding], width: int) -> list[Text]:
+    """``info     4 notes: duplicate-steps, metric-out-of-range x3  (--verbose lists them)``."""
+    checks = Counter(note.check for note in notes)
+    named = ", ".join(visible(check) + (f" x{count}" if count > 1 else "") for check, count in checks.items())
+    spans = [Span("  "), Span(f"{Severity.INFO.value:<{SEVERITY_WIDTH}}", SEVERITY_STYLE[Severity.INFO]),
+             Span("  " + plural(len(notes), "note") + ": " + named), Span("  "), Span("(--verbose lists them)", "dim", whole=True)]
+    return flow(spans, width, gutter(BODY_GUTTER))
 
 
-def _finding(run: Run, finding: Finding, width: int, cause: Finding | None = None, where: str | None = None) -> Group:
-    header = Text("  ")
-    header.append(f"{finding.severity.value.upper():<8}", SEVERITY_STYLE[finding.severity])
-    header.append(f" {finding.code} {finding.check}", "bold")
+def _member_name(names: Names, leader: str, member: str) -> str:
+    """Another format's name, relative to the run's when it lies inside it (``results.csv``
+    for ``exp/results.csv`` under ``exp``), else as every run is named."""
+    inside = member.startswith(leader + "/")
+    return visible(member[len(leader) + 1:]) if inside else names.run(member)
+
+
+def _finding_lines(report: Report, finding: Finding, options: RenderOptions) -> list[Text]:
+    """One line (flowed over more when narrow): severity, check, steps, the key clause, and in
+    parentheses what qualifies it.  Verbose: the whole message, its advice and its curves under it."""
+    run = report.run(finding.run)
+    cause = explained_by(report, finding)
+    spans = [Span("  "), Span(f"{finding.severity.value:<{SEVERITY_WIDTH}}", SEVERITY_STYLE[finding.severity]),
+             Span("  "), Span(f"{visible(finding.code)} {visible(finding.check)}", "bold", whole=True)]
     steps = step_range(finding, run)
     if steps:
-        header.append(f"  {steps}")
-    if finding.confidence is not Confidence.HIGH:
-        header.append(f"  ({finding.confidence.value} confidence)", "dim")
-    if cause is not None:
-        header.append(f"  (explained by {cause.check})", "dim")
-    if where is not None:
-        header.append(f"  ({where})", "dim")
-    body: list[RenderableType] = [Text(finding.message)]
+        spans += [Span("  "), Span(steps, whole=True)]
+    qualifiers = [
+        f"{finding.confidence.value} confidence" if finding.confidence is not Confidence.HIGH else None,
+        f"explained by {visible(cause.check)}" if cause is not None else None,
+        written_in(report, finding),
+    ]
+    said = "; ".join(visible(q) for q in qualifiers if q)
+    hang = gutter(BODY_GUTTER)
+    if not options.verbose:
+        spans += [Span("  "), Span(short_message(finding))]
+        if said:  # kept whole: "(explained by" on one line and its cause on the next reads badly
+            spans += [Span("  "), Span(f"({said})", "dim", whole=True)]
+        return flow(spans, options.width, hang)
+    if said:
+        spans += [Span("  "), Span(f"({said})", "dim", whole=True)]
+    lines = flow(spans, options.width, hang)
+    lines += flow([Span(visible(finding.message))], options.width, hang, hang)
     if finding.advice and cause is None:  # an explained finding's advice is its cause's
-        body.append(Text.assemble(("Advice: ", "bold"), finding.advice))
-    body.extend(_sparklines(run, finding, width - FINDING_INDENT))
-    return Group(header, Padding(Group(*body), (0, 0, 0, FINDING_INDENT)))
+        lines += flow([Span("Advice: ", "bold"), Span(visible(finding.advice))], options.width, hang, hang)
+    return lines + _sparklines(run, finding, options.width)
 
 
 def _sparklines(run: Run, finding: Finding, width: int) -> list[Text]:
-    """The curves the finding is about, with its steps marked; tags without points are left out."""
+    """The curves the finding is about, ``▁▂▃  low..high  tag`` with ``^^^`` under its steps;
+    tags without points are left out, and so are sparklines too narrow to show a shape."""
     tags = [tag for tag in finding.tags if tag in run.tags]
-    label_width = min(MAX_LABEL_WIDTH, max((len(tag) for tag in tags[:MAX_SPARKLINES]), default=0))
-    drawn = [
-        line
-        for tag in tags[:MAX_SPARKLINES]
-        if (line := _sparkline_text(run.curve(tag).by_step, finding, width, label_width)) is not None
-    ]
-    if len(tags) > MAX_SPARKLINES:
-        drawn.append(Text(f"+{len(tags) - MAX_SPARKLINES} more curves", style="dim"))
-    return drawn
-
-
-def _sparkline_text(curve: Curve, finding: Finding, width: int, label_width: int) -> Text | None:
-    """``label ▁▂▃  low..high`` and, under it, ``^^^`` beneath the finding's steps."""
-    scale = value_range(curve.values)
-    spark_width = min(MAX_SPARK_WIDTH, width - label_width - 1 - 2 - len(scale))
-    if spark_width < 8:  # too narrow to show a shape: the message says it all
-        return None
-    line = sparkline(curve.steps, curve.values, spark_width, (finding.first_step, finding.last_step))
-    style = SEVERITY_STYLE[finding.severity]
-    label = curve.tag if len(curve.tag) <= label_width else curve.tag[: label_width - 1] + "…"
-    bars = Text(line.bars)
-    if line.region is not None:
-        bars.stylize(style, line.region[0], line.region[1] + 1)
-    text = Text.assemble((f"{label:<{label_width}} ", "dim"), bars, (f"  {scale}", "dim"))
-    if line.region is not None:
-        text.append("\n" + " " * (label_width + 1) + line.marks, style=style)
-    return text
-
-
-def _summary(report: Report, width: int) -> Group:
-    grouped = runs_by_verdict(report)
-    healthy = grouped[Verdict.HEALTHY]
-    fold = len(healthy) > FOLD_HEALTHY_ABOVE
-    rows = []
-    for run in report.leaders:
-        verdict = report.verdict(run.id)
-        if fold and verdict is Verdict.HEALTHY:
+    hang = gutter(BODY_GUTTER)
+    lines: list[Text] = []
+    for tag in tags[:MAX_SPARKLINES]:
+        curve = run.curve(tag).by_step
+        scale = value_range(curve.values)
+        label = visible(tag)
+        room = width - NAME_COLUMN - 2 - len(scale) - 2 - min(cell_len(label), 20)
+        spark_width = min(MAX_SPARK_WIDTH, room)
+        if spark_width < MIN_SPARK_WIDTH:
             continue
-        counts = severity_counts(report.shown_findings_for(run.id))
-        rows.append((run.id, verdict, [str(counts[severity]) if counts[severity] else "-" for severity in SEVERITIES]))
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, header_style="bold")
-    # The other columns take what they need; the run ids fold at '/' into the rest.
-    verdict_width = max([len("verdict"), *(len(verdict_name(verdict)) for _, verdict, _ in rows)])
-    count_widths = [max([len(COLUMN_NAMES[severity]), *(len(cells[i]) for _, _, cells in rows)])
-                    for i, severity in enumerate(SEVERITIES)]
-    room = max(width - verdict_width - sum(count_widths) - _COLUMN_GAP * (1 + len(count_widths)), 16)
-    folded = [_fold_path(run_id, room) for run_id, _, _ in rows]
-    table.add_column("run", width=max([len("run"), *(len(line) for ids in folded for line in ids.splitlines())]))
-    table.add_column("verdict", no_wrap=True)
-    for severity in SEVERITIES:
-        table.add_column(COLUMN_NAMES[severity], justify="right", no_wrap=True)
-    for ids, (_, verdict, cells) in zip(folded, rows):
-        table.add_row(ids, Text(verdict_name(verdict), VERDICT_STYLE[verdict]), *cells)
-    parts: list[RenderableType] = [Text(_headline(report, grouped), style="bold")]
-    if table.row_count:
-        parts.append(table)
-    if fold:
-        parts.append(_folded_healthy(healthy, width))
-    return Group(*parts)
+        line = sparkline(curve.steps, curve.values, spark_width, (finding.first_step, finding.last_step))
+        bars = Text(line.bars)
+        style = SEVERITY_STYLE[finding.severity]
+        if line.region is not None:
+            bars.stylize(style, line.region[0], line.region[1] + 1)
+        lines.append(Text.assemble(hang, bars, (f"  {scale}  ", "dim"), (label, "dim")))
+        if line.region is not None:
+            lines.append(Text.assemble(hang, (line.marks, style)))
+    if len(tags) > MAX_SPARKLINES:
+        lines.append(Text.assemble(hang, (f"+{plural(len(tags) - MAX_SPARKLINES, 'more curve')}", "dim")))
+    return lines
 
 
-def _fold_path(path: str, width: int) -> str:
-    """``path`` in lines of at most ``width``, broken after a '/' where one fits (else
-    inside a name too long for a line); the lines after the first are indented."""
-    indent = " " * _FOLD_INDENT
-    lines: list[str] = []
-    line = ""
-    for part in re.findall(r"[^/]*/|[^/]+", path):  # each part keeps its trailing '/'
-        if line.strip() and len(line) + len(part) > width:
-            lines.append(line)
-            line = indent
-        while len(line) + len(part) > width:
-            room = width - len(line)
-            lines.append(line + part[:room])
-            line, part = indent, part[room:]
-        line += part
-    lines.append(line)
-    return "\n".join(lines)
+def _advice_lines(report: Report, findings: Sequence[Finding], unjudged: Sequence[Diagnosis], width: int) -> list[Text]:
+    """Advice once per check that has a warning or an error among ``findings`` (and once per
+    verdict of the runs that could not be judged), in the order first shown; checks with notes
+    only are named on one line, for ``rundoctor explain``.  An explained finding's advice is its
+    cause's, so it adds none.  Findings of one check that advise the same say it once; when
+    their advice differs (it names a run's own step or curve), the check's general advice
+    stands for them all."""
+    said: dict[str, list[str]] = {}
+    noted: list[str] = []
+    for finding in findings:
+        if not finding.advice or explained_by(report, finding) is not None:
+            continue
+        if finding.severity.rank > Severity.INFO.rank:
+            said.setdefault(finding.check, []).append(finding.advice)
+        elif finding.check not in noted:
+            noted.append(finding.check)
+    for diagnosis in unjudged:
+        if diagnosis.advice:
+            said.setdefault(verdict_name(diagnosis.verdict), []).append(diagnosis.advice)
+    noted = [check for check in noted if check not in said]
+    if not said and not noted:
+        return []
+    general = _general_advice()
+    lines = _top([Span(ADVICE_TITLE, "bold")], width)
+    for key, texts in said.items():
+        advice = texts[0] if len(set(texts)) == 1 else general.get(key) or Counter(texts).most_common(1)[0][0]
+        lines += _top([Span("  "), Span(visible(key), "bold", whole=True), Span(": "), Span(visible(advice))], width)
+    if noted:
+        lines += _top([Span("  Notes only: " + ", ".join(visible(check) for check in noted))], width)
+    return [*lines, Text()]
 
 
-def _headline(report: Report, grouped: dict[Verdict, list[Run]]) -> str:
-    by_verdict = ", ".join(f"{len(runs):,} {verdict_name(verdict)}" for verdict, runs in grouped.items() if runs)
-    return f"{plural(len(report.groups), 'run')}: {by_verdict}; {counts_phrase(report.shown_findings)}"
+def _general_advice() -> dict[str, str]:
+    """Each registered check's own advice, before any finding tailored it."""
+    from rundoctor.checks import registry
+
+    return {check.name: check.advice for check in registry.REGISTRY}
 
 
-def _folded_healthy(healthy: list[Run], width: int) -> Text:
-    """``180 healthy runs: a, b, c, ... +170 more`` in at most HEALTHY_LIST_LINES lines."""
-    prefix = f"{len(healthy):,} healthy runs: "
-    budget = width * HEALTHY_LIST_LINES - len(prefix)
-    shown: list[str] = []
-    for index, run in enumerate(healthy):
-        rest = len(healthy) - index - 1
-        tail = f", +{rest:,} more" if rest else ""
-        if len(", ".join([*shown, run.id])) + len(tail) > budget:
-            break
-        shown.append(run.id)
-    more = len(healthy) - len(shown)
-    listed = ", ".join(shown) + (f"{', ' if shown else ''}+{more:,} more" if more else "")
-    return Text.assemble((prefix, VERDICT_STYLE[Verdict.HEALTHY]), listed)
-
-
-def _problems(report: Report) -> list[Group]:
+def _problem_lines(report: Report, names: Names, width: int) -> list[Text]:
     """Inputs that could not be read and checks that raised: both make the report incomplete."""
-    blocks: list[Group] = []
+    lines: list[Text] = []
     if report.errors:
-        blocks.append(_titled_list(
-            f"Could not read ({len(report.errors):,}):", [f"{e.path}: {e.reason}" for e in report.errors]
-        ))
+        lines += _top([Span(f"Could not read ({len(report.errors):,}):", "bold red")], width)
+        for error in report.errors:
+            lines += _top([Span("  - "), Span(names.path(error.path), whole=True), Span(": " + visible(error.reason))], width)
+        lines.append(Text())
     failed = [o for o in report.outcomes if o.status is OutcomeStatus.ERROR]
     if failed:
-        blocks.append(_titled_list(
-            f"Checks that failed ({len(failed):,}); the rest of the report stands:",
-            [f"{o.code} {o.check} on {o.run}: {o.reason}" for o in failed],
-        ))
-    return blocks
+        lines += _top([Span(f"Checks that failed ({len(failed):,}); the rest of the report stands:", "bold red")], width)
+        for outcome in failed:
+            spans = [Span(f"  - {visible(outcome.code)} {visible(outcome.check)} on "),
+                     Span(names.run(outcome.run), whole=True), Span(": " + visible(outcome.reason or "failed"))]
+            lines += _top(spans, width)
+        lines.append(Text())
+    return lines
 
 
-def _titled_list(title: str, items: list[str]) -> Group:
-    """A red title and its items indented under it (wrapped lines keep the indent)."""
-    return Group(Text(title, style="bold red"), *(Padding(Text(item), (0, 0, 0, 2)) for item in items))
+def _summary_lines(report: Report, names: Names, options: RenderOptions) -> list[Text]:
+    """``Summary: 48 runs: 3 serious, ...; 10 errors, ...`` and every healthy run by name (the
+    first HEALTHY_LIST_LINES lines of them unless verbose)."""
+    grouped = runs_by_verdict(report)
+    by_verdict = ", ".join(f"{len(runs):,} {verdict_name(verdict)}" for verdict, runs in grouped.items() if runs)
+    headline = f"{plural(len(report.groups), 'run')}: {by_verdict}; {counts_phrase(report.shown_findings)}"
+    lines = _top([Span("Summary: ", "bold"), Span(headline)], options.width)
+    budget = None if options.verbose else HEALTHY_LIST_LINES
+    healthy = [names.run(run.id) for run in grouped[Verdict.HEALTHY]]
+    if healthy:
+        lines += _named_lines("Healthy", healthy, options.width, budget)
+    known = [names.run(run.id) for run in worst_first(report)
+             if all_baselined(report, run.id, worst_findings(report, run.id))]
+    if known:
+        lines += _named_lines("Only baselined findings", known, options.width, budget)
+    return lines
+
+
+def _named_lines(label: str, listed_names: list[str], width: int, budget: int | None) -> list[Text]:
+    """``Healthy (14): a, b, c`` (or another label) over at most ``budget`` lines: as many names as fit, then
+    ``+N more (--verbose names them all)``."""
+
+    def listed(count: int) -> list[Text]:
+        spans = [Span(f"{label} ({len(listed_names):,}): ", VERDICT_STYLE[Verdict.HEALTHY])]
+        for index, name in enumerate(listed_names[:count]):
+            spans += [Span(", " if index else ""), Span(name, whole=True)]
+        if count < len(listed_names):
+            spans.append(Span(f"{', ' if count else ''}+{len(listed_names) - count:,} more (--verbose names them all)", "dim"))
+        return _top(spans, width)
+
+    lines = listed(len(listed_names))
+    if budget is None or len(lines) <= budget:
+        return lines
+    low, high = 0, len(listed_names) - 1  # the most names that fit: more names never take fewer lines
+    while low < high:
+        middle = (low + high + 1) // 2
+        if len(listed(middle)) <= budget:
+            low = middle
+        else:
+            high = middle - 1
+    return listed(low)

@@ -3,12 +3,14 @@ never disagree on how a step range, a count or a verdict reads."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Sequence
 
-from rundoctor.diagnosis import Diagnosis, Verdict
+from rundoctor.diagnosis import Diagnosis, Verdict, headline
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report
+from rundoctor.reporters.escape import visible
 from rundoctor.series import Run, XAxis
 
 # Most severe first: the order counts are listed in everywhere.
@@ -29,6 +31,98 @@ def plural(count: int, word: str) -> str:
     """``1 error``, ``2 errors``; ``info`` has no plural."""
     suffix = "" if count == 1 or word == "info" else "s"
     return f"{count:,} {word}{suffix}"
+
+
+_THRESHOLD = re.compile(r"\bthresholds?\b")
+THRESHOLD_LIMIT = 50  # characters; a longer clause keeps the threshold's own words, then their first part
+
+
+def threshold_phrase(message: str) -> str | None:
+    """The clause of a message that names the threshold crossed, e.g. ``1.907 -> 1.771,
+    threshold 20%`` out of ``... (1.907 -> 1.771, threshold 20%) ...``, or None when it names
+    none.
+
+    The clause is the part of the parenthesis (or of the sentence between semicolons) that
+    holds the word, so the number the threshold is compared with comes with it; past
+    :data:`THRESHOLD_LIMIT` characters only the threshold's own words are kept.
+    ``the threshold (1000x at 3+ points)`` gives ``threshold 1000x at 3+ points``.
+    """
+    match = _THRESHOLD.search(message)
+    if match is None:
+        return None
+    if message[match.end():].lstrip().startswith("("):  # "the threshold (...)": its value
+        start = message.index("(", match.end()) + 1
+        value = _clause_end(message, start).strip()
+        return _first_part(f"{match.group()} {value}") if value else None
+    before = message[_clause_start(message, match.start()):match.start()].lstrip()
+    phrase = (match.group() + _clause_end(message, match.end())).strip(" ,.:")
+    return before + phrase if len(before + phrase) <= THRESHOLD_LIMIT else _first_part(phrase)
+
+
+def _first_part(phrase: str) -> str:
+    """``phrase`` when short, else cut before its first ``, `` or `` (`` outside parentheses
+    that leaves the word and its value: ``threshold 10.2x for 12+ points in a row, or to the
+    end of the log (...)`` keeps ``threshold 10.2x for 12+ points in a row``."""
+    if len(phrase) <= THRESHOLD_LIMIT:
+        return phrase
+    depth = 0
+    for index, char in enumerate(phrase):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and index > len("threshold ") and phrase.startswith((", ", " ("), index):
+            return phrase[:index]
+    return phrase
+
+
+def _clause_start(message: str, end: int) -> int:
+    """Where the clause ending at ``end`` starts: after the ``(`` of the parenthesis it is in,
+    or a ``;`` outside parentheses; ``end`` itself when the clause is the main sentence."""
+    depth = 0
+    for index in range(end - 1, -1, -1):
+        char = message[index]
+        if char == ")":
+            depth += 1
+        elif char == "(":
+            if depth == 0:
+                return index + 1
+            depth -= 1
+        elif char == ";" and depth == 0:
+            return index + 1
+    return end
+
+
+def _clause_end(message: str, start: int) -> str:
+    """``message`` from ``start`` to the ``)`` closing the parenthesis it is in, or a ``;``
+    outside parentheses, or its end."""
+    depth = 0
+    for index in range(start, len(message)):
+        char = message[index]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return message[start:index]
+            depth -= 1
+        elif char == ";" and depth == 0:
+            return message[start:index]
+    return message[start:]
+
+
+def short_message(finding: Finding) -> str:
+    """What a one-line report says of a finding: its message cut to the clause with the key
+    number (:func:`rundoctor.diagnosis.headline`), the threshold crossed when the cut left it
+    out, and the curve it is about when the finding has one and the clause does not name it.
+    Characters from the logs that could act on a terminal or a CI log are escaped
+    (:func:`~rundoctor.reporters.escape.visible`), before the cut, so none is lost in it."""
+    message = visible(finding.message)
+    text = headline(message)
+    if "threshold" not in text:
+        threshold = threshold_phrase(message)
+        if threshold:
+            text = f"{text} ({threshold})"
+    tag = visible(finding.tags[0]) if len(finding.tags) == 1 else None
+    if tag is not None and tag not in text:
+        text = f"{tag}: {text}"
+    return text
 
 
 def step_range(finding: Finding, run: Run | None) -> str | None:

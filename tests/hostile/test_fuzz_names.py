@@ -226,14 +226,7 @@ WORST = Tree(
 )
 
 
-@pytest.mark.parametrize(
-    "format",
-    [
-        pytest.param(format, marks=pytest.mark.xfail(strict=True, reason="text reporter neutralised separately"))
-        if format == "text" else format
-        for format in FORMATS
-    ],
-)
+@pytest.mark.parametrize("format", FORMATS)
 @fuzz_settings(25, shrink=False)
 @example(tree=WORST)
 @given(tree=trees)
