@@ -189,7 +189,7 @@ def explain_command(name: str = typer.Argument(..., help="Check name or code."))
     from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import _hint
 
-    check = next((c for c in REGISTRY if name in (c.name, c.code)), None)
+    check = next((c for c in REGISTRY if name.strip().lower() in (c.name, c.code.lower())), None)
     if check is None:
         names = [n for c in REGISTRY for n in (c.name, c.code)]
         raise UsageError(f"unknown check {name!r}{_hint(name, names)}; `rundoctor checks` lists them")

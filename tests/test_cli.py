@@ -376,7 +376,7 @@ def test_explain_shows_docs_params_and_the_example_curve(rundoctor: Invoke) -> N
     assert "max_loss = 5.0  (allowed: >= 0)\n      the largest acceptable training loss" in result.out
     example = result.out.split("Example: the kind of curve this check is about (steps 0..49)\n")[1].splitlines()[0]
     assert example.strip().startswith("█") and "×" * 10 in example
-    assert rundoctor("explain", "T001").out == result.out
+    assert rundoctor("explain", "T001").out == result.out == rundoctor("explain", "t001").out == rundoctor("explain", "Loss-Ceiling").out
 
 
 def test_explain_without_an_example_draws_nothing(rundoctor: Invoke) -> None:

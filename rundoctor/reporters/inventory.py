@@ -15,6 +15,7 @@ from rundoctor.report import SCHEMA_VERSION
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.escape import guard_line_starts, visible
 from rundoctor.reporters.jsonable import dumps, path_fields
+from rundoctor.reporters.wording import plural
 from rundoctor.roles import Role
 from rundoctor.series import ReadError, Run
 from rundoctor.twins import twin_groups
@@ -118,5 +119,5 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
         for error in sorted(errors, key=lambda e: e.path):
             console.print(Text(f"  {visible(error.path)}: {visible(error.reason)}"))
     total = int(np.sum([run.points for run in runs])) if runs else 0
-    console.print(Text(f"{len(runs)} runs, {total:,} points, {len(errors)} unreadable inputs", style="bold"))
+    console.print(Text(f"{plural(len(runs), 'run')}, {plural(total, 'point')}, {plural(len(errors), 'unreadable input')}", style="bold"))
     return guard_line_starts(console.export_text(styles=options.color))  # a row may start with a tag name
