@@ -3,9 +3,11 @@ CI artifact.
 
 The picture is the HTML report's: the same panels (:mod:`rundoctor.reporters.panels`), the
 same colours, each finding's step range shaded and numbered on its curves and its message
-beside the plot.  It is drawn with matplotlib's Agg backend through a bare ``Figure`` (no
-pyplot, so no global state and no display needed).  matplotlib is the optional extra
-``rundoctor[plot]`` and is imported only when a picture is drawn.
+beside the plot, the same zooms in rows under a panel (laid out by
+:func:`~rundoctor.reporters.panels.zoom_cells`), the points a restart overwrote as a dashed
+line.  It is drawn with matplotlib's Agg backend through a bare ``Figure`` (no pyplot, so no
+global state and no display needed).  matplotlib is the optional extra ``rundoctor[plot]``
+and is imported only when a picture is drawn.
 """
 
 from __future__ import annotations
@@ -25,10 +27,15 @@ from rundoctor.reporters.panels import (
     NON_FINITE_COLOR,
     SERIES_COLORS,
     SEVERITY_COLORS,
+    ZOOM_EDGE_COLOR,
+    Line,
     Panel,
     Trace,
+    overlap,
     picture,
     shaded_range,
+    zoom_cells,
+    zoom_rows,
 )
 from rundoctor.reporters.wording import counts_phrase, step_range
 from rundoctor.series import Run
@@ -46,6 +53,9 @@ FONT_SIZE = 8.5
 LINE_INCHES = FONT_SIZE * 1.45 / 72  # height of one line of message text
 TITLE_INCHES = 0.55
 LABEL_ROWS = 3  # finding numbers stack in this many rows at the top of a plot
+ZOOM_INCHES = 1.75  # per row of zooms under a panel: caption, plot and tick labels
+PLOT_LEFT, PLOT_WIDTH = 0.055, 0.52  # of the figure's width: a panel's plot and its zooms' row
+ZOOM_GAP = 0.05  # of the figure's width, between zooms side by side: room for tick labels
 
 
 def require_matplotlib() -> None:
@@ -87,7 +97,7 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
     if drawn.unplotted:
         rows.append((None, drawn.unplotted))
     rows += [(p, ()) for p in drawn.panels if not p.listed]
-    heights = [_row_height(listed, has_plot=panel is not None) for panel, listed in rows]
+    heights = [_row_height(listed, panel) for panel, listed in rows]
     total = TITLE_INCHES + sum(heights) if rows else TITLE_INCHES + 0.6
     figure = Figure(figsize=(WIDTH_INCHES, total), dpi=DPI, facecolor="white")
     FigureCanvasAgg(figure)
@@ -104,8 +114,10 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
     for (panel, listed), height in zip(rows, heights, strict=True):
         bottom = top - height
         if panel is not None:
-            axes = figure.add_axes((0.055, (bottom + 0.45) / total, 0.52, (height - 0.8) / total))
-            _draw_panel(axes, run, panel, numbers)
+            zooms = zoom_rows(len(panel.zooms)) * ZOOM_INCHES
+            axes = figure.add_axes((PLOT_LEFT, (bottom + zooms + 0.45) / total, PLOT_WIDTH, (height - zooms - 0.8) / total))
+            _draw_panel(axes, panel, numbers)
+            _draw_zooms(figure, panel, numbers, bottom + zooms, total)
         else:
             figure.text(0.055, (top - 0.35) / total, f"No curve to draw. {NO_CURVE_NOTE}",
                         fontsize=FONT_SIZE, color="#6b7280", va="top", ha="left", style="italic")
@@ -116,11 +128,14 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
     return len(drawn.panels)
 
 
-def _row_height(listed: Sequence[Finding], *, has_plot: bool) -> float:
-    """Inches for a panel: the plot's height, or more when its messages need it."""
+def _row_height(listed: Sequence[Finding], panel: Panel | None) -> float:
+    """Inches for a panel: the plot's height and its zooms', or more when its messages need it."""
     lines = sum(len(_message_lines(f)) + 1.7 for f in listed)
     text_height = lines * LINE_INCHES + 0.5
-    return max(PLOT_HEIGHT if has_plot else 0.4, text_height)
+    if panel is None:
+        return max(0.4, text_height)
+    zooms = zoom_rows(len(panel.zooms)) * ZOOM_INCHES
+    return max(PLOT_HEIGHT + zooms, text_height)
 
 
 def _message_lines(finding: Finding) -> list[str]:
@@ -133,21 +148,48 @@ def _plain(text: str) -> str:
     return visible(text).replace("$", r"\$")
 
 
-def _draw_panel(axes: Axes, run: Run, panel: Panel, numbers: dict[int, int]) -> None:
-    for index, trace in enumerate(panel.traces):
+def _draw_panel(axes: Axes, panel: Panel, numbers: dict[int, int]) -> None:
+    _draw(axes, panel, panel.traces, panel.step_range, numbers)
+    for zoom in panel.zooms:  # the stretch each zoom magnifies, outlined
+        axes.axvspan(*zoom.steps, fill=False, edgecolor=ZOOM_EDGE_COLOR, linestyle=(0, (3, 3)), linewidth=0.8)
+    axes.set_title(panel.title, loc="left", fontsize=9.5, fontweight="bold")
+    axes.set_xlabel(panel.axis.value, fontsize=8, color="#6b7280", loc="right")
+    axes.legend(fontsize=7.5, frameon=False, loc="best")
+
+
+def _draw_zooms(figure: Any, panel: Panel, numbers: dict[int, int], top: float, total: float) -> None:
+    """The panel's zooms in rows under it, ``top`` inches from the bottom of the figure, laid out
+    as the HTML report lays them out."""
+    spans = {id(f): span for f in panel.shaded if (span := shaded_range(f, panel.step_range)) is not None}
+    for zoom, (row, column, columns) in zip(panel.zooms, zoom_cells(len(panel.zooms))):
+        width = (PLOT_WIDTH - ZOOM_GAP * (columns - 1)) / columns
+        bottom = top - (row + 1) * ZOOM_INCHES + 0.35
+        axes = figure.add_axes((PLOT_LEFT + column * (width + ZOOM_GAP), bottom / total, width, (ZOOM_INCHES - 0.7) / total))
+        _draw(axes, panel, zoom.traces, zoom.steps, numbers)
+        labels = [str(numbers[id(f)]) for f in panel.shaded if id(f) in spans and zoom.holds(spans[id(f)])]
+        axes.set_title(zoom.caption(labels, panel.axis), loc="left", fontsize=8, color="#374151")
+
+
+def _draw(axes: Axes, panel: Panel, traces: Sequence[Trace], steps: tuple[int, int], numbers: dict[int, int]) -> None:
+    """Curves, NaN marks and the shaded, numbered findings of ``panel`` over ``steps``: the panel
+    itself or one of its zooms."""
+    for index, trace in enumerate(traces):
         color = SERIES_COLORS[index % len(SERIES_COLORS)]
-        steps, values = _with_gaps(trace)
         marker = "o" if trace.points <= DOTS_UP_TO else None
-        axes.plot(steps, values, color=color, linewidth=1.3, marker=marker, markersize=2.5, label=_plain(trace.tag))
+        axes.plot(*_with_gaps(trace), color=color, linewidth=1.3, marker=marker, markersize=2.5, label=_plain(trace.tag))
+        if trace.overwritten is not None:
+            axes.plot(*_with_gaps(trace.overwritten), color=color, linewidth=1.3, linestyle=(0, (4, 3)), alpha=0.6,
+                      label=f"{_plain(trace.tag)}: {trace.overwritten.points:,} points a later start overwrote")
         if trace.non_finite:
             axes.plot(
                 trace.non_finite_steps, np.zeros(trace.non_finite_steps.size), linestyle="none", marker="|",
                 markersize=9, color=NON_FINITE_COLOR, transform=axes.get_xaxis_transform(), clip_on=False,
                 label=f"{_plain(trace.tag)}: {trace.non_finite:,} NaN/inf",
             )
-    low, high = panel.step_range
-    for row, finding in enumerate(panel.shaded):
-        span = shaded_range(finding, (low, high))
+    row = 0
+    for finding in panel.shaded:
+        whole = shaded_range(finding, panel.step_range)
+        span = None if whole is None else overlap(whole, steps)
         if span is None:
             continue
         color = SEVERITY_COLORS[finding.severity]
@@ -161,26 +203,25 @@ def _draw_panel(axes: Axes, run: Run, panel: Panel, numbers: dict[int, int]) -> 
             span[0], 0.97 - 0.09 * (row % LABEL_ROWS), f" {numbers[id(finding)]}", color=color,
             fontsize=8, fontweight="bold", va="top", ha="left", transform=axes.get_xaxis_transform(),
         )
-    if panel.starts_on_log_scale:
+        row += 1
+    if panel.starts_on_log_scale and any(bool((t.values > 0).any()) for t in traces):
         axes.set_yscale("log", nonpositive="mask")
+    low, high = steps
     if low == high:
         low, high = low - 1, high + 1
     axes.set_xlim(low, high)
-    axes.set_title(panel.title, loc="left", fontsize=9.5, fontweight="bold")
-    axes.set_xlabel(panel.axis.value, fontsize=8, color="#6b7280", loc="right")
     axes.tick_params(labelsize=7.5, colors="#4b5563")
     axes.grid(color="#eef0f3", linewidth=0.8)
     axes.set_axisbelow(True)
     for side in ("top", "right"):
         axes.spines[side].set_visible(False)
-    axes.legend(fontsize=7.5, frameon=False, loc="best")
 
 
-def _with_gaps(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+def _with_gaps(line: Trace | Line) -> tuple[np.ndarray, np.ndarray]:
     """Steps and values with a NaN before every break, where matplotlib lifts the pen."""
-    at = np.flatnonzero(trace.breaks)
-    steps = np.insert(trace.steps.astype(np.float64), at, np.nan)
-    values = np.insert(trace.values, at, np.nan)
+    at = np.flatnonzero(line.breaks)
+    steps = np.insert(line.steps.astype(np.float64), at, np.nan)
+    values = np.insert(line.values, at, np.nan)
     return steps, values
 
 

@@ -6,16 +6,18 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from rundoctor import cli
 from rundoctor.findings import Severity
-from rundoctor.plot import DPI, INSTALL_HINT, WIDTH_INCHES, pick_run, write_png
-from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS
+from rundoctor.plot import DPI, INSTALL_HINT, WIDTH_INCHES, ZOOM_INCHES, pick_run, write_png
+from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS, picture
 from tests.conftest import SAMPLE_LOGS
 from tests.curves import HOSTILE, decay, make_run, steps
+from tests.reporters.pictures import MIXED, long_run, resumed_run
 from tests.reporters.reports import finding
 
 NON_FINITE = SAMPLE_LOGS / "problems" / "non_finite_tb"
@@ -105,6 +107,94 @@ def test_hostile_curves_still_draw(matplotlib_installed: None, tmp_path: Path, n
     drawn = write_png(run, [finding(name, "x", "X001", Severity.ERROR, steps=(3, 7))], output)
     assert drawn == (0 if name == "empty" else 1)
     assert png_size(output)[0] == round(WIDTH_INCHES * DPI)
+
+
+@pytest.fixture
+def figures(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures ``write_png`` saves, kept for a look at their axes."""
+    from matplotlib.figure import Figure
+
+    saved: list[Any] = []
+    save = Figure.savefig
+
+    def keep(self: Any, *args: Any, **kwargs: Any) -> None:
+        saved.append(self)
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved
+
+
+def decoded(path: Path) -> tuple[int, int]:
+    """The PNG's size once every pixel is decoded (a truncated or corrupt file raises)."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return image.size
+
+
+def test_a_short_stretch_of_a_long_run_gets_a_zoom_row_under_its_plot(
+    matplotlib_installed: None, tmp_path: Path, figures: list[Any]
+) -> None:
+    run = long_run()
+    spike = finding("long", "loss-spikes", "S002", Severity.WARNING, steps=(50_000, 50_999))
+    zoomed, plain = tmp_path / "zoomed.png", tmp_path / "plain.png"
+    assert write_png(run, [spike], zoomed) == 1
+    assert write_png(run, [], plain) == 1
+    width, height = decoded(zoomed)
+    assert width == round(WIDTH_INCHES * DPI)
+    assert height == pytest.approx(decoded(plain)[1] + ZOOM_INCHES * DPI, abs=1)
+    main, zoom = figures[0].axes
+    (expected,) = picture(run, [spike]).panels[0].zooms
+    assert zoom.get_title(loc="left") == expected.caption(["1"], run.axis_of("train/loss"))
+    assert tuple(zoom.get_xlim()) == expected.steps
+    # Every point of the window is drawn in the zoom, where the plot above keeps a handful.
+    assert zoom.lines[0].get_xdata().size == expected.steps[1] - expected.steps[0] + 1
+    assert main.lines[0].get_xdata().size <= 500
+    assert zoom.get_position().y1 < main.get_position().y0  # under its plot
+
+
+def test_zooms_follow_the_html_layout_two_to_a_row(matplotlib_installed: None, tmp_path: Path, figures: list[Any]) -> None:
+    findings = [
+        finding("long", f"check-{i}", f"X00{i}", Severity.WARNING, steps=(step, step + 100))
+        for i, step in enumerate((10_000, 40_000, 80_000))
+    ]
+    write_png(long_run(), findings, tmp_path / "three.png")
+    decoded(tmp_path / "three.png")
+    main, *zooms = figures[0].axes
+    assert [z.get_title(loc="left").split(":")[0] for z in zooms] == ["zoom on 1", "zoom on 2", "zoom on 3"]
+    first, second, third = (z.get_position() for z in zooms)
+    assert first.y0 == pytest.approx(second.y0) and first.x1 < second.x0  # side by side
+    assert third.y1 < first.y0 and third.x0 == pytest.approx(first.x0)  # a row below
+    assert third.width == pytest.approx(main.get_position().width)  # alone in its row: the plot's width
+
+
+def test_the_points_a_restart_overwrote_are_a_dashed_line_in_the_legend(
+    matplotlib_installed: None, tmp_path: Path, figures: list[Any]
+) -> None:
+    stitched = finding("resumed", "duplicate-steps", "L001", Severity.WARNING, steps=(451, 599))
+    write_png(resumed_run(), [stitched], tmp_path / "resumed.png")
+    decoded(tmp_path / "resumed.png")
+    loss = figures[0].axes[0]
+    dashed = [line for line in loss.lines if line.get_label().endswith("points a later start overwrote")]
+    assert [line.get_label() for line in dashed] == ["train/loss: 151 points a later start overwrote"]
+    assert dashed[0].get_linestyle() == "--" and dashed[0].get_color() == loss.lines[0].get_color()
+    write_png(resumed_run(), [], tmp_path / "clean.png")
+    assert not [line for line in figures[1].axes[0].lines if "overwrote" in str(line.get_label())]
+
+
+def test_the_png_never_puts_a_loss_beside_a_percent_accuracy(matplotlib_installed: None, tmp_path: Path, figures: list[Any]) -> None:
+    run = make_run(MIXED, run_id="mixed")
+    everything = finding("mixed", "duplicate-steps", "L001", Severity.INFO, tags=tuple(MIXED), steps=(0, 199))
+    drawn = picture(run, [everything])
+    write_png(run, [everything], tmp_path / "mixed.png")
+    decoded(tmp_path / "mixed.png")
+    titles = [axes.get_title(loc="left") for axes in figures[0].axes]
+    assert sorted(titles) == sorted(panel.title for panel in drawn.panels)
+    for axes in figures[0].axes:
+        curves = {line.get_label() for line in axes.lines} & set(MIXED)
+        assert not ({"train/loss", "val/loss", "loss_cls"} & curves and {"val/acc", "top5"} & curves)
 
 
 def test_without_matplotlib_plot_exits_2_and_says_what_to_install(

@@ -45,7 +45,7 @@ from rundoctor.reporters.panels import (
     picture,
     shaded_range,
 )
-from rundoctor.reporters.svg import Shade, chart, has_log_view
+from rundoctor.reporters.svg import CHART_STYLE, Shade, chart, has_log_view
 from rundoctor.reporters.wording import (
     SEVERITIES,
     VERDICT_ORDER,
@@ -93,7 +93,7 @@ def render(report: Report, options: RenderOptions) -> str:
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html_text(title)}</title>\n<style>{STYLE}{_palette()}</style>\n</head>\n"
+        f"<title>{html_text(title)}</title>\n<style>{STYLE}{CHART_STYLE}{_palette()}</style>\n</head>\n"
         "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n"
         f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
     )
