@@ -114,9 +114,8 @@ def check_command(
     reader: str | None = ReaderOpt,
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
-    from rundoctor.checks.registry import REGISTRY
+    from rundoctor.api import diagnose
     from rundoctor.config import _hint
-    from rundoctor.engine import diagnose
     from rundoctor.reporters import REPORTERS, render
 
     if format not in REPORTERS:
@@ -126,7 +125,7 @@ def check_command(
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
-    report = diagnose(runs, errors, settings, REGISTRY)
+    report = diagnose(runs, **_diagnose_options(settings))
     options = _render_options() if output is None else _render_options(color=False)
     text = render(format, report, options)
     if output is None:
@@ -137,6 +136,37 @@ def check_command(
         except OSError as error:
             raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
+
+
+@app.command("export")
+def export_command(
+    paths: list[Path] = PathsArg,
+    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet (needs rundoctor[parquet])."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout (parquet needs a file)."),
+    reader: str | None = ReaderOpt,
+) -> None:
+    """Write the common time series of every run under PATHS: run, tag, step, value, wall_time; every point."""
+    from rundoctor.api import EXPORT_FORMATS, PARQUET_HINT, export
+
+    if format not in EXPORT_FORMATS:
+        raise UsageError(f"--format for export must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    if format == "parquet" and output is None:
+        raise UsageError("--format parquet writes binary: give --output FILE")
+    runs, errors = _load(paths, reader, {})
+    if not runs:
+        sys.stderr.write(_errors_text(errors))
+        raise typer.Exit(EXIT_USAGE)
+    for error in errors:  # what was read is exported; what was not is said
+        sys.stderr.write(f"rundoctor: {error.path}: {error.reason}\n")
+    if output is None:
+        export(runs, sys.stdout, format=format)
+        return
+    try:
+        export(runs, output, format=format)
+    except ImportError:
+        raise UsageError(PARQUET_HINT) from None
+    except OSError as error:
+        raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
 
 
 @app.command("checks")
@@ -194,8 +224,7 @@ def plot_command(
 ) -> None:
     """Draw one run's key curves with its findings shaded, as a PNG (needs rundoctor[plot])."""
     from rundoctor import plot
-    from rundoctor.checks.registry import REGISTRY
-    from rundoctor.engine import diagnose
+    from rundoctor.api import diagnose
 
     try:
         plot.require_matplotlib()
@@ -212,7 +241,7 @@ def plot_command(
         chosen = plot.pick_run(runs, run)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    findings = diagnose([chosen], [], settings, REGISTRY).active_findings_for(chosen.id)
+    findings = diagnose(chosen, **_diagnose_options(settings)).active_findings_for(chosen.id)
     try:
         panels = plot.write_png(chosen, findings, output)
     except OSError as error:
@@ -332,12 +361,14 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
 def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
-    from rundoctor.discover import MISSING_PATH, load_runs, reader_names
+    from rundoctor.api import load
+    from rundoctor.discover import MISSING_PATH, reader_names
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress)
+        runs = load(paths, reader=reader, roles=_role_table(overrides), progress=progress)
+    errors = list(runs.errors)
     # A mistyped path is a usage error even beside paths that exist: a CI gate given
     # `artifacts/ artefacts/` must not pass on the half it found.
     given = {str(path) for path in paths}
@@ -345,6 +376,22 @@ def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> t
     if missing:
         raise UsageError(f"{MISSING_PATH}: " + ", ".join(missing))
     return runs, errors
+
+
+def _role_table(overrides: dict[str, Any]) -> dict[str, list[str]]:
+    """``{pattern: Role}`` as the library takes roles: role name -> tag patterns."""
+    table: dict[str, list[str]] = {}
+    for pattern, role in overrides.items():
+        table.setdefault(role.value, []).append(pattern)
+    return table
+
+
+def _diagnose_options(settings: Settings) -> dict[str, Any]:
+    """The settings (config file and options) as the library's ``diagnose`` takes them."""
+    return {
+        "select": settings.select, "ignore": settings.ignore, "params": settings.params,
+        "severity": settings.severity, "num_classes": settings.num_classes, "fail_on": settings.fail_on,
+    }
 
 
 class _progress:
