@@ -14,6 +14,7 @@ you mean", never exits.  Logs are untrusted input: what cannot be read is in
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import math
@@ -29,6 +30,7 @@ from rundoctor.series import ReadError, Run
 if TYPE_CHECKING:
     import pandas as pd
 
+    from rundoctor.config import Settings
     from rundoctor.report import Report
 
 PathLike = str | os.PathLike[str]
@@ -114,7 +116,7 @@ def load(
 
     if reader is not None and reader not in reader_names():
         raise ValueError(f"reader must be one of {', '.join(reader_names())}, got {reader!r}")
-    overrides = parse_overrides(dict(roles)) if roles else None
+    overrides = parse_overrides(_role_lists(roles)) if roles else None
     found, errors = load_runs(_paths(path_or_paths), reader=reader, role_overrides=overrides, progress=progress)
     return Runs(found, errors)
 
@@ -146,7 +148,7 @@ def diagnose(
 
     chosen = [runs] if isinstance(runs, Run) else list(runs)
     errors = runs.errors if isinstance(runs, Runs) else ()
-    settings = _settings(select, ignore, params, severity, num_classes, fail_on)
+    settings = settings_from(select, ignore, params, severity, num_classes, fail_on)
     for run in chosen:
         if not run.roles:  # a run built by hand: name its tags as a reader's runs are named
             roles.assign(run)
@@ -174,14 +176,11 @@ def export(runs: Iterable[Run], output: PathLike | IO[str] | IO[bytes], *, forma
             raise ValueError(f"cannot tell the format from {str(output)!r}: give format= ({', '.join(EXPORT_FORMATS)})")
     if format not in EXPORT_FORMATS:
         raise ValueError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
-    if format == "parquet":
-        try:
-            import pyarrow  # noqa: F401  # only to fail early with the extra's name
-        except ImportError:
-            raise ImportError(PARQUET_HINT) from None
+    if format == "parquet" and importlib.util.find_spec("pyarrow") is None:
+        raise ImportError(PARQUET_HINT)  # before anything is read into a frame
     frame = chosen.to_pandas()[["run", "tag", "step", "value", "wall_time"]]
     if format == "parquet":
-        frame.to_parquet(output, index=False)  # type: ignore[arg-type]
+        frame.to_parquet(output, index=False)
     elif format == "csv":
         _write_text(output, lambda out: frame.to_csv(out, index=False, na_rep="nan", float_format=None))
     else:
@@ -219,26 +218,33 @@ def _json_number(value: float) -> float | str:
     return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
 
 
+def _role_lists(roles: Mapping[str, str | Sequence[str]]) -> dict[str, str | list[str]]:
+    return {name: tags if isinstance(tags, str) else list(tags) for name, tags in roles.items()}
+
+
 def _paths(path_or_paths: PathLike | Iterable[PathLike]) -> list[Path]:
     if isinstance(path_or_paths, (str, os.PathLike)):
         return [Path(path_or_paths)]
     return [Path(path) for path in path_or_paths]
 
 
-def _settings(
+def settings_from(
     select: str | Iterable[str] | None,
     ignore: str | Iterable[str] | None,
     params: Mapping[str, Mapping[str, Any]] | None,
     severity: Mapping[str, str | Severity] | None,
     num_classes: int | None,
     fail_on: str | Severity | None,
-) -> Any:
-    """The engine's settings from the keyword arguments, each validated against the registry;
-    the config module's UsageError becomes ValueError (a library does not exit)."""
+    roles: Mapping[str, str | Sequence[str]] | None = None,
+) -> Settings:
+    """The engine's settings from :func:`diagnose`'s keyword arguments (and :func:`load`'s
+    ``roles``), each validated against the registry; the config module's UsageError becomes
+    ValueError (a library does not exit).  The live callbacks take the same arguments."""
     from dataclasses import replace
 
     from rundoctor.checks.registry import REGISTRY
     from rundoctor.config import Settings, _hint, parse_fail_on, parse_selectors
+    from rundoctor.roles import parse_overrides
 
     by_name = {check.name: check for check in REGISTRY}
 
@@ -265,6 +271,8 @@ def _settings(
         raise ValueError(str(error)) from None
     for name, values in settings.params.items():
         by_name[name].make_params(values)  # ValueError with a hint on a wrong parameter
+    if roles:
+        settings = replace(settings, roles=parse_overrides(_role_lists(roles)))
     if num_classes is not None:
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(f"num_classes must be an int of at least 2, got {num_classes!r}")

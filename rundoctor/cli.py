@@ -21,8 +21,9 @@ import typer
 from rundoctor.errors import UsageError
 
 if TYPE_CHECKING:
+    from rundoctor.api import Runs
     from rundoctor.config import Settings
-    from rundoctor.series import ReadError, Run
+    from rundoctor.series import ReadError
 
 # Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
 EXIT_OK, EXIT_USAGE, EXIT_INTERNAL = 0, 2, 3
@@ -358,7 +359,7 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
     return overrides
 
 
-def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[list[Run], list[ReadError]]:
+def _load(paths: list[Path], reader: str | None, overrides: dict[str, Any]) -> tuple[Runs, list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`)."""
     from rundoctor.api import load
