@@ -45,7 +45,7 @@ def test_a_curve_the_size_of_its_bounds_is_kept_whole(one_by_one: bool) -> None:
     curve = BoundedCurve(history=64, recent=16)
     values = fill(curve, 2 * 64 + 16, one_by_one=one_by_one)
 
-    steps, kept, _ = curve.points()
+    _, kept, _ = curve.points()
 
     np.testing.assert_array_equal(kept, values)
     assert curve.stride == 1

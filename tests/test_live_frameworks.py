@@ -23,7 +23,7 @@ STEPS = 32
 
 
 def test_a_checkup_step_is_the_first_multiple_of_every_at_or_after_the_nan() -> None:
-    assert FIRST_CHECK_AFTER == math.ceil(NAN_FROM / EVERY) * EVERY
+    assert math.ceil(NAN_FROM / EVERY) * EVERY == FIRST_CHECK_AFTER
 
 
 # ---------------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def keras_fit(nan_from: int | None) -> tuple[Any, Any, list[str]]:
 
 
 def test_keras_stops_a_nan_run_at_the_first_checked_step_after_it() -> None:
-    history, callback, said = keras_fit(NAN_FROM)
+    _, callback, said = keras_fit(NAN_FROM)
 
     assert callback.step == FIRST_CHECK_AFTER and callback.model.stop_training
     assert callback.stopped is not None and callback.stopped.stop.code == "N001"
