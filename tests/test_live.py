@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -248,3 +249,29 @@ def test_wrong_options_are_refused() -> None:
         LiveDoctor(stop_on="fatal")
     with pytest.raises(ValueError, match="unknown check"):
         LiveDoctor(select="nope")
+
+
+# ---------------------------------------------------------------------------------------
+# rundoctor watch checks followed runs through the same engine
+
+
+def test_watch_checks_a_long_followed_run_at_a_bounded_cost_and_counts_its_nan_exactly(tmp_path: Path) -> None:
+    from rundoctor.watch import Watcher
+
+    run = tmp_path / "run"
+    run.mkdir()
+    log = run / "metrics.csv"
+    loss = decay(20_000, start=2.3, end=0.3)
+    log.write_text("step,train_loss\n" + "".join(f"{step},{value!r}\n" for step, value in enumerate(loss.tolist())))
+    (tmp_path / "scratch").mkdir()
+    watcher = Watcher(run, Settings(), scratch=tmp_path / "scratch")
+    watcher.poll()
+    with log.open("a") as handle:
+        handle.write("".join(f"{step},nan\n" for step in range(20_000, 20_007)))
+
+    (nan,) = [finding for finding in watcher.poll() if finding.code == "N001"]
+
+    assert (nan.first_step, nan.severity, nan.evidence["bad_points"]) == (20_000, Severity.ERROR, 7)
+    assert "(7 points, NaN x7)" in nan.message  # counted over every point, not the kept sample
+    (live,) = watcher.live.values()
+    assert live.points == 20_007 and live.snapshot().points <= 2 * 1024 + 2 * 256
