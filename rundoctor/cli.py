@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +22,8 @@ from rundoctor.errors import UsageError
 from rundoctor.reporters.escape import guard_line_starts, visible
 
 if TYPE_CHECKING:
+    from rundoctor.api import Runs
     from rundoctor.config import Settings
-    from rundoctor.globs import PathPatterns
     from rundoctor.series import ReadError, Run
 
 # Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
@@ -130,11 +130,9 @@ def check_command(
     from dataclasses import replace
 
     from rundoctor import baseline as baselines
-    from rundoctor.checks.registry import REGISTRY
+    from rundoctor.api import diagnose
     from rundoctor.config import _hint, parse_patterns
-    from rundoctor.engine import diagnose
     from rundoctor.reporters import REPORTERS, TERMINAL_FORMATS, render
-    from rundoctor.suppress import file_rules
 
     if format not in REPORTERS:
         raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
@@ -144,13 +142,14 @@ def check_command(
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     if exclude:
         settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
-    accepted = baselines.load(baseline) if baseline is not None else None
-    runs, errors = _load(paths, reader, dict(settings.roles), settings.exclude)
+    runs, errors = _load(paths, reader, dict(settings.roles), settings.exclude.patterns)
     if not runs:
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
-    suppressions = file_rules(paths, runs, REGISTRY, settings.source)
-    report = diagnose(runs, errors, settings, REGISTRY, suppressions=suppressions, baseline=accepted)
+    try:
+        report = diagnose(runs, **_diagnose_options(settings), baseline=baseline)
+    except ValueError as error:  # a baseline or suppression file that is not valid
+        raise UsageError(str(error)) from None
     if write_baseline is not None:
         written = baselines.Baseline.of(report.active_findings, str(write_baseline))
         try:
@@ -169,6 +168,37 @@ def check_command(
         except OSError as error:
             raise UsageError(f"cannot write --output {visible(str(output))}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
+
+
+@app.command("export")
+def export_command(
+    paths: list[Path] = PathsArg,
+    format: str = typer.Option("csv", "--format", "-f", help="csv, jsonl or parquet (needs rundoctor[parquet])."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to FILE instead of stdout (parquet needs a file)."),
+    reader: str | None = ReaderOpt,
+) -> None:
+    """Write the common time series of every run under PATHS: run, tag, step, value, wall_time; every point."""
+    from rundoctor.api import EXPORT_FORMATS, PARQUET_HINT, export
+
+    if format not in EXPORT_FORMATS:
+        raise UsageError(f"--format for export must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    if format == "parquet" and output is None:
+        raise UsageError("--format parquet writes binary: give --output FILE")
+    runs, errors = _load(paths, reader, {})
+    if not runs:
+        sys.stderr.write(_errors_text(errors))
+        raise typer.Exit(EXIT_USAGE)
+    for error in errors:  # what was read is exported; what was not is said
+        sys.stderr.write(f"rundoctor: {error.path}: {error.reason}\n")
+    if output is None:
+        export(runs, sys.stdout, format=format)
+        return
+    try:
+        export(runs, output, format=format)
+    except ImportError:
+        raise UsageError(PARQUET_HINT) from None
+    except OSError as error:
+        raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
 
 
 @app.command("checks")
@@ -227,8 +257,7 @@ def plot_command(
 ) -> None:
     """Draw one run's key curves with its findings shaded, as a PNG (needs rundoctor[plot])."""
     from rundoctor import plot
-    from rundoctor.checks.registry import REGISTRY
-    from rundoctor.engine import diagnose
+    from rundoctor.api import diagnose
 
     try:
         plot.require_matplotlib()
@@ -245,7 +274,7 @@ def plot_command(
         chosen = plot.pick_run(runs, run)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    findings = diagnose([chosen], [], settings, REGISTRY).active_findings_for(chosen.id)
+    findings = diagnose(chosen, **_diagnose_options(settings)).active_findings_for(chosen.id)
     try:
         panels = plot.write_png(chosen, findings, output)
     except OSError as error:
@@ -363,17 +392,22 @@ def _role_overrides(pairs: list[str], base: Any) -> dict[str, Any]:
 
 
 def _load(
-    paths: list[Path], reader: str | None, overrides: dict[str, Any], exclude: PathPatterns | None = None
-) -> tuple[list[Run], list[ReadError]]:
+    paths: list[Path], reader: str | None, overrides: dict[str, Any], exclude: Sequence[str] = ()
+) -> tuple[Runs, list[ReadError]]:
     """Every run under ``paths``, one per source read: one run written in two formats is two
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`).  A role override that
     names no tag of any run is warned about on stderr."""
-    from rundoctor.discover import MISSING_PATH, load_runs, reader_names
+    from rundoctor.api import load
+    from rundoctor.discover import MISSING_PATH, reader_names
 
     if reader is not None and reader not in reader_names():
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
     with _progress() as progress:
-        runs, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress, exclude=exclude)
+        try:
+            runs = load(paths, reader=reader, roles=_role_table(overrides), exclude=exclude, progress=progress)
+        except ValueError as error:
+            raise UsageError(str(error)) from None
+    errors = list(runs.errors)
     # A mistyped path is a usage error even beside paths that exist: a CI gate given
     # `artifacts/ artefacts/` must not pass on the half it found.
     given = {str(path) for path in paths}
@@ -385,7 +419,7 @@ def _load(
     return runs, errors
 
 
-def _warn_unmatched_roles(overrides: dict[str, Any], runs: list[Run]) -> None:
+def _warn_unmatched_roles(overrides: dict[str, Any], runs: Sequence[Run]) -> None:
     """A warning, not an error: a config's roles table may name the tags of several loggers,
     and a tree that holds runs of only one of them is no mistake; a typo is, and shows here."""
     from rundoctor.config import _hint
@@ -397,6 +431,23 @@ def _warn_unmatched_roles(overrides: dict[str, Any], runs: list[Run]) -> None:
             f"rundoctor: warning: role override {overrides[pattern].value}={pattern} matches no tag "
             f"in the {len(runs):,} run{'s' if len(runs) != 1 else ''} read{_hint(pattern, tags)}\n"
         )
+
+
+def _role_table(overrides: dict[str, Any]) -> dict[str, list[str]]:
+    """``{pattern: Role}`` as the library takes roles: role name -> tag patterns."""
+    table: dict[str, list[str]] = {}
+    for pattern, role in overrides.items():
+        table.setdefault(role.value, []).append(pattern)
+    return table
+
+
+def _diagnose_options(settings: Settings) -> dict[str, Any]:
+    """The settings (config file and options) as the library's ``diagnose`` takes them."""
+    return {
+        "select": settings.select, "ignore": settings.ignore, "params": settings.params,
+        "severity": settings.severity, "num_classes": settings.num_classes, "fail_on": settings.fail_on,
+        "per_path_ignores": dict(settings.per_path_ignores), "config": settings.source,
+    }
 
 
 class _progress:

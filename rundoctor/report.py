@@ -248,6 +248,12 @@ class Report:
             if not d.verdict.judged and d.level is not None and d.level.rank >= threshold
         ]
 
+    def to_json(self) -> str:
+        """The report as ``rundoctor check --format json`` prints it (schema: ``rundoctor schema``)."""
+        from rundoctor.reporters import render  # reporters import this module
+
+        return render("json", self)
+
     @property
     def exit_code(self) -> int:
         """1 when an active finding or an unjudged run is at or above ``fail_on``, else 0."""

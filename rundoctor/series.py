@@ -228,6 +228,32 @@ class Run:
             {"tag": tags, "step": self.steps, "wall_time": self.wall_times, "value": self.values}
         )
 
+    def to_pandas(self, *, wide: bool = False) -> pd.DataFrame:
+        """The run as a DataFrame, every point kept and non-finite values as logged.
+
+        Long (the default, tbparse's shape): one row a point, columns ``step``, ``tag`` (a
+        categorical), ``value`` and ``wall_time`` (NaN where the format has none), each tag's
+        points in the order they were logged, repeated steps (resumes, restarts) included.
+
+        ``wide=True``: one row a step (sorted), a ``step`` column and one column a tag.  A step
+        logged more than once keeps its last-written value, as the checks read it (the long
+        shape has the others); a tag not logged at a step is NaN there, so in this shape a
+        missing point and a logged NaN look alike.
+        """
+        import pandas as pd
+
+        if not wide:
+            tags = pd.Categorical.from_codes(self.tag_codes, categories=self.tag_names)
+            return pd.DataFrame({"step": self.steps, "tag": tags, "value": self.values, "wall_time": self.wall_times})
+        columns = []
+        for tag in self.tags:
+            curve = self.curve(tag).by_step
+            columns.append(pd.Series(curve.values, index=pd.Index(curve.steps, name="step"), name=tag))
+        if not columns:
+            return pd.DataFrame({"step": np.empty(0, dtype=np.int64)})
+        table = pd.concat(columns, axis=1, sort=True)
+        return table.reset_index(allow_duplicates=True)
+
 
 class RunBuilder:
     """Collects points block by block and builds a :class:`Run` with one concatenation."""

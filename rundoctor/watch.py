@@ -2,7 +2,11 @@
 
 Every poll rediscovers the runs under PATH (runs that appear later are picked up), reads
 what each log gained since the last poll, checks again the runs that changed, and prints
-the findings that were not printed before, each with the step where it starts.
+the findings that were not printed before, each with the step where it starts.  Runs are
+checked by the incremental engine the training callbacks use (:mod:`rundoctor.live.engine`),
+fed with the points each log gained: a poll costs the same at step 1,000 and at step
+1,000,000, and a run no longer than the engine keeps (about two thousand points a tag) gets
+exactly the findings ``check`` gives.
 
 What a poll reads is each reader's business (its ``follow``, see
 :mod:`rundoctor.readers.follow`): TensorBoard event files and logs that grow by lines are
@@ -13,17 +17,11 @@ hold still.
 ``--once`` is one poll that reads every log whole, as it is, as ``check`` does: the same
 findings as ``check``, a truncated last record or line included.
 
-Which findings are new.  A finding is known by its run, check, tags and first step; a
-finding whose step range grows (more NaN points, a longer plateau) keeps its first step
-and is the same finding.  Smoothed checks can move a first step as points arrive (a
-plateau's start shifts while the smoothing window fills), and a finding can drop out of a
-report for a while (a still-improving curve that hit a NaN) and come back elsewhere: a
-report's findings of a check on some tags with first steps not seen before are the same
-findings as the known ones missing from the report, paired in step order.  Only findings
-beyond that number are new: the latest ones by first step, since new events happen at the
-end of a growing run.  A finding is printed again only if its severity rises: a transient
-NaN is a warning, and when the loss goes NaN for good the same finding (same first step)
-becomes an error, which is what ``--exit-on error`` waits for.
+Which findings are new is :class:`~rundoctor.live.tracker.FindingTracker`'s business (a
+finding is known by its run, check, tags and first step; a first step that moves as points
+arrive is the same finding).  A finding is printed again only if its severity rises: a
+transient NaN is a warning, and when the loss goes NaN for good the same finding (same first
+step) becomes an error, which is what ``--exit-on error`` waits for.
 
 A path that does not exist yet (a run about to start) is waited for: "waiting for PATH ..."
 once on stderr, then the watch starts when it appears.  A path that cannot appear (a parent
@@ -49,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
@@ -59,6 +57,8 @@ from rundoctor.discover import RunSource, find_sources, read_source, run_id
 from rundoctor.engine import diagnose
 from rundoctor.errors import UsageError
 from rundoctor.findings import Finding, Severity
+from rundoctor.live.engine import LiveRun
+from rundoctor.live.tracker import FindingTracker
 from rundoctor.readers import reader_named
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.follow import FollowContext, Follower, Rewritten
@@ -270,6 +270,7 @@ class Watcher:
         self.problems = problems
         self.followers: dict[tuple[str, Path], Follower] = {}
         self.tracker = FindingTracker()
+        self.live: dict[tuple[str, Path], LiveRun] = {}  # each followed run, checked incrementally
         self.reported: set[tuple[str, str]] = set()  # read problems already written
         self.discovery_problems: set[tuple[str, str]] = set()  # found by the last poll
         self.polls = 0
@@ -283,7 +284,7 @@ class Watcher:
         for path, reason in problems if self.once else problems & self.discovery_problems:
             self._problem(path, reason)
         self.discovery_problems = problems
-        changed: list[Run] = []
+        changed: list[tuple[tuple[str, Path], Run]] = []
         for source in sources:
             key = (source.reader, source.path)
             follower = self.followers.get(key)
@@ -302,15 +303,23 @@ class Watcher:
                 run = dataclasses.replace(
                     run, id=run_id(source.path, self.root), notes=[*source.notes, *run.notes]
                 )
-                changed.append(roles.assign(run, dict(self.settings.roles)))
+                changed.append((key, roles.assign(run, dict(self.settings.roles))))
         self.polls += 1
-        if not changed:
-            return []
-        report = diagnose(changed, [], self.settings)
         found: list[Finding] = []
-        for run in changed:
-            found.extend(self.tracker.new(run.id, report.findings_for(run.id)))
+        for key, run in changed:
+            found.extend(self.tracker.new(run.id, self._check(key, run).findings_for(run.id)))
         return sorted(found, key=finding_order)
+
+    def _check(self, key: tuple[str, Path], run: Run) -> Report:
+        """The report of one changed run: with ``once`` the whole run, as ``check`` reads it;
+        else through the run's incremental engine, given what the run gained."""
+        if self.once:
+            return diagnose([run], [], self.settings)
+        live = self.live.get(key)
+        if live is None:
+            live = self.live[key] = LiveRun(run.id, self.settings)
+        live.sync(run)
+        return live.check()
 
     def _follower(self, source: RunSource) -> Follower:
         if self.once:  # one poll: every log read whole, as it is, as check reads it
@@ -324,43 +333,3 @@ class Watcher:
             self.reported.add((path, reason))
             self.problems.write(f"rundoctor: {path}: {reason}\n")
             self.problems.flush()
-
-
-@dataclass
-class FindingTracker:
-    """The findings known so far: for each run, check and tags, the first step of each
-    finding and the highest severity printed for it."""
-
-    known: dict[tuple[str, str, tuple[str, ...]], dict[int | None, int]] = field(default_factory=dict)
-
-    def new(self, run: str, findings: list[Finding]) -> list[Finding]:
-        """The findings of a run's latest report to print: those not known before (see the
-        module docstring for first steps that move) and those whose severity rose."""
-        groups: dict[tuple[str, str, tuple[str, ...]], list[Finding]] = {}
-        for finding in sorted(findings, key=_step_order):
-            groups.setdefault((run, finding.code, finding.tags), []).append(finding)
-        new: list[Finding] = []
-        for key, group in groups.items():
-            known = self.known.setdefault(key, {})
-            steps = {finding.first_step for finding in group}
-            unknown = [finding for finding in group if finding.first_step not in known]
-            # Known findings missing from this report, as many as unknown ones, are those
-            # findings with their first step moved: each takes the place of one, in order.
-            missing = sorted((step for step in known if step not in steps), key=_none_first)
-            for finding, was in zip(unknown, missing):
-                known[finding.first_step] = known.pop(was)
-            new.extend(unknown[len(missing) :])
-            for finding in group:
-                shown = known.get(finding.first_step, 0)
-                if shown and finding.severity.rank > shown:  # a transient NaN became permanent
-                    new.append(finding)
-                known[finding.first_step] = max(shown, finding.severity.rank)
-        return sorted(new, key=finding_order)
-
-
-def _none_first(step: int | None) -> tuple[bool, int]:
-    return (step is not None, step or 0)
-
-
-def _step_order(finding: Finding) -> tuple[bool, int]:
-    return _none_first(finding.first_step)

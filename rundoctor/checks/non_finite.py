@@ -175,6 +175,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         bad = measure(tag, curve.steps, curve.values)
         if bad is not None:
             found.append(bad)
+    yield from judge(check, ctx, params, found)
+
+
+def judge(check: Check[Params], ctx: RunContext, params: Params, found: list[BadValues]) -> Iterator[Finding]:
+    """Findings for the measured series: tags turning bad alike at one step grouped, severity by
+    role.  Apart from :func:`detect` so that measurements made elsewhere (streamed exactly, point
+    by point, during training: :mod:`rundoctor.live`) are judged the same way."""
     groups: dict[tuple[int, bool, bool], list[BadValues]] = {}
     for values in found:
         key = (values.first_bad_step, values.permanent, values.never_finite)
