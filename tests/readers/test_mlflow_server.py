@@ -1,5 +1,5 @@
-"""MLflow tracking servers: a real ``mlflow server`` (SQLite backend) started once for the
-session, runs logged to it with MLflow's own client, read back through ``mlflow://`` URLs.
+"""MLflow tracking servers: a real ``mlflow server`` (SQLite backend) started once per test
+run, runs logged to it with MLflow's own client, read back through ``mlflow://`` URLs.
 
 The same runs are logged to a file store (``mlruns/``) too, so the server reader is held to
 the file-store reader: the same points and the same findings.
@@ -119,7 +119,7 @@ def _wait_for_health(process: subprocess.Popen[bytes], port: int, log: Path) -> 
 
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stores]:
-    """A real ``mlflow server`` on a free port with a SQLite backend, for the whole session,
+    """A real ``mlflow server`` on a free port with a SQLite backend, for the whole test run,
     and a file store, both holding :data:`RUNS`; the server is stopped at the end."""
     pytest.importorskip("mlflow", reason="the mlflow package is not installed (pip install -e '.[test]')")
     from mlflow.tracking import MlflowClient

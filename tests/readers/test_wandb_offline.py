@@ -1,5 +1,5 @@
-"""W&B run files (``run-*.wandb``): written by the real wandb library in offline mode once for
-the session, read back point for point, then cut, flipped and mangled.
+"""W&B run files (``run-*.wandb``): written by the real wandb library in offline mode once per
+test run, read back point for point, then cut, flipped and mangled.
 
 The record framing is walked here independently of the reader (:func:`_records`), so that
 "every complete record before the damage" is measured, not assumed.
