@@ -18,10 +18,15 @@ symlinked file only when it points inside the tree; nothing is ever written.  Fi
 directories that an ``exclude`` pattern (:mod:`rundoctor.globs`) matches are passed over
 unopened, matched by their path as run ids print it; a path named on the command line is
 always read.
+
+A URL whose scheme a reader answers for (``mlflow://``, a tracking server) is no path: that
+reader locates its runs (:func:`url_reader` is the one place that tells the two apart).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -48,6 +53,9 @@ __all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_name
 
 # The reason of a ReadError for a path that does not exist (the CLI makes it a usage error).
 MISSING_PATH = "no such file or directory"
+# A URL as it reaches us: a scheme of two characters or more (one is a Windows drive) and the
+# rest, after the "//" that pathlib folds into one separator ("mlflow:/host:5000/#exp").
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):[\\/]+(.*)", re.DOTALL)
 
 
 def reader_names() -> list[str]:
@@ -68,7 +76,7 @@ def load_runs(
     sources: list[tuple[RunSource, Path]] = []
     errors: list[ReadError] = []
     for path in paths:
-        if not path.exists() and not path.is_symlink():
+        if not path.exists() and not path.is_symlink() and url_reader(path) is None:
             errors.append(ReadError(str(path), MISSING_PATH))
             continue
         found, problems = find_sources(path, reader=reader, exclude=exclude)
@@ -79,16 +87,16 @@ def load_runs(
     runs: list[Run] = []
     for done, (source, root) in enumerate(sources):
         if progress is not None:
-            progress(done, len(sources), str(source.path))
+            progress(done, len(sources), source.label)
         try:
             run = read_source(source)
         except UnreadableInput as error:
-            errors.append(ReadError(str(source.path), str(error)))
+            errors.append(ReadError(source.label, str(error)))
             continue
         except (OSError, MemoryError) as error:
-            errors.append(ReadError(str(source.path), f"{type(error).__name__}: {error}"))
+            errors.append(ReadError(source.label, f"{type(error).__name__}: {error}"))
             continue
-        run.id = run_id(source.path, root)
+        run.id = source.name if source.name is not None else run_id(source.path, root)
         run.notes[:0] = source.notes
         runs.append(roles.assign(run, role_overrides))
     if progress is not None:
@@ -122,6 +130,9 @@ def find_sources(
     runs as discovery does.  Below ``root``, what ``exclude`` matches is not walked.
     """
     errors: list[ReadError] = []
+    at_url = url_reader(root)
+    if at_url is not None:
+        return _located(*at_url, reader)
     forced = reader_named(reader) if reader is not None else None
     if root.is_file():
         if forced is not None:
@@ -147,6 +158,34 @@ def find_sources(
             sources.extend(name_reader.runs(by_name[name_reader.name], explicit=False))
     sources.extend(_claim_files(other_files, errors, explicit=False))
     return sources, errors
+
+
+def url_reader(path: Path) -> tuple[str, Reader] | None:
+    """The URL ``path`` stands for and the reader that locates runs there, when ``path`` is a
+    URL of a scheme a reader answers for and names nothing on the local disk; else None.
+
+    Paths reach discovery as ``Path`` objects, which fold the ``//`` after a scheme into one
+    separator (``mlflow://host`` becomes ``mlflow:/host``): the URL is written out again."""
+    match = _URL.fullmatch(str(path))
+    if match is None:
+        return None
+    scheme, rest = match.groups()
+    owner = next((r for r in READERS if scheme.lower() in r.url_schemes), None)
+    if owner is None or owner.locate is None or path.exists():
+        return None
+    return f"{scheme}://{rest.replace(os.sep, '/')}", owner
+
+
+def _located(url: str, owner: Reader, reader: str | None) -> tuple[list[RunSource], list[ReadError]]:
+    """The runs at ``url``, or why there are none: ``--reader`` names another reader, or the
+    owner cannot locate them (the server cannot be asked)."""
+    if reader is not None and reader != owner.name:
+        return [], [ReadError(url, f"--reader {reader} does not read {url.partition(':')[0]}:// URLs ({owner.name} does)")]
+    assert owner.locate is not None
+    try:
+        return owner.locate(url), []
+    except UnreadableInput as error:
+        return [], [ReadError(url, str(error))]
 
 
 def _name_owner(file: Path) -> Reader | None:

@@ -9,12 +9,14 @@ Adding a format is one module and one line here (CONTRIBUTING.md has the steps).
 
 from __future__ import annotations
 
-from rundoctor.readers import csv, json, mlflow, tensorboard
+from rundoctor.readers import csv, json, mlflow, mlflow_server, tensorboard, wandb_offline
 from rundoctor.readers.base import Reader
 
 READERS: tuple[Reader, ...] = (
     tensorboard.READER,
     mlflow.READER,
+    mlflow_server.READER,
+    wandb_offline.READER,
     *json.READERS,
     *csv.READERS,
 )

@@ -9,7 +9,9 @@ A :class:`Reader` says
 - how it **reads** a run (``read``): everything readable, with what was not as read notes;
   :class:`UnreadableInput` only when the source holds nothing of this format at all;
 - how ``watch`` **follows** a run still being written (``follow``, a factory of
-  :class:`~rundoctor.readers.follow.Follower`).
+  :class:`~rundoctor.readers.follow.Follower`);
+- for runs that are not files (a tracking server's), the **URL schemes** it answers for
+  (``url_schemes``) and how it **locates** the runs at such a URL (``locate``).
 
 The registry is one tuple, :data:`rundoctor.readers.READERS`; discovery and ``watch`` only
 ever ask it.  Claiming must be cheap and must never raise (an exception means "not mine").
@@ -34,12 +36,24 @@ class UnreadableInput(Exception):
 
 @dataclass
 class RunSource:
-    """One run to read: which reader, where, and which files (each with its tag prefix)."""
+    """One run to read: which reader, where, and which files (each with its tag prefix).
+
+    A run that is no file (a run on a tracking server) has a ``url`` instead, from which its
+    reader reads it and which reports show, and a ``name``, its id in reports (a file's run is
+    named by its path); its ``path`` is the argument it was found under, ``files`` is empty.
+    """
 
     reader: str
     path: Path
     files: list[tuple[Path, str]]
     notes: list[ReadNote] = field(default_factory=list)
+    url: str | None = None
+    name: str | None = None
+
+    @property
+    def label(self) -> str:
+        """Where the run is, as messages name it: its URL, else its path."""
+        return self.url if self.url is not None else str(self.path)
 
 
 class ReadRun(Protocol):
@@ -71,7 +85,7 @@ def file_read(read: Callable[[Path], Run]) -> ReadRun:
 @dataclass(frozen=True)
 class Reader:
     """One log format: see the module docstring.  At least one of ``claims_dir``,
-    ``claims_name`` and ``sniff`` is set."""
+    ``claims_name``, ``sniff`` and ``url_schemes`` is set."""
 
     name: str
     read: ReadRun
@@ -81,6 +95,10 @@ class Reader:
     claims_dir: Callable[[Path], bool] | None = None
     # (claimed files in walk order, named on the command line) -> runs; None: one run a file
     group: Callable[[Sequence[Path], bool], list[RunSource]] | None = None
+    # URL schemes (lower case) of runs that are no files, and the runs at such a URL, found
+    # by asking where they are (a tracking server); raises UnreadableInput when it cannot.
+    url_schemes: tuple[str, ...] = ()
+    locate: Callable[[str], list[RunSource]] | None = None
 
     def runs(self, files: Sequence[Path], *, explicit: bool) -> list[RunSource]:
         """The runs that ``files``, claimed by this reader, make up."""
