@@ -27,7 +27,8 @@ optimisation breaking, not a loss scaler skipping a step; the message names it. 
 runtime) are not scanned: some loggers write NaN there by design.
 Never finite: an error for a training loss, a warning for another loss or metric.  The
 message says whether the values recovered ("finite again afterwards") or persisted to the
-end ("never recovered").
+end ("never recovered"); a series that recovered once and then ended non-finite never
+recovered, from the stretch it ends in.
 
 No noise principle is needed: a single NaN is a fact, not a sample of noise.
 
@@ -121,6 +122,8 @@ class BadValues:
     last_finite: float | None  # the value logged just before the first bad point
     last_finite_step: int | None
     recovered_step: int | None  # the first finite point logged after the first bad one
+    # Where the non-finite stretch the series ends in begins (log order); None when it ends finite.
+    final_bad_step: int | None = None
 
     @property
     def never_finite(self) -> bool:
@@ -129,8 +132,9 @@ class BadValues:
 
     @property
     def permanent(self) -> bool:
-        """True when no finite point follows the first bad one (in log order)."""
-        return self.recovered_step is None
+        """True when the series ends non-finite (in log order): it never recovered from its last
+        bad stretch, even if it recovered from an earlier one."""
+        return self.final_bad_step is not None
 
 
 def measure(tag: str, steps: np.ndarray, values: np.ndarray) -> BadValues | None:
@@ -154,7 +158,17 @@ def measure(tag: str, steps: np.ndarray, values: np.ndarray) -> BadValues | None
         last_finite=float(values[first - 1]) if first > 0 else None,
         last_finite_step=int(steps[first - 1]) if first > 0 else None,
         recovered_step=int(steps[first + after[0]]) if after.size else None,
+        final_bad_step=_final_bad_step(steps, bad),
     )
+
+
+def _final_bad_step(steps: np.ndarray, bad: np.ndarray) -> int | None:
+    """The step where the non-finite stretch at the end of the series begins; None when its
+    last point is finite."""
+    if not bad[-1]:
+        return None
+    finite = np.flatnonzero(~bad)
+    return int(steps[int(finite[-1]) + 1 if finite.size else 0])
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -307,9 +321,14 @@ def _finding(
             "targets the loader does not return, or a metric whose denominator is always 0."
         )
     elif first.permanent:
+        final = first.final_bad_step if first.final_bad_step is not None else first.first_bad_step
+        earlier = (
+            f", after recovering from non-finite values first seen at {axis} {first.first_bad_step:,}"
+            if final != first.first_bad_step else ""
+        )
         message = (
-            f"{subject} turned non-finite at {axis} {first.first_bad_step:,} and never "
-            f"recovered ({bad:,} points, {_kinds(members)}){before}"
+            f"{subject} turned non-finite at {axis} {final:,} and never "
+            f"recovered{earlier} ({bad:,} points, {_kinds(members)}){before if not earlier else ''}"
         )
     else:
         low, high = _step_range(members)
@@ -335,6 +354,7 @@ def _finding(
         "permanent": first.permanent,
         "never_finite": first.never_finite,
         "recovered_step": first.recovered_step,
+        "final_bad_step": first.final_bad_step,
     }
     if blow_up is not None:
         evidence.update(

@@ -118,6 +118,7 @@ class StreamedNonFinite:
         self.last_finite: float | None = None
         self.last_finite_step: int | None = None
         self.recovered_step: int | None = None
+        self.final_bad_step: int | None = None  # where the bad stretch the points so far end in began
         self._last: tuple[int, float] | None = None  # the latest point, finite until a bad one comes
 
     def extend(self, steps: np.ndarray, values: np.ndarray) -> None:
@@ -139,7 +140,18 @@ class StreamedNonFinite:
                 self._recover(steps, bad)
         elif self.first_bad_step is not None and self.recovered_step is None:
             self.recovered_step = int(steps[0])
+        self._track_final_stretch(steps, bad)
         self._last = (int(steps[-1]), float(values[-1]))
+
+    def _track_final_stretch(self, steps: np.ndarray, bad: np.ndarray) -> None:
+        if not bad[-1]:
+            self.final_bad_step = None
+            return
+        finite = np.flatnonzero(~bad)
+        if finite.size:
+            self.final_bad_step = int(steps[int(finite[-1]) + 1])
+        elif self.final_bad_step is None:  # the whole block is bad: a stretch starts or goes on
+            self.final_bad_step = int(steps[0])
 
     def _count_bad(self, values: np.ndarray, steps: np.ndarray) -> None:
         self.nan += int(np.isnan(values).sum())
@@ -170,6 +182,7 @@ class StreamedNonFinite:
             neg_inf=self.neg_inf, first_bad_step=self.first_bad_step, lowest_bad_step=self.lowest_bad_step,
             highest_bad_step=self.highest_bad_step, last_finite=self.last_finite,
             last_finite_step=self.last_finite_step, recovered_step=self.recovered_step,
+            final_bad_step=self.final_bad_step,
         )
 
 

@@ -48,6 +48,23 @@ def test_transient_nan_is_a_warning_and_says_training_went_on() -> None:
     assert "finite again" in finding.message
 
 
+def test_a_loss_that_recovers_once_and_then_ends_nan_never_recovered() -> None:
+    loss = curves.with_nan(_healthy(), at=700)
+    loss[400] = np.inf  # a transient infinity first, then NaN to the end
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)})
+    assert finding.severity is Severity.ERROR
+    assert finding.evidence["permanent"] is True and finding.evidence["final_bad_step"] == 7_000
+    assert finding.evidence["first_bad_step"] == 4_000 and finding.evidence["recovered_step"] == 4_010
+    assert "turned non-finite at step 7,000 and never recovered" in finding.message
+    assert "first seen at step 4,000" in finding.message and "finite again" not in finding.message
+
+
+def test_near_miss_a_loss_whose_last_point_is_finite_again_recovered() -> None:
+    loss = curves.with_nan(_healthy(), at=700, until=N - 1)
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)})
+    assert finding.severity is Severity.WARNING and finding.evidence["final_bad_step"] is None
+
+
 def test_infinities_are_counted_by_sign() -> None:
     loss = _healthy()
     loss[[100, 101]] = np.inf
