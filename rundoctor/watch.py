@@ -65,7 +65,7 @@ from rundoctor.readers.follow import FollowContext, Follower, Rewritten
 from rundoctor.report import Report, finding_order
 from rundoctor.reporters.escape import visible
 from rundoctor.reporters.json_report import report_document
-from rundoctor.reporters.jsonable import jsonable
+from rundoctor.reporters.jsonable import dumps, jsonable
 from rundoctor.series import Run
 
 
@@ -126,7 +126,7 @@ def _wait_for(path: Path, options: WatchOptions, started: float, err: TextIO) ->
     ancestor = next((parent for parent in path.parents if os.path.exists(parent)), None)
     if ancestor is None or not os.path.isdir(ancestor):
         raise UsageError(f"{path} cannot exist: {ancestor or 'its directory'} is not a directory")
-    err.write(f"rundoctor: waiting for {path} ...\n")
+    err.write(f"rundoctor: waiting for {visible(str(path))} ...\n")
     err.flush()
     while not os.path.exists(path):
         left = _time_left(options, started)
@@ -139,8 +139,8 @@ def finding_line(finding: Finding) -> str:
     """One finding as ``watch`` prints it: ``[step N] run: SEVERITY code check: message`` and a newline."""
     step = "-" if finding.first_step is None else str(finding.first_step)
     return (
-        f"[step {step}] {finding.run}: {finding.severity.value.upper()} {finding.code} "
-        f"{finding.check}: {finding.message}\n"
+        f"[step {step}] {visible(finding.run)}: {finding.severity.value.upper()} {finding.code} "
+        f"{finding.check}: {visible(finding.message)}\n"
     )
 
 
@@ -149,7 +149,9 @@ def finding_json(finding: Finding, *, ascii_only: bool = False) -> str:
     other character as a JSON escape, so that any byte stream carries the line, a lone
     surrogate (a file name's undecodable byte) included."""
     document = report_document(Report(runs=(), findings=(finding,)))["findings"][0]
-    return json.dumps(jsonable(document), ensure_ascii=ascii_only, allow_nan=False) + "\n"
+    if ascii_only:
+        return json.dumps(jsonable(document), ensure_ascii=True, allow_nan=False) + "\n"
+    return dumps(document, indent=None)
 
 
 # How long an --exec command may run when --exec-timeout is not given: enough for a webhook
@@ -331,5 +333,5 @@ class Watcher:
         """Say once on stderr that a log could not be read (the watch goes on)."""
         if self.problems is not None and (path, reason) not in self.reported:
             self.reported.add((path, reason))
-            self.problems.write(f"rundoctor: {path}: {reason}\n")
+            self.problems.write(f"rundoctor: {visible(path)}: {visible(reason)}\n")
             self.problems.flush()

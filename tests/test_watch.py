@@ -577,3 +577,19 @@ def test_the_exec_timeout_default_is_the_one_documented() -> None:
 
     assert f"stopped [default: {EXEC_TIMEOUT:g}]" in result.output
     assert FindingCommand.parse("true", Severity.ERROR, None).timeout == EXEC_TIMEOUT
+
+
+def test_watch_output_neutralises_log_controlled_text() -> None:
+    from rundoctor.watch import finding_json, finding_line
+
+    finding = Finding(
+        check="non-finite", code="N001", severity=Severity.ERROR, confidence=Confidence.HIGH,
+        run="runs/x\n::error::pwned\x1b[2J", tags=("loss",), first_step=3, last_step=9,
+        message="loss\u202e went NaN", evidence={}, advice="",
+    )
+    line = finding_line(finding)
+    assert line.count("\n") == 1 and "\x1b" not in line and "\u202e" not in line
+    assert "runs/x\\n::error::pwned\\x1b[2J" in line
+    document = finding_json(finding)
+    assert document.count("\n") == 1 and "\u202e" not in document
+    assert json.loads(document)["run"] == finding.run

@@ -59,9 +59,10 @@ def path_fields(path: str) -> dict[str, str]:
     return {"path": path, "path_base64": base64.b64encode(raw_bytes(path)).decode("ascii")}
 
 
-def dumps(document: Any) -> str:
-    """Deterministic, strict JSON text with a trailing newline; every unsafe character escaped."""
-    text = json.dumps(jsonable(document), indent=2, ensure_ascii=False, allow_nan=False)
+def dumps(document: Any, *, indent: int | None = 2) -> str:
+    """Deterministic, strict JSON text with a trailing newline; every unsafe character escaped.
+    ``indent=None``: the whole document on one line (JSON lines)."""
+    text = json.dumps(jsonable(document), indent=indent, ensure_ascii=False, allow_nan=False)
     return _UNESCAPED.sub(_json_escape, text) + "\n"
 
 
