@@ -75,9 +75,8 @@ _DENSE_ZERO_WORDS = 64
 # image, a graph); a header that claims more is treated as damage, so that no claimed length
 # is ever allocated (the window grows to hold a whole record) and a length's upper 36 bits
 # must be zero, which rules out all but one offset in 2^36 of random bytes before any
-# checksum is computed.
+# checksum is computed (the scan relies on it: keep it under 2^32).
 MAX_RECORD_BYTES = 1 << 28
-_LENGTH_CAP_MIB = MAX_RECORD_BYTES >> 20
 # Payload checksums that fail while resynchronising may cost this much, plus twice the bytes
 # of the file walked so far, before the search for the next record is abandoned.  Damage
 # fails at most the checksums of the records it hit, each over its own bytes (less than the
@@ -305,7 +304,7 @@ class _WindowWalk:
             if masked_crc32c(bytes(self.data[position : position + 8])) != crc:
                 return self._corrupt(position, _LENGTH_MISMATCH, position + 1)
             if length > MAX_RECORD_BYTES:
-                reason = f"a record header claims {length:,} bytes, over the {_LENGTH_CAP_MIB} MiB a record may have"
+                reason = f"a record header claims {length:,} bytes, over the {MAX_RECORD_BYTES:,} a record may have"
                 return self._corrupt(position, reason, position + 1)
             length_crc[length] = crc
         self.walker.found_header = True
