@@ -253,13 +253,16 @@ def _passed_over(file: Path, real_root: Path, root: Path) -> str | None:
     inside the tree, and only regular files are opened (one lstat for a plain file)."""
     try:
         status = files.lstat(file)
-        if stat.S_ISLNK(status.st_mode):
+    except OSError as error:  # gone since the folder was listed
+        return error.strerror or str(error)
+    if stat.S_ISLNK(status.st_mode):
+        try:
             status = files.stat(file)
-            if not _inside(file, real_root):
-                return f"symlink points outside {root} (not followed)"
-    except OSError as error:
-        reasons = {errno.ENOENT: "broken symlink", errno.ELOOP: "symlink loop"}
-        return reasons.get(error.errno or 0, error.strerror or str(error))
+        except OSError as error:
+            reasons = {errno.ENOENT: "broken symlink", errno.ELOOP: "symlink loop"}
+            return reasons.get(error.errno or 0, error.strerror or str(error))
+        if not _inside(file, real_root):
+            return f"symlink points outside {root} (not followed)"
     kind = files.kind_of(status.st_mode)
     return None if kind is None else files.not_opened(kind)
 

@@ -54,7 +54,6 @@ _KINDS = (
     (stat_module.S_ISCHR, "a character device"),
     (stat_module.S_ISBLK, "a block device"),
     (stat_module.S_ISDIR, "a directory"),
-    (stat_module.S_ISLNK, "a symlink"),
 )
 
 
@@ -190,7 +189,10 @@ def files_below(folder: Path) -> list[Path]:
     inside = folder.resolve()
     found = []
     for path in folder.rglob("*"):
-        if path.is_symlink() and not path.resolve().is_relative_to(inside):
+        try:
+            if path.is_symlink() and not path.resolve().is_relative_to(inside):
+                continue
+        except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
             continue
         if path.is_file():
             found.append(path)

@@ -304,7 +304,7 @@ class _WindowWalk:
             if masked_crc32c(bytes(self.data[position : position + 8])) != crc:
                 return self._corrupt(position, _LENGTH_MISMATCH, position + 1)
             if length > MAX_RECORD_BYTES:
-                reason = f"a record header claims {length:,} bytes, over the {MAX_RECORD_BYTES:,} a record may have"
+                reason = f"a record header claims {length:,} bytes, over the {MAX_RECORD_BYTES:,} bytes a record may have"
                 return self._corrupt(position, reason, position + 1)
             length_crc[length] = crc
         self.walker.found_header = True

@@ -23,8 +23,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rundoctor.discover import load_runs
-from rundoctor.readers import files, tfrecord
+from rundoctor.readers import files, reader_named, tfrecord
+from rundoctor.readers.base import RunSource
 from rundoctor.readers.crc32c import masked_crc32c
+from rundoctor.readers.follow import FollowContext, appended_lines
 from rundoctor.readers.tensorboard import read_tensorboard_run
 from rundoctor.readers.tensorboard import state as tb_state
 from rundoctor.readers.tensorboard import windows as tb_windows
@@ -208,7 +210,7 @@ def test_a_header_claiming_more_than_the_cap_is_damage_not_an_allocation(
     assert run.curve("loss").steps.tolist() == list(range(20))
     corrupt = [note for note in run.notes if note.kind is NoteKind.CORRUPT]
     assert len(corrupt) == 1 and corrupt[0].location == f"offset {len(before)}"
-    assert corrupt[0].message.startswith("a record header claims 4,194,304 bytes, over the 1,048,576 a record may have")
+    assert corrupt[0].message.startswith("a record header claims 4,194,304 bytes, over the 1,048,576 bytes a record may have")
     assert peak[0] < 3 << 20
 
 
@@ -355,3 +357,19 @@ def test_lines_under_the_bound_are_all_read(tmp_path: Path) -> None:
     runs, errors = load_runs([path])
     assert errors == [] and runs[0].curve("loss").steps.tolist() == [0, 1, 2]
     assert not any("a line may have" in note.message for note in runs[0].notes)
+
+
+def test_an_enormous_line_appended_to_a_followed_log_is_read_in_bounded_memory(tmp_path: Path) -> None:
+    """``watch`` reads the lines appended since the last poll into memory: past 64 MiB of
+    them it reads the log again whole through its reader instead, which skips the line."""
+    path = tmp_path / "history.jsonl"
+    path.write_bytes(b'{"step": 0, "loss": 1.0}\n')
+    source = RunSource("jsonl", path, [(path, "")])
+    follower = appended_lines(header=False)(FollowContext(source, reader_named("jsonl").read, tmp_path, True))
+    assert follower.update(source) is not None
+    _with_enormous_line(path, path.read_bytes(), b'\n{"step": 1, "loss": 0.5}\n', 256 << 20)
+    with _peak_allocated() as peak, no_hang():
+        run = follower.update(source)
+    assert run is not None and run.curve("loss").steps.tolist() == [0, 1]
+    assert any("a line may have" in note.message for note in run.notes)
+    assert peak[0] < 64 << 20

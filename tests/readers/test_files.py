@@ -71,6 +71,7 @@ def test_files_below_never_lists_links_out_of_the_folder_or_what_is_not_a_file(t
     (tmp_path / "secret").write_text("x\n", encoding="utf-8")
     (folder / "escape").symlink_to(tmp_path / "secret")
     (folder / "inside").symlink_to(folder / "loss")
+    (folder / "loop").symlink_to(folder / "loop")
     if hasattr(os, "mkfifo"):
         os.mkfifo(folder / "pipe")
     assert [path.name for path in files.files_below(folder)] == ["inside", "loss"]
