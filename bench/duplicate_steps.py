@@ -27,7 +27,7 @@ import numpy as np
 import run_bench as rb
 from tensorboard.compat.proto import event_pb2, summary_pb2
 
-from rundoctor.readers.tfrecord import masked_crc32c
+from rundoctor.readers.crc32c import masked_crc32c
 
 CYCLE = 10  # the text logs restart at step 0 after this many steps
 T0 = 1_700_000_000.0

@@ -75,6 +75,7 @@ class Sample:
     timed_out: bool
     points: int | None  # the point count the tool printed, None if it prints none
     message: str  # the last line of stderr (or stdout), for failures
+    cpu_seconds: float = float("nan")  # user + system time of the tool itself
 
 
 # The process that starts each tool.  A child's ru_maxrss counts the pages of the process it
@@ -107,7 +108,8 @@ seconds = time.perf_counter() - start
 signal.setitimer(signal.ITIMER_REAL, 0)
 _, status, usage = os.wait4(pid, 0)
 with open(result, "w") as handle:
-    json.dump([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status), bool(killed)], handle)
+    json.dump([seconds, usage.ru_maxrss, os.waitstatus_to_exitcode(status), bool(killed),
+               usage.ru_utime + usage.ru_stime], handle)
 """
 
 
@@ -127,7 +129,7 @@ def run_once(argv: Sequence[str], cwd: Path, timeout: float, count: Callable[[st
                 launcher.terminate()
                 launcher.wait()
                 raise
-        seconds, max_rss_kib, exit_code, timed_out = json.loads(result.read_text())
+        seconds, max_rss_kib, exit_code, timed_out, cpu_seconds = json.loads(result.read_text())
         output = out.read_text("utf-8", "replace")
         errors = err.read_text("utf-8", "replace")
     return Sample(
@@ -137,6 +139,7 @@ def run_once(argv: Sequence[str], cwd: Path, timeout: float, count: Callable[[st
         timed_out=timed_out,
         points=count(output) if count is not None else None,
         message=failure_line(errors or output),
+        cpu_seconds=cpu_seconds,
     )
 
 

@@ -14,10 +14,11 @@ asking the reader registry (:data:`rundoctor.readers.READERS`), in its order:
   ``trainer_state.json`` one is read).
 
 The walk never follows symlinked directories (no loops, no escape from the tree) and reads a
-symlinked file only when it points inside the tree; nothing is ever written.  Files and
-directories that an ``exclude`` pattern (:mod:`rundoctor.globs`) matches are passed over
-unopened, matched by their path as run ids print it; a path named on the command line is
-always read.
+symlinked file only when it points inside the tree; nothing is ever written.  What is not a
+regular file (a FIFO, a socket, a device), named or found, is never opened: it is reported
+as not read, as are links out of the tree and broken links.  Files and directories that an
+``exclude`` pattern (:mod:`rundoctor.globs`) matches are passed over unopened, matched by
+their path as run ids print it; a path named on the command line is always read.
 
 A URL whose scheme a reader answers for (``mlflow://``, a tracking server) is no path: that
 reader locates its runs (:func:`url_reader` is the one place that tells the two apart).
@@ -25,8 +26,10 @@ reader locates its runs (:func:`url_reader` is the one place that tells the two 
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
@@ -34,7 +37,7 @@ from rundoctor import roles
 from rundoctor.globs import PathPatterns
 from rundoctor.readers import READERS, files, reader_named
 from rundoctor.readers.base import Reader, RunSource, UnreadableInput
-from rundoctor.series import ReadError, Run
+from rundoctor.series import NoteKind, ReadError, ReadNote, Run
 
 SNIFF_BYTES = 64 * 1024
 # Walked files with these endings are logs we are expected to understand; anything else that
@@ -88,6 +91,7 @@ def load_runs(
     for done, (source, root) in enumerate(sources):
         if progress is not None:
             progress(done, len(sources), source.label)
+        sizes = _sizes(source)
         try:
             run = read_source(source)
         except UnreadableInput as error:
@@ -98,6 +102,7 @@ def load_runs(
             continue
         run.id = source.name if source.name is not None else run_id(source.path, root)
         run.notes[:0] = source.notes
+        run.notes.extend(_size_changes(sizes, _sizes(source)))
         runs.append(roles.assign(run, role_overrides))
     if progress is not None:
         progress(len(sources), len(sources), "")
@@ -112,6 +117,36 @@ def run_id(path: Path, root: Path) -> str:
         return path.resolve().relative_to(base).as_posix()
     except ValueError:
         return path.as_posix()
+
+
+def _sizes(source: RunSource) -> dict[Path, int]:
+    """The size of each file of the source now (a file gone is left out)."""
+    sizes = {}
+    for path, _ in source.files:
+        try:
+            sizes[path] = files.stat(path).st_size
+        except OSError:
+            continue
+    return sizes
+
+
+def _size_changes(before: dict[Path, int], after: dict[Path, int]) -> list[ReadNote]:
+    """Notes on files whose size changed while the run was read.  Each file is read up to
+    the size it had when opened (see :mod:`rundoctor.readers.files`), so a log still being
+    written is read as it was; one cut meanwhile ends where the cut did."""
+    notes = []
+    for path, size in before.items():
+        now = after.get(path, size)
+        if now > size:
+            message = (f"the file grew from {size:,} to {now:,} bytes while it was read: read as it was "
+                       "when opened (`rundoctor watch` follows a log still being written)")
+        elif now < size:
+            message = (f"the file shrank from {size:,} to {now:,} bytes while it was read (rewritten or "
+                       "cut by another process): what was read before is kept")
+        else:
+            continue
+        notes.append(ReadNote(NoteKind.INFO, str(path), message))
+    return notes
 
 
 def read_source(source: RunSource) -> Run:
@@ -134,6 +169,9 @@ def find_sources(
     if at_url is not None:
         return _located(*at_url, reader)
     forced = reader_named(reader) if reader is not None else None
+    kind = _kind(root)
+    if kind is not None and kind != "a directory":
+        return [], [ReadError(str(root), files.not_opened(kind))]
     if root.is_file():
         if forced is not None:
             return forced.runs([root], explicit=True), errors
@@ -249,21 +287,57 @@ def _walk(root: Path, errors: list[ReadError], exclude: PathPatterns | None) -> 
     for dirpath, dirnames, filenames in files.walk(root, on_error):
         directory = Path(dirpath)
         dirnames[:] = sorted(name for name in dirnames if not excluded(directory, name))
+        for name in dirnames:  # the walk does not enter symlinked folders; those leaving the tree are told
+            folder = directory / name
+            if folder.is_symlink() and not _inside(folder, real_root):
+                errors.append(ReadError(str(folder), f"symlinked folder points outside {root} (not followed)"))
         found = []
         for name in sorted(filenames):
             if excluded(directory, name):
                 continue
             file = directory / name
-            if file.is_symlink():
-                target = file.resolve()
-                if not target.is_file():
-                    errors.append(ReadError(str(file), "broken symlink"))
-                    continue
-                if not target.is_relative_to(real_root):
-                    errors.append(ReadError(str(file), f"symlink points outside {root} (not followed)"))
-                    continue
-            found.append(file)
+            why = _passed_over(file, real_root, root)
+            if why is None:
+                found.append(file)
+            else:
+                errors.append(ReadError(str(file), why))
         yield directory, found
+
+
+def _passed_over(file: Path, real_root: Path, root: Path) -> str | None:
+    """Why a file found in the tree is not read, or None to read it: links are followed only
+    inside the tree, and only regular files are opened (one lstat for a plain file)."""
+    try:
+        status = files.lstat(file)
+    except OSError as error:  # gone since the folder was listed
+        return error.strerror or str(error)
+    if stat.S_ISLNK(status.st_mode):
+        try:
+            status = files.stat(file)
+        except OSError as error:
+            reasons = {errno.ENOENT: "broken symlink", errno.ELOOP: "symlink loop"}
+            return reasons.get(error.errno or 0, error.strerror or str(error))
+        if not _inside(file, real_root):
+            return f"symlink points outside {root} (not followed)"
+    kind = files.kind_of(status.st_mode)
+    return None if kind is None else files.not_opened(kind)
+
+
+def _inside(link: Path, real_root: Path) -> bool:
+    """Whether a symlink resolves inside the tree (a loop resolves nowhere: no)."""
+    try:
+        return link.resolve().is_relative_to(real_root)
+    except (OSError, RuntimeError):  # RuntimeError: a symlink loop, before Python 3.13
+        return False
+
+
+def _kind(path: Path) -> str | None:
+    """What ``path`` is when not a regular file ("a FIFO", "a directory", ...), following
+    symlinks; None for a regular file or when it cannot be told (reading will say why)."""
+    try:
+        return files.kind_of(files.stat(path).st_mode)
+    except OSError:
+        return None
 
 
 def _walk_files(root: Path, errors: list[ReadError], exclude: PathPatterns | None) -> Iterator[Path]:

@@ -102,14 +102,14 @@ def test_permission_denied_is_reported(tmp_path: Path, monkeypatch: pytest.Monke
     # Simulated: CI runs as root, which reads files whatever their mode.
     path = tmp_path / "metrics.csv"
     shutil.copy(SAMPLE_LOGS / "problems" / "val_better_than_train.csv", path)
-    real_open = Path.open
+    real_open = os.open
 
-    def denied(self: Path, *args, **kwargs):
-        if self == path:
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)
+    def denied(file: object, *args, **kwargs):
+        if Path(str(file)) == path:
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", denied)
+    monkeypatch.setattr(os, "open", denied)
     runs, errors = load_runs([tmp_path])
     assert runs == []
     assert [(e.path, e.reason) for e in errors] == [(str(path), "Permission denied")]
@@ -128,13 +128,13 @@ def test_a_tree_of_tens_of_thousands_of_files_opens_only_what_may_be_a_log(
             (folder / f"note_{i}.txt").write_bytes(b"x")
     shutil.copy(SAMPLE_LOGS / "problems" / "val_better_than_train.csv", tmp_path / "exp000" / "run.csv")
     opened: list[Path] = []
-    real_open = Path.open
+    real_open = os.open
 
-    def counting_open(self: Path, *args, **kwargs):
-        opened.append(self)
-        return real_open(self, *args, **kwargs)
+    def counting_open(file: object, *args, **kwargs):
+        opened.append(Path(str(file)))
+        return real_open(file, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "open", counting_open)
+    monkeypatch.setattr(os, "open", counting_open)
     runs, errors = load_runs([tmp_path])
     assert _ids(runs) == [f"{tmp_path.name}/exp000/run.csv"] and errors == []
     assert not any(path.suffix == ".png" for path in opened)

@@ -76,6 +76,12 @@ def rewritten(context: FollowContext) -> Follower:
     return Rewritten(context.read, settled=context.first_poll)
 
 
+# The most bytes appended since the last poll that are read into memory at once (to pass
+# through a scratch file); more, and the log is read again whole by its reader, which reads
+# a chunk at a time and skips over-long lines (see files.open_lines).
+_MOST_APPENDED = 64 << 20
+
+
 class _LineLog:
     """A log that grows by lines: the first read and any read after damage take the whole
     file, the others the complete lines appended since (see the module docstring)."""
@@ -96,9 +102,11 @@ class _LineLog:
         if size == self.offset and self.run is not None:
             return None
         with files.open_binary(path) as file:
-            header = file.readline() if self.with_header else b""
+            header = file.readline(files.MAX_LINE_BYTES + 1) if self.with_header else b""
             if self.run is None or self.whole or size < self.offset or header != self.header:
                 return self._read_whole(source, size)  # the first read, or the log was rewritten
+            if size - self.offset > _MOST_APPENDED:
+                return self._read_whole(source, size)  # read by the reader, a bounded chunk at a time
             file.seek(self.offset)
             appended = file.read(size - self.offset)
         complete = appended.rfind(b"\n") + 1
@@ -120,7 +128,7 @@ class _LineLog:
         if files.stat(path).st_size != size:
             return None  # lines were appended while it was read: next poll
         with files.open_binary(path) as file:
-            self.header = file.readline() if self.with_header else b""
+            self.header = file.readline(files.MAX_LINE_BYTES + 1) if self.with_header else b""
         self.offset, self.run = size, run
         return run
 

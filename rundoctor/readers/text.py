@@ -1,5 +1,6 @@
 """Helpers every text-log reader shares, written once: the BOM, line ends and undecodable
-bytes, line labels for notes, flattening nested mappings, steps, non-finite names."""
+bytes, line labels for notes, lines too long to read, flattening nested mappings, steps,
+non-finite names."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from rundoctor.readers.files import MAX_LINE_BYTES, LongLine
+from rundoctor.series import NoteKind, ReadNote
 
 BOM = b"\xef\xbb\xbf"
 # What ends a line, for every line number in a note (as the csv module and pandas read them).
@@ -50,6 +54,22 @@ def line_ranges(lines: Sequence[int]) -> str:
     shown = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in ranges[:_LISTED_RANGES])
     more = f" and {len(ranges) - _LISTED_RANGES} more ranges" if len(ranges) > _LISTED_RANGES else ""
     return f"{'line' if len(lines) == 1 else 'lines'} {shown}{more}"
+
+
+def long_line_note(source: str, long_lines: Sequence[LongLine]) -> ReadNote | None:
+    """The note on lines a text reader skipped for their length (see
+    :func:`rundoctor.readers.files.open_lines`); None when there are none.  Corrupt: their
+    points, if any, are lost, and a line of megabytes is damage or no log line at all."""
+    if not long_lines:
+        return None
+    longest = max(line.length for line in long_lines)
+    count = len(long_lines)
+    what = (f"line {long_lines[0].line} is {longest:,} bytes long" if count == 1
+            else f"{plural(count, 'line')} are longer (the longest {longest:,} bytes)")
+    message = (f"{what}, over the {MAX_LINE_BYTES >> 20} MiB a line may have: skipped without "
+               "being parsed (log lines are a few hundred bytes; this is damage, or no log)")
+    return ReadNote(NoteKind.CORRUPT, source, message, location=line_ranges([line.line for line in long_lines]),
+                    count=count)
 
 
 def plural(n: int, noun: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rundoctor.readers import files
 from rundoctor.readers.base import Reader, UnreadableInput
 from rundoctor.readers.csv import READERS
 from rundoctor.readers.csv import scan as csv_scan
@@ -751,6 +752,7 @@ def test_a_file_cut_while_it_is_scanned_is_read_without_a_crash(
             handle.truncate(100)
 
     monkeypatch.setattr(csv_scan, "_SCAN_CHUNK", 4096)
+    monkeypatch.setattr(files, "_LINE_CHUNK", 4096)  # text logs are read a chunk at a time too
     monkeypatch.setattr(csv_scan._ByteScan, "add", cut_after_the_first_chunk)
     run = read(path)
     # pandas read all 2,000 rows before the cut; the counts no longer agree, so the line path

@@ -17,7 +17,7 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
     masked_crc32c as tensorboard_masked_crc32c,
 )
 
-from rundoctor.readers import tfrecord
+from rundoctor.readers import crc32c, tfrecord
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import follow as tb_follow
 from rundoctor.readers.tensorboard import is_event_file, read_tensorboard_run
@@ -556,7 +556,7 @@ def test_garbage_is_unreadable_but_does_not_hide_a_good_file(tmp_path: Path) -> 
 def test_checksums_agree_with_tensorboards_own() -> None:
     for payload in [b"", b"\x00", b"event", bytes(range(256)) * 3]:
         assert w.masked_crc32c(payload) == tensorboard_masked_crc32c(payload)
-        assert tfrecord.masked_crc32c(payload) == tensorboard_masked_crc32c(payload)
+        assert crc32c.masked_crc32c(payload) == tensorboard_masked_crc32c(payload)
 
 
 def test_crc_of_records_that_differ_in_a_few_bytes() -> None:
@@ -569,7 +569,7 @@ def test_crc_of_records_that_differ_in_a_few_bytes() -> None:
     zeroed[variable] = 0
     constant = np.full(50, w.google_crc32c.value(zeroed.tobytes()), np.uint32)
 
-    crcs = tfrecord.crc32c_with_variable_bytes(constant, 41, [(p, rows[:, p]) for p in variable])
+    crcs = crc32c.crc32c_with_variable_bytes(constant, 41, [(p, rows[:, p]) for p in variable])
 
     assert crcs.tolist() == [w.google_crc32c.value(row.tobytes()) for row in rows]
 

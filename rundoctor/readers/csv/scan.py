@@ -29,22 +29,23 @@ class _ByteShape:
     @classmethod
     def of(cls, path: Path, row_commas: int) -> _ByteShape:
         # Read in chunks, never memory-mapped: a file truncated while mapped (Lightning's
-        # CSVLogger rewrites metrics.csv in place) would kill the process with SIGBUS.
-        with files.open_binary(path) as handle:
+        # CSVLogger rewrites metrics.csv in place) would kill the process with SIGBUS.  The
+        # bytes are those pandas parsed: over-long lines left out.
+        with files.open_lines(path) as handle:
             scan = _ByteScan()
             for chunk in _chunks(handle):
                 scan.add(chunk)
-            lines: int | None = None
-            # pandas silently drops the extra fields of the first row (and then takes later
-            # rows of that length too); a later long row makes it raise.  A quoted comma
-            # defeats counting, so a file with quotes has every line checked.
-            uneven = scan.first_row_commas > row_commas
-            if scan.quoted:
-                handle.seek(0)
+        lines: int | None = None
+        # pandas silently drops the extra fields of the first row (and then takes later
+        # rows of that length too); a later long row makes it raise.  A quoted comma
+        # defeats counting, so a file with quotes has every line checked.
+        uneven = scan.first_row_commas > row_commas
+        if scan.quoted:
+            with files.open_lines(path) as handle:
                 line_scan = _LineScan(row_commas)
                 for chunk in _chunks(handle):
                     line_scan.add(chunk)
-                lines, uneven = line_scan.lines, line_scan.uneven
+            lines, uneven = line_scan.lines, line_scan.uneven
         return cls(scan.commas, lines, None if scan.terminated else scan.last_line_commas, uneven, scan.nul)
 
     def cut_last_line_fields(self, columns: int) -> int | None:

@@ -28,7 +28,8 @@ from rundoctor.readers.csv.header import (
     _parse_header,
 )
 from rundoctor.readers.csv.scan import _ByteShape
-from rundoctor.readers.text import LINE_END, line_list, undecodable_line
+from rundoctor.readers.files import LongLine
+from rundoctor.readers.text import LINE_END, line_list, long_line_note, undecodable_line
 from rundoctor.series import NoteKind, ReadNote
 
 if TYPE_CHECKING:  # pandas is imported where it is used: listing event files must not pay for it
@@ -155,10 +156,10 @@ def _fast_table(
     import pandas as pd
     try:
         try:
-            frame = _pandas_frame(path, len(names), text_positions, padded, "strict")
+            frame = _pandas_frame(path, len(names), text_positions, padded, "strict", notes)
         except UnicodeDecodeError:
             _add_decoding_note(path, notes)
-            frame = _pandas_frame(path, len(names), text_positions, padded, "replace")
+            frame = _pandas_frame(path, len(names), text_positions, padded, "replace", notes)
     except (pd.errors.ParserError, pd.errors.EmptyDataError):
         return None
     shape = _ByteShape.of(path, len(names) - 1)
@@ -197,11 +198,15 @@ def _frame_column(column: pd.Series) -> np.ndarray:
     return cells
 
 
-def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: bool, errors: str) -> pd.DataFrame:
+def _pandas_frame(
+    path: Path, columns: int, text_positions: list[int], padded: bool, errors: str, notes: list[ReadNote]
+) -> pd.DataFrame:
     """One parse, types inferred per column (per chunk of rows for a big file, read in parallel).
 
     A column is float64 unless a cell is no float (a logged nan, junk, text); such a column
-    or chunk comes back as text, mixed with floats when chunks disagree.
+    or chunk comes back as text, mixed with floats when chunks disagree.  A line over the
+    bound comes as an empty row, which sends the file to the line path (its comma count
+    differs), and is noted.
     """
     import pandas as pd
     texts = {f"c{position}": object for position in text_positions}
@@ -211,8 +216,8 @@ def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: b
         # count in _fast_table sees that row and sends the file to the line path.
         warnings.simplefilter("ignore", pd.errors.DtypeWarning)
         warnings.simplefilter("ignore", pd.errors.ParserWarning)
-        with files.open_binary(path) as handle:
-            return pd.read_csv(
+        with files.open_lines(path) as handle:
+            frame = pd.read_csv(
                 handle,
                 header=0,
                 names=[f"c{position}" for position in range(columns)],
@@ -226,11 +231,20 @@ def _pandas_frame(path: Path, columns: int, text_positions: list[int], padded: b
                 encoding_errors=errors,
                 **_float_options(),
             )
+            _note_long_lines(path, files.long_lines_of(handle), notes)
+            return frame
+
+
+def _note_long_lines(path: Path, long_lines: list[LongLine], notes: list[ReadNote]) -> None:
+    """Say which lines were skipped for their length (once, whichever path met them first)."""
+    note = long_line_note(str(path), long_lines)
+    if note is not None and note not in notes:
+        notes.append(note)
 
 
 def _add_decoding_note(path: Path, notes: list[ReadNote]) -> None:
     """Say where the first byte that is not UTF-8 sits (once, whichever path met it first)."""
-    line = undecodable_line(files.read_bytes(path))
+    line = undecodable_line(files.read_lines_bytes(path)[0])
     if line is None:
         return
     note = _note(path, NoteKind.CORRUPT,
@@ -250,7 +264,8 @@ def _line_table(
     path: Path, names: list[str], text_positions: list[int], padded: bool, notes: list[ReadNote], header_line: int
 ) -> _Table:
     """The line-by-line path: every line after the header split on its own, bad lines reported by number."""
-    data = files.read_bytes(path)
+    data, long_lines = files.read_lines_bytes(path)
+    _note_long_lines(path, long_lines, notes)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -13,8 +13,9 @@ import orjson
 
 from rundoctor.readers import files
 from rundoctor.readers.base import UnreadableInput
+from rundoctor.readers.files import LongLine
 from rundoctor.readers.json.cells import _Cells, _CellTable
-from rundoctor.readers.text import BOM, line_ranges, plural
+from rundoctor.readers.text import BOM, line_ranges, long_line_note, plural
 from rundoctor.series import NoteKind, ReadNote
 
 # Lines are parsed one block at a time: large enough that per-block numpy work is amortised,
@@ -70,7 +71,8 @@ def _read_lines(path: Path, table: _CellTable) -> tuple[_Cells, list[ReadNote]]:
     """Parse a JSON-lines file into ``table``; notes say what was skipped and why."""
     source = str(path)
     trouble = _LineTrouble()
-    for block, first_line, lines, ends_with_newline in _line_blocks(path):
+    long_lines: list[LongLine] = []
+    for block, first_line, lines, ends_with_newline in _line_blocks(path, long_lines):
         if not _add_block(table, block, first_line, lines, ends_with_newline):
             records, positions = _parse_lines(block, first_line, ends_with_newline, trouble)
             table.add_careful(records, positions)
@@ -78,17 +80,22 @@ def _read_lines(path: Path, table: _CellTable) -> tuple[_Cells, list[ReadNote]]:
         line, why = trouble.bad[0]
         raise UnreadableInput(f"no line is a JSON object (line {line}: {why})")
     notes = trouble.notes(source)
+    long_lines_skipped = long_line_note(source, long_lines)
+    if long_lines_skipped is not None:
+        notes.append(long_lines_skipped)
     if table.records == 0 and trouble.cut is None:
         notes.append(ReadNote(NoteKind.INFO, source, "the file is empty: no records were logged", count=0))
     return table.cells(), notes
 
 
-def _line_blocks(path: Path) -> Iterator[tuple[bytes, int, int, bool]]:
+def _line_blocks(path: Path, long_lines: list[LongLine]) -> Iterator[tuple[bytes, int, int, bool]]:
     """The file in blocks of whole lines: (bytes, first line number, lines, ends with newline).
 
-    Only the last block can end without a newline: its last line may be half-written.
+    Only the last block can end without a newline: its last line may be half-written.  A
+    line over :data:`~rundoctor.readers.files.MAX_LINE_BYTES` comes as an empty line; once
+    the blocks are done, ``long_lines`` lists those lines.
     """
-    with files.open_binary(path) as stream:
+    with files.open_lines(path) as stream:
         pending: list[bytes] = []  # the start of a line that goes on in the next chunk
         first_line = 1
         at_start = True
@@ -108,6 +115,7 @@ def _line_blocks(path: Path) -> Iterator[tuple[bytes, int, int, bool]]:
         if pending:
             rest = b"".join(pending)
             yield rest, first_line, rest.count(b"\n") + 1, False
+        long_lines.extend(files.long_lines_of(stream))
 
 
 def _add_block(table: _CellTable, block: bytes, first_line: int, lines: int, ends_with_newline: bool) -> bool:

@@ -8,6 +8,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, tensor_pb2
 
+from rundoctor.readers.crc32c import crc32c_with_variable_bytes, mask_crcs
 from rundoctor.readers.tensorboard.columns import (
     _EMPTY,
     _Batch,
@@ -51,12 +52,15 @@ from rundoctor.readers.tfrecord import (
     FileData,
     Records,
     RecordWalker,
-    crc32c_with_variable_bytes,
-    mask_crcs,
     payload_crc_ok,
     unaligned,
 )
 from rundoctor.series import Histogram, NoteKind, ReadNote
+
+# A window whose decoding finds bad payloads is walked again, resynchronising after each; one
+# walked again this many times is walked verifying every payload as it goes (nested damage,
+# each walk revealing one more bad record, would cost a walk per record).  Damage needs one.
+_MAX_REWALKS = 2
 
 
 class EventFileState:
@@ -105,7 +109,10 @@ class EventFileState:
 
     def feed(self, data: FileData, base: int, limit: int | None) -> Records:
         """Decode the records of ``data``, the file's bytes from offset ``base`` (``limit``:
-        where the file ends, None if unknown); the caller goes on at ``Records.end``."""
+        where the file ends, None if unknown); the caller goes on at ``Records.end``.
+        Bad payloads make the window walked again (see ``_MAX_REWALKS``)."""
+        self.walker.verify_payloads = False
+        rewalks = 0
         while True:
             before = self._checkpoint()
             records = self.walker.walk(data, base, limit=limit)
@@ -122,6 +129,8 @@ class EventFileState:
             # again, resynchronising after each (only damaged windows pay for this).
             self._restore(before)
             self.walker.mark_bad_payloads(bad_payloads)
+            rewalks += 1
+            self.walker.verify_payloads = rewalks > _MAX_REWALKS
 
     def _decode_window(self, data: FileData, base: int, records: Records) -> list[int]:
         """Decode and keep the records of a window; when some have a bad payload, keep
