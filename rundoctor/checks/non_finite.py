@@ -334,7 +334,7 @@ def _finding(
         low, high = _step_range(members)
         where = f"at {axis} {low:,}" if low == high else f"between {axis} {low:,} and {high:,}"
         message = (
-            f"{subject} non-finite at {bad:,} points {where} ({_kinds(members)}), "
+            f"{subject} non-finite at {bad:,} point{'s' if bad != 1 else ''} {where} ({_kinds(members)}), "
             f"finite again afterwards{before}"
         )
     blow_up = _blow_up(ctx, params, members)

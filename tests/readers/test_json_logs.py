@@ -253,6 +253,14 @@ def test_json_lines_non_finite_names_as_strings_are_points(tmp_path: Path, flavo
     assert not [note for note in run.notes if note.kind is not NoteKind.INFO]
 
 
+def test_json_lines_integer_too_long_for_python_is_read_as_a_double(tmp_path: Path) -> None:
+    path = tmp_path / "log.jsonl"
+    path.write_text('{"step": 1, "loss": 1.0}\n{"step": 2, "loss": ' + "9" * 5_000 + '}\n'
+                    '{"step": 3, "loss": ' + "9" * 300 + '}\n')
+    run = BY_NAME["jsonl"].read_file(path)
+    assert run.curve("loss").values.tolist() == [1.0, math.inf, float("9" * 300)]
+
+
 def test_hf_metadata_keeps_numbers_and_strings_only(tmp_path: Path) -> None:
     path = tmp_path / "trainer_state.json"
     path.write_text(json.dumps({"log_history": [{"loss": 1.0, "step": 1}], "best_metric": 0.9,

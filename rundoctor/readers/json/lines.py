@@ -177,8 +177,18 @@ def _parse_line(raw: bytes) -> tuple[Any, str | None, bool]:
     except UnicodeDecodeError:
         text, replaced = raw.decode("utf-8", "replace"), True
     try:
-        return json.loads(text), None, replaced
+        return json.loads(text, parse_int=_whole_number), None, replaced
     except json.JSONDecodeError as error:
         return None, f"{error.msg} at column {error.colno}", replaced
     except RecursionError:
         return None, "nested too deeply", replaced
+
+
+# Python refuses to turn more digits than this into an int (a guard against quadratic time).
+_LONGEST_INT = 4_300
+
+
+def _whole_number(digits: str) -> int | float:
+    """A JSON integer; one too long for Python's int conversion is read as a double, as
+    JavaScript reads it (a 5,000-digit loss is +inf, which the non-finite check reports)."""
+    return int(digits) if len(digits) <= _LONGEST_INT else float(digits)
