@@ -68,7 +68,8 @@ def test_committed_samples_are_what_the_script_writes(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("format, name", [("text", "sample_logs.txt"), ("json", "sample_logs.json"),
-                                          ("markdown", "sample_logs.md"), ("concise", "sample_logs.concise.txt")])
+                                          ("markdown", "sample_logs.md"), ("concise", "sample_logs.concise.txt"),
+                                          ("github", "sample_logs.github.txt"), ("junit", "sample_logs.junit.xml")])
 def test_reports_of_the_samples_match_their_golden_files(report: Report, golden, format: str, name: str) -> None:
     """The whole pipeline on sample_logs, at 80 columns without colour (pytest --update-golden)."""
     from rundoctor.reporters import RenderOptions, render
