@@ -125,6 +125,9 @@ def check_command(
     ),
     baseline: Path | None = typer.Option(None, "--baseline", help="Fail only on findings this baseline file does not hold; those it holds are reported as baselined."),
     write_baseline: Path | None = typer.Option(None, "--write-baseline", help="Write the findings of this check to FILE as the baseline that --baseline reads."),
+    by: list[str] = typer.Option(
+        [], "--by", help="Sweep view (text, json, html): which values of these logged hyper-parameters go with which diagnosis, as counts; names (a.b for nested keys) comma-separated or repeated, or auto for every one that differs between runs."
+    ),
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
     from dataclasses import replace
@@ -141,6 +144,7 @@ def check_command(
     chosen = [name for name, on in (("--quiet", quiet), ("--statistics", statistics), ("--verbose", verbose)) if on]
     if chosen and format not in TERMINAL_FORMATS:
         raise UsageError(f"{chosen[0]} applies to --format {' or '.join(TERMINAL_FORMATS)}, not {format}")
+    sweep_by = _sweep_by(by, format, chosen)
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     if exclude:
         settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
@@ -159,6 +163,10 @@ def check_command(
             raise UsageError(f"cannot write --write-baseline {write_baseline}: {error.strerror or error}") from None
         sys.stderr.write(f"rundoctor: wrote a baseline of {written.size:,} findings to {write_baseline}\n")
         report = replace(report, baseline=written.match(report.active_findings))
+    if sweep_by:
+        from rundoctor.sweep import sweep_report
+
+        report = replace(report, sweep=sweep_report(report, sweep_by))
     options = _render_options() if output is None else _render_options(color=False)
     text = render(format, report, replace(options, quiet=quiet, statistics=statistics, verbose=verbose))
     if output is None:
@@ -169,6 +177,25 @@ def check_command(
         except OSError as error:
             raise UsageError(f"cannot write --output {visible(str(output))}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
+
+
+def _sweep_by(by: list[str], format: str, chosen: list[str]) -> tuple[str, ...]:
+    """The ``--by`` names, checked against the report it is asked of: a format that shows the
+    sweep view, not narrowed by --quiet or --statistics."""
+    from rundoctor.reporters import SWEEP_FORMATS
+    from rundoctor.sweep import parse_by
+
+    if not by:
+        return ()
+    if format not in SWEEP_FORMATS:
+        raise UsageError(f"--by applies to --format {', '.join(SWEEP_FORMATS)}, not {format}")
+    narrowed = [option for option in chosen if option != "--verbose"]
+    if narrowed:
+        raise UsageError(f"--by adds a section that {narrowed[0]} leaves out; drop one of them")
+    try:
+        return parse_by(by)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 @app.command("checks")
