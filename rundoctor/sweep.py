@@ -55,12 +55,13 @@ import enum
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rundoctor.findings import Severity
+from rundoctor.readers.text import number_text, plural
 
 if TYPE_CHECKING:
     from rundoctor.diagnosis import Diagnosis
@@ -75,6 +76,7 @@ MIN_SIDE_RUNS = 2
 # split at one of 9 thresholds give 0.0002; five of ten at one of 7, 0.03; three of six, 0.15.
 MAX_CHANCE = 0.05
 _LONGEST_NUMBER = 64  # characters: longer text is no setting anyone typed as a number
+_LONGEST_TEXT = 80  # characters of a text value the sentences show
 _SUGGESTIONS = 3  # keys offered for a name no run logged
 _OUTCOMES_SHOWN = 4  # problems the headline names with their runs; the rest are counted
 _VALUES_SHOWN = 6  # values a parameter without a finding lists with their runs; JSON has them all
@@ -212,8 +214,7 @@ class ParamSummary:
             more = len(self.values) - _VALUES_SHOWN
             held += f", +{more:,} more values" if more > 0 else ""
         verb = "separates no diagnosis" if self.comparable else "has too few runs on a side to compare"
-        missing = f"; {self.missing:,} run{'s' if self.missing != 1 else ''} did not log it" if self.missing else ""
-        return f"{self.name} {verb}: {held}{missing}"
+        return f"{self.name} {verb}: {held}" + (f"; {self.missing_note()}" if self.missing else "")
 
     @property
     def comparable(self) -> bool:
@@ -225,9 +226,7 @@ class ParamSummary:
 
     def missing_note(self) -> str:
         """``3 runs did not log lr`` (empty when every run did)."""
-        if not self.missing:
-            return ""
-        return f"{self.missing:,} run{'s' if self.missing != 1 else ''} did not log {self.name}"
+        return f"{plural(self.missing, 'run')} did not log {self.name}" if self.missing else ""
 
     def as_dict(self) -> dict[str, Any]:
         """The parameter as the JSON report writes it."""
@@ -265,11 +264,11 @@ class Sweep:
         parts = [f"{runs:,} {outcome}" for outcome, runs in self.outcomes[:_OUTCOMES_SHOWN]]
         others = self.outcomes[_OUTCOMES_SHOWN:]
         if others:
-            parts.append(f"{sum(runs for _, runs in others):,} with {len(others):,} other problem{'s' if len(others) != 1 else ''}")
+            parts.append(f"{sum(runs for _, runs in others):,} with {plural(len(others), 'other problem')}")
         if self.runs - problems:
             parts.append(f"{self.runs - problems:,} without a problem")
         told = f": {', '.join(parts)}" if parts else ""
-        return f"Sweep by {', '.join(self.by)} ({self.runs:,} run{'s' if self.runs != 1 else ''}{told}; counts, not causes)"
+        return f"Sweep by {', '.join(self.by)} ({plural(self.runs, 'run')}{told}; counts, not causes)"
 
     def notes(self) -> list[str]:
         """What limits the comparison: too few runs, runs with no hyper-parameter, nothing that varies."""
@@ -304,10 +303,11 @@ def parse_by(values: Iterable[str]) -> tuple[str, ...]:
 
 def value_text(value: float | str) -> str:
     """A value as the report writes it: whole numbers without a decimal point, others in the
-    shortest form that reads back the same (``0.03``, ``3e-05``), text as logged."""
-    if isinstance(value, str):
-        return value
-    return str(int(value)) if value.is_integer() else repr(value)
+    shortest form that reads back the same (``0.03``, ``3e-05``), text as logged, cut after
+    :data:`_LONGEST_TEXT` characters (a whole config dumped into one value; JSON has it whole)."""
+    if not isinstance(value, str):
+        return number_text(value)
+    return value if len(value) <= _LONGEST_TEXT else value[: _LONGEST_TEXT - 1] + "…"
 
 
 def number(text: str) -> float | None:
@@ -323,7 +323,7 @@ def number(text: str) -> float | None:
 
 
 # --------------------------------------------------------------------------------------------
-# From a report
+# The analysis
 # --------------------------------------------------------------------------------------------
 
 
@@ -336,7 +336,8 @@ def sweep_report(report: Report, by: Sequence[str]) -> Sweep:
             for key, text in member.hparams.items():
                 hparams.setdefault(key, text)
         diagnosis = report.diagnosis(group[0].id)
-        runs.append(SweepRun(group[0].id, hparams, outcome_of(diagnosis), _has_problem(diagnosis)))
+        level = diagnosis.level.rank if diagnosis.level is not None else -1
+        runs.append(SweepRun(group[0].id, hparams, outcome_of(diagnosis), level >= Severity.WARNING.rank))
     return analyse(runs, by)
 
 
@@ -346,15 +347,6 @@ def outcome_of(diagnosis: Diagnosis) -> str | None:
     from rundoctor.diagnosis import Verdict
 
     return None if diagnosis.verdict in (Verdict.HEALTHY, Verdict.MINOR) else diagnosis.problem
-
-
-def _has_problem(diagnosis: Diagnosis) -> bool:
-    return diagnosis.level is not None and diagnosis.level.rank >= Severity.WARNING.rank
-
-
-# --------------------------------------------------------------------------------------------
-# The analysis
-# --------------------------------------------------------------------------------------------
 
 
 def analyse(runs: Sequence[SweepRun], by: Sequence[str]) -> Sweep:
@@ -423,12 +415,8 @@ def _summary(name: str, runs: Sequence[SweepRun], *, compare_any: bool, exact: b
         kind = ParamKind.CATEGORICAL
     members = [run for run, _ in logged]
     cuts = _Cuts(kind, values)
-    splits = []
-    for outcome, has in _outcomes(members, compare_any):
-        split = _split(name, cuts, members, has, outcome)
-        if split is not None:
-            splits.append(split)
-    splits = _without_repeats(splits)
+    tried = (_split(name, cuts, members, has, outcome) for outcome, has in _outcomes(members, compare_any))
+    splits = _without_repeats([split for split in tried if split is not None])
     splits.sort(key=lambda split: (not split.conclusive, split.chance, split.outcome))
     return ParamSummary(name, kind, tuple(keys), len(logged), missing, _value_counts(kind, values, members),
                         tuple(splits))
@@ -574,21 +562,17 @@ def _mark_alike(params: list[ParamSummary]) -> list[ParamSummary]:
     for param in params:
         for split in param.splits:
             by_sides.setdefault((split.outcome, *split.sides), []).append(param.name)
-    marked = []
-    for param in params:
-        splits = tuple(
-            Split(s.param, s.outcome, s.more, s.less, s.chance,
-                  tuple(name for name in by_sides[(s.outcome, *s.sides)] if name != param.name), s.sides)
-            for s in param.splits
-        )
-        marked.append(ParamSummary(param.name, param.kind, param.keys, param.runs, param.missing, param.values,
-                                   splits, param.suggestions))
-    return marked
+    return [
+        replace(param, splits=tuple(
+            replace(split, same_runs_as=tuple(name for name in by_sides[(split.outcome, *split.sides)] if name != param.name))
+            for split in param.splits))
+        for param in params
+    ]
 
 
 def _value_phrase(count: ValueCount, *, first: bool) -> str:
     """``sgd in 10 runs (4 training diverged)``; after the first value, ``adam in 10``."""
-    runs = f"{count.runs:,} run{'s' if count.runs != 1 else ''}" if first else f"{count.runs:,}"
+    runs = plural(count.runs, "run") if first else f"{count.runs:,}"
     told = ", ".join(f"{runs_with} {outcome}" for outcome, runs_with in count.outcomes)
     return f"{value_text(count.value)} in {runs}" + (f" ({told})" if told else "")
 

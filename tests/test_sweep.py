@@ -229,6 +229,7 @@ def test_parse_by() -> None:
 
 def test_value_text() -> None:
     assert [value_text(value) for value in (32.0, 0.03, 3e-05, -1.0, "sgd")] == ["32", "0.03", "3e-05", "-1", "sgd"]
+    assert value_text("x" * 10_000) == "x" * 79 + "…"
 
 
 def test_hypergeometric_tail_is_the_one_sided_fisher_test() -> None:

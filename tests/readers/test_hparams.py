@@ -73,6 +73,13 @@ def test_the_hparams_plugin_session_start_is_read(tmp_path: Path) -> None:
     assert note.message == "skipped 2 hparams plugin values (_hparams_/experiment, _hparams_/session_end_info)"
 
 
+def test_a_point_with_hparams_metadata_stays_a_point(tmp_path: Path) -> None:
+    event = hparams_event(session_start(lr=0.1), "odd")
+    event.summary.value[0].simple_value = 2.5
+    run = write_events(tmp_path / "run" / EVENT_NAME, event)
+    assert run.hparams == {} and run.curve("odd").values.tolist() == [2.5]
+
+
 @pytest.mark.parametrize("content", [b"\xff" * 64, b"x" * (sidefiles.SIDE_FILE_MAX_BYTES + 1)])
 def test_an_hparams_payload_that_does_not_decode_or_is_too_large_is_skipped(tmp_path: Path, content: bytes) -> None:
     run = write_events(tmp_path / "run" / EVENT_NAME, hparams_event(content))

@@ -36,10 +36,13 @@ def read_hparams(hparams: dict[str, str], value: summary_pb2.Summary.Value) -> b
     first value: a resumed run logs them again); False when it holds none, to be counted as
     skipped."""
     plugin = value.metadata.plugin_data.plugin_name
+    kind = value.WhichOneof("value")
     found: dict[str, str] | None = None
+    if kind == "simple_value":  # a point, whatever its metadata says: kept as one
+        return False
     if plugin == HPARAMS_PLUGIN:
         found = sidefiles.hparams_plugin_texts(value.metadata.plugin_data.content)
-    elif plugin == TEXT_PLUGIN and value.tag in HUGGING_FACE_TEXTS and value.WhichOneof("value") == "tensor":
+    elif plugin == TEXT_PLUGIN and value.tag in HUGGING_FACE_TEXTS and kind == "tensor":
         tensor = value.tensor
         if tensor.dtype == _STRING_DTYPE and len(tensor.string_val) == 1:
             texts = sidefiles.json_object_texts(tensor.string_val[0])
