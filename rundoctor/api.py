@@ -147,6 +147,7 @@ def diagnose(
     suppression_files: bool = True,
     baseline: PathLike | None = None,
     config: PathLike | None = None,
+    by: str | Iterable[str] | None = None,
 ) -> Report:
     """Run the checks on every run and diagnose each training run: the report ``rundoctor
     check`` renders.
@@ -160,6 +161,8 @@ def diagnose(
     config's table of that name.  ``suppression_files``: read the ``rundoctor.toml`` files with
     a ``reason`` in a run's directory or above it, up to the path it was loaded from (a
     :class:`Runs` remembers them), never ``config``, the project's configuration file.
+    ``by``: hyper-parameter names (a comma list, an iterable, or ``"auto"``) for the sweep
+    view, :attr:`Report.sweep`: which logged settings go with which diagnosis.
     ``baseline``: a file written by ``--write-baseline``; findings it holds are marked
     baselined and do not count for the exit code.  The read errors of a :class:`Runs` are
     reported beside the findings.  ValueError, with a "did you mean", for a check, parameter or value that does
@@ -185,7 +188,12 @@ def diagnose(
     except UsageError as error:
         raise ValueError(str(error)) from None
     # the registry as it is now (tests swap it)
-    return run_checks(chosen, errors, settings, REGISTRY, suppressions=rules, baseline=accepted)
+    report = run_checks(chosen, errors, settings, REGISTRY, suppressions=rules, baseline=accepted)
+    if by:
+        from rundoctor.sweep import parse_by, sweep_report
+
+        report = dataclasses.replace(report, sweep=sweep_report(report, parse_by([by] if isinstance(by, str) else by)))
+    return report
 
 
 def export(runs: Iterable[Run], output: PathLike | IO[str] | IO[bytes], *, format: str | None = None) -> int:

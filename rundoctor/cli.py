@@ -125,6 +125,9 @@ def check_command(
     ),
     baseline: Path | None = typer.Option(None, "--baseline", help="Fail only on findings this baseline file does not hold; those it holds are reported as baselined."),
     write_baseline: Path | None = typer.Option(None, "--write-baseline", help="Write the findings of this check to FILE as the baseline that --baseline reads."),
+    by: list[str] = typer.Option(
+        [], "--by", help="Sweep view (text, json, html): which values of these logged hyper-parameters go with which diagnosis, as counts; names (a.b for nested keys) comma-separated or repeated, or auto for every one that differs between runs."
+    ),
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
     from dataclasses import replace
@@ -139,6 +142,7 @@ def check_command(
     chosen = [name for name, on in (("--quiet", quiet), ("--statistics", statistics), ("--verbose", verbose)) if on]
     if chosen and format not in TERMINAL_FORMATS:
         raise UsageError(f"{chosen[0]} applies to --format {' or '.join(TERMINAL_FORMATS)}, not {format}")
+    sweep_by = _sweep_by(by, format, chosen)
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     if exclude:
         settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
@@ -147,7 +151,7 @@ def check_command(
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
     try:
-        report = diagnose(runs, **_diagnose_options(settings), baseline=baseline)
+        report = diagnose(runs, **_diagnose_options(settings), baseline=baseline, by=sweep_by)
     except ValueError as error:  # a baseline or suppression file that is not valid
         raise UsageError(str(error)) from None
     if write_baseline is not None:
@@ -189,7 +193,7 @@ def export_command(
         sys.stderr.write(_errors_text(errors))
         raise typer.Exit(EXIT_USAGE)
     for error in errors:  # what was read is exported; what was not is said
-        sys.stderr.write(f"rundoctor: {error.path}: {error.reason}\n")
+        sys.stderr.write(f"rundoctor: {visible(error.path)}: {visible(error.reason)}\n")
     if output is None:
         export(runs, sys.stdout, format=format)
         return
@@ -199,6 +203,25 @@ def export_command(
         raise UsageError(PARQUET_HINT) from None
     except OSError as error:
         raise UsageError(f"cannot write --output {output}: {error.strerror or error}") from None
+
+
+def _sweep_by(by: list[str], format: str, chosen: list[str]) -> tuple[str, ...]:
+    """The ``--by`` names, checked against the report it is asked of: a format that shows the
+    sweep view, not narrowed by --quiet or --statistics."""
+    from rundoctor.reporters import SWEEP_FORMATS
+    from rundoctor.sweep import parse_by
+
+    if not by:
+        return ()
+    if format not in SWEEP_FORMATS:
+        raise UsageError(f"--by applies to --format {', '.join(SWEEP_FORMATS)}, not {format}")
+    narrowed = [option for option in chosen if option != "--verbose"]
+    if narrowed:
+        raise UsageError(f"--by adds a section that {narrowed[0]} leaves out; drop one of them")
+    try:
+        return parse_by(by)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 @app.command("checks")

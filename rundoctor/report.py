@@ -21,6 +21,9 @@ aside never reaches :attr:`Report.findings` nor the diagnosis; it is kept, with 
 still true of the run, and the diagnosis may rest on it) but is *baselined*
 (:meth:`Report.is_baselined`): it does not count for ``--fail-on``, and human reports, which
 list :meth:`Report.shown_findings`, leave it out (they count it; the JSON report lists it).
+
+The sweep view (``check --by``, :mod:`rundoctor.sweep`), made from the runs' logged
+hyper-parameters and their diagnoses, is :attr:`Report.sweep` (None without ``--by``).
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ if TYPE_CHECKING:
     from rundoctor.baseline import BaselineMatch
     from rundoctor.diagnosis import Diagnosis, Link, Verdict
     from rundoctor.suppress import Suppressed
+    from rundoctor.sweep import Sweep
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 
 
 class OutcomeStatus(str, enum.Enum):
@@ -74,6 +78,7 @@ class Report:
     diagnoses: tuple[Diagnosis, ...] | None = None
     suppressed: tuple[Suppressed, ...] = ()  # set aside before the diagnosis, with their rules
     baseline: BaselineMatch | None = None  # what --baseline made of the active findings
+    sweep: Sweep | None = None  # with --by: which logged settings go with which diagnosis
 
     def __post_init__(self) -> None:
         ordered = sorted(self.findings, key=finding_order)

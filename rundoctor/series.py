@@ -159,6 +159,10 @@ class Run:
     notes: list[ReadNote] = field(default_factory=list)
     histograms: dict[str, list[Histogram]] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)  # params, hparams, config
+    # The hyper-parameters the run logged (Lightning's hparams.yaml, TensorBoard's hparams plugin,
+    # Hugging Face's training arguments, MLflow's params), flattened to "a.b" keys, values as text:
+    # what a sweep is compared by (rundoctor.sweep), apart from metadata that describes the run.
+    hparams: dict[str, str] = field(default_factory=dict)
     roles: dict[str, Role] = field(default_factory=dict)  # tag -> role, set by roles.assign
 
     @property

@@ -167,6 +167,7 @@ def _appended(run: Run, part: Run) -> Run:
         notes=run.notes,
         histograms=run.histograms,
         metadata=run.metadata,
+        hparams=run.hparams,
     )
 
 

@@ -49,9 +49,12 @@ def read_mlflow_run(run_dir: Path) -> Run:
         raise UnreadableInput(f"{run_dir} is not a folder")
     notes: list[ReadNote] = []
     metadata = _meta(run_dir / "meta.yaml", notes)
+    hparams = {}
     for folder in ("params", "tags"):
         for key, value in _key_files(run_dir / folder, notes):
             metadata[f"{folder}.{key}"] = value
+            if folder == "params":  # what mlflow.log_params logged: the run's hyper-parameters
+                hparams[key] = value
     builder = RunBuilder()
     sources = []
     for key, metric_file in _key_paths(run_dir / "metrics"):
@@ -69,6 +72,7 @@ def read_mlflow_run(run_dir: Path) -> Run:
         x_axis=XAxis.STEP,
         notes=notes,
         metadata=metadata,
+        hparams=hparams,
     )
 
 

@@ -5,9 +5,12 @@ A side file only ever adds metadata: Lightning's ``hparams.yaml``, MLflow's ``me
 the points.  Whoever wrote the logs wrote them too, so each is read within the bounds below,
 and one that breaks a bound, is not a regular file or is not YAML at all is left out with a
 note saying why: the run's metrics are read exactly as if it were not there.  Every reader
-parses its side files here and nowhere else.  (TensorBoard's hparams plugin payloads are never
-parsed: the event reader counts them in its note of what it skipped; a Hugging Face
-``config.json`` is not read at all.)
+parses its side files here and nowhere else, and so does the event reader with the side data
+event files carry: the hyper-parameters of a TensorBoard hparams plugin session start and the
+training arguments the Hugging Face Trainer writes as JSON into a text summary
+(:func:`hparams_plugin_texts`, :func:`json_object_texts`), each read within the same bounds or
+left as it was before (a skipped value in the event reader's note).  A Hugging Face
+``config.json`` is not read at all.
 
 What the bounds stop:
 
@@ -35,7 +38,7 @@ from __future__ import annotations
 import json
 import re
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -51,7 +54,7 @@ from yaml.resolver import Resolver
 from yaml.scanner import Scanner
 
 from rundoctor.readers import files
-from rundoctor.readers.text import undecodable_line
+from rundoctor.readers.text import flatten, number_text, undecodable_line
 from rundoctor.series import NoteKind, ReadNote
 
 # The largest hparams.yaml and meta.yaml among the real logs we test on are under 1 KB and
@@ -387,3 +390,63 @@ def _measure(text: str, pos: int) -> tuple[int | None, int]:
             if depth <= 0:
                 return match.end(), deepest
     return None, deepest
+
+
+# --------------------------------------------------------------------------------------------
+# Hyper-parameters as text
+# --------------------------------------------------------------------------------------------
+
+
+def flat_texts(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    """Nested mappings as ``{"a.b": text}``: strings as written, other values as JSON (``0.001``,
+    ``true``, ``null``, ``[0.9, 0.99]``), so every logger's hyper-parameters compare as one kind."""
+    return {key: value if isinstance(value, str) else json.dumps(value, default=str)
+            for key, value in flatten(mapping, ".", keep_empty=True).items()}
+
+
+def json_object_texts(data: bytes) -> dict[str, str] | None:
+    """The JSON object ``data`` holds (a log's text value, such as the training arguments the
+    Hugging Face Trainer writes into a TensorBoard text summary) as :func:`flat_texts`, within
+    :data:`SIDE_FILE_MAX_BYTES` and :data:`MAX_NESTING`; None when it is larger, is not one
+    JSON object, or is not JSON at all."""
+    if len(data) > SIDE_FILE_MAX_BYTES:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    start = len(text) - len(text.lstrip())
+    try:
+        value, end = decode_json_bounded(text, start)
+    except (ValueError, NestedTooDeep):  # json.JSONDecodeError is a ValueError
+        return None
+    if not isinstance(value, dict) or text[end:].strip():
+        return None
+    return flat_texts(value)
+
+
+def hparams_plugin_texts(content: bytes) -> dict[str, str] | None:
+    """The hyper-parameters of a TensorBoard hparams plugin payload that starts a session (what
+    torch's ``add_hparams`` and Lightning's and Keras' loggers write) as text, keys sorted (a
+    protobuf map has no order); None for the plugin's other payloads (the experiment, the
+    session end) and for one larger than :data:`SIDE_FILE_MAX_BYTES` or that does not decode.
+    Numbers are written as :func:`~rundoctor.readers.text.number_text` writes them, booleans as
+    JSON does; a list or struct value, which no logger writes, is left out."""
+    from google.protobuf.message import DecodeError
+    from tensorboard.plugins.hparams import plugin_data_pb2  # imported by event files only
+
+    if len(content) > SIDE_FILE_MAX_BYTES:
+        return None
+    try:
+        data = plugin_data_pb2.HParamsPluginData.FromString(content)
+    except (DecodeError, RecursionError, ValueError):
+        return None
+    if not data.HasField("session_start_info"):
+        return None
+    texts: dict[str, str] = {}
+    for key, value in data.session_start_info.hparams.items():
+        kind = value.WhichOneof("kind")
+        if kind == "number_value":
+            texts[key] = number_text(value.number_value)
+        elif kind == "string_value":
+            texts[key] = value.string_value
+        elif kind == "bool_value":
+            texts[key] = "true" if value.bool_value else "false"
+    return dict(sorted(texts.items()))

@@ -94,6 +94,11 @@ def flatten(mapping: Mapping[Any, Any], separator: str, *, keep_empty: bool = Fa
     return flat
 
 
+def number_text(value: float) -> str:
+    """A number as a value's text: 42.0 -> "42" (a seed, a count), 0.1 -> "0.1"."""
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
 def integral_steps(values: np.ndarray) -> np.ndarray:
     """Where float64 values are steps: finite, whole and small enough for float64 to hold exactly."""
     whole: np.ndarray = np.isfinite(values) & (values == np.floor(values)) & (np.abs(values) <= MAX_STEP)

@@ -26,6 +26,8 @@ REPORTERS: dict[str, str] = {
 # The formats people read in a terminal or a CI log: only they honour ``quiet``,
 # ``statistics`` and ``verbose``.
 TERMINAL_FORMATS = ("text", "concise")
+# The formats that show the sweep view of ``check --by`` (``Report.sweep``).
+SWEEP_FORMATS = ("text", "json", "html")
 
 
 @dataclass(frozen=True)

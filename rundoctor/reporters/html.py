@@ -4,7 +4,8 @@
 offline in any browser: a sortable summary table of all runs, then per run its key curves
 (loss, accuracy-like metric, learning rate) and every curve a finding is about, each
 finding's step range shaded on its plot and its message beside it.  Healthy runs are folded
-(``<details>``) so a sweep of hundreds of runs leads with the ones that need attention.
+(``<details>``) so a sweep of hundreds of runs leads with the ones that need attention;
+with ``--by``, a table under the summary says which logged settings go with which diagnosis.
 One run written in several formats is one row and one section, under its leader: the
 leader's curves, then the findings only another format has on that format's curves; a
 finding found in several formats is listed once.  Every string, the logs' names above all, is
@@ -73,6 +74,11 @@ SUMMARY_COLUMNS = (
     ("Run", False), ("Verdict", False), ("Problem", False), ("Errors", True), ("Warnings", True),
     ("Info", True), ("Format", False), ("Points", True),
 )
+# The sweep view's table (``--by``): a finding per row, the side where its diagnosis is more frequent first.
+SWEEP_COLUMNS = (
+    ("Parameter", False), ("Diagnosis", False), ("Settings", False), ("Runs with it", True),
+    ("Other settings", False), ("Runs with it", True), ("Note", False),
+)
 
 
 def render(report: Report, options: RenderOptions) -> str:
@@ -83,6 +89,7 @@ def render(report: Report, options: RenderOptions) -> str:
         _header(report),
         _problems(report),
         _summary_table(report, runs, anchors),
+        _sweep(report),
         '<section class="runs"><h2>Runs</h2>',
         *(_run_section(report, run, anchors[run.id]) for run in runs),
         "</section>",
@@ -166,6 +173,36 @@ def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str])
         + "\n".join(rows)
         + "\n</tbody></table></div></section>"
     )
+
+
+def _sweep(report: Report) -> str:
+    """The sweep view (``--by``): a row per finding, then what separates nothing."""
+    sweep = report.sweep
+    if sweep is None:
+        return ""
+    rows = []
+    for split in sweep.splits:
+        cells = [
+            f"<td><code>{html_text(split.param)}</code></td>", f"<td>{html_text(split.outcome)}</td>",
+            *(f"<td><code>{html_text(side.condition(split.param))}</code></td>"
+              f'<td class="num">{side.with_outcome:,} of {side.runs:,}</td>' for side in (split.more, split.less)),
+            f'<td class="muted">{html_text("; ".join(split.qualifiers()))}</td>',
+        ]
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    head = "".join(f'<th scope="col" class="num">{name}</th>' if numeric else f'<th scope="col">{name}</th>'
+                   for name, numeric in SWEEP_COLUMNS)
+    parts = [f'<section class="sweep"><h2>Sweep</h2><p class="muted">{html_text(sweep.headline())}</p>']
+    parts += [f'<p class="muted">{html_text(note)}</p>' for note in sweep.notes()]
+    if rows:
+        parts.append(f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+    quiet = [param for param in sweep.params if not param.splits]
+    items = [f"<li>{html_text(param.description())}</li>" for param in quiet if param.name in sweep.by]
+    unasked = [html_text(param.name) for param in quiet if param.name not in sweep.by]
+    if unasked:
+        items.append(f"<li>Vary but separate no diagnosis: {', '.join(unasked)}</li>")
+    if items:
+        parts.append(f'<ul class="muted">{"".join(items)}</ul>')
+    return "".join(parts) + "</section>"
 
 
 def _badge(verdict: Verdict) -> str:

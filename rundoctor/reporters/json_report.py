@@ -26,6 +26,9 @@ named the check, the reason).  With ``--baseline``, every finding carries ``base
 when the baseline holds it: listed, since it is still true of the run, but not counted for
 the exit code), and ``baseline`` says which file was used and which of its entries no finding
 matched any more (``fixed``).
+
+Sweep (schema 1.3): with ``--by``, ``sweep`` holds which logged settings go with which
+diagnosis (:mod:`rundoctor.sweep`); without it, null.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ def report_document(report: Report) -> dict[str, Any]:
         "errors": [error_summary(error) for error in report.errors],
         "suppressed": [_suppressed(item) for item in report.suppressed],
         "baseline": None if report.baseline is None else _baseline(report.baseline),
+        "sweep": None if report.sweep is None else report.sweep.as_dict(),
         "summary": {
             "runs": len(report.groups),
             "runs_by_verdict": {name: levels.count(level) for level, name in LEVEL_VERDICT.items()},

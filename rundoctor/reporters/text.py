@@ -29,7 +29,9 @@ On several runs it reads::
   instead.
 - Names lose the directory prefix every run shares, stated once in the first line; a name
   is never broken across lines (it overflows the width instead).
-- The summary always comes last, before the result line.
+- The summary always comes last, before the result line.  With ``--by``, the sweep view
+  (:mod:`rundoctor.sweep`: which logged settings go with which diagnosis, as counts) is a
+  short section before it.
 - ``options.quiet``: only what fails ``--fail-on``, then the result line.
 - Every string from the logs is passed through :func:`visible`, and lines are laid out by
   :mod:`rundoctor.reporters.layout`, which leads each line with text rundoctor wrote; styles
@@ -72,6 +74,7 @@ from rundoctor.reporters.wording import (
     written_in,
 )
 from rundoctor.series import Run
+from rundoctor.sweep import Sweep
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
 VERDICT_STYLE = {
@@ -92,6 +95,7 @@ MAX_SPARK_WIDTH = 60  # wider sparklines add columns, not information
 MIN_SPARK_WIDTH = 8  # narrower ones show no shape: the message says it all
 FOLD_NOTES_FROM = 2  # notes on a run with problems share a line from this many (one is no longer)
 HEALTHY_LIST_LINES = 16  # healthy runs named in this many lines, then "+N more" (all with verbose)
+SWEEP_QUIET_NAMES = 12  # varying parameters that separate nothing, named under --by auto (JSON has all)
 ADVICE_TITLE = "Advice by check (rundoctor explain CHECK has more; --verbose, per finding):"
 
 
@@ -153,6 +157,8 @@ def _report_lines(report: Report, options: RenderOptions) -> list[Text]:
     if not options.verbose:
         lines += _advice_lines(report, shown, unjudged, width)
     lines += _problem_lines(report, names, width)
+    if report.sweep is not None:
+        lines += _sweep_lines(report.sweep, width)
     if several:
         lines += _summary_lines(report, names, options)
     for note in (superseded_phrase(report), skipped_line(report)):
@@ -386,6 +392,30 @@ def _problem_lines(report: Report, names: Names, width: int) -> list[Text]:
             lines += _top(spans, width)
         lines.append(Text())
     return lines
+
+
+def _sweep_lines(sweep: Sweep, width: int) -> list[Text]:
+    """The sweep view (``--by``): each finding of each parameter on a line of its own, then the
+    parameters asked for that separate nothing with their values, then (``--by auto``) the
+    varying ones that separate nothing, by name."""
+    lines = _top([Span(visible(sweep.headline()) + ":", "bold")], width)
+    for note in sweep.notes():
+        lines += _top([Span("  "), Span(note, "dim")], width)
+    quiet: list[str] = []
+    for param in sweep.params:
+        if param.splits:
+            for split in param.splits:
+                lines += _top([Span("  "), Span(visible(split.sentence()))], width)
+            if param.missing:
+                lines += _top([Span("  "), Span(f"({visible(param.missing_note())})", "dim")], width)
+        elif param.name in sweep.by:
+            lines += _top([Span("  "), Span(visible(param.description()))], width)
+        else:
+            quiet.append(visible(param.name))
+    if quiet:
+        shown = ", ".join(quiet[:SWEEP_QUIET_NAMES]) + (f", +{len(quiet) - SWEEP_QUIET_NAMES:,} more" if len(quiet) > SWEEP_QUIET_NAMES else "")
+        lines += _top([Span("  "), Span(f"Vary but separate no diagnosis: {shown}", "dim")], width)
+    return [*lines, Text()]
 
 
 def _summary_lines(report: Report, names: Names, options: RenderOptions) -> list[Text]:

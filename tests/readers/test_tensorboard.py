@@ -341,7 +341,7 @@ def test_text_images_and_graphs_are_skipped_with_one_note_per_file(tmp_path: Pat
     events = [w.header_event(), graph]
     events += [
         w.text_event("args/text_summary", "lr=5e-6", 0, T0),
-        w.text_event("model_config/text_summary", "{}", 0, T0),
+        w.text_event("model_config/text_summary", "{not JSON", 0, T0),  # a JSON object would be read
     ]
     events += [w.text_event("args/text_summary", "again", 1, T0)]
     events += [w.image_event("results", step, T0) for step in range(3)]

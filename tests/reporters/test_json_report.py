@@ -72,7 +72,7 @@ def test_the_schema_rejects_what_a_report_must_not_hold() -> None:
 def test_the_document_carries_version_tool_and_summary() -> None:
     doc = document(sample_report())
     assert list(doc) == [
-        "schema_version", "tool", "runs", "findings", "checks", "errors", "suppressed", "baseline", "summary"
+        "schema_version", "tool", "runs", "findings", "checks", "errors", "suppressed", "baseline", "sweep", "summary"
     ]
     assert doc["schema_version"] == SCHEMA_VERSION
     assert doc["tool"] == {"name": "rundoctor", "version": __version__}
@@ -88,7 +88,7 @@ def test_the_document_carries_version_tool_and_summary() -> None:
         "fail_on": "error",
         "exit_code": 1,
     }
-    assert doc["suppressed"] == [] and doc["baseline"] is None
+    assert doc["suppressed"] == [] and doc["baseline"] is None and doc["sweep"] is None
     assert document(sample_report(fail_on=None))["summary"]["fail_on"] == "never"
     assert document(sample_report(fail_on=None))["summary"]["exit_code"] == 0
 

@@ -110,6 +110,7 @@ def _build_wide_run(
     wall_column: int | None = None,
     tag_axes: dict[str, XAxis] | None = None,
     metadata: dict[str, str] | None = None,
+    hparams: dict[str, str] | None = None,
     sources: Sequence[str] = (),
 ) -> Run:
     """Every numeric cell of every tag column becomes a point at its row's step.
@@ -155,6 +156,7 @@ def _build_wide_run(
         tag_axes=tag_axes or {},
         notes=table.notes,
         metadata=metadata or {},
+        hparams=hparams or {},
     )
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +23,7 @@ from rundoctor.readers.csv.header import (
     _normalise,
 )
 from rundoctor.readers.csv.table import _read_table, _Table
-from rundoctor.readers.text import flatten, line_list
+from rundoctor.readers.text import line_list
 from rundoctor.series import NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 # --------------------------------------------------------------------------------------------
@@ -40,9 +39,9 @@ def read_lightning(path: Path) -> Run:
     axis = _axis(table, step_column, x_axis)
     epoch_columns = [i for i, name in enumerate(table.names) if _normalise(name) == "epoch"]
     tag_axes = _validation_step_tags(table, epoch_columns, axis)
-    metadata, sources = _lightning_hparams(path, table)
+    hparams, sources = _lightning_hparams(path, table)
     return _build_wide_run(table, format="lightning-csv", axis=axis, not_tags=epoch_columns,
-                           tag_axes=tag_axes, metadata=metadata, sources=sources)
+                           tag_axes=tag_axes, metadata=hparams, hparams=hparams, sources=sources)
 
 
 def _validation_step_tags(table: _Table, epoch_columns: list[int], axis: _Axis) -> dict[str, XAxis]:
@@ -94,10 +93,7 @@ def _lightning_hparams(path: Path, table: _Table) -> tuple[dict[str, str], list[
     if not isinstance(loaded, dict):
         table.notes.append(ReadNote(NoteKind.SKIPPED, str(hparams), "hparams.yaml is not a mapping; not read"))
         return {}, []
-    # Nested mappings to {"a.b": "value"}; values that are not text rendered as JSON.
-    flat = flatten(loaded, ".", keep_empty=True)
-    return {key: value if isinstance(value, str) else json.dumps(value, default=str)
-            for key, value in flat.items()}, [str(hparams)]
+    return sidefiles.flat_texts(loaded), [str(hparams)]
 
 
 def read_ultralytics(path: Path) -> Run:

@@ -60,6 +60,7 @@ def _build(
     x_axis: XAxis,
     step_name: str,
     metadata: dict[str, str] | None = None,
+    hparams: dict[str, str] | None = None,
 ) -> Run:
     """Points from placed cells, in log order; epoch-axis twins of iteration tags get ``val/``."""
     source = str(path)
@@ -126,7 +127,7 @@ def _build(
     notes = notes + _nested_note(cells, placement.is_tag, source) + _repeat_notes(
         cells, placement, placed if on_epochs is None else placed & ~on_epochs, source, step_name)
     return builder.build(id=source, path=source, format=format, sources=[source], x_axis=x_axis,
-                         tag_axes=tag_axes, notes=notes, metadata=metadata or {})
+                         tag_axes=tag_axes, notes=notes, metadata=metadata or {}, hparams=hparams or {})
 
 
 def _empty_run(path: Path, format: str, notes: list[ReadNote], x_axis: XAxis) -> Run:

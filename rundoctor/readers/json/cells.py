@@ -195,11 +195,6 @@ def _only_numbers(text: bytes) -> bool:
     return bool(_NUMBER_START[first].all())
 
 
-def _number_text(value: float) -> str:
-    """42.0 -> "42" (a seed, a count), 0.1 -> "0.1"."""
-    return str(int(value)) if value.is_integer() else repr(value)
-
-
 def _as_float(value: float) -> float:
     """A JSON number as float64; an integer beyond its range is +/-inf, as 1e400 parses."""
     try:

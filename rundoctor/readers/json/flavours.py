@@ -6,21 +6,25 @@ import math
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from rundoctor.readers import sidefiles
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.json.build import _build, _empty_run, _Placement, _usable_steps
-from rundoctor.readers.json.cells import _CellTable, _number_text
+from rundoctor.readers.json.cells import _CellTable
 from rundoctor.readers.json.document import _read_text, _scalar_metadata, _walk_document
 from rundoctor.readers.json.lines import _read_lines
-from rundoctor.readers.text import line_ranges, plural
+from rundoctor.readers.text import line_ranges, number_text, plural
 from rundoctor.series import NoteKind, ReadNote, Run, XAxis
 
 # Step-like keys of generic JSON lines, most preferred first, with the axis each one counts.
 _STEP_KEYS = {"step": XAxis.STEP, "global_step": XAxis.STEP, "iteration": XAxis.ITERATION,
               "iter": XAxis.ITERATION, "epoch": XAxis.EPOCH}
 _HF_SUMMARY_KEYS = frozenset({"train_loss", "train_runtime", "total_flos"})
+# The TrainerState members copied from the TrainingArguments; the others say how far training got.
+_HF_ARGUMENT_MEMBERS = ("train_batch_size", "num_train_epochs", "max_steps", "logging_steps", "eval_steps", "save_steps")
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,7 +66,24 @@ def _read_hf(path: Path) -> Run:
         notes.append(ReadNote(NoteKind.INFO, source, "log_history is empty: nothing was logged", count=0))
     placement = _Placement(steps, cells.keys_where(lambda key: key not in ("step", "epoch")))
     return _build(path, "hf-trainer", cells, placement, notes + skipped, x_axis=XAxis.STEP,
-                  step_name="step", metadata=_scalar_metadata(document.members))
+                  step_name="step", metadata=_scalar_metadata(document.members),
+                  hparams=_hf_hparams(document.members))
+
+
+def _hf_hparams(members: dict[str, Any]) -> dict[str, str]:
+    """The training arguments a ``trainer_state.json`` keeps, and the parameters of a
+    hyper-parameter search's trial (``trial_params``, by their argument names)."""
+    hparams = {}
+    for key in _HF_ARGUMENT_MEMBERS:
+        value = members.get(key)
+        if type(value) is int:  # not a bool
+            hparams[key] = str(value)
+        elif isinstance(value, float):
+            hparams[key] = number_text(value)
+    trial = members.get("trial_params")
+    if isinstance(trial, dict):
+        hparams.update(sidefiles.flat_texts(trial))
+    return hparams
 
 
 def _read_keras(path: Path) -> Run:
@@ -113,7 +134,7 @@ def _read_mmdet(path: Path) -> Run:
     bare = ~moded
     if bare.any():
         _, keys, values = cells.cells_of(bare)
-        metadata = {cells.keys[k]: _number_text(v) for k, v in zip(keys.tolist(), values.tolist())}
+        metadata = {cells.keys[k]: number_text(v) for k, v in zip(keys.tolist(), values.tolist())}
         metadata.update(("exp_name", name) for record, name in cells.texts["exp_name"].items() if bare[record])
         notes.append(ReadNote(NoteKind.INFO, source,
                               f"{plural(int(bare.sum()), 'record')} without a mode (environment and "

@@ -49,6 +49,7 @@ class _RunAssembly:
     def __init__(self) -> None:
         self.builder = RunBuilder()
         self.plugins: dict[str, str] = {}  # prefixed tag -> plugin named by its first metadata
+        self.hparams: dict[str, str] = {}  # a key logged by several files keeps its first value
         self.notes: list[ReadNote] = []
         self.histograms: dict[str, list[Histogram]] = {}
         self.unreadable: list[str] = []
@@ -61,6 +62,8 @@ class _RunAssembly:
     def add(self, content: _FileContent) -> None:
         for tag, plugin in content.plugins.items():
             self.plugins.setdefault(tag, plugin)
+        for key, text in content.hparams.items():
+            self.hparams.setdefault(key, text)
         self.notes.extend(content.notes)
         for tag, items in content.histograms.items():
             self.histograms.setdefault(tag, []).extend(items)
@@ -85,6 +88,7 @@ class _RunAssembly:
             x_axis=XAxis.STEP,
             notes=self.notes,
             histograms=self.histograms,
+            hparams=self.hparams,
         )
 
 

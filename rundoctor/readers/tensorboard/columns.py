@@ -46,6 +46,7 @@ class _FileContent:
     histograms: dict[str, list[Histogram]]
     plugins: dict[str, str]
     notes: list[ReadNote]
+    hparams: dict[str, str]  # the file's logged hyper-parameters (readers.tensorboard.hparams)
 
 
 # ---------------------------------------------------------------------------------------
@@ -64,6 +65,7 @@ class _Checkpoint:
     histogram_counts: dict[str, int]
     tally: _SkipTally
     damage: int  # how many damage notes there were
+    hparams: dict[str, str]
 
 
 @dataclass

@@ -19,6 +19,7 @@ from rundoctor.readers.tensorboard.columns import (
     _PointColumns,
     _SlowPoints,
 )
+from rundoctor.readers.tensorboard.hparams import read_hparams
 from rundoctor.readers.tensorboard.template import (
     _CHUNK_RECORDS,
     _FAST_MAX_LENGTH,
@@ -84,6 +85,7 @@ class EventFileState:
         self.first_metadata: dict[str, tuple[int, str]] = {}  # tag -> (record, plugin)
         self.first_seen: dict[str, tuple[int, int]] = {}  # tag -> (record, slot) of its first value
         self.histograms: dict[str, list[tuple[int, Histogram]]] = {}
+        self.hparams: dict[str, str] = {}  # logged hyper-parameters (see readers.tensorboard.hparams)
         self.tally = _SkipTally()
         # Tensors dropped while their tag had no plugin yet: scalars and other tensors, by tag.
         self.unresolved_scalars: dict[str, int] = {}
@@ -158,6 +160,7 @@ class EventFileState:
             {tag: len(items) for tag, items in self.histograms.items()},
             self.tally.copy(),
             len(self.damage),
+            dict(self.hparams),
         )
 
     def _restore(self, checkpoint: _Checkpoint) -> None:
@@ -174,6 +177,7 @@ class EventFileState:
                 del self.histograms[tag]
         self.tally = checkpoint.tally
         del self.damage[checkpoint.damage :]
+        self.hparams = checkpoint.hparams
 
     def stopped(self, offset: int, error: OSError) -> None:
         """Reading failed at ``offset``: say so once (a followed file is read again and again)."""
@@ -222,7 +226,7 @@ class EventFileState:
         if skipped is not None:
             notes.append(skipped)
         plugins = {self.prefix + tag: plugin for tag, (_, plugin) in self.first_metadata.items()}
-        return _FileContent(scalars, histograms, plugins, notes)
+        return _FileContent(scalars, histograms, plugins, notes, dict(self.hparams))
 
     def _tally_with_unresolved(self) -> _SkipTally:
         """The skip tally, with the tensors dropped for want of a plugin counted under the
@@ -474,6 +478,8 @@ class EventFileState:
             tag = value.tag
             if value.HasField("metadata"):
                 self._saw_metadata(tag, record, value.metadata.plugin_data.plugin_name)
+                if read_hparams(self.hparams, value):
+                    continue
             kind = value.WhichOneof("value")
             scalar = _scalar_of(value)
             if scalar is not None:
