@@ -164,9 +164,9 @@ def _judge(item: histograms.Series, first: Histogram, bias: Histogram | None, pa
 
 
 def _example() -> tuple[np.ndarray, np.ndarray]:
-    """Each layer's initial spread over what its fan-in calls for (1 is on target), layer by layer."""
-    layers = np.arange(1, 6)
-    return layers, np.array([1.0, 1.1, 0.0, 0.9, 1.0])
+    """The spread of a layer initialised to zeros, over its first steps (its fan-in calls for about 0.1)."""
+    steps = np.arange(0, 2000, 50)
+    return steps, 0.004 * np.sqrt(steps / 50.0)
 
 
 CHECK = Check(
