@@ -21,6 +21,8 @@ from corpus import archive
 from corpus import histograms as histogram_corpus
 from corpus.histograms.labels import CATEGORIES, HISTOGRAM_CATEGORIES
 
+pytestmark = pytest.mark.slow  # a whole corpus: 128 MB unpacked, and two recipes retrained
+
 KEYS = {"run", "format", "expect", "forbid", "notes", "scenario", "strength", "seed", "split", "manifest"}
 
 

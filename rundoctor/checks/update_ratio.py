@@ -208,14 +208,19 @@ def _slow(check: Check[Params], ctx: RunContext, params: Params, layers: list[_L
     most = 2 * len(slow) >= len(layers)
     names = histograms.layer_list(layer.layer for layer in slow)
     ratio = float(np.median([layer.ratio for layer in slow]))
-    total = float(np.median([layer.total for layer in slow]))
+    totals = [layer.total for layer in slow if np.isfinite(layer.total)]
+    total = float(np.median(totals)) if totals else float("nan")
     verdict = ("the learning rate is too low for the model" if most
                else "those layers learn far slower than the rest")
     per_step = (f"{fmt(ratio, 2)} of their spread per logged step (median; threshold {params.low_ratio:g}, "
                 "healthy around 1e-3)")
     over_run = f"{total:.2%} over the whole logged run (threshold {params.min_total_change:.1%})"
-    measured = (f"by {per_step} and {over_run}" if ratio < params.low_ratio
-                else f"by {over_run}, {per_step}")
+    if not np.isfinite(total):
+        measured = f"by {per_step}"
+    elif ratio < params.low_ratio:
+        measured = f"by {per_step} and {over_run}"
+    else:
+        measured = f"by {over_run}, {per_step}"
     return check.finding(
         ctx,
         tags=tuple(layer.tag for layer in slow),
@@ -233,7 +238,8 @@ def _slow(check: Check[Params], ctx: RunContext, params: Params, layers: list[_L
 
 
 def _layer_evidence(layers: list[_Layer]) -> dict[str, dict[str, object]]:
-    return {layer.layer: {"tag": layer.tag, "update_ratio_per_step": layer.ratio, "total_change": layer.total,
+    return {layer.layer: {"tag": layer.tag, "update_ratio_per_step": layer.ratio,
+                          "total_change": layer.total if np.isfinite(layer.total) else None,
                           "frozen_from_step": layer.frozen_from, "histograms": layer.logged} for layer in layers}
 
 
