@@ -110,7 +110,7 @@ def layers(model: nn.Module) -> list[Layer]:
 
 
 def fan_in(module: nn.Module) -> int:
-    weight = module.weight  # type: ignore[union-attr]
+    weight = module.weight
     return int(weight[0].numel())
 
 
@@ -128,7 +128,7 @@ class Init:
     def apply(self, model: nn.Module) -> None:
         with torch.no_grad():
             for layer in layers(model):
-                weight, bias = layer.module.weight, layer.module.bias  # type: ignore[union-attr]
+                weight, bias = layer.module.weight, layer.module.bias
                 hidden = layer.activation is not None
                 if self.kind == "he":
                     nn.init.normal_(weight, 0.0, math.sqrt(2.0 / fan_in(layer.module)))

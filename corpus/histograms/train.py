@@ -48,7 +48,6 @@ class Plan:
     hist_every: int = 50
     eval_every: int = 50
     freeze: tuple[str, ...] = ()  # weight layers left out of the optimiser
-    clip: float | None = None
     seed: int = 0
     epoch_logging: bool = False  # Keras: one record per epoch, histograms of weights only
 
@@ -129,14 +128,14 @@ def run(plan: Plan, start_wall: float) -> Record:
     steps_per_epoch = max(1, len(x_train) // plan.batch)
     trace.steps_per_epoch = steps_per_epoch
     record = Record(trace, layers=[(layer.name, layer.function, nets.fan_in(layer.module),
-                                    int(layer.module.weight.shape[0])) for layer in layer_list])  # type: ignore[union-attr]
+                                    int(layer.module.weight.shape[0])) for layer in layer_list])
     captured: dict[str, torch.Tensor] = {}
     hooks = [
         layer.activation.register_forward_hook(
             lambda _module, _inputs, output, name=layer.name: captured.__setitem__(name, output.detach()))
         for layer in layer_list if layer.activation is not None
     ]
-    first = {layer.name: layer.module.weight.detach().clone() for layer in layer_list}  # type: ignore[union-attr]
+    first = {layer.name: layer.module.weight.detach().clone() for layer in layer_list}
     record.initial = {name: Initial(float(weight.std()), bool(weight.min() == weight.max()), int(weight[0].numel()))
                       for name, weight in first.items()}
     generator = torch.Generator().manual_seed(plan.seed)
@@ -156,11 +155,9 @@ def run(plan: Plan, start_wall: float) -> Record:
         loss = loss_fn(model(x_train[index]), y_train[index])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if plan.clip is not None:
-            nn.utils.clip_grad_norm_(model.parameters(), plan.clip)
         epoch_end = (step + 1) % steps_per_epoch == 0
         histogram_step = (epoch_end if plan.epoch_logging else step % plan.hist_every == 0)
-        before = ({layer.name: layer.module.weight.detach().clone() for layer in layer_list}  # type: ignore[union-attr]
+        before = ({layer.name: layer.module.weight.detach().clone() for layer in layer_list}
                   if histogram_step else {})
         if histogram_step and not plan.epoch_logging:
             _record_tensors(record, layer_list, captured, step)
@@ -172,8 +169,8 @@ def run(plan: Plan, start_wall: float) -> Record:
         if histogram_step:
             if plan.epoch_logging:  # Keras logs the weights at the end of the epoch
                 for layer in layer_list:
-                    record.histograms.append(("weight", layer.name, logged_step, layer.module.weight.detach().numpy().copy()))  # type: ignore[union-attr]
-                    record.histograms.append(("bias", layer.name, logged_step, layer.module.bias.detach().numpy().copy()))  # type: ignore[union-attr]
+                    record.histograms.append(("weight", layer.name, logged_step, layer.module.weight.detach().numpy().copy()))
+                    record.histograms.append(("bias", layer.name, logged_step, layer.module.bias.detach().numpy().copy()))
             record.facts[logged_step] = _facts(model, layer_list, captured, before, first, x_val)
         evaluate = epoch_end if plan.epoch_logging else (step + 1) % plan.eval_every == 0
         if evaluate:
@@ -201,7 +198,7 @@ def _record_tensors(record: Record, layer_list: list[nets.Layer], captured: dict
     """What the user's add_histogram calls log at a training step: weights, biases, their gradients
     and the activations of the batch."""
     for layer in layer_list:
-        weight, bias = layer.module.weight, layer.module.bias  # type: ignore[union-attr]
+        weight, bias = layer.module.weight, layer.module.bias
         record.histograms.append(("weight", layer.name, step, weight.detach().numpy().copy()))
         record.histograms.append(("bias", layer.name, step, bias.detach().numpy().copy()))
         if weight.grad is not None:
@@ -228,7 +225,7 @@ def _facts(model: nn.Module, layer_list: list[nets.Layer], captured: dict[str, t
         hook.remove()
     facts = {}
     for layer in layer_list:
-        weight = layer.module.weight  # type: ignore[union-attr]
+        weight = layer.module.weight
         now = weight.detach()
         was = before[layer.name]
         outputs = probe.get(layer.name)
