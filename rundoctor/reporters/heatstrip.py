@@ -27,7 +27,8 @@ from rundoctor.series import Histogram, Run
 ROWS = 16  # value bands
 COLUMNS = 48  # logged steps drawn, at most
 SHADES = 8  # levels of shade, each one path
-CELL_W, CELL_H = 8, 5  # pixels
+CELL_H = 5  # pixels; a cell is at least 8 wide, wider when few steps were logged
+MIN_WIDTH = 240  # a strip's least width in pixels
 MAX_STRIPS = 8  # per run
 
 
@@ -54,13 +55,14 @@ def _strip(tag: str, items: Sequence[Histogram]) -> str:
     if shares is None:
         return ""
     grid, low, high = shares
-    width, height = grid.shape[1] * CELL_W, ROWS * CELL_H
+    cell = max(8, MIN_WIDTH // grid.shape[1])
+    width, height = grid.shape[1] * cell, ROWS * CELL_H
     levels = np.minimum((grid * SHADES).astype(int), SHADES - 1)
     paths = []
     for level in range(1, SHADES):
         rows, columns = np.nonzero((levels == level) & (grid > 0))
         if rows.size:
-            cells = "".join(f"M{c * CELL_W} {(ROWS - 1 - r) * CELL_H}h{CELL_W}v{CELL_H}h-{CELL_W}z"
+            cells = "".join(f"M{c * cell} {(ROWS - 1 - r) * CELL_H}h{cell}v{CELL_H}h-{cell}z"
                             for r, c in zip(rows.tolist(), columns.tolist()))
             paths.append(f'<path d="{cells}" fill="#1d4ed8" fill-opacity="{(level + 1) / SHADES:.3f}"/>')
     first, last = ordered[0].step, ordered[-1].step

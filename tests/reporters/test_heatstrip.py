@@ -37,7 +37,10 @@ def test_long_runs_and_many_layers_are_capped() -> None:
     named = finding(run.id, "update-ratio", "W001", Severity.WARNING, tags=tuple(run.histograms))
     html = heat_strips(run, [named])
     assert html.count("<figure") == MAX_STRIPS
-    assert f'viewBox="0 0 {COLUMNS * 8} {ROWS * 5}"' in html
+    assert f'viewBox="0 0 {COLUMNS * 8} {ROWS * 5}"' in html  # 48 steps of 8 pixels
+    short = heat_strips(logs.run_with({"fc1.weight": long[:6]}),
+                        [finding(run.id, "update-ratio", "W001", Severity.WARNING, tags=("fc1.weight",))])
+    assert f'viewBox="0 0 240 {ROWS * 5}"' in short  # few steps: wider cells
     assert len(html) < 40_000 * MAX_STRIPS
 
 
