@@ -51,7 +51,33 @@ SPEAKS_FOR: dict[str, tuple[str, ...]] = {
     "duplicate-steps": ("resumed_or_duplicate_steps",),
     "truncated-log": ("truncated_file",),
     "grad-norm": ("loss_spikes",),
+    "vanishing-gradients": ("vanishing_gradients",),
+    "exploding-gradients": ("exploding_gradients",),
+    "dead-units": ("dead_units",),
+    "saturated-activations": ("saturated_activations",),
+    "update-ratio": ("frozen_layer", "updates_too_small", "lr_too_low", "lr_too_high_oscillation"),
+    "weight-init": ("poor_weight_init",),
 }
+
+# A finding whose evidence says which way it points speaks for the categories of that way
+# only: update-ratio's weights frozen or barely moving are a learning rate too low or a frozen
+# layer, its weights changing too fast a learning rate too high.
+SPEAKS_FOR_DIRECTION: dict[tuple[str, str], tuple[str, ...]] = {
+    ("update-ratio", "frozen"): ("frozen_layer",),
+    ("update-ratio", "low"): ("updates_too_small", "lr_too_low"),
+    ("update-ratio", "high"): ("lr_too_high_oscillation",),
+}
+
+# Categories only histograms show (what happens inside the network).  A label written for a run
+# that logs none neither expects nor forbids them, so they do not decide whether it is healthy.
+HISTOGRAM_CATEGORIES = frozenset({"dead_units", "saturated_activations", "vanishing_gradients",
+                                  "exploding_gradients", "frozen_layer", "updates_too_small", "poor_weight_init"})
+
+
+def speaks_for(finding: dict[str, Any]) -> tuple[str, ...]:
+    """The categories a finding is evidence of: its check's, narrowed by its direction when it has one."""
+    direction = (finding.get("evidence") or {}).get("direction")
+    return SPEAKS_FOR_DIRECTION.get((finding["check"], direction), SPEAKS_FOR.get(finding["check"], ()))
 
 # Problems the issue wants reported at warning or above whenever they are present.
 SERIOUS = frozenset({"nan_inf", "loss_explosion", "stalled_loss", "cannot_overfit", "overfitting", "metric_bug"})
@@ -142,7 +168,7 @@ def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root:
         for finding in findings:
             rank = RANK.get(finding["severity"], 0)
             result.check_fired[finding["check"]] += 1
-            for category in SPEAKS_FOR.get(finding["check"], ()):
+            for category in speaks_for(finding):
                 worst[category] = max(worst.get(category, 0), rank)
         expect = set(label.get("expect", []))
         forbid = set(label.get("forbid", [])) - expect
@@ -174,7 +200,7 @@ def score(name: str, report: dict[str, Any], labels: list[dict[str, Any]], root:
             loud = RANK.get(finding["severity"], 0) >= RANK["warning"]
             if not loud:
                 continue
-            speaks = set(SPEAKS_FOR.get(finding["check"], ()))
+            speaks = set(speaks_for(finding))
             if speaks & expect:
                 result.check_true[finding["check"]] += 1
             elif (speaks & forbid) or (healthy and not speaks):
@@ -188,8 +214,10 @@ def is_healthy(label: dict[str, Any]) -> bool:
 
     Labels of ambiguous public runs expect nothing but forbid only a few categories: there
     only the forbidden ones count.  A planted fault that did not show is not healthy either.
+    The categories only histograms show are left out of "every problem": labels of runs that
+    log no histograms say nothing about them.
     """
-    every = {category for categories in SPEAKS_FOR.values() for category in categories}
+    every = {category for categories in SPEAKS_FOR.values() for category in categories} - HISTOGRAM_CATEGORIES
     forbidden = set(label.get("forbid", []))
     return not label.get("expect") and label.get("manifest") is not False and len(every - forbidden) <= 2
 

@@ -22,7 +22,9 @@ diagnosis relates a run's findings the way a doctor goes from symptoms to a diag
   A rule applies within a *scope*: anywhere in the run, only when the two findings share
   a tag, or only when they share a metric tag (a loss tag in common does not count: a bug
   in the accuracy code says nothing about another accuracy that shares its loss).  A rule
-  may ask a minimum severity of its cause: a transient NaN in the gradient norm (info)
+  may ask its cause to point one way (update-ratio's weights barely moving contradict "the
+  plateau needs a lower learning rate"; weights changing fast do not) and may ask a
+  minimum severity of its cause: a transient NaN in the gradient norm (info)
   explains nothing; a permanent NaN (error) contradicts "still improving" anywhere.
   Every rule's cause ranks above its effect in :data:`PROBLEMS` (a test holds this), so
   applying the rules in that order is well defined.
@@ -118,6 +120,13 @@ PROBLEMS: dict[str, str] = {
     "loss-divergence": "training diverged",
     "metric-out-of-range": "metric is computed wrongly",
     "metric-loss-disagreement": "metric is computed wrongly",
+    # What the histograms show inside the network: causes of what the curves show.
+    "weight-init": "weights initialised wrongly",
+    "exploding-gradients": "gradients exploding",
+    "dead-units": "ReLU units died",
+    "saturated-activations": "activations saturated",
+    "vanishing-gradients": "gradients vanish in the first layers",
+    "update-ratio": "weights barely move",
     "lr-too-low": "learning rate too low",
     "no-learning": "stalled: no learning",
     "chance-level": "stuck at chance: nothing learned",
@@ -137,6 +146,16 @@ PROBLEMS: dict[str, str] = {
     "duplicate-steps": "steps logged more than once",
     "still-improving": "still improving: could train longer",
 }
+
+# Problems whose name depends on what the finding's evidence says: (check, evidence key, the
+# value it must have, or None for "present", name).  The first that matches names the problem.
+EVIDENCED_PROBLEMS: tuple[tuple[str, str, str | None, str], ...] = (
+    ("dead-units", "learning_rate_peak", None, "learning rate too high: ReLU units died"),
+    ("dead-units", "loss_spike", None, "ReLU units died in a loss spike"),
+    ("update-ratio", "direction", "frozen", "layers frozen: weights do not change"),
+    ("update-ratio", "direction", "low", "learning rate too low: weights barely move"),
+    ("update-ratio", "direction", "high", "learning rate may be too high: weights change fast"),
+)
 
 # Problems named after the training loss: about other series (a validation metric, the
 # gradient norm) the name is the second one.
@@ -173,11 +192,13 @@ class Rule:
     reason: str
     cause_at_least: Severity = Severity.INFO  # the cause's least severity for the rule to apply
     problem: str | None = None  # the story's name when a same-story rule applies
+    cause_direction: str | None = None  # applies only to a cause whose evidence has this "direction"
 
 
 def _rules(cause: str, effects: Iterable[str], relation: Relation, scope: Scope, reason: str,
-           cause_at_least: Severity = Severity.INFO) -> tuple[Rule, ...]:
-    return tuple(Rule(cause, effect, relation, scope, reason, cause_at_least) for effect in effects)
+           cause_at_least: Severity = Severity.INFO, cause_direction: str | None = None) -> tuple[Rule, ...]:
+    return tuple(Rule(cause, effect, relation, scope, reason, cause_at_least, cause_direction=cause_direction)
+                 for effect in effects)
 
 
 E, C, S = Relation.EXPLAINS, Relation.CONTRADICTS, Relation.SAME_STORY
@@ -215,6 +236,32 @@ RULES: tuple[Rule, ...] = (
             _METRIC_BUG),
     *_rules("metric-loss-disagreement", ("metric-flat-loss-falling", "delayed-generalization"), C,
             Scope.METRIC_TAG, _METRIC_BUG + "; " + _MAY_JUMP),
+    # Inside the network (histograms): the causes behind the curves.
+    *_rules("weight-init", ("exploding-gradients", "dead-units", "saturated-activations", "vanishing-gradients",
+                            "update-ratio", "lr-too-low", "no-learning", "chance-level", "loss-plateau"),
+            E, Scope.RUN, "weights started far from what their fan-in calls for; what follows comes from it",
+            Severity.WARNING),
+    *_rules("exploding-gradients", ("dead-units", "update-ratio", "grad-norm", "loss-spikes", "loss-oscillation",
+                                    "loss-magnitude", "no-learning", "loss-plateau"),
+            E, Scope.RUN, "updates as large as the weights throw the training around", Severity.WARNING),
+    *_rules("dead-units", ("vanishing-gradients", "update-ratio", "lr-too-low", "no-learning", "chance-level",
+                           "loss-plateau", "underconfident"),
+            E, Scope.RUN, "dead ReLU units pass no signal forward and no gradient back: the loss stops moving",
+            Severity.WARNING),
+    *_rules("saturated-activations", ("vanishing-gradients", "update-ratio", "lr-too-low", "no-learning",
+                                      "chance-level", "loss-plateau", "metric-flat-loss-falling"),
+            E, Scope.RUN, "saturated units pass back almost no gradient: learning crawls", Severity.WARNING),
+    *_rules("vanishing-gradients", ("update-ratio", "lr-too-low", "no-learning", "chance-level", "loss-plateau"),
+            E, Scope.RUN, "the first layers get almost no gradient and stay where they started", Severity.WARNING),
+    *_rules("update-ratio", ("lr-too-low", "no-learning", "chance-level"), E, Scope.RUN,
+            "weights that barely move make the loss creep or stall", Severity.WARNING, "low"),
+    *_rules("update-ratio", ("loss-plateau",), C, Scope.RUN,
+            "the weights barely move: the plateau is a learning rate too low, and lowering it further "
+            "would not help", Severity.WARNING, "low"),
+    *_rules("update-ratio", ("no-learning", "chance-level", "loss-plateau"), E, Scope.RUN,
+            "layers whose weights do not change cannot learn", Severity.WARNING, "frozen"),
+    *_rules("update-ratio", ("loss-oscillation", "loss-plateau"), E, Scope.RUN,
+            "weights that change wholesale every step make the loss bounce around a level", Severity.INFO, "high"),
     # Learning rate too low, and a loss that does not move.
     *_rules("lr-too-low", ("no-learning", "loss-plateau", "chance-level", "still-improving"), E,
             Scope.RUN, "steps too small to get anywhere: the loss creeps down a straight line"),
@@ -320,6 +367,8 @@ def relate(findings: Sequence[Finding], roles: Mapping[str, Role] | None = None
             continue
         for rule in _BY_CAUSE.get(cause.check, ()):
             if cause.severity.rank < rule.cause_at_least.rank:
+                continue
+            if rule.cause_direction is not None and cause.evidence.get("direction") != rule.cause_direction:
                 continue
             for effect in ordered:
                 if effect is cause or effect.check != rule.effect or id(effect) in superseded:
@@ -473,6 +522,9 @@ def _problem(primary: Finding, superseded: Sequence[Link], roles: Mapping[str, R
             rule = _RULE_OF.get((primary.check, link.finding.check))
             if rule is not None and rule.problem:
                 return rule.problem
+    for check, key, value, name in EVIDENCED_PROBLEMS:
+        if check == primary.check and key in primary.evidence and (value is None or primary.evidence[key] == value):
+            return name
     narrow = NARROW_PROBLEMS.get(primary.check)
     if narrow is not None and not any(roles.get(tag) in narrow[0] for tag in primary.tags):
         return narrow[1]

@@ -21,6 +21,7 @@ import enum
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from rundoctor.series import Run
 
@@ -42,6 +43,10 @@ class Role(str, enum.Enum):
     AUC = "auc"  # area under the ROC curve: 0.5 is chance, below it ranks backwards
     CONFIDENCE = "confidence"  # mean predicted probability / max softmax, as a scalar
     PROB_HISTOGRAM = "prob_histogram"  # histogram of predicted probabilities
+    WEIGHT_HISTOGRAM = "weight_histogram"  # a layer's weights (kernel, embedding) over training
+    BIAS_HISTOGRAM = "bias_histogram"  # a layer's biases
+    GRADIENT_HISTOGRAM = "gradient_histogram"  # the gradient of a layer's weights or biases
+    ACTIVATION_HISTOGRAM = "activation_histogram"  # a layer's outputs (after its activation function)
     LEARNING_RATE = "learning_rate"
     GRAD_NORM = "grad_norm"
     COUNTER = "counter"  # epoch, runtime, throughput, memory: bookkeeping, not diagnosed
@@ -187,12 +192,16 @@ _DECORATION_WORDS = frozenset({"epoch", "step", "vs", "iterations", "b", "m"})
 def meaningful_word(word: str) -> bool:
     """Whether a word of a tag name tells the checks something its role does not: the split
     (``val``, ``train``), a logging decoration (``_step``, ``epoch_``), a metric's direction
-    (``wer``, ``loss``) or an optimizer (``AdamW``).  Every other word only tells tags apart,
+    (``wer``, ``loss``), an optimizer (``AdamW``), or what a histogram holds (``weight``,
+    ``grad``, ``kernel_0``, ``relu``, ``bn1``: see :func:`histogram_name`).  Every other word only tells tags apart,
     so renaming it consistently across a run, with each tag's role set by ``--role``,
     changes no finding."""
     word = word.lower()
     return (
-        word in VAL_WORDS
+        word in HISTOGRAM_WORDS
+        or word.isdigit()  # Keras' kernel_0, PyTorch's layers.0: positions the histogram rules read
+        or bool(_FUNCTION.match(word) or re.fullmatch(r"(bn|ln|norm|l)\d+", word))
+        or word in VAL_WORDS
         or word in TRAIN_WORDS
         or word in _DECORATION_WORDS
         or word in LOWER_IS_BETTER
@@ -207,9 +216,7 @@ def infer_role(tag: str, *, histogram: bool = False) -> Role:
     words = normalise(tag)
     joined = "_".join(words)
     if histogram:
-        return Role.PROB_HISTOGRAM if _CONFIDENCE.search(joined) or re.search(
-            r"(^|_)(prob|probs|probabilities|sigmoid|softmax|predictions|preds)($|_)", joined
-        ) else Role.OTHER
+        return _histogram_role(tag, joined)
     split = "val" if VAL_WORDS.intersection(words) else "train" if TRAIN_WORDS.intersection(words) else None
     unsplit = set(words) - VAL_WORDS - TRAIN_WORDS
     if _COUNTER_NAMES.search(joined) or (unsplit and unsplit <= _COUNTER_WORDS):
@@ -238,6 +245,132 @@ def infer_role(tag: str, *, histogram: bool = False) -> Role:
             return Role.VAL_ACCURACY if split == "val" else Role.TRAIN_ACCURACY
         return Role.TRAIN_METRIC if split == "train" else Role.VAL_METRIC
     return Role.OTHER
+
+
+# -- histograms: which layer's weights, biases, gradients or activations a tag holds ----------
+#
+# PyTorch users log ``fc1.weight`` (``named_parameters``), its gradient as ``fc1.weight.grad``,
+# ``grad/fc1.weight`` or ``gradients/fc1/weight``, and activations from forward hooks as
+# ``activations/fc1`` or ``fc1/relu``; Keras' TensorBoard callback logs ``dense/kernel_0`` and
+# ``dense_1/bias_0`` (TF 2.0-2.3 appended ``/histogram``; TF1's ``write_grads`` logged
+# ``dense/kernel_0_grad``), and the TensorBoard reader puts Keras' ``train/`` folder in front.
+# A tag is read from its ends: split and plugin decorations, a gradient marker, an activation
+# marker, then the tensor's own name (the last ``.`` or ``/`` component); what is left is the
+# layer, spelled as logged, so findings name layers the way the user's code does.
+
+_GRADIENT_WORDS = frozenset({"grad", "grads", "gradient", "gradients"})
+_ACTIVATION_WORDS = frozenset({"act", "acts", "activation", "activations"})
+_PREFIX_FOLDERS = frozenset({"weights", "biases", "params", "parameters", "param", "parameter", "histograms",
+                             "histogram", "hist", "train", "training", "validation"})
+_WEIGHT_NAMES = frozenset({"weight", "weights", "kernel", "w", "embeddings", "embedding", "recurrent_kernel",
+                           "depthwise_kernel", "pointwise_kernel", "in_proj_weight"})
+_BIAS_NAMES = frozenset({"bias", "biases", "b", "in_proj_bias"})
+_NORM_NAMES = frozenset({"gamma", "beta", "moving_mean", "moving_variance", "running_mean", "running_var"})
+_RNN_TENSOR = re.compile(r"^(weight|bias)_(ih|hh)(_l\d+)?(_reverse)?$")  # PyTorch RNN/LSTM/GRU
+_NORM_LAYER = re.compile(
+    r"(^|[^a-z])(bn|batchnorm|batch_norm|batch_normalization|layernorm|layer_norm|ln|norm|groupnorm|"
+    r"group_norm|instancenorm|instance_norm)(_?\d+)?($|[^a-z])"
+)
+# Activation functions a name can mention; ``relu`` covers the family whose outputs are >= 0.
+_FUNCTION = re.compile(r"^(relu6?|leaky_?relu|elu|selu|gelu|silu|swish|mish|tanh|sigmoid|softplus|hardtanh)\d*$")
+_RELU_FAMILY = frozenset({"relu", "relu6"})
+
+
+@dataclass(frozen=True)
+class HistogramName:
+    """What a histogram tag names: the layer as logged, which of its tensors (``weight``,
+    ``bias``, ``norm`` for a normalisation layer's parameters and statistics, ``activation``,
+    or ``other``), whether it is that tensor's gradient, and the activation function the name
+    mentions (``relu``, ``tanh``, ``sigmoid``, ...; None when it mentions none)."""
+
+    layer: str
+    tensor: str
+    gradient: bool
+    function: str | None
+
+
+def histogram_name(tag: str) -> HistogramName:
+    """Read a histogram tag (see the comment above): ``fc1.weight.grad`` is the gradient of
+    layer ``fc1``'s weight, ``train/dense_1/kernel_0`` layer ``dense_1``'s weight,
+    ``activations/fc2`` layer ``fc2``'s outputs."""
+    parts = [part for part in tag.split("/") if part]
+    if len(parts) > 1 and parts[-1].lower() in ("histogram", "histo"):
+        parts = parts[:-1]
+    gradient = activation = False
+    folder = None  # "weights/fc1", "biases/fc1": the folder names the tensor
+    while len(parts) > 1 and parts[0].lower() in _PREFIX_FOLDERS | _GRADIENT_WORDS | _ACTIVATION_WORDS:
+        word = parts.pop(0).lower()
+        gradient |= word in _GRADIENT_WORDS
+        activation |= word in _ACTIVATION_WORDS
+        folder = {"weights": "weight", "biases": "bias"}.get(word, folder)
+    while len(parts) > 1 and parts[-1].lower() in _GRADIENT_WORDS | _ACTIVATION_WORDS:
+        word = parts.pop().lower()
+        gradient |= word in _GRADIENT_WORDS
+        activation |= word in _ACTIVATION_WORDS
+    path = "/".join(parts)
+    suffix = re.search(r"[._](grad|grads|gradient|gradients|act|acts|activation|activations)$", path, re.IGNORECASE)
+    if suffix and suffix.start() > 0:
+        gradient |= suffix.group(1).lower() in _GRADIENT_WORDS
+        activation |= suffix.group(1).lower() in _ACTIVATION_WORDS
+        path = path[: suffix.start()]
+    layer, _, last = path.rpartition("/") if "/" in path else path.rpartition(".")
+    name = re.sub(r"[:_]\d+$", "", last.lower())  # Keras: kernel:0, kernel_0
+    words = [word for word in re.split(r"[/_\-\s.:]+", tag.lower()) if word]
+    function = next((_FUNCTION.match(word).group(1) for word in reversed(words) if _FUNCTION.match(word)), None)  # type: ignore[union-attr]
+    function = "relu" if function is not None and function.startswith("relu") else function
+    if activation or not layer:
+        tensor, layer = ("activation", path) if activation or (function and not layer) else ("other", path)
+    elif name in _WEIGHT_NAMES or (_RNN_TENSOR.match(name) and name.startswith("weight")):
+        tensor = "weight"
+    elif name in _BIAS_NAMES or _RNN_TENSOR.match(name):
+        tensor = "bias"
+    elif name in _NORM_NAMES:
+        tensor = "norm"
+    elif _FUNCTION.match(name):
+        tensor = "activation"
+    else:
+        tensor, layer = (folder, path) if folder else ("other", path)
+    if tensor == "other" and folder:
+        tensor = folder
+    if tensor in ("weight", "bias") and _NORM_LAYER.search(layer.lower()):
+        tensor = "norm"
+    return HistogramName(layer, tensor, gradient, function)
+
+
+def relu_family(function: str | None) -> bool:
+    """Whether an activation function's outputs are exactly zero for every negative input."""
+    return function in _RELU_FAMILY
+
+
+_PROBABILITY_WORDS = re.compile(r"(^|_)(prob|probs|probabilities|sigmoid|softmax|predictions|preds)($|_)")
+
+
+def _histogram_role(tag: str, joined: str) -> Role:
+    """A histogram's role: predicted probabilities by their words, else what
+    :func:`histogram_name` reads; normalisation layers are left out (their scale starts at
+    exactly 1 and their statistics are not trained)."""
+    name = histogram_name(tag)
+    explicit_activation = bool(set(normalise(tag)) & _ACTIVATION_WORDS)
+    if not name.gradient and not explicit_activation and (_CONFIDENCE.search(joined) or _PROBABILITY_WORDS.search(joined)):
+        return Role.PROB_HISTOGRAM
+    if name.tensor == "norm" or name.tensor == "other":
+        return Role.OTHER
+    if name.gradient:
+        return Role.GRADIENT_HISTOGRAM if name.tensor in ("weight", "bias") else Role.OTHER
+    return {"weight": Role.WEIGHT_HISTOGRAM, "bias": Role.BIAS_HISTOGRAM}.get(name.tensor, Role.ACTIVATION_HISTOGRAM)
+
+
+# Words the histogram tag rules read (renaming them would change what a tag is).
+HISTOGRAM_WORDS = frozenset(
+    word
+    for name in (*_GRADIENT_WORDS, *_ACTIVATION_WORDS, *_PREFIX_FOLDERS, *_WEIGHT_NAMES, *_BIAS_NAMES,
+                 *_NORM_NAMES, "histo", "weight_ih", "weight_hh", "bias_ih", "bias_hh", "reverse",
+                 "relu", "relu6", "leaky_relu", "leakyrelu", "elu", "selu", "gelu", "silu", "swish", "mish",
+                 "tanh", "sigmoid", "softplus", "hardtanh", "bn", "batchnorm", "batch_norm",
+                 "batch_normalization", "layernorm", "layer_norm", "ln", "norm", "groupnorm", "group_norm",
+                 "instancenorm", "instance_norm")
+    for word in name.split("_")
+)
 
 
 def parse_overrides(pairs: Mapping[str, str | list[str]]) -> dict[str, Role]:

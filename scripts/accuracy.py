@@ -1,6 +1,6 @@
 """Measure diagnosis against labelled runs and write docs/accuracy.md.
 
-    python scripts/accuracy.py                      # corpus test half + ../shared/labelled -> docs/accuracy.md
+    python scripts/accuracy.py                      # corpus and histogram runs, test half + ../shared/labelled -> docs/accuracy.md
     python scripts/accuracy.py --split tune --print # the tuning half, printed (for choosing thresholds)
     python scripts/accuracy.py --check              # exit 1 unless the issue's targets hold
 
@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from corpus import LABELS, extract
+from corpus import histograms as histogram_corpus
 from corpus.scoring import NOT_SHOWN, SERIOUS, SPEAKS_FOR, Scored, load_labels, run_report, score, summary_rows
 
 SHARED = REPO.parent / "shared"
@@ -59,7 +60,7 @@ def limit_rows(r: Scored) -> list[str]:
     return rows
 
 
-def render(results: list[Scored], corpus_result: Scored | None) -> str:
+def render(results: list[Scored], limited: list[Scored]) -> str:
     lines = [
         "# Accuracy",
         "",
@@ -69,7 +70,9 @@ def render(results: list[Scored], corpus_result: Scored | None) -> str:
         "construction) is split by seed: thresholds were chosen on the tuning half only; the figures",
         "below are for the **test half**, which no threshold was fitted to. `../shared/labelled`",
         "holds 25 labelled real runs and labels for 48 public runs; they show direction, not",
-        "generalisation.",
+        "generalisation. The histogram runs (`corpus/histograms/`, small PyTorch models logging their",
+        "weights, gradients and activations as PyTorch's SummaryWriter and Keras' TensorBoard callback",
+        "write them) measure the checks that look inside the network, split by seed the same way.",
         "",
         "A healthy run may get info notes (a run still improving at its end); any warning or error on",
         "it counts as a false alarm, whichever check raised it. A planted problem counts as reported",
@@ -91,15 +94,17 @@ def render(results: list[Scored], corpus_result: Scored | None) -> str:
             lines += [f"- serious, only info: {w}" for w in r.weak]
             lines += [f"- not found in the report: {u}" for u in r.unmatched]
             lines.append("")
-    if corpus_result is not None and corpus_result.limits:
+    for result in limited:
+        if not result.limits:
+            continue
         lines += [
-            "## Detection limits (corpus, test half)",
+            f"## Detection limits ({result.name})",
             "",
             "Each faulty recipe is planted at graded strengths; a strength whose fault did not show in",
             "the logged numbers is labelled as not manifest and is listed as missed here without",
             "counting against recall.",
             "",
-            *limit_rows(corpus_result),
+            *limit_rows(result),
             "",
         ]
     return "\n".join(lines).rstrip() + "\n"
@@ -125,6 +130,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--split", default="test", choices=("tune", "test", "all"), help="which half of the corpus")
     parser.add_argument("--corpus", type=Path, help="an unpacked corpus tree (default: unpack corpus/runs.tar.xz)")
+    parser.add_argument("--histograms", type=Path,
+                        help="an unpacked histogram-run tree (default: unpack corpus/histograms.tar.xz)")
     parser.add_argument("--print", action="store_true", help="print the tables instead of writing docs/accuracy.md")
     parser.add_argument("--check", action="store_true", help="exit 1 unless the targets hold")
     parser.add_argument("--no-shared", action="store_true", help="skip ../shared/labelled")
@@ -132,12 +139,16 @@ def main() -> int:
 
     results: list[Scored] = []
     split = None if args.split == "all" else args.split
-    corpus_result = None
+    half = f"{args.split} half" if split else "all"
+    limited: list[Scored] = []
     if LABELS.is_file():
         root = args.corpus or extract(Path(tempfile.mkdtemp(prefix="rundoctor-corpus-")))
-        labels = load_labels(LABELS, split)
-        corpus_result = score(f"corpus, {args.split} half" if split else "corpus, all", run_report(root), labels, root)
-        results.append(corpus_result)
+        limited.append(score(f"corpus, {half}", run_report(root), load_labels(LABELS, split), root))
+    if histogram_corpus.LABELS.is_file():
+        root = args.histograms or histogram_corpus.extract(Path(tempfile.mkdtemp(prefix="rundoctor-histograms-")))
+        limited.append(score(f"histogram runs, {half}", run_report(root), load_labels(histogram_corpus.LABELS, split),
+                             root))
+    results.extend(limited)
     labelled = SHARED / "labelled"
     if not args.no_shared and labelled.is_dir():
         runs_root = labelled
@@ -150,7 +161,7 @@ def main() -> int:
             print_result(r)
     else:
         target = REPO / "docs" / "accuracy.md"
-        target.write_text(render(results, corpus_result), encoding="utf-8")
+        target.write_text(render(results, limited), encoding="utf-8")
         print("wrote docs/accuracy.md")
     if args.check:
         bad = [r.name for r in results if r.healthy_warned or r.forbidden or r.recall < 0.95 or r.weak]

@@ -54,6 +54,13 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "problems/resumed_tb": ("duplicate-steps",),
     "problems/truncated_tb": ("truncated-log",),
     "problems/grad_clipping.jsonl": ("grad-norm",),
+    "healthy/pytorch_histograms_tb": (),
+    "problems/dead_relu_tb": ("dead-units",),
+    "problems/saturated_sigmoid_tb": ("saturated-activations",),
+    "problems/vanishing_gradients_tb": ("vanishing-gradients",),
+    "problems/exploding_gradients_tb": ("exploding-gradients",),
+    "problems/frozen_layer_keras_tf2": ("update-ratio",),
+    "problems/zero_init_tb": ("weight-init",),
 }
 
 
@@ -107,29 +114,99 @@ def _scalar_event(tag: str, step: int, value: float, wall: float, tensor: bool, 
     return event.SerializeToString()
 
 
+def _probability_histogram(samples: np.ndarray) -> summary_pb2.Summary.Value:
+    """20 buckets of 0.05 over [0, 1], as a probability histogram is often logged."""
+    counts, edges = np.histogram(samples, bins=20, range=(0.0, 1.0))
+    return summary_pb2.Summary.Value(histo=summary_pb2.HistogramProto(
+        min=float(samples.min()), max=float(samples.max()), num=float(samples.size),
+        sum=float(samples.sum()), sum_squares=float((samples**2).sum()),
+        bucket_limit=edges[1:].tolist(), bucket=counts.astype(float).tolist(),
+    ))
+
+
+def _tensorflow_edges() -> np.ndarray:
+    """TensorFlow's default histogram buckets (PyTorch's ``bins="tensorflow"``): 1e-12 growing by
+    10% up to 1e20, mirrored, with 0 as an edge."""
+    positive = [1e-12]
+    while positive[-1] * 1.1 < 1e20:
+        positive.append(positive[-1] * 1.1)
+    edges = np.array(positive)
+    return np.concatenate((-edges[::-1], [0.0], edges))
+
+
+TF_EDGES = _tensorflow_edges()
+
+
+def _torch_histogram(samples: np.ndarray, max_bins: int | None) -> summary_pb2.Summary.Value:
+    """What ``SummaryWriter.add_histogram(tag, values, step, max_bins=max_bins)`` writes: TensorFlow's
+    buckets (merged 24 at a time for ``max_bins=64``, which keeps the samples small), the buckets
+    outside [min, max] dropped but one on the left."""
+    samples = np.asarray(samples, dtype=np.float64).ravel()
+    counts, limits = np.histogram(samples, bins=TF_EDGES)
+    if max_bins is not None and counts.size > max_bins:
+        group = counts.size // max_bins
+        counts = np.pad(counts, (0, (group - counts.size % group) % group)).reshape(-1, group).sum(axis=1)
+        limits = np.concatenate((limits[:-1:group], limits[-1:]))
+    occupied = np.cumsum(counts > 0)
+    start, end = (int(i) for i in np.searchsorted(occupied, [0, occupied[-1] - 1], side="right"))
+    end += 1
+    counts = counts[start - 1 : end] if start > 0 else np.concatenate([[0], counts[:end]])
+    limits = limits[start : end + 1]
+    return summary_pb2.Summary.Value(histo=summary_pb2.HistogramProto(
+        min=float(samples.min()), max=float(samples.max()), num=float(samples.size), sum=float(samples.sum()),
+        sum_squares=float(samples @ samples), bucket_limit=limits.tolist(), bucket=counts.astype(float).tolist(),
+    ))
+
+
+def _tf2_histogram(samples: np.ndarray, first: bool, buckets: int = 30) -> summary_pb2.Summary.Value:
+    """What TF2's ``tf.summary.histogram`` writes (Keras' TensorBoard callback): a k x 3 float64
+    tensor of [left, right, count] over equal-width buckets; the plugin metadata on the first."""
+    samples = np.asarray(samples, dtype=np.float64).ravel()
+    low, high = float(samples.min()), float(samples.max())
+    if high == low:
+        rows = np.zeros((buckets, 3))
+        rows[:, :2], rows[-1, 2] = low, samples.size
+    else:
+        edges = np.linspace(low, high, buckets + 1)
+        index = np.minimum(((samples - low) / ((high - low) / buckets)).astype(int), buckets - 1)
+        rows = np.stack([edges[:-1], edges[1:], np.bincount(index, minlength=buckets)], axis=1)
+    proto = tensor_pb2.TensorProto(
+        dtype=types_pb2.DT_DOUBLE, tensor_content=rows.astype("<f8").tobytes(),
+        tensor_shape=tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size)
+                                                            for size in rows.shape]),
+    )
+    value = summary_pb2.Summary.Value(tensor=proto)
+    if first:
+        value.metadata.plugin_data.plugin_name = "histograms"
+    return value
+
+
 def write_tensorboard(
     path: Path,
     series: Series,
     *,
     tensor: bool = False,
     histograms: Mapping[str, list[tuple[int, np.ndarray]]] | None = None,
+    layers: Mapping[str, list[tuple[int, np.ndarray]]] | None = None,
+    max_bins: int | None = 64,
 ) -> None:
-    """One event file: a version header, then events ordered by step (as a writer emits them)."""
+    """One event file: a version header, then events ordered by step (as a writer emits them).
+    ``histograms`` are probabilities; ``layers`` are weights, gradients or activations, written as
+    PyTorch's add_histogram does with ``max_bins`` (as TF2 does when ``tensor``)."""
     records: list[tuple[int, int, bytes]] = []
     for order, (tag, (steps, values)) in enumerate(series.items()):
         for i, (step, value) in enumerate(zip(steps, values)):
             payload = _scalar_event(tag, int(step), float(value), T0 + int(step), tensor, first=i == 0)
             records.append((int(step), order, payload))
-    for order, (tag, items) in enumerate((histograms or {}).items(), start=len(series)):
-        for step, samples in items:
-            counts, edges = np.histogram(samples, bins=20, range=(0.0, 1.0))
-            histo = summary_pb2.HistogramProto(
-                min=float(samples.min()), max=float(samples.max()), num=float(samples.size),
-                sum=float(samples.sum()), sum_squares=float((samples**2).sum()),
-                bucket_limit=edges[1:].tolist(), bucket=counts.astype(float).tolist(),
-            )
-            event = event_pb2.Event(wall_time=T0 + step, step=step,
-                                    summary=summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, histo=histo)]))
+    encoded = [(tag, [(step, _probability_histogram(samples)) for step, samples in items])
+               for tag, items in (histograms or {}).items()]
+    encoded += [(tag, [(step, _tf2_histogram(samples, first=i == 0) if tensor else _torch_histogram(samples, max_bins))
+                       for i, (step, samples) in enumerate(items)])
+                for tag, items in (layers or {}).items()]
+    for order, (tag, values) in enumerate(encoded, start=len(series)):
+        for step, value in values:
+            value.tag = tag
+            event = event_pb2.Event(wall_time=T0 + step, step=step, summary=summary_pb2.Summary(value=[value]))
             records.append((step, order, event.SerializeToString()))
     buffer = io.BytesIO()
     writer = RecordWriter(buffer)
@@ -246,6 +323,7 @@ def healthy_runs(out: Path) -> None:
         "accuracy": (range(n_ml), 0.9 - 0.5 * np.exp(-np.linspace(0, 6, n_ml))),
         "lr": (range(n_ml), cosine_lr(n_ml, 0.01)),
     }, {"batch_size": "128", "optimizer": "adam"})
+    healthy_histogram_run(out)
 
 
 def problem_runs(out: Path) -> None:
@@ -385,6 +463,123 @@ def problem_runs(out: Path) -> None:
     write_jsonl(p / "grad_clipping.jsonl", [
         {"step": 10 * i, "loss": 1.5 * np.exp(-i / 150) + 0.4, "grad_norm": float(g), "lr": 3e-4}
         for i, g in enumerate(grad)])
+    histogram_problem_runs(out)
+
+
+# --- histograms of a small MLP (fc1 64x32, fc2 32x32, fc3 32x10), simulated with numpy ----------
+
+LAYERS = {"fc1": (64, 32), "fc2": (32, 32), "fc3": (32, 10)}
+HISTOGRAM_STEPS = list(range(0, 700, 100))
+
+
+def _init(layer: str, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's default init of a Linear layer: weights and bias U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    fan_in, fan_out = LAYERS[layer]
+    bound = 1 / np.sqrt(fan_in)
+    return rng(seed).uniform(-bound, bound, (fan_out, fan_in)).ravel(), rng(seed + 1).uniform(-bound, bound, fan_out)
+
+
+def _moving(weights: np.ndarray, step: int, rate: float, seed: int) -> np.ndarray:
+    """Weights after ``step`` steps of training: their spread grows by ``rate`` per step, plus jitter
+    (a layer that starts at zero moves away from it at the jitter's pace)."""
+    scale = weights.std() or 0.05
+    return weights * (1 + rate * step) + scale * rate * np.sqrt(step) * rng(seed).standard_normal(weights.size)
+
+
+def _relu(step: int, seed: int, dead: float = 0.0) -> np.ndarray:
+    """A ReLU layer's outputs on a batch of 64: live units active about half the time."""
+    pre = rng(seed + step).normal(0.0, 1.0, (64, 32))
+    pre[:, : round(dead * 32)] = -np.abs(pre[:, : round(dead * 32)]) - 0.1
+    return np.maximum(pre, 0.0).ravel()
+
+
+def _mlp_layers(*, rates: Mapping[str, float], grads: Mapping[str, float], dead: Mapping[int, float] | None = None,
+                init: Mapping[str, np.ndarray] | None = None, activations: bool = True) -> dict[str, list[tuple[int, np.ndarray]]]:
+    """Weights, biases, weight gradients and hidden activations of the MLP as PyTorch code logs them;
+    ``dead`` gives fc2's share of dead units at some steps."""
+    out: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for k, layer in enumerate(LAYERS):
+        weights, bias = _init(layer, 40 + 2 * k)
+        weights = init.get(layer, weights) if init else weights
+        out[f"{layer}.weight"] = [(s, _moving(weights, s, rates[layer], 50 + k)) for s in HISTOGRAM_STEPS]
+        out[f"{layer}.bias"] = [(s, _moving(bias, s, rates[layer], 60 + k)) for s in HISTOGRAM_STEPS]
+        out[f"{layer}.weight.grad"] = [(s, grads[layer] * rng(70 + k + s).standard_normal(weights.size))
+                                       for s in HISTOGRAM_STEPS]
+        if activations and layer != "fc3":
+            dying = dead if dead and layer == "fc2" else {}
+            out[f"activations/{layer}"] = [(s, _relu(s, 80 + k, dying.get(s, 0.0))) for s in HISTOGRAM_STEPS]
+    return out
+
+
+def _classifier_scalars(loss_end: float = 0.3) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    steps = np.arange(0, 700, 10)
+    evals = np.arange(99, 700, 100)
+    return {
+        "train/loss": (steps, noisy(converging(steps.size, 2.3, loss_end), 0.02, 90)),
+        "lr": (steps, np.full(steps.size, 1e-3)),
+        "val/loss": (evals, decay(evals.size, 1.2, loss_end + 0.05, 2.5)),
+        "val/accuracy": (evals, 0.9 - 0.5 * np.exp(-np.linspace(0, 2.5, evals.size))),
+    }
+
+
+HEALTHY_RATES = {"fc1": 4e-4, "fc2": 5e-4, "fc3": 6e-4}
+HEALTHY_GRADS = {"fc1": 8e-4, "fc2": 6e-4, "fc3": 2e-3}
+
+
+def healthy_histogram_run(out: Path) -> None:
+    """A healthy MLP logging its weights, biases, gradients and activations."""
+    write_tensorboard(_event_file(out / "healthy/pytorch_histograms_tb"), _classifier_scalars(),
+                      layers=_mlp_layers(rates=HEALTHY_RATES, grads=HEALTHY_GRADS))
+
+
+def histogram_problem_runs(out: Path) -> None:
+    """One run per problem the histograms show."""
+    p = out / "problems"
+
+    # SGD warmed up to a learning rate of 0.5: fc2's units die at step 300 and the loss stalls.
+    steps = np.arange(0, 700, 10)
+    dead_layers = _mlp_layers(rates=HEALTHY_RATES, grads=HEALTHY_GRADS, dead=dict.fromkeys((300, 400, 500, 600), 1.0))
+    write_tensorboard(_event_file(p / "dead_relu_tb"), {
+        "train/loss": (steps, 2.3 - 0.08 * (1 - np.exp(-np.minimum(steps, 300) / 100)) + 0.01 * rng(91).standard_normal(steps.size)),
+        "lr": (steps, np.minimum(0.5, 0.002 * (steps + 1))),
+    }, layers={tag: items for tag, items in dead_layers.items() if tag.startswith("activations/")})
+
+    # A sigmoid MLP whose weights start at N(0, 1): most outputs sit near 0 or 1 from the start.
+    sigmoid = {f"activations/{layer}": [(s, 1 / (1 + np.exp(-6.0 * rng(100 + k + s).standard_normal(2048))))
+                                         for s in HISTOGRAM_STEPS] for k, layer in enumerate(("fc1", "fc2"))}
+    # (TensorFlow's full buckets: merged ones are too coarse near 1 to see how close to it outputs pile)
+    write_tensorboard(_event_file(p / "saturated_sigmoid_tb"), _classifier_scalars(0.5), layers=sigmoid, max_bins=None)
+
+    # Six sigmoid layers: each passes back about an eighth of the gradient it gets.
+    vanishing = {f"grad/fc{k + 1}.weight": [(s, 1e-2 * 0.12 ** (5 - k) * rng(110 + k + s).standard_normal(1024))
+                                             for s in HISTOGRAM_STEPS] for k in range(6)}
+    write_tensorboard(_event_file(p / "vanishing_gradients_tb"), _classifier_scalars(1.2), layers=vanishing)
+
+    # A deep ReLU stack initialised 2.5x too wide: gradients twice as large as the weights.
+    exploding = _mlp_layers(rates=HEALTHY_RATES, grads={"fc1": 0.5, "fc2": 0.45, "fc3": 0.3}, activations=False)
+    write_tensorboard(_event_file(p / "exploding_gradients_tb"), _classifier_scalars(), layers={
+        tag: items for tag, items in exploding.items() if not tag.endswith(".bias")})
+
+    # Keras, fc1 left with trainable=False: its kernel never changes.
+    epochs = np.arange(10)
+    keras_layers = {}
+    for k, (layer, name) in enumerate((("fc1", "dense"), ("fc2", "dense_1"), ("fc3", "dense_2"))):
+        weights, bias = _init(layer, 120 + 2 * k)
+        rate = 0.0 if name == "dense" else 0.01
+        keras_layers[f"{name}/kernel_0"] = [(int(e), _moving(weights, int(e), rate, 130 + k)) for e in epochs]
+        keras_layers[f"{name}/bias_0"] = [(int(e), _moving(bias, int(e), rate, 140 + k)) for e in epochs]
+    train = decay(10, 1.8, 0.3, 3.0)
+    write_tensorboard(_event_file(p / "frozen_layer_keras_tf2" / "train", suffix=".v2"),
+                      {"epoch_loss": (epochs, train), "epoch_accuracy": (epochs, 1 - train / 2)},
+                      tensor=True, layers=keras_layers)
+    write_tensorboard(_event_file(p / "frozen_layer_keras_tf2" / "validation", suffix=".v2"),
+                      {"epoch_loss": (epochs, train + 0.05), "epoch_accuracy": (epochs, 0.97 - train / 2)}, tensor=True)
+
+    # fc2 initialised to zeros (nn.init.zeros_ on a weight matrix).
+    zero = _mlp_layers(rates=HEALTHY_RATES, grads=HEALTHY_GRADS, activations=False,
+                       init={"fc2": np.zeros(32 * 32)})
+    write_tensorboard(_event_file(p / "zero_init_tb"), _classifier_scalars(), layers={
+        tag: items for tag, items in zero.items() if not tag.endswith(".grad")})
 
 
 def main() -> None:

@@ -3,7 +3,8 @@
 The corpus's test half (odd seeds) was never used to choose a threshold; on it rundoctor
 must raise no warning or error on any healthy run, report at least 95% of the planted
 problems, and the serious ones (NaN, divergence, no learning, overfitting, metric bugs)
-at warning or above.  On ../shared/labelled, 25 labelled real runs and labels for the 48
+at warning or above.  The histogram runs' test half holds the same targets, and each
+problem only histograms show is reported at warning or above wherever it was planted.  On ../shared/labelled, 25 labelled real runs and labels for the 48
 public runs of ../shared/real_logs, it must raise no false alarm and report at least 95%
 (skipped, saying so, where ../shared is absent).  docs/accuracy.md gives the tables behind these figures.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from corpus import LABELS, extract
-from corpus.scoring import Scored, load_labels, run_report, score, summary_rows
+from corpus import histograms as histogram_corpus
+from corpus.scoring import HISTOGRAM_CATEGORIES, Scored, load_labels, run_report, score, summary_rows
 from tests.conftest import REAL_LOGS, REPO
 
 LABELLED = REAL_LOGS.parent / "labelled"
@@ -41,6 +43,21 @@ def test_corpus_test_half(corpus_root: Path) -> None:
     assert result.healthy >= 60 and result.total_expected >= 60
     _assert_targets(result)
     # docs/accuracy.md publishes these figures: it must be what the code measures now
+    row = summary_rows([result])[-1]
+    published = (REPO / "docs" / "accuracy.md").read_text(encoding="utf-8")
+    assert row in published, f"docs/accuracy.md is stale: run python scripts/accuracy.py ({row})"
+
+
+def test_histogram_runs_test_half(tmp_path: Path) -> None:
+    """Every check that reads histograms fires on the runs where its problem was planted and
+    showed, and no healthy histogram run gets a warning or an error from any check."""
+    root = histogram_corpus.extract(tmp_path)
+    labels = load_labels(histogram_corpus.LABELS, "test")
+    result = score("histogram runs, test half", run_report(root), labels, root)
+    assert result.healthy >= 20 and set(result.expected) >= HISTOGRAM_CATEGORIES
+    _assert_targets(result)
+    assert {category: result.found_warning[category] for category in HISTOGRAM_CATEGORIES} == {
+        category: result.expected[category] for category in HISTOGRAM_CATEGORIES}, "a planted problem only at info"
     row = summary_rows([result])[-1]
     published = (REPO / "docs" / "accuracy.md").read_text(encoding="utf-8")
     assert row in published, f"docs/accuracy.md is stale: run python scripts/accuracy.py ({row})"

@@ -20,6 +20,8 @@ PUBLISHED = (
     "delayed-generalization", "chance-level", "class-imbalance", "underconfident",
     "metric-out-of-range", "metric-loss-disagreement", "overfitting", "val-better-than-train",
     "loss-scale-imbalance", "duplicate-steps", "truncated-log", "grad-norm",
+    "vanishing-gradients", "exploding-gradients", "dead-units", "saturated-activations", "update-ratio",
+    "weight-init",
 )
 
 
@@ -32,7 +34,7 @@ def test_no_published_check_name_disappears() -> None:
 def test_codes_are_unique_and_never_encode_severity() -> None:
     codes = [check.code for check in REGISTRY]
     assert len(set(codes)) == len(codes)
-    assert all(re.fullmatch(r"[NCMGTLD]\d{3}", code) for code in codes), codes
+    assert all(re.fullmatch(r"[NCMGTLDAW]\d{3}", code) for code in codes), codes
 
 
 @pytest.mark.parametrize("check", REGISTRY, ids=lambda c: c.name)

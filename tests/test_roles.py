@@ -71,7 +71,8 @@ def test_spellings_map_to_roles(tag: str, role: Role) -> None:
 
 def test_histograms_of_probabilities_are_recognised() -> None:
     assert infer_role("val/pred_probs", histogram=True) is Role.PROB_HISTOGRAM
-    assert infer_role("layer1/weights", histogram=True) is Role.OTHER
+    assert infer_role("layer1/weights", histogram=True) is Role.WEIGHT_HISTOGRAM
+    assert infer_role("layer1/something", histogram=True) is Role.OTHER
 
 
 def test_overrides_win_and_accept_globs() -> None:

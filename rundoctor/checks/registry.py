@@ -2,7 +2,7 @@
 
 Adding a check is one module, one test module and one line here.  Codes are permanent: a
 family letter (N numerics, C convergence, M metrics, G generalisation, T multi-task, L log
-integrity, D gradients) and a number that never encodes severity.
+integrity, D gradients, A activations, W weights) and a number that never encodes severity.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from typing import Any
 from rundoctor.checks import (
     chance_level,
     class_imbalance,
+    dead_units,
     delayed_generalization,
     duplicate_steps,
+    exploding_gradients,
     grad_norm,
     loss_divergence,
     loss_magnitude,
@@ -28,10 +30,14 @@ from rundoctor.checks import (
     no_learning,
     non_finite,
     overfitting,
+    saturated_activations,
     still_improving,
     truncated_log,
     underconfident,
+    update_ratio,
     val_better_than_train,
+    vanishing_gradients,
+    weight_init,
 )
 from rundoctor.checks.base import Check
 
@@ -58,4 +64,10 @@ REGISTRY: tuple[Check[Any], ...] = (
     duplicate_steps.CHECK,
     truncated_log.CHECK,
     grad_norm.CHECK,
+    vanishing_gradients.CHECK,
+    exploding_gradients.CHECK,
+    dead_units.CHECK,
+    saturated_activations.CHECK,
+    update_ratio.CHECK,
+    weight_init.CHECK,
 )

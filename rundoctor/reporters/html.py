@@ -37,6 +37,7 @@ from rundoctor.findings import Confidence, Finding
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.escape import html_text
+from rundoctor.reporters.heatstrip import heat_strips
 from rundoctor.reporters.panels import (
     NO_CURVE_NOTE,
     NON_FINITE_COLOR,
@@ -288,6 +289,7 @@ def _pictures(report: Report, run: Run, findings: Sequence[Finding], anchor: str
             f"<p>{NO_CURVE_NOTE}</p></div>"
             f"{_finding_list(report, run, drawn.unplotted, anchor, numbers, None)}</div>"
         )
+    body.append(heat_strips(run, findings))
     if quiet and rest:
         body.append(f'<div class="gallery">{"".join(rest)}</div>')
     if quiet and not drawn.panels and not drawn.unplotted:
