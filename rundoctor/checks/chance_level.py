@@ -166,7 +166,7 @@ def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stre
     start = measures.trailing_flat_start(measures.ema(accuracy, span), band)
     if start >= accuracy.size:
         return None
-    level = float(np.median(accuracy[start:]))
+    level = measures.median(accuracy[start:])
     if abs(level * classes - 1.0) > params.chance_tolerance:
         return None
     logged = ctx.curve(tag).finite.steps

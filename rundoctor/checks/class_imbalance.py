@@ -196,8 +196,8 @@ def _judge_all(
         )
         run_span = float(steps[-1] - steps[0])
         pinned = float(steps[-1] - steps[start]) if start < steps.size else 0.0
-        level = float(np.median(accuracy[start:])) if start < steps.size else float("nan")
-        early = float(np.median(accuracy[: measures.window(accuracy.size, 0.05, 1)]))
+        level = measures.median(accuracy[start:]) if start < steps.size else float("nan")
+        early = measures.median(accuracy[: measures.window(accuracy.size, 0.05, 1)])
         climbed = abs(early - level) > 2.0 * tolerance
         needed = params.min_plateau_fraction if climbed else params.min_flat_fraction
         if (

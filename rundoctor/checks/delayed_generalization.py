@@ -108,7 +108,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     stretch = float(stuck_end - perfect_step)
     if run_span <= 0 or stretch / run_span < params.min_stretch_fraction:
         return
-    stuck_level = float(np.median(after_values[:stuck]))
+    stuck_level = measures.median(after_values[:stuck])
     evidence: dict[str, float | int | str] = {
         "train_tag": train_tag,
         "val_tag": val_tag,

@@ -267,7 +267,7 @@ def _explosion(
     signed = not is_positive(level, params.signed_fraction)
     if signed:
         # No floor to compare with: only absurd growth over the typical size counts.
-        reference = np.full(level.size, float(np.median(np.abs(level))))
+        reference = np.full(level.size, measures.median(np.abs(level)))
         factor = params.absurd_factor
         kind = "typical size"
     elif training:
@@ -482,7 +482,7 @@ def _late_rise(
     fitted = trend.trend(x, y)
     if fitted is None:
         return None
-    start_level = float(np.median(y)) - fitted.change / 2.0
+    start_level = measures.median(y) - fitted.change / 2.0
     if not start_level > 0:
         return None
     relative = fitted.change / start_level

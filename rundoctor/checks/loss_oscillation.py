@@ -203,7 +203,7 @@ def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tu
         kept = values[placed >= start]
         if kept.size == 0:
             continue
-        accuracy = float(np.median(kept))
+        accuracy = measures.median(kept)
         bound = measures.binary_entropy(accuracy) + (1.0 - accuracy) * math.log(params.max_classes - 1)
         return max(bound, math.log(2.0)), (
             f"what a model at {acc_tag} {accuracy:.3g} loses when its errors are no more "
@@ -243,7 +243,7 @@ def _above_uniform(
         placed = measures.steps_on_axis_of_tag(ctx, lr_tag, tag)
         tail = rates[placed >= steps[-1] - 0.25 * (steps[-1] - steps[0])]
         peak = float(rates.max())
-        lr_held = bool(tail.size and peak > 0 and float(np.median(tail)) >= params.lr_held * peak)
+        lr_held = bool(tail.size and peak > 0 and measures.median(tail) >= params.lr_held * peak)
     return AboveUniform(
         reference=uniform,
         basis=basis,
@@ -305,8 +305,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     first, last = measures.edge_levels(logged, 0.25)
     fall = first - last  # log units, positive when the loss went down
     progressing = fitted_trend.falling(params.progress_confidence)
-    shift = 0.1 * float(np.median(values))
-    level = float(np.median(values))
+    shift = 0.1 * measures.median(values)
+    level = measures.median(values)
     evidence: dict[str, Any] = {
         "tag": tag,
         "level": level,

@@ -178,7 +178,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if fit is None:
         return
     flat_steps = float(steps[-1] - steps[start])
-    plateau = float(np.median(level[start:]))
+    plateau = measures.median(level[start:])
     fall = (initial - plateau) / initial
     # Point-to-point scatter over the stretch (neighbour differences, so a slow trend does not
     # count; a MAD, so single 50x batches do not either), as a fraction of its level.

@@ -220,14 +220,14 @@ def find_spikes(
     positive = logged is not None and bool(np.all(high > 0))
     if positive:
         assert logged is not None
-        shift = LOG_OFFSET * float(np.median(level))
+        shift = LOG_OFFSET * measures.median(level)
         values, peaks = logged, np.log(high + shift)
         floor = max(LOG_NOISE_FLOOR, _resolution_floor(level))
         min_excess = math.log1p(params.min_relative)
     else:
         shift = 0.0
         values, peaks = level, high
-        typical = float(np.median(np.abs(level)))
+        typical = measures.median(np.abs(level))
         floor = max(LOG_NOISE_FLOOR * typical, measures.resolution(level))
         min_excess = params.min_relative * typical
     if not (floor > 0 or min_excess > 0):
@@ -240,7 +240,7 @@ def find_spikes(
     spread = fitted.scale
     if raw is not None and size > 1:
         inside_bins = noise.binned_point_sigma(raw, size, shift if positive else None, count)
-        spread = max(spread, float(np.median(inside_bins)))
+        spread = max(spread, measures.median(inside_bins))
     heavy = positive and spread > params.heavy_spread
     found = [
         _judge(
@@ -330,7 +330,7 @@ def _judge(
     sustained = heavy and bool(
         stretch.size >= params.sustained_factor * persist
         and around.size >= persist
-        and float(np.median(stretch))
+        and measures.median(stretch)
         >= float(np.quantile(around, params.upper_quantile)) + params.quantile_margin * spread
     )
     if heavy:
@@ -343,7 +343,7 @@ def _resolution_floor(level: np.ndarray) -> float:
     """The log's own rounding as a relative noise floor: a loss written to 4 decimals moves
     in steps of 1e-4, which is a large fraction of a loss of 3e-4."""
     step = measures.resolution(level)
-    typical = float(np.median(level))
+    typical = measures.median(level)
     return step / typical if typical > 0 else 0.0
 
 
@@ -419,7 +419,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         f"it ({fmt(top.before)}), peaking at {fmt(top.height)} at {axis} {steps[top.peak]:,.0f}"
     )
     if recoveries:
-        message += f"; back to its level after {np.median(recoveries):,.0f} {axis}s (median)"
+        message += f"; back to its level after {measures.median(recoveries):,.0f} {axis}s (median)"
     if unrecovered:
         message += f"; still above its level when the log ended at {axis} {steps[-1]:,.0f}"
     message += (
@@ -453,7 +453,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "spike_values": [s.height for s in listed],
         "level_before": [s.before for s in listed],
         "spike_factors": [s.factor if math.isfinite(s.factor) else None for s in listed],
-        "median_recovery_steps": float(np.median(recoveries)) if recoveries else None,
+        "median_recovery_steps": measures.median(recoveries) if recoveries else None,
         "after_learning_rate_rise": raised,
         "threshold_sigmas": params.noise_sigmas,
         "threshold_relative": params.min_relative,
@@ -504,7 +504,7 @@ def _period(steps: np.ndarray, spikes: list[Spike]) -> float | None:
     if at.size < 3:
         return None
     gaps = np.diff(np.sort(at))
-    middle = float(np.median(gaps))
+    middle = measures.median(gaps)
     if middle <= 0 or np.max(np.abs(gaps - middle)) > 0.1 * middle:
         return None
     return middle
@@ -557,7 +557,7 @@ def _correlate(ctx: RunContext, steps: np.ndarray, spike: Spike, evidence: dict[
             lo, hi = np.searchsorted(grad.steps, [before, steps[spike.end]], side="right")
             window = grad.values[max(lo - 1, 0) : max(hi, lo)]
             peak = float(window.max()) if window.size else float("nan")
-            median = float(np.median(grad.values))
+            median = measures.median(grad.values)
             evidence.update(grad_norm_at_spike=peak, grad_norm_median=median)
             notes.append(f"gradient norm {fmt(peak)} (median {fmt(median)})")
     return "; at the largest, " + ", ".join(notes) if notes else ""

@@ -361,7 +361,7 @@ def _validation_crawl(ctx: RunContext, params: Params) -> tuple[str, Crawl] | No
     classes = ctx.num_classes
     if classes is not None and classes.value >= 2:
         chance = math.log(classes.value)
-        if abs(float(np.median(curve.values)) - chance) <= params.chance_margin * chance:
+        if abs(measures.median(curve.values) - chance) <= params.chance_margin * chance:
             return None  # a loss at ln C predicts a uniform guess: no-learning's business
     steps = curve.steps.astype(np.float64)
     crawl = _crawl(ctx, params, curve.values, steps, steps, curve.values)

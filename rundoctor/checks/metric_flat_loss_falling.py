@@ -124,7 +124,7 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0
     if run_span <= 0 or flat_steps / run_span < params.min_flat_fraction:
         return None
-    level = float(np.median(accuracy[start:]))
+    level = measures.median(accuracy[start:])
     if level > params.max_level:
         return None
     # "Flat" is a claim too: an accuracy that had already climbed above where it started

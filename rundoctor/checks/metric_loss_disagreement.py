@@ -270,7 +270,7 @@ def _frozen(
         severity = Severity.INFO  # a fixed prediction or a cached metric: nothing to tell them apart
     else:
         loss_tag, loss_values = loss
-        centre = max(float(np.median(np.abs(loss_values))), 1e-12)
+        centre = max(measures.median(np.abs(loss_values)), 1e-12)
         spread = float(np.ptp(loss_values)) / centre
         moved_by, noise = _moved(loss_values, centre)
         evidence.update(

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def log_values(values: np.ndarray, offset: float = 0.0) -> np.ndarray | None:
     finite = values[np.isfinite(values)]
     if finite.size == 0 or float(finite.min()) < 0.0:
         return None
-    shift = offset * float(np.median(finite))
+    shift = offset * measures.median(finite)
     # An exact zero is a batch the model got right to float precision (common with a high
     # learning rate and saturated outputs), not a sign of a signed loss: with an offset it
     # has a finite logarithm like any other point.
@@ -112,7 +113,7 @@ class Noise:
     @property
     def scale(self) -> float:
         """One number for the whole curve: the median of the local scales."""
-        return float(np.median(self.sigma)) if self.sigma.size else 0.0
+        return measures.median(self.sigma) if self.sigma.size else 0.0
 
     def median_error(self, points: int) -> np.ndarray:
         """Standard error of the median of ``points`` consecutive points, at each point."""
@@ -255,9 +256,14 @@ def expected_exceedances(count: int, z: float) -> float:
     return float(count * t3_tail(z))
 
 
+@lru_cache(maxsize=256)
 def chance_threshold(count: int, alpha: float) -> float:
     """The least z (in sigmas) above which fewer than ``alpha`` of ``count`` heavy-tailed
-    noise points are expected."""
+    noise points are expected.
+
+    Remembered: every run of a sweep asks for the same few counts, and the bisection costs
+    80 evaluations of the tail.
+    """
     # For 3 degrees of freedom the tail is 2 sqrt(3) 3 / (pi t^3) far out; one Newton-free
     # bisection on the exact tail keeps it honest nearer the centre.
     low, high = 0.0, 1e6
@@ -317,11 +323,11 @@ def binned_point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: in
     full = (values.size // size) * size
     step = max(1, size // measures.MEDIAN_SAMPLES)
     blocks = values[:full].reshape(-1, size)[:, ::step]
-    centre = np.median(blocks, axis=1, keepdims=True)
-    sigma = np.median(np.abs(blocks - centre), axis=1) * measures.MAD_TO_SIGMA
+    centre = measures.row_medians(blocks)[:, np.newaxis]
+    sigma = measures.row_medians(np.abs(blocks - centre)) * measures.MAD_TO_SIGMA
     if full < values.size:
         rest = values[full:]
-        sigma = np.append(sigma, np.median(np.abs(rest - np.median(rest))) * measures.MAD_TO_SIGMA)
+        sigma = np.append(sigma, measures.median(np.abs(rest - measures.median(rest))) * measures.MAD_TO_SIGMA)
     return np.asarray(sigma[:bins], dtype=np.float64)
 
 
@@ -346,7 +352,7 @@ def disturbance_chance(values: np.ndarray, fitted: Noise, found: Disturbance, pe
     stretch = values[found.start : found.end + 1]
     # The highest short median, and the whole stretch's median: a disturbance that lasts
     # many windows is far less likely than any one of them.
-    tried = ((persist, found.excess), (stretch.size, float(np.median(stretch)) - found.before))
+    tried = ((persist, found.excess), (stretch.size, measures.median(stretch) - found.before))
     least = math.inf
     for points, excess in tried:
         if points < persist or excess <= 0.0:

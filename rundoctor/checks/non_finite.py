@@ -59,6 +59,7 @@ from typing import Any
 
 import numpy as np
 
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
@@ -206,7 +207,7 @@ def loss_blow_up(ctx: RunContext, member: BadValues, factor: float) -> BlowUp | 
         finite = np.isfinite(magnitude)
         if not finite.any():
             continue
-        typical = float(np.median(magnitude[finite]))
+        typical = measures.median(magnitude[finite])
         inside = np.flatnonzero((curve.steps >= low) & (curve.steps <= high))
         if inside.size == 0 or typical <= 0.0:
             continue

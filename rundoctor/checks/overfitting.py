@@ -226,7 +226,7 @@ def trend_free_noise(values: np.ndarray, width: int) -> float:
     if values.size < 4:
         return 0.0
     second = np.diff(values, 2)
-    mad = float(np.median(np.abs(second - np.median(second))))
+    mad = measures.median(np.abs(second - measures.median(second)))
     return float(mad * measures.MAD_TO_SIGMA / np.sqrt(6.0) * MEDIAN_NOISE / np.sqrt(width))
 
 
@@ -355,7 +355,7 @@ def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float
         _, end = measures.edge_levels(sign * values, params.smooth_fraction)
         if best != 0:
             falls[tag] = round((best - end) / abs(best), 4)
-    return (float(np.median(list(falls.values()))) if falls else float("nan")), falls
+    return (measures.median(list(falls.values())) if falls else float("nan")), falls
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rundoctor.checks import measures
+
 # 1.4826 turns a median absolute deviation into a standard deviation for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
 
@@ -145,7 +147,7 @@ def robust_sigma(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size < 2:
         return 0.0
-    return float(np.median(np.abs(values - np.median(values)))) * MAD_TO_SIGMA
+    return measures.median(np.abs(values - measures.median(values))) * MAD_TO_SIGMA
 
 
 def lag1(residuals: np.ndarray) -> float:
@@ -217,10 +219,10 @@ def blocks(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> tuple[
         return steps, values, 1
     size = -(-n // count)
     full = (n // size) * size
-    level = np.median(values[:full].reshape(-1, size), axis=1)
+    level = measures.row_medians(values[:full].reshape(-1, size))
     middle = steps[:full].reshape(-1, size).mean(axis=1)
     if full < n:
-        level = np.append(level, np.median(values[full:]))
+        level = np.append(level, measures.median(values[full:]))
         middle = np.append(middle, steps[full:].mean())
     return middle, level, size
 
@@ -233,9 +235,9 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     dx = x[j] - x[i]
     keep = dx != 0
     if not keep.any():
-        return 0.0, float(np.median(y)) if y.size else float("nan")
-    rate = float(np.median((y[j] - y[i])[keep] / dx[keep]))
-    return rate, float(np.median(y - rate * x))
+        return 0.0, measures.median(y) if y.size else float("nan")
+    rate = measures.median((y[j] - y[i])[keep] / dx[keep])
+    return rate, measures.median(y - rate * x)
 
 
 def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend | None:
@@ -278,7 +280,7 @@ def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend |
     return Trend(
         change=float(change),
         error=float(error),
-        level=float(np.median(values)),
+        level=measures.median(values),
         noise=float(sigma),
         points=int(values.size),
         blocks=int(y.size),
@@ -309,7 +311,7 @@ def relative_noise(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size < 3:
         return float("nan")
-    level = float(np.median(values))
+    level = measures.median(values)
     if level == 0:
         return float("nan")
     return robust_sigma(np.diff(values)) / math.sqrt(2.0) / abs(level)
@@ -327,4 +329,4 @@ def start_level(values: np.ndarray, fraction: float, minimum: int = 3) -> float:
     if values.size == 0:
         return float("nan")
     width = int(max(1, min(values.size, max(minimum, round(values.size * fraction)))))
-    return max(float(np.median(values[:3])), float(np.median(values[:width])))
+    return max(measures.median(values[:3]), measures.median(values[:width]))
