@@ -163,7 +163,7 @@ def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stre
     steps, accuracy = measures.accuracy_levels(ctx, tag)
     span = measures.window(accuracy.size, params.smoothing)
     band = measures.flat_tolerance(accuracy, span, params.stuck_tolerance)
-    start = measures.trailing_flat_start(measures.ema(accuracy, span), band)
+    start = measures.trailing_flat_start(ctx.measure(measures.ema, accuracy, span), band)
     if start >= accuracy.size:
         return None
     level = measures.median(accuracy[start:])

@@ -191,7 +191,7 @@ def _judge_all(
         # The smoothed curve lags a step behind a climb; the raw values of a fixed
         # prediction sit in the band from the evaluation it is first reached.
         start = min(
-            measures.trailing_flat_start(measures.ema(accuracy, span), tolerance),
+            measures.trailing_flat_start(ctx.measure(measures.ema, accuracy, span), tolerance),
             measures.trailing_flat_start(accuracy, tolerance),
         )
         run_span = float(steps[-1] - steps[0])

@@ -87,7 +87,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     # Steps are those of the training accuracy; validation steps are placed on its axis.
     val_steps = measures.steps_on_axis_of_tag(ctx, val_tag, train_tag, own_val_steps)
-    smooth = measures.ema(train_accuracy, measures.window(train_accuracy.size, params.smoothing))
+    smooth = ctx.measure(measures.ema, train_accuracy, measures.window(train_accuracy.size, params.smoothing))
     reached = np.flatnonzero(smooth >= params.near_perfect)
     if reached.size == 0:
         return

@@ -158,7 +158,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if not (run_span > 0 and initial > 0):
         return
     span = measures.window(level.size, params.smoothing)
-    smooth = measures.ema(level, span)
+    smooth = ctx.measure(measures.ema, level, span)
     final = measures.edge_levels(level, params.smoothing)[1]
     tolerance = measures.flat_tolerance(level, span, params.flat_tolerance * abs(final))
     start = measures.trailing_flat_start(smooth, tolerance)

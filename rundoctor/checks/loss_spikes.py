@@ -201,22 +201,30 @@ class Spike:
 
 
 def find_spikes(
-    high: np.ndarray, level: np.ndarray, params: Params, raw: np.ndarray | None = None, size: int = 1
+    ctx: RunContext,
+    high: np.ndarray,
+    level: np.ndarray,
+    params: Params,
+    raw: np.ndarray | None = None,
+    size: int = 1,
 ) -> tuple[list[Spike], noise.Group | None]:
-    """Spikes of a binned curve (``level`` the bin medians, ``high`` the bin maxima), and the
-    group of points beyond chance together, if any (its members are spikes too).
+    """Spikes of a binned curve of ``ctx`` (``level`` the bin medians, ``high`` the bin maxima),
+    and the group of points beyond chance together, if any (its members are spikes too).
+
+    The curve's logarithm and noise are shared measurements (see :meth:`RunContext.measure`):
+    loss-oscillation fits the same noise.
 
     ``raw`` (the finite points, in order) and ``size`` (points per bin) describe a binned
     curve: a bin maximum is then the largest of ``size`` single points, and it is judged
     against the noise of single points over every point of the run (see
-    :func:`_point_sigma`), not against the far smaller noise of the bin medians.
+    :func:`noise.binned_point_sigma`), not against the far smaller noise of the bin medians.
     """
     level = np.asarray(level, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
     count = level.size
     if count < max(params.min_points, 3):
         return [], None
-    logged = noise.log_values(level, LOG_OFFSET)
+    logged = ctx.measure(noise.log_values, level, LOG_OFFSET)
     positive = logged is not None and bool(np.all(high > 0))
     if positive:
         assert logged is not None
@@ -234,10 +242,11 @@ def find_spikes(
         return [], None  # a constant curve at zero: nothing to judge against
     width = measures.window(count, params.window_fraction, minimum=9)
     persist = max(params.min_persist, round(params.persist_fraction * count))
-    fitted = noise.fit(values, width, floor=floor)
+    fitted = ctx.measure(noise.fit, values, width, floor)
     # The size of a disturbance is judged in single-point noise: the robust spread of single
     # points (inside the bins of a long curve), never a fixed multiple of the level.
     spread = fitted.scale
+    inside_bins = None
     if raw is not None and size > 1:
         inside_bins = noise.binned_point_sigma(raw, size, shift if positive else None, count)
         spread = max(spread, measures.median(inside_bins))
@@ -260,11 +269,10 @@ def find_spikes(
     # Isolated points: above the rolling median and the level just before them by more than
     # heavy-tailed noise explains over the whole curve.
     scale, chances = fitted.sigma, count
-    if raw is not None and size > 1:
-        points = noise.binned_point_sigma(raw, size, shift if positive else None, count)
+    if raw is not None and inside_bins is not None:
         # Never below the noise of the bin medians: inside a bin of a running mean the
         # points barely differ, yet its bins wander as much as any point.
-        scale = np.maximum(measures.rolling_median(points, width), fitted.sigma)
+        scale = np.maximum(measures.rolling_median(inside_bins, width), fitted.sigma)
         chances = int(np.asarray(raw).size)
     limit = np.maximum(noise.chance_threshold(chances, params.chance_alpha) * scale, min_excess)
     before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
@@ -380,7 +388,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     tag, binned = loaded
     raw = ctx.curve(tag).finite.values if binned.size > 1 else None
-    spikes, group = find_spikes(binned.high, binned.level, params, raw, binned.size)
+    spikes, group = find_spikes(ctx, binned.high, binned.level, params, raw, binned.size)
     steps = binned.steps
     seams = noise.seams(ctx.raw_curve(tag).steps)
     restart_note = ""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import bottleneck
@@ -216,10 +217,14 @@ def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
     :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
     ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
     curve = ctx.curve(tag).finite
-    fractions = fraction_values(curve.values)
+    return ctx.measure(_accuracy_bins, curve.steps, curve.values)
+
+
+def _accuracy_bins(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    fractions = fraction_values(values)
     if fractions.size == 0:
         return np.empty(0), np.empty(0)
-    bins = binned(curve.steps, fractions)
+    bins = binned(steps, fractions)
     return bins.steps, bins.level
 
 
@@ -248,6 +253,11 @@ def binary_entropy(probability: float) -> float:
     return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
 
 
+# Name words a metric shares with a loss, remembered: every run of a sweep asks about the
+# same few pairs of names.
+_shared_words = lru_cache(maxsize=4096)(roles.shared_words)
+
+
 def matching_loss(ctx: RunContext, tag: str) -> str | None:
     """The loss that belongs with an accuracy-like series, or None.
 
@@ -265,7 +275,7 @@ def matching_loss(ctx: RunContext, tag: str) -> str | None:
             return max(
                 candidates,
                 key=lambda loss: (
-                    roles.shared_words(tag, loss),
+                    _shared_words(tag, loss),
                     ctx.run.roles.get(loss) is main,
                     len(ctx.curve(loss)),
                 ),
@@ -426,16 +436,19 @@ def steps_on_axis_of(steps: np.ndarray, reference: np.ndarray, same_axis: bool =
     return stretched
 
 
-def smoothed_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray, fraction: float) -> np.ndarray:
-    """A finite, step-sorted curve's rolling-median level, interpolated at the steps ``at``.
+def smoothed_at(ctx: RunContext, tag: str, at: np.ndarray, fraction: float) -> np.ndarray:
+    """The rolling-median level of ``tag`` (its finite points), interpolated at the steps ``at``.
 
     Long curves are binned first (see :func:`binned`), so the cost does not grow with the
-    window; before its first and after its last step the curve's edge level holds.
+    window; before its first and after its last step the curve's edge level holds.  The
+    smoothing is a shared measurement (see :meth:`RunContext.measure`): several checks read
+    the same curve at the same fraction.
     """
-    if len(steps) == 0:
+    curve = ctx.curve(tag).finite
+    if len(curve) == 0:
         return np.full(np.shape(at), np.nan)
-    bins = binned(steps, values)
-    level = rolling_median(bins.level, window(bins.level.size, fraction))
+    bins = ctx.measure(binned, curve.steps, curve.values)
+    level = ctx.measure(rolling_median, bins.level, window(bins.level.size, fraction))
     return np.asarray(np.interp(np.asarray(at, dtype=np.float64), bins.steps, level), dtype=np.float64)
 
 
@@ -485,7 +498,7 @@ def train_loss(ctx: RunContext, min_points: int) -> tuple[str, Binned] | None:
     curve = ctx.curve(tag).finite
     if len(curve) < max(min_points, 1):
         return None
-    return tag, binned(curve.steps, curve.values)
+    return tag, ctx.measure(binned, curve.steps, curve.values)
 
 
 def learning_rate(ctx: RunContext) -> tuple[str, np.ndarray, np.ndarray] | None:

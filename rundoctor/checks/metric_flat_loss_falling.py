@@ -117,7 +117,7 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     if accuracy.size < params.min_points or loss_tag is None:
         return None
     span = measures.window(accuracy.size, params.smoothing)
-    smooth = measures.ema(accuracy, span)
+    smooth = ctx.measure(measures.ema, accuracy, span)
     tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
     start = measures.trailing_flat_start(smooth, tolerance)
     run_span = float(steps[-1] - steps[0])
@@ -132,10 +132,10 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     # ``confidence`` by two points of accuracy is a climb that slowed, hidden in its noise
     # band (a coarse accuracy of a few hundred evaluation sequences wanders +-0.05), not a
     # stall.  One still at its starting level whose trend starts to lift is the jump itself.
-    accuracy_fit = trend.trend(steps[start:], accuracy[start:])
+    climbed = level - float(accuracy[0]) > 2.0 * tolerance
+    accuracy_fit = trend.trend(steps[start:], accuracy[start:]) if climbed else None
     if (
         accuracy_fit is not None
-        and level - float(accuracy[0]) > 2.0 * tolerance
         and accuracy_fit.rising(params.confidence)
         and accuracy_fit.change >= 2.0 * params.flat_tolerance
     ):
@@ -145,10 +145,7 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
         return None  # the loss does not cover the flat stretch
     first, middle, last = measures.smoothed_at(
-        loss.steps,
-        loss.values,
-        np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]),
-        params.smoothing,
+        ctx, loss_tag, np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]), params.smoothing
     )
     if first <= 0:
         return None

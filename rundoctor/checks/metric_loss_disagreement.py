@@ -457,8 +457,8 @@ def _against_loss(
     if accuracy.size < params.min_evaluations or width >= accuracy.size:
         return
     span = measures.window(accuracy.size, params.smoothing)
-    smooth = measures.ema(accuracy, span)
-    loss_smooth = measures.smoothed_at(loss.steps, loss.values, at, params.smoothing)
+    smooth = ctx.measure(measures.ema, accuracy, span)
+    loss_smooth = measures.smoothed_at(ctx, loss_tag, at, params.smoothing)
     # Both smoothed curves falling at every evaluation of a stretch: a start-of-run outlier
     # (an evaluation before training) cannot make a rising loss look like a falling one.
     both_fall = (np.diff(smooth) < 0) & (np.diff(loss_smooth) < 0)

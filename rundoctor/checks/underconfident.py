@@ -447,7 +447,7 @@ def _near_uniform_loss(
     tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
     loss_level = measures.median(loss.values[tail_start:])
     width = measures.window(len(loss), 0.1)
-    minimum = float(measures.rolling_median(loss.values, width).min())
+    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
     uniform = float(np.log(classes)) if classes else float("nan")
     expected = measures.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
     if not (

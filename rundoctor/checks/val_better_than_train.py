@@ -128,7 +128,7 @@ def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compare
         reference = np.interp(at + lag, train.steps, train.values)
     else:
         lag = 0.0
-        reference = measures.smoothed_at(train.steps, train.values, at, params.smooth_fraction)
+        reference = measures.smoothed_at(ctx, pair.train, at, params.smooth_fraction)
     # A rolling median of three evaluations: one lucky evaluation must not count.
     smooth_val = measures.rolling_median(val.values, 3)
     ratios = smooth_val[inside] / reference[inside]
