@@ -78,7 +78,7 @@ def mean_loss(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan")
-    return float(np.minimum(values, np.quantile(values, CLIP_QUANTILE)).mean())
+    return float(np.minimum(values, measures.quantile(values, CLIP_QUANTILE)).mean())
 
 
 def still_falling(values: np.ndarray, min_fall: float, sigmas: float = 3.0) -> bool:

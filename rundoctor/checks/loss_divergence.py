@@ -481,15 +481,22 @@ def _late_rise(
     if span <= 0 or count < max(params.min_points, 3):
         return None
     x, y = steps[tail], level[tail]
+    # A first look at the fitted change alone: the full trend (its error) only for a rise of
+    # ``late_rise`` or more, which most runs never make.
+    rise = trend.change(x, y)
+    if rise is None:
+        return None
+    start_level = measures.median(y) - rise / 2.0
+    if not start_level > 0:
+        return None
+    relative = rise / start_level
+    if not relative >= params.late_rise:
+        return None
     fitted = trend.trend(x, y)
     if fitted is None:
         return None
-    start_level = measures.median(y) - fitted.change / 2.0
-    if not start_level > 0:
-        return None
-    relative = fitted.change / start_level
     low, _ = fitted.interval(params.late_confidence)
-    if not (relative >= params.late_rise and low > 0):
+    if not low > 0:
         return None
     axis = ctx.run.axis_of(tag).value
     sigmas = fitted.sigmas

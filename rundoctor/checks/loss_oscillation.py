@@ -230,7 +230,7 @@ def _above_uniform(
     uniform, basis = reference
     # A cross-entropy is a mean: block means with the top 1% of the stretch clipped, so one
     # diverging batch sets no block's level (classification.mean_loss).
-    clipped = np.minimum(stretch, np.quantile(stretch, classification.CLIP_QUANTILE))
+    clipped = np.minimum(stretch, measures.quantile(stretch, classification.CLIP_QUANTILE))
     block_means = np.array([part.mean() for part in np.array_split(clipped, count)])
     above = int(np.sum(block_means > uniform))
     # a sign test: each block lies above a level the loss sits at with probability 1/2

@@ -339,7 +339,7 @@ def _judge(
         stretch.size >= params.sustained_factor * persist
         and around.size >= persist
         and measures.median(stretch)
-        >= float(np.quantile(around, params.upper_quantile)) + params.quantile_margin * spread
+        >= measures.quantile(around, params.upper_quantile) + params.quantile_margin * spread
     )
     if heavy:
         return dataclasses.replace(spike, large=sustained, weak=not sustained)

@@ -446,16 +446,18 @@ def _near_uniform_loss(
     level = measures.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :])
     tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
     loss_level = measures.median(loss.values[tail_start:])
-    width = measures.window(len(loss), 0.1)
-    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
     uniform = float(np.log(classes)) if classes else float("nan")
     expected = measures.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
     if not (
         level >= params.high_accuracy
         and (classes is None or loss_level >= params.uniform_share * uniform)
         and loss_level >= params.uniform_excess * expected
-        and loss_level <= params.loss_at_minimum * minimum
     ):
+        return None
+    # The smoothed minimum (a rolling median) is taken only for a loss that got this far.
+    width = measures.window(len(loss), 0.1)
+    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
+    if not loss_level <= params.loss_at_minimum * minimum:
         return None
     learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
     where = (

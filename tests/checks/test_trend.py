@@ -154,3 +154,15 @@ def test_theil_sen_equals_the_textbook_line_to_the_bit() -> None:
         for x in (np.arange(n, dtype=np.float64), np.round(rng.uniform(0, 4, n)), np.zeros(n)):
             got, expected = trend.theil_sen(x, y), _textbook_theil_sen(x, y)
             assert np.array_equal(got, expected, equal_nan=True), (x, y)
+
+
+def test_change_alone_is_the_trends_change_and_none_where_it_is() -> None:
+    rng = curves.rng(9)
+    cases = [
+        (curves.steps(n), curves.heavy_tailed(curves.decay(n, 2.0, 0.5), seed=n)) for n in (3, 7, 60, 61, 500)
+    ]
+    cases += [(np.arange(2), np.ones(2)), (np.zeros(5), rng.standard_normal(5)), (np.arange(6), np.full(6, np.nan))]
+    cases += [(np.arange(40.0), np.where(rng.random(40) < 0.2, np.nan, rng.standard_normal(40)))]
+    for steps, values in cases:
+        fit = trend.trend(steps, values)
+        assert trend.change(steps, values) == (None if fit is None else fit.change)
