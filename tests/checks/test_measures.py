@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rundoctor.checks.measures import ema, median, rolling_median, row_medians
+from rundoctor.checks.measures import ema, median, quantile, rolling_median, row_medians
 
 RNG = np.random.default_rng(11)
 
@@ -78,3 +78,22 @@ def test_row_medians_are_numpy_medians_along_rows_to_the_bit(columns: int) -> No
     assert _same(row_medians(matrix), expected)
     strided = rng.normal(0.0, 1.0, (30, 4 * columns))[:, ::4]
     assert _same(row_medians(strided), np.median(strided, axis=1))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 99, 100, 101, 2000])
+@pytest.mark.parametrize("q", [0.0, 0.25, 0.5, 0.9, 0.99, 1.0, 1 / 3])
+def test_quantile_is_numpy_quantile_to_the_bit(n: int, q: float) -> None:
+    rng = np.random.default_rng(n)
+    for draw in (rng.exponential(1.0, n), rng.exponential(1.0, n).round(1), rng.choice(_AWKWARD[[0, 1, 2, 3, 7, 8, 9]], n)):
+        with np.errstate(all="ignore"):
+            expected = np.quantile(draw, q)
+        got = quantile(draw, q)
+        assert isinstance(got, float)
+        assert _same(got, expected), (draw, q, got, expected)
+
+
+def test_quantile_of_non_finite_values_is_numpy_quantile() -> None:
+    values = np.array([1.0, np.nan, 3.0, np.inf])
+    with np.errstate(invalid="ignore"):
+        assert _same(quantile(values, 0.5), np.quantile(values, 0.5))
+        assert _same(quantile(np.array([1.0, np.inf, 2.0]), 0.99), np.quantile(np.array([1.0, np.inf, 2.0]), 0.99))
