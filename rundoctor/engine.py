@@ -55,7 +55,7 @@ def diagnose(
         # are computed once per run, not once per check.
         ctx = RunContext(run)
         for check in checks:
-            reason = check.missing(run)
+            reason = check.missing(ctx)
             if reason is not None:
                 outcomes.append(CheckOutcome(check.name, check.code, run.id, OutcomeStatus.SKIPPED, reason))
                 continue

@@ -46,6 +46,7 @@ class RunContext:
     _curves: dict[str, Curve] = field(default_factory=dict, init=False, repr=False)
     _tags: dict[tuple[Role, ...], tuple[str, ...]] = field(default_factory=dict, init=False, repr=False)
     _primary: dict[Role, str | None] = field(default_factory=dict, init=False, repr=False)
+    _present: frozenset[Role | None] | None = field(default=None, init=False, repr=False)
     _measured: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -65,12 +66,25 @@ class RunContext:
 
     def curve(self, tag: str) -> Curve:
         """Sorted by step, last write wins on repeated steps (see :attr:`Curve.by_step`)."""
-        curves = self._curves
-        if tag not in curves:  # not setdefault: that would gather the points on every call
-            curve = self.run.curve(tag).by_step
-            _read_only(curve.finite)  # most checks ask for it, and it may share the arrays
-            curves[tag] = _read_only(curve)
-        return curves[tag]
+        curve = self._curves.get(tag)
+        if curve is None:  # not setdefault: that would gather the points on every call
+            curve = _read_only(self.run.curve(tag).by_step)
+            if curve.finite is not curve:  # most checks ask for it: locked as well
+                _read_only(curve.finite)
+            self._curves[tag] = curve
+        return curve
+
+    @property
+    def present(self) -> frozenset[Role | None]:
+        """The roles of the run's series and non-empty histograms (what :meth:`Check.missing`
+        asks about), found once per run."""
+        if self._present is None:
+            run = self.run
+            self._present = frozenset(
+                {run.roles.get(tag) for tag in run.tags}
+                | {run.roles.get(tag) for tag in run.histograms if run.histograms[tag]}
+            )
+        return self._present
 
     def raw_curve(self, tag: str) -> Curve:
         """Points in log order, repeats kept (for checks about the log itself)."""
@@ -106,8 +120,8 @@ def _read_only(value: R) -> R:
         for item in value:
             _read_only(item)
     elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for item in dataclasses.fields(value):
-            _read_only(getattr(value, item.name))
+        for name in value.__dataclass_fields__:
+            _read_only(getattr(value, name))
     return value
 
 
@@ -148,11 +162,10 @@ class Check(Generic[P]):
             return True
         return bool(_CODE_PREFIX.fullmatch(wanted)) and self.code.lower().startswith(wanted)
 
-    def missing(self, run: Run) -> str | None:
-        """Why this check cannot run on ``run``, or None when it can."""
-        present = {run.roles.get(tag) for tag in run.tags} | {
-            run.roles.get(tag) for tag in run.histograms if run.histograms[tag]
-        }
+    def missing(self, run: Run | RunContext) -> str | None:
+        """Why this check cannot run on the run (given as its context, which knows the roles
+        present), or None when it can."""
+        present = (run if isinstance(run, RunContext) else RunContext(run)).present
         for need in self.needs:
             options = need if isinstance(need, tuple) else (need,)
             if not present.intersection(options):

@@ -162,7 +162,7 @@ def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stre
     """The final stretch where the smoothed accuracy stays flat, if its level is 1/C."""
     steps, accuracy = measures.accuracy_levels(ctx, tag)
     span = measures.window(accuracy.size, params.smoothing)
-    band = measures.flat_tolerance(accuracy, span, params.stuck_tolerance)
+    band = measures.flat_tolerance(ctx, accuracy, span, params.stuck_tolerance)
     start = measures.trailing_flat_start(ctx.measure(measures.ema, accuracy, span), band)
     if start >= accuracy.size:
         return None

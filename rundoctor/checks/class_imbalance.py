@@ -187,7 +187,7 @@ def _judge_all(
         if accuracy.size < params.min_points:
             continue
         span = measures.window(accuracy.size, params.smoothing)
-        tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
+        tolerance = measures.flat_tolerance(ctx, accuracy, span, params.flat_tolerance)
         # The smoothed curve lags a step behind a climb; the raw values of a fixed
         # prediction sit in the band from the evaluation it is first reached.
         start = min(

@@ -140,7 +140,7 @@ def evaluation_size(values: np.ndarray, largest: int = 20_000) -> int | None:
     fits no n and gives None.
     """
     values = np.asarray(values, dtype=np.float64)
-    distinct = np.unique(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
+    distinct = measures.distinct(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
     # n examples give at most n - 1 accuracies strictly between 0 and 1: a per-step accuracy
     # with thousands of distinct values is no fixed set's count (and would cost n x values).
     if distinct.size < MIN_DISTINCT_FOR_COUNT or distinct.size > largest:

@@ -160,7 +160,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     span = measures.window(level.size, params.smoothing)
     smooth = ctx.measure(measures.ema, level, span)
     final = measures.edge_levels(level, params.smoothing)[1]
-    tolerance = measures.flat_tolerance(level, span, params.flat_tolerance * abs(final))
+    tolerance = measures.flat_tolerance(ctx, level, span, params.flat_tolerance * abs(final))
     start = measures.trailing_flat_start(smooth, tolerance)
     banded = 0 < start < level.size and (steps[-1] - steps[start]) / run_span >= params.min_flat_fraction
     constant = _constant_rate(ctx, params, float(steps[0]), float(steps[-1]))

@@ -63,13 +63,33 @@ def quantile(values: np.ndarray, q: float) -> float:
     above = below + 1
     if virtual >= count - 1:  # at (or past) the top: the largest value
         below = above = -1
-    arranged = np.partition(array, np.unique(np.array([0, -1, below, above], dtype=np.intp)))
+    arranged = np.partition(array, np.array(sorted({0, -1, below, above}), dtype=np.intp))
     low, high = arranged[below], arranged[above]
     fraction = virtual - below
     difference = high - low
     if fraction >= 0.5:
         return float(high - difference * (1 - fraction))
     return float(low + difference * fraction)
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a 1-D array, NaNs as one at the end: ``np.unique``'s.
+
+    Without ``np.unique``, whose first call in a process imports numpy's masked arrays (30-70
+    ms of every ``check``).  Of a zero logged both as 0.0 and as -0.0 either may be kept (as
+    with numpy's hashing): no caller reads the sign of a distinct zero.
+    """
+    ordered = np.sort(np.asarray(values).ravel())
+    if ordered.size == 0:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    if ordered.dtype.kind == "f" and np.isnan(ordered[-1]):  # NaNs sort last and are all one
+        first_nan = int(np.searchsorted(ordered, ordered[-1], side="left"))
+        keep[first_nan] = True
+        keep[first_nan + 1 :] = False
+    return ordered[keep]
 
 
 def row_medians(matrix: np.ndarray) -> np.ndarray:
@@ -270,9 +290,13 @@ def trailing_flat_start(values: np.ndarray, tolerance: float) -> int:
     return int(values.size - np.count_nonzero(width <= 2.0 * tolerance))
 
 
-def flat_tolerance(values: np.ndarray, span: int, floor: float) -> float:
-    """Half-width of the band an EMA(span) of ``values`` wanders in from noise alone."""
-    return max(floor, FLAT_NOISE_SIGMAS * noise_sigma(values) / float(np.sqrt(max(span, 1))))
+def flat_tolerance(ctx: RunContext, values: np.ndarray, span: int, floor: float) -> float:
+    """Half-width of the band an EMA(span) of ``values`` wanders in from noise alone.
+
+    ``values`` is a curve of ``ctx`` (or a shared measurement of one): its noise is measured
+    once per run, however many checks draw a band around it.
+    """
+    return max(floor, FLAT_NOISE_SIGMAS * ctx.measure(noise_sigma, values) / float(np.sqrt(max(span, 1))))
 
 
 def binary_entropy(probability: float) -> float:
@@ -572,8 +596,8 @@ def resolution(values: np.ndarray) -> float:
     than two distinct values.
     """
     values = np.asarray(values, dtype=np.float64)
-    distinct = np.unique(values[np.isfinite(values)])
-    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+    levels = distinct(values[np.isfinite(values)])
+    return float(np.diff(levels).min()) if levels.size > 1 else 0.0
 
 
 def local_noise(values: np.ndarray, width: int) -> np.ndarray:

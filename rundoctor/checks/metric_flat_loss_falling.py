@@ -118,7 +118,7 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         return None
     span = measures.window(accuracy.size, params.smoothing)
     smooth = ctx.measure(measures.ema, accuracy, span)
-    tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
+    tolerance = measures.flat_tolerance(ctx, accuracy, span, params.flat_tolerance)
     start = measures.trailing_flat_start(smooth, tolerance)
     run_span = float(steps[-1] - steps[0])
     flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0

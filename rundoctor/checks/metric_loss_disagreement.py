@@ -243,7 +243,10 @@ def _frozen(
     check: Check[Params], ctx: RunContext, params: Params, tag: str, curve: Curve
 ) -> Iterator[Finding]:
     values = curve.values
-    repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
+    repeats = values[1:] == values[:-1]
+    if np.count_nonzero(repeats) + 1 < params.min_evaluations:
+        return  # too few repeated values for a frozen stretch, whatever is left out of them
+    repeats &= ~np.isin(values[1:], SENTINELS)
     if roles.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
         repeats &= values[1:] < params.ceiling * measures.accuracy_scale(values)
     start, length = measures.longest_run(repeats)
@@ -373,7 +376,7 @@ def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
     time) has no grid, and neither has one with fewer than two distinct values.
     """
     scale = measures.accuracy_scale(values)
-    distinct = np.unique(values) / scale
+    distinct = measures.distinct(values) / scale
     if distinct.size < 2 or distinct[0] < 0 or distinct[-1] > 1:
         return None
     size = round(1.0 / float(np.diff(distinct).min()))
@@ -464,7 +467,7 @@ def _against_loss(
     both_fall = (np.diff(smooth) < 0) & (np.diff(loss_smooth) < 0)
     first, length = measures.longest_run(both_fall)
     last = first + length
-    drop = measures.flat_tolerance(accuracy, span, params.min_accuracy_drop)
+    drop = measures.flat_tolerance(ctx, accuracy, span, params.min_accuracy_drop)
     if length < width or loss_smooth[first] <= 0:
         return
     accuracy_fall = float(smooth[first] - smooth[last])

@@ -310,7 +310,7 @@ def seams(logged_steps: np.ndarray) -> np.ndarray:
     bounds = np.concatenate((back, [steps.size]))
     firsts = steps[back]
     lasts = steps[bounds[1:] - 1]
-    return np.unique(np.concatenate((firsts, lasts)))
+    return measures.distinct(np.concatenate((firsts, lasts)))
 
 
 def binned_point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> np.ndarray:

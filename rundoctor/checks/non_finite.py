@@ -163,7 +163,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     resume cannot hide one; tags turning bad alike at one step are grouped."""
     run = ctx.run
     # One pass over the whole run finds the tags with a bad point; only those are gathered.
-    bad_codes = set(np.unique(run.tag_codes[~np.isfinite(run.values)]).tolist())
+    bad_codes = set(np.flatnonzero(np.bincount(run.tag_codes[~np.isfinite(run.values)])).tolist())
     bad_tags = {run.tag_names[code] for code in bad_codes}
     found = []
     # Every scalar tag, in the run's order: a NaN in a tag of unknown role is still a NaN.

@@ -337,7 +337,7 @@ def summed_rise(ctx: RunContext, tags: list[str], params: Params) -> tuple[float
     curves = [ctx.curve(tag) for tag in tags]
     shared = curves[0].steps
     for curve in curves[1:]:
-        shared = np.intersect1d(shared, curve.steps)
+        shared = np.intersect1d(shared, curve.steps, assume_unique=True)  # steps of a by-step curve
     total = np.zeros(shared.size)
     for curve in curves:
         total += curve.values[np.searchsorted(curve.steps, shared)]

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rundoctor.checks.measures import ema, median, quantile, rolling_median, row_medians
+from rundoctor.checks.measures import distinct, ema, median, quantile, rolling_median, row_medians
 
 RNG = np.random.default_rng(11)
 
@@ -97,3 +97,13 @@ def test_quantile_of_non_finite_values_is_numpy_quantile() -> None:
     with np.errstate(invalid="ignore"):
         assert _same(quantile(values, 0.5), np.quantile(values, 0.5))
         assert _same(quantile(np.array([1.0, np.inf, 2.0]), 0.99), np.quantile(np.array([1.0, np.inf, 2.0]), 0.99))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 7, 500])
+def test_distinct_values_are_numpy_unique(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for draw in (rng.choice(_AWKWARD[[2, 3, 4, 5, 6, 7, 10]], n), rng.integers(-3, 3, n), rng.normal(0.0, 1.0, n)):
+        expected = np.unique(draw)
+        got = distinct(draw)
+        assert got.dtype == expected.dtype
+        assert np.array_equal(got, expected, equal_nan=True), (draw, got, expected)
