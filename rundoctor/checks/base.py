@@ -119,8 +119,9 @@ def _read_only(value: R) -> R:
     elif isinstance(value, tuple):
         for item in value:
             _read_only(item)
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
-        for name in value.__dataclass_fields__:
+    else:
+        fields = getattr(type(value), "__dataclass_fields__", None)  # a dataclass instance
+        for name in fields or ():
             _read_only(getattr(value, name))
     return value
 

@@ -251,6 +251,7 @@ def find_spikes(
         inside_bins = noise.binned_point_sigma(raw, size, shift if positive else None, count)
         spread = max(spread, measures.median(inside_bins))
     heavy = positive and spread > params.heavy_spread
+    trailing = noise.trailing_median(values, width)  # the level just before each point
     found = [
         _judge(
             _spike(values, peaks, d.start, d.end, d.before, d.recovered, True, positive, shift, d.excess),
@@ -263,6 +264,7 @@ def find_spikes(
             persist=persist,
             sigmas=params.noise_sigmas,
             min_excess=min_excess,
+            trailing=trailing,
         )
         if noise.disturbance_chance(values, fitted, d, persist) <= params.disturbance_alpha
     ]
@@ -275,7 +277,7 @@ def find_spikes(
         scale = np.maximum(measures.rolling_median(inside_bins, width), fitted.sigma)
         chances = int(np.asarray(raw).size)
     limit = np.maximum(noise.chance_threshold(chances, params.chance_alpha) * scale, min_excess)
-    before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
+    before = np.concatenate(([np.inf], trailing[:-1]))
     extreme = (peaks - fitted.level > limit) & (peaks - before > limit)
     extreme[0] = False
     inside = np.zeros(count, dtype=bool)

@@ -452,19 +452,25 @@ def _against_loss(
     steps, accuracy = measures.accuracy_levels(ctx, tag)
     if accuracy.size == 0 or len(loss) < 3:
         return
-    steps, accuracy = steps[steps <= until], accuracy[steps <= until]
+    before = steps <= until
+    if not before.all():  # (the shared accuracy itself when nothing is cut: its EMA is shared too)
+        steps, accuracy = steps[before], accuracy[before]
     at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     covered = (at >= loss.steps[0]) & (at <= loss.steps[-1])
-    steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
+    if not covered.all():
+        steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
     width = measures.window(accuracy.size, params.window_fraction, params.min_evaluations - 1)
     if accuracy.size < params.min_evaluations or width >= accuracy.size:
         return
     span = measures.window(accuracy.size, params.smoothing)
     smooth = ctx.measure(measures.ema, accuracy, span)
+    accuracy_falls = np.diff(smooth) < 0
+    if measures.longest_run(accuracy_falls)[1] < width:
+        return  # the accuracy never fell that long: the loss is not smoothed to compare
     loss_smooth = measures.smoothed_at(ctx, loss_tag, at, params.smoothing)
     # Both smoothed curves falling at every evaluation of a stretch: a start-of-run outlier
     # (an evaluation before training) cannot make a rising loss look like a falling one.
-    both_fall = (np.diff(smooth) < 0) & (np.diff(loss_smooth) < 0)
+    both_fall = accuracy_falls & (np.diff(loss_smooth) < 0)
     first, length = measures.longest_run(both_fall)
     last = first + length
     drop = measures.flat_tolerance(ctx, accuracy, span, params.min_accuracy_drop)

@@ -171,6 +171,7 @@ def disturbances(
     persist: int,
     sigmas: float,
     min_excess: float,
+    trailing: np.ndarray | None = None,
 ) -> list[Disturbance]:
     """Persistent upward shifts of a finite curve (see the module docstring).
 
@@ -182,15 +183,22 @@ def disturbances(
     stretch needs ``persist`` points after its start, so the last few points cannot start one.
     A disturbance lasts until the short median is back within ``RECOVERY_SIGMAS`` standard
     errors (and ``min_excess``) of the level before it (``recovered``), or to the end.
+
+    ``trailing`` is ``trailing_median(values, baseline)`` when the caller has it already; it
+    is used only when ``baseline`` is at least ``persist`` (else the baseline is widened).
     """
     values = np.asarray(values, dtype=np.float64)
     count = values.size
     persist = max(1, int(persist))
+    if int(baseline) < persist:
+        trailing = None  # the baseline is widened to ``persist``: the caller's median is not its
     baseline = max(persist, int(baseline))
     if count < persist + 2:
         return []
     after = leading_median(values, persist)
-    before = np.concatenate(([np.nan], trailing_median(values, baseline)[:-1]))
+    if trailing is None:
+        trailing = trailing_median(values, baseline)
+    before = np.concatenate(([np.nan], trailing[:-1]))
     index = np.arange(count)
     # A full short window, and a baseline of at least ``persist`` points before it.
     judged = (index >= persist) & (index <= count - persist)
