@@ -127,11 +127,15 @@ def ema(values: np.ndarray, span: int) -> np.ndarray:
     for start in range(0, points.size, chunk):  # a handful of chunks, not a loop per point
         part = points[start : start + chunk]
         k = np.arange(part.size, dtype=np.float64)
-        rising, falling, carry = decay**-k, decay**k, decay ** (k + 1.0)
+        rising, falling = decay**-k, decay**k
         sums, weights = np.cumsum(part * rising), np.cumsum(rising)
-        smooth[start : start + part.size] = (sums * falling + carried_sum * carry) / (
-            weights * falling + carried_weight * carry
-        )
+        if start == 0:  # nothing carried in: the carried terms are all +0.0
+            smooth[: part.size] = (sums * falling + 0.0) / (weights * falling + 0.0)
+        else:
+            carry = decay ** (k + 1.0)
+            smooth[start : start + part.size] = (sums * falling + carried_sum * carry) / (
+                weights * falling + carried_weight * carry
+            )
         last, through = decay ** (part.size - 1.0), decay**part.size
         carried_sum = sums[-1] * last + carried_sum * through
         carried_weight = weights[-1] * last + carried_weight * through
