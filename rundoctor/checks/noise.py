@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -110,9 +110,10 @@ class Noise:
     sigma: np.ndarray  # robust per-point scale around each point, at least the floor
     tau: float  # integrated autocorrelation time of the residuals, in points (1: white)
 
-    @property
+    @cached_property
     def scale(self) -> float:
-        """One number for the whole curve: the median of the local scales."""
+        """One number for the whole curve: the median of the local scales (taken once: checks
+        sharing a fit ask for it several times)."""
         return measures.median(self.sigma) if self.sigma.size else 0.0
 
     def median_error(self, points: int) -> np.ndarray:
