@@ -63,13 +63,16 @@ def diagnose(
     for run in runs:
         produced_for_run: list[Finding] = []
         classes = _Classes(run, settings)
+        # One context for all the checks of the run: curves and shared measurements (read-only)
+        # are computed once per run, not once per check.
+        ctx = RunContext(run)
         for check in checks:
-            reason = check.missing(run)
+            reason = check.missing(ctx)
             if reason is not None:
                 outcomes.append(CheckOutcome(check.name, check.code, run.id, OutcomeStatus.SKIPPED, reason))
                 continue
             try:
-                ctx = RunContext(run, num_classes=classes.get())
+                ctx.num_classes = classes.get()
                 produced = list(check.detect(check, ctx, params[check.name]))
             except Exception as error:  # isolation: one broken check must not sink the report
                 outcomes.append(

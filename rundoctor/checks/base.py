@@ -12,10 +12,9 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import numpy as np
 
@@ -35,34 +34,97 @@ class NumClasses:
 
 @dataclass
 class RunContext:
-    """What a check sees of a run: role lookups and analysis-ready curves."""
+    """What a check sees of a run: role lookups, analysis-ready curves, shared measurements.
+
+    The engine hands every check of a run the same context, so a curve is sorted once per run
+    and a measurement taken through :meth:`measure` (a curve binned, smoothed, its noise
+    fitted) once however many checks take it.  What it hands out is read-only: no check can
+    change what the next one sees.
+    """
 
     run: Run
     num_classes: NumClasses | None = None
+    _curves: dict[str, Curve] = field(default_factory=dict, init=False, repr=False)
+    _tags: dict[tuple[Role, ...], tuple[str, ...]] = field(default_factory=dict, init=False, repr=False)
+    _primary: dict[Role, str | None] = field(default_factory=dict, init=False, repr=False)
+    _present: frozenset[Role | None] | None = field(default=None, init=False, repr=False)
+    _measured: dict[tuple[Hashable, ...], tuple[tuple[Any, ...], Any]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def tags(self, *roles: Role) -> list[str]:
         """The run's tags with any of ``roles``, in the run's tag order (empty when none)."""
-        return self.run.tags_with(*roles)
+        if roles not in self._tags:
+            self._tags[roles] = tuple(self.run.tags_with(*roles))
+        return list(self._tags[roles])  # a list of the caller's own to extend
 
     def primary(self, role: Role) -> str | None:
         """The one tag that stands for ``role`` (the densest, see :func:`rundoctor.roles.primary`),
         or None when the run has no tag of that role."""
-        return primary(self.run, role)
+        if role not in self._primary:
+            self._primary[role] = primary(self.run, role)
+        return self._primary[role]
 
     def curve(self, tag: str) -> Curve:
         """Sorted by step, last write wins on repeated steps (see :attr:`Curve.by_step`)."""
-        curves = self._curves
-        if tag not in curves:  # not setdefault: that would gather the points on every call
-            curves[tag] = self.run.curve(tag).by_step
-        return curves[tag]
+        curve = self._curves.get(tag)
+        if curve is None:  # not setdefault: that would gather the points on every call
+            curve = _read_only(self.run.curve(tag).by_step)
+            if curve.finite is not curve:  # most checks ask for it: locked as well
+                _read_only(curve.finite)
+            self._curves[tag] = curve
+        return curve
+
+    @property
+    def present(self) -> frozenset[Role | None]:
+        """The roles of the run's series and non-empty histograms (what :meth:`Check.missing`
+        asks about), found once per run."""
+        if self._present is None:
+            run = self.run
+            self._present = frozenset(
+                {run.roles.get(tag) for tag in run.tags}
+                | {run.roles.get(tag) for tag in run.histograms if run.histograms[tag]}
+            )
+        return self._present
 
     def raw_curve(self, tag: str) -> Curve:
         """Points in log order, repeats kept (for checks about the log itself)."""
         return self.run.curve(tag)
 
-    @cached_property
-    def _curves(self) -> dict[str, Curve]:
-        return {}
+    def measure(self, function: Callable[..., R], *args: Hashable | np.ndarray) -> R:
+        """``function(*args)``, computed once per run: checks that measure the same arrays (the
+        same objects, as the curves and earlier measurements of this context are) with equal
+        parameters share one result.
+
+        ``function`` is a module-level function that does not change its arguments; the
+        result is made read-only.  For measurements of curves as the checks judge them (at
+        most a few thousand bins): the arguments and result are kept until the run is done.
+        """
+        key = (function, *((np.ndarray, id(arg)) if isinstance(arg, np.ndarray) else (type(arg), arg) for arg in args))
+        known = self._measured.get(key)
+        if known is not None:
+            return cast(R, known[1])
+        result = _read_only(function(*args))
+        self._measured[key] = (args, result)  # holding the arguments keeps their ids theirs
+        return result
+
+
+R = TypeVar("R")
+
+
+def _read_only(value: R) -> R:
+    """``value`` with every array in it (itself, a tuple's items, a dataclass's fields) made
+    read-only, so a shared measurement cannot be changed by the check it is handed to."""
+    if isinstance(value, np.ndarray):
+        value.flags.writeable = False
+    elif isinstance(value, tuple):
+        for item in value:
+            _read_only(item)
+    else:
+        fields = getattr(type(value), "__dataclass_fields__", None)  # a dataclass instance
+        for name in fields or ():
+            _read_only(getattr(value, name))
+    return value
 
 
 P = TypeVar("P")
@@ -102,11 +164,10 @@ class Check(Generic[P]):
             return True
         return bool(_CODE_PREFIX.fullmatch(wanted)) and self.code.lower().startswith(wanted)
 
-    def missing(self, run: Run) -> str | None:
-        """Why this check cannot run on ``run``, or None when it can."""
-        present = {run.roles.get(tag) for tag in run.tags} | {
-            run.roles.get(tag) for tag in run.histograms if run.histograms[tag]
-        }
+    def missing(self, run: Run | RunContext) -> str | None:
+        """Why this check cannot run on the run (given as its context, which knows the roles
+        present), or None when it can."""
+        present = (run if isinstance(run, RunContext) else RunContext(run)).present
         for need in self.needs:
             options = need if isinstance(need, tuple) else (need,)
             if not present.intersection(options):

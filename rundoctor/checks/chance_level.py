@@ -162,11 +162,11 @@ def _at_chance(ctx: RunContext, tag: str, params: Params, classes: int) -> _Stre
     """The final stretch where the smoothed accuracy stays flat, if its level is 1/C."""
     steps, accuracy = measures.accuracy_levels(ctx, tag)
     span = measures.window(accuracy.size, params.smoothing)
-    band = measures.flat_tolerance(accuracy, span, params.stuck_tolerance)
-    start = measures.trailing_flat_start(measures.ema(accuracy, span), band)
+    band = measures.flat_tolerance(ctx, accuracy, span, params.stuck_tolerance)
+    start = measures.trailing_flat_start(ctx.measure(measures.ema, accuracy, span), band)
     if start >= accuracy.size:
         return None
-    level = float(np.median(accuracy[start:]))
+    level = measures.median(accuracy[start:])
     if abs(level * classes - 1.0) > params.chance_tolerance:
         return None
     logged = ctx.curve(tag).finite.steps

@@ -187,17 +187,17 @@ def _judge_all(
         if accuracy.size < params.min_points:
             continue
         span = measures.window(accuracy.size, params.smoothing)
-        tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
+        tolerance = measures.flat_tolerance(ctx, accuracy, span, params.flat_tolerance)
         # The smoothed curve lags a step behind a climb; the raw values of a fixed
         # prediction sit in the band from the evaluation it is first reached.
         start = min(
-            measures.trailing_flat_start(measures.ema(accuracy, span), tolerance),
+            measures.trailing_flat_start(ctx.measure(measures.ema, accuracy, span), tolerance),
             measures.trailing_flat_start(accuracy, tolerance),
         )
         run_span = float(steps[-1] - steps[0])
         pinned = float(steps[-1] - steps[start]) if start < steps.size else 0.0
-        level = float(np.median(accuracy[start:])) if start < steps.size else float("nan")
-        early = float(np.median(accuracy[: measures.window(accuracy.size, 0.05, 1)]))
+        level = measures.median(accuracy[start:]) if start < steps.size else float("nan")
+        early = measures.median(accuracy[: measures.window(accuracy.size, 0.05, 1)])
         climbed = abs(early - level) > 2.0 * tolerance
         needed = params.min_plateau_fraction if climbed else params.min_flat_fraction
         if (

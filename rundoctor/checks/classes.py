@@ -29,6 +29,7 @@ from __future__ import annotations
 import ast
 import json
 import math
+from functools import lru_cache
 
 import numpy as np
 
@@ -128,9 +129,17 @@ def inferred(run: Run) -> NumClasses | None:
 
 def _classes_near(loss: float, tolerance: float, largest: int) -> np.ndarray:
     """Every C in 2..largest whose ln C is within ``tolerance`` (relative) of ``loss``."""
+    classes, logs = _class_logs(largest)
+    return classes[np.abs(loss - logs) <= tolerance * logs]
+
+
+@lru_cache(maxsize=4)
+def _class_logs(largest: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2..largest, their logarithms), read-only: every run of a sweep asks for the same ones."""
     classes = np.arange(2, largest + 1)
     logs = np.log(classes)
-    return classes[np.abs(loss - logs) <= tolerance * logs]
+    classes.flags.writeable = logs.flags.writeable = False
+    return classes, logs
 
 
 def _count(text: str) -> int | None:

@@ -78,7 +78,7 @@ def mean_loss(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return float("nan")
-    return float(np.minimum(values, np.quantile(values, CLIP_QUANTILE)).mean())
+    return float(np.minimum(values, measures.quantile(values, CLIP_QUANTILE)).mean())
 
 
 def still_falling(values: np.ndarray, min_fall: float, sigmas: float = 3.0) -> bool:
@@ -140,24 +140,26 @@ def evaluation_size(values: np.ndarray, largest: int = 20_000) -> int | None:
     fits no n and gives None.
     """
     values = np.asarray(values, dtype=np.float64)
-    distinct = np.unique(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
+    distinct = measures.distinct(values[np.isfinite(values) & (values > 0.0) & (values < 1.0)])
     # n examples give at most n - 1 accuracies strictly between 0 and 1: a per-step accuracy
     # with thousands of distinct values is no fixed set's count (and would cost n x values).
     if distinct.size < MIN_DISTINCT_FOR_COUNT or distinct.size > largest:
         return None
     sizes = np.arange(2, largest + 1, dtype=np.float64)
-    # Sizes that fit a few values first (most sizes fail at once), then a sample, then the
-    # survivors against all of them in blocks: memory stays bounded by sizes x sample whatever
-    # the number of values, and a size is kept only if it fits every value.
+    # Sizes that fit one value first (all but a few percent fail at once), then a few, then a
+    # sample, then the survivors against all of them in blocks: memory stays bounded by sizes x
+    # sample whatever the number of values, and a size is kept only if it fits every value.
     few = distinct[np.linspace(0, distinct.size - 1, min(distinct.size, 8)).astype(int)]
     sample = distinct[np.linspace(0, distinct.size - 1, min(distinct.size, 64)).astype(int)]
+    counts = sizes * few[0]
+    sizes = sizes[np.abs(counts - np.round(counts)) <= COUNT_TOLERANCE + FLOAT32_PRECISION * sizes]
     for chunk in (few, sample, *np.array_split(distinct, max(1, distinct.size // 256))):
+        if sizes.size == 0:
+            return None
         counts = np.outer(sizes, chunk)
         slack = COUNT_TOLERANCE + FLOAT32_PRECISION * sizes
         sizes = sizes[np.all(np.abs(counts - np.round(counts)) <= slack[:, None], axis=1)]
-        if sizes.size == 0:
-            return None
-    return int(sizes[0])
+    return int(sizes[0]) if sizes.size else None
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,6 @@ def class_metric_evidence(
             values = measures.fraction_values(ctx.curve(tag).finite.values)
             if values.size == 0:
                 continue  # out of range: the range check's business
-            tail = float(np.median(values[-measures.window(values.size, tail_fraction, 1) :]))
+            tail = measures.median(values[-measures.window(values.size, tail_fraction, 1) :])
             (unlearned if tail <= limit else learned).append((tag, tail))
     return ClassMetrics(unlearned, learned)

@@ -87,7 +87,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     # Steps are those of the training accuracy; validation steps are placed on its axis.
     val_steps = measures.steps_on_axis_of_tag(ctx, val_tag, train_tag, own_val_steps)
-    smooth = measures.ema(train_accuracy, measures.window(train_accuracy.size, params.smoothing))
+    smooth = ctx.measure(measures.ema, train_accuracy, measures.window(train_accuracy.size, params.smoothing))
     reached = np.flatnonzero(smooth >= params.near_perfect)
     if reached.size == 0:
         return
@@ -108,7 +108,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     stretch = float(stuck_end - perfect_step)
     if run_span <= 0 or stretch / run_span < params.min_stretch_fraction:
         return
-    stuck_level = float(np.median(after_values[:stuck]))
+    stuck_level = measures.median(after_values[:stuck])
     evidence: dict[str, float | int | str] = {
         "train_tag": train_tag,
         "val_tag": val_tag,

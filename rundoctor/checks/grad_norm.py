@@ -308,10 +308,10 @@ def _pinned(
     params: Params,
 ) -> Iterator[Finding]:
     # A value held on most steps is the median, so the median is the candidate threshold.
-    value = clip[0] if clip else float(np.median(values))
+    value = clip[0] if clip else measures.median(values)
     pinned = np.isclose(values, value, rtol=params.pinned_tolerance, atol=0.0)
     if clip and pinned.mean() <= params.pinned_fraction:
-        value = float(np.median(values))  # the metadata's threshold is not the one in force
+        value = measures.median(values)  # the metadata's threshold is not the one in force
         pinned = np.isclose(values, value, rtol=params.pinned_tolerance, atol=0.0)
     fraction = float(pinned.mean())
     if value <= 0 or fraction <= params.pinned_fraction:

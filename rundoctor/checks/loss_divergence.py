@@ -168,7 +168,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             if finding is not None:
                 yield finding
             continue
-        binned = measures.binned(curve.steps, curve.values)
+        binned = ctx.measure(measures.binned, curve.steps, curve.values)
         finding = _explosion(check, ctx, params, tag, binned, training)
         if finding is None and ctx.run.point_count(tag) > len(ctx.curve(tag)):
             # A restart wrote some steps again: read the log as written, overwritten starts too.
@@ -267,7 +267,7 @@ def _explosion(
     signed = not is_positive(level, params.signed_fraction)
     if signed:
         # No floor to compare with: only absurd growth over the typical size counts.
-        reference = np.full(level.size, float(np.median(np.abs(level))))
+        reference = np.full(level.size, measures.median(np.abs(level)))
         factor = params.absurd_factor
         kind = "typical size"
     elif training:
@@ -275,7 +275,7 @@ def _explosion(
         # needs, so the reference is a level and not a lucky run of easy batches (a per-step
         # loss of batch 4 dips to a tenth of its level for three points in a row by chance).
         held = max(params.min_consecutive, round(params.persist_fraction * level.size))
-        smooth = measures.rolling_median(level, max(measures.window(level.size, params.smoothing), held))
+        smooth = ctx.measure(measures.rolling_median, level, max(measures.window(level.size, params.smoothing), held))
         best = np.minimum.accumulate(np.abs(smooth))
         reference = np.maximum(best, params.floor_fraction * initial)
         factor = params.explode_factor
@@ -289,8 +289,11 @@ def _explosion(
     # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
     # divergence; the absurd rule on single points stays, for restarts seen in log order.
     width = max(3, measures.window(level.size, params.smoothing))
+    magnitude = np.abs(level) if overwritten else np.abs(ctx.measure(measures.rolling_median, level, width))
     margin = 1.0
-    if training and not signed and not overwritten:
+    # The margin (at least 1) only raises the lasting rule above ``factor``: on a curve that
+    # never passes ``factor`` it changes nothing, and its noise fit is not taken.
+    if training and not signed and not overwritten and bool(np.any(magnitude / reference > factor)):
         # A median of a few points of a loss that scatters over an order of magnitude (batch
         # 4 at a high constant rate) strays far from its level, and the best of many such
         # medians strays further: the factor is asked beyond NOISE_SIGMAS standard errors of
@@ -299,7 +302,6 @@ def _explosion(
         if logged.size >= 3:
             sigma = noise.fit(logged, measures.window(logged.size, 0.05, minimum=9)).scale
             margin = float(np.exp(NOISE_SIGMAS * noise.MEDIAN_ERROR * sigma / np.sqrt(width)))
-    magnitude = np.abs(level) if overwritten else np.abs(measures.rolling_median(level, width))
     explosion = find_explosion(
         magnitude, reference, factor, params, absurd_only=overwritten, raw=np.abs(level), margin=margin
     )
@@ -479,15 +481,22 @@ def _late_rise(
     if span <= 0 or count < max(params.min_points, 3):
         return None
     x, y = steps[tail], level[tail]
+    # A first look at the fitted change alone: the full trend (its error) only for a rise of
+    # ``late_rise`` or more, which most runs never make.
+    rise = trend.change(x, y)
+    if rise is None:
+        return None
+    start_level = measures.median(y) - rise / 2.0
+    if not start_level > 0:
+        return None
+    relative = rise / start_level
+    if not relative >= params.late_rise:
+        return None
     fitted = trend.trend(x, y)
     if fitted is None:
         return None
-    start_level = float(np.median(y)) - fitted.change / 2.0
-    if not start_level > 0:
-        return None
-    relative = fitted.change / start_level
     low, _ = fitted.interval(params.late_confidence)
-    if not (relative >= params.late_rise and low > 0):
+    if not low > 0:
         return None
     axis = ctx.run.axis_of(tag).value
     sigmas = fitted.sigmas

@@ -113,7 +113,7 @@ def _large(check: Check[Params], ctx: RunContext, params: Params) -> Finding | N
             continue  # training began at a normal scale before this tag's first point
         magnitude = np.abs(measures.binned(curve.steps, curve.values).level)
         initial = min(first, measures.edge_levels(magnitude, params.edge_fraction)[0])
-        median = float(np.median(magnitude))
+        median = measures.median(magnitude)
         if initial >= params.large_level and median >= params.large_level:
             large.append(
                 (tag, initial, median, int(curve.steps[0]), int(curve.steps[-1]), len(curve))

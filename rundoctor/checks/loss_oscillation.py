@@ -203,7 +203,7 @@ def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tu
         kept = values[placed >= start]
         if kept.size == 0:
             continue
-        accuracy = float(np.median(kept))
+        accuracy = measures.median(kept)
         bound = measures.binary_entropy(accuracy) + (1.0 - accuracy) * math.log(params.max_classes - 1)
         return max(bound, math.log(2.0)), (
             f"what a model at {acc_tag} {accuracy:.3g} loses when its errors are no more "
@@ -230,7 +230,7 @@ def _above_uniform(
     uniform, basis = reference
     # A cross-entropy is a mean: block means with the top 1% of the stretch clipped, so one
     # diverging batch sets no block's level (classification.mean_loss).
-    clipped = np.minimum(stretch, np.quantile(stretch, classification.CLIP_QUANTILE))
+    clipped = np.minimum(stretch, measures.quantile(stretch, classification.CLIP_QUANTILE))
     block_means = np.array([part.mean() for part in np.array_split(clipped, count)])
     above = int(np.sum(block_means > uniform))
     # a sign test: each block lies above a level the loss sits at with probability 1/2
@@ -243,7 +243,7 @@ def _above_uniform(
         placed = measures.steps_on_axis_of_tag(ctx, lr_tag, tag)
         tail = rates[placed >= steps[-1] - 0.25 * (steps[-1] - steps[0])]
         peak = float(rates.max())
-        lr_held = bool(tail.size and peak > 0 and float(np.median(tail)) >= params.lr_held * peak)
+        lr_held = bool(tail.size and peak > 0 and measures.median(tail) >= params.lr_held * peak)
     return AboveUniform(
         reference=uniform,
         basis=basis,
@@ -289,24 +289,35 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     tag, binned = loaded
     values, steps = binned.level, binned.steps
-    logged = noise.log_values(values, 0.1)
+    logged = ctx.measure(noise.log_values, values, 0.1)
     if logged is None:
         return  # a signed loss (GAN, log-density) has no level to swing around
     width = measures.window(values.size, 0.05, minimum=9)
-    fitted = noise.fit(logged, width, floor=0.01)
+    fitted = ctx.measure(noise.fit, logged, width, 0.01)
     count = min(params.blocks, values.size // params.min_block)
     if count < 4:
         return
     block_steps, block_levels, size = trend.blocks(steps, logged, count)
     swing = _swing(block_levels, size, fitted.scale, fitted.tau, params)
-    fitted_trend = trend.trend(steps, logged)
-    if swing is None or fitted_trend is None:
+    if swing is None:
         return
     first, last = measures.edge_levels(logged, 0.25)
     fall = first - last  # log units, positive when the loss went down
+    swung = (
+        swing.rebound >= math.log1p(params.min_swing)
+        and swing.sigmas >= params.swing_sigmas
+        and swing.rebound > max(fall, 0.0)
+    )
+    raw = ctx.curve(tag).finite
+    stuck = None if swung else _stuck_above_uniform(ctx, tag, raw.steps, raw.values, fitted.scale, params)
+    if not (swung or stuck is not None or fitted.scale >= params.min_scatter):
+        return  # nothing to report, whatever the trend: it is not taken
+    fitted_trend = trend.trend(steps, logged)
+    if fitted_trend is None:
+        return
     progressing = fitted_trend.falling(params.progress_confidence)
-    shift = 0.1 * float(np.median(values))
-    level = float(np.median(values))
+    shift = 0.1 * measures.median(values)
+    level = measures.median(values)
     evidence: dict[str, Any] = {
         "tag": tag,
         "level": level,
@@ -323,14 +334,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "threshold_sigmas": params.swing_sigmas,
         "threshold_scatter": params.min_scatter,
     }
-    swung = (
-        swing.rebound >= math.log1p(params.min_swing)
-        and swing.sigmas >= params.swing_sigmas
-        and swing.rebound > max(fall, 0.0)
-    )
     axis = ctx.run.axis_of(tag).value
-    raw = ctx.curve(tag).finite
-    stuck = None if swung else _stuck_above_uniform(ctx, tag, raw.steps, raw.values, fitted.scale, params)
     if stuck is not None:
         evidence.update(
             uniform_loss=stuck.reference,

@@ -158,9 +158,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if not (run_span > 0 and initial > 0):
         return
     span = measures.window(level.size, params.smoothing)
-    smooth = measures.ema(level, span)
+    smooth = ctx.measure(measures.ema, level, span)
     final = measures.edge_levels(level, params.smoothing)[1]
-    tolerance = measures.flat_tolerance(level, span, params.flat_tolerance * abs(final))
+    tolerance = measures.flat_tolerance(ctx, level, span, params.flat_tolerance * abs(final))
     start = measures.trailing_flat_start(smooth, tolerance)
     banded = 0 < start < level.size and (steps[-1] - steps[start]) / run_span >= params.min_flat_fraction
     constant = _constant_rate(ctx, params, float(steps[0]), float(steps[-1]))
@@ -178,7 +178,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if fit is None:
         return
     flat_steps = float(steps[-1] - steps[start])
-    plateau = float(np.median(level[start:]))
+    plateau = measures.median(level[start:])
     fall = (initial - plateau) / initial
     # Point-to-point scatter over the stretch (neighbour differences, so a slow trend does not
     # count; a MAD, so single 50x batches do not either), as a fraction of its level.

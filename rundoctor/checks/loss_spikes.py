@@ -201,47 +201,57 @@ class Spike:
 
 
 def find_spikes(
-    high: np.ndarray, level: np.ndarray, params: Params, raw: np.ndarray | None = None, size: int = 1
+    ctx: RunContext,
+    high: np.ndarray,
+    level: np.ndarray,
+    params: Params,
+    raw: np.ndarray | None = None,
+    size: int = 1,
 ) -> tuple[list[Spike], noise.Group | None]:
-    """Spikes of a binned curve (``level`` the bin medians, ``high`` the bin maxima), and the
-    group of points beyond chance together, if any (its members are spikes too).
+    """Spikes of a binned curve of ``ctx`` (``level`` the bin medians, ``high`` the bin maxima),
+    and the group of points beyond chance together, if any (its members are spikes too).
+
+    The curve's logarithm and noise are shared measurements (see :meth:`RunContext.measure`):
+    loss-oscillation fits the same noise.
 
     ``raw`` (the finite points, in order) and ``size`` (points per bin) describe a binned
     curve: a bin maximum is then the largest of ``size`` single points, and it is judged
     against the noise of single points over every point of the run (see
-    :func:`_point_sigma`), not against the far smaller noise of the bin medians.
+    :func:`noise.binned_point_sigma`), not against the far smaller noise of the bin medians.
     """
     level = np.asarray(level, dtype=np.float64)
     high = np.asarray(high, dtype=np.float64)
     count = level.size
     if count < max(params.min_points, 3):
         return [], None
-    logged = noise.log_values(level, LOG_OFFSET)
+    logged = ctx.measure(noise.log_values, level, LOG_OFFSET)
     positive = logged is not None and bool(np.all(high > 0))
     if positive:
         assert logged is not None
-        shift = LOG_OFFSET * float(np.median(level))
+        shift = LOG_OFFSET * measures.median(level)
         values, peaks = logged, np.log(high + shift)
         floor = max(LOG_NOISE_FLOOR, _resolution_floor(level))
         min_excess = math.log1p(params.min_relative)
     else:
         shift = 0.0
         values, peaks = level, high
-        typical = float(np.median(np.abs(level)))
+        typical = measures.median(np.abs(level))
         floor = max(LOG_NOISE_FLOOR * typical, measures.resolution(level))
         min_excess = params.min_relative * typical
     if not (floor > 0 or min_excess > 0):
         return [], None  # a constant curve at zero: nothing to judge against
     width = measures.window(count, params.window_fraction, minimum=9)
     persist = max(params.min_persist, round(params.persist_fraction * count))
-    fitted = noise.fit(values, width, floor=floor)
+    fitted = ctx.measure(noise.fit, values, width, floor)
     # The size of a disturbance is judged in single-point noise: the robust spread of single
     # points (inside the bins of a long curve), never a fixed multiple of the level.
     spread = fitted.scale
+    inside_bins = None
     if raw is not None and size > 1:
         inside_bins = noise.binned_point_sigma(raw, size, shift if positive else None, count)
-        spread = max(spread, float(np.median(inside_bins)))
+        spread = max(spread, measures.median(inside_bins))
     heavy = positive and spread > params.heavy_spread
+    trailing = noise.trailing_median(values, width)  # the level just before each point
     found = [
         _judge(
             _spike(values, peaks, d.start, d.end, d.before, d.recovered, True, positive, shift, d.excess),
@@ -254,20 +264,20 @@ def find_spikes(
             persist=persist,
             sigmas=params.noise_sigmas,
             min_excess=min_excess,
+            trailing=trailing,
         )
         if noise.disturbance_chance(values, fitted, d, persist) <= params.disturbance_alpha
     ]
     # Isolated points: above the rolling median and the level just before them by more than
     # heavy-tailed noise explains over the whole curve.
     scale, chances = fitted.sigma, count
-    if raw is not None and size > 1:
-        points = noise.binned_point_sigma(raw, size, shift if positive else None, count)
+    if raw is not None and inside_bins is not None:
         # Never below the noise of the bin medians: inside a bin of a running mean the
         # points barely differ, yet its bins wander as much as any point.
-        scale = np.maximum(measures.rolling_median(points, width), fitted.sigma)
+        scale = np.maximum(measures.rolling_median(inside_bins, width), fitted.sigma)
         chances = int(np.asarray(raw).size)
     limit = np.maximum(noise.chance_threshold(chances, params.chance_alpha) * scale, min_excess)
-    before = np.concatenate(([np.inf], noise.trailing_median(values, width)[:-1]))
+    before = np.concatenate(([np.inf], trailing[:-1]))
     extreme = (peaks - fitted.level > limit) & (peaks - before > limit)
     extreme[0] = False
     inside = np.zeros(count, dtype=bool)
@@ -330,8 +340,8 @@ def _judge(
     sustained = heavy and bool(
         stretch.size >= params.sustained_factor * persist
         and around.size >= persist
-        and float(np.median(stretch))
-        >= float(np.quantile(around, params.upper_quantile)) + params.quantile_margin * spread
+        and measures.median(stretch)
+        >= measures.quantile(around, params.upper_quantile) + params.quantile_margin * spread
     )
     if heavy:
         return dataclasses.replace(spike, large=sustained, weak=not sustained)
@@ -343,7 +353,7 @@ def _resolution_floor(level: np.ndarray) -> float:
     """The log's own rounding as a relative noise floor: a loss written to 4 decimals moves
     in steps of 1e-4, which is a large fraction of a loss of 3e-4."""
     step = measures.resolution(level)
-    typical = float(np.median(level))
+    typical = measures.median(level)
     return step / typical if typical > 0 else 0.0
 
 
@@ -380,7 +390,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         return
     tag, binned = loaded
     raw = ctx.curve(tag).finite.values if binned.size > 1 else None
-    spikes, group = find_spikes(binned.high, binned.level, params, raw, binned.size)
+    spikes, group = find_spikes(ctx, binned.high, binned.level, params, raw, binned.size)
     steps = binned.steps
     seams = noise.seams(ctx.raw_curve(tag).steps)
     restart_note = ""
@@ -419,7 +429,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         f"it ({fmt(top.before)}), peaking at {fmt(top.height)} at {axis} {steps[top.peak]:,.0f}"
     )
     if recoveries:
-        message += f"; back to its level after {np.median(recoveries):,.0f} {axis}s (median)"
+        message += f"; back to its level after {measures.median(recoveries):,.0f} {axis}s (median)"
     if unrecovered:
         message += f"; still above its level when the log ended at {axis} {steps[-1]:,.0f}"
     message += (
@@ -453,7 +463,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         "spike_values": [s.height for s in listed],
         "level_before": [s.before for s in listed],
         "spike_factors": [s.factor if math.isfinite(s.factor) else None for s in listed],
-        "median_recovery_steps": float(np.median(recoveries)) if recoveries else None,
+        "median_recovery_steps": measures.median(recoveries) if recoveries else None,
         "after_learning_rate_rise": raised,
         "threshold_sigmas": params.noise_sigmas,
         "threshold_relative": params.min_relative,
@@ -504,7 +514,7 @@ def _period(steps: np.ndarray, spikes: list[Spike]) -> float | None:
     if at.size < 3:
         return None
     gaps = np.diff(np.sort(at))
-    middle = float(np.median(gaps))
+    middle = measures.median(gaps)
     if middle <= 0 or np.max(np.abs(gaps - middle)) > 0.1 * middle:
         return None
     return middle
@@ -557,7 +567,7 @@ def _correlate(ctx: RunContext, steps: np.ndarray, spike: Spike, evidence: dict[
             lo, hi = np.searchsorted(grad.steps, [before, steps[spike.end]], side="right")
             window = grad.values[max(lo - 1, 0) : max(hi, lo)]
             peak = float(window.max()) if window.size else float("nan")
-            median = float(np.median(grad.values))
+            median = measures.median(grad.values)
             evidence.update(grad_norm_at_spike=peak, grad_norm_median=median)
             notes.append(f"gradient norm {fmt(peak)} (median {fmt(median)})")
     return "; at the largest, " + ", ".join(notes) if notes else ""

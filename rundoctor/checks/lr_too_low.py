@@ -165,7 +165,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     curve = ctx.curve(tag).finite
     crawl = _crawl(ctx, params, level, steps, curve.steps, curve.values)
     witness = None
-    if crawl is None and drop < params.max_drop and not _falls(curve.steps, curve.values, params):
+    if crawl is None and drop < params.max_drop and not _falls(ctx, curve.steps, curve.values, params):
         # A training loss too noisy to show a small fall: the validation loss, evaluated on a
         # fixed set, may show it (a few evaluations: info at most).
         witness = _validation_crawl(ctx, params)
@@ -258,17 +258,13 @@ def _crawl(
     if halves is None:
         return None
     first_rate, second_rate, lr_time = halves
-    if raw_x is None or not lr_time:
-        raw_x = raw_steps.astype(np.float64)
-    fit = trend.trend(raw_x, raw_values)
-    if fit is None:
-        return None
-    if not (
-        0 < drop < params.max_drop
-        and first_rate > 0
-        and second_rate >= params.min_linearity * first_rate
-        and -fit.sigmas >= params.min_sigmas
-    ):
+    if not (0 < drop < params.max_drop and first_rate > 0 and second_rate >= params.min_linearity * first_rate):
+        return None  # not a small straight fall, whatever the trend: it is not taken
+    if raw_x is not None and lr_time:
+        fit = trend.trend(raw_x, raw_values)
+    else:  # against steps, the trend of the whole curve is no-learning's too: a shared measurement
+        fit = ctx.measure(trend.trend, raw_steps, raw_values)
+    if fit is None or not -fit.sigmas >= params.min_sigmas:
         return None
     return drop, start, end, first_rate, second_rate, fit, lr_time
 
@@ -338,15 +334,15 @@ def _best_accuracy(ctx: RunContext) -> float | None:
         _, values = measures.accuracy_levels(ctx, tag)
         if values.size == 0:
             continue
-        smooth = measures.ema(values, measures.window(values.size, 0.1))
+        smooth = ctx.measure(measures.ema, values, measures.window(values.size, 0.1))
         top = float(np.max(smooth))
         best = top if best is None else max(best, top)
     return best
 
 
-def _falls(steps: np.ndarray, values: np.ndarray, params: Params) -> bool:
-    """Whether a curve's robust trend shows a fall of ``min_sigmas`` standard errors."""
-    fit = trend.trend(steps, values)
+def _falls(ctx: RunContext, steps: np.ndarray, values: np.ndarray, params: Params) -> bool:
+    """Whether a curve of ``ctx``'s robust trend shows a fall of ``min_sigmas`` standard errors."""
+    fit = ctx.measure(trend.trend, steps, values)
     return fit is not None and -fit.sigmas >= params.min_sigmas
 
 
@@ -361,10 +357,9 @@ def _validation_crawl(ctx: RunContext, params: Params) -> tuple[str, Crawl] | No
     classes = ctx.num_classes
     if classes is not None and classes.value >= 2:
         chance = math.log(classes.value)
-        if abs(float(np.median(curve.values)) - chance) <= params.chance_margin * chance:
+        if abs(measures.median(curve.values) - chance) <= params.chance_margin * chance:
             return None  # a loss at ln C predicts a uniform guess: no-learning's business
-    steps = curve.steps.astype(np.float64)
-    crawl = _crawl(ctx, params, curve.values, steps, steps, curve.values)
+    crawl = _crawl(ctx, params, curve.values, curve.steps, curve.steps, curve.values)
     return None if crawl is None else (tag, crawl)
 
 

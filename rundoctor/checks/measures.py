@@ -12,8 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
+import bottleneck
 import numpy as np
 
 from rundoctor import roles
@@ -24,6 +26,77 @@ if TYPE_CHECKING:
 
 # 1.4826 turns a median absolute deviation into a standard deviation for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
+
+
+# --- medians (every check) ----------------------------------------------------------------
+
+
+def median(values: np.ndarray | Sequence[float]) -> float:
+    """``float(np.median(values))`` to the bit, some forty times cheaper on short arrays.
+
+    The checks take tens of thousands of medians of a few dozen to a few thousand points on
+    a sweep; numpy's median spends ~40 us a call handling its arguments, bottleneck's
+    selection ~1 us.  Both average the two middle values of an even count the same way;
+    adding 0.0 turns a median of -0.0 into the +0.0 numpy returns (its average is a sum,
+    which starts at +0.0).  Other dtypes than float64 (and empty input) go to numpy.
+    """
+    array = np.asarray(values)
+    if array.dtype != np.float64 or array.size == 0:
+        return float(np.median(array))
+    return float(bottleneck.median(array)) + 0.0
+
+
+def quantile(values: np.ndarray, q: float) -> float:
+    """``float(np.quantile(values, q))`` (linear interpolation) to the bit, for finite values,
+    without numpy's argument handling (~60 us a call): numpy's own steps, in its order.
+
+    The same partition (numpy's, with the same order statistics asked for) gives the same
+    neighbours, and the interpolation is numpy's ``_lerp``: from below for a fraction under
+    one half, from above otherwise.  Non-finite or non-float64 values, or none, go to numpy.
+    """
+    array = np.asarray(values)
+    if array.dtype != np.float64 or array.ndim != 1 or array.size == 0 or not np.isfinite(array).all():
+        return float(np.quantile(array, q))
+    count = array.size
+    virtual = (count - 1) * float(q)
+    below = math.floor(virtual)
+    above = below + 1
+    if virtual >= count - 1:  # at (or past) the top: the largest value
+        below = above = -1
+    arranged = np.partition(array, np.array(sorted({0, -1, below, above}), dtype=np.intp))
+    low, high = arranged[below], arranged[above]
+    fraction = virtual - below
+    difference = high - low
+    if fraction >= 0.5:
+        return float(high - difference * (1 - fraction))
+    return float(low + difference * fraction)
+
+
+def distinct(values: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of a 1-D array, NaNs as one at the end: ``np.unique``'s.
+
+    Without ``np.unique``, whose first call in a process imports numpy's masked arrays (30-70
+    ms of every ``check``).  Of a zero logged both as 0.0 and as -0.0 either may be kept (as
+    with numpy's hashing): no caller reads the sign of a distinct zero.
+    """
+    ordered = np.sort(np.asarray(values).ravel())
+    if ordered.size == 0:
+        return ordered
+    keep = np.empty(ordered.size, dtype=bool)
+    keep[0] = True
+    np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
+    if ordered.dtype.kind == "f" and np.isnan(ordered[-1]):  # NaNs sort last and are all one
+        first_nan = int(np.searchsorted(ordered, ordered[-1], side="left"))
+        keep[first_nan] = True
+        keep[first_nan + 1 :] = False
+    return ordered[keep]
+
+
+def row_medians(matrix: np.ndarray) -> np.ndarray:
+    """``np.median(matrix, axis=1)`` to the bit (see :func:`median`)."""
+    if matrix.dtype != np.float64 or matrix.size == 0:
+        return np.asarray(np.median(matrix, axis=1), dtype=np.float64)
+    return np.asarray(bottleneck.median(matrix, axis=1), dtype=np.float64) + 0.0
 
 
 # --- windows, smoothing and noise (every check) ---------------------------------------------
@@ -54,14 +127,20 @@ def ema(values: np.ndarray, span: int) -> np.ndarray:
     for start in range(0, points.size, chunk):  # a handful of chunks, not a loop per point
         part = points[start : start + chunk]
         k = np.arange(part.size, dtype=np.float64)
-        rising, falling, carry = decay**-k, decay**k, decay ** (k + 1.0)
+        rising, falling = decay**-k, decay**k
         sums, weights = np.cumsum(part * rising), np.cumsum(rising)
-        smooth[start : start + part.size] = (sums * falling + carried_sum * carry) / (
-            weights * falling + carried_weight * carry
-        )
+        if start == 0:  # nothing carried in: the carried terms are all +0.0
+            smooth[: part.size] = (sums * falling + 0.0) / (weights * falling + 0.0)
+        else:
+            carry = decay ** (k + 1.0)
+            smooth[start : start + part.size] = (sums * falling + carried_sum * carry) / (
+                weights * falling + carried_weight * carry
+            )
         last, through = decay ** (part.size - 1.0), decay**part.size
         carried_sum = sums[-1] * last + carried_sum * through
         carried_weight = weights[-1] * last + carried_weight * through
+    if points.size == values.size:
+        return smooth  # no NaN to carry the last average over
     out = np.full(values.size, np.nan)
     out[present] = smooth
     latest = np.where(present, np.arange(values.size), -1)
@@ -78,8 +157,6 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     bottleneck's moving median (a C double heap) is ~10x faster than pandas' and spares the
     pandas import; centring is a shift of its trailing window over NaN padding.
     """
-    import bottleneck
-
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0 or width <= 1:
         return values.copy()
@@ -97,7 +174,7 @@ def noise_sigma(values: np.ndarray) -> float:
     if values.size < 3:
         return 0.0
     diffs = np.diff(values)
-    mad = float(np.median(np.abs(diffs - np.median(diffs))))
+    mad = median(np.abs(diffs - median(diffs)))
     return float(mad * MAD_TO_SIGMA / np.sqrt(2.0))
 
 
@@ -184,7 +261,7 @@ def _scale(finite: np.ndarray, low: float, high: float) -> float:
     if low < 0 or high > 100 or high <= PERCENT_MIN_PEAK:
         return 1.0
     sample = finite[:: max(1, finite.size // SCALE_SAMPLES)]
-    return 100.0 if float(np.median(sample)) > 1 else 1.0
+    return 100.0 if median(sample) > 1 else 1.0
 
 
 def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
@@ -192,10 +269,14 @@ def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
     :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
     ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
     curve = ctx.curve(tag).finite
-    fractions = fraction_values(curve.values)
+    return ctx.measure(_accuracy_bins, curve.steps, curve.values)
+
+
+def _accuracy_bins(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    fractions = fraction_values(values)
     if fractions.size == 0:
         return np.empty(0), np.empty(0)
-    bins = binned(curve.steps, fractions)
+    bins = binned(steps, fractions)
     return bins.steps, bins.level
 
 
@@ -213,15 +294,24 @@ def trailing_flat_start(values: np.ndarray, tolerance: float) -> int:
     return int(values.size - np.count_nonzero(width <= 2.0 * tolerance))
 
 
-def flat_tolerance(values: np.ndarray, span: int, floor: float) -> float:
-    """Half-width of the band an EMA(span) of ``values`` wanders in from noise alone."""
-    return max(floor, FLAT_NOISE_SIGMAS * noise_sigma(values) / float(np.sqrt(max(span, 1))))
+def flat_tolerance(ctx: RunContext, values: np.ndarray, span: int, floor: float) -> float:
+    """Half-width of the band an EMA(span) of ``values`` wanders in from noise alone.
+
+    ``values`` is a curve of ``ctx`` (or a shared measurement of one): its noise is measured
+    once per run, however many checks draw a band around it.
+    """
+    return max(floor, FLAT_NOISE_SIGMAS * ctx.measure(noise_sigma, values) / float(np.sqrt(max(span, 1))))
 
 
 def binary_entropy(probability: float) -> float:
     """Entropy in nats of a yes/no label that is yes with ``probability``."""
     p = min(max(float(probability), 1e-12), 1.0 - 1e-12)
     return float(-(p * np.log(p) + (1.0 - p) * np.log1p(-p)))
+
+
+# Name words a metric shares with a loss, remembered: every run of a sweep asks about the
+# same few pairs of names.
+_shared_words = lru_cache(maxsize=4096)(roles.shared_words)
 
 
 def matching_loss(ctx: RunContext, tag: str) -> str | None:
@@ -241,7 +331,7 @@ def matching_loss(ctx: RunContext, tag: str) -> str | None:
             return max(
                 candidates,
                 key=lambda loss: (
-                    roles.shared_words(tag, loss),
+                    _shared_words(tag, loss),
                     ctx.run.roles.get(loss) is main,
                     len(ctx.curve(loss)),
                 ),
@@ -299,12 +389,12 @@ def binned(steps: np.ndarray, values: np.ndarray, max_bins: int = MAX_BINS) -> B
     size = -(-count // max_bins)
     full = (count // size) * size
     blocks = values[:full].reshape(-1, size)
-    level = np.median(blocks[:, :: max(1, size // MEDIAN_SAMPLES)], axis=1)
+    level = row_medians(blocks[:, :: max(1, size // MEDIAN_SAMPLES)])
     high = blocks.max(axis=1)
     middles = np.arange(full // size) * size + size // 2
     if full < count:
         rest = values[full:]
-        level = np.append(level, np.median(rest))
+        level = np.append(level, median(rest))
         high = np.append(high, rest.max())
         middles = np.append(middles, (full + count - 1) // 2)
     return Binned(steps[middles].astype(np.float64), level, high, size)
@@ -320,7 +410,7 @@ def edge_levels(values: np.ndarray, fraction: float, minimum: int = 3) -> tuple[
     if values.size == 0:
         return float("nan"), float("nan")
     width = window(values.size, fraction, minimum)
-    return float(np.median(values[:width])), float(np.median(values[-width:]))
+    return median(values[:width]), median(values[-width:])
 
 
 def value_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray | Sequence[float]) -> np.ndarray:
@@ -402,16 +492,19 @@ def steps_on_axis_of(steps: np.ndarray, reference: np.ndarray, same_axis: bool =
     return stretched
 
 
-def smoothed_at(steps: np.ndarray, values: np.ndarray, at: np.ndarray, fraction: float) -> np.ndarray:
-    """A finite, step-sorted curve's rolling-median level, interpolated at the steps ``at``.
+def smoothed_at(ctx: RunContext, tag: str, at: np.ndarray, fraction: float) -> np.ndarray:
+    """The rolling-median level of ``tag`` (its finite points), interpolated at the steps ``at``.
 
     Long curves are binned first (see :func:`binned`), so the cost does not grow with the
-    window; before its first and after its last step the curve's edge level holds.
+    window; before its first and after its last step the curve's edge level holds.  The
+    smoothing is a shared measurement (see :meth:`RunContext.measure`): several checks read
+    the same curve at the same fraction.
     """
-    if len(steps) == 0:
+    curve = ctx.curve(tag).finite
+    if len(curve) == 0:
         return np.full(np.shape(at), np.nan)
-    bins = binned(steps, values)
-    level = rolling_median(bins.level, window(bins.level.size, fraction))
+    bins = ctx.measure(binned, curve.steps, curve.values)
+    level = ctx.measure(rolling_median, bins.level, window(bins.level.size, fraction))
     return np.asarray(np.interp(np.asarray(at, dtype=np.float64), bins.steps, level), dtype=np.float64)
 
 
@@ -461,7 +554,7 @@ def train_loss(ctx: RunContext, min_points: int) -> tuple[str, Binned] | None:
     curve = ctx.curve(tag).finite
     if len(curve) < max(min_points, 1):
         return None
-    return tag, binned(curve.steps, curve.values)
+    return tag, ctx.measure(binned, curve.steps, curve.values)
 
 
 def learning_rate(ctx: RunContext) -> tuple[str, np.ndarray, np.ndarray] | None:
@@ -507,8 +600,8 @@ def resolution(values: np.ndarray) -> float:
     than two distinct values.
     """
     values = np.asarray(values, dtype=np.float64)
-    distinct = np.unique(values[np.isfinite(values)])
-    return float(np.diff(distinct).min()) if distinct.size > 1 else 0.0
+    levels = distinct(values[np.isfinite(values)])
+    return float(np.diff(levels).min()) if levels.size > 1 else 0.0
 
 
 def local_noise(values: np.ndarray, width: int) -> np.ndarray:

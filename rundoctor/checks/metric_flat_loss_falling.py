@@ -117,38 +117,22 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     if accuracy.size < params.min_points or loss_tag is None:
         return None
     span = measures.window(accuracy.size, params.smoothing)
-    smooth = measures.ema(accuracy, span)
-    tolerance = measures.flat_tolerance(accuracy, span, params.flat_tolerance)
+    smooth = ctx.measure(measures.ema, accuracy, span)
+    tolerance = measures.flat_tolerance(ctx, accuracy, span, params.flat_tolerance)
     start = measures.trailing_flat_start(smooth, tolerance)
     run_span = float(steps[-1] - steps[0])
     flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0
     if run_span <= 0 or flat_steps / run_span < params.min_flat_fraction:
         return None
-    level = float(np.median(accuracy[start:]))
+    level = measures.median(accuracy[start:])
     if level > params.max_level:
-        return None
-    # "Flat" is a claim too: an accuracy that had already climbed above where it started
-    # (by more than its band) and whose own trend over the stretch still rises at
-    # ``confidence`` by two points of accuracy is a climb that slowed, hidden in its noise
-    # band (a coarse accuracy of a few hundred evaluation sequences wanders +-0.05), not a
-    # stall.  One still at its starting level whose trend starts to lift is the jump itself.
-    accuracy_fit = trend.trend(steps[start:], accuracy[start:])
-    if (
-        accuracy_fit is not None
-        and level - float(accuracy[0]) > 2.0 * tolerance
-        and accuracy_fit.rising(params.confidence)
-        and accuracy_fit.change >= 2.0 * params.flat_tolerance
-    ):
         return None
     loss = ctx.curve(loss_tag).finite
     at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
         return None  # the loss does not cover the flat stretch
     first, middle, last = measures.smoothed_at(
-        loss.steps,
-        loss.values,
-        np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]),
-        params.smoothing,
+        ctx, loss_tag, np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]), params.smoothing
     )
     if first <= 0:
         return None
@@ -156,6 +140,18 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     recent_fall = (middle - last) / middle if middle > 0 else float("nan")
     if not (fall >= params.min_loss_fall and recent_fall >= params.min_recent_fall):
         return None
+    # "Flat" is a claim too: an accuracy that had already climbed above where it started
+    # (by more than its band) and whose own trend over the stretch still rises at
+    # ``confidence`` by two points of accuracy is a climb that slowed, hidden in its noise
+    # band (a coarse accuracy of a few hundred evaluation sequences wanders +-0.05), not a
+    # stall.  One still at its starting level whose trend starts to lift is the jump itself.
+    # (Asked after the cheaper tests of the loss, its trend only of an accuracy that climbed.)
+    climbed = level - float(accuracy[0]) > 2.0 * tolerance
+    rise = trend.change(steps[start:], accuracy[start:]) if climbed else None
+    if rise is not None and rise >= 2.0 * params.flat_tolerance:
+        accuracy_fit = trend.trend(steps[start:], accuracy[start:])
+        if accuracy_fit is not None and accuracy_fit.rising(params.confidence):
+            return None
     # The fall must be beyond the loss's own noise: a robust trend over the flat stretch
     # whose error accounts for autocorrelation and few evaluations (see checks/trend.py).
     inside = (loss.steps >= at[start]) & (loss.steps <= at[-1])

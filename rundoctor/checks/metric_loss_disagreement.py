@@ -243,7 +243,10 @@ def _frozen(
     check: Check[Params], ctx: RunContext, params: Params, tag: str, curve: Curve
 ) -> Iterator[Finding]:
     values = curve.values
-    repeats = (values[1:] == values[:-1]) & ~np.isin(values[1:], SENTINELS)
+    repeats = values[1:] == values[:-1]
+    if np.count_nonzero(repeats) + 1 < params.min_evaluations:
+        return  # too few repeated values for a frozen stretch, whatever is left out of them
+    repeats &= ~np.isin(values[1:], SENTINELS)
     if roles.higher_is_better(tag) and values.min() >= 0 and values.max() <= 100:
         repeats &= values[1:] < params.ceiling * measures.accuracy_scale(values)
     start, length = measures.longest_run(repeats)
@@ -270,7 +273,7 @@ def _frozen(
         severity = Severity.INFO  # a fixed prediction or a cached metric: nothing to tell them apart
     else:
         loss_tag, loss_values = loss
-        centre = max(float(np.median(np.abs(loss_values))), 1e-12)
+        centre = max(measures.median(np.abs(loss_values)), 1e-12)
         spread = float(np.ptp(loss_values)) / centre
         moved_by, noise = _moved(loss_values, centre)
         evidence.update(
@@ -373,7 +376,7 @@ def _errors_left(values: np.ndarray, value: float) -> tuple[int, int] | None:
     time) has no grid, and neither has one with fewer than two distinct values.
     """
     scale = measures.accuracy_scale(values)
-    distinct = np.unique(values) / scale
+    distinct = measures.distinct(values) / scale
     if distinct.size < 2 or distinct[0] < 0 or distinct[-1] > 1:
         return None
     size = round(1.0 / float(np.diff(distinct).min()))
@@ -449,22 +452,28 @@ def _against_loss(
     steps, accuracy = measures.accuracy_levels(ctx, tag)
     if accuracy.size == 0 or len(loss) < 3:
         return
-    steps, accuracy = steps[steps <= until], accuracy[steps <= until]
+    before = steps <= until
+    if not before.all():  # (the shared accuracy itself when nothing is cut: its EMA is shared too)
+        steps, accuracy = steps[before], accuracy[before]
     at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     covered = (at >= loss.steps[0]) & (at <= loss.steps[-1])
-    steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
+    if not covered.all():
+        steps, at, accuracy = steps[covered], at[covered], accuracy[covered]
     width = measures.window(accuracy.size, params.window_fraction, params.min_evaluations - 1)
     if accuracy.size < params.min_evaluations or width >= accuracy.size:
         return
     span = measures.window(accuracy.size, params.smoothing)
-    smooth = measures.ema(accuracy, span)
-    loss_smooth = measures.smoothed_at(loss.steps, loss.values, at, params.smoothing)
+    smooth = ctx.measure(measures.ema, accuracy, span)
+    accuracy_falls = np.diff(smooth) < 0
+    if measures.longest_run(accuracy_falls)[1] < width:
+        return  # the accuracy never fell that long: the loss is not smoothed to compare
+    loss_smooth = measures.smoothed_at(ctx, loss_tag, at, params.smoothing)
     # Both smoothed curves falling at every evaluation of a stretch: a start-of-run outlier
     # (an evaluation before training) cannot make a rising loss look like a falling one.
-    both_fall = (np.diff(smooth) < 0) & (np.diff(loss_smooth) < 0)
+    both_fall = accuracy_falls & (np.diff(loss_smooth) < 0)
     first, length = measures.longest_run(both_fall)
     last = first + length
-    drop = measures.flat_tolerance(accuracy, span, params.min_accuracy_drop)
+    drop = measures.flat_tolerance(ctx, accuracy, span, params.min_accuracy_drop)
     if length < width or loss_smooth[first] <= 0:
         return
     accuracy_fall = float(smooth[first] - smooth[last])

@@ -117,7 +117,7 @@ def _range(
         if contradicted is not None:
             yield contradicted
             return
-        median = float(np.median(values))
+        median = measures.median(values)
         yield check.finding(
             ctx,
             tags=(tag,),
@@ -180,7 +180,7 @@ def _percent_against_loss(
     loss_tag, values = loss
     mean = classification.mean_loss(values)
     bound = classification.min_accuracy_for_loss(mean)
-    reading = float(np.median(curve.values[-width:])) / 100.0
+    reading = measures.median(curve.values[-width:]) / 100.0
     gap = bound - reading
     if not (np.isfinite(gap) and gap > params.bound_margin):
         return None
@@ -257,7 +257,7 @@ def _auc_below_half(
         return
     half = auc.size // 2
     second = auc[half:]
-    median = float(np.median(second))
+    median = measures.median(second)
     below = float(np.mean(second < 0.5))
     if not (median <= 0.5 - params.auc_margin and below >= params.auc_below_share):
         return

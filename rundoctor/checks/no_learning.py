@@ -181,7 +181,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if not initial > 0:
         return
     width = measures.window(level.size, params.smoothing)
-    smooth = measures.rolling_median(level, width)
+    smooth = ctx.measure(measures.rolling_median, level, width)
     best_index = int(np.argmin(smooth))
     best = float(smooth[best_index])
     if float(smooth[-1]) > params.max_rise * initial:
@@ -215,7 +215,9 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     zero_from = _zero_rate_from(ctx, float(steps[0]), float(steps[-1]), params.zero_rate_fraction)
     needed = params.zero_rate_progress if zero_from is not None else params.min_progress
     curve = ctx.curve(tag).finite
-    fit = trend.trend(curve.steps, curve.values)
+    # The robust trend of the whole curve (lr-too-low's too: a shared measurement), taken only
+    # where it decides: most runs that learned return before it is needed.
+    fit = ctx.measure(trend.trend, curve.steps, curve.values) if chance_accuracy is not None else None
     # A validation loss is computed on fixed data without dropout: it carries far less noise
     # than per-batch losses, so when a guessing classifier's training loss is too noisy to
     # judge (a few epochs on a small set), a validation loss shown flat from its first
@@ -226,6 +228,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         val_flat = _validation_flat(ctx, params) if no_fall else None
     if progress >= needed and not at_chance and not no_better and val_flat is None:
         return
+    if chance_accuracy is None:
+        fit = ctx.measure(trend.trend, curve.steps, curve.values)
     # A flat claim needs evidence of flatness: the robust trend over the run must rule out a
     # fall of ``max_hidden_fall`` (its confidence interval).  A loss so noisy that a real fall
     # may hide in it is not reported, unless the log shows the cause (chance, a rate of 0).

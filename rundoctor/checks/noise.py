@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -61,7 +62,7 @@ def log_values(values: np.ndarray, offset: float = 0.0) -> np.ndarray | None:
     finite = values[np.isfinite(values)]
     if finite.size == 0 or float(finite.min()) < 0.0:
         return None
-    shift = offset * float(np.median(finite))
+    shift = offset * measures.median(finite)
     # An exact zero is a batch the model got right to float precision (common with a high
     # learning rate and saturated outputs), not a sign of a signed loss: with an offset it
     # has a finite logarithm like any other point.
@@ -109,10 +110,11 @@ class Noise:
     sigma: np.ndarray  # robust per-point scale around each point, at least the floor
     tau: float  # integrated autocorrelation time of the residuals, in points (1: white)
 
-    @property
+    @cached_property
     def scale(self) -> float:
-        """One number for the whole curve: the median of the local scales."""
-        return float(np.median(self.sigma)) if self.sigma.size else 0.0
+        """One number for the whole curve: the median of the local scales (taken once: checks
+        sharing a fit ask for it several times)."""
+        return measures.median(self.sigma) if self.sigma.size else 0.0
 
     def median_error(self, points: int) -> np.ndarray:
         """Standard error of the median of ``points`` consecutive points, at each point."""
@@ -170,6 +172,7 @@ def disturbances(
     persist: int,
     sigmas: float,
     min_excess: float,
+    trailing: np.ndarray | None = None,
 ) -> list[Disturbance]:
     """Persistent upward shifts of a finite curve (see the module docstring).
 
@@ -181,15 +184,22 @@ def disturbances(
     stretch needs ``persist`` points after its start, so the last few points cannot start one.
     A disturbance lasts until the short median is back within ``RECOVERY_SIGMAS`` standard
     errors (and ``min_excess``) of the level before it (``recovered``), or to the end.
+
+    ``trailing`` is ``trailing_median(values, baseline)`` when the caller has it already; it
+    is used only when ``baseline`` is at least ``persist`` (else the baseline is widened).
     """
     values = np.asarray(values, dtype=np.float64)
     count = values.size
     persist = max(1, int(persist))
+    if int(baseline) < persist:
+        trailing = None  # the baseline is widened to ``persist``: the caller's median is not its
     baseline = max(persist, int(baseline))
     if count < persist + 2:
         return []
     after = leading_median(values, persist)
-    before = np.concatenate(([np.nan], trailing_median(values, baseline)[:-1]))
+    if trailing is None:
+        trailing = trailing_median(values, baseline)
+    before = np.concatenate(([np.nan], trailing[:-1]))
     index = np.arange(count)
     # A full short window, and a baseline of at least ``persist`` points before it.
     judged = (index >= persist) & (index <= count - persist)
@@ -255,9 +265,14 @@ def expected_exceedances(count: int, z: float) -> float:
     return float(count * t3_tail(z))
 
 
+@lru_cache(maxsize=256)
 def chance_threshold(count: int, alpha: float) -> float:
     """The least z (in sigmas) above which fewer than ``alpha`` of ``count`` heavy-tailed
-    noise points are expected."""
+    noise points are expected.
+
+    Remembered: every run of a sweep asks for the same few counts, and the bisection costs
+    80 evaluations of the tail.
+    """
     # For 3 degrees of freedom the tail is 2 sqrt(3) 3 / (pi t^3) far out; one Newton-free
     # bisection on the exact tail keeps it honest nearer the centre.
     low, high = 0.0, 1e6
@@ -304,7 +319,7 @@ def seams(logged_steps: np.ndarray) -> np.ndarray:
     bounds = np.concatenate((back, [steps.size]))
     firsts = steps[back]
     lasts = steps[bounds[1:] - 1]
-    return np.unique(np.concatenate((firsts, lasts)))
+    return measures.distinct(np.concatenate((firsts, lasts)))
 
 
 def binned_point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: int) -> np.ndarray:
@@ -317,11 +332,11 @@ def binned_point_sigma(raw: np.ndarray, size: int, shift: float | None, bins: in
     full = (values.size // size) * size
     step = max(1, size // measures.MEDIAN_SAMPLES)
     blocks = values[:full].reshape(-1, size)[:, ::step]
-    centre = np.median(blocks, axis=1, keepdims=True)
-    sigma = np.median(np.abs(blocks - centre), axis=1) * measures.MAD_TO_SIGMA
+    centre = measures.row_medians(blocks)[:, np.newaxis]
+    sigma = measures.row_medians(np.abs(blocks - centre)) * measures.MAD_TO_SIGMA
     if full < values.size:
         rest = values[full:]
-        sigma = np.append(sigma, np.median(np.abs(rest - np.median(rest))) * measures.MAD_TO_SIGMA)
+        sigma = np.append(sigma, measures.median(np.abs(rest - measures.median(rest))) * measures.MAD_TO_SIGMA)
     return np.asarray(sigma[:bins], dtype=np.float64)
 
 
@@ -346,7 +361,7 @@ def disturbance_chance(values: np.ndarray, fitted: Noise, found: Disturbance, pe
     stretch = values[found.start : found.end + 1]
     # The highest short median, and the whole stretch's median: a disturbance that lasts
     # many windows is far less likely than any one of them.
-    tried = ((persist, found.excess), (stretch.size, float(np.median(stretch)) - found.before))
+    tried = ((persist, found.excess), (stretch.size, measures.median(stretch) - found.before))
     least = math.inf
     for points, excess in tried:
         if points < persist or excess <= 0.0:

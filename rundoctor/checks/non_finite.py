@@ -60,6 +60,7 @@ from typing import Any
 
 import numpy as np
 
+from rundoctor.checks import measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role
@@ -176,7 +177,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     resume cannot hide one; tags turning bad alike at one step are grouped."""
     run = ctx.run
     # One pass over the whole run finds the tags with a bad point; only those are gathered.
-    bad_codes = set(np.unique(run.tag_codes[~np.isfinite(run.values)]).tolist())
+    bad_codes = set(np.flatnonzero(np.bincount(run.tag_codes[~np.isfinite(run.values)])).tolist())
     bad_tags = {run.tag_names[code] for code in bad_codes}
     found = []
     # Every scalar tag, in the run's order: a NaN in a tag of unknown role is still a NaN.
@@ -227,7 +228,7 @@ def loss_blow_up(ctx: RunContext, member: BadValues, factor: float) -> BlowUp | 
         finite = np.isfinite(magnitude)
         if not finite.any():
             continue
-        typical = float(np.median(magnitude[finite]))
+        typical = measures.median(magnitude[finite])
         inside = np.flatnonzero((curve.steps >= low) & (curve.steps <= high))
         if inside.size == 0 or typical <= 0.0:
             continue

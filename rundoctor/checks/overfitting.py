@@ -61,6 +61,7 @@ dropout, label smoothing, or a smaller model.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -196,6 +197,7 @@ class Measured:
     train_at_end: float
     train_drop: float
     gap_ratio: float
+    # Read only when the pair fires (``kind`` set), NaN otherwise:
     jump_share: float  # share of the rise from the best to the end taken by the next evaluation
     after_jump: float  # relative trend of the evaluations after that one (NaN: too few)
     kind: str | None  # "rise", "stall" or None
@@ -226,7 +228,7 @@ def trend_free_noise(values: np.ndarray, width: int) -> float:
     if values.size < 4:
         return 0.0
     second = np.diff(values, 2)
-    mad = float(np.median(np.abs(second - np.median(second))))
+    mad = measures.median(np.abs(second - measures.median(second)))
     return float(mad * measures.MAD_TO_SIGMA / np.sqrt(6.0) * MEDIAN_NOISE / np.sqrt(width))
 
 
@@ -236,10 +238,13 @@ def in_sigmas(change: float, noise: float) -> float:
     return change / noise if noise > 0 else float("inf") if change > 0 else 0.0
 
 
-def _rise(values: np.ndarray, params: Params) -> tuple[float, float, float, float]:
-    """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve."""
+def _rise(values: np.ndarray, params: Params, ctx: RunContext | None = None) -> tuple[float, float, float, float]:
+    """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve;
+    with ``ctx`` when ``values`` is one of its curves, whose smoothing other checks share (see
+    :meth:`RunContext.measure`)."""
     width = measures.window(values.size, params.smooth_fraction)
-    minimum = float(measures.rolling_median(values, width).min())
+    smooth = measures.rolling_median(values, width) if ctx is None else ctx.measure(measures.rolling_median, values, width)
+    minimum = float(smooth.min())
     _, end = measures.edge_levels(values, params.smooth_fraction)
     sigmas = in_sigmas(end - minimum, level_noise(values, width))
     return minimum, end, (end - minimum) / abs(minimum), sigmas
@@ -255,11 +260,11 @@ def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measure
     same_axis = ctx.run.axis_of(pair.val) == ctx.run.axis_of(pair.train)
     at = measures.steps_on_axis_of(val.steps, train.steps, same_axis)
     best = int(np.argmin(val.values))
-    minimum, end, rise, sigmas = _rise(val.values, params)
+    minimum, end, rise, sigmas = _rise(val.values, params, ctx)
     # Both training levels are read the same way (smoothed, at the steps of validation
     # points), so the half-epoch lag of epoch-mean training losses cancels out.
     train_fraction = params.smooth_fraction / 2
-    train_best, train_end = measures.smoothed_at(train.steps, train.values, at[[best, -1]], train_fraction)
+    train_best, train_end = measures.smoothed_at(ctx, pair.train, at[[best, -1]], train_fraction)
     drop = (train_best - train_end) / abs(train_best) if train_best != 0 else 0.0
     falling = (
         in_sigmas(
@@ -269,7 +274,6 @@ def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measure
     )
     gap = end / train_end if train_end > 0 else float("nan")
     after = len(val) - 1 - best
-    share, after_jump = _jump(val.steps, val.values, best, end)
     kind = None
     if (
         falling
@@ -285,6 +289,8 @@ def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measure
         and (end >= val.values[best] and gap >= params.min_gap_ratio)
     ):
         kind = "stall"
+    # Only a pair that fires is described (its jump read): the trend is not taken for the others.
+    share, after_jump = _jump(val.steps, val.values, best, end) if kind is not None else (math.nan, math.nan)
     return Measured(
         val=pair.val,
         train=pair.train,
@@ -331,7 +337,7 @@ def summed_rise(ctx: RunContext, tags: list[str], params: Params) -> tuple[float
     curves = [ctx.curve(tag) for tag in tags]
     shared = curves[0].steps
     for curve in curves[1:]:
-        shared = np.intersect1d(shared, curve.steps)
+        shared = np.intersect1d(shared, curve.steps, assume_unique=True)  # steps of a by-step curve
     total = np.zeros(shared.size)
     for curve in curves:
         total += curve.values[np.searchsorted(curve.steps, shared)]
@@ -355,7 +361,7 @@ def metric_fall(ctx: RunContext, params: Params) -> tuple[float, dict[str, float
         _, end = measures.edge_levels(sign * values, params.smooth_fraction)
         if best != 0:
             falls[tag] = round((best - end) / abs(best), 4)
-    return (float(np.median(list(falls.values()))) if falls else float("nan")), falls
+    return (measures.median(list(falls.values())) if falls else float("nan")), falls
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:

@@ -99,14 +99,20 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     x, y = steps[-count:], level[-count:]
     curve = ctx.curve(tag).finite
     inside = curve.steps >= x[0]
-    fit = trend.trend(curve.steps[inside], curve.values[inside])
+    stretch_steps, stretch_values = curve.steps[inside], curve.values[inside]
+    # A first look at the fitted change alone: a fall below ``min_gain`` of the level needs
+    # no error bars (most runs), so the full trend is taken only for a large one.
+    first_look = trend.change(stretch_steps, stretch_values)
+    if first_look is None:
+        return
+    initial = measures.initial_level(level, params.edge_fraction)
+    end = measures.median(stretch_values)  # the trend's level
+    if not (end > 0 and initial > 0) or not -first_look / end >= params.min_gain:
+        return
+    fit = trend.trend(stretch_steps, stretch_values)
     if fit is None:
         return
     fall = -fit.change
-    end = fit.level
-    initial = measures.initial_level(level, params.edge_fraction)
-    if not (end > 0 and initial > 0):
-        return
     gain = fall / end
     sigmas = -fit.sigmas
     if not (

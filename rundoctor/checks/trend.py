@@ -25,8 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
+
+from rundoctor.checks import measures
 
 # 1.4826 turns a median absolute deviation into a standard deviation for Gaussian noise.
 MAD_TO_SIGMA = 1.4826
@@ -142,10 +145,12 @@ def normal_quantile(p: float) -> float:
 def robust_sigma(values: np.ndarray) -> float:
     """Median absolute deviation from the median, as a Gaussian sigma (0 for < 2 values)."""
     values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
+    finite = np.isfinite(values)
+    if not finite.all():
+        values = values[finite]
     if values.size < 2:
         return 0.0
-    return float(np.median(np.abs(values - np.median(values)))) * MAD_TO_SIGMA
+    return measures.median(np.abs(values - measures.median(values))) * MAD_TO_SIGMA
 
 
 def lag1(residuals: np.ndarray) -> float:
@@ -154,15 +159,7 @@ def lag1(residuals: np.ndarray) -> float:
     Negative autocorrelation (alternating noise) would inflate the effective size above
     the count; it is treated as none, which is the cautious side.
     """
-    residuals = np.asarray(residuals, dtype=np.float64)
-    if residuals.size < 4:
-        return 0.0
-    centred = residuals - residuals.mean()
-    denominator = float((centred**2).sum())
-    if denominator <= 0:
-        return 0.0
-    rho = float((centred[1:] * centred[:-1]).sum()) / denominator
-    return min(max(rho, 0.0), MAX_RHO)
+    return autocorrelation(residuals)[0]
 
 
 def effective_size(count: int, rho: float) -> float:
@@ -178,16 +175,26 @@ def correlation_time(residuals: np.ndarray) -> float:
     since the epoch began carries one heavy batch for the rest of the epoch, so blocks a
     few lags apart still agree.
     """
+    return autocorrelation(residuals)[1]
+
+
+def autocorrelation(residuals: np.ndarray) -> tuple[float, float]:
+    """(:func:`lag1`, :func:`correlation_time`) of ``residuals``, centred once for both: a
+    trend asks for both of two residual series."""
     residuals = np.asarray(residuals, dtype=np.float64)
     count = residuals.size
-    rho1 = lag1(residuals)
-    ar1 = (1.0 + rho1) / (1.0 - rho1)
-    if count < 8:
-        return ar1
+    if count < 4:
+        return 0.0, 1.0
     centred = residuals - residuals.mean()
     denominator = float((centred**2).sum())
+    rho1 = 0.0
+    if denominator > 0:
+        rho1 = min(max(float((centred[1:] * centred[:-1]).sum()) / denominator, 0.0), MAX_RHO)
+    ar1 = (1.0 + rho1) / (1.0 - rho1)
+    if count < 8:
+        return rho1, ar1
     if denominator <= 0:
-        return 1.0
+        return rho1, 1.0
     lags = max(1, count // 4)
     spectrum = np.fft.rfft(centred, n=2 * count)
     correlations = np.fft.irfft(spectrum * np.conj(spectrum))[1 : lags + 1] / denominator
@@ -202,10 +209,10 @@ def correlation_time(residuals: np.ndarray) -> float:
     batch = 1.0
     if groups >= 5:
         means = residuals[: groups * size].reshape(groups, size).mean(axis=1)
-        variance = float(np.var(residuals))
+        variance = denominator / count  # np.var(residuals), to the bit: the same sums
         if variance > 0:
             batch = float(np.var(means, ddof=1)) * size / variance
-    return float(max(ar1, min(max(geyer, batch), count / 2.0)))
+    return rho1, float(max(ar1, min(max(geyer, batch), count / 2.0)))
 
 
 def blocks(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> tuple[np.ndarray, np.ndarray, int]:
@@ -217,10 +224,10 @@ def blocks(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> tuple[
         return steps, values, 1
     size = -(-n // count)
     full = (n // size) * size
-    level = np.median(values[:full].reshape(-1, size), axis=1)
+    level = measures.row_medians(values[:full].reshape(-1, size))
     middle = steps[:full].reshape(-1, size).mean(axis=1)
     if full < n:
-        level = np.append(level, np.median(values[full:]))
+        level = np.append(level, measures.median(values[full:]))
         middle = np.append(middle, steps[full:].mean())
     return middle, level, size
 
@@ -229,13 +236,25 @@ def theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """(slope, intercept) of the Theil-Sen line: median pairwise slope, median intercept."""
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
-    i, j = np.triu_indices(x.size, k=1)
+    i, j = _pairs(x.size)
     dx = x[j] - x[i]
     keep = dx != 0
     if not keep.any():
-        return 0.0, float(np.median(y)) if y.size else float("nan")
-    rate = float(np.median((y[j] - y[i])[keep] / dx[keep]))
-    return rate, float(np.median(y - rate * x))
+        return 0.0, measures.median(y) if y.size else float("nan")
+    if keep.all():  # distinct x, as block middles are: no pair to leave out
+        rate = measures.median((y[j] - y[i]) / dx)
+    else:
+        rate = measures.median((y[j] - y[i])[keep] / dx[keep])
+    return rate, measures.median(y - rate * x)
+
+
+@lru_cache(maxsize=64)
+def _pairs(count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair of ``count`` indices (i < j), read-only: the same few counts come back for
+    every curve (at most ``BLOCKS`` blocks)."""
+    first, second = np.triu_indices(count, k=1)
+    first.flags.writeable = second.flags.writeable = False
+    return first, second
 
 
 def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend | None:
@@ -244,32 +263,28 @@ def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend |
     None for fewer than three finite points or a single step.  Non-finite values are
     dropped; steps must be sorted.
     """
-    steps = np.asarray(steps, dtype=np.float64)
-    values = np.asarray(values, dtype=np.float64)
-    finite = np.isfinite(values) & np.isfinite(steps)
-    steps, values = steps[finite], values[finite]
-    if values.size < 3 or steps[-1] == steps[0]:
+    fitted = _line(steps, values, count)
+    if fitted is None:
         return None
-    x, y, _ = blocks(steps, values, count)
-    span = float(steps[-1] - steps[0])
-    scale = x / span  # slopes per whole stretch: no overflow for steps in the millions
-    rate, intercept = theil_sen(scale, y)
+    values, scale, y, rate, intercept = fitted
     line = y - (intercept + rate * scale)
     residuals = line
+    centred = scale - scale.mean()
     if y.size >= 8:
         # Noise is measured around a quadratic, not the line: the bend of a decaying loss is
         # trend, not noise.  Autocorrelation is the larger of the two fits' (the quadratic
         # alone would absorb the slow wander of a running average and call it trend).
-        centred = scale - scale.mean()
         residuals = y - np.polyval(np.polyfit(centred, y, 2), centred)
     sigma = robust_sigma(residuals)
     if sigma == 0.0:
         # Half or more blocks sit exactly on the fit: fall back to the ordinary scatter so
         # a curve logged at coarse resolution still has an honest error.
         sigma = float(np.std(residuals))
-    rho = max(lag1(line), lag1(residuals))
-    effective = max(1.0, y.size / max(correlation_time(line), correlation_time(residuals)))
-    spread = float(((scale - scale.mean()) ** 2).sum())
+    line_rho, line_time = autocorrelation(line)
+    residual_rho, residual_time = (line_rho, line_time) if residuals is line else autocorrelation(residuals)
+    rho = max(line_rho, residual_rho)
+    effective = max(1.0, y.size / max(line_time, residual_time))
+    spread = float((centred**2).sum())
     # Standard error of an OLS slope, widened by sqrt(n / n_eff) for autocorrelation; the
     # Theil-Sen slope is about as efficient for Gaussian noise and far better for heavy tails.
     error = sigma / math.sqrt(spread) * math.sqrt(y.size / effective) if spread > 0 else math.inf
@@ -278,13 +293,43 @@ def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend |
     return Trend(
         change=float(change),
         error=float(error),
-        level=float(np.median(values)),
+        level=measures.median(values),
         noise=float(sigma),
         points=int(values.size),
         blocks=int(y.size),
         rho=float(rho),
         effective=float(effective),
     )
+
+
+def change(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> float | None:
+    """``trend(steps, values).change`` (None where the trend is None), without the noise and
+    autocorrelation its error needs, at a third of the cost.
+
+    A first look for checks that need a large change before they ask how sure it is: most
+    curves fail the size, and then the error is never needed.
+    """
+    fitted = _line(steps, values, count)
+    return None if fitted is None else float(fitted[3])
+
+
+def _line(
+    steps: np.ndarray, values: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float] | None:
+    """(finite values, block positions scaled to the stretch, block medians, Theil-Sen slope and
+    intercept through them): the line every trend starts from; None as for :func:`trend`."""
+    steps = np.asarray(steps, dtype=np.float64)
+    values = np.asarray(values, dtype=np.float64)
+    finite = np.isfinite(values) & np.isfinite(steps)
+    if not finite.all():
+        steps, values = steps[finite], values[finite]
+    if values.size < 3 or steps[-1] == steps[0]:
+        return None
+    x, y, _ = blocks(steps, values, count)
+    span = float(steps[-1] - steps[0])
+    scale = x / span  # slopes per whole stretch: no overflow for steps in the millions
+    rate, intercept = theil_sen(scale, y)
+    return values, scale, y, rate, intercept
 
 
 def tail(steps: np.ndarray, values: np.ndarray, fraction: float, minimum: int = 4) -> Trend | None:
@@ -309,7 +354,7 @@ def relative_noise(values: np.ndarray) -> float:
     values = values[np.isfinite(values)]
     if values.size < 3:
         return float("nan")
-    level = float(np.median(values))
+    level = measures.median(values)
     if level == 0:
         return float("nan")
     return robust_sigma(np.diff(values)) / math.sqrt(2.0) / abs(level)
@@ -327,4 +372,4 @@ def start_level(values: np.ndarray, fraction: float, minimum: int = 3) -> float:
     if values.size == 0:
         return float("nan")
     width = int(max(1, min(values.size, max(minimum, round(values.size * fraction)))))
-    return max(float(np.median(values[:3])), float(np.median(values[:width])))
+    return max(measures.median(values[:3]), measures.median(values[:width]))

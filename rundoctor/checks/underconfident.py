@@ -173,7 +173,7 @@ def _accuracy(ctx: RunContext, params: Params) -> tuple[str, float] | None:
             continue
         values = measures.fraction_values(ctx.curve(tag).finite.values)
         if values.size:
-            return tag, float(np.median(values[-measures.window(values.size, params.tail_fraction, 1) :]))
+            return tag, measures.median(values[-measures.window(values.size, params.tail_fraction, 1) :])
     return None
 
 
@@ -329,7 +329,7 @@ def _confidence(
     if values.size < params.min_points:
         return None
     tail_start = values.size - measures.window(values.size, params.tail_fraction, 1)
-    level = float(np.median(values[tail_start:]))
+    level = measures.median(values[tail_start:])
     limit = chance + params.confidence_margin * (1.0 - chance)
     if not level <= limit:
         return None
@@ -381,10 +381,10 @@ def _double_softmax(
     if len(loss) < params.min_points:
         return None
     accuracy_level = float(
-        np.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :])
+        measures.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :])
     )
     tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
-    loss_level = float(np.median(loss.values[tail_start:]))
+    loss_level = measures.median(loss.values[tail_start:])
     floor = double_softmax_floor(classes)
     expected = measures.binary_entropy(accuracy_level) + (1.0 - accuracy_level) * np.log(
         max(classes - 1, 1)
@@ -443,19 +443,21 @@ def _near_uniform_loss(
     loss = ctx.curve(loss_tag).finite
     if len(loss) < params.min_points or not loss.values.min() > 0:
         return None
-    level = float(np.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :]))
+    level = measures.median(accuracy[-measures.window(accuracy.size, params.tail_fraction, 1) :])
     tail_start = len(loss) - measures.window(len(loss), params.tail_fraction, 1)
-    loss_level = float(np.median(loss.values[tail_start:]))
-    width = measures.window(len(loss), 0.1)
-    minimum = float(measures.rolling_median(loss.values, width).min())
+    loss_level = measures.median(loss.values[tail_start:])
     uniform = float(np.log(classes)) if classes else float("nan")
     expected = measures.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
     if not (
         level >= params.high_accuracy
         and (classes is None or loss_level >= params.uniform_share * uniform)
         and loss_level >= params.uniform_excess * expected
-        and loss_level <= params.loss_at_minimum * minimum
     ):
+        return None
+    # The smoothed minimum (a rolling median) is taken only for a loss that got this far.
+    width = measures.window(len(loss), 0.1)
+    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
+    if not loss_level <= params.loss_at_minimum * minimum:
         return None
     learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
     where = (

@@ -124,11 +124,11 @@ def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compare
     density = np.count_nonzero((train.steps >= at[0]) & (train.steps <= at[-1])) / len(val)
     epoch_means = bool(density < params.epoch_mean_density)
     if epoch_means:
-        lag = float(np.median(np.diff(at)))
+        lag = measures.median(np.diff(at))
         reference = np.interp(at + lag, train.steps, train.values)
     else:
         lag = 0.0
-        reference = measures.smoothed_at(train.steps, train.values, at, params.smooth_fraction)
+        reference = measures.smoothed_at(ctx, pair.train, at, params.smooth_fraction)
     # A rolling median of three evaluations: one lucky evaluation must not count.
     smooth_val = measures.rolling_median(val.values, 3)
     ratios = smooth_val[inside] / reference[inside]
@@ -141,7 +141,7 @@ def compare(ctx: RunContext, pair: measures.LossPair, params: Params) -> Compare
         last_step=int(steps[-1]),
         epoch_means=epoch_means,
         lag=lag,
-        median_ratio=float(np.median(ratios)),
+        median_ratio=measures.median(ratios),
         below=float(np.mean(ratios < params.ratio_threshold)),
         extreme=float(np.mean(ratios < params.extreme_ratio)),
         extreme_early=float(np.mean(ratios[: max(1, ratios.size // 4)] < params.extreme_ratio)),

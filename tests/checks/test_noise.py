@@ -143,3 +143,18 @@ def test_poisson_tail() -> None:
     assert noise.poisson_tail(1, 2.0) == pytest.approx(1 - math.exp(-2.0))
     assert noise.poisson_tail(3, 0.0) == 0.0
     assert noise.poisson_tail(10, 1.0) < 1e-6
+
+
+def test_a_trailing_median_handed_in_is_the_one_computed() -> None:
+    loss = np.log(curves.heavy_tailed(np.full(1500, 0.5), seed=4))
+    loss[700:760] += 1.0
+    fitted = noise.fit(loss, 75, floor=0.01)
+    own = noise.disturbances(loss, fitted, baseline=75, persist=15, sigmas=5.0, min_excess=0.2)
+    handed = noise.disturbances(
+        loss, fitted, baseline=75, persist=15, sigmas=5.0, min_excess=0.2, trailing=noise.trailing_median(loss, 75)
+    )
+    assert own and handed == own
+    # A baseline shorter than ``persist`` is widened: a median of the shorter one is not used.
+    wrong = np.zeros(loss.size)
+    widened = noise.disturbances(loss, fitted, baseline=10, persist=15, sigmas=5.0, min_excess=0.2, trailing=wrong)
+    assert widened == noise.disturbances(loss, fitted, baseline=10, persist=15, sigmas=5.0, min_excess=0.2)

@@ -185,9 +185,10 @@ def test_steps_on_another_axis_are_stretched_onto_the_training_steps():
 def test_smoothed_level_is_read_between_and_beyond_the_logged_steps():
     steps = np.arange(0, 100, 10)
     values = np.array([1.0, 1, 1, 1, 1, 3, 3, 20, 3, 3])  # a step up at 50, a spike at 70
-    level = measures.smoothed_at(steps, values, np.array([-5.0, 45.0, 70.0, 500.0]), 0.3)
+    ctx = c.context(c.make_run({"train/loss": (steps, values), "val/loss": ([], [])}))
+    level = measures.smoothed_at(ctx, "train/loss", np.array([-5.0, 45.0, 70.0, 500.0]), 0.3)
     assert level.tolist() == [1.0, 2.0, 3.0, 3.0]  # the spike is gone; the edges hold
-    assert np.isnan(measures.smoothed_at(np.empty(0), np.empty(0), np.array([1.0]), 0.3)).all()
+    assert np.isnan(measures.smoothed_at(ctx, "val/loss", np.array([1.0]), 0.3)).all()
 
 
 @pytest.mark.parametrize(

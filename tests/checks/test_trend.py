@@ -78,3 +78,91 @@ def test_hostile_series(name: str) -> None:
 def test_relative_noise_ignores_single_huge_batches() -> None:
     values = curves.heavy_tailed(np.full(1000, 1.0), seed=5)
     assert 0.1 < trend.relative_noise(values) < 1.5
+
+
+# The textbook forms the shared statistics were first written in.  The helpers compute the
+# same sums in a cheaper arrangement (one centring for both autocorrelations, cached index
+# pairs, np.var as the sum of squares already taken); findings quote these numbers, so they
+# must agree to the bit, not approximately.
+
+
+def _textbook_lag1(residuals: np.ndarray) -> float:
+    if residuals.size < 4:
+        return 0.0
+    centred = residuals - residuals.mean()
+    denominator = float((centred**2).sum())
+    if denominator <= 0:
+        return 0.0
+    return min(max(float((centred[1:] * centred[:-1]).sum()) / denominator, 0.0), trend.MAX_RHO)
+
+
+def _textbook_correlation_time(residuals: np.ndarray) -> float:
+    count = residuals.size
+    rho1 = _textbook_lag1(residuals)
+    ar1 = (1.0 + rho1) / (1.0 - rho1)
+    if count < 8:
+        return ar1
+    centred = residuals - residuals.mean()
+    denominator = float((centred**2).sum())
+    if denominator <= 0:
+        return 1.0
+    spectrum = np.fft.rfft(centred, n=2 * count)
+    correlations = np.fft.irfft(spectrum * np.conj(spectrum))[1 : max(1, count // 4) + 1] / denominator
+    negative = np.flatnonzero(correlations <= 0)
+    geyer = 1.0 + 2.0 * float((correlations[: negative[0]] if negative.size else correlations).sum())
+    size = max(2, round(np.sqrt(count)))
+    groups = count // size
+    batch = 1.0
+    if groups >= 5:
+        means = residuals[: groups * size].reshape(groups, size).mean(axis=1)
+        variance = float(np.var(residuals))
+        if variance > 0:
+            batch = float(np.var(means, ddof=1)) * size / variance
+    return float(max(ar1, min(max(geyer, batch), count / 2.0)))
+
+
+def _textbook_theil_sen(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    i, j = np.triu_indices(x.size, k=1)
+    dx = x[j] - x[i]
+    keep = dx != 0
+    if not keep.any():
+        return 0.0, float(np.median(y)) if y.size else float("nan")
+    rate = float(np.median((y[j] - y[i])[keep] / dx[keep]))
+    return rate, float(np.median(y - rate * x))
+
+
+def _residual_series() -> list[np.ndarray]:
+    rng = curves.rng(7)
+    series = [np.zeros(n) for n in (3, 4, 8, 30)]
+    for n in (4, 5, 7, 8, 9, 24, 25, 60, 61, 500, 2000):
+        white = rng.standard_normal(n)
+        series += [white, np.cumsum(white), np.round(white, 1), curves.heavy_tailed(np.ones(n), seed=n) - 1.0]
+    return series
+
+
+def test_autocorrelation_helpers_equal_the_textbook_sums_to_the_bit() -> None:
+    for residuals in _residual_series():
+        assert trend.lag1(residuals) == _textbook_lag1(residuals)
+        assert trend.correlation_time(residuals) == _textbook_correlation_time(residuals)
+        assert trend.autocorrelation(residuals) == (_textbook_lag1(residuals), _textbook_correlation_time(residuals))
+
+
+def test_theil_sen_equals_the_textbook_line_to_the_bit() -> None:
+    rng = curves.rng(3)
+    for n in (1, 2, 3, 10, 60):
+        y = rng.standard_normal(n)
+        for x in (np.arange(n, dtype=np.float64), np.round(rng.uniform(0, 4, n)), np.zeros(n)):
+            got, expected = trend.theil_sen(x, y), _textbook_theil_sen(x, y)
+            assert np.array_equal(got, expected, equal_nan=True), (x, y)
+
+
+def test_change_alone_is_the_trends_change_and_none_where_it_is() -> None:
+    rng = curves.rng(9)
+    cases = [
+        (curves.steps(n), curves.heavy_tailed(curves.decay(n, 2.0, 0.5), seed=n)) for n in (3, 7, 60, 61, 500)
+    ]
+    cases += [(np.arange(2), np.ones(2)), (np.zeros(5), rng.standard_normal(5)), (np.arange(6), np.full(6, np.nan))]
+    cases += [(np.arange(40.0), np.where(rng.random(40) < 0.2, np.nan, rng.standard_normal(40)))]
+    for steps, values in cases:
+        fit = trend.trend(steps, values)
+        assert trend.change(steps, values) == (None if fit is None else fit.change)
