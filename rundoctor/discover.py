@@ -21,21 +21,29 @@ as not read, as are links out of the tree and broken links.  Files and directori
 their path as run ids print it; a path named on the command line is always read.
 
 A URL whose scheme a reader answers for (``mlflow://``, a tracking server) is no path: that
-reader locates its runs (:func:`url_reader` is the one place that tells the two apart).
+reader locates its runs (:func:`url_reader` is the one place that tells the two apart).  A URL
+of an object store or a web server (``s3://bucket/runs``, :mod:`rundoctor.readers.remote`) is
+walked like a folder, each file read through :mod:`rundoctor.readers.files`; its runs are
+named by their URLs.  A gzipped file (``metrics.csv.gz``) is claimed by its name without
+``.gz`` and sniffed by its decompressed head.  ``-`` is standard input, read as one file named
+on the command line (spooled to a temporary file first), its run named ``<stdin>``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
 from pathlib import Path, PurePosixPath
 
 from rundoctor import roles
 from rundoctor.globs import PathPatterns
-from rundoctor.readers import READERS, files, reader_named
+from rundoctor.readers import READERS, files, reader_named, remote, streams
 from rundoctor.readers.base import Reader, RunSource, UnreadableInput
 from rundoctor.series import NoteKind, ReadError, ReadNote, Run
 
@@ -56,6 +64,8 @@ __all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_name
 
 # The reason of a ReadError for a path that does not exist (the CLI makes it a usage error).
 MISSING_PATH = "no such file or directory"
+# The argument that stands for standard input, and the id of its run.
+STDIN_ARGUMENT, STDIN_ID = "-", "<stdin>"
 # A URL as it reaches us: a scheme of two characters or more (one is a Windows drive) and the
 # rest, after the "//" that pathlib folds into one separator ("mlflow:/host:5000/#exp").
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]+):[\\/]+(.*)", re.DOTALL)
@@ -76,17 +86,40 @@ def load_runs(
 ) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, roles assigned, sorted by id; and what could not be read.
     Nothing under ``paths`` that ``exclude`` matches is opened."""
+    with ExitStack() as cleanup:
+        return _load_runs(paths, reader, role_overrides, progress, exclude, cleanup)
+
+
+def _load_runs(
+    paths: Sequence[Path],
+    reader: str | None,
+    role_overrides: dict[str, roles.Role] | None,
+    progress: Progress | None,
+    exclude: PathPatterns | None,
+    cleanup: ExitStack,
+) -> tuple[list[Run], list[ReadError]]:
     sources: list[tuple[RunSource, Path]] = []
     errors: list[ReadError] = []
     for path in paths:
-        if not path.exists() and not path.is_symlink() and url_reader(path) is None:
-            errors.append(ReadError(str(path), MISSING_PATH))
+        if str(path) == STDIN_ARGUMENT:
+            found, problems = _stdin_sources(reader, cleanup)
+            sources.extend((source, source.path) for source in found)
+            errors.extend(problems)
+            continue
+        path = remote.local_path(path)
+        try:
+            present = files.exists(path)
+        except remote.MissingExtra as error:
+            errors.append(ReadError(remote.shown(path), str(error)))
+            continue
+        if not present and url_reader(path) is None:
+            errors.append(ReadError(remote.shown(path), MISSING_PATH))
             continue
         found, problems = find_sources(path, reader=reader, exclude=exclude)
         sources.extend((source, path) for source in found)
-        errors.extend(problems)
+        errors.extend(dataclasses.replace(error, path=remote.shown(error.path)) for error in problems)
         if not found and not problems:
-            errors.append(ReadError(str(path), "no training logs found (no event files, CSV, JSON or MLflow runs)"))
+            errors.append(ReadError(remote.shown(path), "no training logs found (no event files, CSV, JSON or MLflow runs)"))
     runs: list[Run] = []
     for done, (source, root) in enumerate(sources):
         if progress is not None:
@@ -95,14 +128,17 @@ def load_runs(
         try:
             run = read_source(source)
         except UnreadableInput as error:
-            errors.append(ReadError(source.label, str(error)))
+            errors.append(ReadError(_shown(source.label, source), str(error)))
             continue
         except (OSError, MemoryError) as error:
-            errors.append(ReadError(source.label, f"{type(error).__name__}: {error}"))
+            errors.append(ReadError(_shown(source.label, source), f"{type(error).__name__}: {error}"))
             continue
         run.id = source.name if source.name is not None else run_id(source.path, root)
         run.notes[:0] = source.notes
         run.notes.extend(_size_changes(sizes, _sizes(source)))
+        run.notes.extend(_stream_notes(source))
+        if source.name is not None or remote.url_of(source.path) is not None:
+            _show_names(run, source)
         runs.append(roles.assign(run, role_overrides))
     if progress is not None:
         progress(len(sources), len(sources), "")
@@ -110,8 +146,71 @@ def load_runs(
     return runs, errors
 
 
+def _stdin_sources(reader: str | None, cleanup: ExitStack) -> tuple[list[RunSource], list[ReadError]]:
+    """The run on standard input: spooled to a temporary file (removed when the runs are
+    read), read as a file named on the command line, named ``<stdin>``."""
+    folder = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="rundoctor-stdin-")))
+    spooled, cut = streams.spool_stdin(folder)
+    if files.stat(spooled).st_size == 0:
+        return [], [ReadError(STDIN_ID, "empty file")]
+    spooled = spooled.rename(spooled.with_name(_stdin_name(spooled)))
+    found, problems = find_sources(spooled, reader=reader)
+    for source in found:
+        source.name = STDIN_ID
+        if cut:
+            source.notes.append(ReadNote(NoteKind.SKIPPED, STDIN_ID, f"standard input held more than {streams.STDIN_MAX_BYTES:,} bytes: the rest is not read"))
+    return found, [dataclasses.replace(error, path=STDIN_ID) for error in problems]
+
+
+# Names standard input is tried under: sniffers go by a file's ending as well as its bytes.
+_STDIN_ENDINGS = ("", ".csv", ".jsonl", ".json", ".log")
+
+
+def _stdin_name(spooled: Path) -> str:
+    """The name under which a sniffer takes standard input's bytes (``stdin.csv`` for a CSV
+    log); its spool's own name when none does (reading then says why)."""
+    try:
+        head = files.read_head(spooled, SNIFF_BYTES)
+    except OSError:
+        return spooled.name
+    gz = ".gz" if streams.logical_name(spooled.name) != spooled.name else ""
+    for ending in _STDIN_ENDINGS:
+        candidate = spooled.with_name(f"stdin{ending}")
+        if any(r.sniff is not None and _claims(r.sniff, candidate, head) for r in READERS):
+            return candidate.name + gz
+    return spooled.name
+
+
+def _shown(name: str, source: RunSource) -> str:
+    """A file's name as reports show it: a URL written out again, standard input's spool as ``<stdin>``."""
+    if source.name == STDIN_ID and source.url is None:
+        return STDIN_ID
+    return remote.shown(name)
+
+
+def _show_names(run: Run, source: RunSource) -> None:
+    """The run's path, sources and note sources as reports show them (see :func:`_shown`)."""
+    run.path = _shown(run.path, source)
+    run.sources = [_shown(name, source) for name in run.sources]
+    run.notes = [dataclasses.replace(note, source=_shown(note.source, source)) for note in run.notes]
+
+
+def _stream_notes(source: RunSource) -> list[ReadNote]:
+    """Notes on the gzipped files of the source whose reading stopped before their end."""
+    notes = []
+    for path, _ in source.files:
+        stopped = streams.take_stream_notes(path)
+        if stopped is not None:
+            read, reason = stopped
+            notes.append(ReadNote(NoteKind.TRUNCATED, str(path), reason, f"decompressed byte {read:,}"))
+    return notes
+
+
 def run_id(path: Path, root: Path) -> str:
-    """The run's path relative to the parent of the root the user named, in POSIX form."""
+    """The run's path relative to the parent of the root the user named, in POSIX form; a
+    remote run's, its URL."""
+    if remote.url_of(path) is not None:
+        return remote.shown(path)
     base = root.resolve().parent if root.resolve() != Path(root.anchor or "/") else root.resolve()
     try:
         return path.resolve().relative_to(base).as_posix()
@@ -172,7 +271,7 @@ def find_sources(
     kind = _kind(root)
     if kind is not None and kind != "a directory":
         return [], [ReadError(str(root), files.not_opened(kind))]
-    if root.is_file():
+    if files.is_file(root):
         if forced is not None:
             return forced.runs([root], explicit=True), errors
         return _claim_files([root], errors, explicit=True), errors
@@ -227,7 +326,8 @@ def _located(url: str, owner: Reader, reader: str | None) -> tuple[list[RunSourc
 
 
 def _name_owner(file: Path) -> Reader | None:
-    return next((r for r in READERS if r.claims_name is not None and _claims(r.claims_name, file.name)), None)
+    name = streams.logical_name(file.name)
+    return next((r for r in READERS if r.claims_name is not None and _claims(r.claims_name, name)), None)
 
 
 def _claims(test: Callable[..., bool] | None, *args: object) -> bool:
@@ -250,14 +350,15 @@ def _claim_files(found: list[Path], errors: list[ReadError], *, explicit: bool) 
         if named is not None:
             claimed.setdefault(named.name, []).append(file)
             continue
-        if not explicit and file.suffix.lower() in NEVER_LOGS:
+        logical = file.with_name(streams.logical_name(file.name))  # metrics.csv.gz: a metrics.csv
+        if not explicit and logical.suffix.lower() in NEVER_LOGS:
             continue
         head = _head(file, errors)
         if head is None:
             continue
-        owner = next((r for r in READERS if r.sniff is not None and _claims(r.sniff, file, head)), None)
+        owner = next((r for r in READERS if r.sniff is not None and _claims(r.sniff, logical, head)), None)
         if owner is None:
-            if explicit or file.suffix.lower() in LOG_SUFFIXES:
+            if explicit or logical.suffix.lower() in LOG_SUFFIXES:
                 why = "empty file" if not head else "not a recognised training-log format"
                 errors.append(ReadError(str(file), why))
             continue

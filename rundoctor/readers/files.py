@@ -19,6 +19,15 @@ Two guarantees hold for every file opened here, because logs are untrusted input
 
 Text logs are also read with a bound on a line (:func:`open_lines`): a line longer than
 :data:`MAX_LINE_BYTES` is skipped in bounded memory, not gathered into one string.
+
+Three more sources come through the same functions, so that every reader reads them:
+
+- **URLs of object stores and web servers** (``s3://``, ``gs://``, ``az://``, ``hf://``,
+  ``http(s)://``): :mod:`~rundoctor.readers.remote` opens, lists and stats them, with the
+  same two guarantees in their remote form.  ``file://`` URLs are local paths.
+- **Gzipped files** (a name ending ``.gz`` and bytes that start like gzip): read
+  decompressed, as a bounded stream (:mod:`~rundoctor.readers.streams`).
+- **Standard input** (``-``): spooled to a temporary file first (:mod:`~rundoctor.readers.streams`).
 """
 
 from __future__ import annotations
@@ -32,6 +41,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from rundoctor.readers import remote, streams
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -116,19 +127,38 @@ class SizedFile(io.FileIO):
         return b"".join(parts)
 
 
-# What open_binary returns: both read, seek and readinto.
-BinaryFile = io.BufferedReader | SizedFile
+# What open_binary returns: all read, seek and readinto.
+BinaryFile = io.BufferedReader | io.RawIOBase
 
 
 def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryFile:
-    """The regular file at ``path`` opened for reading bytes, up to its size at open;
-    ``unbuffered`` for readers that ``readinto`` their own buffer (no copy through a second
-    one).  The caller closes it.  :class:`NotRegularFile` (an OSError) for anything else,
-    which is never opened."""
-    kind = kind_of(os.stat(path).st_mode)
+    """The regular file (or object) at ``path`` opened for reading bytes, up to its size at
+    open, decompressed when gzipped; ``unbuffered`` for readers that ``readinto`` their own
+    buffer (no copy through a second one).  The caller closes it.  :class:`NotRegularFile`
+    (an OSError) for anything else, which is never opened."""
+    raw = _open_raw(path)
+    try:
+        if streams.is_gzip_name(path) and raw.read(len(streams.GZIP_MAGIC)) == streams.GZIP_MAGIC:
+            raw.close()
+            raw = streams.InflatingFile(lambda: _open_raw(path), path)
+        else:
+            raw.seek(0)
+    except BaseException:
+        raw.close()
+        raise
+    return raw if unbuffered else io.BufferedReader(raw, buffer_size=1 << 16)
+
+
+def _open_raw(path: Path) -> io.RawIOBase:
+    """The file's bytes as stored (see :func:`open_binary`)."""
+    url = remote.url_of(path)
+    if url is not None:
+        return remote.RemoteFile(path, url)
+    local = remote.local_path(Path(path))
+    kind = kind_of(os.stat(local).st_mode)
     if kind is not None:
         raise NotRegularFile(path, kind)
-    fd = os.open(path, _OPEN_FLAGS)
+    fd = os.open(local, _OPEN_FLAGS)
     try:
         status = os.fstat(fd)
         kind = kind_of(status.st_mode)
@@ -136,11 +166,10 @@ def open_binary(path: Path, *, unbuffered: bool = False) -> BinaryFile:
             raise NotRegularFile(path, kind)
         if hasattr(os, "set_blocking"):
             os.set_blocking(fd, True)  # no meaning for a regular file; plain reads from here
-        raw = SizedFile(fd, path, status.st_size)
+        return SizedFile(fd, path, status.st_size)
     except BaseException:
         os.close(fd)
         raise
-    return raw if unbuffered else io.BufferedReader(raw, buffer_size=1 << 16)
 
 
 def read_bytes(path: Path) -> bytes:
@@ -156,34 +185,62 @@ def read_head(path: Path, size: int) -> bytes:
 
 
 def size_of(handle: BinaryFile) -> int:
-    """The size of an open file, as it is now."""
+    """The size of an open file, as it is now (of an object, as listed; of a gzipped file,
+    the most it may give: its real size is known only once read)."""
+    raw: object = handle.raw if isinstance(handle, io.BufferedReader) else handle
+    if isinstance(raw, remote.RemoteFile):
+        return raw.size
+    if isinstance(raw, streams.InflatingFile):
+        return raw.limit
     return os.fstat(handle.fileno()).st_size
 
 
 def stat(path: Path) -> os.stat_result:
     """The file's status (size, modification time), following symlinks; OSError when it is gone."""
-    return os.stat(path)
+    url = remote.url_of(path)
+    return remote.stat(url) if url is not None else os.stat(remote.local_path(Path(path)))
 
 
 def lstat(path: Path) -> os.stat_result:
     """The status of ``path`` itself, a symlink not followed; OSError when it is gone."""
-    return os.lstat(path)
+    url = remote.url_of(path)
+    return remote.stat(url) if url is not None else os.lstat(remote.local_path(Path(path)))
+
+
+def _is(path: Path, test: Callable[[int], bool]) -> bool:
+    try:
+        return test(stat(path).st_mode)
+    except remote.MissingExtra:  # not "missing": the file system to ask is not installed
+        raise
+    except (OSError, ValueError):
+        return False
 
 
 def is_file(path: Path) -> bool:
-    """True for a regular file (or a symlink to one); False when missing."""
-    return Path(path).is_file()
+    """True for a regular file (or a symlink to one, or an object); False when missing."""
+    return _is(path, stat_module.S_ISREG)
 
 
 def is_dir(path: Path) -> bool:
-    """True for a directory (or a symlink to one); False when missing."""
-    return Path(path).is_dir()
+    """True for a directory (or a symlink to one, or a prefix of a store); False when missing."""
+    return _is(path, stat_module.S_ISDIR)
+
+
+def exists(path: Path) -> bool:
+    """Whether anything is at ``path`` (a broken symlink counts: reading it says why);
+    :class:`~rundoctor.readers.remote.MissingExtra` when a URL's file system is not installed."""
+    if remote.url_of(path) is not None:
+        return _is(path, lambda mode: True)
+    local = remote.local_path(Path(path))
+    return local.exists() or local.is_symlink()
 
 
 def files_below(folder: Path) -> list[Path]:
     """Every regular file below ``folder``, at any depth, sorted; none when it is no folder.
     Symlinked folders are not entered, and a symlinked file counts only when it resolves
     inside ``folder`` (links never lead out of the tree being read)."""
+    if remote.url_of(folder) is not None:
+        return remote.files_below(folder)
     if not folder.is_dir():
         return []
     inside = folder.resolve()
@@ -200,7 +257,10 @@ def files_below(folder: Path) -> list[Path]:
 
 
 def walk(root: Path, on_error: Callable[[OSError], None]) -> Iterator[tuple[str, list[str], list[str]]]:
-    """``os.walk`` of ``root``, top-down, symlinked folders not followed."""
+    """``os.walk`` of ``root``, top-down, symlinked folders not followed (a store's prefix
+    from one recursive listing)."""
+    if remote.url_of(root) is not None:
+        return remote.walk(root, on_error)
     return os.walk(root, onerror=on_error, followlinks=False)
 
 
@@ -241,7 +301,7 @@ class LineCappedFile(io.RawIOBase):
     left out is found when asked, in the rare file that has one.
     """
 
-    def __init__(self, raw: SizedFile, *, max_line: int = MAX_LINE_BYTES, chunk: int | None = None) -> None:
+    def __init__(self, raw: io.RawIOBase, *, max_line: int = MAX_LINE_BYTES, chunk: int | None = None) -> None:
         super().__init__()
         chunk = _LINE_CHUNK if chunk is None else chunk
         if chunk >= max_line:
@@ -296,12 +356,25 @@ class LineCappedFile(io.RawIOBase):
     def long_lines(self) -> list[LongLine]:
         """The lines left out so far, numbered (the file is read again up to the last of
         them to count its line ends, the skipped lines excepted: they hold none)."""
-        numbered, lines, position, after_cr = [], 1, 0, False
-        for offset, length in self._skipped:
-            ends, after_cr = _count_line_ends(self.raw.fileno(), position, offset, after_cr)
-            lines += ends
-            numbered.append(LongLine(lines, offset, length))
-            position, after_cr = offset + length, False
+        numbered: list[LongLine] = []
+        lines, position, after_cr = 1, 0, False
+        if not self._skipped:
+            return numbered
+        again: BinaryFile | None = None
+        if isinstance(self.raw, SizedFile):
+            read_at = _positional_reader(self.raw.fileno())
+        else:  # a stream (an object, a gzipped file): read it again from the start
+            again = open_binary(Path(str(getattr(self.raw, "name", ""))), unbuffered=True)
+            read_at = _sequential_reader(again)
+        try:
+            for offset, length in self._skipped:
+                ends, after_cr = _count_line_ends(read_at, position, offset, after_cr)
+                lines += ends
+                numbered.append(LongLine(lines, offset, length))
+                position, after_cr = offset + length, False
+        finally:
+            if again is not None:
+                again.close()
         return numbered
 
     def _next_chunk(self) -> None:
@@ -346,13 +419,33 @@ class LineCappedFile(io.RawIOBase):
         self._held = bytearray()
 
 
-def _count_line_ends(fd: int, start: int, stop: int, after_cr: bool) -> tuple[int, bool]:
+def _positional_reader(fd: int) -> Callable[[int, int], bytes]:
+    """``read_at(start, size)`` on a file descriptor, its position left where it is."""
+
+    def read_at(start: int, size: int) -> bytes:
+        return os.pread(fd, size, start)
+
+    return read_at
+
+
+def _sequential_reader(handle: BinaryFile) -> Callable[[int, int], bytes]:
+    """``read_at(start, size)`` on a stream, for starts that only grow."""
+
+    def read_at(start: int, size: int) -> bytes:
+        if handle.tell() != start:
+            handle.seek(start)
+        return handle.read(size) or b""
+
+    return read_at
+
+
+def _count_line_ends(read_at: Callable[[int, int], bytes], start: int, stop: int, after_cr: bool) -> tuple[int, bool]:
     """The line ends (LF, CR, CR LF) in the bytes ``start..stop`` of an open file, read a
-    chunk at a time without moving its position; and whether they end with a CR.
+    chunk at a time (``read_at(start, size)``); and whether they end with a CR.
     ``after_cr``: the byte before ``start`` is a CR (a LF at ``start`` ends no line)."""
     ends = 0
     while start < stop:
-        chunk = os.pread(fd, min(_LINE_CHUNK, stop - start), start)
+        chunk = read_at(start, min(_LINE_CHUNK, stop - start))
         if not chunk:
             break
         ends += len(chunk) - len(chunk.replace(b"\n", b""))  # memchr-speed, unlike count
@@ -368,7 +461,7 @@ def open_lines(path: Path, *, max_line: int = MAX_LINE_BYTES) -> io.BufferedRead
     """A text log opened for reading bytes with every line longer than ``max_line`` left out
     (its line end kept); :func:`long_lines_of` lists those read past so far."""
     raw = open_binary(path, unbuffered=True)
-    assert isinstance(raw, SizedFile)
+    assert isinstance(raw, io.RawIOBase)
     return io.BufferedReader(LineCappedFile(raw, max_line=max_line), 1 << 16)
 
 
