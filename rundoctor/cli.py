@@ -433,7 +433,9 @@ def _load(
     errors = list(runs.errors)
     # A mistyped path is a usage error even beside paths that exist: a CI gate given
     # `artifacts/ artefacts/` must not pass on the half it found.
-    given = {str(path) for path in paths}
+    from rundoctor.readers.remote import url_of
+
+    given = {url_of(path) or str(path) for path in paths}  # a URL as errors name it (s3://, not s3:/)
     missing = [error.path for error in errors if error.reason == MISSING_PATH and error.path in given]
     if missing:
         raise UsageError(f"{MISSING_PATH}: " + ", ".join(map(visible, missing)))

@@ -133,7 +133,10 @@ def test_a_missing_object_is_a_usage_error(s3: Any, monkeypatch: pytest.MonkeyPa
     s3.create_bucket(Bucket="empty")
     code, _, err = _invoke(monkeypatch, capsys, "check", "s3://empty/nothing/here.csv")
     assert code == 2
-    assert "s3://empty/nothing/here.csv: no such file or directory" in err
+    assert "no such file or directory: s3://empty/nothing/here.csv" in err
+    # beside a path that exists, a mistyped URL is still a usage error, not half a check
+    code, _, err = _invoke(monkeypatch, capsys, "check", str(SAMPLES / "healthy" / "yolov8"), "s3://empty/nothing/here.csv")
+    assert code == 2 and "s3://empty/nothing/here.csv" in err
 
 
 def test_a_prefix_is_not_opened_as_a_file(s3: Any) -> None:
