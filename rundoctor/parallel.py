@@ -39,16 +39,16 @@ if TYPE_CHECKING:
     from rundoctor.report import Report
     from rundoctor.roles import Role
 
-# Below this many runs, `--jobs` stays in the calling process: starting a spawned worker
-# (a fresh interpreter importing numpy and the checks) costs about 0.6 s of one core on the
-# 2-core test machine, about what checking 30 small runs costs (bench/RESULTS.md).
+# Below this many runs, `--jobs` stays in the calling process.  Measured on the 2-core test
+# machine: a spawned worker (a fresh interpreter importing numpy, the readers and the checks)
+# costs 0.42-0.50 s of CPU before its first run, and checking a small run (16 tags, 3,200
+# points) about 26 ms; two workers' start-up is the cost of checking some 35 such runs here.
 MIN_RUNS_FOR_PROCESSES = 32
 # Batches per worker: enough that a slow batch does not leave the other workers idle at the
 # end, few enough that the round trips stay negligible next to the reading.
 BATCHES_PER_WORKER = 4
 # A batch's runs are all in memory in the worker until its report is sent back.
 MAX_RUNS_PER_BATCH = 64
-EXECUTOR_SCHEMES = ("local", "dask")
 
 Located = tuple[RunSource, Path]  # a run to read and the path it was found under
 # Apply a function to every item, results in the items' order: the one thing an executor does.
@@ -247,5 +247,5 @@ def check_in_workers(
     return merge(results, errors, fail_on)
 
 
-__all__ = ["EXECUTOR_SCHEMES", "MIN_RUNS_FOR_PROCESSES", "check_in_workers", "default_jobs", "parse_executor", "work_units"]
+__all__ = ["MIN_RUNS_FOR_PROCESSES", "check_in_workers", "default_jobs", "parse_executor", "work_units"]
 
