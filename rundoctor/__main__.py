@@ -2,4 +2,5 @@
 
 from rundoctor.cli import main
 
-main()
+if __name__ == "__main__":  # `check --jobs` workers import this module again: they must not run it
+    main()

@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rundoctor.config import Settings
+    from rundoctor.globs import PathPatterns
     from rundoctor.report import Report
+    from rundoctor.roles import Role
 
 PathLike = str | os.PathLike[str]
 # (done, total, path) while logs are read: what the command line draws its progress bar from.
@@ -116,8 +118,70 @@ def load(
     directories are never opened.  ``progress(done, total, path)`` is called as each log is read.  Nothing is raised for a
     log: what could not be read is in the result's :attr:`Runs.errors`.  ValueError for an
     unknown reader or role."""
+    from rundoctor.discover import load_runs
+
+    overrides, patterns = _load_options(reader, roles, exclude)
+    paths = _paths(path_or_paths)
+    found, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress, exclude=patterns)
+    return Runs(found, errors, paths)
+
+
+def check(
+    path_or_paths: PathLike | Iterable[PathLike],
+    *,
+    reader: str | None = None,
+    roles: Mapping[str, str | Sequence[str]] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    progress: Progress | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    **options: Any,
+) -> Report:
+    """``diagnose(load(paths, ...), **options)``, what ``rundoctor check`` does, with the runs
+    read and checked in ``jobs`` worker processes (None: every core) when there are enough
+    of them to repay starting the workers (:mod:`rundoctor.parallel`).  The report is the
+    same, byte for byte, whatever ``jobs`` is.
+
+    ``executor``: ``"local"`` (the default, processes on this machine), ``"dask"`` (a local
+    Dask cluster of ``jobs`` processes) or ``"dask://HOST:PORT"`` (a Dask scheduler, whose
+    workers must see the paths as this machine does); both need ``rundoctor[dask]``.
+    ``reader``, ``roles``, ``exclude`` and ``progress`` are :func:`load`'s; ``options`` are
+    :func:`diagnose`'s.  ValueError for a wrong argument, before anything is read."""
+    from rundoctor import parallel
+    from rundoctor.discover import find_all_sources
+
+    if jobs is not None and (isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"jobs must be an int of at least 1, got {jobs!r}")
+    kind, _ = parallel.parse_executor(executor)
+    workers = parallel.default_jobs() if jobs is None else jobs
+    overrides, patterns = _load_options(reader, roles, exclude)
+    baseline = options.pop("baseline", None)
+    by = options.pop("by", None)  # a sweep is taken over all runs, never per worker
+    empty = diagnose((), **options, baseline=baseline)  # every option checked before any work
+
+    def in_this_process() -> Report:
+        runs = load(path_or_paths, reader=reader, roles=roles, exclude=exclude, progress=progress)
+        return diagnose(runs, **options, baseline=baseline, by=by)
+
+    if kind == "local" and workers == 1:
+        return in_this_process()
+    paths = _paths(path_or_paths)
+    sources, errors = find_all_sources(paths, reader=reader, exclude=patterns)
+    if kind == "local" and len(sources) < parallel.MIN_RUNS_FOR_PROCESSES:
+        return in_this_process()  # finding so few runs again costs less than starting workers
+    report = parallel.check_in_workers(
+        sources, paths, errors, overrides, options, jobs=workers, executor_spec=executor, progress=progress,
+        fail_on=empty.fail_on,
+    )
+    return _with_sweep(_with_baseline(report, baseline), by)
+
+
+def _load_options(
+    reader: str | None, roles: Mapping[str, str | Sequence[str]] | None, exclude: str | Iterable[str] | None
+) -> tuple[dict[str, Role] | None, PathPatterns | None]:
+    """:func:`load`'s arguments validated: the role overrides and the exclude patterns."""
     from rundoctor.config import parse_patterns
-    from rundoctor.discover import load_runs, reader_names
+    from rundoctor.discover import reader_names
     from rundoctor.roles import parse_overrides
 
     if reader is not None and reader not in reader_names():
@@ -129,9 +193,7 @@ def load(
             patterns = parse_patterns([exclude] if isinstance(exclude, str) else list(exclude), "exclude")
         except UsageError as error:
             raise ValueError(str(error)) from None
-    paths = _paths(path_or_paths)
-    found, errors = load_runs(paths, reader=reader, role_overrides=overrides, progress=progress, exclude=patterns)
-    return Runs(found, errors, paths)
+    return overrides, patterns
 
 
 def diagnose(
@@ -167,7 +229,6 @@ def diagnose(
     baselined and do not count for the exit code.  The read errors of a :class:`Runs` are
     reported beside the findings.  ValueError, with a "did you mean", for a check, parameter or value that does
     not exist."""
-    from rundoctor import baseline as baselines
     from rundoctor import roles
     from rundoctor.checks.registry import REGISTRY
     from rundoctor.engine import diagnose as run_checks
@@ -182,18 +243,34 @@ def diagnose(
         if not run.roles:  # a run built by hand: name its tags as a reader's runs are named
             roles.assign(run)
     try:
-        accepted = None if baseline is None else baselines.load(Path(baseline))
         roots = runs.roots if isinstance(runs, Runs) and suppression_files else ()
         rules = file_rules(roots, chosen, REGISTRY, None if config is None else str(config)) if roots else []
     except UsageError as error:
         raise ValueError(str(error)) from None
     # the registry as it is now (tests swap it)
-    report = run_checks(chosen, errors, settings, REGISTRY, suppressions=rules, baseline=accepted)
-    if by:
-        from rundoctor.sweep import parse_by, sweep_report
+    return _with_sweep(_with_baseline(run_checks(chosen, errors, settings, REGISTRY, suppressions=rules), baseline), by)
 
-        report = dataclasses.replace(report, sweep=sweep_report(report, parse_by([by] if isinstance(by, str) else by)))
-    return report
+
+def _with_sweep(report: Report, by: str | Iterable[str] | None) -> Report:
+    """The report with its sweep view by ``by`` (see :func:`diagnose`), taken over all its runs."""
+    if not by:
+        return report
+    from rundoctor.sweep import parse_by, sweep_report
+
+    return dataclasses.replace(report, sweep=sweep_report(report, parse_by([by] if isinstance(by, str) else by)))
+
+
+def _with_baseline(report: Report, baseline: PathLike | None) -> Report:
+    """The report with its active findings matched against the ``baseline`` file, if any."""
+    from rundoctor import baseline as baselines
+
+    if baseline is None:
+        return report
+    try:
+        accepted = baselines.load(Path(baseline))
+    except UsageError as error:
+        raise ValueError(str(error)) from None
+    return dataclasses.replace(report, baseline=accepted.match(report.active_findings))
 
 
 def export(runs: Iterable[Run], output: PathLike | IO[str] | IO[bytes], *, format: str | None = None) -> int:
@@ -330,4 +407,4 @@ def settings_from(
     return settings
 
 
-__all__ = ["EXPORT_FORMATS", "Runs", "diagnose", "export", "load"]
+__all__ = ["EXPORT_FORMATS", "Runs", "check", "diagnose", "export", "load"]

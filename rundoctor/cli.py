@@ -128,12 +128,14 @@ def check_command(
     by: list[str] = typer.Option(
         [], "--by", help="Sweep view (text, json, html): which values of these logged hyper-parameters go with which diagnosis, as counts; names (a.b for nested keys) comma-separated or repeated, or auto for every one that differs between runs."
     ),
+    jobs: int | None = typer.Option(None, "--jobs", "-j", min=1, help="Read and check runs in N processes [default: every core]; 1 checks them in this process."),
+    executor: str | None = typer.Option(None, "--executor", help="Where the processes run: local (default), dask (a local Dask cluster) or dask://HOST:PORT (a Dask scheduler; needs rundoctor[dask])."),
 ) -> None:
     """Diagnose every run under PATHS and report the findings."""
     from dataclasses import replace
 
     from rundoctor import baseline as baselines
-    from rundoctor.api import diagnose
+    from rundoctor.api import check
     from rundoctor.config import _hint, parse_patterns
     from rundoctor.reporters import REPORTERS, TERMINAL_FORMATS, render
 
@@ -146,14 +148,22 @@ def check_command(
     settings = _settings(config, fail_on, select, ignore, role, num_classes, param)
     if exclude:
         settings = replace(settings, exclude=parse_patterns(exclude, "--exclude"))
-    runs, errors = _load(paths, reader, dict(settings.roles), settings.exclude.patterns)
-    if not runs:
-        sys.stderr.write(_errors_text(errors))
+    _check_reader(reader)
+    with _progress() as progress:
+        try:
+            report = check(
+                paths, reader=reader, roles=_role_table(dict(settings.roles)), exclude=settings.exclude.patterns,
+                progress=progress, jobs=jobs, executor=executor, **_diagnose_options(settings), baseline=baseline,
+                by=sweep_by,
+            )
+        except ValueError as error:  # a baseline or suppression file that is not valid, an unknown executor
+            raise UsageError(str(error)) from None
+        except ImportError as error:  # --executor dask without dask installed
+            raise UsageError(str(error)) from None
+    _check_loaded(paths, report.runs, list(report.errors), dict(settings.roles))
+    if not report.runs:
+        sys.stderr.write(_errors_text(list(report.errors)))
         raise typer.Exit(EXIT_USAGE)
-    try:
-        report = diagnose(runs, **_diagnose_options(settings), baseline=baseline, by=sweep_by)
-    except ValueError as error:  # a baseline or suppression file that is not valid
-        raise UsageError(str(error)) from None
     if write_baseline is not None:
         written = baselines.Baseline.of(report.active_findings, str(write_baseline))
         try:
@@ -421,18 +431,30 @@ def _load(
     runs here, diagnosed once by the engine (:mod:`rundoctor.twins`).  A role override that
     names no tag of any run is warned about on stderr."""
     from rundoctor.api import load
-    from rundoctor.discover import MISSING_PATH, reader_names
 
-    if reader is not None and reader not in reader_names():
-        raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
+    _check_reader(reader)
     with _progress() as progress:
         try:
             runs = load(paths, reader=reader, roles=_role_table(overrides), exclude=exclude, progress=progress)
         except ValueError as error:
             raise UsageError(str(error)) from None
     errors = list(runs.errors)
-    # A mistyped path is a usage error even beside paths that exist: a CI gate given
-    # `artifacts/ artefacts/` must not pass on the half it found.
+    _check_loaded(paths, runs, errors, overrides)
+    return runs, errors
+
+
+def _check_reader(reader: str | None) -> None:
+    from rundoctor.discover import reader_names
+
+    if reader is not None and reader not in reader_names():
+        raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
+
+
+def _check_loaded(paths: list[Path], runs: Sequence[Run], errors: list[ReadError], overrides: dict[str, Any]) -> None:
+    """Exit 2 on a mistyped path, even beside paths that exist (a CI gate given
+    `artifacts/ artefacts/` must not pass on the half it found); warn about role overrides
+    that match no tag."""
+    from rundoctor.discover import MISSING_PATH
     from rundoctor.readers.remote import url_of
 
     given = {url_of(path) or str(path) for path in paths}  # a URL as errors name it (s3://, not s3:/)
@@ -441,7 +463,6 @@ def _load(
         raise UsageError(f"{MISSING_PATH}: " + ", ".join(map(visible, missing)))
     if runs:
         _warn_unmatched_roles(overrides, runs)
-    return runs, errors
 
 
 def _warn_unmatched_roles(overrides: dict[str, Any], runs: Sequence[Run]) -> None:

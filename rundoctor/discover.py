@@ -60,7 +60,7 @@ NEVER_LOGS = frozenset(
 
 Progress = Callable[[int, int, str], None]
 
-__all__ = ["RunSource", "find_sources", "load_runs", "read_source", "reader_names", "run_id"]
+__all__ = ["RunSource", "find_all_sources", "find_sources", "load_runs", "read_run", "read_runs", "read_source", "reader_names", "run_id"]
 
 # The reason of a ReadError for a path that does not exist (the CLI makes it a usage error).
 MISSING_PATH = "no such file or directory"
@@ -86,22 +86,53 @@ def load_runs(
 ) -> tuple[list[Run], list[ReadError]]:
     """Every run under ``paths``, roles assigned, sorted by id; and what could not be read.
     Nothing under ``paths`` that ``exclude`` matches is opened."""
-    with ExitStack() as cleanup:
-        return _load_runs(paths, reader, role_overrides, progress, exclude, cleanup)
+    with ExitStack() as cleanup:  # standard input is spooled to a file removed at the end
+        sources, errors = find_all_sources(paths, reader=reader, exclude=exclude, cleanup=cleanup)
+        runs, unread = read_runs(sources, role_overrides, progress)
+        return runs, errors + unread
 
 
-def _load_runs(
-    paths: Sequence[Path],
-    reader: str | None,
-    role_overrides: dict[str, roles.Role] | None,
-    progress: Progress | None,
-    exclude: PathPatterns | None,
-    cleanup: ExitStack,
+def read_runs(
+    sources: Sequence[tuple[RunSource, Path]],
+    role_overrides: dict[str, roles.Role] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[list[Run], list[ReadError]]:
+    """The runs of ``sources`` (each with the path it was found under), roles assigned, sorted
+    by id; and those that could not be read, in source order."""
+    runs: list[Run] = []
+    errors: list[ReadError] = []
+    for done, (source, root) in enumerate(sources):
+        if progress is not None:
+            progress(done, len(sources), source.label)
+        read = read_run(source, root, role_overrides)
+        if isinstance(read, ReadError):
+            errors.append(read)
+        else:
+            runs.append(read)
+    if progress is not None:
+        progress(len(sources), len(sources), "")
+    runs.sort(key=lambda r: r.id)
+    return runs, errors
+
+
+def find_all_sources(
+    paths: Sequence[Path],
+    *,
+    reader: str | None = None,
+    exclude: PathPatterns | None = None,
+    cleanup: ExitStack | None = None,
+) -> tuple[list[tuple[RunSource, Path]], list[ReadError]]:
+    """The runs under every path, unread, each with the path it was found under (its id is
+    relative to it); and the paths that do not exist, hold no logs or could not be walked.
+    ``cleanup`` owns what reading standard input (``-``) leaves behind; without it, ``-`` is
+    not accepted."""
     sources: list[tuple[RunSource, Path]] = []
     errors: list[ReadError] = []
     for path in paths:
         if str(path) == STDIN_ARGUMENT:
+            if cleanup is None:
+                errors.append(ReadError(STDIN_ARGUMENT, "standard input is read only by a single process"))
+                continue
             found, problems = _stdin_sources(reader, cleanup)
             sources.extend((source, source.path) for source in found)
             errors.extend(problems)
@@ -120,30 +151,25 @@ def _load_runs(
         errors.extend(dataclasses.replace(error, path=remote.shown(error.path)) for error in problems)
         if not found and not problems:
             errors.append(ReadError(remote.shown(path), "no training logs found (no event files, CSV, JSON or MLflow runs)"))
-    runs: list[Run] = []
-    for done, (source, root) in enumerate(sources):
-        if progress is not None:
-            progress(done, len(sources), source.label)
-        sizes = _sizes(source)
-        try:
-            run = read_source(source)
-        except UnreadableInput as error:
-            errors.append(ReadError(_shown(source.label, source), str(error)))
-            continue
-        except (OSError, MemoryError) as error:
-            errors.append(ReadError(_shown(source.label, source), f"{type(error).__name__}: {error}"))
-            continue
-        run.id = source.name if source.name is not None else run_id(source.path, root)
-        run.notes[:0] = source.notes
-        run.notes.extend(_size_changes(sizes, _sizes(source)))
-        run.notes.extend(_stream_notes(source))
-        if source.name is not None or remote.url_of(source.path) is not None:
-            _show_names(run, source)
-        runs.append(roles.assign(run, role_overrides))
-    if progress is not None:
-        progress(len(sources), len(sources), "")
-    runs.sort(key=lambda r: r.id)
-    return runs, errors
+    return sources, errors
+
+
+def read_run(source: RunSource, root: Path, role_overrides: dict[str, roles.Role] | None = None) -> Run | ReadError:
+    """The run of ``source`` (found under ``root``) with its id and roles, or why it could not be read."""
+    sizes = _sizes(source)
+    try:
+        run = read_source(source)
+    except UnreadableInput as error:
+        return ReadError(_shown(source.label, source), str(error))
+    except (OSError, MemoryError) as error:
+        return ReadError(_shown(source.label, source), f"{type(error).__name__}: {error}")
+    run.id = source.name if source.name is not None else run_id(source.path, root)
+    run.notes[:0] = source.notes
+    run.notes.extend(_size_changes(sizes, _sizes(source)))
+    run.notes.extend(_stream_notes(source))
+    if source.name is not None or remote.url_of(source.path) is not None:
+        _show_names(run, source)
+    return roles.assign(run, role_overrides)
 
 
 def _stdin_sources(reader: str | None, cleanup: ExitStack) -> tuple[list[RunSource], list[ReadError]]:
