@@ -24,12 +24,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-
-# One training run a folder in sample_logs/healthy (each written in one format).
-HEALTHY_SAMPLES = sum(1 for entry in (REPO / "sample_logs" / "healthy").iterdir() if entry.is_dir())
 from tests.package_source import copy_package
 
 RUN_ACTION = REPO / "scripts" / "run_action.py"
+# One training run a folder in sample_logs/healthy (each written in one format).
+HEALTHY_SAMPLES = sum(1 for entry in (REPO / "sample_logs" / "healthy").iterdir() if entry.is_dir())
 EXIT_CANNOT_RUN = 125  # run_action.py's own failure
 
 

@@ -59,6 +59,7 @@ the model is in evaluation mode when confidences are measured, and calibrate aft
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -361,7 +362,7 @@ def _confidence(
 
 def double_softmax_floor(classes: int) -> float:
     """The lowest cross-entropy reachable when softmax is applied twice: ln(1 + (C - 1) / e)."""
-    return float(np.log1p((classes - 1) / np.e))
+    return float(np.log1p((classes - 1) / math.e))
 
 
 def _double_softmax(
