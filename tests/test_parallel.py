@@ -159,10 +159,12 @@ def test_few_runs_are_checked_in_this_process(monkeypatch: pytest.MonkeyPatch) -
         raise AssertionError("workers started for a few runs")
 
     monkeypatch.setattr(parallel, "check_in_workers", no_workers)
-    assert api.check(SAMPLE_LOGS, jobs=2).runs  # 26 runs: fewer than MIN_RUNS_FOR_PROCESSES
-    monkeypatch.setattr(parallel, "MIN_RUNS_FOR_PROCESSES", 26)
+    few = SAMPLE_LOGS / "healthy"
+    runs = len(api.check(few, jobs=2).runs)
+    assert 0 < runs < parallel.MIN_RUNS_FOR_PROCESSES
+    monkeypatch.setattr(parallel, "MIN_RUNS_FOR_PROCESSES", runs)  # near miss: exactly enough runs
     with pytest.raises(AssertionError, match="workers started"):
-        api.check(SAMPLE_LOGS, jobs=2)
+        api.check(few, jobs=2)
 
 
 @pytest.mark.parametrize(
