@@ -244,7 +244,7 @@ def diagnose(
             roles.assign(run)
     try:
         roots = runs.roots if isinstance(runs, Runs) and suppression_files else ()
-        rules = file_rules(roots, chosen, REGISTRY, None if config is None else str(config)) if roots else []
+        rules = file_rules(roots, chosen, REGISTRY, None if config is None else str(config)) if roots and chosen else []
     except UsageError as error:
         raise ValueError(str(error)) from None
     # the registry as it is now (tests swap it)
