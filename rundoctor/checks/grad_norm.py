@@ -52,7 +52,6 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-import bottleneck
 import numpy as np
 
 from rundoctor.checks import measures, noise
@@ -271,13 +270,9 @@ def _spikes(
 
 def _below_spikes(bins: measures.Binned, width: int, factor: float) -> bool:
     """Whether no bin can stand ``factor`` times above its running median of ``width`` bins,
-    shown without that median: a median is at least the least value of its window, and that
-    at least the least over every bin within ``width - 1`` of the centre.  A moving minimum is
-    a tenth of the cost of a moving median, and most gradient norms pass this way."""
-    level = bins.level
-    least = bottleneck.move_min(level, window=width, min_count=1)  # over the ``width`` bins up to i
-    ahead = np.minimum(np.arange(level.size) + width - 1, level.size - 1)
-    floor = np.minimum(least, least[ahead])  # over the bins within ``width - 1`` on either side
+    shown without that median: a median is at least the least value of its window (see
+    :func:`measures.window_envelope`); most gradient norms pass this way."""
+    floor, _ = measures.window_envelope(bins.level, width)
     if not bool(np.all(floor > 0)):
         return False
     with np.errstate(over="ignore"):

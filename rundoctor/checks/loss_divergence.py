@@ -289,6 +289,13 @@ def _explosion(
     # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
     # divergence; the absurd rule on single points stays, for restarts seen in log order.
     width = max(3, measures.window(level.size, params.smoothing))
+    if not overwritten:
+        # No median of ``width`` points can pass ``factor`` where every point near it stays
+        # below: then neither rule can fire (the absurd one asks more of single points), and
+        # the curve is not smoothed at all.  Most curves end here.
+        _, largest = measures.window_envelope(np.abs(level), width)
+        if bool(np.all(largest / reference < factor)):
+            return None
     magnitude = np.abs(level) if overwritten else np.abs(ctx.measure(measures.rolling_median, level, width))
     margin = 1.0
     # The margin (at least 1) only raises the lasting rule above ``factor``: on a curve that

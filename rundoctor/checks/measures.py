@@ -167,6 +167,22 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(bottleneck.move_median(padded, window=width, min_count=1)[before + ahead :])
 
 
+def window_envelope(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(least, largest) value within ``width - 1`` points of each index of a curve: bounds on
+    everything in the centred window of ``width`` points around it (as :func:`rolling_median`
+    takes them), its median included, at the cost of two moving extremes (a tenth of a
+    moving median).  A check that needs a median to pass a threshold can rule it out first."""
+    values = np.asarray(values, dtype=np.float64)
+    count = values.size
+    if count == 0:
+        return values.copy(), values.copy()
+    width = max(1, min(int(width), count))  # a window past the ends covers the whole curve
+    ahead = np.minimum(np.arange(count) + width - 1, count - 1)
+    least = bottleneck.move_min(values, window=width, min_count=1)  # over the points up to i
+    largest = bottleneck.move_max(values, window=width, min_count=1)
+    return np.minimum(least, least[ahead]), np.maximum(largest, largest[ahead])
+
+
 def noise_sigma(values: np.ndarray) -> float:
     """Point-to-point noise level: MAD of first differences, as a Gaussian sigma per point."""
     values = np.asarray(values, dtype=np.float64)
