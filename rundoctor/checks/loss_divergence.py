@@ -490,18 +490,17 @@ def _late_rise(
     x, y = steps[tail], level[tail]
     # A first look at the fitted change alone: the full trend (its error) only for a rise of
     # ``late_rise`` or more, which most runs never make.
-    rise = trend.change(x, y)
-    if rise is None:
+    first_look = trend.line(x, y)
+    if first_look is None:
         return None
+    rise = first_look.change
     start_level = measures.median(y) - rise / 2.0
     if not start_level > 0:
         return None
     relative = rise / start_level
     if not relative >= params.late_rise:
         return None
-    fitted = trend.trend(x, y)
-    if fitted is None:
-        return None
+    fitted = first_look.trend()
     low, _ = fitted.interval(params.late_confidence)
     if not low > 0:
         return None

@@ -285,14 +285,10 @@ def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
     :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
     ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
     curve = ctx.curve(tag).finite
-    return ctx.measure(_accuracy_bins, curve.steps, curve.values)
-
-
-def _accuracy_bins(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fractions = fraction_values(values)
+    fractions = ctx.measure(fraction_values, curve.values)
     if fractions.size == 0:
         return np.empty(0), np.empty(0)
-    bins = binned(steps, fractions)
+    bins = ctx.measure(binned, curve.steps, fractions)
     return bins.steps, bins.level
 
 
