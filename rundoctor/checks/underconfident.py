@@ -456,7 +456,7 @@ def _near_uniform_loss(
         return None
     # The smoothed minimum (a rolling median) is taken only for a loss that got this far.
     width = measures.window(len(loss), 0.1)
-    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
+    minimum = float(measures.rolling_median(loss.values, width).min())
     if not loss_level <= params.loss_at_minimum * minimum:
         return None
     learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
