@@ -62,10 +62,10 @@ def diagnose(
     outcomes: list[CheckOutcome] = []
     for run in runs:
         produced_for_run: list[Finding] = []
-        classes = _Classes(run, settings)
         # One context for all the checks of the run: curves and shared measurements (read-only)
         # are computed once per run, not once per check.
         ctx = RunContext(run)
+        classes = _Classes(ctx, settings)
         for check in checks:
             reason = check.missing(ctx)
             if reason is not None:
@@ -102,8 +102,8 @@ class _Classes:
     """The run's number of classes, resolved once, when the first check runs; an exception
     while resolving it is raised again for every check, inside that check's isolation."""
 
-    def __init__(self, run: Run, settings: Settings) -> None:
-        self._run, self._settings = run, settings
+    def __init__(self, ctx: RunContext, settings: Settings) -> None:
+        self._ctx, self._settings = ctx, settings
         self._done = False
         self._value: NumClasses | None = None
         self._error: Exception | None = None
@@ -112,7 +112,7 @@ class _Classes:
         if not self._done:
             self._done = True
             try:
-                self._value = resolve_num_classes(self._run, *self._settings.num_classes_given())
+                self._value = resolve_num_classes(self._ctx, *self._settings.num_classes_given())
             except Exception as error:
                 self._error = error
         if self._error is not None:

@@ -100,7 +100,9 @@ class RunContext:
         result is made read-only.  For measurements of curves as the checks judge them (at
         most a few thousand bins): the arguments and result are kept until the run is done.
         """
-        key = (function, *((np.ndarray, id(arg)) if isinstance(arg, np.ndarray) else (type(arg), arg) for arg in args))
+        # An array by identity (a bare id), anything else by type and value (a pair): the two
+        # never compare equal.
+        key = (function, *[id(arg) if isinstance(arg, np.ndarray) else (type(arg), arg) for arg in args])
         known = self._measured.get(key)
         if known is not None:
             return cast(R, known[1])
@@ -117,13 +119,16 @@ def _read_only(value: R) -> R:
     read-only, so a shared measurement cannot be changed by the check it is handed to."""
     if isinstance(value, np.ndarray):
         value.flags.writeable = False
-    elif isinstance(value, tuple):
-        for item in value:
+        return value
+    if isinstance(value, tuple):
+        items: Iterable[Any] = value
+    else:  # a dataclass instance (or a number, a string, None: nothing to lock)
+        items = (getattr(value, name) for name in getattr(type(value), "__dataclass_fields__", ()))
+    for item in items:
+        if isinstance(item, np.ndarray):
+            item.flags.writeable = False
+        elif isinstance(item, tuple) or hasattr(type(item), "__dataclass_fields__"):
             _read_only(item)
-    else:
-        fields = getattr(type(value), "__dataclass_fields__", None)  # a dataclass instance
-        for name in fields or ():
-            _read_only(getattr(value, name))
     return value
 
 

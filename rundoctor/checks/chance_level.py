@@ -142,7 +142,7 @@ class _Stretch:
 
 def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> Finding | None:
     curve = ctx.curve(tag).finite
-    accuracy = measures.fraction_values(curve.values)
+    accuracy = ctx.measure(measures.fraction_values, curve.values)
     if accuracy.size < params.min_points or curve.steps[-1] == curve.steps[0]:
         return None
     end, span = float(curve.steps[-1]), float(curve.steps[-1] - curve.steps[0])

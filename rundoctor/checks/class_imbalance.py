@@ -260,7 +260,7 @@ def _judge_all(
                 yield None
                 continue
             size = classification.evaluation_size(
-                measures.fraction_values(ctx.curve(tag).finite.values)
+                ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
             )
             if size is not None:
                 outside = round((1.0 - level) * size)

@@ -33,9 +33,9 @@ from functools import lru_cache
 
 import numpy as np
 
-from rundoctor.checks.base import NumClasses
+from rundoctor.checks.base import NumClasses, RunContext
 from rundoctor.checks.measures import fraction_values
-from rundoctor.roles import ACCURACY_ROLES, Role, primary
+from rundoctor.roles import ACCURACY_ROLES, Role
 from rundoctor.series import Run
 
 # Keys holding the number of classes, most specific first.
@@ -57,17 +57,20 @@ MAX_FROM_METADATA = 10_000_000
 
 
 def resolve_num_classes(
-    run: Run, explicit: int | None = None, explicit_source: str = "--num-classes"
+    run: Run | RunContext, explicit: int | None = None, explicit_source: str = "--num-classes"
 ) -> NumClasses | None:
     """C from the explicit value, the run's hyper-parameters, or the curves; None if unknown.
 
-    Raises ValueError for an explicit value below 2 (a usage error, not a property of the log).
+    Given the run's context (as the engine does), the curves read are those the checks read
+    after it, not read again.  Raises ValueError for an explicit value below 2 (a usage
+    error, not a property of the log).
     """
     if explicit is not None:
         if explicit < 2:
             raise ValueError(f"{explicit_source} must be at least 2, got {explicit}")
         return NumClasses(int(explicit), explicit_source)
-    return from_metadata(run.metadata) or inferred(run)
+    ctx = run if isinstance(run, RunContext) else RunContext(run)
+    return from_metadata(ctx.run.metadata) or inferred(ctx)
 
 
 def from_metadata(metadata: dict[str, str]) -> NumClasses | None:
@@ -90,18 +93,17 @@ def from_metadata(metadata: dict[str, str]) -> NumClasses | None:
     return None
 
 
-def inferred(run: Run) -> NumClasses | None:
+def inferred(ctx: RunContext) -> NumClasses | None:
     """C from the first training loss, corroborated by the first accuracy when one is logged."""
-    loss_tag = primary(run, Role.TRAIN_LOSS)
+    loss_tag = ctx.primary(Role.TRAIN_LOSS)
     if loss_tag is None:
         return None
-    loss = run.curve(loss_tag).by_step.finite
+    loss = ctx.curve(loss_tag).finite
     if len(loss) == 0 or not loss.values[0] > 0:
         return None
     first_loss = float(loss.values[0])
     series = [
-        (tag, fraction_values(run.curve(tag).by_step.finite.values))
-        for tag in run.tags_with(*ACCURACY_ROLES)
+        (tag, ctx.measure(fraction_values, ctx.curve(tag).finite.values)) for tag in ctx.tags(*ACCURACY_ROLES)
     ]
     accuracies = [(tag, float(values[0])) for tag, values in series if values.size]
     if not accuracies:

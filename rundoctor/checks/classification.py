@@ -186,7 +186,7 @@ def class_metric_evidence(
     learned: list[tuple[str, float]] = []
     for role, limit in ((Role.PER_CLASS_METRIC, unlearned_score), (Role.BALANCED_METRIC, chance + balanced_margin)):
         for tag in ctx.tags(role):
-            values = measures.fraction_values(ctx.curve(tag).finite.values)
+            values = ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
             if values.size == 0:
                 continue  # out of range: the range check's business
             tail = measures.median(values[-measures.window(values.size, tail_fraction, 1) :])

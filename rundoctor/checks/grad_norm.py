@@ -219,7 +219,10 @@ def _spikes(
 ) -> Iterator[Finding]:
     # Bins keep a one-point spike (their maximum) and make the running median cheap.
     bins = measures.binned(steps, values)
-    base = measures.rolling_median(bins.level, measures.window(bins.level.size, params.spike_window_fraction, 5))
+    width = measures.window(bins.level.size, params.spike_window_fraction, 5)
+    if _below_spikes(bins, width, params.spike_factor):
+        return
+    base = measures.rolling_median(bins.level, width)
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(base > 0, bins.high / base, 0.0)
     spiking = ratio >= params.spike_factor
@@ -263,6 +266,17 @@ def _spikes(
         confidence=Confidence.HIGH if severe else Confidence.MEDIUM,
         advice=EXPLODING_ADVICE,
     )
+
+
+def _below_spikes(bins: measures.Binned, width: int, factor: float) -> bool:
+    """Whether no bin can stand ``factor`` times above its running median of ``width`` bins,
+    shown without that median: a median is at least the least value of its window (see
+    :func:`measures.window_envelope`); most gradient norms pass this way."""
+    floor, _ = measures.window_envelope(bins.level, width)
+    if not bool(np.all(floor > 0)):
+        return False
+    with np.errstate(over="ignore"):
+        return not bool(np.any(bins.high / floor >= factor))
 
 
 def _chance(level: np.ndarray, base: np.ndarray, params: Params) -> float:

@@ -289,6 +289,13 @@ def _explosion(
     # Judged on a rolling median (3 points at least): one heavy-tailed batch is not a
     # divergence; the absurd rule on single points stays, for restarts seen in log order.
     width = max(3, measures.window(level.size, params.smoothing))
+    if not overwritten:
+        # No median of ``width`` points can pass ``factor`` where every point near it stays
+        # below: then neither rule can fire (the absurd one asks more of single points), and
+        # the curve is not smoothed at all.  Most curves end here.
+        _, largest = measures.window_envelope(np.abs(level), width)
+        if bool(np.all(largest / reference < factor)):
+            return None
     magnitude = np.abs(level) if overwritten else np.abs(ctx.measure(measures.rolling_median, level, width))
     margin = 1.0
     # The margin (at least 1) only raises the lasting rule above ``factor``: on a curve that
@@ -483,18 +490,17 @@ def _late_rise(
     x, y = steps[tail], level[tail]
     # A first look at the fitted change alone: the full trend (its error) only for a rise of
     # ``late_rise`` or more, which most runs never make.
-    rise = trend.change(x, y)
-    if rise is None:
+    first_look = trend.line(x, y)
+    if first_look is None:
         return None
+    rise = first_look.change
     start_level = measures.median(y) - rise / 2.0
     if not start_level > 0:
         return None
     relative = rise / start_level
     if not relative >= params.late_rise:
         return None
-    fitted = trend.trend(x, y)
-    if fitted is None:
-        return None
+    fitted = first_look.trend()
     low, _ = fitted.interval(params.late_confidence)
     if not low > 0:
         return None

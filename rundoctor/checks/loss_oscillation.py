@@ -196,7 +196,7 @@ def _uniform_loss(ctx: RunContext, tag: str, start: float, params: Params) -> tu
         if acc_tag is None:
             continue
         curve = ctx.curve(acc_tag).finite
-        values = measures.fraction_values(curve.values)
+        values = ctx.measure(measures.fraction_values, curve.values)
         if values.size != len(curve):
             continue  # out of range: the range check's business
         placed = measures.steps_on_axis_of_tag(ctx, acc_tag, tag)

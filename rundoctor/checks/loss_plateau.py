@@ -174,9 +174,6 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             return
     curve = ctx.curve(tag).finite
     inside = curve.steps >= steps[start]
-    fit = trend.trend(curve.steps[inside], curve.values[inside])
-    if fit is None:
-        return
     flat_steps = float(steps[-1] - steps[start])
     plateau = measures.median(level[start:])
     fall = (initial - plateau) / initial
@@ -191,8 +188,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     # on every batch; one that scatters by a fifth of its level or more tells good batches
     # from bad, so it learned before the first log and sits at the noise floor of its rate.
     # It must have stayed at its start (within its own scatter, not rising): a loss that
-    # climbed there is divergence's business.
+    # climbed there is divergence's business.  (The trend is taken only past these tests.)
     fell = fall >= params.min_fall
+    if not (fell or (constant and noisy)):
+        return
+    fit = trend.trend(curve.steps[inside], curve.values[inside])
+    if fit is None:
+        return
     stayed = -fall <= scatter and not fit.rising(params.confidence, params.max_drift)
     if not (fell or (constant and noisy and stayed)):
         return

@@ -167,6 +167,22 @@ def rolling_median(values: np.ndarray, width: int) -> np.ndarray:
     return np.asarray(bottleneck.move_median(padded, window=width, min_count=1)[before + ahead :])
 
 
+def window_envelope(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """(least, largest) value within ``width - 1`` points of each index of a curve: bounds on
+    everything in the centred window of ``width`` points around it (as :func:`rolling_median`
+    takes them), its median included, at the cost of two moving extremes (a tenth of a
+    moving median).  A check that needs a median to pass a threshold can rule it out first."""
+    values = np.asarray(values, dtype=np.float64)
+    count = values.size
+    if count == 0:
+        return values.copy(), values.copy()
+    width = max(1, min(int(width), count))  # a window past the ends covers the whole curve
+    ahead = np.minimum(np.arange(count) + width - 1, count - 1)
+    least = bottleneck.move_min(values, window=width, min_count=1)  # over the points up to i
+    largest = bottleneck.move_max(values, window=width, min_count=1)
+    return np.minimum(least, least[ahead]), np.maximum(largest, largest[ahead])
+
+
 def noise_sigma(values: np.ndarray) -> float:
     """Point-to-point noise level: MAD of first differences, as a Gaussian sigma per point."""
     values = np.asarray(values, dtype=np.float64)
@@ -269,14 +285,10 @@ def accuracy_levels(ctx: RunContext, tag: str) -> tuple[np.ndarray, np.ndarray]:
     :func:`fraction_values`), binned to bin medians (see :func:`binned`) when longer than
     ``MAX_BINS``, so a per-step series costs no more than a per-epoch one."""
     curve = ctx.curve(tag).finite
-    return ctx.measure(_accuracy_bins, curve.steps, curve.values)
-
-
-def _accuracy_bins(steps: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    fractions = fraction_values(values)
+    fractions = ctx.measure(fraction_values, curve.values)
     if fractions.size == 0:
         return np.empty(0), np.empty(0)
-    bins = binned(steps, fractions)
+    bins = ctx.measure(binned, curve.steps, fractions)
     return bins.steps, bins.level
 
 

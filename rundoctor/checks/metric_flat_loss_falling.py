@@ -147,11 +147,13 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     # stall.  One still at its starting level whose trend starts to lift is the jump itself.
     # (Asked after the cheaper tests of the loss, its trend only of an accuracy that climbed.)
     climbed = level - float(accuracy[0]) > 2.0 * tolerance
-    rise = trend.change(steps[start:], accuracy[start:]) if climbed else None
-    if rise is not None and rise >= 2.0 * params.flat_tolerance:
-        accuracy_fit = trend.trend(steps[start:], accuracy[start:])
-        if accuracy_fit is not None and accuracy_fit.rising(params.confidence):
-            return None
+    first_look = trend.line(steps[start:], accuracy[start:]) if climbed else None
+    if (
+        first_look is not None
+        and first_look.change >= 2.0 * params.flat_tolerance
+        and first_look.trend().rising(params.confidence)
+    ):
+        return None
     # The fall must be beyond the loss's own noise: a robust trend over the flat stretch
     # whose error accounts for autocorrelation and few evaluations (see checks/trend.py).
     inside = (loss.steps >= at[start]) & (loss.steps <= at[-1])

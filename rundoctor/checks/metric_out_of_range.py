@@ -252,7 +252,7 @@ def _auc_below_half(
     check: Check[Params], ctx: RunContext, params: Params, tag: str
 ) -> Iterator[Finding]:
     curve = ctx.curve(tag).finite
-    auc = measures.fraction_values(curve.values)  # empty when out of range (reported above)
+    auc = ctx.measure(measures.fraction_values, curve.values)  # empty when out of range (reported above)
     if auc.size < params.auc_min_points:
         return
     half = auc.size // 2

@@ -395,7 +395,7 @@ def _accuracy_at_chance(ctx: RunContext, params: Params, best: float) -> tuple[s
         return None
     highest: tuple[str, float] | None = None
     for tag in ctx.tags(Role.TRAIN_ACCURACY, Role.VAL_ACCURACY):
-        values = measures.fraction_values(ctx.curve(tag).finite.values)
+        values = ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
         if values.size < 3:
             continue
         top = float(values.max())

@@ -238,13 +238,10 @@ def in_sigmas(change: float, noise: float) -> float:
     return change / noise if noise > 0 else float("inf") if change > 0 else 0.0
 
 
-def _rise(values: np.ndarray, params: Params, ctx: RunContext | None = None) -> tuple[float, float, float, float]:
-    """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve;
-    with ``ctx`` when ``values`` is one of its curves, whose smoothing other checks share (see
-    :meth:`RunContext.measure`)."""
+def _rise(values: np.ndarray, params: Params) -> tuple[float, float, float, float]:
+    """(smoothed minimum, end level, relative rise, rise in level-noise sigmas) of a finite curve."""
     width = measures.window(values.size, params.smooth_fraction)
-    smooth = measures.rolling_median(values, width) if ctx is None else ctx.measure(measures.rolling_median, values, width)
-    minimum = float(smooth.min())
+    minimum = float(measures.rolling_median(values, width).min())
     _, end = measures.edge_levels(values, params.smooth_fraction)
     sigmas = in_sigmas(end - minimum, level_noise(values, width))
     return minimum, end, (end - minimum) / abs(minimum), sigmas
@@ -260,7 +257,7 @@ def measure(ctx: RunContext, pair: measures.LossPair, params: Params) -> Measure
     same_axis = ctx.run.axis_of(pair.val) == ctx.run.axis_of(pair.train)
     at = measures.steps_on_axis_of(val.steps, train.steps, same_axis)
     best = int(np.argmin(val.values))
-    minimum, end, rise, sigmas = _rise(val.values, params, ctx)
+    minimum, end, rise, sigmas = _rise(val.values, params)
     # Both training levels are read the same way (smoothed, at the steps of validation
     # points), so the half-epoch lag of epoch-mean training losses cancels out.
     train_fraction = params.smooth_fraction / 2

@@ -102,16 +102,14 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     stretch_steps, stretch_values = curve.steps[inside], curve.values[inside]
     # A first look at the fitted change alone: a fall below ``min_gain`` of the level needs
     # no error bars (most runs), so the full trend is taken only for a large one.
-    first_look = trend.change(stretch_steps, stretch_values)
+    first_look = trend.line(stretch_steps, stretch_values)
     if first_look is None:
         return
     initial = measures.initial_level(level, params.edge_fraction)
     end = measures.median(stretch_values)  # the trend's level
-    if not (end > 0 and initial > 0) or not -first_look / end >= params.min_gain:
+    if not (end > 0 and initial > 0) or not -first_look.change / end >= params.min_gain:
         return
-    fit = trend.trend(stretch_steps, stretch_values)
-    if fit is None:
-        return
+    fit = first_look.trend()
     fall = -fit.change
     gain = fall / end
     sigmas = -fit.sigmas

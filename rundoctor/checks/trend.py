@@ -263,61 +263,64 @@ def trend(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Trend |
     None for fewer than three finite points or a single step.  Non-finite values are
     dropped; steps must be sorted.
     """
-    fitted = _line(steps, values, count)
-    if fitted is None:
-        return None
-    values, scale, y, rate, intercept = fitted
-    line = y - (intercept + rate * scale)
-    residuals = line
-    centred = scale - scale.mean()
-    if y.size >= 8:
-        # Noise is measured around a quadratic, not the line: the bend of a decaying loss is
-        # trend, not noise.  Autocorrelation is the larger of the two fits' (the quadratic
-        # alone would absorb the slow wander of a running average and call it trend).
-        residuals = y - np.polyval(np.polyfit(centred, y, 2), centred)
-    sigma = robust_sigma(residuals)
-    if sigma == 0.0:
-        # Half or more blocks sit exactly on the fit: fall back to the ordinary scatter so
-        # a curve logged at coarse resolution still has an honest error.
-        sigma = float(np.std(residuals))
-    line_rho, line_time = autocorrelation(line)
-    residual_rho, residual_time = (line_rho, line_time) if residuals is line else autocorrelation(residuals)
-    rho = max(line_rho, residual_rho)
-    effective = max(1.0, y.size / max(line_time, residual_time))
-    spread = float((centred**2).sum())
-    # Standard error of an OLS slope, widened by sqrt(n / n_eff) for autocorrelation; the
-    # Theil-Sen slope is about as efficient for Gaussian noise and far better for heavy tails.
-    error = sigma / math.sqrt(spread) * math.sqrt(y.size / effective) if spread > 0 else math.inf
-    # Steps are scaled so the stretch is one unit wide: the slope is the whole change.
-    change = rate
-    return Trend(
-        change=float(change),
-        error=float(error),
-        level=measures.median(values),
-        noise=float(sigma),
-        points=int(values.size),
-        blocks=int(y.size),
-        rho=float(rho),
-        effective=float(effective),
-    )
+    fitted = line(steps, values, count)
+    return None if fitted is None else fitted.trend()
 
 
-def change(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> float | None:
-    """``trend(steps, values).change`` (None where the trend is None), without the noise and
-    autocorrelation its error needs, at a third of the cost.
+@dataclass(frozen=True)
+class Line:
+    """The Theil-Sen line through a curve's block medians: a trend's change, before the noise
+    and autocorrelation its error needs (two thirds of the cost of :func:`trend`).
 
     A first look for checks that need a large change before they ask how sure it is: most
-    curves fail the size, and then the error is never needed.
+    curves fail the size, and the error is never computed; :meth:`trend` completes the rest.
     """
-    fitted = _line(steps, values, count)
-    return None if fitted is None else float(fitted[3])
+
+    values: np.ndarray  # the finite values of the stretch
+    scale: np.ndarray  # block positions, the stretch scaled to one unit
+    medians: np.ndarray  # the block medians
+    change: float  # the fitted change over the stretch (the slope per whole stretch)
+    intercept: float
+
+    def trend(self) -> Trend:
+        """The whole :class:`Trend` of this line's curve, as :func:`trend` gives it."""
+        y, scale, rate = self.medians, self.scale, self.change
+        line = y - (self.intercept + rate * scale)
+        residuals = line
+        centred = scale - scale.mean()
+        if y.size >= 8:
+            # Noise is measured around a quadratic, not the line: the bend of a decaying loss is
+            # trend, not noise.  Autocorrelation is the larger of the two fits' (the quadratic
+            # alone would absorb the slow wander of a running average and call it trend).
+            residuals = y - np.polyval(np.polyfit(centred, y, 2), centred)
+        sigma = robust_sigma(residuals)
+        if sigma == 0.0:
+            # Half or more blocks sit exactly on the fit: fall back to the ordinary scatter so
+            # a curve logged at coarse resolution still has an honest error.
+            sigma = float(np.std(residuals))
+        line_rho, line_time = autocorrelation(line)
+        residual_rho, residual_time = (line_rho, line_time) if residuals is line else autocorrelation(residuals)
+        rho = max(line_rho, residual_rho)
+        effective = max(1.0, y.size / max(line_time, residual_time))
+        spread = float((centred**2).sum())
+        # Standard error of an OLS slope, widened by sqrt(n / n_eff) for autocorrelation; the
+        # Theil-Sen slope is about as efficient for Gaussian noise and far better for heavy tails.
+        error = sigma / math.sqrt(spread) * math.sqrt(y.size / effective) if spread > 0 else math.inf
+        # Steps are scaled so the stretch is one unit wide: the slope is the whole change.
+        return Trend(
+            change=float(rate),
+            error=float(error),
+            level=measures.median(self.values),
+            noise=float(sigma),
+            points=int(self.values.size),
+            blocks=int(y.size),
+            rho=float(rho),
+            effective=float(effective),
+        )
 
 
-def _line(
-    steps: np.ndarray, values: np.ndarray, count: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float] | None:
-    """(finite values, block positions scaled to the stretch, block medians, Theil-Sen slope and
-    intercept through them): the line every trend starts from; None as for :func:`trend`."""
+def line(steps: np.ndarray, values: np.ndarray, count: int = BLOCKS) -> Line | None:
+    """The :class:`Line` a trend starts from; None where :func:`trend` is None."""
     steps = np.asarray(steps, dtype=np.float64)
     values = np.asarray(values, dtype=np.float64)
     finite = np.isfinite(values) & np.isfinite(steps)
@@ -329,7 +332,7 @@ def _line(
     span = float(steps[-1] - steps[0])
     scale = x / span  # slopes per whole stretch: no overflow for steps in the millions
     rate, intercept = theil_sen(scale, y)
-    return values, scale, y, rate, intercept
+    return Line(values, scale, y, rate, intercept)
 
 
 def tail(steps: np.ndarray, values: np.ndarray, fraction: float, minimum: int = 4) -> Trend | None:

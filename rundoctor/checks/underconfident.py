@@ -172,7 +172,7 @@ def _accuracy(ctx: RunContext, params: Params) -> tuple[str, float] | None:
         tag = ctx.primary(role)
         if tag is None:
             continue
-        values = measures.fraction_values(ctx.curve(tag).finite.values)
+        values = ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
         if values.size:
             return tag, measures.median(values[-measures.window(values.size, params.tail_fraction, 1) :])
     return None
@@ -326,7 +326,7 @@ def _confidence(
     classes_evidence: dict[str, float | int | str],
 ) -> Finding | None:
     curve = ctx.curve(tag).finite
-    values = measures.fraction_values(curve.values)
+    values = ctx.measure(measures.fraction_values, curve.values)
     if values.size < params.min_points:
         return None
     tail_start = values.size - measures.window(values.size, params.tail_fraction, 1)
@@ -374,7 +374,7 @@ def _double_softmax(
     classes_evidence: dict[str, float | int | str],
 ) -> Finding | None:
     accuracy_curve = ctx.curve(tag).finite
-    accuracy = measures.fraction_values(accuracy_curve.values)
+    accuracy = ctx.measure(measures.fraction_values, accuracy_curve.values)
     loss_tag = measures.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
         return None
@@ -437,7 +437,7 @@ def _near_uniform_loss(
 ) -> Finding | None:
     """An accurate classifier whose loss stays far above what its accuracy needs (see the
     module docstring); C unknown is read as binary, the least loss an accuracy needs."""
-    accuracy = measures.fraction_values(ctx.curve(tag).finite.values)
+    accuracy = ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
     loss_tag = measures.matching_loss(ctx, tag)
     if accuracy.size < params.min_points or loss_tag is None:
         return None
@@ -457,7 +457,7 @@ def _near_uniform_loss(
         return None
     # The smoothed minimum (a rolling median) is taken only for a loss that got this far.
     width = measures.window(len(loss), 0.1)
-    minimum = float(ctx.measure(measures.rolling_median, loss.values, width).min())
+    minimum = float(measures.rolling_median(loss.values, width).min())
     if not loss_level <= params.loss_at_minimum * minimum:
         return None
     learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)

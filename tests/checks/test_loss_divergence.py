@@ -284,3 +284,27 @@ def test_a_loss_ending_near_its_start_is_a_near_miss_then_override() -> None:
     assert [f for f in findings if "ended worse" in f.message] == []
     (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(225, 20), loss)}, above_start=1.0)
     assert "ended worse than it started" in finding.message
+
+
+def test_the_envelope_shortcut_changes_no_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The shortcut skips the smoothing only where no smoothed point can pass the factor; with
+    # the shortcut disabled (an envelope that bounds nothing) the findings must be the same.
+    rng = curves.rng(5)
+    runs = []
+    for seed in range(12):
+        n = int(rng.integers(40, 3000))
+        loss = curves.heavy_tailed(curves.decay(n, 2.3, 0.3), seed=seed)
+        if seed % 3 == 0:
+            loss = curves.diverge(n, factor=float(rng.uniform(5.0, 30.0)))
+        elif seed % 3 == 1:
+            loss[n // 2 : n // 2 + max(3, n // 15)] *= float(rng.uniform(5.0, 15.0))
+        val = curves.noisy(curves.decay(30, 2.0, 0.8), 0.05, seed=seed) * (1.0 if seed % 2 else float(rng.uniform(1.0, 15.0)))
+        runs.append(curves.make_run({"train/loss": (curves.steps(n), loss), "val/loss": (curves.steps(30, 100), val)}))
+    shortcut = [curves.run_check(CHECK, run) for run in runs]
+    assert any(shortcut), "some of the curves are chosen to explode"
+
+    def unbounded(values: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(np.size(values), -np.inf), np.full(np.size(values), np.inf)
+
+    monkeypatch.setattr(measures, "window_envelope", unbounded)
+    assert [curves.run_check(CHECK, run) for run in runs] == shortcut

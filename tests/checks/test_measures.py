@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rundoctor.checks.measures import distinct, ema, median, quantile, rolling_median, row_medians
+from rundoctor.checks.measures import distinct, ema, median, quantile, rolling_median, row_medians, window_envelope
 
 RNG = np.random.default_rng(11)
 
@@ -107,3 +107,20 @@ def test_distinct_values_are_numpy_unique(n: int) -> None:
         got = distinct(draw)
         assert got.dtype == expected.dtype
         assert np.array_equal(got, expected, equal_nan=True), (draw, got, expected)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 60, 501])
+@pytest.mark.parametrize("width", [1, 2, 3, 10, 11, 100, 1000])
+def test_window_envelope_bounds_every_centred_window_and_its_median(n: int, width: int) -> None:
+    values = np.random.default_rng(n + width).standard_t(2, n)
+    least, largest = window_envelope(values, width)
+    assert least.shape == largest.shape == values.shape
+    ahead = (width - 1) // 2
+    for i in range(n):
+        window = values[max(0, i - (width - 1 - ahead)) : i + ahead + 1]
+        assert least[i] <= window.min() and largest[i] >= window.max()
+        # never looser than the points within width - 1 of i
+        near = values[max(0, i - width + 1) : i + width]
+        assert least[i] >= near.min() and largest[i] <= near.max()
+    smooth = rolling_median(values, width)
+    assert np.all((least <= smooth) & (smooth <= largest))

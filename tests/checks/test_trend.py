@@ -156,7 +156,7 @@ def test_theil_sen_equals_the_textbook_line_to_the_bit() -> None:
             assert np.array_equal(got, expected, equal_nan=True), (x, y)
 
 
-def test_change_alone_is_the_trends_change_and_none_where_it_is() -> None:
+def test_a_line_is_the_trends_change_and_completes_to_the_trend() -> None:
     rng = curves.rng(9)
     cases = [
         (curves.steps(n), curves.heavy_tailed(curves.decay(n, 2.0, 0.5), seed=n)) for n in (3, 7, 60, 61, 500)
@@ -165,4 +165,7 @@ def test_change_alone_is_the_trends_change_and_none_where_it_is() -> None:
     cases += [(np.arange(40.0), np.where(rng.random(40) < 0.2, np.nan, rng.standard_normal(40)))]
     for steps, values in cases:
         fit = trend.trend(steps, values)
-        assert trend.change(steps, values) == (None if fit is None else fit.change)
+        first_look = trend.line(steps, values)
+        assert (first_look is None) == (fit is None)
+        if first_look is not None:
+            assert first_look.change == fit.change and first_look.trend() == fit
