@@ -30,7 +30,8 @@ diagnosis relates a run's findings the way a doctor goes from symptoms to a diag
   applying the rules in that order is well defined.
 
 - **The primary problem** is the root (an active finding no other active finding explains)
-  whose story is worst: the highest severity among itself and what it explains, then the
+  whose story is worst: the highest severity among itself and what it explains, then a
+  problem before a note on how a series was logged (:data:`OBSERVATIONS`), then the
   rank of its check in :data:`PROBLEMS` (causal priority: numerics before learning-rate
   before metrics before generalisation before bookkeeping), then the earliest step.  The
   root cause therefore leads even when a symptom it explains is more severe: a learning
@@ -155,6 +156,14 @@ EVIDENCED_PROBLEMS: tuple[tuple[str, str, str | None, str], ...] = (
     ("update-ratio", "direction", "frozen", "layers frozen: weights do not change"),
     ("update-ratio", "direction", "low", "learning rate too low: weights barely move"),
     ("update-ratio", "direction", "high", "learning rate may be too high: weights change fast"),
+    ("metric-out-of-range", "unit", "percent", "metric logged in percent"),
+)
+
+# Findings that say how a series was logged, not that anything is wrong (check, evidence key,
+# value): an accuracy logged in percent is a convention, not a bug.  Such a note is the
+# primary only of a run with nothing else to say; any other finding of its severity leads.
+OBSERVATIONS: tuple[tuple[str, str, str], ...] = (
+    ("metric-out-of-range", "unit", "percent"),
 )
 
 # Problems named after the training loss: about other series (a validation metric, the
@@ -483,20 +492,26 @@ def _data_verdict(run: Run) -> tuple[Verdict, str] | None:
 
 def _pick_primary(active: Sequence[Finding], explained: Sequence[Link],
                   member_rank: Mapping[str, int] | None = None) -> Finding:
-    """The root whose story is worst (severity over itself and what it explains), then
-    the most fundamental check, then (in a twin group) the earlier member, then the
+    """The root whose story is worst (severity over itself and what it explains), then a
+    problem before an observation, then the most fundamental check, then (in a twin group) the earlier member, then the
     earliest step."""
     member_rank = member_rank or {}
     explained_ids = {id(link.finding) for link in explained}
     roots = [finding for finding in active if id(finding) not in explained_ids] or list(active)
 
-    def story(root: Finding) -> tuple[int, int, int, int, str]:
+    def story(root: Finding) -> tuple[int, bool, int, int, int, str]:
         told = [root, *(link.finding for link in _closure(root, explained))]
         check_rank, step, code = _priority_key(root)
-        return (-max(finding.severity.rank for finding in told), check_rank,
+        return (-max(finding.severity.rank for finding in told), _is_observation(root), check_rank,
                 member_rank.get(root.run, 0), step, code)
 
     return min(roots, key=story)
+
+
+def _is_observation(finding: Finding) -> bool:
+    """Whether ``finding`` only says how a series was logged (:data:`OBSERVATIONS`)."""
+    return any(finding.check == check and finding.evidence.get(key) == value
+               for check, key, value in OBSERVATIONS)
 
 
 def _closure(root: Finding, explained: Sequence[Link]) -> list[Link]:

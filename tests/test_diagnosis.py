@@ -136,6 +136,22 @@ def test_a_metric_logged_in_percent_is_information_not_a_bug() -> None:
     assert superseded(diagnosis) == {}
 
 
+def test_a_metric_logged_in_percent_leads_only_a_run_with_nothing_else_to_say() -> None:
+    run = classifier_run()
+    made = next(c for c in REGISTRY if c.name == "metric-out-of-range")
+    percent = finding(run.id, made.name, made.code, INFO, tags=("val/accuracy",), steps=(0, 99),
+                      message="val/accuracy looks like an accuracy in percent", evidence={"unit": "percent"})
+    alone = diagnose_run(run, [percent])
+    assert (alone.primary, alone.problem) == (percent, "metric logged in percent")
+    # Any other note of its severity leads, though the check ranks below metric-out-of-range.
+    improving = found(run, "still-improving", INFO)
+    both = diagnose_run(run, [percent, improving])
+    assert (both.primary, both.problem) == (improving, "still improving: could train longer")
+    # Near miss: a value outside [0, 1] (no percent unit) is a metric bug and leads.
+    outside = found(run, "metric-out-of-range", INFO, tags=("val/accuracy",))
+    assert diagnose_run(run, [outside, improving]).primary is outside
+
+
 @pytest.mark.parametrize("effect", ["metric-flat-loss-falling", "delayed-generalization"])
 @pytest.mark.parametrize("cause, severity", [("loss-divergence", ERROR), ("non-finite", ERROR)])
 def test_may_jump_later_is_not_said_when_the_loss_is_rising_or_broken(cause: str, severity: Severity, effect: str) -> None:

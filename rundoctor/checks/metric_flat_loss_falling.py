@@ -17,7 +17,11 @@ ceiling) or of one impossible next to its own split's cross-entropy (accuracy be
 1 - loss / ln 2: a broken metric, which metric checks report), of an accuracy that
 had already climbed above its first value and whose own robust trend over the stretch still
 rises at ``confidence`` by two ``flat_tolerance`` (a coarse accuracy still climbing inside
-its noise band is not flat; one still at its start that begins to lift is the jump), or under a logged learning rate tiny for its optimizer
+its noise band is not flat; one still at its start that begins to lift is the jump), of an
+accuracy that climbed and still moves with its loss at the rate the run itself showed before
+the stretch (the gain that rate predicts from the loss's fall would sit inside the flat band,
+or the accuracy's fitted change reaches ``min_coupling`` of it: a slowly converging run, a
+language model's token accuracy late in training), or under a logged learning rate tiny for its optimizer
 (lr-too-low's floors: the loss crawls and the accuracy will not jump; lr-too-low names the
 cause).
 
@@ -86,6 +90,13 @@ class Params:
         default=0.99,
         metadata={"help": "Confidence of that fall needed for a warning (else info)."},
     )
+    min_coupling: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of the gain its loss's fall predicts (at the run's own earlier rate) "
+            "that an accuracy which climbed must fall short of to be flat."
+        },
+    )
     min_recent_fall: float = field(
         default=0.015,
         metadata={
@@ -100,7 +111,9 @@ class Params:
 # the time.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
 # the last half separates "still falling" from a loss that has just converged.  An info note
 # ("it may still jump") needs the fall at 80% confidence, which a validation loss evaluated
-# ten times can show; a warning needs 99%.
+# ten times can show; a warning needs 99%.  An accuracy gaining half of what its loss's fall
+# predicts is moving with it (noise and the bend of the accuracy-loss relation easily halve a
+# prediction from one earlier rate); a stall gains a small fraction of it.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -131,8 +144,8 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
     if len(loss) < 3 or loss.steps[0] > at[start] or loss.steps[-1] < at[-1]:
         return None  # the loss does not cover the flat stretch
-    first, middle, last = measures.smoothed_at(
-        ctx, loss_tag, np.array([at[start], (at[start] + at[-1]) / 2.0, at[-1]]), params.smoothing
+    opening, first, middle, last = measures.smoothed_at(
+        ctx, loss_tag, np.array([at[0], at[start], (at[start] + at[-1]) / 2.0, at[-1]]), params.smoothing
     )
     if first <= 0:
         return None
@@ -152,6 +165,11 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         first_look is not None
         and first_look.change >= 2.0 * params.flat_tolerance
         and first_look.trend().rising(params.confidence)
+    ):
+        return None
+    if first_look is not None and _tracks_loss(
+        opening, first, last, level - measures.median(accuracy[:span]), first_look.change, tolerance,
+        params.min_coupling,
     ):
         return None
     # The fall must be beyond the loss's own noise: a robust trend over the flat stretch
@@ -214,6 +232,34 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         severity=Severity.WARNING if strong else Severity.INFO,
         confidence=Confidence.HIGH if near_chance and strong else Confidence.MEDIUM if strong else Confidence.LOW,
     )
+
+
+def _tracks_loss(
+    loss_at_start: float,
+    loss_at_flat_start: float,
+    loss_at_end: float,
+    accuracy_gain_before: float,
+    accuracy_change: float,
+    tolerance: float,
+    min_coupling: float,
+) -> bool:
+    """Whether an accuracy that climbed is still moving with its loss, as it did before.
+
+    Before the stretch the run itself showed how much accuracy one unit of loss buys (its
+    gain over the loss's fall).  At that rate the loss's fall over the stretch predicts a
+    gain; a stretch is a stall only when that prediction stands out of the flat band (twice
+    its half-width) and the accuracy's fitted change falls short of ``min_coupling`` of it.
+    Late in a long run (a language model's token accuracy, most slowly converging runs) the
+    loss falls a few percent and the accuracy creeps up in proportion: slow, not stuck, and
+    nothing is about to jump.
+    """
+    fall_before = loss_at_start - loss_at_flat_start
+    if not (fall_before > 0 and accuracy_gain_before > 0):
+        return False  # no coupling to go by
+    expected = accuracy_gain_before / fall_before * (loss_at_flat_start - loss_at_end)
+    if expected < 2.0 * tolerance:
+        return True  # a gain this small would sit inside the band: flatness shows nothing
+    return accuracy_change >= min_coupling * expected
 
 
 def _inconsistent(ctx: RunContext, tag: str, loss_tag: str, accuracy: float, loss: float) -> bool:
