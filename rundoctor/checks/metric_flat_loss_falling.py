@@ -7,7 +7,9 @@ saturation, for a long final stretch of the run while the matching loss (validat
 for validation accuracy when one is logged, else the training loss) fell over that stretch
 and is still falling at its end.
 
-Noise principle: the loss must fall beyond its own noise.  Its trend over the flat stretch
+Noise principle: the loss must fall beyond its own noise, and the accuracy's band (its
+noise around the smoothed level, at least ``flat_tolerance``) must be narrower than
+``max_band`` for flatness to mean anything.  Its trend over the flat stretch
 is a Theil-Sen fit on block medians with an error widened by the effective sample size of
 its autocorrelated residuals, judged with Student's t on those effective points (see
 ``checks/trend.py``), so a validation loss evaluated five or six times, or one that
@@ -70,6 +72,10 @@ class Params:
         default=0.01,
         metadata={"help": "Half-width of the band (accuracy units) a flat curve stays in."},
     )
+    max_band: float = field(
+        default=0.05,
+        metadata={"help": "Widest noise band (accuracy units) in which an accuracy can still be shown flat."},
+    )
     min_flat_fraction: float = field(
         default=0.3,
         metadata={"help": "Shortest flat stretch worth reporting, as a fraction of the run."},
@@ -111,7 +117,9 @@ class Params:
 # the time.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
 # the last half separates "still falling" from a loss that has just converged.  An info note
 # ("it may still jump") needs the fall at 80% confidence, which a validation loss evaluated
-# ten times can show; a warning needs 99%.  An accuracy gaining half of what its loss's fall
+# ten times can show; a warning needs 99%.  An accuracy whose own noise widens the band past
+# +-0.05 (a few dozen evaluation examples, a wildly bouncing run) cannot show a stall: the
+# jump it would precede is the size of its noise.  An accuracy gaining half of what its loss's fall
 # predicts is moving with it (noise and the bend of the accuracy-loss relation easily halve a
 # prediction from one earlier rate); a stall gains a small fraction of it.
 
@@ -132,6 +140,8 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     span = measures.window(accuracy.size, params.smoothing)
     smooth = ctx.measure(measures.ema, accuracy, span)
     tolerance = measures.flat_tolerance(ctx, accuracy, span, params.flat_tolerance)
+    if tolerance > params.max_band:
+        return None  # so noisy that a jump of several points would hide in its band: not shown flat
     start = measures.trailing_flat_start(smooth, tolerance)
     run_span = float(steps[-1] - steps[0])
     flat_steps = float(steps[-1] - steps[start]) if start < steps.size else 0.0

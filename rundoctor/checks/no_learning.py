@@ -112,6 +112,13 @@ class Params:
             "than chance: the model cannot fit its own training data (a warning)."
         },
     )
+    learned_rise: float = field(
+        default=0.25,
+        metadata={
+            "help": "A training accuracy that rose this share of the way from chance to 1, to at "
+            "least halfway, shows learning: no finding."
+        },
+    )
     max_chance_accuracy: float = field(
         default=0.5,
         metadata={
@@ -186,11 +193,13 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     best = float(smooth[best_index])
     if float(smooth[-1]) > params.max_rise * initial:
         return  # it rose far above its start: divergence (loss-divergence's business), not a stall
+    classes = ctx.num_classes
+    if _accuracy_learned(ctx, params, classes.value if classes is not None else None):
+        return  # it learned: a loss that stays up beside it is underconfidence or a metric question
     # The lowest of m rolling medians of a flat noisy loss sits below its true level by chance
     # alone (about sqrt(2 ln m) standard errors of one median): only a fall beyond that is
     # progress, so a noisy loss that never moved does not pass for one that learned a little.
     luck = _selection_bias(level, width, first_sets_start=float(level[0]) >= initial)
-    classes = ctx.num_classes
     chance = math.log(classes.value) if classes is not None and classes.value >= 2 else None
     at_chance = chance is not None and abs(best - chance) <= params.chance_margin * chance
     # A best level at or above (1 - chance_floor) ln C is no better than a uniform guess: the
@@ -404,6 +413,24 @@ def _accuracy_at_chance(ctx: RunContext, params: Params, best: float) -> tuple[s
         if highest is None or top > highest[1]:
             highest = (tag, top)
     return highest
+
+
+def _accuracy_learned(ctx: RunContext, params: Params, classes: int | None) -> bool:
+    """Whether the training accuracy climbed well clear of chance: its last quarter at least
+    halfway from chance (1/C, or 1/2 with C unknown) to 1, after rising by ``learned_rise`` of
+    that way from its first quarter.  A model right that often has learned whatever its loss
+    says: a loss near its start beside it is predictions too unsure (underconfident) or a
+    metric that does not measure them (metric-loss-disagreement), not a stall."""
+    tag = ctx.primary(Role.TRAIN_ACCURACY)
+    if tag is None:
+        return False
+    values = ctx.measure(measures.fraction_values, ctx.curve(tag).finite.values)
+    if values.size < 8:
+        return False
+    chance = 1.0 / classes if classes is not None and classes >= 2 else 0.5
+    first, last = (measures.median(part) for part in (values[: values.size // 4], values[-(values.size // 4) :]))
+    room = 1.0 - chance
+    return last >= chance + 0.5 * room and last - first >= params.learned_rise * room
 
 
 def _validation_flat(ctx: RunContext, params: Params) -> tuple[str, float, tuple[float, float]] | None:

@@ -30,7 +30,9 @@ learning, or one without an accuracy to compare with, gets an informational note
 A fourth sign needs no confidence series: a classifier whose accuracy is at least
 ``high_accuracy`` while its loss stays ``uniform_excess`` times what a model giving its
 answer probability a would have, h(a) + (1 - a) ln(C - 1), and at least ``uniform_share``
-of ln C (heavy label smoothing, a temperature at evaluation).  The loss must sit at its
+of ln C (heavy label smoothing, a temperature at evaluation), or, with C known, at least
+``near_uniform_share`` of ln C and ``near_uniform_excess`` times that expected loss
+(probabilities about 1/C for answers that are mostly right).  The loss must sit at its
 minimum (an overfit model's loss rises from it, with confidently wrong answers); label
 noise limits the accuracy too, so its high loss is what the accuracy needs.  A warning
 when C is known and the loss no longer falls; otherwise a note.
@@ -124,6 +126,14 @@ class Params:
         default=2.0,
         metadata={"help": "A too-uncertain loss is this many times what its accuracy needs."},
     )
+    near_uniform_share: float = field(
+        default=0.8,
+        metadata={"help": "A loss at least this share of ln C (C known) is near a uniform guess."},
+    )
+    near_uniform_excess: float = field(
+        default=1.25,
+        metadata={"help": "A loss near a uniform guess is too uncertain at this many times what its accuracy needs."},
+    )
     loss_at_minimum: float = field(
         default=1.1, metadata={"help": "The final loss must be within this factor of its smoothed minimum."}
     )
@@ -134,6 +144,9 @@ class Params:
 # confidence for a binary classifier is barely above a coin flip.  Below an accuracy of 0.5
 # a loss near the floor is ordinary.  A factor 1.5 between the floor and the expected loss
 # keeps a healthy but hard problem (loss naturally near the floor) from being reported.
+# A loss at 80% of ln C or more is a near-uniform prediction: with an accuracy of 0.7 or
+# more, 1.25x what that accuracy needs (0.53 at 0.85 for two classes, 1.18 at 0.8 for ten,
+# which a calibrated model never loses) is already a model unsure of answers it gets right.
 
 
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
@@ -449,11 +462,15 @@ def _near_uniform_loss(
     loss_level = measures.median(loss.values[tail_start:])
     uniform = float(np.log(classes)) if classes else float("nan")
     expected = measures.binary_entropy(level) + (1.0 - level) * np.log(max((classes or 2) - 1, 1))
-    if not (
-        level >= params.high_accuracy
-        and (classes is None or loss_level >= params.uniform_share * uniform)
-        and loss_level >= params.uniform_excess * expected
-    ):
+    far_above = (classes is None or loss_level >= params.uniform_share * uniform) and (
+        loss_level >= params.uniform_excess * expected
+    )
+    # Near a uniform guess itself, a smaller excess is already unmistakable: probabilities
+    # about 1/C for answers that are mostly right.
+    near_uniform = classes is not None and (
+        loss_level >= params.near_uniform_share * uniform and loss_level >= params.near_uniform_excess * expected
+    )
+    if not (level >= params.high_accuracy and (far_above or near_uniform)):
         return None
     # The smoothed minimum (a rolling median) is taken only for a loss that got this far.
     width = measures.window(len(loss), 0.1)
@@ -461,6 +478,8 @@ def _near_uniform_loss(
     if not loss_level <= params.loss_at_minimum * minimum:
         return None
     learning = classification.still_falling(loss.values[len(loss) // 2 :], params.min_loss_fall)
+    threshold = params.uniform_excess if far_above else params.near_uniform_excess
+    near = "" if far_above else f" for a loss at {params.near_uniform_share:.0%} of ln C or more"
     where = (
         f" ({loss_level / uniform:.0%} of ln {classes} = {fmt(uniform)}, the loss of a uniform guess)"
         if classes
@@ -478,7 +497,7 @@ def _near_uniform_loss(
         message=(
             f"{loss_tag} stays at {fmt(loss_level)}{where} while {tag} is {fmt(level, 3)}; a model giving "
             f"its answer probability {fmt(level, 3)} would reach {fmt(float(expected), 3)} "
-            f"(threshold {params.uniform_excess:g}x): predictions are far less confident than they are "
+            f"(threshold {threshold:g}x{near}): predictions are far less confident than they are "
             f"right{caveat}"
         ),
         evidence={
@@ -489,7 +508,7 @@ def _near_uniform_loss(
             "uniform_loss": uniform if classes else "unknown",
             "expected_loss_at_accuracy": float(expected),
             "still_learning": learning,
-            "threshold_uniform_excess": params.uniform_excess,
+            "threshold_uniform_excess": threshold,
             **classes_evidence,
         },
         severity=severity,

@@ -253,3 +253,23 @@ def test_near_miss_an_accuracy_gaining_under_half_what_its_loss_predicts() -> No
     assert curves.find(CHECK, _climb_then_creep(late_gain=0.042, late_fall=1.5)) == []
     # Params override: asking for under a third of the predicted gain, 0.033 follows the loss.
     assert curves.find(CHECK, stalled, min_coupling=0.3) == []
+
+
+def test_an_accuracy_too_noisy_to_show_a_stall_is_not_called_flat() -> None:
+    # 25 evaluations on a few dozen examples: the accuracy scatters +-0.12 around 0.35, a
+    # noise band wider than a jump would be, while the loss falls 40%.
+    steps = curves.steps(25, 200, 200)
+    loss = curves.decay(25, start=2.2, end=1.3, rate=2.0)
+
+    def scattered(sigma: float) -> dict[str, curves.Series]:
+        accuracy = np.clip(0.35 + sigma * curves.rng(4).standard_normal(25), 0.0, 1.0)
+        return {"val_accuracy": (steps, accuracy), "val_loss": (steps, loss)}
+
+    assert curves.find(CHECK, scattered(0.12)) == []
+    # Near misses on either side of the +-0.05 band: a scatter of 0.022 widens it to 0.052,
+    # one of 0.02 to 0.047, which is still flat.
+    assert curves.find(CHECK, scattered(0.022)) == []
+    (finding,) = curves.find(CHECK, scattered(0.02))
+    assert finding.evidence["flat_band"] <= 0.05
+    # Params override: a band of up to 0.5 lets the bouncing accuracy be judged.
+    assert len(curves.find(CHECK, scattered(0.12), max_band=0.5)) == 1

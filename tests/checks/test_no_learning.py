@@ -365,3 +365,30 @@ def test_a_loss_that_fell_but_stays_near_chance_cannot_fit_its_data() -> None:
     # Params override: a 20% margin counts it as chance too.
     (finding,) = curves.find(CHECK, {"train/loss": (STEPS, lower)}, num_classes=10, chance_floor=0.2)
     assert finding.evidence["no_better_than_chance"] is True
+
+
+def test_a_classifier_whose_training_accuracy_climbed_has_learned() -> None:
+    # Binary, loss 0.69 -> 0.64 (92% of ln 2: "no better than chance" by the loss alone) while
+    # the training accuracy climbs 0.5 -> 0.9: it learned; the loss's level is the
+    # underconfident check's story, not a stall.
+    loss = curves.noisy(curves.decay(N, math.log(2.0), 0.64, 5.0), 0.01, seed=2)
+    climbed = curves.rise(N, 0.5, 0.9, 5.0)
+    assert curves.find(CHECK, {"train/loss": (STEPS, loss), "train/accuracy": (STEPS, climbed)}, num_classes=2) == []
+    # Without the accuracy the same loss cannot fit its data.
+    (finding,) = curves.find(CHECK, {"train/loss": (STEPS, loss)}, num_classes=2)
+    assert finding.evidence["no_better_than_chance"] is True
+
+
+def test_near_miss_an_accuracy_short_of_halfway_from_chance_is_no_proof_of_learning() -> None:
+    loss = curves.noisy(curves.decay(N, math.log(2.0), 0.64, 5.0), 0.01, seed=2)
+    # 0.5 -> 0.72: short of halfway (0.75) from chance to 1.
+    short = curves.rise(N, 0.5, 0.72, 5.0)
+    assert len(curves.find(CHECK, {"train/loss": (STEPS, loss), "train/accuracy": (STEPS, short)}, num_classes=2)) == 1
+    # 0.85 -> 0.9: high, but it started there (a rise of a tenth of the way, not a quarter).
+    flat_high = curves.rise(N, 0.85, 0.9, 5.0)
+    assert len(curves.find(CHECK, {"train/loss": (STEPS, loss), "train/accuracy": (STEPS, flat_high)}, num_classes=2)) == 1
+    # Params override: 0.65 -> 0.9 rose over a quarter of the way from chance, not half of it.
+    partly = curves.rise(N, 0.65, 0.9, 5.0)
+    series = {"train/loss": (STEPS, loss), "train/accuracy": (STEPS, partly)}
+    assert curves.find(CHECK, series, num_classes=2) == []
+    assert len(curves.find(CHECK, series, num_classes=2, learned_rise=0.5)) == 1

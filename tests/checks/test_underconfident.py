@@ -256,3 +256,28 @@ def test_a_rising_overfit_loss_is_not_underconfidence() -> None:
 def test_a_label_noise_run_with_limited_accuracy_is_not_underconfident() -> None:
     # 10 classes, 40% noisy labels: accuracy 0.58, loss 1.6 is what a calibrated model has.
     assert _find(_smoothed(1.6, 0.58), num_classes=10) == []
+
+
+def _binary_unsure(loss_level: float, accuracy: float, seed: int = 3) -> dict[str, curves.Series]:
+    """A binary classifier whose accuracy climbs 0.5 -> ``accuracy`` while its loss only
+    falls from ln 2 to ``loss_level``: answers mostly right, probabilities near one half."""
+    steps = curves.steps(200, 10)
+    loss = curves.noisy(curves.decay(200, math.log(2.0), loss_level, 6.0), 0.01, seed)
+    return {"train/loss": (steps, loss), "train/accuracy": (steps, curves.rise(200, 0.5, accuracy, 6.0))}
+
+
+def test_a_loss_near_a_uniform_guess_under_a_mostly_right_classifier_fires() -> None:
+    # 0.61 is 88% of ln 2, 1.44x the 0.42 an accuracy of 0.86 needs (short of the 2x far
+    # above a calibrated loss, past the 1.25x enough near a uniform guess).
+    (finding,) = _find(_binary_unsure(0.61, 0.86), num_classes=2)
+    assert finding.severity is Severity.WARNING
+    assert "80% of ln C" in finding.message
+
+
+def test_near_miss_a_loss_further_below_a_uniform_guess_is_a_calibrated_model() -> None:
+    # 0.52 is 75% of ln 2: what a calibrated model right 82% of the time loses, give or take.
+    assert _find(_binary_unsure(0.52, 0.82), num_classes=2) == []
+    # Without the number of classes no loss can be placed against a uniform guess.
+    assert _find(_binary_unsure(0.61, 0.86)) == []
+    # Params override: asking for 1.5x, the 1.44x run is not reported.
+    assert _find(_binary_unsure(0.61, 0.86), num_classes=2, near_uniform_excess=1.5) == []
