@@ -400,12 +400,31 @@ def assign(run: Run, overrides: Mapping[str, Role] | None = None) -> Run:
         roles[tag] = infer_role(tag)
     for tag in run.histograms:
         roles[tag] = infer_role(tag, histogram=True)
+    _promote_sole_terms(roles)
     for pattern, role in (overrides or {}).items():
         for tag in roles:
             if _overrides(pattern, tag):
                 roles[tag] = role
     run.roles = roles
     return run
+
+
+_SOLE_TERMS = ((Role.LOSS_COMPONENT, Role.TRAIN_LOSS), (Role.VAL_LOSS_COMPONENT, Role.VAL_LOSS))
+
+
+def _promote_sole_terms(roles: dict[str, Role]) -> None:
+    """A split with no total loss and a single loss term (``train/ce_loss``, ``train/mse``,
+    ``val/infonce_loss``, logged once or as Lightning's ``_step``/``_epoch`` pair) has that
+    term as its loss: it is what the run minimises, and every check of a loss curve should
+    read it.  Two or more terms (box and class losses, a GAN's two players) stay terms: their
+    sum is not logged, and no one of them is the run's loss."""
+    for term, total in _SOLE_TERMS:
+        if total in roles.values():
+            continue
+        groups = series_groups(tag for tag, role in roles.items() if role is term)
+        if len(groups) == 1:
+            for tag in groups[0]:
+                roles[tag] = total
 
 
 def unmatched_overrides(overrides: Mapping[str, Role], tags: Iterable[str]) -> list[str]:

@@ -82,6 +82,25 @@ def test_overrides_win_and_accept_globs() -> None:
     assert run.roles == {"my/eval_thing": Role.VAL_LOSS, "aux/a": Role.LOSS_COMPONENT, "aux/b": Role.LOSS_COMPONENT}
 
 
+def test_a_single_loss_term_without_a_total_is_the_loss_of_its_split() -> None:
+    def roles_of(*tags: str) -> dict[str, Role]:
+        return make_run({tag: ([0, 1], [1.0, 0.5]) for tag in tags}).roles
+
+    # What the run minimises, whatever it is called: the curve checks read it.
+    assert roles_of("train/ce_loss", "val/ce_loss", "val/mae") == {
+        "train/ce_loss": Role.TRAIN_LOSS, "val/ce_loss": Role.VAL_LOSS, "val/mae": Role.VAL_METRIC,
+    }
+    assert roles_of("train/mse")["train/mse"] is Role.TRAIN_LOSS
+    # Lightning's step and epoch series of one term are one term.
+    assert set(roles_of("train_ce_loss_step", "train_ce_loss_epoch").values()) == {Role.TRAIN_LOSS}
+    # Near misses: two terms (a GAN's players, box and class losses) or a logged total stay terms.
+    assert set(roles_of("loss_D", "loss_G").values()) == {Role.LOSS_COMPONENT}
+    assert roles_of("train/loss", "train/kl_loss")["train/kl_loss"] is Role.LOSS_COMPONENT
+    # An override still wins over the promotion.
+    run = make_run({"train/ce_loss": ([0, 1], [1.0, 0.5])}, role_overrides={"loss-component": "train/ce_loss"})
+    assert run.roles["train/ce_loss"] is Role.LOSS_COMPONENT
+
+
 def test_unknown_role_names_the_closest() -> None:
     with pytest.raises(ValueError, match="did you mean 'val_loss'"):
         parse_overrides({"val_los": "x"})

@@ -92,9 +92,9 @@ def test_loss_terms_are_not_compared():
     # YOLO's terms are measured under training-time augmentation: val/obj_loss sits at 0.35x.
     epochs = c.steps(50)
     level = c.decay(50, 0.05, 0.02, 3.0)
-    assert (
-        findings({"train/obj_loss": (epochs, level), "val/obj_loss": (epochs, 0.35 * level)}) == []
-    )
+    terms = {f"{split}/{term}_loss": (epochs, (0.35 if split == "val" else 1.0) * level)
+             for split in ("train", "val") for term in ("box", "obj", "cls")}
+    assert findings(terms) == []
 
 
 def test_signed_losses_are_not_compared():
