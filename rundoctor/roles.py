@@ -89,6 +89,8 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("auc", re.compile(r"(^|_)(auc|auroc|roc_auc|rocauc|auc_roc)($|_)")),
     # Ranks of the right answer (``acc_mean_pos``, ``mean_rank``, MRR) are not accuracies.
     ("metric", re.compile(r"(^|_)(mean_pos|mean_position|mean_rank|median_rank|rank|mrr)($|_)")),
+    # Error rates (``top1_err``, ``val/error``) fall as the model learns: a metric, not an accuracy.
+    ("metric", re.compile(r"(^|_)(err|error|errors|error_rate|err_rate)($|_)")),
     ("accuracy", re.compile(r"(^|_)(acc|accuracy|acc\d|top_?[15]|top[15]_acc)($|_)|accuracy")),
     ("metric", re.compile(
         r"(^|_)(map|map\d+|map_\d+|ap|ap\d+|auc|roc_auc|auroc|f1|fscore|precision|recall|iou|miou|"

@@ -31,6 +31,10 @@ SPELLINGS = {
     "epoch_accuracy": Role.TRAIN_ACCURACY,
     "fast_rcnn/cls_accuracy": Role.TRAIN_ACCURACY,
     "val_acc": Role.VAL_ACCURACY,
+    # error rates fall as the model learns: metrics, never accuracies
+    "train/top1_err": Role.TRAIN_METRIC,
+    "val/error": Role.VAL_METRIC,
+    "test_error_rate": Role.VAL_METRIC,
     "eval/accuracy": Role.VAL_ACCURACY,
     "val_acc_epoch": Role.VAL_ACCURACY,
     "metrics/mAP50(B)": Role.VAL_METRIC,
