@@ -20,6 +20,12 @@ Where C comes from, first found wins:
      2..20, a tighter window because nothing corroborates it.  Above C = 20 the 1%
      windows of neighbouring C overlap, so any loss would match one of them.
 
+   - a model still at chance at the end: the training loss over its last quarter (median)
+     within 3% of ln C and an accuracy over its last quarter within 15% of 1/C, for one C
+     in 2..100.  A model that learned anything is right far more often than the exponential
+     of minus its loss (the loss is dominated by its confident mistakes), so the two agree
+     on one C only when the predictions are uniform over C classes.
+
    A loss that matches no C, or an accuracy that contradicts the loss, leaves C unknown:
    a wrong C is worse than none, since checks then compare against the wrong chance level.
 """
@@ -54,6 +60,11 @@ LOSS_ONLY_TOLERANCE = 0.01
 MAX_LOSS_ONLY = 20
 # Extreme classification reaches millions of labels; a larger count is not a class count.
 MAX_FROM_METADATA = 10_000_000
+# A settled loss is a median over many steps, of a model that may still learn a little:
+# 3% of ln C (a loss further below it is on its way down, as before a grokking jump); above
+# C = 100 the windows of neighbouring C overlap and no accuracy tells them apart.
+SETTLED_LOSS_TOLERANCE = 0.03
+MAX_SETTLED = 100
 
 
 def resolve_num_classes(
@@ -94,7 +105,8 @@ def from_metadata(metadata: dict[str, str]) -> NumClasses | None:
 
 
 def inferred(ctx: RunContext) -> NumClasses | None:
-    """C from the first training loss, corroborated by the first accuracy when one is logged."""
+    """C from the first training loss, corroborated by the first accuracy when one is logged, or
+    from a loss and an accuracy that end at chance together."""
     loss_tag = ctx.primary(Role.TRAIN_LOSS)
     if loss_tag is None:
         return None
@@ -112,6 +124,11 @@ def inferred(ctx: RunContext) -> NumClasses | None:
             return None
         classes = int(candidates[0])
         return NumClasses(classes, f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}")
+    return _from_first_points(first_loss, accuracies) or _from_settled_chance(loss.values, series)
+
+
+def _from_first_points(first_loss: float, accuracies: list[tuple[str, float]]) -> NumClasses | None:
+    """C from the first loss near ln C and a first accuracy near 1/C (see the module docstring)."""
     candidates = _classes_near(first_loss, LOSS_TOLERANCE, MAX_INFERRED)
     best: tuple[float, int, str, float] | None = None
     for tag, first_accuracy in accuracies:
@@ -127,6 +144,29 @@ def inferred(ctx: RunContext) -> NumClasses | None:
         f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}, "
         f"first {tag} {first_accuracy:.3g} ≈ 1/{classes}",
     )
+
+
+def _from_settled_chance(loss: np.ndarray, series: list[tuple[str, np.ndarray]]) -> NumClasses | None:
+    """C from a run still at chance at its end: the last quarter's loss near ln C and an
+    accuracy's last quarter near 1/C, for the same C (see the module docstring)."""
+    if loss.size < 8:
+        return None
+    settled = float(np.median(loss[-(loss.size // 4) :]))
+    candidates = _classes_near(settled, SETTLED_LOSS_TOLERANCE, MAX_SETTLED)
+    if candidates.size == 0:
+        return None
+    for tag, values in series:
+        if values.size < 4:
+            continue
+        accuracy = float(np.median(values[-max(1, values.size // 4) :]))
+        errors = np.abs(accuracy * candidates - 1.0)
+        if float(errors.min()) <= ACCURACY_TOLERANCE:
+            classes = int(candidates[int(np.argmin(errors))])
+            return NumClasses(
+                classes,
+                f"inferred: settled loss {settled:.4g} ≈ ln {classes}, {tag} at its end {accuracy:.3g} ≈ 1/{classes}",
+            )
+    return None
 
 
 def _classes_near(loss: float, tolerance: float, largest: int) -> np.ndarray:

@@ -108,6 +108,28 @@ def test_loss_outside_two_percent_of_any_ln_c_leaves_it_unknown() -> None:
     assert resolve_num_classes(_run(loss=1.29, accuracy=0.25)) is None
 
 
+def _ends_at(loss: float, accuracy: float, seed: int = 1) -> object:
+    """An overconfident start (loss 3.2, accuracy 0.3) shed in a few steps, then a loss and a
+    validation accuracy that settle at ``loss`` and ``accuracy``."""
+    noise = curves.rng(seed).standard_normal((2, 60))
+    return curves.make_run({
+        "train/loss": (curves.steps(60, 10), curves.decay(60, start=3.2, end=loss, rate=20.0) * (1 + 0.01 * noise[0])),
+        "val/accuracy": (curves.steps(60, 10), np.concatenate(([0.3], np.full(59, accuracy))) + 0.005 * noise[1]),
+    })
+
+
+def test_inferred_from_a_loss_and_an_accuracy_that_end_at_chance_together() -> None:
+    # The start matches no C; the end agrees on 10: loss 2.25 (2% under ln 10), accuracy 0.1.
+    found = resolve_num_classes(_ends_at(2.25, 0.1))
+    assert found is not None and found.value == 10
+    assert found.source.startswith("inferred: settled loss 2.2")
+    # Near misses: a loss at ln 10 beside an accuracy of 0.3 (a model that learned) or of
+    # 0.07 (no C has both), and a model that learned far past chance.
+    assert resolve_num_classes(_ends_at(2.25, 0.3)) is None
+    assert resolve_num_classes(_ends_at(2.25, 0.07)) is None
+    assert resolve_num_classes(_ends_at(0.9, 0.7)) is None
+
+
 def test_loss_alone_for_few_classes() -> None:
     found = resolve_num_classes(_run(loss=math.log(3) * 1.005))
     assert found == NumClasses(3, "inferred: initial loss 1.104 ≈ ln 3")
