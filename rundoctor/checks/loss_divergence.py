@@ -27,7 +27,8 @@ logs no total, as YOLO does) and on the validation loss:
 - a steady late rise: over the last ``late_fraction`` of the run the training loss rises
   by ``late_rise`` or more of its level, significant at ``late_confidence`` by a robust
   trend (Theil-Sen on block medians, with an effective sample size from the residuals'
-  autocorrelation, see :mod:`rundoctor.checks.trend`).  It is a warning; info when the
+  autocorrelation, see :mod:`rundoctor.checks.trend`), on at least ``late_min_points``
+  points of that stretch.  It is a warning; info when the
   logged learning rate rose over the same stretch (a warm restart raises the loss by design).
 
 Noise principle: the level is a rolling median (persistence: several points must agree),
@@ -127,6 +128,10 @@ class Params:
         default=0.99,
         metadata={"help": "Confidence that the late rise is not noise (robust trend, effective sample size)."},
     )
+    late_min_points: int = field(
+        default=8,
+        metadata={"help": "Fewest points in the late part before a steady rise can be claimed."},
+    )
 
 
 # Defaults: healthy runs seen in practice never return to 10x their best smoothed level
@@ -135,7 +140,9 @@ class Params:
 # start.  A 5% floor ignores a loss that converges towards zero.  Three points rule out a
 # single bad batch; 5% of the run separates a divergence from a spike the run recovers from;
 # 1000x is beyond any noise.  A 20% climb over the last quarter, significant at 99% with the
-# sample size its autocorrelation leaves, is a trend no resampling of the noise produces.
+# sample size its autocorrelation leaves, is a trend no resampling of the noise produces;
+# below eight points the noise it is judged against is itself a guess (four or five points
+# can lie near a line by chance and make a noisy rise look like sixteen standard errors).
 
 
 # Standard errors of a short median (log space) a lasting explosion must stand beyond its
@@ -485,7 +492,9 @@ def _late_rise(
     span = steps[-1] - steps[0]
     tail = steps >= steps[-1] - params.late_fraction * span
     count = int(tail.sum())
-    if span <= 0 or count < max(params.min_points, 3):
+    # A trend's error measured on a handful of points can come out near zero by chance: a
+    # "steady" climb needs enough of them to show its own noise.
+    if span <= 0 or count < max(params.min_points, params.late_min_points):
         return None
     x, y = steps[tail], level[tail]
     # A first look at the fitted change alone: the full trend (its error) only for a rise of

@@ -136,6 +136,24 @@ def test_mild_late_rise_is_a_near_miss_until_the_threshold_is_lowered() -> None:
     assert finding.evidence["rise"] == pytest.approx(0.14, abs=0.02)
 
 
+def _few_epochs(n: int) -> dict[str, curves.Series]:
+    """A per-epoch loss of ``n`` epochs that falls, then rises 40% over its last quarter."""
+    loss = curves.noisy(curves.decay(n, start=2.0, end=0.5), 0.01, seed=2)
+    tail = n // 4
+    loss[-tail:] *= np.linspace(1.0, 1.4, tail)
+    return {"train/loss": (curves.steps(n), loss)}
+
+
+def test_a_late_rise_needs_eight_points_to_be_called_steady() -> None:
+    # Six points of a 24-epoch run can lie near a line by chance: no claim on them.
+    assert curves.find(CHECK, _few_epochs(24)) == []
+    # Near miss: eight points of a 32-epoch run show the same rise with its own noise.
+    (finding,) = curves.find(CHECK, _few_epochs(32))
+    assert "climbed steadily" in finding.message and finding.evidence["tail_points"] == 8
+    # Params override: six points are enough when asked.
+    assert len(curves.find(CHECK, _few_epochs(24), late_min_points=6)) == 1
+
+
 def test_explosion_in_a_start_written_over_by_a_restart() -> None:
     # A first start blows up within 5 logs and is abandoned; the restart logs the same steps.
     first = np.array([2.0, 1.8, 3e6, 8e12, 5e20])
