@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import socket
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -241,6 +240,8 @@ def _connect(tracking_uri: str) -> tuple[Any, tuple[type[Exception], ...]]:
 def _check_reachable(tracking_uri: str) -> None:
     """UnreadableInput at once when nothing accepts a connection at the server's address;
     nothing is checked when a proxy stands between (the client goes through it)."""
+    import urllib.request  # here, not at the top: it costs every command ~17 ms of start-up
+
     parts = urllib.parse.urlsplit(tracking_uri)
     host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
     if host is None or (parts.scheme in urllib.request.getproxies() and not urllib.request.proxy_bypass(host)):
