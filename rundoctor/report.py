@@ -24,18 +24,27 @@ list :meth:`Report.shown_findings`, leave it out (they count it; the JSON report
 
 The sweep view (``check --by``, :mod:`rundoctor.sweep`), made from the runs' logged
 hyper-parameters and their diagnoses, is :attr:`Report.sweep` (None without ``--by``).
+
+A report holds no run's points: :attr:`Report.runs` are :class:`~rundoctor.summary.RunSummary`
+records, made as each run is diagnosed (:mod:`rundoctor.summary`), so a report of 10,000 runs
+costs their findings and summaries, not their curves.  A report built by hand from full runs
+(as tests do) summarises them itself, with their curves, after diagnosing them when no
+``diagnoses`` are given.
 """
 
 from __future__ import annotations
 
 import enum
+import sys
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rundoctor.findings import Finding, Severity
 from rundoctor.series import ReadError, Run
+from rundoctor.summary import RunSummary, summarize
 
 if TYPE_CHECKING:
     from rundoctor.baseline import BaselineMatch
@@ -54,9 +63,12 @@ class OutcomeStatus(str, enum.Enum):
     ERROR = "error"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckOutcome:
-    """What one check did on one run: ran, was skipped (and why), or raised (and what)."""
+    """What one check did on one run: ran, was skipped (and why), or raised (and what).
+
+    A report of 10,000 runs holds some 200,000 of these, most with one of a few skip reasons:
+    their texts are interned (one copy each), also when they come back from a worker."""
 
     check: str
     code: str
@@ -64,13 +76,23 @@ class CheckOutcome:
     status: OutcomeStatus
     reason: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", sys.intern(self.check))
+        object.__setattr__(self, "code", sys.intern(self.code))
+        if self.reason is not None:
+            object.__setattr__(self, "reason", sys.intern(self.reason))
+
+    def __reduce__(self) -> tuple[type[CheckOutcome], tuple[str, str, str, OutcomeStatus, str | None]]:
+        """Unpickled through the constructor, so that a worker's outcomes are interned here too."""
+        return CheckOutcome, (self.check, self.code, self.run, self.status, self.reason)
+
 
 @dataclass(frozen=True)
 class Report:
     """``diagnoses`` holds one :class:`~rundoctor.diagnosis.Diagnosis` per run; when not given
-    (a report built by hand, e.g. in tests) they are derived from the findings."""
+    (a report built by hand from full runs, e.g. in tests) they are derived from the findings."""
 
-    runs: tuple[Run, ...]
+    runs: tuple[RunSummary, ...]
     findings: tuple[Finding, ...]
     outcomes: tuple[CheckOutcome, ...] = ()
     errors: tuple[ReadError, ...] = ()
@@ -83,18 +105,40 @@ class Report:
     def __post_init__(self) -> None:
         ordered = sorted(self.findings, key=finding_order)
         object.__setattr__(self, "findings", tuple(ordered))
+        self._summarise_full_runs()
         object.__setattr__(self, "runs", tuple(sorted(self.runs, key=lambda run: run.id)))
         object.__setattr__(
             self, "outcomes", tuple(sorted(self.outcomes, key=lambda o: (o.run, o.code)))
         )
         object.__setattr__(self, "errors", tuple(sorted(self.errors, key=lambda e: e.path)))
         object.__setattr__(self, "suppressed", tuple(sorted(self.suppressed, key=lambda s: finding_order(s.finding))))
+        if self.diagnoses is None and self.runs:
+            raise ValueError("a report of run summaries needs their diagnoses")
+        object.__setattr__(self, "diagnoses", tuple(sorted(self.diagnoses or (), key=lambda d: d.run)))
+
+    @classmethod
+    def from_runs(cls, runs: Sequence[Run], findings: Sequence[Finding], **fields: Any) -> Report:
+        """A report of full runs and their findings (a report built by hand): the runs are
+        diagnosed unless ``diagnoses`` is given, then summarised with their curves kept."""
+        return cls(runs=cast("tuple[RunSummary, ...]", tuple(runs)), findings=tuple(findings), **fields)
+
+    def _summarise_full_runs(self) -> None:
+        """Full runs given (a report built by hand): diagnosed when no diagnoses are given, then
+        summarised with their findings' curves kept, so reporters read one kind of run."""
+        given = cast("tuple[RunSummary | Run, ...]", tuple(self.runs))
+        full = [run for run in given if isinstance(run, Run)]
+        if not full:
+            return
         if self.diagnoses is None:
             from rundoctor.diagnosis import diagnose_all  # the diagnosis imports this module
 
-            object.__setattr__(self, "diagnoses", diagnose_all(self.runs, self.findings))
-        else:
-            object.__setattr__(self, "diagnoses", tuple(sorted(self.diagnoses, key=lambda d: d.run)))
+            object.__setattr__(self, "diagnoses", diagnose_all(full, self.findings))
+        by_run: dict[str, list[Finding]] = {}
+        for finding in self.findings:
+            by_run.setdefault(finding.run, []).append(finding)
+        summaries = tuple(summarize(run, by_run.get(run.id, ()), curves=True) if isinstance(run, Run) else run
+                          for run in given)
+        object.__setattr__(self, "runs", summaries)
 
     def _all_for(self, run_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.run == run_id]
@@ -105,15 +149,15 @@ class Report:
         return {member: diagnosis for diagnosis in self.diagnoses or () for member in diagnosis.members}
 
     @cached_property
-    def _run_of(self) -> dict[str, Run]:
+    def _run_of(self) -> dict[str, RunSummary]:
         return {run.id: run for run in self.runs}
 
-    def run(self, run_id: str) -> Run:
+    def run(self, run_id: str) -> RunSummary:
         """The run with id ``run_id``; KeyError when the report has no such run."""
         return self._run_of[run_id]
 
     @cached_property
-    def groups(self) -> tuple[tuple[Run, ...], ...]:
+    def groups(self) -> tuple[tuple[RunSummary, ...], ...]:
         """The training runs: each twin group's runs, its leader first, groups by leader id
         (a run with no twin is a group of one).  Reports that show a run once go by these."""
         made = [tuple(self._run_of[member] for member in d.members) for d in self.diagnoses or ()]
@@ -122,24 +166,24 @@ class Report:
         return tuple(sorted(made, key=lambda group: group[0].id))
 
     @property
-    def leaders(self) -> list[Run]:
+    def leaders(self) -> list[RunSummary]:
         """One run per training run: the one each group is shown under."""
         return [group[0] for group in self.groups]
 
-    def members(self, run_id: str) -> tuple[Run, ...]:
+    def members(self, run_id: str) -> tuple[RunSummary, ...]:
         """The runs of ``run_id``'s group, its leader first: ``(run,)`` for a run with no twin."""
         return self._group_of[run_id]
 
     @cached_property
-    def _group_of(self) -> dict[str, tuple[Run, ...]]:
+    def _group_of(self) -> dict[str, tuple[RunSummary, ...]]:
         return {run.id: group for group in self.groups for run in group}
 
     @cached_property
-    def _shown(self) -> tuple[dict[str, list[Finding]], dict[int, tuple[Run, ...]]]:
+    def _shown(self) -> tuple[dict[str, list[Finding]], dict[int, tuple[RunSummary, ...]]]:
         """Per leader id the group's findings as human reports list them, and per shown
         finding the other members whose finding of its check it stands for."""
         shown: dict[str, list[Finding]] = {}
-        also: dict[int, tuple[Run, ...]] = {}
+        also: dict[int, tuple[RunSummary, ...]] = {}
         active = self._active_by_run
         for group in self.groups:
             primary = self._diagnosis_of[group[0].id].primary if group[0].id in self._diagnosis_of else None
@@ -176,7 +220,7 @@ class Report:
         """Every group's :meth:`shown_findings_for`: what human reports list and count."""
         return [finding for leader in self.leaders for finding in self._shown[0][leader.id]]
 
-    def also_in(self, finding: Finding) -> tuple[Run, ...]:
+    def also_in(self, finding: Finding) -> tuple[RunSummary, ...]:
         """The other members of the finding's group whose finding of the same check is not
         shown because ``finding`` tells it (empty for most findings)."""
         return self._shown[1].get(id(finding), ())

@@ -36,7 +36,7 @@ from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.escape import visible
 from rundoctor.reporters.jsonable import jsonable
 from rundoctor.reporters.wording import also_written, diagnosis_order, fail_on_name, step_range, written_in
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 # Characters XML 1.0 cannot hold even as references; after :func:`visible` only the
 # noncharacters U+FFFE and U+FFFF are left of them.
@@ -69,7 +69,7 @@ def render(report: Report, options: RenderOptions) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _run_cases(report: Report, run: Run, suite: ET.Element) -> None:
+def _run_cases(report: Report, run: RunSummary, suite: ET.Element) -> None:
     """The training run's cases: its verdict when it could not be judged or has no finding,
     each finding, each check that raised."""
     diagnosis = report.diagnosis(run.id)
@@ -120,7 +120,7 @@ def _child(parent: ET.Element, tag: str, lines: Sequence[str] = (), **attributes
     return element
 
 
-def _details(finding: Finding, run: Run, written: str | None = None) -> list[str]:
+def _details(finding: Finding, run: RunSummary, written: str | None = None) -> list[str]:
     """The finding in lines, each led by our own words: what and how sure, its message,
     where (steps, tags), its evidence, its advice."""
     lines = [f"{finding.code} {finding.check} ({finding.severity.value}, {finding.confidence.value} confidence)"

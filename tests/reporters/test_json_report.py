@@ -176,6 +176,7 @@ def test_output_is_deterministic_whatever_order_the_report_was_built_in() -> Non
         outcomes=tuple(reversed(report.outcomes)),
         errors=report.errors,
         fail_on=report.fail_on,
+        diagnoses=tuple(reversed(report.diagnoses or ())),
     )
     assert render(shuffled, RenderOptions()) == render(report, RenderOptions())
 
