@@ -31,9 +31,10 @@ same way, and the histograms a heat strip draws are the ones it would pick of th
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,7 +65,11 @@ CURVE_POINTS = 2_000
 
 @dataclass(frozen=True, slots=True)
 class TagSummary:
-    """One tag's inventory: what ``ls`` and the JSON report list of it."""
+    """One tag's inventory: what ``ls`` and the JSON report list of it.
+
+    The runs of a sweep log the same tags over the same steps: :func:`tag_summary` makes one
+    record for all the runs whose tag is the same in every field (unpickled the same way, so a
+    worker's are shared too), which keeps a report of 10,000 such runs to a few hundred."""
 
     name: str
     role: Role
@@ -72,6 +77,16 @@ class TagSummary:
     first_step: int
     last_step: int
     axis: XAxis
+
+    def __reduce__(self) -> tuple[Callable[..., TagSummary], tuple[str, Role, int, int, int, XAxis]]:
+        return tag_summary, (self.name, self.role, self.points, self.first_step, self.last_step, self.axis)
+
+
+@functools.lru_cache(maxsize=4096)
+def tag_summary(name: str, role: Role, points: int, first_step: int, last_step: int, axis: XAxis) -> TagSummary:
+    """The :class:`TagSummary` of these fields, its name interned: the same record for every run
+    (of the last 4,096 different ones made)."""
+    return TagSummary(sys.intern(name), role, points, first_step, last_step, axis)
 
 
 @dataclass(frozen=True)
@@ -100,7 +115,7 @@ class PlotCurve:
     restarted: tuple[int, int] | None = None  # the steps a restart touched, when one overwrote points
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunSummary:
     """What reports read of a diagnosed run (see the module docstring); ``curves`` and
     ``strips`` are empty unless :func:`summarize` was asked for curves."""
@@ -140,7 +155,8 @@ def summarize(run: Run, findings: Sequence[Finding] = (), *, curves: bool = Fals
     ``reduce`` is False (``rundoctor plot``, which draws one run, keeps every point)."""
     inventory = tuple(_tag_summary(run, tag) for tag in run.tags)
     steps = run.steps
-    primaries = {role: tag for role in dict.fromkeys(run.roles.values()) if (tag := primary(run, role)) is not None}
+    primaries = {role: sys.intern(tag) for role in dict.fromkeys(run.roles.values())
+                 if (tag := primary(run, role)) is not None}
     kept: dict[str, PlotCurve] = {}
     strips: dict[str, tuple[Histogram, ...]] = {}
     if curves:
@@ -178,9 +194,8 @@ def summarize(run: Run, findings: Sequence[Finding] = (), *, curves: bool = Fals
 
 def _tag_summary(run: Run, tag: str) -> TagSummary:
     steps = run.curve(tag).steps
-    # The runs of a sweep log the same tag names: one copy of each name for all their summaries.
-    return TagSummary(sys.intern(tag), run.roles.get(tag, Role.OTHER), int(steps.size), int(steps.min()),
-                      int(steps.max()), run.axis_of(tag))
+    return tag_summary(tag, run.roles.get(tag, Role.OTHER), int(steps.size), int(steps.min()), int(steps.max()),
+                       run.axis_of(tag))
 
 
 Regions = Sequence[tuple[int, int]]  # inclusive step ranges kept at a zoom's resolution
