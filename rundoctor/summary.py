@@ -34,8 +34,9 @@ from __future__ import annotations
 import functools
 import math
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -182,14 +183,32 @@ def summarize(run: Run, findings: Sequence[Finding] = (), *, curves: bool = Fals
         tag_summaries=inventory,
         tag_names=tuple(sys.intern(name) for name in run.tag_names),
         notes=tuple(run.notes),
-        histogram_counts={tag: len(items) for tag, items in run.histograms.items()},
-        metadata=dict(run.metadata),
-        hparams=dict(run.hparams),
-        roles={sys.intern(tag): role for tag, role in run.roles.items()},
-        primary=primaries,
+        histogram_counts=shared({tag: len(items) for tag, items in run.histograms.items()}),
+        metadata=shared(run.metadata),
+        hparams=shared(run.hparams),
+        roles=shared({sys.intern(tag): role for tag, role in run.roles.items()}),
+        primary=shared(primaries),
         curves=kept,
         strips=strips,
     )
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V", bound=Hashable)
+
+
+def shared(mapping: Mapping[K, V]) -> Mapping[K, V]:
+    """One dictionary for every summary whose mapping is the same (the roles of a sweep's runs,
+    their empty metadata): summaries never change their mappings, so they can share them."""
+    try:
+        return _shared(tuple(mapping.items()))
+    except TypeError:  # a value that cannot be hashed: a mapping of this summary's own
+        return dict(mapping)
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared(items: tuple[tuple[Any, Any], ...]) -> Mapping[Any, Any]:
+    return dict(items)
 
 
 def _tag_summary(run: Run, tag: str) -> TagSummary:

@@ -5,6 +5,8 @@ asked and reduced for plotting, so that a report of many runs holds no run's poi
 from __future__ import annotations
 
 import gc
+import pickle
+import sys
 import weakref
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 from rundoctor import api, discover, parallel
 from rundoctor.findings import Severity
+from rundoctor.report import CheckOutcome, OutcomeStatus
 from rundoctor.reporters import RenderOptions, draws_curves, render
 from rundoctor.reporters.panels import MAX_POINTS, ZOOM_MAX_POINTS, trace
 from rundoctor.roles import Role
@@ -176,3 +179,23 @@ def test_a_report_without_curves_renders_every_format_but_the_pictures_the_same(
     for format in ("json", "text", "markdown", "github", "junit", "concise"):
         assert render(format, lean) == render(format, kept), format
     assert "<svg" in render("html", kept)
+
+
+def test_the_runs_of_a_sweep_share_their_tag_records_and_mappings_also_from_a_worker() -> None:
+    first, second = (make_run({"train/loss": (steps(20), decay(20)), "lr": (steps(20), np.full(20, 0.1))},
+                              run_id=f"sweep/{index}") for index in range(2))
+    one, two = summarize(first), summarize(second)
+    assert one.tag_summaries[0] is two.tag_summaries[0] and one.roles is two.roles
+    assert one.metadata is two.metadata
+    back = pickle.loads(pickle.dumps(two))  # what a worker sends back
+    assert back.tag_summaries[0] is one.tag_summaries[0] and back == two
+    longer = summarize(make_run({"train/loss": (steps(21), decay(21))}, run_id="sweep/2"))
+    assert longer.tag_summaries[0] is not one.tag_summaries[0]  # near miss: one more point
+    outcome = CheckOutcome("val-gap", "G001", "sweep/0", OutcomeStatus.SKIPPED, "".join(["no val_loss", " series"]))
+    assert pickle.loads(pickle.dumps(outcome)).reason is sys.intern("no val_loss series")
+
+
+def test_metadata_that_cannot_be_hashed_is_kept_as_it_is() -> None:
+    run = make_run({"train/loss": (steps(20), decay(20))}, run_id="odd")
+    run.metadata["layers"] = [64, 32]  # type: ignore[assignment]  # what a careless reader might leave
+    assert summarize(run).metadata == {"layers": [64, 32]}
