@@ -142,6 +142,23 @@ class Report:
                           for run in given)
         object.__setattr__(self, "runs", summaries)
 
+    @cached_property
+    def _outcomes_by_run(self) -> dict[str, list[CheckOutcome]]:
+        by_run: dict[str, list[CheckOutcome]] = {}
+        for outcome in self.outcomes:
+            by_run.setdefault(outcome.run, []).append(outcome)
+        return by_run
+
+    def outcomes_for(self, run_id: str) -> list[CheckOutcome]:
+        """The check outcomes of the run ``run_id`` alone, by check code (looked up, not filtered
+        out of every run's: reports that go run by run stay linear in the number of runs)."""
+        return list(self._outcomes_by_run.get(run_id, ()))
+
+    def group_outcomes(self, run_id: str) -> list[CheckOutcome]:
+        """The check outcomes of every member of ``run_id``'s group, in report order."""
+        return [outcome for member in sorted(run.id for run in self.members(run_id))
+                for outcome in self._outcomes_by_run.get(member, ())]
+
     def _all_for(self, run_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.run == run_id]
 

@@ -23,7 +23,7 @@ from rundoctor.roles import Role
 from rundoctor.series import Histogram, Run
 from rundoctor.summary import CURVE_POINTS, summarize
 from tests.curves import decay, make_run, noisy, restarted, steps, with_spikes
-from tests.reporters.reports import finding
+from tests.reporters.reports import finding, twin_report
 
 LONG = 100_000
 
@@ -199,3 +199,13 @@ def test_metadata_that_cannot_be_hashed_is_kept_as_it_is() -> None:
     run = make_run({"train/loss": (steps(20), decay(20))}, run_id="odd")
     run.metadata["layers"] = [64, 32]  # type: ignore[assignment]  # what a careless reader might leave
     assert summarize(run).metadata == {"layers": [64, 32]}
+
+
+def test_a_groups_outcomes_are_looked_up_in_report_order() -> None:
+    report = twin_report()
+    members = {run.id for run in report.members("out/train")}
+    assert len(members) == 2
+    expected = [o for o in report.outcomes if o.run in members]
+    assert report.group_outcomes("out/train") == expected and len(expected) == 2
+    assert report.outcomes_for("out/other.csv") == [o for o in report.outcomes if o.run == "out/other.csv"]
+    assert report.outcomes_for("nowhere") == []

@@ -92,8 +92,7 @@ def _run_annotation(report: Report, run: RunSummary, options: RenderOptions) -> 
     """The training run's annotation, or None when it has nothing to say (a healthy run whose
     checks all ran)."""
     diagnosis = report.diagnosis(run.id)
-    members = {member.id for member in report.members(run.id)}
-    failed = [o for o in report.outcomes if o.run in members and o.status is OutcomeStatus.ERROR]
+    failed = [o for o in report.group_outcomes(run.id) if o.status is OutcomeStatus.ERROR]
     level = diagnosis.level
     if failed and (level is None or level.rank < Severity.WARNING.rank):
         level = Severity.WARNING  # the report on this run is incomplete

@@ -258,7 +258,7 @@ def _run_section(report: Report, run: RunSummary, anchor: str) -> str:
         body += _pictures(report, member, own, f"{anchor}-{number}" if number else anchor, numbers, quiet=not number)
     for member in members:
         body.append(_notes(member))
-    body.append(_outcomes([o for o in report.outcomes if o.run in {member.id for member in members}]))
+    body.append(_outcomes(report.group_outcomes(run.id)))
     span = "" if run.first_step is None else f" · {run.x_axis.value}s {run.first_step:,}..{run.last_step:,}"
     is_open = " open" if verdict is not Verdict.HEALTHY else ""
     headline = "no findings" if verdict is Verdict.HEALTHY else diagnosis.summary

@@ -89,9 +89,8 @@ def _run_cases(report: Report, run: RunSummary, suite: ET.Element) -> None:
         case = _case(suite, f"rundoctor.{home.format}", f"{run.id}: {finding.code} {finding.check}{tags}")
         details = _details(finding, home, written_in(report, finding))
         _status(report, case, finding.severity, finding.check, finding.message, details)
-    members = {member.id for member in report.members(run.id)}
-    for outcome in report.outcomes:
-        if outcome.run in members and outcome.status is OutcomeStatus.ERROR:
+    for outcome in report.group_outcomes(run.id):
+        if outcome.status is OutcomeStatus.ERROR:
             case = _case(suite, f"rundoctor.{report.run(outcome.run).format}", f"{run.id}: {outcome.code} {outcome.check}")
             _child(case, "error", type=outcome.check, message=f"the check raised {outcome.reason}")
 

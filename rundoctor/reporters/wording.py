@@ -241,15 +241,13 @@ def fail_on_name(report: Report) -> str:
 
 def outcome_count(report: Report, status: OutcomeStatus, run_id: str | None = None) -> int:
     """How many check outcomes have ``status``, on one run or (``run_id`` None) on all runs."""
-    return sum(
-        1 for o in report.outcomes if o.status is status and (run_id is None or o.run == run_id)
-    )
+    outcomes = report.outcomes if run_id is None else report.outcomes_for(run_id)
+    return sum(1 for o in outcomes if o.status is status)
 
 
 def checks_ran(report: Report, run_id: str) -> int:
     """How many checks ran on the training run: on any of the formats it was written in."""
-    members = {run.id for run in report.members(run_id)}
-    return len({o.check for o in report.outcomes if o.status is OutcomeStatus.RAN and o.run in members})
+    return len({o.check for o in report.group_outcomes(run_id) if o.status is OutcomeStatus.RAN})
 
 
 def result_line(report: Report) -> str:
