@@ -153,13 +153,13 @@ def check_batch(batch: Batch) -> BatchResult:
 
 def merge(results: Sequence[BatchResult], errors: Sequence[ReadError], fail_on: Severity | None) -> Report:
     """One report from the batches' reports, with the errors of discovery before theirs."""
-    from rundoctor.report import Report
+    from rundoctor.report import Outcomes, Report
 
     reports = [result.report for result in results]
     return Report(
         runs=tuple(run for report in reports for run in report.runs),
         findings=tuple(finding for report in reports for finding in report.findings),
-        outcomes=tuple(outcome for report in reports for outcome in report.outcomes),
+        outcomes=Outcomes.joined(report.outcomes for report in reports),
         errors=(*errors, *(error for result in results for error in result.errors)),
         fail_on=fail_on,
         diagnoses=tuple(diagnosis for report in reports for diagnosis in report.diagnoses or ()),

@@ -34,14 +34,17 @@ costs their findings and summaries, not their curves.  A report built by hand fr
 
 from __future__ import annotations
 
+import bisect
 import enum
+import functools
+import itertools
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from operator import attrgetter
-from typing import TYPE_CHECKING, Any, cast
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, cast, overload
 
 from rundoctor.findings import Finding, Severity
 from rundoctor.series import ReadError, Run
@@ -88,6 +91,111 @@ class CheckOutcome:
         return CheckOutcome, (self.check, self.code, self.run, self.status, self.reason)
 
 
+# What an outcome says apart from its run: check, code, status, reason.
+_Said = tuple[str, str, OutcomeStatus, "str | None"]
+
+
+class Outcomes(Sequence[CheckOutcome]):
+    """A report's check outcomes, by run, then check code.
+
+    A report of 10,000 runs has some 280,000 outcomes, and the runs of a sweep mostly have the
+    same ones.  Each run's are held as what they say apart from the run, one tuple for every run
+    whose outcomes say the same (:func:`_said_once`), and are made :class:`CheckOutcome` records
+    as they are read: a run costs a few pointers here, not 28 records."""
+
+    __slots__ = ("_ends", "_runs", "_said")
+
+    def __init__(self, outcomes: Iterable[CheckOutcome] = ()) -> None:
+        by_run: dict[str, list[CheckOutcome]] = {}
+        for outcome in outcomes:
+            by_run.setdefault(outcome.run, []).append(outcome)
+        runs = sorted(by_run)
+        said = [tuple((o.check, o.code, o.status, o.reason) for o in sorted(by_run[run], key=attrgetter("code")))
+                for run in runs]
+        self._hold(tuple(runs), said)
+
+    def _hold(self, runs: tuple[str, ...], said: Iterable[tuple[_Said, ...]]) -> None:
+        self._runs = runs
+        self._said = tuple(_said_once(items) for items in said)
+        self._ends = tuple(itertools.accumulate(len(items) for items in self._said))
+
+    @classmethod
+    def joined(cls, parts: Iterable[Sequence[CheckOutcome]]) -> Outcomes:
+        """The outcomes of several reports of different runs (the batches of one check) as one,
+        without making their records."""
+        chosen = list(parts)
+        held = [part for part in chosen if isinstance(part, Outcomes)]
+        pairs = sorted((pair for part in held for pair in part._pairs()), key=itemgetter(0))
+        if len(held) != len(chosen) or len({run for run, _ in pairs}) != len(pairs):
+            return cls(outcome for part in chosen for outcome in part)  # gathered again, by run
+        made = cls()
+        made._hold(tuple(run for run, _ in pairs), (said for _, said in pairs))
+        return made
+
+    def _pairs(self) -> Iterator[tuple[str, tuple[_Said, ...]]]:
+        return zip(self._runs, self._said)
+
+    def for_run(self, run_id: str) -> list[CheckOutcome]:
+        """The outcomes of one run, by check code; empty for a run it does not hold."""
+        at = bisect.bisect_left(self._runs, run_id)
+        if at == len(self._runs) or self._runs[at] != run_id:
+            return []
+        return [CheckOutcome(check, code, run_id, status, reason) for check, code, status, reason in self._said[at]]
+
+    def __iter__(self) -> Iterator[CheckOutcome]:
+        for run, said in self._pairs():
+            for check, code, status, reason in said:
+                yield CheckOutcome(check, code, run, status, reason)
+
+    def __len__(self) -> int:
+        return self._ends[-1] if self._ends else 0
+
+    @overload
+    def __getitem__(self, index: int) -> CheckOutcome: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[CheckOutcome, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> CheckOutcome | tuple[CheckOutcome, ...]:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("outcome index out of range")
+        at = bisect.bisect_right(self._ends, index)
+        check, code, status, reason = self._said[at][index - (self._ends[at - 1] if at else 0)]
+        return CheckOutcome(check, code, self._runs[at], status, reason)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Outcomes):
+            return self._runs == other._runs and self._said == other._said
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self._runs, self._said))
+
+    def __repr__(self) -> str:
+        return f"Outcomes({len(self):,} of {len(self._runs):,} runs)"
+
+    def __reduce__(self) -> tuple[Callable[..., Outcomes], tuple[tuple[str, ...], tuple[tuple[_Said, ...], ...]]]:
+        """Unpickled through :meth:`_of`, so that a worker's outcomes share their tuples here too."""
+        return Outcomes._of, (self._runs, self._said)
+
+    @staticmethod
+    def _of(runs: tuple[str, ...], said: tuple[tuple[_Said, ...], ...]) -> Outcomes:
+        made = Outcomes()
+        made._hold(runs, said)
+        return made
+
+
+@functools.lru_cache(maxsize=4096)
+def _said_once(items: tuple[_Said, ...]) -> tuple[_Said, ...]:
+    """One tuple for all equal ones: the outcomes of a sweep's runs say the same."""
+    return tuple((sys.intern(check), sys.intern(code), status, None if reason is None else sys.intern(reason))
+                 for check, code, status, reason in items)
+
+
 @dataclass(frozen=True)
 class Report:
     """``diagnoses`` holds one :class:`~rundoctor.diagnosis.Diagnosis` per run; when not given
@@ -95,7 +203,7 @@ class Report:
 
     runs: tuple[RunSummary, ...]
     findings: tuple[Finding, ...]
-    outcomes: tuple[CheckOutcome, ...] = ()
+    outcomes: Sequence[CheckOutcome] = ()  # an Outcomes once made
     errors: tuple[ReadError, ...] = ()
     fail_on: Severity | None = Severity.ERROR  # None: never fail
     diagnoses: tuple[Diagnosis, ...] | None = None
@@ -108,10 +216,8 @@ class Report:
         object.__setattr__(self, "findings", tuple(ordered))
         self._summarise_full_runs()
         object.__setattr__(self, "runs", tuple(sorted(self.runs, key=lambda run: run.id)))
-        # By run, then code: two stable sorts on one string each, since a (run, code) key for each
-        # of a large report's 200,000 outcomes would cost more memory than the outcomes do.
-        by_code = sorted(self.outcomes, key=attrgetter("code"))
-        object.__setattr__(self, "outcomes", tuple(sorted(by_code, key=attrgetter("run"))))
+        if not isinstance(self.outcomes, Outcomes):
+            object.__setattr__(self, "outcomes", Outcomes(self.outcomes))
         object.__setattr__(self, "errors", tuple(sorted(self.errors, key=lambda e: e.path)))
         object.__setattr__(self, "suppressed", tuple(sorted(self.suppressed, key=lambda s: finding_order(s.finding))))
         if self.diagnoses is None and self.runs:
@@ -142,22 +248,15 @@ class Report:
                           for run in given)
         object.__setattr__(self, "runs", summaries)
 
-    @cached_property
-    def _outcomes_by_run(self) -> dict[str, list[CheckOutcome]]:
-        by_run: dict[str, list[CheckOutcome]] = {}
-        for outcome in self.outcomes:
-            by_run.setdefault(outcome.run, []).append(outcome)
-        return by_run
-
     def outcomes_for(self, run_id: str) -> list[CheckOutcome]:
         """The check outcomes of the run ``run_id`` alone, by check code (looked up, not filtered
         out of every run's: reports that go run by run stay linear in the number of runs)."""
-        return list(self._outcomes_by_run.get(run_id, ()))
+        return cast(Outcomes, self.outcomes).for_run(run_id)
 
     def group_outcomes(self, run_id: str) -> list[CheckOutcome]:
         """The check outcomes of every member of ``run_id``'s group, in report order."""
         return [outcome for member in sorted(run.id for run in self.members(run_id))
-                for outcome in self._outcomes_by_run.get(member, ())]
+                for outcome in self.outcomes_for(member)]
 
     def _all_for(self, run_id: str) -> list[Finding]:
         return [finding for finding in self.findings if finding.run == run_id]

@@ -16,7 +16,7 @@ import pytest
 
 from rundoctor import api, discover, parallel
 from rundoctor.findings import Severity
-from rundoctor.report import CheckOutcome, OutcomeStatus
+from rundoctor.report import CheckOutcome, Outcomes, OutcomeStatus
 from rundoctor.reporters import RenderOptions, draws_curves, render
 from rundoctor.reporters.panels import MAX_POINTS, ZOOM_MAX_POINTS, trace
 from rundoctor.roles import Role
@@ -209,3 +209,26 @@ def test_a_groups_outcomes_are_looked_up_in_report_order() -> None:
     assert report.group_outcomes("out/train") == expected and len(expected) == 2
     assert report.outcomes_for("out/other.csv") == [o for o in report.outcomes if o.run == "out/other.csv"]
     assert report.outcomes_for("nowhere") == []
+
+
+def test_outcomes_are_held_by_run_and_code_and_equal_ones_are_shared() -> None:
+    def made(run: str) -> list[CheckOutcome]:
+        return [CheckOutcome("val-gap", "G001", run, OutcomeStatus.SKIPPED, "no val_loss series"),
+                CheckOutcome("non-finite", "N001", run, OutcomeStatus.RAN)]
+
+    given = [*made("b"), *made("a"), CheckOutcome("loss-spikes", "S002", "c", OutcomeStatus.ERROR, "boom")]
+    outcomes = Outcomes(given)
+    expected = sorted(given, key=lambda o: (o.run, o.code))
+    assert list(outcomes) == expected and len(outcomes) == 5
+    assert [outcomes[i] for i in range(5)] == expected and outcomes[-1] == expected[-1]
+    assert outcomes[1:3] == tuple(expected[1:3])
+    with pytest.raises(IndexError):
+        outcomes[5]
+    assert outcomes.for_run("a") == expected[:2] and outcomes.for_run("zz") == []
+    assert outcomes._said[0] is outcomes._said[1]  # runs a and b say the same: one tuple
+    back = pickle.loads(pickle.dumps(outcomes))
+    assert back == outcomes and back._said[0] is outcomes._said[0]
+    split = Outcomes.joined([Outcomes(made("b")), Outcomes(given[-1:]), Outcomes(made("a"))])
+    assert list(split) == expected
+    twice = Outcomes.joined([Outcomes(made("a")[:1]), Outcomes(made("a")[1:])])  # one run in two parts
+    assert list(twice) == sorted(made("a"), key=lambda o: o.code)
