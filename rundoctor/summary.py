@@ -43,13 +43,14 @@ import numpy as np
 from rundoctor.findings import Finding
 from rundoctor.reporters import heatstrip
 from rundoctor.reporters.panels import (
-    KEY_ROLES,
+    KEY_PANELS,
     MAX_POINTS,
     ZOOM_MAX_POINTS,
     Line,
     Trace,
     Unit,
     extremes,
+    key_tags,
     overwritten_line,
     trace,
     unit_of_values,
@@ -162,8 +163,8 @@ def summarize(run: Run, findings: Sequence[Finding] = (), *, curves: bool = Fals
     strips: dict[str, tuple[Histogram, ...]] = {}
     if curves:
         named = [tag for finding in findings for tag in finding.tags]
-        drawn = [tag for tag in dict.fromkeys([*(primaries[r] for r in KEY_ROLES if r in primaries), *named])
-                 if run.point_count(tag)]
+        keys = [tag for key in KEY_PANELS for tag in key_tags(primaries, key)]
+        drawn = [tag for tag in dict.fromkeys([*keys, *named]) if run.point_count(tag)]
         raw = {tag: run.curve(tag) for tag in drawn}
         restarts = {tag: _overwritten(curve) for tag, curve in raw.items()}
         regions = _zoom_regions(findings, inventory, raw, restarts) if reduce else None

@@ -53,6 +53,14 @@ def test_the_inventory_is_the_runs_and_no_curve_is_kept_unless_asked() -> None:
     assert [h.step for h in drawn.strips["fc1.weight"]] == [0]  # the last histogram of each step
 
 
+def test_only_the_curves_a_picture_draws_are_kept() -> None:
+    run = make_run({"train/loss": (steps(50), decay(50)), "loss_cls": (steps(50), decay(50)),
+                    "grad_norm": (steps(50), np.ones(50)), "lr": (steps(50), np.full(50, 0.1))}, run_id="r")
+    assert set(summarize(run, curves=True).curves) == {"train/loss", "lr"}  # the key panels' first choices
+    clipped = finding("r", "grad-norm", "D001", Severity.WARNING, tags=("grad_norm",), steps=(0, 49))
+    assert set(summarize(run, [clipped], curves=True).curves) == {"train/loss", "lr", "grad_norm"}
+
+
 def test_an_empty_run_has_no_step_range() -> None:
     summary = summarize(make_run({}, run_id="empty"), curves=True)
     assert summary.points == 0 and summary.first_step is None and summary.last_step is None

@@ -30,7 +30,8 @@ log-scale toggle on loss plots, and highlighting a finding's band when its messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding
@@ -84,27 +85,34 @@ SWEEP_COLUMNS = (
 
 def render(report: Report, options: RenderOptions) -> str:
     """The page; ``options`` (terminal width and colour) do not apply to HTML."""
+    return "".join(chunks(report, options))
+
+
+def chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    """:func:`render`'s page in pieces, each run's section made as it is written: a page of
+    thousands of runs is written without holding its whole text."""
     runs = runs_worst_first(report)
     anchors = {run.id: f"run-{index}" for index, run in enumerate(runs)}
-    body = [
-        _header(report),
-        _problems(report),
-        _summary_table(report, runs, anchors),
-        _sweep(report),
-        '<section class="runs"><h2>Runs</h2>',
-        *(_run_section(report, run, anchors[run.id]) for run in runs),
-        "</section>",
-        _footer(report),
-    ]
     title = f"rundoctor report: {plural(len(report.groups), 'run')}"
-    return (
+    yield (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html_text(title)}</title>\n<style>{STYLE}{CHART_STYLE}{_palette()}</style>\n</head>\n"
-        "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n"
-        f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+        "<body>\n<main>\n"
     )
+    parts = itertools.chain(
+        (_header(report), _problems(report), _summary_table(report, runs, anchors), _sweep(report),
+         '<section class="runs"><h2>Runs</h2>'),
+        (_run_section(report, run, anchors[run.id]) for run in runs),  # each made when it is written
+        ("</section>", _footer(report)),
+    )
+    written = False
+    for text in parts:
+        if text:  # parts joined by a line break, empty ones left out
+            yield ("\n" if written else "") + text
+            written = True
+    yield f"\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
 
 
 def _header(report: Report) -> str:

@@ -21,10 +21,10 @@ a few pixels over a handful of kept points.  Such a finding gets a :class:`Zoom`
 panel: the stretch with context on both sides, drawn again from the run's own points.
 
 Panels are drawn from a :class:`~rundoctor.summary.RunSummary`, which keeps the curves a
-picture can show already reduced (:mod:`rundoctor.summary`): every point of a curve of up to
-2,000, and, of a longer one, the extremes of its buckets and, around each finding's steps, the
-stretch its zoom can show at the zoom's resolution.  What is drawn from a curve of up to 2,000
-points is what its own points draw.
+picture can show already reduced (:mod:`rundoctor.summary`): each curve's :class:`Trace`, cut
+here from every point, and for zooms every point of a curve of up to 2,000, and of a longer
+one the extremes of its buckets and, around each finding's steps, the stretch its zoom can
+show at the zoom's resolution.
 
 A run whose steps go back (a restart from a checkpoint, a second start appended to the same
 log) is analysed on the last-written point of each step (:attr:`rundoctor.series.Curve.by_step`).
@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -180,8 +180,6 @@ KEY_PANELS = (
     ),
     KeyPanel("Learning rate", ((Role.LEARNING_RATE,),)),
 )
-# Every role a key panel draws a curve of: the curves a summary keeps besides those findings name.
-KEY_ROLES = tuple(dict.fromkeys(role for key in KEY_PANELS for slot in key.slots for role in slot))
 
 
 @dataclass(frozen=True)
@@ -299,7 +297,7 @@ def picture(run: RunSummary, findings: Sequence[Finding]) -> Picture:
     drawable = set(run.curves)
     groups: list[tuple[str, Unit, list[str]]] = []
     for key in KEY_PANELS:
-        tags = _key_tags(run, key)
+        tags = [tag for tag in key_tags(run.primary, key) if tag in run.curves]
         if tags:
             title = key.title_for(run, tags)
             parts = by_unit(run, tags)
@@ -330,11 +328,14 @@ def _panel(run: RunSummary, title: str, unit: Unit, tags: list[str], findings: S
     return dataclasses.replace(panel, zooms=_zooms(run, panel, spans))
 
 
-def _key_tags(run: RunSummary, key: KeyPanel) -> list[str]:
+def key_tags(primary: Mapping[Role, str], key: KeyPanel) -> list[str]:
+    """The curves a key panel draws, given the densest tag of each role a run has: per slot,
+    that of the first of its roles the run has (the curves a summary keeps besides those
+    findings name)."""
     tags: list[str] = []
     for slot in key.slots:
-        tag = next((found for role in slot if (found := run.primary.get(role)) is not None), None)
-        if tag is not None and tag in run.curves and tag not in tags:
+        tag = next((primary[role] for role in slot if role in primary), None)
+        if tag is not None and tag not in tags:
             tags.append(tag)
     return tags
 

@@ -578,3 +578,12 @@ def test_one_run_written_in_two_formats_is_one_row_and_one_section() -> None:
     assert "<h3 class=\"member\">In out/train/results.csv (ultralytics-csv)</h3>" in page
     assert 'data-check="class-imbalance"' in page
     assert '<td class="format" data-sort="tensorboard + ultralytics-csv">' in page
+
+
+def test_the_page_written_in_pieces_is_the_page_and_each_run_is_a_piece() -> None:
+    from rundoctor.reporters.html import chunks
+
+    report = sample_report()
+    pieces = list(chunks(report, RenderOptions()))
+    assert "".join(pieces) == html(report)
+    assert len(pieces) >= len(report.groups) + 2  # the head, a section per run, the script
