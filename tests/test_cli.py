@@ -146,6 +146,28 @@ def rundoctor(
 
 # Exit 0 and 1 ----------------------------------------------------------------------------
 
+@pytest.mark.parametrize(
+    ("options", "curves"),
+    [(("--format", "json"), False), (("--format", "html"), True), (("--verbose",), True), ((), False),
+     (("--format", "concise", "--verbose"), False)],
+)
+def test_the_report_keeps_curves_only_for_the_formats_that_draw_them(
+    rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch, options: tuple[str, ...], curves: bool
+) -> None:
+    from rundoctor import api
+
+    asked: list[bool] = []
+    real_check = api.check
+
+    def check(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["curves"])
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(api, "check", check)
+    assert rundoctor("check", "healthy", *options).code == 0
+    assert asked == [curves]
+
+
 def test_healthy_input_exits_0(rundoctor: Invoke) -> None:
     result = rundoctor("check", "healthy")
     assert result.code == 0
