@@ -14,6 +14,7 @@ you mean", never exits.  Logs are untrusted input: what cannot be read is in
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import io
@@ -139,8 +140,11 @@ def check(
 ) -> Report:
     """``diagnose(load(paths, ...), **options)``, what ``rundoctor check`` does, with the runs
     read and checked in ``jobs`` worker processes (None: every core) when there are enough
-    of them to repay starting the workers (:mod:`rundoctor.parallel`).  The report is the
-    same, byte for byte, whatever ``jobs`` is.
+    of them to repay starting the workers (:mod:`rundoctor.parallel`), else in this process.
+    Either way runs are read, diagnosed and let go a batch at a time, so memory does not grow
+    with their points: the report holds summaries (:class:`~rundoctor.summary.RunSummary`);
+    :func:`load` gives the runs themselves.  The report is the same, byte for byte, whatever
+    ``jobs`` is.
 
     ``executor``: ``"local"`` (the default, processes on this machine), ``"dask"`` (a local
     Dask cluster of ``jobs`` processes) or ``"dask://HOST:PORT"`` (a Dask scheduler, whose
@@ -156,23 +160,24 @@ def check(
     workers = parallel.default_jobs() if jobs is None else jobs
     overrides, patterns = _load_options(reader, roles, exclude)
     baseline = options.pop("baseline", None)
-    by = options.pop("by", None)  # a sweep is taken over all runs, never per worker
+    by = options.pop("by", None)  # a sweep is taken over all runs, never per batch
     empty = diagnose((), **options, baseline=baseline)  # every option checked before any work
-
-    def in_this_process() -> Report:
-        runs = load(path_or_paths, reader=reader, roles=roles, exclude=exclude, progress=progress)
-        return diagnose(runs, **options, baseline=baseline, by=by)
-
-    if kind == "local" and workers == 1:
-        return in_this_process()
     paths = _paths(path_or_paths)
-    sources, errors = find_all_sources(paths, reader=reader, exclude=patterns)
-    if kind == "local" and len(sources) < parallel.MIN_RUNS_FOR_PROCESSES:
-        return in_this_process()  # finding so few runs again costs less than starting workers
-    report = parallel.check_in_workers(
-        sources, paths, errors, overrides, options, jobs=workers, executor_spec=executor, progress=progress,
-        fail_on=empty.fail_on,
-    )
+    with contextlib.ExitStack() as cleanup:  # standard input, read in this process only, is spooled to a file
+        here = kind == "local" and workers == 1
+        sources, errors = find_all_sources(paths, reader=reader, exclude=patterns, cleanup=cleanup if here else None)
+        if kind == "local" and not here and len(sources) < parallel.MIN_RUNS_FOR_PROCESSES:
+            # finding so few runs again (standard input included) costs less than starting workers
+            here = True
+            sources, errors = find_all_sources(paths, reader=reader, exclude=patterns, cleanup=cleanup)
+        if here:
+            report = parallel.check_here(sources, paths, errors, overrides, options, progress=progress,
+                                         fail_on=empty.fail_on)
+        else:
+            report = parallel.check_in_workers(
+                sources, paths, errors, overrides, options, jobs=workers, executor_spec=executor, progress=progress,
+                fail_on=empty.fail_on,
+            )
     return _with_sweep(_with_baseline(report, baseline), by)
 
 
@@ -210,6 +215,7 @@ def diagnose(
     baseline: PathLike | None = None,
     config: PathLike | None = None,
     by: str | Iterable[str] | None = None,
+    curves: bool = True,
 ) -> Report:
     """Run the checks on every run and diagnose each training run: the report ``rundoctor
     check`` renders.
@@ -226,7 +232,10 @@ def diagnose(
     ``by``: hyper-parameter names (a comma list, an iterable, or ``"auto"``) for the sweep
     view, :attr:`Report.sweep`: which logged settings go with which diagnosis.
     ``baseline``: a file written by ``--write-baseline``; findings it holds are marked
-    baselined and do not count for the exit code.  The read errors of a :class:`Runs` are
+    baselined and do not count for the exit code.  ``curves``: keep, in each run's summary,
+    the curves the HTML report, ``--verbose`` sparklines and ``rundoctor plot`` draw, reduced
+    for plotting (:mod:`rundoctor.summary`); False keeps a report of many runs smaller when
+    it is rendered in another format.  The read errors of a :class:`Runs` are
     reported beside the findings.  ValueError, with a "did you mean", for a check, parameter or value that does
     not exist."""
     from rundoctor import roles
@@ -248,7 +257,7 @@ def diagnose(
     except UsageError as error:
         raise ValueError(str(error)) from None
     # the registry as it is now (tests swap it)
-    return _with_sweep(_with_baseline(run_checks(chosen, errors, settings, REGISTRY, suppressions=rules), baseline), by)
+    return _with_sweep(_with_baseline(run_checks(chosen, errors, settings, REGISTRY, suppressions=rules, curves=curves), baseline), by)
 
 
 def _with_sweep(report: Report, by: str | Iterable[str] | None) -> Report:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rundoctor.api import Runs
     from rundoctor.config import Settings
     from rundoctor.series import ReadError, Run
+    from rundoctor.summary import RunSummary
 
 # Exit codes: 0 clean, 1 findings at or above --fail-on (Report.exit_code), 2 usage, 3 internal.
 EXIT_OK, EXIT_USAGE, EXIT_INTERNAL = 0, 2, 3
@@ -137,7 +138,7 @@ def check_command(
     from rundoctor import baseline as baselines
     from rundoctor.api import check
     from rundoctor.config import _hint, parse_patterns
-    from rundoctor.reporters import REPORTERS, TERMINAL_FORMATS, render
+    from rundoctor.reporters import REPORTERS, TERMINAL_FORMATS, RenderOptions, draws_curves, render_chunks
 
     if format not in REPORTERS:
         raise UsageError(f"--format must be one of {', '.join(REPORTERS)}, got {format!r}{_hint(format, REPORTERS)}")
@@ -154,7 +155,7 @@ def check_command(
             report = check(
                 paths, reader=reader, roles=_role_table(dict(settings.roles)), exclude=settings.exclude.patterns,
                 progress=progress, jobs=jobs, executor=executor, **_diagnose_options(settings), baseline=baseline,
-                by=sweep_by,
+                by=sweep_by, curves=draws_curves(format, RenderOptions(verbose=verbose)),
             )
         except ValueError as error:  # a baseline or suppression file that is not valid, an unknown executor
             raise UsageError(str(error)) from None
@@ -173,12 +174,16 @@ def check_command(
         sys.stderr.write(f"rundoctor: wrote a baseline of {written.size:,} findings to {write_baseline}\n")
         report = replace(report, baseline=written.match(report.active_findings))
     options = _render_options() if output is None else _render_options(color=False)
-    text = render(format, report, replace(options, quiet=quiet, statistics=statistics, verbose=verbose))
+    # Written as the reporter makes it (the JSON report a run at a time), never held whole.
+    pieces = render_chunks(format, report, replace(options, quiet=quiet, statistics=statistics, verbose=verbose))
     if output is None:
-        sys.stdout.write(text)
+        for piece in pieces:
+            sys.stdout.write(piece)
     else:
         try:
-            output.write_text(text, encoding="utf-8")
+            with output.open("w", encoding="utf-8") as handle:
+                for piece in pieces:
+                    handle.write(piece)
         except OSError as error:
             raise UsageError(f"cannot write --output {visible(str(output))}: {error.strerror or error}") from None
     raise typer.Exit(report.exit_code)
@@ -450,7 +455,7 @@ def _check_reader(reader: str | None) -> None:
         raise UsageError(f"--reader must be one of {', '.join(reader_names())}, got {reader!r}")
 
 
-def _check_loaded(paths: list[Path], runs: Sequence[Run], errors: list[ReadError], overrides: dict[str, Any]) -> None:
+def _check_loaded(paths: list[Path], runs: Sequence[Run] | Sequence[RunSummary], errors: list[ReadError], overrides: dict[str, Any]) -> None:
     """Exit 2 on a mistyped path, even beside paths that exist (a CI gate given
     `artifacts/ artefacts/` must not pass on the half it found); warn about role overrides
     that match no tag."""
@@ -465,18 +470,24 @@ def _check_loaded(paths: list[Path], runs: Sequence[Run], errors: list[ReadError
         _warn_unmatched_roles(overrides, runs)
 
 
-def _warn_unmatched_roles(overrides: dict[str, Any], runs: Sequence[Run]) -> None:
+def _warn_unmatched_roles(overrides: dict[str, Any], runs: Sequence[Run] | Sequence[RunSummary]) -> None:
     """A warning, not an error: a config's roles table may name the tags of several loggers,
     and a tree that holds runs of only one of them is no mistake; a typo is, and shows here."""
     from rundoctor.config import _hint
     from rundoctor.roles import unmatched_overrides
 
-    tags = sorted({tag for run in runs for tag in (*run.tag_names, *run.histograms)})
+    tags = sorted({tag for run in runs for tag in (*run.tag_names, *_histogram_tags(run))})
     for pattern in unmatched_overrides(overrides, tags):
         sys.stderr.write(
             f"rundoctor: warning: role override {overrides[pattern].value}={pattern} matches no tag "
             f"in the {len(runs):,} run{'s' if len(runs) != 1 else ''} read{_hint(pattern, tags)}\n"
         )
+
+
+def _histogram_tags(run: Run | RunSummary) -> list[str]:
+    from rundoctor.series import Run
+
+    return list(run.histograms if isinstance(run, Run) else run.histogram_counts)
 
 
 def _role_table(overrides: dict[str, Any]) -> dict[str, list[str]]:

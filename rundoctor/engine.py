@@ -29,6 +29,7 @@ from rundoctor.diagnosis import diagnose_all
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report
 from rundoctor.series import ReadError, Run
+from rundoctor.summary import summarize
 from rundoctor.suppress import SuppressionRule, per_path_rules, set_aside
 
 
@@ -51,11 +52,13 @@ def diagnose(
     *,
     suppressions: Sequence[SuppressionRule] = (),
     baseline: Baseline | None = None,
+    curves: bool = True,
 ) -> Report:
     """Check every run with the checks of ``registry`` (default: all registered) that the
     settings select, set aside what ``suppressions`` and the settings' per-path-ignores cover,
     diagnose each training run (a twin group) from the findings left, and mark those the
-    ``baseline`` holds."""
+    ``baseline`` holds.  The report holds each run's summary (:func:`rundoctor.summary.summarize`,
+    with the curves reports draw when ``curves``), not its points."""
     checks = selected_checks(settings, registry)
     params = {check.name: check.make_params(settings.params.get(check.name, {})) for check in checks}
     findings: list[Finding] = []
@@ -84,8 +87,11 @@ def diagnose(
             produced_for_run.extend(_with_severity(f, override) for f in produced)
         findings.extend(produced_for_run)
     findings, suppressed = set_aside(findings, [*suppressions, *per_path_rules(settings)], checks)
+    by_run: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_run.setdefault(finding.run, []).append(finding)
     report = Report(
-        runs=tuple(runs),
+        runs=tuple(summarize(run, by_run.get(run.id, ()), curves=curves) for run in runs),
         findings=tuple(findings),
         outcomes=tuple(outcomes),
         errors=tuple(errors),

@@ -1,4 +1,5 @@
-"""Read and check runs in worker processes, or on a Dask cluster: ``rundoctor check --jobs N``.
+"""Read and check runs a few at a time, in this process, in worker processes or on a Dask
+cluster: ``rundoctor check --jobs N``.
 
 The work is cut into *units* that can be read, checked and diagnosed apart from each other:
 one run, or the runs that may be one run written in several formats (:mod:`rundoctor.twins`
@@ -16,6 +17,11 @@ Units are sent in batches of consecutive units, a few per worker, so that a swee
 small runs is not 10,000 round trips; a batch is diagnosed in one call, which is correct for
 any set of whole units.  Results come back in the order the batches were sent, so progress
 and read errors keep the order of the sources.
+
+Memory does not grow with the number of runs' points: a batch's runs are read, diagnosed and
+let go before the next batch is read, and what comes back is the batch's report, which holds
+each run's summary (:mod:`rundoctor.summary`), never its points.  ``--jobs 1`` goes the same
+way in this process (:func:`check_here`), one batch after another.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ MIN_RUNS_FOR_PROCESSES = 32
 # Batches per worker: enough that a slow batch does not leave the other workers idle at the
 # end, few enough that the round trips stay negligible next to the reading.
 BATCHES_PER_WORKER = 4
-# A batch's runs are all in memory in the worker until its report is sent back.
+# A batch's runs are all in memory (in the worker, or in this process) until it is diagnosed.
 MAX_RUNS_PER_BATCH = 64
 
 Located = tuple[RunSource, Path]  # a run to read and the path it was found under
@@ -147,13 +153,13 @@ def check_batch(batch: Batch) -> BatchResult:
 
 def merge(results: Sequence[BatchResult], errors: Sequence[ReadError], fail_on: Severity | None) -> Report:
     """One report from the batches' reports, with the errors of discovery before theirs."""
-    from rundoctor.report import Report
+    from rundoctor.report import Outcomes, Report
 
     reports = [result.report for result in results]
     return Report(
         runs=tuple(run for report in reports for run in report.runs),
         findings=tuple(finding for report in reports for finding in report.findings),
-        outcomes=tuple(outcome for report in reports for outcome in report.outcomes),
+        outcomes=Outcomes.joined(report.outcomes for report in reports),
         errors=(*errors, *(error for result in results for error in result.errors)),
         fail_on=fail_on,
         diagnoses=tuple(diagnosis for report in reports for diagnosis in report.diagnoses or ()),
@@ -230,22 +236,52 @@ def check_in_workers(
     fail_on: Severity | None,
 ) -> Report:
     """The report of every source, read and diagnosed in workers; baseline not applied."""
+    with executor(executor_spec, jobs) as map_in_order:
+        work = _work(sources, roots, role_overrides, options, jobs)
+        return merge(_in_order(map_in_order, work, len(sources), progress), errors, fail_on)
+
+
+def check_here(
+    sources: Sequence[Located],
+    roots: Sequence[Path],
+    errors: Sequence[ReadError],
+    role_overrides: Mapping[str, Role] | None,
+    options: Mapping[str, Any],
+    *,
+    progress: Callable[[int, int, str], None] | None,
+    fail_on: Severity | None,
+) -> Report:
+    """The report of every source, read and diagnosed in this process one batch after
+    another, each batch's runs let go before the next is read; baseline not applied."""
+    work = _work(sources, roots, role_overrides, options, 1)
+    return merge(_in_order(map, work, len(sources), progress), errors, fail_on)
+
+
+def _work(
+    sources: Sequence[Located], roots: Sequence[Path], role_overrides: Mapping[str, Role] | None,
+    options: Mapping[str, Any], workers: int,
+) -> list[Batch]:
     from rundoctor.checks import registry
 
-    made = batches(work_units(sources), jobs)
-    work = [Batch(batch, tuple(roots), role_overrides, options, tuple(registry.REGISTRY)) for batch in made]
+    made = batches(work_units(sources), workers)
+    return [Batch(batch, tuple(roots), role_overrides, options, tuple(registry.REGISTRY)) for batch in made]
+
+
+def _in_order(
+    map_in_order: MapInOrder, work: Sequence[Batch], total: int, progress: Callable[[int, int, str], None] | None
+) -> list[BatchResult]:
+    """Every batch's result, in the order of the batches, with progress as each comes back."""
     results: list[BatchResult] = []
     done = 0
-    with executor(executor_spec, jobs) as map_in_order:
-        for batch, result in zip(work, map_in_order(check_batch, work)):
-            results.append(result)
-            done += result.sources
-            if progress is not None:
-                progress(done, len(sources), batch.sources[-1][0].label)
+    for batch, result in zip(work, map_in_order(check_batch, work)):
+        results.append(result)
+        done += result.sources
+        if progress is not None:
+            progress(done, total, batch.sources[-1][0].label)
     if progress is not None:
-        progress(len(sources), len(sources), "")
-    return merge(results, errors, fail_on)
+        progress(total, total, "")
+    return results
 
 
-__all__ = ["MIN_RUNS_FOR_PROCESSES", "check_in_workers", "default_jobs", "parse_executor", "work_units"]
+__all__ = ["MIN_RUNS_FOR_PROCESSES", "check_here", "check_in_workers", "default_jobs", "parse_executor", "work_units"]
 

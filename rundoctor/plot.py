@@ -39,6 +39,7 @@ from rundoctor.reporters.panels import (
 )
 from rundoctor.reporters.wording import counts_phrase, step_range
 from rundoctor.series import Run
+from rundoctor.summary import RunSummary, summarize
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -90,7 +91,8 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    drawn = picture(run, findings)
+    summary = summarize(run, findings, curves=True, reduce=False)  # one run: drawn from every point
+    drawn = picture(summary, findings)
     numbers = {id(finding): index + 1 for index, finding in enumerate(findings)}
     # The HTML report's order: plots with findings, findings without a plot, then the rest.
     rows: list[tuple[Panel | None, tuple[Finding, ...]]] = [(p, p.listed) for p in drawn.panels if p.listed]
@@ -121,7 +123,7 @@ def write_png(run: Run, findings: Sequence[Finding], output: Path) -> int:
         else:
             figure.text(0.055, (top - 0.35) / total, f"No curve to draw. {NO_CURVE_NOTE}",
                         fontsize=FONT_SIZE, color="#6b7280", va="top", ha="left", style="italic")
-        _write_findings(figure, run, listed, numbers, top / total, total)
+        _write_findings(figure, summary, listed, numbers, top / total, total)
         top = bottom
     # No "Software" entry: the same run gives the same bytes whatever matplotlib drew it.
     figure.savefig(output, format="png", dpi=DPI, metadata={"Software": None})
@@ -226,7 +228,7 @@ def _with_gaps(line: Trace | Line) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_findings(
-    figure: Any, run: Run, listed: Sequence[Finding], numbers: dict[int, int], top: float, total: float
+    figure: Any, run: RunSummary, listed: Sequence[Finding], numbers: dict[int, int], top: float, total: float
 ) -> None:
     """The numbered findings beside their plot: header line in the severity's colour, then the message."""
     y = top - 0.35 / total

@@ -25,6 +25,7 @@ import pytest
 from rundoctor import __version__, cli, discover, engine, roles
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Finding, Severity
+from rundoctor.readers.base import RunSource
 from rundoctor.roles import Role
 from rundoctor.series import Run
 from tests.curves import decay, make_run, steps, with_nan
@@ -107,16 +108,28 @@ def rundoctor(
     monkeypatch.setattr(cli, "_debug", False)
     # The CLI hands the engine the registry it finds at call time: ours.
     monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", REGISTRY)
-    real_load = discover.load_runs
+    # The paths RUNS names are found as sources of the runs' own formats and paths (so that
+    # work units keep twins together) and read as those runs; other paths as ever.
+    real_find, real_read = discover.find_all_sources, discover.read_run
+    made: dict[str, Run] = {}
 
-    def load_runs(paths: list[Path], *, role_overrides: Any = None, **options: Any) -> Any:
-        made = [RUNS[str(path)]() for path in paths if str(path) in RUNS]
-        known = [run for item in made for run in (item if isinstance(item, tuple) else (item,))]
+    def find_all_sources(paths: list[Path], **options: Any) -> Any:
         others = [path for path in paths if str(path) not in RUNS]
-        runs, errors = real_load(others, role_overrides=role_overrides, **options) if others else ([], [])
-        return [roles.assign(run, role_overrides) for run in known] + runs, errors
+        sources, errors = real_find(others, **options) if others else ([], [])
+        for path in (path for path in paths if str(path) in RUNS):
+            item = RUNS[str(path)]()
+            for index, run in enumerate(item if isinstance(item, tuple) else (item,)):
+                made[f"{path}#{index}"] = run
+                sources.append((RunSource(run.format, Path(run.path), [], name=f"{path}#{index}"), path))
+        return sources, errors
 
-    monkeypatch.setattr(discover, "load_runs", load_runs)
+    def read_run(source: RunSource, root: Path, role_overrides: Any = None) -> Any:
+        if source.name in made:
+            return roles.assign(made[source.name], role_overrides)
+        return real_read(source, root, role_overrides)
+
+    monkeypatch.setattr(discover, "find_all_sources", find_all_sources)
+    monkeypatch.setattr(discover, "read_run", read_run)
 
     def invoke(*args: str) -> Result:
         monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
@@ -132,6 +145,28 @@ def rundoctor(
 
 
 # Exit 0 and 1 ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("options", "curves"),
+    [(("--format", "json"), False), (("--format", "html"), True), (("--verbose",), True), ((), False),
+     (("--format", "concise", "--verbose"), False)],
+)
+def test_the_report_keeps_curves_only_for_the_formats_that_draw_them(
+    rundoctor: Invoke, monkeypatch: pytest.MonkeyPatch, options: tuple[str, ...], curves: bool
+) -> None:
+    from rundoctor import api
+
+    asked: list[bool] = []
+    real_check = api.check
+
+    def check(*args: Any, **kwargs: Any) -> Any:
+        asked.append(kwargs["curves"])
+        return real_check(*args, **kwargs)
+
+    monkeypatch.setattr(api, "check", check)
+    assert rundoctor("check", "healthy", *options).code == 0
+    assert asked == [curves]
+
 
 def test_healthy_input_exits_0(rundoctor: Invoke) -> None:
     result = rundoctor("check", "healthy")

@@ -14,10 +14,10 @@ import pytest
 from rundoctor import cli
 from rundoctor.findings import Severity
 from rundoctor.plot import DPI, INSTALL_HINT, WIDTH_INCHES, ZOOM_INCHES, pick_run, write_png
-from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS, picture
+from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS
 from tests.conftest import SAMPLE_LOGS
 from tests.curves import HOSTILE, decay, make_run, steps
-from tests.reporters.pictures import MIXED, long_run, resumed_run
+from tests.reporters.pictures import MIXED, draw, long_run, resumed_run
 from tests.reporters.reports import finding
 
 NON_FINITE = SAMPLE_LOGS / "problems" / "non_finite_tb"
@@ -146,7 +146,7 @@ def test_a_short_stretch_of_a_long_run_gets_a_zoom_row_under_its_plot(
     assert width == round(WIDTH_INCHES * DPI)
     assert height == pytest.approx(decoded(plain)[1] + ZOOM_INCHES * DPI, abs=1)
     main, zoom = figures[0].axes
-    (expected,) = picture(run, [spike]).panels[0].zooms
+    (expected,) = draw(run, [spike], reduce=False).panels[0].zooms
     assert zoom.get_title(loc="left") == expected.caption(["1"], run.axis_of("train/loss"))
     assert tuple(zoom.get_xlim()) == expected.steps
     # Every point of the window is drawn in the zoom, where the plot above keeps a handful.
@@ -187,7 +187,7 @@ def test_the_points_a_restart_overwrote_are_a_dashed_line_in_the_legend(
 def test_the_png_never_puts_a_loss_beside_a_percent_accuracy(matplotlib_installed: None, tmp_path: Path, figures: list[Any]) -> None:
     run = make_run(MIXED, run_id="mixed")
     everything = finding("mixed", "duplicate-steps", "L001", Severity.INFO, tags=tuple(MIXED), steps=(0, 199))
-    drawn = picture(run, [everything])
+    drawn = draw(run, [everything], reduce=False)
     write_png(run, [everything], tmp_path / "mixed.png")
     decoded(tmp_path / "mixed.png")
     titles = [axes.get_title(loc="left") for axes in figures[0].axes]

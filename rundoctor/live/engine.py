@@ -40,6 +40,7 @@ from rundoctor.live.tracker import FindingTracker
 from rundoctor.report import CheckOutcome, OutcomeStatus, Report, finding_order
 from rundoctor.roles import LOSS_ROLES, Role
 from rundoctor.series import Run, RunBuilder
+from rundoctor.summary import RunSummary
 
 # The checks that may stop a run by default: the two with no false alarm at warning or above on
 # the calibration corpus's healthy runs (docs/accuracy.md), whose findings at error level mean
@@ -144,9 +145,9 @@ class LiveRun:
         if not streamed:
             return report
         findings, outcome = self._non_finite_findings(run)
-        return Report(
-            runs=report.runs,
-            findings=(*report.findings, *findings),
+        return Report.from_runs(
+            (run,),
+            (*report.findings, *findings),
             outcomes=(*report.outcomes, outcome),
             fail_on=self.settings.fail_on,
         )
@@ -189,7 +190,7 @@ class StopPolicy:
     checks: tuple[str, ...] = DEFAULT_STOP_CHECKS
     roles: tuple[Role, ...] = LOSS_ROLES
 
-    def stops(self, finding: Finding, run: Run) -> bool:
+    def stops(self, finding: Finding, run: RunSummary) -> bool:
         """Whether ``finding`` (of ``run``) stops the run."""
         if self.severity is None or finding.severity.rank < self.severity.rank or finding.check not in self.checks:
             return False

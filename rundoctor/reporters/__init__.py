@@ -1,12 +1,15 @@
 """Reporters: one module per output format, each a pure function of a report.
 
 Modules are imported only when their format is asked for, so ``rundoctor --help`` stays fast.
-Each module exposes ``render(report, options) -> str``.
+Each module exposes ``render(report, options) -> str``; one whose text grows with the number of
+runs may also expose ``chunks(report, options)``, the same text in pieces, so that the command
+line writes it without holding it whole (:func:`render_chunks`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +31,10 @@ REPORTERS: dict[str, str] = {
 TERMINAL_FORMATS = ("text", "concise")
 # The formats that show the sweep view of ``check --by`` (``Report.sweep``).
 SWEEP_FORMATS = ("text", "json", "html")
+# The formats that draw curves (the HTML report's panels), and those that do with ``verbose``
+# (the text report's sparklines): only for them does a report keep curves (rundoctor.summary).
+CURVE_FORMATS = ("html",)
+VERBOSE_CURVE_FORMATS = ("text",)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,21 @@ class RenderOptions:
     verbose: bool = False
     workspace: str = ""
     cwd: str = ""
+
+
+def draws_curves(format: str, options: RenderOptions) -> bool:
+    """Whether the report in ``format`` with ``options`` draws curves (see :data:`CURVE_FORMATS`)."""
+    return format in CURVE_FORMATS or (options.verbose and format in VERBOSE_CURVE_FORMATS)
+
+
+def render_chunks(format: str, report: Report, options: RenderOptions = RenderOptions()) -> Iterator[str]:
+    """:func:`render`'s text in the pieces the reporter makes it in (one piece when it makes
+    it whole)."""
+    module = importlib.import_module(REPORTERS[format])
+    if hasattr(module, "chunks"):
+        made: Iterator[str] = module.chunks(report, options)
+        return made
+    return iter((render(format, report, options),))
 
 
 def render(format: str, report: Report, options: RenderOptions = RenderOptions()) -> str:

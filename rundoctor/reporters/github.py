@@ -46,7 +46,7 @@ from rundoctor.reporters.wording import (
     step_range,
     written_in,
 )
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 COMMAND = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.INFO: "notice"}
 # GitHub's display limit per step for each of error, warning and notice annotations.
@@ -88,12 +88,11 @@ def render(report: Report, options: RenderOptions) -> str:
     return "".join(item.command() + "\n" for item in shown) + _summary(report, folded) + "\n"
 
 
-def _run_annotation(report: Report, run: Run, options: RenderOptions) -> Annotation | None:
+def _run_annotation(report: Report, run: RunSummary, options: RenderOptions) -> Annotation | None:
     """The training run's annotation, or None when it has nothing to say (a healthy run whose
     checks all ran)."""
     diagnosis = report.diagnosis(run.id)
-    members = {member.id for member in report.members(run.id)}
-    failed = [o for o in report.outcomes if o.run in members and o.status is OutcomeStatus.ERROR]
+    failed = [o for o in report.group_outcomes(run.id) if o.status is OutcomeStatus.ERROR]
     level = diagnosis.level
     if failed and (level is None or level.rank < Severity.WARNING.rank):
         level = Severity.WARNING  # the report on this run is incomplete

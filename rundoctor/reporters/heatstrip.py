@@ -16,13 +16,17 @@ length (at most :data:`COLUMNS` steps are drawn, evenly spaced).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rundoctor.checks import histograms
 from rundoctor.findings import Finding, fmt
 from rundoctor.reporters.escape import html_text
-from rundoctor.series import Histogram, Run
+from rundoctor.series import Histogram
+
+if TYPE_CHECKING:
+    from rundoctor.summary import RunSummary
 
 ROWS = 16  # value bands
 COLUMNS = 48  # logged steps drawn, at most
@@ -32,11 +36,12 @@ MIN_WIDTH = 240  # a strip's least width in pixels
 MAX_STRIPS = 8  # per run
 
 
-def heat_strips(run: Run, findings: Sequence[Finding]) -> str:
-    """The strips of every histogram tag ``findings`` name, as one HTML block ("" when none)."""
-    named = [tag for finding in findings for tag in finding.tags if run.histograms.get(tag)]
+def heat_strips(run: RunSummary, findings: Sequence[Finding]) -> str:
+    """The strips of every histogram tag ``findings`` name, as one HTML block ("" when none);
+    drawn from the histograms the summary kept (:func:`strip_columns` of each tag findings name)."""
+    named = [tag for finding in findings for tag in finding.tags if run.strips.get(tag)]
     tags = list(dict.fromkeys(named))[:MAX_STRIPS]
-    strips = [strip for strip in (_strip(tag, run.histograms[tag]) for tag in tags) if strip]
+    strips = [strip for strip in (_strip(tag, run.strips[tag]) for tag in tags) if strip]
     if not strips:
         return ""
     return ('<div class="panel heat-strips"><div class="plot"><h3>Histograms over training</h3>'
@@ -44,13 +49,20 @@ def heat_strips(run: Run, findings: Sequence[Finding]) -> str:
             f'of the step\'s values lie.</p>{"".join(strips)}</div></div>')
 
 
-def _strip(tag: str, items: Sequence[Histogram]) -> str:
-    """One tag's strip, or "" when none of its histograms can be drawn."""
+def strip_columns(items: Sequence[Histogram]) -> list[Histogram]:
+    """The histograms a strip draws, by step: the last logged of each step, at most
+    :data:`COLUMNS` of them evenly spaced (all a report needs keep of a tag's histograms)."""
     latest = {histogram.step: histogram for histogram in items}
     ordered = [latest[step] for step in sorted(latest)]
     if len(ordered) > COLUMNS:
         picks = np.unique(np.linspace(0, len(ordered) - 1, COLUMNS).round().astype(int))
         ordered = [ordered[index] for index in picks]
+    return ordered
+
+
+def _strip(tag: str, items: Sequence[Histogram]) -> str:
+    """One tag's strip, or "" when none of its histograms can be drawn."""
+    ordered = strip_columns(items)
     shares = _shares(ordered)
     if shares is None:
         return ""

@@ -30,7 +30,8 @@ log-scale toggle on loss plots, and highlighting a finding's band when its messa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import itertools
+from collections.abc import Iterable, Iterator, Sequence
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding
@@ -66,7 +67,7 @@ from rundoctor.reporters.wording import (
     verdict_name,
     written_in,
 )
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 # The verdict column's sort key in the summary table: the worse the verdict (VERDICT_ORDER), the higher.
 VERDICT_RANK = {verdict: rank for rank, verdict in enumerate(reversed(VERDICT_ORDER))}
@@ -84,27 +85,34 @@ SWEEP_COLUMNS = (
 
 def render(report: Report, options: RenderOptions) -> str:
     """The page; ``options`` (terminal width and colour) do not apply to HTML."""
+    return "".join(chunks(report, options))
+
+
+def chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    """:func:`render`'s page in pieces, each run's section made as it is written: a page of
+    thousands of runs is written without holding its whole text."""
     runs = runs_worst_first(report)
     anchors = {run.id: f"run-{index}" for index, run in enumerate(runs)}
-    body = [
-        _header(report),
-        _problems(report),
-        _summary_table(report, runs, anchors),
-        _sweep(report),
-        '<section class="runs"><h2>Runs</h2>',
-        *(_run_section(report, run, anchors[run.id]) for run in runs),
-        "</section>",
-        _footer(report),
-    ]
     title = f"rundoctor report: {plural(len(report.groups), 'run')}"
-    return (
+    yield (
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html_text(title)}</title>\n<style>{STYLE}{CHART_STYLE}{_palette()}</style>\n</head>\n"
-        "<body>\n<main>\n" + "\n".join(part for part in body if part) + "\n</main>\n"
-        f"<script>{SCRIPT}</script>\n</body>\n</html>\n"
+        "<body>\n<main>\n"
     )
+    parts = itertools.chain(
+        (_header(report), _problems(report), _summary_table(report, runs, anchors), _sweep(report),
+         '<section class="runs"><h2>Runs</h2>'),
+        (_run_section(report, run, anchors[run.id]) for run in runs),  # each made when it is written
+        ("</section>", _footer(report)),
+    )
+    written = False
+    for text in parts:
+        if text:  # parts joined by a line break, empty ones left out
+            yield ("\n" if written else "") + text
+            written = True
+    yield f"\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
 
 
 def _header(report: Report) -> str:
@@ -141,7 +149,7 @@ def _problems(report: Report) -> str:
     return f'<section class="problems">{"".join(blocks)}</section>' if blocks else ""
 
 
-def _summary_table(report: Report, runs: Sequence[Run], anchors: dict[str, str]) -> str:
+def _summary_table(report: Report, runs: Sequence[RunSummary], anchors: dict[str, str]) -> str:
     """All runs, one row each; the inline script makes the columns sortable."""
     head = "".join(
         f'<th scope="col" class="num">{name}</th>' if numeric else f'<th scope="col">{name}</th>'
@@ -242,7 +250,7 @@ def _diagnosis(report: Report, diagnosis: Diagnosis) -> str:
     return f'<div class="diagnosis v-{diagnosis.verdict.value}">{"".join(parts)}</div>'
 
 
-def _run_section(report: Report, run: Run, anchor: str) -> str:
+def _run_section(report: Report, run: RunSummary, anchor: str) -> str:
     findings = diagnosis_order(report, run.id)
     diagnosis = report.diagnosis(run.id)
     verdict = diagnosis.verdict
@@ -258,9 +266,8 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
         body += _pictures(report, member, own, f"{anchor}-{number}" if number else anchor, numbers, quiet=not number)
     for member in members:
         body.append(_notes(member))
-    body.append(_outcomes([o for o in report.outcomes if o.run in {member.id for member in members}]))
-    steps = run.steps
-    span = f" · {run.x_axis.value}s {int(steps.min()):,}..{int(steps.max()):,}" if steps.size else ""
+    body.append(_outcomes(report.group_outcomes(run.id)))
+    span = "" if run.first_step is None else f" · {run.x_axis.value}s {run.first_step:,}..{run.last_step:,}"
     is_open = " open" if verdict is not Verdict.HEALTHY else ""
     headline = "no findings" if verdict is Verdict.HEALTHY else diagnosis.summary
     superseded = superseded_phrase(report, run.id)
@@ -275,7 +282,7 @@ def _run_section(report: Report, run: Run, anchor: str) -> str:
     )
 
 
-def _pictures(report: Report, run: Run, findings: Sequence[Finding], anchor: str, numbers: dict[int, int],
+def _pictures(report: Report, run: RunSummary, findings: Sequence[Finding], anchor: str, numbers: dict[int, int],
               quiet: bool) -> list[str]:
     """The run's plots with its findings: those with findings, the findings with no curve,
     and (when ``quiet``) the key curves no finding is about."""
@@ -297,7 +304,7 @@ def _pictures(report: Report, run: Run, findings: Sequence[Finding], anchor: str
     return body
 
 
-def _panel(report: Report, run: Run, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
+def _panel(report: Report, run: RunSummary, panel: Panel, anchor: str, index: int, numbers: dict[int, int]) -> str:
     """A plot with its legend and log toggle, and beside it the findings listed on it."""
     chart_id = f"chart-{anchor}-{index}"
     shades = []
@@ -341,7 +348,7 @@ def _finding_id(anchor: str, number: int) -> str:
 
 
 def _finding_list(
-    report: Report, run: Run, findings: Iterable[Finding], anchor: str, numbers: dict[int, int], chart_id: str | None
+    report: Report, run: RunSummary, findings: Iterable[Finding], anchor: str, numbers: dict[int, int], chart_id: str | None
 ) -> str:
     items = []
     for finding in findings:
@@ -381,7 +388,7 @@ def _finding_list(
     return f'<ol class="findings">{"".join(items)}</ol>'
 
 
-def _notes(run: Run) -> str:
+def _notes(run: RunSummary) -> str:
     """How the run was read: truncation, duplicates, files skipped."""
     if not run.notes:
         return ""

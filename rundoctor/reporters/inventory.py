@@ -18,41 +18,34 @@ from rundoctor.reporters.jsonable import dumps, path_fields
 from rundoctor.reporters.wording import plural
 from rundoctor.roles import Role
 from rundoctor.series import ReadError, Run
+from rundoctor.summary import RunSummary, summarize
 from rundoctor.twins import twin_groups
 
 
-def tag_summaries(run: Run) -> list[dict[str, Any]]:
+def tag_summaries(run: RunSummary) -> list[dict[str, Any]]:
     """Per tag: name as logged, role, point count and step range (in log order of first point)."""
-    summaries = []
-    for tag in run.tags:
-        steps = run.curve(tag).steps
-        summaries.append({
-            "name": tag,
-            "role": run.roles.get(tag, Role.OTHER).value,
-            "points": int(steps.size),
-            "first_step": int(steps.min()),
-            "last_step": int(steps.max()),
-            "axis": run.axis_of(tag).value,
-        })
-    return summaries
+    return [
+        {"name": tag.name, "role": tag.role.value, "points": tag.points, "first_step": tag.first_step,
+         "last_step": tag.last_step, "axis": tag.axis.value}
+        for tag in run.tag_summaries
+    ]
 
 
-def run_summary(run: Run) -> dict[str, Any]:
+def run_summary(run: RunSummary) -> dict[str, Any]:
     """One run as ``rundoctor ls --format json`` lists it; step bounds are None for a run with no point."""
-    steps = run.steps
     return {
         "id": run.id,
         **path_fields(run.path),
         "format": run.format,
-        "sources": run.sources,
+        "sources": list(run.sources),
         "x_axis": run.x_axis.value,
         "points": run.points,
-        "first_step": int(steps.min()) if steps.size else None,
-        "last_step": int(steps.max()) if steps.size else None,
+        "first_step": run.first_step,
+        "last_step": run.last_step,
         "tags": tag_summaries(run),
         "histograms": [
-            {"name": tag, "role": run.roles.get(tag, Role.OTHER).value, "count": len(items)}
-            for tag, items in sorted(run.histograms.items())
+            {"name": tag, "role": run.roles.get(tag, Role.OTHER).value, "count": count}
+            for tag, count in sorted(run.histogram_counts.items())
         ],
         "notes": [note.as_dict() for note in run.notes],
         "metadata": dict(sorted(run.metadata.items())),
@@ -66,7 +59,7 @@ def ls_document(runs: Sequence[Run], errors: Sequence[ReadError]) -> dict[str, A
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
-        "runs": [run_summary(run) for run in sorted(runs, key=lambda r: r.id)],
+        "runs": [run_summary(summarize(run)) for run in sorted(runs, key=lambda r: r.id)],
         "errors": [error_summary(error) for error in sorted(errors, key=lambda e: e.path)],
     }
 
@@ -95,17 +88,17 @@ def render_text(runs: Sequence[Run], errors: Sequence[ReadError], options: Rende
                       no_color=not options.color, highlight=False)
     twins = {run.id: [other for other in group if other is not run] for group in twin_groups(runs) for run in group}
     for run in sorted(runs, key=lambda r: r.id):
-        steps = run.steps
-        span = f"steps {steps.min()}..{steps.max()}" if steps.size else "no points"
+        summary = summarize(run)
+        span = "no points" if summary.first_step is None else f"steps {summary.first_step}..{summary.last_step}"
         console.print(Text.assemble((visible(run.id), "bold"), f"  {run.format}  {run.points:,} points  {span}"))
         for other in twins.get(run.id, []):
             console.print(Text(f"  the same run as {visible(other.id)} ({other.format}): diagnosed once", style="dim"))
         table = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
         for column, justify in (("tag", "left"), ("role", "left"), ("points", "right"), ("steps", "right")):
             table.add_column(column, justify=justify, overflow="fold")  # type: ignore[arg-type]
-        for summary in tag_summaries(run):
-            table.add_row(visible(summary["name"]), summary["role"], f"{summary['points']:,}",
-                          f"{summary['first_step']}..{summary['last_step']}")
+        for series in summary.tag_summaries:
+            table.add_row(visible(series.name), series.role.value, f"{series.points:,}",
+                          f"{series.first_step}..{series.last_step}")
         for tag, items in sorted(run.histograms.items()):
             table.add_row(visible(tag), f"{run.roles.get(tag, Role.OTHER).value} (histogram)", f"{len(items):,}", "")
         if table.row_count:

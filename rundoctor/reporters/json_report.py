@@ -33,6 +33,7 @@ diagnosis (:mod:`rundoctor.sweep`); without it, null.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from rundoctor.diagnosis import Diagnosis, Link
@@ -40,9 +41,9 @@ from rundoctor.findings import Finding, Severity
 from rundoctor.report import SCHEMA_VERSION, CheckOutcome, Report
 from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.inventory import error_summary, run_summary
-from rundoctor.reporters.jsonable import dumps
+from rundoctor.reporters.jsonable import Items, dump_chunks
 from rundoctor.reporters.wording import fail_on_name, runs_by_verdict, severity_counts
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 if TYPE_CHECKING:
     from rundoctor.baseline import BaselineMatch
@@ -58,12 +59,23 @@ LEVEL_VERDICT = {None: "healthy", Severity.INFO: "info", Severity.WARNING: "warn
 
 def render(report: Report, options: RenderOptions) -> str:
     """The ``check --format json`` output: :func:`report_document` as strict JSON."""
-    return dumps(report_document(report))
+    return "".join(chunks(report, options))
+
+
+def chunks(report: Report, options: RenderOptions) -> Iterator[str]:
+    """:func:`render`'s text in pieces, each run's entry, finding and check outcome made as it is
+    written: a report of 10,000 runs is written without holding its document or its text."""
+    return dump_chunks(_document(report, Items))
 
 
 def report_document(report: Report) -> dict[str, Any]:
     """The ``check --format json`` document (schema :data:`SCHEMA_VERSION`): only the findings the
     diagnosis kept are listed, and each run's diagnosis points to them by index."""
+    return _document(report, list)
+
+
+def _document(report: Report, listed: Callable[[Iterator[Any]], Any]) -> dict[str, Any]:
+    """The document, its long lists (runs, findings, check outcomes) made by ``listed``."""
     from rundoctor import __version__
 
     active = report.active_findings
@@ -72,9 +84,9 @@ def report_document(report: Report) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "rundoctor", "version": __version__},
-        "runs": [_run(report, run, index) for run in report.runs],
-        "findings": [_finding(finding, report.is_baselined(finding)) for finding in active],
-        "checks": [_outcome(outcome) for outcome in report.outcomes],
+        "runs": listed(_run(report, run, index) for run in report.runs),
+        "findings": listed(_finding(finding, report.is_baselined(finding)) for finding in active),
+        "checks": listed(_outcome(outcome) for outcome in report.outcomes),
         "errors": [error_summary(error) for error in report.errors],
         "suppressed": [_suppressed(item) for item in report.suppressed],
         "baseline": None if report.baseline is None else _baseline(report.baseline),
@@ -95,7 +107,7 @@ verdict.value: len(runs) for verdict, runs in runs_by_verdict(report).items()},
     }
 
 
-def _run(report: Report, run: Run, index: dict[int, int]) -> dict[str, Any]:
+def _run(report: Report, run: RunSummary, index: dict[int, int]) -> dict[str, Any]:
     summary = run_summary(run)
     diagnosis = report.diagnosis(run.id)
     return {

@@ -17,6 +17,7 @@ import base64
 import json
 import math
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,41 @@ def dumps(document: Any, *, indent: int | None = 2) -> str:
     ``indent=None``: the whole document on one line (JSON lines)."""
     text = json.dumps(jsonable(document), indent=indent, ensure_ascii=False, allow_nan=False)
     return _UNESCAPED.sub(_json_escape, text) + "\n"
+
+
+class Items:
+    """A list of a document that :func:`dump_chunks` writes an item at a time, each item made
+    as it is written: the list of 10,000 runs' entries is never held whole, nor its text."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self.items = items
+
+
+def dump_chunks(document: Mapping[str, Any]) -> Iterator[str]:
+    """:func:`dumps` of a document (an object, indent 2) in pieces, the same text: a value that
+    is :class:`Items` is written an item at a time, so memory holds one item, not the document."""
+    yield "{"
+    for number, (key, value) in enumerate(document.items()):
+        yield _escaped(("," if number else "") + "\n  " + json.dumps(utf8_text(key), ensure_ascii=False) + ": ")
+        if not isinstance(value, Items):
+            yield _escaped(_indented(value, "  "))
+            continue
+        written = False
+        for item in value.items:
+            yield _escaped(("," if written else "[") + "\n    " + _indented(item, "    "))
+            written = True
+        yield "\n  ]" if written else "[]"
+    yield "\n}\n"
+
+
+def _indented(value: Any, margin: str) -> str:
+    """``value`` as strict JSON with indent 2, its lines after the first indented by ``margin``
+    (JSON text has no line break inside a string, so this is the text of a nested value)."""
+    return json.dumps(jsonable(value), indent=2, ensure_ascii=False, allow_nan=False).replace("\n", "\n" + margin)
+
+
+def _escaped(text: str) -> str:
+    return _UNESCAPED.sub(_json_escape, text)
 
 
 def _json_escape(match: re.Match[str]) -> str:

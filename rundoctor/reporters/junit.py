@@ -36,7 +36,7 @@ from rundoctor.reporters import RenderOptions
 from rundoctor.reporters.escape import visible
 from rundoctor.reporters.jsonable import jsonable
 from rundoctor.reporters.wording import also_written, diagnosis_order, fail_on_name, step_range, written_in
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 # Characters XML 1.0 cannot hold even as references; after :func:`visible` only the
 # noncharacters U+FFFE and U+FFFF are left of them.
@@ -69,7 +69,7 @@ def render(report: Report, options: RenderOptions) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def _run_cases(report: Report, run: Run, suite: ET.Element) -> None:
+def _run_cases(report: Report, run: RunSummary, suite: ET.Element) -> None:
     """The training run's cases: its verdict when it could not be judged or has no finding,
     each finding, each check that raised."""
     diagnosis = report.diagnosis(run.id)
@@ -89,9 +89,8 @@ def _run_cases(report: Report, run: Run, suite: ET.Element) -> None:
         case = _case(suite, f"rundoctor.{home.format}", f"{run.id}: {finding.code} {finding.check}{tags}")
         details = _details(finding, home, written_in(report, finding))
         _status(report, case, finding.severity, finding.check, finding.message, details)
-    members = {member.id for member in report.members(run.id)}
-    for outcome in report.outcomes:
-        if outcome.run in members and outcome.status is OutcomeStatus.ERROR:
+    for outcome in report.group_outcomes(run.id):
+        if outcome.status is OutcomeStatus.ERROR:
             case = _case(suite, f"rundoctor.{report.run(outcome.run).format}", f"{run.id}: {outcome.code} {outcome.check}")
             _child(case, "error", type=outcome.check, message=f"the check raised {outcome.reason}")
 
@@ -120,7 +119,7 @@ def _child(parent: ET.Element, tag: str, lines: Sequence[str] = (), **attributes
     return element
 
 
-def _details(finding: Finding, run: Run, written: str | None = None) -> list[str]:
+def _details(finding: Finding, run: RunSummary, written: str | None = None) -> list[str]:
     """The finding in lines, each led by our own words: what and how sure, its message,
     where (steps, tags), its evidence, its advice."""
     lines = [f"{finding.code} {finding.check} ({finding.severity.value}, {finding.confidence.value} confidence)"

@@ -48,7 +48,7 @@ from rundoctor.reporters.wording import (
     verdict_name,
     written_in,
 )
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 
 # GitHub refuses a pull-request or issue comment body longer than this many characters.
 MAX_CHARS = 65_536
@@ -101,7 +101,7 @@ def _blocks(report: Report) -> list[Block]:
     return blocks + _problems(report)
 
 
-def _row(report: Report, run: Run) -> str:
+def _row(report: Report, run: RunSummary) -> str:
     diagnosis = report.diagnosis(run.id)
     verdict = diagnosis.verdict
     counts = severity_counts(report.shown_findings_for(run.id))
@@ -110,7 +110,7 @@ def _row(report: Report, run: Run) -> str:
     return f"| {escape(run.id)} | {marker} | {problem} | " + " | ".join(str(counts[s]) for s in SEVERITIES) + " |"
 
 
-def _section(report: Report, run: Run) -> list[str]:
+def _section(report: Report, run: RunSummary) -> list[str]:
     diagnosis = report.diagnosis(run.id)
     lead = f"**{diagnosis.verdict.label}: {escape(diagnosis.problem)}** — " + escape(diagnosis.detail)
     if diagnosis.primary is None and diagnosis.advice:
@@ -129,7 +129,7 @@ def _section(report: Report, run: Run) -> list[str]:
     return lines
 
 
-def _finding(finding: Finding, run: Run, cause: Finding | None = None, where: str | None = None) -> str:
+def _finding(finding: Finding, run: RunSummary, cause: Finding | None = None, where: str | None = None) -> str:
     steps = step_range(finding, run)
     head = f"- **{finding.severity.value}** `{finding.code}` {finding.check}"
     if steps:

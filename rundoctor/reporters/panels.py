@@ -20,6 +20,12 @@ cannot keep is the shape of a short stretch: a finding on 1% of a long run would
 a few pixels over a handful of kept points.  Such a finding gets a :class:`Zoom` under its
 panel: the stretch with context on both sides, drawn again from the run's own points.
 
+Panels are drawn from a :class:`~rundoctor.summary.RunSummary`, which keeps the curves a
+picture can show already reduced (:mod:`rundoctor.summary`): each curve's :class:`Trace`, cut
+here from every point, and for zooms every point of a curve of up to 2,000, and of a longer
+one the extremes of its buckets and, around each finding's steps, the stretch its zoom can
+show at the zoom's resolution.
+
 A run whose steps go back (a restart from a checkpoint, a second start appended to the same
 log) is analysed on the last-written point of each step (:attr:`rundoctor.series.Curve.by_step`).
 The points a later start overwrote are drawn too, as a line of their own in a distinct style,
@@ -32,16 +38,20 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rundoctor.checks.measures import accuracy_scale
 from rundoctor.findings import Finding, Severity
-from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role, lower_is_better, primary
-from rundoctor.series import Curve, Run, XAxis
+from rundoctor.roles import LOSS_ROLES, METRIC_ROLES, Role, lower_is_better
+from rundoctor.series import XAxis
+
+if TYPE_CHECKING:
+    from rundoctor.summary import Overwritten, RunSummary
 
 # Series colours by position in a panel: training first (blue), validation second (orange),
 # then hues that stay apart for colour-blind readers.
@@ -114,16 +124,13 @@ _ROLE_UNITS = {**dict.fromkeys(LOSS_ROLES, Unit.LOSS), Role.LEARNING_RATE: Unit.
 _SCORE_ROLES = frozenset({*METRIC_ROLES, Role.CONFIDENCE})
 
 
-def unit_of(run: Run, tag: str) -> Unit:
+def unit_of_values(role: Role | None, tag: str, finite: np.ndarray) -> Unit:
     """The unit of a tag's curve: from its role, and for scores and curves no role names from its
-    finite values."""
-    role = run.roles.get(tag)
+    finite values (the whole curve's: :mod:`rundoctor.summary` reads it before reducing the curve)."""
     if role is not None and role in _ROLE_UNITS:
         return _ROLE_UNITS[role]
     if role is Role.COUNTER:
         return Unit.OTHER
-    values = run.curve(tag).values
-    finite = values[np.isfinite(values)]
     fraction = bool(finite.size) and float(finite.min()) >= 0.0 and float(finite.max()) <= 1.0
     if role not in _SCORE_ROLES:  # a tag no role names: a rate in 0..1 (false negatives) is a fraction
         return Unit.FRACTION if fraction else Unit.OTHER
@@ -135,11 +142,11 @@ def unit_of(run: Run, tag: str) -> Unit:
     return Unit.FRACTION if fraction else Unit.SCORE
 
 
-def by_unit(run: Run, tags: Sequence[str]) -> list[tuple[Unit, list[str]]]:
+def by_unit(run: RunSummary, tags: Sequence[str]) -> list[tuple[Unit, list[str]]]:
     """``tags`` split into groups that can share a plot (one unit, one x axis), in tag order."""
     groups: dict[tuple[Unit, XAxis], list[str]] = {}
     for tag in tags:
-        groups.setdefault((unit_of(run, tag), run.axis_of(tag)), []).append(tag)
+        groups.setdefault((run.curves[tag].unit, run.axis_of(tag)), []).append(tag)
     return [(unit, members) for (unit, _), members in groups.items()]
 
 
@@ -151,7 +158,7 @@ class KeyPanel:
     slots: tuple[tuple[Role, ...], ...]
     fallback_title: str = ""  # the title when no slot found its first-choice role
 
-    def title_for(self, run: Run, tags: Sequence[str]) -> str:
+    def title_for(self, run: RunSummary, tags: Sequence[str]) -> str:
         """``fallback_title`` when none of ``tags`` has a slot's first-choice role (only loss terms, say),
         else ``title``."""
         preferred = {slot[0] for slot in self.slots}
@@ -284,12 +291,13 @@ def overlap(span: tuple[int, int], window: tuple[int, int]) -> tuple[int, int] |
     return (first, last) if first <= last else None
 
 
-def picture(run: Run, findings: Sequence[Finding]) -> Picture:
-    """The panels of a run: key curves first, then the other curves findings are about."""
-    drawable = set(run.tags)
+def picture(run: RunSummary, findings: Sequence[Finding]) -> Picture:
+    """The panels of a run: key curves first, then the other curves findings are about.  Drawn
+    from the curves the summary kept (:func:`rundoctor.summary.summarize` with ``curves=True``)."""
+    drawable = set(run.curves)
     groups: list[tuple[str, Unit, list[str]]] = []
     for key in KEY_PANELS:
-        tags = _key_tags(run, key)
+        tags = [tag for tag in key_tags(run.primary, key) if tag in run.curves]
         if tags:
             title = key.title_for(run, tags)
             parts = by_unit(run, tags)
@@ -309,21 +317,24 @@ def picture(run: Run, findings: Sequence[Finding]) -> Picture:
     return Picture(panels, tuple(unplotted))
 
 
-def _panel(run: Run, title: str, unit: Unit, tags: list[str], findings: Sequence[Finding], drawable: set[str]) -> Panel:
+def _panel(run: RunSummary, title: str, unit: Unit, tags: list[str], findings: Sequence[Finding], drawable: set[str]) -> Panel:
     members = set(tags)
     listed = tuple(f for f in findings if _home_tag(f, drawable) in members)
     shaded = tuple(f for f in findings if members.intersection(f.tags))
-    panel = Panel(title, tuple(trace(run, tag) for tag in tags), run.axis_of(tags[0]), unit, listed, shaded)
+    panel = Panel(title, tuple(run.curves[tag].overview for tag in tags), run.axis_of(tags[0]), unit, listed, shaded)
     spans = [(f, span) for f in shaded if (span := shaded_range(f, panel.step_range)) is not None]
     traces = tuple(_with_restart(run, t, spans) for t in panel.traces)
     panel = dataclasses.replace(panel, traces=traces)
     return dataclasses.replace(panel, zooms=_zooms(run, panel, spans))
 
 
-def _key_tags(run: Run, key: KeyPanel) -> list[str]:
+def key_tags(primary: Mapping[Role, str], key: KeyPanel) -> list[str]:
+    """The curves a key panel draws, given the densest tag of each role a run has: per slot,
+    that of the first of its roles the run has (the curves a summary keeps besides those
+    findings name)."""
     tags: list[str] = []
     for slot in key.slots:
-        tag = next((found for role in slot if (found := primary(run, role)) is not None), None)
+        tag = next((primary[role] for role in slot if role in primary), None)
         if tag is not None and tag not in tags:
             tags.append(tag)
     return tags
@@ -333,20 +344,18 @@ def _home_tag(finding: Finding, drawable: set[str]) -> str | None:
     return next((tag for tag in finding.tags if tag in drawable), None)
 
 
-def _with_restart(run: Run, drawn: Trace, spans: Sequence[tuple[Finding, tuple[int, int]]]) -> Trace:
+def _with_restart(run: RunSummary, drawn: Trace, spans: Sequence[tuple[Finding, tuple[int, int]]]) -> Trace:
     """``drawn`` with the points a restart overwrote when a finding on its curve meets the stretch
-    the restart touched; as it is otherwise (and without looking for them when no finding names
-    the curve: finding them costs a sort of the curve's steps)."""
+    the restart touched; as it is otherwise."""
     named = [span for finding, span in spans if drawn.tag in finding.tags]
-    if not named:
-        return drawn
-    overwritten, restarted = _overwritten(run.curve(drawn.tag), MAX_POINTS, None)
+    curve = run.curves[drawn.tag]
+    restarted = curve.restarted
     if restarted is None or not any(overlap(span, restarted) is not None for span in named):
         return drawn
-    return dataclasses.replace(drawn, overwritten=overwritten, restarted=restarted)
+    return dataclasses.replace(drawn, overwritten=curve.overwritten_overview, restarted=restarted)
 
 
-def _zooms(run: Run, panel: Panel, spans: Sequence[tuple[Finding, tuple[int, int]]]) -> tuple[Zoom, ...]:
+def _zooms(run: RunSummary, panel: Panel, spans: Sequence[tuple[Finding, tuple[int, int]]]) -> tuple[Zoom, ...]:
     """A zoom for every finding on a short stretch of a long curve (see :data:`ZOOM_BELOW`);
     findings whose zooms would overlap share one, and the most severe keep theirs when there
     are more than :data:`MAX_ZOOMS`."""
@@ -359,7 +368,7 @@ def _zooms(run: Run, panel: Panel, spans: Sequence[tuple[Finding, tuple[int, int
         first, last = _focus(span, own)
         if width <= 0 or last - first >= ZOOM_BELOW * width:
             continue
-        pad = max((last - first) / 2, ZOOM_CONTEXT_POINTS * width / max(points - 1, 1))
+        pad = zoom_pad(first, last, width, points)
         # At an end of the run the context is on one side only: the stretch keeps its share.
         # (Bounded by the stretch too: near 2**63 a step does not survive the trip through a float.)
         window = (min(max(low, math.floor(first - pad)), first), max(min(high, math.ceil(last + pad)), last))
@@ -381,6 +390,13 @@ def _zooms(run: Run, panel: Panel, spans: Sequence[tuple[Finding, tuple[int, int
     )
 
 
+def zoom_pad(first: int, last: int, width: int, points: int) -> float:
+    """The context a zoom shows on each side of the steps ``first..last`` of a panel ``width``
+    steps wide whose finding's densest curve has ``points`` points: half the stretch, and at
+    least :data:`ZOOM_CONTEXT_POINTS` of those points' average spacing."""
+    return max((last - first) / 2, ZOOM_CONTEXT_POINTS * width / max(points - 1, 1))
+
+
 def _focus(span: tuple[int, int], own: Sequence[Trace]) -> tuple[int, int]:
     """The steps a finding is about, with the stretch a restart touched when it meets it: the
     overwritten points belong in its zoom."""
@@ -391,23 +407,20 @@ def _focus(span: tuple[int, int], own: Sequence[Trace]) -> tuple[int, int]:
     return first, last
 
 
-def _zoomed(run: Run, drawn: Trace, window: tuple[int, int]) -> Trace:
+def _zoomed(run: RunSummary, drawn: Trace, window: tuple[int, int]) -> Trace:
     """``drawn``'s curve in ``window`` at a zoom's resolution, with overwritten points when the panel has them."""
-    zoomed = trace(run, drawn.tag, ZOOM_MAX_POINTS, window)
+    curve = run.curves[drawn.tag]
+    start, stop = np.searchsorted(curve.steps, window[0], side="left"), np.searchsorted(curve.steps, window[1], side="right")
+    zoomed = trace(drawn.tag, curve.steps[start:stop], curve.values[start:stop], ZOOM_MAX_POINTS)
     if drawn.overwritten is None:
         return zoomed
-    overwritten, _ = _overwritten(run.curve(drawn.tag), ZOOM_MAX_POINTS, window)
+    overwritten = overwritten_line(curve.overwritten, ZOOM_MAX_POINTS, window)
     return dataclasses.replace(zoomed, overwritten=overwritten, restarted=drawn.restarted)
 
 
-def trace(run: Run, tag: str, max_points: int = MAX_POINTS, window: tuple[int, int] | None = None) -> Trace:
-    """A curve ready to draw: sorted by step (last write wins), cut down, gaps marked; only the
-    steps in ``window`` (first and last, inclusive) when one is given."""
-    curve = run.curve(tag).by_step
-    steps, values = curve.steps, curve.values
-    if window is not None:
-        start, stop = np.searchsorted(steps, window[0], side="left"), np.searchsorted(steps, window[1], side="right")
-        steps, values = steps[start:stop], values[start:stop]
+def trace(tag: str, steps: np.ndarray, values: np.ndarray, max_points: int = MAX_POINTS) -> Trace:
+    """A curve ready to draw from its points by step (the last write of each step, ascending):
+    cut down to ``max_points``, gaps marked."""
     finite = np.isfinite(values)
     # Piece number of each finite point: how many non-finite points precede it.
     line = _cut(steps[finite], values[finite], np.cumsum(~finite)[finite], max_points)
@@ -431,32 +444,17 @@ def _cut(steps: np.ndarray, values: np.ndarray, pieces: np.ndarray, max_points: 
     return Line(steps[keep], values[keep], breaks, int(steps.size))
 
 
-def _overwritten(raw: Curve, max_points: int, window: tuple[int, int] | None) -> tuple[Line | None, tuple[int, int] | None]:
-    """The finite points of a curve (in log order) that a later point of the same step replaced,
-    the ones :attr:`Curve.by_step` leaves out, and the steps their restart touched."""
-    steps = raw.steps
-    if steps.size < 2 or bool(np.all(steps[1:] > steps[:-1])):
-        return None, None
-    replaced = np.ones(steps.size, dtype=bool)
-    _, last_write_reversed = np.unique(steps[::-1], return_index=True)
-    replaced[steps.size - 1 - last_write_reversed] = False
-    if not replaced.any():  # steps go back but none is written twice: nothing was overwritten
-        return None, None
-    # A new attempt wherever the step goes back; the restart touched the attempts it overwrote.
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(steps) < 0) + 1))
-    attempt = np.repeat(np.arange(starts.size), np.diff(np.append(starts, steps.size)))
-    cut_short = np.bincount(attempt[replaced], minlength=starts.size) > 0
-    restarted = (int(steps[replaced].min()), int(np.maximum.reduceat(steps, starts)[cut_short].max()))
-    chosen = replaced & np.isfinite(raw.values)
+def overwritten_line(points: Overwritten | None, max_points: int, window: tuple[int, int] | None = None) -> Line | None:
+    """The overwritten points of a curve (:class:`rundoctor.summary.Overwritten`) in ``window``,
+    cut down to ``max_points``; None when there are none."""
+    if points is None:
+        return None
+    chosen = np.ones(points.steps.size, dtype=bool)
     if window is not None:
-        chosen &= (steps >= window[0]) & (steps <= window[1])
-    index = np.flatnonzero(chosen)
-    if not index.size:
-        return None, restarted
-    # A new piece wherever a kept or non-finite point lies between two of them, or the step goes back.
-    starts = (np.diff(index) != 1) | (np.diff(steps[index]) < 0)
-    pieces = np.concatenate(([0], np.cumsum(starts)))
-    return _cut(steps[index], raw.values[index], pieces, max_points), restarted
+        chosen = (points.steps >= window[0]) & (points.steps <= window[1])
+    if not chosen.any():
+        return None
+    return _cut(points.steps[chosen], points.values[chosen], points.pieces[chosen], max_points)
 
 
 def zoom_rows(count: int) -> int:

@@ -73,7 +73,7 @@ from rundoctor.reporters.wording import (
     verdict_name,
     written_in,
 )
-from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 from rundoctor.sweep import Sweep
 
 SEVERITY_STYLE = {Severity.ERROR: "bold red", Severity.WARNING: "yellow", Severity.INFO: "cyan"}
@@ -202,7 +202,7 @@ def shared_names(report: Report) -> Names:
     return Names(roots.pop() if len(roots) == 1 else prefix, len(prefix))
 
 
-def worst_first(report: Report) -> list[Run]:
+def worst_first(report: Report) -> list[RunSummary]:
     """The training runs (one per twin group), worst verdict first, then by name."""
     return sorted(report.leaders, key=lambda run: (VERDICT_ORDER.index(report.verdict(run.id)), run.id))
 
@@ -225,7 +225,7 @@ def _top(spans: Sequence[Span], width: int) -> list[Text]:
 
 
 def _run_lines(
-    report: Report, run: Run, names: Names, findings: Sequence[Finding], options: RenderOptions, *, fold_notes: bool
+    report: Report, run: RunSummary, names: Names, findings: Sequence[Finding], options: RenderOptions, *, fold_notes: bool
 ) -> list[Text]:
     """The run's header (verdict and name), its diagnosis, the formats it was also written
     in, and a line per finding in ``findings``; with ``fold_notes``, the informational notes
@@ -309,14 +309,16 @@ def _finding_lines(report: Report, finding: Finding, options: RenderOptions) -> 
     return lines + _sparklines(run, finding, options.width)
 
 
-def _sparklines(run: Run, finding: Finding, width: int) -> list[Text]:
-    """The curves the finding is about, ``▁▂▃  low..high  tag`` with ``^^^`` under its steps;
-    tags without points are left out, and so are sparklines too narrow to show a shape."""
-    tags = [tag for tag in finding.tags if tag in run.tags]
+def _sparklines(run: RunSummary, finding: Finding, width: int) -> list[Text]:
+    """The curves the finding is about, ``▁▂▃  low..high  tag`` with ``^^^`` under its steps, drawn
+    from the curves the summary kept (every point of a curve of up to 2,000, the extremes of a
+    longer one: :mod:`rundoctor.summary`); tags without points are left out, and so are
+    sparklines too narrow to show a shape."""
+    tags = [tag for tag in finding.tags if tag in run.curves]
     hang = gutter(BODY_GUTTER)
     lines: list[Text] = []
     for tag in tags[:MAX_SPARKLINES]:
-        curve = run.curve(tag).by_step
+        curve = run.curves[tag]
         scale = value_range(curve.values)
         label = visible(tag)
         room = width - NAME_COLUMN - 2 - len(scale) - 2 - min(cell_len(label), 20)

@@ -11,7 +11,8 @@ from rundoctor.diagnosis import Diagnosis, Verdict, headline
 from rundoctor.findings import Finding, Severity
 from rundoctor.report import OutcomeStatus, Report
 from rundoctor.reporters.escape import visible
-from rundoctor.series import Run, XAxis
+from rundoctor.series import XAxis
+from rundoctor.summary import RunSummary
 
 # Most severe first: the order counts are listed in everywhere.
 SEVERITIES = (Severity.ERROR, Severity.WARNING, Severity.INFO)
@@ -125,7 +126,7 @@ def short_message(finding: Finding) -> str:
     return text
 
 
-def step_range(finding: Finding, run: Run | None) -> str | None:
+def step_range(finding: Finding, run: RunSummary | None) -> str | None:
     """``steps 600..999``, ``epoch 12``, ``steps 600..``, or None when the finding has no steps.
 
     The word is the x axis of the finding's first curve in ``run``: a YOLO ``results.csv``
@@ -152,16 +153,16 @@ def counts_phrase(findings: Sequence[Finding]) -> str:
     return ", ".join(parts) or "no findings"
 
 
-def runs_by_verdict(report: Report) -> dict[Verdict, list[Run]]:
+def runs_by_verdict(report: Report) -> dict[Verdict, list[RunSummary]]:
     """Every verdict (worst first, :data:`VERDICT_ORDER`) with the training runs that got it,
     in run order: one run written in several formats counts once, as its leader."""
-    grouped: dict[Verdict, list[Run]] = {verdict: [] for verdict in VERDICT_ORDER}
+    grouped: dict[Verdict, list[RunSummary]] = {verdict: [] for verdict in VERDICT_ORDER}
     for run in report.leaders:
         grouped[report.verdict(run.id)].append(run)
     return grouped
 
 
-def runs_worst_first(report: Report) -> list[Run]:
+def runs_worst_first(report: Report) -> list[RunSummary]:
     """Training runs (each under its leader), worst verdict first (:data:`VERDICT_ORDER`), by id
     within a verdict: the runs that need attention lead every summary."""
     rank = {verdict: index for index, verdict in enumerate(VERDICT_ORDER)}
@@ -240,15 +241,13 @@ def fail_on_name(report: Report) -> str:
 
 def outcome_count(report: Report, status: OutcomeStatus, run_id: str | None = None) -> int:
     """How many check outcomes have ``status``, on one run or (``run_id`` None) on all runs."""
-    return sum(
-        1 for o in report.outcomes if o.status is status and (run_id is None or o.run == run_id)
-    )
+    outcomes = report.outcomes if run_id is None else report.outcomes_for(run_id)
+    return sum(1 for o in outcomes if o.status is status)
 
 
 def checks_ran(report: Report, run_id: str) -> int:
     """How many checks ran on the training run: on any of the formats it was written in."""
-    members = {run.id for run in report.members(run_id)}
-    return len({o.check for o in report.outcomes if o.status is OutcomeStatus.RAN and o.run in members})
+    return len({o.check for o in report.group_outcomes(run_id) if o.status is OutcomeStatus.RAN})
 
 
 def result_line(report: Report) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from rundoctor.reporters.panels import Panel, Picture
+from rundoctor.findings import Finding
+from rundoctor.reporters.panels import Panel, Picture, picture
 from rundoctor.series import Run
+from rundoctor.summary import summarize
 from tests.curves import decay, make_run, noisy, restarted, rise, steps, with_spikes
 
 LONG = 100_000
@@ -15,6 +19,11 @@ def long_run(run_id: str = "long") -> Run:
     """100k steps of a noisy decaying loss with a three-step spike at 50,400."""
     loss = with_spikes(noisy(decay(LONG), 0.05), at=[50_400], height=6.0, width=3)
     return make_run({"train/loss": (steps(LONG), loss)}, run_id=run_id)
+
+
+def draw(run: Run, findings: Sequence[Finding], *, reduce: bool = True) -> Picture:
+    """The run's picture as a report draws it: from its summary, made with these findings."""
+    return picture(summarize(run, findings, curves=True, reduce=reduce), findings)
 
 
 def loss_panel(drawn: Picture) -> Panel:

@@ -89,7 +89,8 @@ def test_statistics_count_findings_per_check_most_first() -> None:
     report = sweep_report(runs=30, sick_every=10)
     run = report.runs[1]
     extra = [finding(run.id, "overfitting", "G001", Severity.WARNING), finding(run.id, "loss-scale-imbalance", "T001", Severity.INFO)]
-    report = Report(runs=report.runs, findings=(*report.findings, *extra))
+    runs = [healthy_run(summary.id) for summary in report.runs]  # the same runs, diagnosed again
+    report = Report.from_runs(runs, (*report.findings, *extra))
     for format in ("text", "concise"):
         assert render(format, report, RenderOptions(statistics=True)).splitlines() == [
             "3  N001  non-finite            3 errors",

@@ -6,10 +6,18 @@ import re
 
 import numpy as np
 
-from rundoctor.findings import Severity
-from rundoctor.reporters.heatstrip import COLUMNS, MAX_STRIPS, ROWS, _shares, heat_strips
+from rundoctor.findings import Finding, Severity
+from rundoctor.reporters import heatstrip
+from rundoctor.reporters.heatstrip import COLUMNS, MAX_STRIPS, ROWS, _shares
+from rundoctor.series import Run
+from rundoctor.summary import summarize
 from tests.checks import histogram_logs as logs
 from tests.reporters.reports import finding
+
+
+def heat_strips(run: Run, findings: list[Finding]) -> str:
+    """The strips a report draws: from the run's summary, made with these findings."""
+    return heatstrip.heat_strips(summarize(run, findings, curves=True), findings)
 
 
 def _dying_relu() -> list:

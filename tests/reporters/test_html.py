@@ -23,7 +23,7 @@ from rundoctor.findings import Severity
 from rundoctor.report import Report
 from rundoctor.reporters import RenderOptions, render
 from rundoctor.reporters.escape import visible
-from rundoctor.reporters.panels import MAX_POINTS, extremes, picture, trace
+from rundoctor.reporters.panels import MAX_POINTS, extremes, trace
 from rundoctor.reporters.svg import (
     MIN_SHADE_WIDTH,
     log_ticks,
@@ -31,6 +31,7 @@ from rundoctor.reporters.svg import (
     step_labels,
     value_labels,
 )
+from rundoctor.summary import summarize
 from tests.conftest import SAMPLE_LOGS
 from tests.curves import (
     HOSTILE,
@@ -42,6 +43,7 @@ from tests.curves import (
     with_nan,
     with_spikes,
 )
+from tests.reporters.pictures import draw
 from tests.reporters.reports import AWKWARD, finding, healthy_run, sample_report, twin_report
 
 VOID = frozenset({"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"})
@@ -408,7 +410,7 @@ def test_curves_a_finding_is_about_get_a_plot_and_findings_without_one_are_liste
     )
     clipped = finding("r", "grad-norm", "D001", Severity.WARNING, tags=("grad_norm",), steps=(0, 99))
     log = finding("r", "truncated-log", "L002", Severity.WARNING, tags=(), message="the file ends early")
-    drawn = picture(run, [clipped, log])
+    drawn = draw(run, [clipped, log])
     assert [(p.title, [t.tag for t in p.traces]) for p in drawn.panels] == [
         ("Loss", ["train/loss"]), ("Accuracy", ["val/accuracy"]), ("grad_norm", ["grad_norm"]),
     ]
@@ -474,7 +476,7 @@ def test_a_three_step_spike_in_a_million_points_survives_and_the_page_stays_smal
     n = 1_000_000
     spiky = with_spikes(noisy(decay(n)), at=[700_001], height=40.0, width=3)
     big = make_run({"train/loss": (steps(n), spiky)}, run_id="big")
-    drawn = trace(big, "train/loss")
+    drawn = summarize(big, curves=True).curves["train/loss"].overview
     assert drawn.steps.size <= MAX_POINTS
     assert float(drawn.values.max()) == float(spiky.max())
     assert 700_001 <= int(drawn.steps[np.argmax(drawn.values)]) <= 700_003
@@ -486,7 +488,7 @@ def test_a_trace_lifts_the_pen_over_non_finite_points() -> None:
     values = decay(100)
     values[40:45] = np.nan
     values[70] = np.inf
-    drawn = trace(make_run({"train/loss": (steps(100), values)}), "train/loss")
+    drawn = trace("train/loss", steps(100), values)
     assert drawn.non_finite == 6 and drawn.non_finite_steps.tolist() == [40, 41, 42, 43, 44, 70]
     assert drawn.steps[drawn.breaks].tolist() == [45, 71]
     assert np.isfinite(drawn.values).all()
@@ -576,3 +578,12 @@ def test_one_run_written_in_two_formats_is_one_row_and_one_section() -> None:
     assert "<h3 class=\"member\">In out/train/results.csv (ultralytics-csv)</h3>" in page
     assert 'data-check="class-imbalance"' in page
     assert '<td class="format" data-sort="tensorboard + ultralytics-csv">' in page
+
+
+def test_the_page_written_in_pieces_is_the_page_and_each_run_is_a_piece() -> None:
+    from rundoctor.reporters.html import chunks
+
+    report = sample_report()
+    pieces = list(chunks(report, RenderOptions()))
+    assert "".join(pieces) == html(report)
+    assert len(pieces) >= len(report.groups) + 2  # the head, a section per run, the script

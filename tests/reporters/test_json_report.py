@@ -15,7 +15,7 @@ from rundoctor import __version__
 from rundoctor.findings import Severity
 from rundoctor.report import SCHEMA_VERSION, Report
 from rundoctor.reporters import RenderOptions
-from rundoctor.reporters.json_report import render
+from rundoctor.reporters.json_report import render, report_document
 from rundoctor.roles import Role
 from rundoctor.series import NoteKind, ReadError, ReadNote
 from tests.curves import decay, make_run, steps
@@ -176,6 +176,7 @@ def test_output_is_deterministic_whatever_order_the_report_was_built_in() -> Non
         outcomes=tuple(reversed(report.outcomes)),
         errors=report.errors,
         fail_on=report.fail_on,
+        diagnoses=tuple(reversed(report.diagnoses or ())),
     )
     assert render(shuffled, RenderOptions()) == render(report, RenderOptions())
 
@@ -230,3 +231,18 @@ def test_characters_json_leaves_raw_are_escaped_and_parse_back_unchanged() -> No
     assert "loss\\u0085\\u007f\\u2028\\u202e\\udb40\\udc01/é😀" in text  # printable text stays as it is
     doc = json.loads(text)
     assert doc["runs"][0]["tags"][0]["name"] == tag and doc["runs"][0]["id"] == "runs/a\u2029b"
+
+
+def test_the_report_written_in_pieces_is_the_document_written_whole() -> None:
+    """The command line writes the JSON report a run at a time; the bytes are json.dumps's."""
+    from rundoctor.reporters.json_report import chunks
+    from rundoctor.reporters.jsonable import Items, dump_chunks, dumps
+
+    awkward = {"name": "a\u202eb\x85", "nested": {"values": [1.5, float("nan"), []], "empty": {}}, "n": None}
+    document = {"first": [], "runs": [awkward, {"x": [1, {"y": 2}]}], "none": [], "last": "\u2028"}
+    lazy = {key: Items(iter(value)) if isinstance(value, list) else value for key, value in document.items()}
+    assert "".join(dump_chunks(lazy)) == dumps(document)
+    report = sample_report()
+    pieces = list(chunks(report, RenderOptions()))
+    assert len(pieces) > len(report.runs) + len(report.outcomes)  # an item at a time, not one text
+    assert "".join(pieces) == dumps(report_document(report))

@@ -21,15 +21,16 @@ from rundoctor.reporters.panels import (
     Picture,
     Unit,
     picture,
-    unit_of,
+    unit_of_values,
     zoom_cells,
     zoom_rows,
 )
 from rundoctor.roles import LOSS_ROLES
 from rundoctor.series import Run
+from rundoctor.summary import RunSummary
 from tests.conftest import SAMPLE_LOGS
 from tests.curves import decay, make_run, noisy, restarted, steps, with_spikes
-from tests.reporters.pictures import LONG, MIXED, long_run, loss_panel, resumed_run
+from tests.reporters.pictures import LONG, MIXED, draw, long_run, loss_panel, resumed_run
 from tests.reporters.reports import finding
 
 # Zooms -------------------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ from tests.reporters.reports import finding
 def test_a_finding_on_one_percent_of_a_long_run_gets_a_zoom_drawn_from_every_point() -> None:
     run = long_run()
     spike = finding("long", "loss-spikes", "S002", Severity.WARNING, steps=(50_000, 50_999))
-    panel = loss_panel(picture(run, [spike]))
+    panel = loss_panel(draw(run, [spike]))
     # On the panel the stretch is thinned away: a handful of the 1,000 points are kept.
     main = panel.traces[0]
     assert main.steps.size <= MAX_POINTS
@@ -61,12 +62,20 @@ def test_a_zoom_of_a_huge_run_keeps_its_extremes_within_its_point_budget() -> No
     values = with_spikes(noisy(decay(n), 0.05), at=[1_000_100], height=8.0, width=1)
     run = make_run({"train/loss": (steps(n), values)}, run_id="huge")
     spike = finding("huge", "loss-spikes", "S002", Severity.WARNING, steps=(990_000, 1_009_999))  # 1%
-    (zoom,) = loss_panel(picture(run, [spike])).zooms
+    (zoom,) = loss_panel(draw(run, [spike], reduce=False)).zooms
     (zoomed,) = zoom.traces
     assert zoomed.steps.size <= ZOOM_MAX_POINTS < zoomed.points
     assert int(zoomed.steps[np.argmax(zoomed.values)]) == 1_000_100  # the spike survives the cut
     assert float(zoomed.values.max()) == float(values[1_000_100])
     assert zoomed.steps[0] == zoom.steps[0] and zoomed.steps[-1] == zoom.steps[1]
+    # From a report's summary, which kept the stretch's extremes and not its 40,000 points:
+    # the same zoom, its spike, and no more points than the zoom draws.
+    (reduced,) = loss_panel(draw(run, [spike])).zooms
+    assert reduced.steps == zoom.steps
+    (kept,) = reduced.traces
+    assert kept.steps.size <= ZOOM_MAX_POINTS
+    assert float(kept.values.max()) == float(values[1_000_100])
+    assert zoom.steps[0] <= kept.steps[0] and kept.steps[-1] <= zoom.steps[1]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +85,7 @@ def test_a_zoom_of_a_huge_run_keeps_its_extremes_within_its_point_budget() -> No
 def test_a_zoom_only_for_stretches_under_five_percent_of_the_panel(last: int, zoomed: bool) -> None:
     assert (last - 50_000 < ZOOM_BELOW * (LONG - 1)) == zoomed
     stretch = finding("long", "loss-plateau", "C003", Severity.WARNING, steps=(50_000, last))
-    assert bool(loss_panel(picture(long_run(), [stretch])).zooms) == zoomed
+    assert bool(loss_panel(draw(long_run(), [stretch])).zooms) == zoomed
 
 
 @pytest.mark.parametrize(("points", "zoomed"), [(81, True), (80, False)])
@@ -84,12 +93,12 @@ def test_a_short_curve_gets_no_zoom_it_would_barely_magnify(points: int, zoomed:
     """Ten points of context on each side of a one-step finding: 20 steps, a quarter of 80."""
     run = make_run({"train/loss": (steps(points), decay(points))}, run_id="short")
     one_step = finding("short", "loss-spikes", "S002", Severity.WARNING, steps=(40, 40))
-    assert bool(loss_panel(picture(run, [one_step])).zooms) == zoomed
+    assert bool(loss_panel(draw(run, [one_step])).zooms) == zoomed
 
 
 def test_a_finding_at_the_end_of_the_run_zooms_on_the_context_it_has() -> None:
     tail = finding("long", "still-improving", "C006", Severity.INFO, steps=(99_500, None))
-    (zoom,) = loss_panel(picture(long_run(), [tail])).zooms
+    (zoom,) = loss_panel(draw(long_run(), [tail])).zooms
     assert zoom.steps == (99_250, 99_999)
 
 
@@ -99,7 +108,7 @@ def test_nearby_findings_share_a_zoom_and_distant_ones_get_their_own_left_to_rig
         finding("long", "non-finite", "N001", Severity.ERROR, steps=(50_400, 50_402)),
     ]
     far = finding("long", "loss-plateau", "C003", Severity.INFO, steps=(10_000, 10_500))
-    zooms = loss_panel(picture(long_run(), [*near, far])).zooms
+    zooms = loss_panel(draw(long_run(), [*near, far])).zooms
     assert [zoom.findings for zoom in zooms] == [(far,), tuple(near)]
     assert zooms[0].steps[1] < zooms[1].steps[0]
     assert zooms[1].holds((50_390, 50_410)) and zooms[1].holds((50_400, 50_402))
@@ -112,7 +121,7 @@ def test_beyond_max_zooms_the_most_severe_findings_keep_theirs() -> None:
         finding("long", f"check-{i}", f"X00{i}", severity, steps=(10_000 * (i + 1), 10_000 * (i + 1) + 10))
         for i, severity in enumerate(severities)
     ]
-    zooms = loss_panel(picture(long_run(), findings)).zooms
+    zooms = loss_panel(draw(long_run(), findings)).zooms
     assert len(zooms) == MAX_ZOOMS
     kept = [zoom.findings[0] for zoom in zooms]
     assert findings[3] in kept and findings[4] in kept  # the error and the warning
@@ -125,7 +134,7 @@ def test_a_zoom_keeps_every_curve_of_its_panel_in_the_panels_order() -> None:
         run_id="two",
     )
     spike = finding("two", "loss-spikes", "S002", Severity.WARNING, steps=(50_000, 50_100))
-    panel = loss_panel(picture(run, [spike]))
+    panel = loss_panel(draw(run, [spike]))
     (zoom,) = panel.zooms
     assert [t.tag for t in zoom.traces] == [t.tag for t in panel.traces]  # colours by position stay
     assert zoom.traces[1].points <= 1  # val/loss has at most one evaluation in the window
@@ -143,7 +152,7 @@ def test_zoom_cells_fill_rows_left_to_right() -> None:
 def test_a_finding_on_a_restarted_stretch_shows_the_overwritten_points() -> None:
     run = resumed_run()
     stitched = finding("resumed", "duplicate-steps", "L001", Severity.WARNING, steps=(451, 599))
-    drawn = loss_panel(picture(run, [stitched])).traces[0]
+    drawn = loss_panel(draw(run, [stitched])).traces[0]
     assert drawn.overwritten is not None and drawn.restarted == (300, 599)
     assert drawn.overwritten.steps.tolist() == list(range(300, 451))
     assert np.array_equal(drawn.overwritten.values, decay(600)[300:451])  # attempt 1's points
@@ -162,7 +171,7 @@ def test_a_finding_on_a_restarted_stretch_shows_the_overwritten_points() -> None
     ],
 )
 def test_without_a_finding_about_the_restart_the_plot_shows_what_the_analysis_saw(unrelated: Finding) -> None:
-    for drawn in loss_panel(picture(resumed_run(), [unrelated])).traces:
+    for drawn in loss_panel(draw(resumed_run(), [unrelated])).traces:
         assert drawn.overwritten is None
 
 
@@ -171,7 +180,7 @@ def test_a_restart_finding_on_a_short_stretch_of_a_long_run_zooms_on_the_overwri
     values = np.concatenate((noisy(decay(80_000), seed=1), 0.6 + noisy(decay(21_000, 0.6, 0.2), seed=2)))
     run = make_run({"train/loss": (attempts, values)}, run_id="restart")
     repeated = finding("restart", "duplicate-steps", "L001", Severity.WARNING, steps=(79_000, 79_999))
-    panel = loss_panel(picture(run, [repeated]))
+    panel = loss_panel(draw(run, [repeated]))
     (zoom,) = panel.zooms
     assert zoom.holds((79_000, 79_999))
     overwritten = zoom.traces[0].overwritten
@@ -183,7 +192,7 @@ def test_a_restart_finding_on_a_short_stretch_of_a_long_run_zooms_on_the_overwri
 def test_steps_that_go_back_without_repeating_overwrite_nothing() -> None:
     unsorted = make_run({"train/loss": (np.random.default_rng(1).permutation(200), decay(200))}, run_id="u")
     anything = finding("u", "duplicate-steps", "L001", Severity.INFO, steps=(0, 199))
-    drawn = loss_panel(picture(unsorted, [anything])).traces[0]
+    drawn = loss_panel(draw(unsorted, [anything])).traces[0]
     assert drawn.overwritten is None and drawn.restarted is None
 
 
@@ -192,7 +201,7 @@ def test_steps_that_go_back_without_repeating_overwrite_nothing() -> None:
 def test_no_panel_mixes_units_or_puts_a_loss_beside_a_percent_accuracy() -> None:
     run = make_run(MIXED, run_id="mixed")
     everything = finding("mixed", "duplicate-steps", "L001", Severity.INFO, tags=tuple(MIXED), steps=(0, 199))
-    drawn = picture(run, [everything])
+    drawn = draw(run, [everything])
     assert {tag for panel in drawn.panels for tag in (t.tag for t in panel.traces)} == set(MIXED)
     for panel in drawn.panels:
         tags = [t.tag for t in panel.traces]
@@ -209,7 +218,7 @@ def test_no_panel_mixes_units_or_puts_a_loss_beside_a_percent_accuracy() -> None
 
 
 def test_the_log_scale_is_offered_for_losses_learning_rates_and_gradient_norms() -> None:
-    drawn = picture(make_run(MIXED, run_id="mixed"), [])
+    drawn = draw(make_run(MIXED, run_id="mixed"), [])
     scales = {panel.title: (panel.log_scale, panel.starts_on_log_scale) for panel in drawn.panels}
     assert scales["Learning rate"] == (True, True)  # 1e-2 down to 1e-6: four decades
     assert scales["Loss"] == (True, False)
@@ -218,7 +227,7 @@ def test_the_log_scale_is_offered_for_losses_learning_rates_and_gradient_norms()
 
 
 @pytest.mark.parametrize(
-    ("tag", "values", "unit"),
+    ("tag", "values", "expected"),
     [
         ("val_perplexity", np.linspace(62.0, 35.0, 20), Unit.SCORE),  # lower is better: never percent
         ("val/accuracy", np.linspace(30.0, 92.0, 20), Unit.PERCENT),
@@ -232,27 +241,33 @@ def test_the_log_scale_is_offered_for_losses_learning_rates_and_gradient_norms()
         ("grad_norm", np.linspace(0.1, 0.5, 20), Unit.GRAD_NORM),
     ],
 )
-def test_unit_of_a_curve(tag: str, values: np.ndarray, unit: Unit) -> None:
-    assert unit_of(make_run({tag: (steps(20), values)}), tag) is unit
+def test_unit_of_a_curve(tag: str, values: np.ndarray, expected: Unit) -> None:
+    assert unit_of(make_run({tag: (steps(20), values)}), tag) is expected
+
+
+def unit_of(run: Run, tag: str) -> Unit:
+    """The unit a summary reads from the whole curve."""
+    values = run.curve(tag).values
+    return unit_of_values(run.roles.get(tag), tag, values[np.isfinite(values)])
 
 
 def test_train_and_val_perplexity_share_a_plot() -> None:
     run = make_run({"train_perplexity": (steps(300), np.geomspace(2_000, 31, 300)),
                     "val_perplexity": (steps(10, every=30), np.linspace(62, 35, 10))}, run_id="lm")
-    (panel,) = picture(run, []).panels
+    (panel,) = draw(run, []).panels
     assert [t.tag for t in panel.traces] == ["train_perplexity", "val_perplexity"]
 
 
 def test_curves_on_different_x_axes_never_share_a_plot() -> None:
     run = make_run({"train/loss": (steps(100), decay(100)), "val/loss": (steps(10), decay(10))}, run_id="axes")
     run.tag_axes = {"val/loss": run.x_axis.EPOCH}
-    titles = [(panel.title, panel.axis.value) for panel in picture(run, []).panels]
+    titles = [(panel.title, panel.axis.value) for panel in draw(run, []).panels]
     assert titles == [("Loss: train/loss", "step"), ("Loss: val/loss", "epoch")]
 
 
-def sample_pictures() -> list[tuple[Run, Picture]]:
+def sample_pictures() -> list[tuple[RunSummary, Picture]]:
     runs, errors = discover.load_runs([SAMPLE_LOGS])
-    report = engine.diagnose(runs, errors, Settings())
+    report = engine.diagnose(runs, errors, Settings(), curves=True)
     return [(run, picture(run, report.findings_for(run.id))) for run in report.runs]
 
 
@@ -262,7 +277,7 @@ def test_every_sample_log_panel_holds_one_unit_on_one_axis_and_every_zoom_lies_i
     for run, drawn in pictures:
         for panel in drawn.panels:
             tags = [t.tag for t in panel.traces]
-            assert {unit_of(run, tag) for tag in tags} == {panel.unit}, (run.id, panel.title)
+            assert {run.curves[tag].unit for tag in tags} == {panel.unit}, (run.id, panel.title)
             assert {run.axis_of(tag) for tag in tags} == {panel.axis}, (run.id, panel.title)
             low, high = panel.step_range
             for zoom in panel.zooms:
@@ -278,7 +293,7 @@ def test_sample_logs_restart_is_drawn_with_the_points_it_overwrote() -> None:
 
 def test_a_cut_curve_keeps_its_first_and_last_step_so_the_panel_spans_the_run() -> None:
     run = long_run()
-    panel = loss_panel(picture(run, []))
+    panel = loss_panel(draw(run, []))
     assert panel.traces[0].steps.size <= MAX_POINTS
     assert panel.step_range == (0, LONG - 1)
     assert panel.traces[0].values[-1] == run.curve("train/loss").values[-1]

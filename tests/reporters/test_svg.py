@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from rundoctor.findings import Finding, Severity
-from rundoctor.reporters.panels import OVERWRITTEN_NOTE, Panel, picture, shaded_range
+from rundoctor.reporters.panels import OVERWRITTEN_NOTE, Panel, shaded_range
 from rundoctor.reporters.svg import HEIGHT, LEFT, RIGHT, WIDTH, ZOOM_HEIGHT, Shade, chart
 from rundoctor.series import Run
 from tests.curves import decay, make_run, rise, steps
-from tests.reporters.pictures import LONG, long_run, resumed_run
+from tests.reporters.pictures import LONG, draw, long_run, resumed_run
 from tests.reporters.reports import finding
 
 PATH_DATA = re.compile(r"[MlhHVv0-9. -]*")
@@ -33,7 +33,7 @@ def shades(panel: Panel, findings: Sequence[Finding]) -> list[Shade]:
 
 def drawn(run: Run, findings: Sequence[Finding], title: str = "Loss") -> tuple[Panel, ET.Element]:
     """The panel called ``title`` and its chart, parsed as XML (which fails on malformed markup)."""
-    panel = next(p for p in picture(run, findings).panels if p.title == title)
+    panel = next(p for p in draw(run, findings).panels if p.title == title)
     svg = chart(panel, shades(panel, findings), panel.title, "chart")
     root = ET.fromstring(svg)
     for path in root.iter("path"):
