@@ -32,7 +32,7 @@ from functools import cached_property
 import numpy as np
 
 from rundoctor.roles import HistogramName, Role, histogram_name, relu_family
-from rundoctor.series import Histogram, Run
+from rundoctor.series import Histogram, HistogramColumns, Run
 
 # Checks judge at most this many logged histograms per tag, evenly spaced and always with the
 # first and the last: a trend or a median over 32 points is as good as over 1,000, and a run
@@ -263,17 +263,28 @@ class Series:
     tag: str
     name: HistogramName
     role: Role
-    histograms: tuple[Histogram, ...]
+    histograms: Sequence[Histogram]  # columns when the reader stores them so (most are never made)
 
     @property
     def layer(self) -> str:
         """The layer the tag belongs to, spelled as logged."""
         return self.name.layer
 
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """The logged steps, ascending."""
+        items = self.histograms
+        return items.steps if isinstance(items, HistogramColumns) else np.array([h.step for h in items], np.int64)
+
+    def at_step(self, step: int) -> Histogram | None:
+        """The histogram logged at ``step``, or None."""
+        index = int(np.searchsorted(self.steps, step))
+        return self.histograms[index] if index < self.steps.size and self.steps[index] == step else None
+
     def judged(self) -> tuple[Histogram, ...]:
         """At most :data:`MAX_JUDGED` histograms, evenly spaced, the first and the last included."""
         if len(self.histograms) <= MAX_JUDGED:
-            return self.histograms
+            return tuple(self.histograms)
         picks = np.unique(np.linspace(0, len(self.histograms) - 1, MAX_JUDGED).round().astype(int))
         return tuple(self.histograms[index] for index in picks)
 
@@ -301,8 +312,10 @@ def by_layer(items: Iterable[Series]) -> list[Series]:
     return list(chosen.values())
 
 
-def _by_step(items: Sequence[Histogram]) -> tuple[Histogram, ...]:
+def _by_step(items: Sequence[Histogram]) -> Sequence[Histogram]:
     """Sorted by step, the last-written histogram of a repeated step kept."""
+    if isinstance(items, HistogramColumns):
+        return items.by_step()
     latest: dict[int, Histogram] = {}
     for histogram in items:
         latest[histogram.step] = histogram
