@@ -230,6 +230,19 @@ class HistogramColumns(Sequence[Histogram]):
             (limit_starts, self.limit_sizes, count_starts, self.count_sizes), limits, counts,
         )
 
+    def stretch(self, start: int, end: int) -> HistogramColumns:
+        """Histograms ``start`` to ``end`` of compact columns: views, their buckets a stretch of
+        the flat arrays (as :meth:`compact` leaves them)."""
+        lows = [int(self.limit_starts[start]) if end > start else 0, int(self.count_starts[start]) if end > start else 0]
+        highs = [int(self.limit_starts[end - 1] + self.limit_sizes[end - 1]) if end > start else 0,
+                 int(self.count_starts[end - 1] + self.count_sizes[end - 1]) if end > start else 0]
+        return HistogramColumns(
+            self.steps[start:end], self.wall_times[start:end], self.mins[start:end], self.maxs[start:end],
+            (self.limit_starts[start:end] - lows[0], self.limit_sizes[start:end],
+             self.count_starts[start:end] - lows[1], self.count_sizes[start:end]),
+            self.limits[lows[0] : highs[0]], self.counts[lows[1] : highs[1]],
+        )
+
     def __len__(self) -> int:
         return int(self.steps.size)
 
@@ -293,20 +306,6 @@ class Curve:
     steps: np.ndarray  # int64
     values: np.ndarray  # float64
     wall_times: np.ndarray  # float64
-
-    def compact(self) -> HistogramColumns:
-        """These histograms with flat arrays of their own buckets only, in their order (a
-        :meth:`take` of a few shares the flat arrays of all)."""
-        if _dense(self.limit_starts, self.limit_sizes, self.limits) and _dense(
-            self.count_starts, self.count_sizes, self.counts
-        ):
-            return self
-        limit_starts, limits = _gathered(self.limit_starts, self.limit_sizes, self.limits)
-        count_starts, counts = _gathered(self.count_starts, self.count_sizes, self.counts)
-        return HistogramColumns(
-            self.steps, self.wall_times, self.mins, self.maxs,
-            (limit_starts, self.limit_sizes, count_starts, self.count_sizes), limits, counts,
-        )
 
     def __len__(self) -> int:
         return int(self.steps.size)

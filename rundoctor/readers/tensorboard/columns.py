@@ -62,7 +62,7 @@ class _Checkpoint:
     codes: int  # how many local codes there were
     first_metadata: dict[str, tuple[int, str]]
     first_seen: dict[str, tuple[int, int]]
-    histogram_counts: tuple[dict[str, int], dict[str, int]]  # HistogramStore.mark()
+    histogram_counts: tuple[int, int]  # HistogramStore.mark()
     tally: _SkipTally
     damage: int  # how many damage notes there were
     hparams: dict[str, str]

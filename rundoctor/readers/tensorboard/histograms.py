@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import TypeVar
 
 import google_crc32c
 import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
+from rundoctor.readers.crc32c import mask_crcs
 from rundoctor.readers.tensorboard.template import (
     _RecordLayout,
     _varint,
@@ -44,7 +44,6 @@ from rundoctor.readers.tensorboard.values import (
     _proto_histogram,
     _tensor_histogram,
 )
-from rundoctor.readers.crc32c import mask_crcs
 from rundoctor.readers.tfrecord import FOOTER_BYTES, unaligned
 from rundoctor.series import Histogram, HistogramColumns
 
@@ -54,7 +53,6 @@ _PROTO_NUMBERS = (1, 2, 3, 4, 5)
 _PROTO_MIN, _PROTO_MAX, _PROTO_LIMITS, _PROTO_COUNTS = 1, 2, 6, 7
 # TensorProto: dtype (1), shape (2), tensor_content (4); DT_FLOAT and DT_DOUBLE histograms.
 _TENSOR_FLOATS = {1: "<f4", 2: "<f8"}
-_Item = TypeVar("_Item")
 _ABSENT = -1  # offset of a HistogramProto double that is not written (proto3 leaves out 0.0)
 
 
@@ -294,58 +292,71 @@ def rows_intact(rows: np.ndarray, length: int) -> np.ndarray:
     return intact
 
 
+@dataclass(frozen=True)
+class HistogramBlock:
+    """Histograms the fast path read from records of one layout, one a record, in file order."""
+
+    records: np.ndarray  # record numbers in the file
+    codes: np.ndarray  # each histogram's tag, an index into ``tags``
+    tags: list[str]
+    columns: HistogramColumns
+
+    def subset(self, keep: np.ndarray) -> HistogramBlock:
+        """The histograms where ``keep`` is True."""
+        picks = np.flatnonzero(keep)
+        return HistogramBlock(self.records[picks], self.codes[picks], self.tags, self.columns.take(picks).compact())
+
+
 class HistogramStore:
-    """A file's histograms as read so far, by tag: blocks from the fast path and single ones
-    from the protobuf path, each with the numbers of its records in the file, put in file
-    order when the file is read."""
+    """A file's histograms as read so far: blocks from the fast path and single ones from the
+    protobuf path, each with the numbers of its records in the file; grouped by tag, in file
+    order, once the file is read."""
 
     def __init__(self) -> None:
-        self.blocks: dict[str, list[tuple[np.ndarray, HistogramColumns]]] = {}
-        self.singles: dict[str, list[tuple[int, Histogram]]] = {}
+        self.blocks: list[HistogramBlock] = []
+        self.singles: list[tuple[int, str, Histogram]] = []
 
     def add(self, tag: str, record: int, histogram: Histogram) -> None:
         """One histogram the protobuf path read."""
-        self.singles.setdefault(tag, []).append((record, histogram))
+        self.singles.append((record, tag, histogram))
 
-    def add_block(self, tag: str, records: np.ndarray, columns: HistogramColumns) -> None:
-        """The histograms of one tag the fast path read from one layout."""
-        self.blocks.setdefault(tag, []).append((records, columns))
+    def add_block(self, block: HistogramBlock) -> None:
+        """Histograms the fast path read."""
+        self.blocks.append(block)
 
-    def mark(self) -> tuple[dict[str, int], dict[str, int]]:
-        """How much each tag holds, to go back to with :meth:`restore`."""
-        return ({tag: len(items) for tag, items in self.blocks.items()},
-                {tag: len(items) for tag, items in self.singles.items()})
+    def mark(self) -> tuple[int, int]:
+        """How much is held, to go back to with :meth:`restore`."""
+        return len(self.blocks), len(self.singles)
 
-    def restore(self, mark: tuple[dict[str, int], dict[str, int]]) -> None:
+    def restore(self, mark: tuple[int, int]) -> None:
         """Forget what was added after :meth:`mark` (a window decoded again)."""
-        _truncate(self.blocks, mark[0])
-        _truncate(self.singles, mark[1])
+        del self.blocks[mark[0] :]
+        del self.singles[mark[1] :]
 
     def columns(self, prefix: str) -> dict[str, HistogramColumns]:
-        """Each tag's histograms in file order, tags in the order of their first histogram."""
-        found: list[tuple[int, str, HistogramColumns]] = []
-        for tag in dict.fromkeys([*self.blocks, *self.singles]):
-            parts = [columns for _, columns in self.blocks.get(tag, [])]
-            records = [block_records for block_records, _ in self.blocks.get(tag, [])]
-            singles = self.singles.get(tag, [])
-            if singles:
-                parts.append(HistogramColumns.of(histogram for _, histogram in singles))
-                records.append(np.array([record for record, _ in singles], np.int64))
-            if not parts:
-                continue
-            joined = HistogramColumns.concat(parts)
-            order = np.concatenate(records)
-            if order.size > 1 and not bool(np.all(order[1:] > order[:-1])):
-                ranks = np.argsort(order, kind="stable")
-                joined, order = joined.take(ranks), order[ranks]
-            found.append((int(order[0]), prefix + tag, joined))
-        return {tag: columns for _, tag, columns in sorted(found, key=lambda item: item[0])}
+        """Each tag's histograms in file order, tags in the order of their first histogram.
 
-
-def _truncate(held: dict[str, list[_Item]], counts: dict[str, int]) -> None:
-    """Keep the first ``counts[tag]`` items of each tag, and no tag ``counts`` does not name."""
-    for tag in list(held):
-        if tag in counts:
-            del held[tag][counts[tag] :]
-        else:
-            del held[tag]
+        All histograms are put in (tag, record) order by one sort and one gather of their
+        buckets; each tag's columns are then views of a stretch of those.
+        """
+        codes: dict[str, int] = {}
+        parts, records, tag_codes = [], [], []
+        for block in self.blocks:
+            lookup = np.array([codes.setdefault(tag, len(codes)) for tag in block.tags], np.int64)
+            parts.append(block.columns)
+            records.append(block.records)
+            tag_codes.append(lookup.take(block.codes))
+        if self.singles:
+            parts.append(HistogramColumns.of(histogram for _, _, histogram in self.singles))
+            records.append(np.array([record for record, _, _ in self.singles], np.int64))
+            tag_codes.append(np.array([codes.setdefault(tag, len(codes)) for _, tag, _ in self.singles], np.int64))
+        if not parts:
+            return {}
+        all_codes, all_records = np.concatenate(tag_codes), np.concatenate(records)
+        order = np.lexsort((all_records, all_codes))
+        joined = HistogramColumns.concat(parts).take(order).compact()
+        ends = np.cumsum(np.bincount(all_codes, minlength=len(codes))).tolist()
+        starts = [0, *ends[:-1]]
+        firsts = all_records[order]
+        tags = sorted((int(firsts[start]), tag, start, end) for tag, start, end in zip(codes, starts, ends) if end > start)
+        return {prefix + tag: joined.stretch(start, end) for _, tag, start, end in tags}

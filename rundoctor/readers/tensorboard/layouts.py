@@ -40,7 +40,34 @@ def parse_layout(payload: bytes) -> _RecordLayout | None:
     return _parse_template(payload) or parse_histogram_template(payload)
 
 
-def decode_layouts(data: FileData, records: Records, emit: Emit) -> np.ndarray:
+class TemplateCache:
+    """Templates found in earlier windows of a file, by layout, length and fixed bytes: a
+    window of a file that logs 100 layers' histograms would otherwise walk and parse 100
+    templates again.  A template of the same layout with the same bytes outside its variable
+    ranges reads every record as a newly parsed one would.  Bounded: a file of ever new tags
+    clears it now and then."""
+
+    _MAX_ENTRIES = 4096
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[object, ...], _RecordLayout] = {}
+
+    def find(self, payload: bytes, layout: _RecordLayout, key: tuple[object, ...]) -> _RecordLayout | None:
+        """The template of ``payload``, a record whose words outside ``layout``'s variable bytes
+        are ``key``, if it has ``layout``; None otherwise."""
+        full_key = (layout.layout, len(payload), key)
+        found = self.templates.get(full_key)
+        if found is None:
+            found = parse_layout(payload)
+            if found is None or found.layout != layout.layout:
+                return None
+            if len(self.templates) >= self._MAX_ENTRIES:
+                self.templates.clear()
+            self.templates[full_key] = found
+        return found
+
+
+def decode_layouts(data: FileData, records: Records, emit: Emit, cache: TemplateCache) -> np.ndarray:
     """Hand the records of ``data`` that share layouts to ``emit``; return the records left
     for protobuf."""
     lengths = records.lengths
@@ -63,11 +90,13 @@ def decode_layouts(data: FileData, records: Records, emit: Emit) -> np.ndarray:
             left.append(group)
             continue
         for chunk in range(0, count, _CHUNK_RECORDS):
-            left.append(_decode_length(data, records, length, group[chunk : chunk + _CHUNK_RECORDS], emit))
+            left.append(_decode_length(data, records, length, group[chunk : chunk + _CHUNK_RECORDS], emit, cache))
     return np.sort(np.concatenate(left))
 
 
-def _decode_length(data: FileData, records: Records, length: int, members: np.ndarray, emit: Emit) -> np.ndarray:
+def _decode_length(
+    data: FileData, records: Records, length: int, members: np.ndarray, emit: Emit, cache: TemplateCache
+) -> np.ndarray:
     """Hand over the records of one payload length that equal a template outside its
     variable bytes, one round per layout; return the records left for protobuf."""
     row_bytes = length + FOOTER_BYTES  # the payload and its crc
@@ -80,7 +109,7 @@ def _decode_length(data: FileData, records: Records, length: int, members: np.nd
             done = tail == tail[0]
             left.append(members[done])
         else:
-            done = _match_round(length, template, rows, members, emit)
+            done = _match_round(length, template, rows, members, emit, cache)
         if bool(done.all()):
             return np.concatenate(left) if left else members[:0]
         rows, members = rows[~done], members[~done]
@@ -88,7 +117,9 @@ def _decode_length(data: FileData, records: Records, length: int, members: np.nd
     return np.concatenate(left)
 
 
-def _match_round(length: int, template: _RecordLayout, rows: np.ndarray, members: np.ndarray, emit: Emit) -> np.ndarray:
+def _match_round(
+    length: int, template: _RecordLayout, rows: np.ndarray, members: np.ndarray, emit: Emit, cache: TemplateCache
+) -> np.ndarray:
     """Hand over the records matching templates of ``template``'s layout; return which did."""
     row_bytes = length + FOOTER_BYTES
     words = template.fixed_words()
@@ -116,10 +147,12 @@ def _match_round(length: int, template: _RecordLayout, rows: np.ndarray, members
     # Rows of another layout hash at random: parse the earliest buckets only, the rest
     # waits for a round whose template has their layout.
     occupied = occupied[np.argsort(firsts[occupied], kind="stable")[:_MAX_TEMPLATES_PER_ROUND]]
+    hashed = [view for view, (offset, _) in zip(views, words) if offset >= template.fixed_start]
     for bucket in occupied.tolist():
         row = int(firsts[bucket])
-        found = template if row == 0 else parse_layout(rows[row].tobytes()[:length])
-        if found is not None and found.layout == template.layout:
+        key = tuple(int(view[row]) for view in hashed)
+        found = template if row == 0 else cache.find(rows[row].tobytes()[:length], template, key)
+        if found is not None:
             bucket_template[bucket] = len(templates)
             templates.append(found)
     which = bucket_template.take(buckets)

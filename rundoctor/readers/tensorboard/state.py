@@ -22,9 +22,15 @@ from rundoctor.readers.tensorboard.columns import (
     _PointColumns,
     _SlowPoints,
 )
-from rundoctor.readers.tensorboard.histograms import HistogramStore, _HistogramTemplate, gather, rows_intact
+from rundoctor.readers.tensorboard.histograms import (
+    HistogramBlock,
+    HistogramStore,
+    _HistogramTemplate,
+    gather,
+    rows_intact,
+)
 from rundoctor.readers.tensorboard.hparams import read_hparams
-from rundoctor.readers.tensorboard.layouts import decode_layouts
+from rundoctor.readers.tensorboard.layouts import TemplateCache, decode_layouts
 from rundoctor.readers.tensorboard.template import _RecordLayout, _Template, steps_of
 from rundoctor.readers.tensorboard.values import (
     _EVENT_SKIP_KIND,
@@ -49,7 +55,7 @@ from rundoctor.readers.tfrecord import (
     payload_crc_ok,
     unaligned,
 )
-from rundoctor.series import HistogramColumns, NoteKind, ReadNote
+from rundoctor.series import NoteKind, ReadNote
 
 # A window whose decoding finds bad payloads is walked again, resynchronising after each; one
 # walked again this many times is walked verifying every payload as it goes (nested damage,
@@ -78,6 +84,7 @@ class EventFileState:
         self.first_metadata: dict[str, tuple[int, str]] = {}  # tag -> (record, plugin)
         self.first_seen: dict[str, tuple[int, int]] = {}  # tag -> (record, slot) of its first value
         self.histograms = HistogramStore()
+        self.templates = TemplateCache()  # of the fast path, found in earlier windows
         self.hparams: dict[str, str] = {}  # logged hyper-parameters (see readers.tensorboard.hparams)
         self.tally = _SkipTally()
         # Tensors dropped while their tag had no plugin yet: scalars and other tensors, by tag.
@@ -95,7 +102,7 @@ class EventFileState:
         self.slow = _SlowPoints()
         self.pending_tensors: list[tuple[int, str, int, float, tensor_pb2.TensorProto]] = []
         # Fast-path TF2 histograms of the window: (tag, record numbers in the file, histograms).
-        self.pending_tensor_blocks: list[tuple[str, np.ndarray, HistogramColumns]] = []
+        self.pending_tensor_blocks: list[HistogramBlock] = []
         self.bad_payloads: list[int] = []  # file offsets of the window's records with a bad payload
 
     def bind(self, path: Path) -> None:
@@ -289,7 +296,7 @@ class EventFileState:
     def _decode_fast(self) -> np.ndarray:
         """Decode the events that share layouts; return the records left for protobuf."""
         assert self.records is not None
-        return decode_layouts(self.data, self.records, self._emit_layout)
+        return decode_layouts(self.data, self.records, self._emit_layout, self.templates)
 
     def _emit_layout(
         self,
@@ -382,16 +389,15 @@ class EventFileState:
             rows, members, which = rows[intact], members[intact], which[intact]
             if members.size == 0:
                 return
-        for index in np.unique(which).tolist():
-            found = templates[index]
-            picks = np.flatnonzero(which == index)
-            records = members[picks] + self.first_record
-            self._saw_metadata(found.tag, int(members[picks[0]]), found.plugin)
-            tag_columns = gather(found, rows if picks.size == which.size else rows[picks], length + FOOTER_BYTES)
-            if found.is_tensor:
-                self.pending_tensor_blocks.append((found.tag, records, tag_columns))
-            else:
-                self.histograms.add_block(found.tag, records, tag_columns)
+        present, firsts = np.unique(which, return_index=True)
+        for index, first in zip(present.tolist(), firsts.tolist()):
+            self._saw_metadata(templates[index].tag, int(members[first]), templates[index].plugin)
+        block = HistogramBlock(members + self.first_record, which, [t.tag for t in templates],
+                               gather(templates[0], rows, length + FOOTER_BYTES))
+        if templates[0].is_tensor:
+            self.pending_tensor_blocks.append(block)
+        else:
+            self.histograms.add_block(block)
 
     # -- the protobuf path ---------------------------------------------------------------
 
@@ -533,16 +539,21 @@ class EventFileState:
 
     def _resolve_tensors(self) -> None:
         """Histograms (TF2 tensor form) of the window; other tensors are counted as skipped,
-        or as unresolved while their tag has no plugin yet.  Fast-path blocks and single
-        tensors are judged in file order, so that the skip note names tags as the protobuf
-        path alone would."""
+        or as unresolved while their tag has no plugin yet.  The tags of fast-path blocks and
+        single tensors are judged in file order, so that the skip note names tags as the
+        protobuf path alone would."""
         units: list[tuple[int, str, int, Callable[[], None]]] = [  # (first record, tag, tensors, keep)
             (self.first_record + record, tag, 1, partial(self._keep_tensor, self.first_record + record, tag, step,
                                                          wall_time, tensor))
             for record, tag, step, wall_time, tensor in self.pending_tensors
         ]
-        units.extend((int(records[0]), tag, len(columns), partial(self.histograms.add_block, tag, records, columns))
-                     for tag, records, columns in self.pending_tensor_blocks)
+        kept: list[np.ndarray] = []  # per block, whether each of its tags is kept
+        for block in self.pending_tensor_blocks:
+            kept.append(np.zeros(len(block.tags), bool))
+            present, firsts, counts = np.unique(block.codes, return_index=True, return_counts=True)
+            for code, first, count in zip(present.tolist(), firsts.tolist(), counts.tolist()):
+                units.append((int(block.records[first]), block.tags[code], count,
+                              partial(kept[-1].__setitem__, code, True)))
         for _, tag, count, keep in sorted(units, key=lambda unit: unit[0]):
             plugin = self._plugin_of(tag)
             if not plugin:
@@ -553,6 +564,11 @@ class EventFileState:
                 self.tally.add("malformed", tag, count)
             else:
                 self._skip_tensor(tag, count)
+        for block, kept_tags in zip(self.pending_tensor_blocks, kept):
+            if bool(kept_tags.all()):
+                self.histograms.add_block(block)
+            elif kept_tags.any():
+                self.histograms.add_block(block.subset(kept_tags.take(block.codes)))
 
     def _keep_tensor(self, record: int, tag: str, step: int, wall_time: float, tensor: tensor_pb2.TensorProto) -> None:
         """A single tensor of a tag of the histograms plugin: its histogram, or a malformed one."""
