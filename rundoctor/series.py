@@ -269,7 +269,13 @@ class HistogramColumns(Sequence[Histogram]):
         return self._at(range(len(self))[index])  # IndexError and negative indices as a list has them
 
     def __iter__(self) -> Iterator[Histogram]:
-        return (self._at(index) for index in range(len(self)))
+        limits, counts = self.limits, self.counts
+        columns = zip(self.steps.tolist(), self.wall_times.tolist(), self.mins.tolist(), self.maxs.tolist(),
+                      self.limit_starts.tolist(), self.limit_sizes.tolist(), self.count_starts.tolist(),
+                      self.count_sizes.tolist())
+        for step, wall_time, low, high, limit_start, limit_size, count_start, count_size in columns:
+            yield Histogram(step, wall_time, limits[limit_start : limit_start + limit_size],
+                            counts[count_start : count_start + count_size], low, high)
 
     def __repr__(self) -> str:
         return f"HistogramColumns({len(self)} histograms, {self.limits.size} bucket edges)"
@@ -294,7 +300,15 @@ def _gathered(starts: np.ndarray, sizes: np.ndarray, flat: np.ndarray) -> tuple[
     """(new starts, the spans' elements one after the other)."""
     ends = np.cumsum(sizes)
     new_starts = ends - sizes
-    index = np.repeat(starts - new_starts, sizes) + np.arange(int(ends[-1]) if ends.size else 0)
+    width = int(sizes[0]) if sizes.size else 0
+    if width and flat.size % width == 0 and bool(np.all(sizes == width)) and not bool(np.any(starts % width)):
+        # Histograms of one bucket count (a TF2 writer's, one layer's): rows of a table,
+        # moved whole without an index per bucket.
+        return new_starts, flat.reshape(-1, width)[starts // width].ravel()
+    index_type = np.int32 if flat.size < 2**31 else np.int64
+    index = np.repeat((starts - new_starts).astype(index_type), sizes) + np.arange(
+        int(ends[-1]) if ends.size else 0, dtype=index_type
+    )
     return new_starts, flat[index]
 
 

@@ -78,7 +78,9 @@ class _HistogramTemplate(_RecordLayout):
 
     @property
     def layout(self) -> tuple[object, ...]:
-        return ("histogram", self.step_width, self.is_tensor, self.dtype, self.numbers, self.arrays)
+        # Everything gather() reads a record by: one gather serves all templates of a layout.
+        return ("histogram", self.step_width, self.is_tensor, self.dtype, self.numbers, self.min_offset,
+                self.max_offset, self.arrays)
 
     @property
     def variable_ranges(self) -> list[tuple[int, int]]:
