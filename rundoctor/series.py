@@ -185,7 +185,10 @@ class HistogramColumns(Sequence[Histogram]):
 
     @classmethod
     def concat(cls, parts: Sequence[Sequence[Histogram]]) -> HistogramColumns:
-        """The histograms of ``parts`` one after the other (a run's files, in order)."""
+        """The histograms of ``parts`` one after the other (a run's files, in order); each part's
+        buckets are copied once, only those its histograms use."""
+        if len(parts) == 1 and isinstance(parts[0], HistogramColumns):
+            return parts[0]
         columns = [part.compact() if isinstance(part, HistogramColumns) else cls.of(part) for part in parts]
         if len(columns) == 1:
             return columns[0]
@@ -228,19 +231,6 @@ class HistogramColumns(Sequence[Histogram]):
         return HistogramColumns(
             self.steps, self.wall_times, self.mins, self.maxs,
             (limit_starts, self.limit_sizes, count_starts, self.count_sizes), limits, counts,
-        )
-
-    def stretch(self, start: int, end: int) -> HistogramColumns:
-        """Histograms ``start`` to ``end`` of compact columns: views, their buckets a stretch of
-        the flat arrays (as :meth:`compact` leaves them)."""
-        lows = [int(self.limit_starts[start]) if end > start else 0, int(self.count_starts[start]) if end > start else 0]
-        highs = [int(self.limit_starts[end - 1] + self.limit_sizes[end - 1]) if end > start else 0,
-                 int(self.count_starts[end - 1] + self.count_sizes[end - 1]) if end > start else 0]
-        return HistogramColumns(
-            self.steps[start:end], self.wall_times[start:end], self.mins[start:end], self.maxs[start:end],
-            (self.limit_starts[start:end] - lows[0], self.limit_sizes[start:end],
-             self.count_starts[start:end] - lows[1], self.count_sizes[start:end]),
-            self.limits[lows[0] : highs[0]], self.counts[lows[1] : highs[1]],
         )
 
     def __len__(self) -> int:

@@ -338,8 +338,8 @@ class HistogramStore:
     def columns(self, prefix: str) -> dict[str, HistogramColumns]:
         """Each tag's histograms in file order, tags in the order of their first histogram.
 
-        All histograms are put in (tag, record) order by one sort and one gather of their
-        buckets; each tag's columns are then views of a stretch of those.
+        One sort puts all histograms in (tag, record) order; each tag's columns then point
+        into the buckets of all, which are never moved (one copy of the blocks' buckets).
         """
         codes: dict[str, int] = {}
         parts, records, tag_codes = [], [], []
@@ -356,9 +356,9 @@ class HistogramStore:
             return {}
         all_codes, all_records = np.concatenate(tag_codes), np.concatenate(records)
         order = np.lexsort((all_records, all_codes))
-        joined = HistogramColumns.concat(parts).take(order).compact()
+        joined = HistogramColumns.concat(parts)
         ends = np.cumsum(np.bincount(all_codes, minlength=len(codes))).tolist()
         starts = [0, *ends[:-1]]
         firsts = all_records[order]
         tags = sorted((int(firsts[start]), tag, start, end) for tag, start, end in zip(codes, starts, ends) if end > start)
-        return {prefix + tag: joined.stretch(start, end) for _, tag, start, end in tags}
+        return {prefix + tag: joined.take(order[start:end]) for _, tag, start, end in tags}
