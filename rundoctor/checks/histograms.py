@@ -277,6 +277,23 @@ def distance(a: Histogram, b: Histogram) -> float:
         return float(np.abs(first.quantiles - second.quantiles).mean())
 
 
+def consecutive_distances(items: Sequence[Histogram]) -> list[float]:
+    """:func:`distance` between each histogram and the next, the pairs measured together (the
+    same numbers, bit for bit, as one pair at a time)."""
+    found = measure_together(items)
+    shares = [item.quantiles if item is not None else None for item in found]
+    distances = [float("nan")] * max(len(items) - 1, 0)
+    measured = [index for index in range(len(distances)) if shares[index] is not None and shares[index + 1] is not None]
+    if measured:
+        first = np.array([shares[index] for index in measured])
+        second = np.array([shares[index + 1] for index in measured])
+        with np.errstate(all="ignore"):
+            gaps = np.abs(first - second).mean(axis=1).tolist()
+        for index, gap in zip(measured, gaps):
+            distances[index] = gap
+    return distances
+
+
 def cumulative(histogram: Histogram, points: np.ndarray) -> np.ndarray | None:
     """The share of the histogram's mass at or below each point (linear within a bucket), or None
     when it is malformed: what a plot of its distribution rebins from."""
