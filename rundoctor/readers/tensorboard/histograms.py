@@ -286,9 +286,8 @@ def rows_intact(rows: np.ndarray, length: int) -> np.ndarray:
     per variable byte, and nearly every byte of a histogram varies)."""
     row_bytes = length + FOOTER_BYTES
     flat = rows.tobytes()
-    value = google_crc32c.value
-    crcs = np.fromiter((value(flat[start : start + length]) for start in range(0, len(flat), row_bytes)),
-                       np.uint32, rows.size)
+    payloads = map(flat.__getitem__, map(slice, range(0, len(flat), row_bytes), range(length, len(flat) + 1, row_bytes)))
+    crcs = np.fromiter(map(google_crc32c.value, payloads), np.uint32, rows.size)  # no Python frame a row
     stored: np.ndarray = unaligned(rows, "<u4", offset=length, stride=row_bytes)
     intact: np.ndarray = mask_crcs(crcs) == stored
     return intact
