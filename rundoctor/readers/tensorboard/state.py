@@ -308,6 +308,7 @@ class EventFileState:
         which: np.ndarray,
         picked: np.ndarray | None,
     ) -> None:
+        """The records of one layout round, to the reader of their kind (scalars or histograms)."""
         if isinstance(template, _Template):
             self._emit(length, template, cast(list[_Template], templates), rows, members, which, picked)
         else:
