@@ -247,30 +247,34 @@ def _identical(ours: Histogram, theirs: Histogram) -> bool:
 
 def gather(template: _HistogramTemplate, rows: np.ndarray, row_bytes: int) -> HistogramColumns:
     """The histograms of ``rows`` (records of ``template``'s layout, each ``row_bytes`` long),
-    read through strided views of their bytes."""
+    read through strided views of their bytes: each number is copied once, into its column."""
     count = rows.size
+    itemsize = np.dtype(template.dtype).itemsize
 
-    def strided(offset: int, shape: tuple[int, ...], dtype: str) -> np.ndarray:
-        itemsize = np.dtype(dtype).itemsize
-        strides = (row_bytes, *(itemsize * int(np.prod(shape[axis + 1 :])) for axis in range(len(shape))))
-        view: np.ndarray = np.ndarray((count, *shape), dtype, buffer=rows, offset=offset, strides=strides)
+    def strided(offset: int, elements: int | None, dtype: str, every: int = 1) -> np.ndarray:
+        """Per row, ``elements`` values of ``dtype`` from ``offset``, one every ``every``
+        (None: one value per row, as a 1-d view)."""
+        shape, strides = ((count,), (row_bytes,)) if elements is None else (
+            (count, elements), (row_bytes, every * np.dtype(dtype).itemsize))
+        view: np.ndarray = np.ndarray(shape, dtype, buffer=rows, offset=offset, strides=strides)
         return view
 
-    steps = steps_of(strided(10, (), "<u8"), template.step_width) if template.step_width else np.zeros(count, np.int64)
-    wall_times = strided(1, (), "<f8").astype(np.float64)
-    if template.is_tensor:
+    steps = steps_of(strided(10, None, "<u8"), template.step_width) if template.step_width else np.zeros(count, np.int64)
+    wall_times = strided(1, None, "<f8").astype(np.float64)
+    if template.is_tensor:  # [left, right, count] rows: the rights and counts, the first left, the last right
         offset, elements = template.arrays[0]
-        table = _as_float64(strided(offset, (elements // 3, 3), template.dtype), template.dtype)
-        limits = np.ascontiguousarray(table[:, :, 1]).ravel()
-        counts = np.ascontiguousarray(table[:, :, 2]).ravel()
-        mins, maxs = table[:, 0, 0].copy(), table[:, -1, 1].copy()
-        sizes = (elements // 3,) * 2
+        buckets, dtype = elements // 3, template.dtype
+        limits = _as_float64(strided(offset + itemsize, buckets, dtype, every=3), dtype).ravel()
+        counts = _as_float64(strided(offset + 2 * itemsize, buckets, dtype, every=3), dtype).ravel()
+        mins = _as_float64(strided(offset, None, dtype), dtype)
+        maxs = _as_float64(strided(offset + (elements - 2) * itemsize, None, dtype), dtype)
+        sizes = (buckets, buckets)
     else:
         (limit_offset, limit_size), (count_offset, count_size) = template.arrays
-        limits = strided(limit_offset, (limit_size,), "<f8").ravel()
-        counts = strided(count_offset, (count_size,), "<f8").ravel()
+        limits = strided(limit_offset, limit_size, "<f8").ravel()
+        counts = strided(count_offset, count_size, "<f8").ravel()
         mins, maxs = (
-            strided(offset, (), "<f8").astype(np.float64) if offset != _ABSENT else np.zeros(count)
+            strided(offset, None, "<f8").astype(np.float64) if offset != _ABSENT else np.zeros(count)
             for offset in (template.min_offset, template.max_offset)
         )
         sizes = (limit_size, count_size)
