@@ -233,6 +233,12 @@ class HistogramColumns(Sequence[Histogram]):
             (limit_starts, self.limit_sizes, count_starts, self.count_sizes), limits, counts,
         )
 
+    def __reduce__(self) -> tuple[type[HistogramColumns], tuple[object, ...]]:
+        """Pickled (``--jobs`` hands runs between processes) as the arguments that make it again,
+        checked and read-only."""
+        spans = (self.limit_starts, self.limit_sizes, self.count_starts, self.count_sizes)
+        return HistogramColumns, (self.steps, self.wall_times, self.mins, self.maxs, spans, self.limits, self.counts)
+
     def __len__(self) -> int:
         return int(self.steps.size)
 

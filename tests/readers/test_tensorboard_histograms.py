@@ -5,6 +5,7 @@ run keeps them in (rundoctor.series.HistogramColumns)."""
 
 from __future__ import annotations
 
+import pickle
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -396,3 +397,10 @@ def test_columns_refuse_spans_outside_their_buckets() -> None:
         HistogramColumns(one, np.zeros(1), np.zeros(1), np.zeros(1), (one, one + 3, one, one), np.zeros(2), np.zeros(2))
     with pytest.raises(ValueError):
         HistogramColumns(one, np.zeros(2), np.zeros(1), np.zeros(1), (one, one, one, one), np.zeros(2), np.zeros(2))
+
+
+def test_columns_pickle_checked_and_read_only() -> None:
+    items = some_histograms()
+    columns = pickle.loads(pickle.dumps(HistogramColumns.of(items).take(np.array([1, 0]))))
+    assert [bits(h) for h in columns] == [bits(items[1]), bits(items[0])]
+    assert not columns.limits.flags.writeable and not columns.counts.flags.writeable
