@@ -11,10 +11,10 @@ keeps a run of millions of points at 28 bytes a point.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 import numpy as np
 
@@ -104,6 +104,210 @@ class Histogram:
         return float((centres * counts).sum() / counts.sum())
 
 
+class HistogramColumns(Sequence[Histogram]):
+    """One tag's histograms as columns: a run logging 100 layers 1,000 times holds 100 of these,
+    not 100,000 objects of two arrays each.
+
+    Each histogram's step, wall time, min and max are one element of a column; its bucket
+    edges are ``limit_sizes[i]`` elements from ``limit_starts[i]`` of one shared flat array,
+    its counts likewise in another (the two spans are the same for every histogram a writer
+    makes; a malformed one keeps its unequal lengths, as logged).  A :class:`Histogram` is
+    made when one is asked for, its arrays views into the flat ones, which are read-only so
+    that no measurement can change another's buckets.  Checks that judge a few histograms of
+    each tag make only those; :meth:`take` and :meth:`concat` reorder and join histograms
+    without touching their buckets.
+    """
+
+    __slots__ = (
+        "count_sizes",
+        "count_starts",
+        "counts",
+        "limit_sizes",
+        "limit_starts",
+        "limits",
+        "maxs",
+        "mins",
+        "steps",
+        "wall_times",
+    )
+
+    def __init__(
+        self,
+        steps: np.ndarray,
+        wall_times: np.ndarray,
+        mins: np.ndarray,
+        maxs: np.ndarray,
+        spans: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        limits: np.ndarray,
+        counts: np.ndarray,
+    ) -> None:
+        """``spans``: (limit starts, limit sizes, count starts, count sizes), one per histogram."""
+        columns = (steps, wall_times, mins, maxs, *spans)
+        if len({column.size for column in columns}) > 1:
+            raise ValueError("the per-histogram columns must have one length")
+        self.steps = steps.astype(np.int64, copy=False)
+        self.wall_times = wall_times.astype(np.float64, copy=False)
+        self.mins = mins.astype(np.float64, copy=False)
+        self.maxs = maxs.astype(np.float64, copy=False)
+        self.limit_starts, self.limit_sizes, self.count_starts, self.count_sizes = (
+            span.astype(np.int64, copy=False) for span in spans
+        )
+        self.limits = limits.astype(np.float64, copy=False)
+        self.counts = counts.astype(np.float64, copy=False)
+        for starts, sizes, flat in ((self.limit_starts, self.limit_sizes, self.limits),
+                                    (self.count_starts, self.count_sizes, self.counts)):
+            if sizes.size and (int(starts.min()) < 0 or int(sizes.min()) < 0 or int((starts + sizes).max()) > flat.size):
+                raise ValueError("a histogram's buckets lie outside the flat arrays")
+            flat.flags.writeable = False
+
+    @classmethod
+    def of(cls, histograms: Iterable[Histogram]) -> HistogramColumns:
+        """Columns holding copies of ``histograms``, in their order."""
+        items = list(histograms)
+
+        def flat(name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            arrays = [np.asarray(getattr(h, name), np.float64).ravel() for h in items]
+            sizes = np.array([array.size for array in arrays], np.int64)
+            starts = np.cumsum(sizes) - sizes
+            return starts, sizes, np.concatenate(arrays) if arrays else np.empty(0)
+
+        limit_starts, limit_sizes, limits = flat("bucket_limits")
+        count_starts, count_sizes, counts = flat("bucket_counts")
+        return cls(
+            np.array([h.step for h in items], np.int64),
+            np.array([h.wall_time for h in items], np.float64),
+            np.array([h.min for h in items], np.float64),
+            np.array([h.max for h in items], np.float64),
+            (limit_starts, limit_sizes, count_starts, count_sizes),
+            limits,
+            counts,
+        )
+
+    @classmethod
+    def concat(cls, parts: Sequence[Sequence[Histogram]]) -> HistogramColumns:
+        """The histograms of ``parts`` one after the other (a run's files, in order); each part's
+        buckets are copied once, only those its histograms use."""
+        if len(parts) == 1 and isinstance(parts[0], HistogramColumns):
+            return parts[0]
+        columns = [part.compact() if isinstance(part, HistogramColumns) else cls.of(part) for part in parts]
+        if len(columns) == 1:
+            return columns[0]
+        if not columns:
+            return cls.of([])
+
+        def offset(name: str, flat: str) -> np.ndarray:
+            shifts = np.cumsum([0] + [getattr(part, flat).size for part in columns[:-1]]).tolist()
+            return np.concatenate([getattr(part, name) + shift for part, shift in zip(columns, shifts)])
+
+        def joined(name: str) -> np.ndarray:
+            return np.concatenate([getattr(part, name) for part in columns])
+
+        return cls(
+            joined("steps"), joined("wall_times"), joined("mins"), joined("maxs"),
+            (offset("limit_starts", "limits"), joined("limit_sizes"), offset("count_starts", "counts"),
+             joined("count_sizes")),
+            joined("limits"),
+            joined("counts"),
+        )
+
+    def take(self, indices: np.ndarray) -> HistogramColumns:
+        """The histograms at ``indices``, in that order, sharing these buckets (checked once, when
+        these columns were made: a subset of valid spans is valid, so nothing is checked again)."""
+        taken: HistogramColumns = object.__new__(HistogramColumns)
+        for name in self.__slots__:
+            column = getattr(self, name)
+            setattr(taken, name, column if name in ("limits", "counts") else column[indices])
+        return taken
+
+    def compact(self) -> HistogramColumns:
+        """These histograms with flat arrays of their own buckets only, in their order (a
+        :meth:`take` of a few shares the flat arrays of all)."""
+        if _dense(self.limit_starts, self.limit_sizes, self.limits) and _dense(
+            self.count_starts, self.count_sizes, self.counts
+        ):
+            return self
+        limit_starts, limits = _gathered(self.limit_starts, self.limit_sizes, self.limits)
+        count_starts, counts = _gathered(self.count_starts, self.count_sizes, self.counts)
+        return HistogramColumns(
+            self.steps, self.wall_times, self.mins, self.maxs,
+            (limit_starts, self.limit_sizes, count_starts, self.count_sizes), limits, counts,
+        )
+
+    def __reduce__(self) -> tuple[type[HistogramColumns], tuple[object, ...]]:
+        """Pickled (``--jobs`` hands runs between processes) as the arguments that make it again,
+        checked and read-only."""
+        spans = (self.limit_starts, self.limit_sizes, self.count_starts, self.count_sizes)
+        return HistogramColumns, (self.steps, self.wall_times, self.mins, self.maxs, spans, self.limits, self.counts)
+
+    def __len__(self) -> int:
+        return int(self.steps.size)
+
+    def _at(self, index: int) -> Histogram:
+        limit_start, count_start = int(self.limit_starts[index]), int(self.count_starts[index])
+        return Histogram(
+            int(self.steps[index]),
+            float(self.wall_times[index]),
+            self.limits[limit_start : limit_start + int(self.limit_sizes[index])],
+            self.counts[count_start : count_start + int(self.count_sizes[index])],
+            float(self.mins[index]),
+            float(self.maxs[index]),
+        )
+
+    @overload
+    def __getitem__(self, index: int) -> Histogram: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> HistogramColumns: ...
+
+    def __getitem__(self, index: int | slice) -> Histogram | HistogramColumns:
+        if isinstance(index, slice):
+            return self.take(np.arange(len(self))[index])
+        return self._at(range(len(self))[index])  # IndexError and negative indices as a list has them
+
+    def __iter__(self) -> Iterator[Histogram]:
+        limits, counts = self.limits, self.counts
+        columns = zip(self.steps.tolist(), self.wall_times.tolist(), self.mins.tolist(), self.maxs.tolist(),
+                      self.limit_starts.tolist(), self.limit_sizes.tolist(), self.count_starts.tolist(),
+                      self.count_sizes.tolist())
+        for step, wall_time, low, high, limit_start, limit_size, count_start, count_size in columns:
+            yield Histogram(step, wall_time, limits[limit_start : limit_start + limit_size],
+                            counts[count_start : count_start + count_size], low, high)
+
+    def __repr__(self) -> str:
+        return f"HistogramColumns({len(self)} histograms, {self.limits.size} bucket edges)"
+
+    def by_step(self) -> HistogramColumns:
+        """Sorted by step, the last-written histogram of a repeated step kept (as
+        :attr:`Curve.by_step` keeps a repeated point)."""
+        steps = self.steps
+        if steps.size < 2 or bool(np.all(steps[1:] > steps[:-1])):
+            return self
+        _, first_in_reversed = np.unique(steps[::-1], return_index=True)
+        return self.take(steps.size - 1 - first_in_reversed)
+
+
+def _dense(starts: np.ndarray, sizes: np.ndarray, flat: np.ndarray) -> bool:
+    """Whether spans tile ``flat`` exactly, one after the other."""
+    ends = np.cumsum(sizes)
+    return bool(flat.size == (int(ends[-1]) if ends.size else 0) and np.array_equal(starts, ends - sizes))
+
+
+def _gathered(starts: np.ndarray, sizes: np.ndarray, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(new starts, the spans' elements one after the other)."""
+    ends = np.cumsum(sizes)
+    new_starts = ends - sizes
+    width = int(sizes[0]) if sizes.size else 0
+    if width and flat.size % width == 0 and bool(np.all(sizes == width)) and not bool(np.any(starts % width)):
+        # Histograms of one bucket count (a TF2 writer's, one layer's): rows of a table,
+        # moved whole without an index per bucket.
+        return new_starts, flat.reshape(-1, width)[starts // width].ravel()
+    index_type = np.int32 if flat.size < 2**31 else np.int64
+    index = np.repeat((starts - new_starts).astype(index_type), sizes) + np.arange(
+        int(ends[-1]) if ends.size else 0, dtype=index_type
+    )
+    return new_starts, flat[index]
+
+
 @dataclass(frozen=True)
 class Curve:
     """One tag's points in the order they were logged."""
@@ -157,7 +361,7 @@ class Run:
     x_axis: XAxis = XAxis.STEP
     tag_axes: dict[str, XAxis] = field(default_factory=dict)  # tags whose axis differs
     notes: list[ReadNote] = field(default_factory=list)
-    histograms: dict[str, list[Histogram]] = field(default_factory=dict)
+    histograms: dict[str, Sequence[Histogram]] = field(default_factory=dict)  # a list, or HistogramColumns
     metadata: dict[str, str] = field(default_factory=dict)  # params, hparams, config
     # The hyper-parameters the run logged (Lightning's hparams.yaml, TensorBoard's hparams plugin,
     # Hugging Face's training arguments, MLflow's params), flattened to "a.b" keys, values as text:

@@ -144,10 +144,9 @@ def _grad_to_weight(ctx: RunContext) -> dict[str, tuple[float, tuple[str, str]]]
     for item in histograms.series(ctx.run, Role.GRADIENT_HISTOGRAM):
         if item.name.tensor != "weight" or item.layer not in weights:
             continue
-        by_step = {histogram.step: histogram for histogram in weights[item.layer].histograms}
         ratios = []
         for histogram in item.judged():
-            weight = by_step.get(histogram.step)
+            weight = weights[item.layer].at_step(histogram.step)
             if weight is None:
                 continue
             scale = histograms.abs_mean(weight)

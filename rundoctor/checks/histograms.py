@@ -32,7 +32,7 @@ from functools import cached_property
 import numpy as np
 
 from rundoctor.roles import HistogramName, Role, histogram_name, relu_family
-from rundoctor.series import Histogram, Run
+from rundoctor.series import Histogram, HistogramColumns, Run
 
 # Checks judge at most this many logged histograms per tag, evenly spaced and always with the
 # first and the last: a trend or a median over 32 points is as good as over 1,000, and a run
@@ -47,22 +47,18 @@ _SHARES = (np.arange(256) + 0.5) / 256
 
 @dataclass(frozen=True)
 class Buckets:
-    """A histogram's buckets as [left, right] with counts, outer edges clipped to min/max."""
+    """A histogram's buckets as [left, right] with counts, outer edges clipped to min/max, and
+    the mean and standard deviation of the values (each bucket a uniform spread over its width)."""
 
     lefts: np.ndarray
     rights: np.ndarray
     counts: np.ndarray
     total: float
-
-    @cached_property
-    def quantiles(self) -> np.ndarray:
-        """The value below which each of :data:`_SHARES` of the mass lies, linear within a bucket
-        (a zero-width bucket holds its share at its one value)."""
-        edges = np.concatenate((self.lefts[:1], self.rights))
-        cumulative = np.concatenate(([0.0], np.cumsum(self.counts))) / self.total
-        with np.errstate(all="ignore"):
-            values: np.ndarray = np.interp(_SHARES, cumulative, edges)
-        return values
+    mean: float
+    std: float
+    # The value below which each of :data:`_SHARES` of the mass lies, linear within a bucket
+    # (a zero-width bucket holds its share at its one value).
+    quantiles: np.ndarray
 
 
 # Checks measure the same histogram several times (its spread, then its distance to the one
@@ -70,6 +66,7 @@ class Buckets:
 # its histogram, so an id is never reused while its entry lives.
 _CACHE_SIZE = 4096
 _cache: dict[int, tuple[Histogram, Buckets | None]] = {}
+_EMPTY = np.empty(0)
 
 
 def buckets(histogram: Histogram) -> Buckets | None:
@@ -77,33 +74,91 @@ def buckets(histogram: Histogram) -> Buckets | None:
     hit = _cache.get(id(histogram))
     if hit is not None and hit[0] is histogram:
         return hit[1]
-    found = _buckets(histogram)
-    if len(_cache) >= _CACHE_SIZE:
-        _cache.clear()
-    _cache[id(histogram)] = (histogram, found)
+    return measure_together([histogram])[0]
+
+
+def measure_together(items: Sequence[Histogram]) -> list[Buckets | None]:
+    """The buckets of each histogram (see :func:`buckets`), those not measured yet measured
+    together: histograms of one bucket count are rows of one table, so measuring a layer's 32
+    judged histograms costs a few numpy calls, not a few per histogram (each row gives the
+    same numbers, bit for bit, as measured alone: sums along a row add as a row alone does)."""
+    found: list[Buckets | None] = [None] * len(items)
+    by_size: dict[int, list[int]] = {}
+    for index, histogram in enumerate(items):
+        hit = _cache.get(id(histogram))
+        if hit is not None and hit[0] is histogram:
+            found[index] = hit[1]
+            continue
+        size = np.size(histogram.bucket_limits)
+        if size and size == np.size(histogram.bucket_counts):
+            by_size.setdefault(size, []).append(index)
+        else:
+            _remember(histogram, None)
+    for indices in by_size.values():
+        group = [items[index] for index in indices]
+        for index, histogram, measured in zip(indices, group, _measured(group)):
+            found[index] = measured
+            _remember(histogram, measured)
     return found
 
 
-def _buckets(histogram: Histogram) -> Buckets | None:
-    limits = np.asarray(histogram.bucket_limits, dtype=np.float64)
-    counts = np.asarray(histogram.bucket_counts, dtype=np.float64)
-    if limits.size == 0 or limits.size != counts.size or not np.isfinite(counts).all() or (counts < 0).any():
-        return None
-    if bool((np.diff(limits) < 0).any()):  # edges out of order: not a histogram any logger writes
-        return None
-    total = float(counts.sum())
-    if not total > 0:
-        return None
-    low = histogram.min if np.isfinite(histogram.min) else limits[0]
-    lefts = np.maximum(np.concatenate(([low], limits[:-1])), low)
-    rights = np.minimum(limits, histogram.max) if np.isfinite(histogram.max) else limits.copy()
+def _remember(histogram: Histogram, found: Buckets | None) -> None:
+    if len(_cache) >= _CACHE_SIZE:
+        _cache.clear()
+    _cache[id(histogram)] = (histogram, found)
+
+
+def _measured(group: Sequence[Histogram]) -> list[Buckets | None]:
+    """The buckets of histograms of one bucket count (see :func:`measure_together`)."""
+    limits = np.array([np.asarray(histogram.bucket_limits, dtype=np.float64).ravel() for histogram in group])
+    counts = np.array([np.asarray(histogram.bucket_counts, dtype=np.float64).ravel() for histogram in group])
+    mins = np.array([histogram.min for histogram in group], np.float64)
+    maxs = np.array([histogram.max for histogram in group], np.float64)
+    usable = np.isfinite(counts).all(axis=1) & ~(counts < 0).any(axis=1)
+    usable &= ~(np.diff(limits, axis=1) < 0).any(axis=1)  # edges out of order: not a histogram any logger writes
+    totals = counts.sum(axis=1)
+    usable &= totals > 0
+    low = np.where(np.isfinite(mins), mins, limits[:, 0])[:, None]
+    lefts = np.maximum(np.concatenate((low, limits[:, :-1]), axis=1), low)
+    rights = np.where(np.isfinite(maxs)[:, None], np.minimum(limits, maxs[:, None]), limits)
     lefts = np.minimum(lefts, rights)
-    if not (np.isfinite(lefts).all() and np.isfinite(rights).all()):
-        occupied = counts > 0
-        if not (np.isfinite(lefts[occupied]).all() and np.isfinite(rights[occupied]).all()):
-            return None
-        lefts, rights, counts = lefts[occupied], rights[occupied], counts[occupied]
-    return Buckets(lefts, rights, counts, total)
+    finite = np.isfinite(lefts).all(axis=1) & np.isfinite(rights).all(axis=1)
+    means, stds, quantiles = _moments(lefts, rights, counts, totals, usable & finite)
+    found: list[Buckets | None] = []
+    for row in range(len(group)):
+        if not usable[row]:
+            found.append(None)
+        elif finite[row]:
+            found.append(Buckets(lefts[row], rights[row], counts[row], float(totals[row]), means[row], stds[row],
+                                 quantiles[row]))
+        else:  # infinite outer edges: only the buckets holding mass are kept, if those are finite
+            occupied = counts[row] > 0
+            kept_lefts, kept_rights, kept_counts = (array[row][occupied] for array in (lefts, rights, counts))
+            if not (np.isfinite(kept_lefts).all() and np.isfinite(kept_rights).all()):
+                found.append(None)
+                continue
+            mean, std, quantile = _moments(kept_lefts[None, :], kept_rights[None, :], kept_counts[None, :],
+                                           totals[row : row + 1], np.ones(1, bool))
+            found.append(Buckets(kept_lefts, kept_rights, kept_counts, float(totals[row]), mean[0], std[0], quantile[0]))
+    return found
+
+
+def _moments(
+    lefts: np.ndarray, rights: np.ndarray, counts: np.ndarray, totals: np.ndarray, wanted: np.ndarray
+) -> tuple[list[float], list[float], list[np.ndarray]]:
+    """(means, standard deviations, quantiles at :data:`_SHARES`) of rows of buckets, each bucket
+    a uniform spread over its width; quantiles of the ``wanted`` rows only (others: empty)."""
+    with np.errstate(all="ignore"):
+        centres = (lefts + rights) / 2
+        weights = counts / totals[:, None]
+        means = (weights * centres).sum(axis=1)
+        variances = (weights * ((centres - means[:, None]) ** 2 + (rights - lefts) ** 2 / 12)).sum(axis=1)
+        stds = np.sqrt(np.maximum(variances, 0.0))
+        edges = np.concatenate((lefts[:, :1], rights), axis=1)
+        cumulative = np.concatenate((np.zeros((len(totals), 1)), np.cumsum(counts, axis=1)), axis=1) / totals[:, None]
+        quantiles = [np.interp(_SHARES, cumulative[row], edges[row]) if wanted[row] else _EMPTY
+                     for row in range(len(totals))]
+    return means.tolist(), stds.tolist(), quantiles
 
 
 def zero_share(histogram: Histogram) -> tuple[float, bool]:
@@ -183,12 +238,7 @@ def spread(histogram: Histogram) -> tuple[float, float]:
     found = buckets(histogram)
     if found is None:
         return float("nan"), float("nan")
-    with np.errstate(all="ignore"):
-        centres = (found.lefts + found.rights) / 2
-        weights = found.counts / found.total
-        mean = float((weights * centres).sum())
-        variance = float((weights * ((centres - mean) ** 2 + (found.rights - found.lefts) ** 2 / 12)).sum())
-        return mean, float(np.sqrt(max(variance, 0.0)))
+    return found.mean, found.std
 
 
 def is_constant(histogram: Histogram) -> bool:
@@ -227,6 +277,23 @@ def distance(a: Histogram, b: Histogram) -> float:
         return float(np.abs(first.quantiles - second.quantiles).mean())
 
 
+def consecutive_distances(items: Sequence[Histogram]) -> list[float]:
+    """:func:`distance` between each histogram and the next, the pairs measured together (the
+    same numbers, bit for bit, as one pair at a time)."""
+    found = measure_together(items)
+    shares = [item.quantiles if item is not None else None for item in found]
+    distances = [float("nan")] * max(len(items) - 1, 0)
+    measured = [index for index in range(len(distances)) if shares[index] is not None and shares[index + 1] is not None]
+    if measured:
+        first = np.array([shares[index] for index in measured])
+        second = np.array([shares[index + 1] for index in measured])
+        with np.errstate(all="ignore"):
+            gaps = np.abs(first - second).mean(axis=1).tolist()
+        for index, gap in zip(measured, gaps):
+            distances[index] = gap
+    return distances
+
+
 def cumulative(histogram: Histogram, points: np.ndarray) -> np.ndarray | None:
     """The share of the histogram's mass at or below each point (linear within a bucket), or None
     when it is malformed: what a plot of its distribution rebins from."""
@@ -263,19 +330,34 @@ class Series:
     tag: str
     name: HistogramName
     role: Role
-    histograms: tuple[Histogram, ...]
+    histograms: Sequence[Histogram]  # columns when the reader stores them so (most are never made)
 
     @property
     def layer(self) -> str:
         """The layer the tag belongs to, spelled as logged."""
         return self.name.layer
 
+    @cached_property
+    def steps(self) -> np.ndarray:
+        """The logged steps, ascending."""
+        items = self.histograms
+        return items.steps if isinstance(items, HistogramColumns) else np.array([h.step for h in items], np.int64)
+
+    def at_step(self, step: int) -> Histogram | None:
+        """The histogram logged at ``step``, or None."""
+        index = int(np.searchsorted(self.steps, step))
+        return self.histograms[index] if index < self.steps.size and self.steps[index] == step else None
+
     def judged(self) -> tuple[Histogram, ...]:
         """At most :data:`MAX_JUDGED` histograms, evenly spaced, the first and the last included."""
-        if len(self.histograms) <= MAX_JUDGED:
-            return self.histograms
-        picks = np.unique(np.linspace(0, len(self.histograms) - 1, MAX_JUDGED).round().astype(int))
-        return tuple(self.histograms[index] for index in picks)
+        items = self.histograms
+        if len(items) <= MAX_JUDGED:
+            judged = tuple(items)
+        else:
+            picks = np.unique(np.linspace(0, len(items) - 1, MAX_JUDGED).round().astype(int))
+            judged = tuple(items.take(picks)) if isinstance(items, HistogramColumns) else tuple(items[i] for i in picks)
+        measure_together(judged)  # the checks measure each of them, one after the other
+        return judged
 
 
 def series(run: Run, *roles: Role) -> list[Series]:
@@ -301,8 +383,10 @@ def by_layer(items: Iterable[Series]) -> list[Series]:
     return list(chosen.values())
 
 
-def _by_step(items: Sequence[Histogram]) -> tuple[Histogram, ...]:
+def _by_step(items: Sequence[Histogram]) -> Sequence[Histogram]:
     """Sorted by step, the last-written histogram of a repeated step kept."""
+    if isinstance(items, HistogramColumns):
+        return items.by_step()
     latest: dict[int, Histogram] = {}
     for histogram in items:
         latest[histogram.step] = histogram

@@ -111,6 +111,7 @@ def measure(item: histograms.Series, params: Params) -> _Layer | None:
     if len(judged) < params.min_histograms:
         return None
     spreads = [histograms.spread(histogram)[1] for histogram in judged]
+    distances = histograms.consecutive_distances(judged)
     ratios = []
     same = []
     for index in range(len(judged) - 1):
@@ -121,7 +122,7 @@ def measure(item: histograms.Series, params: Params) -> _Layer | None:
         if identical:
             ratios.append(0.0)
         elif scale > 0 and b.step > a.step:
-            ratios.append(histograms.distance(a, b) / scale / (b.step - a.step))
+            ratios.append(distances[index] / scale / (b.step - a.step))
     ratios = [ratio for ratio in ratios if np.isfinite(ratio)]
     if not ratios:
         return None

@@ -3,6 +3,7 @@ exact where the encoding allows, bounded where it does not, and never a crash on
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -136,3 +137,44 @@ def test_every_histogram_check_survives_malformed_histograms_in_every_role(check
                   "fc2.weight": fine, "fc2.bias": fine[:1], "fc2.weight.grad": fine, "activations/fc2": fine}
     for finding in curves.run_check(check, logs.run_with(histograms)):
         curves.assert_well_formed(finding)
+
+
+def random_histograms(count: int, seed: int) -> list[Histogram]:
+    """Histograms of a few bucket counts, some malformed: non-finite edges and counts, edges out of
+    order, negative counts, no mass, min and max missing or clipping."""
+    generator = logs.rng(seed)
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e308, -1e308, 5e-324, -1.0])
+    found = []
+    for step in range(count):
+        buckets = int(generator.integers(1, 6))
+        limits = np.sort(generator.normal(size=buckets)) * 10.0 ** int(generator.integers(-3, 4))
+        counts = generator.integers(0, 4, size=buckets).astype(float)
+        if generator.random() < 0.2:
+            limits[generator.integers(buckets)] = generator.choice(special)
+        if generator.random() < 0.2:
+            counts[generator.integers(buckets)] = generator.choice(special)
+        if generator.random() < 0.1:
+            limits = limits[::-1].copy()
+        low = float(generator.choice([np.nan, limits.min() - 1.0, np.inf]))
+        high = float(generator.choice([np.nan, limits.max(), -np.inf]))
+        found.append(Histogram(step, 0.0, limits, counts, low, high))
+    return found
+
+
+def test_histograms_measured_together_measure_as_each_alone() -> None:
+    items = random_histograms(400, 7)
+    together = H.measure_together(items)
+    distances = H.consecutive_distances(items)
+    H._cache.clear()
+    for index, histogram in enumerate(items):
+        alone = H.measure_together([histogram])[0]
+        H._cache.clear()
+        assert (alone is None) == (together[index] is None)
+        if alone is not None and together[index] is not None:
+            for name in ("lefts", "rights", "counts", "quantiles"):
+                assert getattr(alone, name).tobytes() == getattr(together[index], name).tobytes()
+            assert np.array([alone.total, alone.mean, alone.std]).tobytes() == np.array(
+                [together[index].total, together[index].mean, together[index].std]).tobytes()
+    pairs = [H.distance(a, b) for a, b in itertools.pairwise(items)]
+    assert np.array(distances).tobytes() == np.array(pairs).tobytes()
+    assert any(found is None for found in together) and any(found is not None for found in together)

@@ -43,8 +43,8 @@ from hypothesis import strategies as st
 from tensorboard.compat.proto import event_pb2
 
 from rundoctor.readers.base import UnreadableInput
+from rundoctor.readers.tensorboard import layouts as tb_layouts
 from rundoctor.readers.tensorboard import read_tensorboard_run
-from rundoctor.readers.tensorboard import state as tb_state
 from rundoctor.readers.tensorboard import windows as tb_windows
 from rundoctor.series import NoteKind, Run
 from tests.hostile.corpus import (
@@ -285,7 +285,7 @@ def test_damaged_event_file(tmp_path: Path, family: str, case: st.DataObject) ->
     files = [path, good] if beside else [path]
     readable = holds_a_record(damaged)
     before, intact = untouched(records, damaged)
-    with mock.patch.object(tb_state, "_FAST_MIN_GROUP", fast_min_group):
+    with mock.patch.object(tb_layouts, "_FAST_MIN_GROUP", fast_min_group):
         # 1. Only UnreadableInput escapes, and only when nothing at all can be read.
         try:
             run = read(tmp_path, files)

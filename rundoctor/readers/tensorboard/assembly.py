@@ -11,7 +11,7 @@ from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard.columns import _FileContent, _FileScalars
 from rundoctor.readers.tensorboard.values import _NotAnEventFile
 from rundoctor.readers.tensorboard.windows import _read_event_file
-from rundoctor.series import Histogram, NoteKind, ReadNote, Run, RunBuilder, XAxis
+from rundoctor.series import HistogramColumns, NoteKind, ReadNote, Run, RunBuilder, XAxis
 
 
 def is_event_file(name: str) -> bool:
@@ -51,7 +51,7 @@ class _RunAssembly:
         self.plugins: dict[str, str] = {}  # prefixed tag -> plugin named by its first metadata
         self.hparams: dict[str, str] = {}  # a key logged by several files keeps its first value
         self.notes: list[ReadNote] = []
-        self.histograms: dict[str, list[Histogram]] = {}
+        self.histograms: dict[str, list[HistogramColumns]] = {}  # each file's, in run order
         self.unreadable: list[str] = []
         self.read_files: list[_FileScalars] = []
 
@@ -65,8 +65,8 @@ class _RunAssembly:
         for key, text in content.hparams.items():
             self.hparams.setdefault(key, text)
         self.notes.extend(content.notes)
-        for tag, items in content.histograms.items():
-            self.histograms.setdefault(tag, []).extend(items)
+        for tag, columns in content.histograms.items():
+            self.histograms.setdefault(tag, []).append(columns)
         scalars = content.scalars
         self.notes.extend(_overlaps(scalars, self.read_files))
         self.read_files.append(scalars)
@@ -87,7 +87,7 @@ class _RunAssembly:
             sources=[str(path) for path in sources],
             x_axis=XAxis.STEP,
             notes=self.notes,
-            histograms=self.histograms,
+            histograms={tag: HistogramColumns.concat(parts) for tag, parts in self.histograms.items()},
             hparams=self.hparams,
         )
 

@@ -13,7 +13,7 @@ from rundoctor.readers.tensorboard.values import _SkipTally
 from rundoctor.readers.tfrecord import (
     RecordWalker,
 )
-from rundoctor.series import Histogram, ReadNote
+from rundoctor.series import HistogramColumns, ReadNote
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class _FileScalars:
 @dataclass(frozen=True)
 class _FileContent:
     scalars: _FileScalars
-    histograms: dict[str, list[Histogram]]
+    histograms: dict[str, HistogramColumns]
     plugins: dict[str, str]
     notes: list[ReadNote]
     hparams: dict[str, str]  # the file's logged hyper-parameters (readers.tensorboard.hparams)
@@ -62,7 +62,7 @@ class _Checkpoint:
     codes: int  # how many local codes there were
     first_metadata: dict[str, tuple[int, str]]
     first_seen: dict[str, tuple[int, int]]
-    histogram_counts: dict[str, int]
+    histogram_counts: tuple[int, int]  # HistogramStore.mark()
     tally: _SkipTally
     damage: int  # how many damage notes there were
     hparams: dict[str, str]

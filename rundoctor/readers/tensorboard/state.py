@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from google.protobuf.message import DecodeError
@@ -19,20 +22,16 @@ from rundoctor.readers.tensorboard.columns import (
     _PointColumns,
     _SlowPoints,
 )
-from rundoctor.readers.tensorboard.hparams import read_hparams
-from rundoctor.readers.tensorboard.template import (
-    _CHUNK_RECORDS,
-    _FAST_MAX_LENGTH,
-    _FAST_MIN_GROUP,
-    _FAST_MIN_LENGTH,
-    _HASH_BITS,
-    _HASH_FACTOR,
-    _HASH_SHIFT,
-    _MAX_ROUNDS,
-    _MAX_TEMPLATES_PER_ROUND,
-    _parse_template,
-    _Template,
+from rundoctor.readers.tensorboard.histograms import (
+    HistogramBlock,
+    HistogramStore,
+    _HistogramTemplate,
+    gather,
+    rows_intact,
 )
+from rundoctor.readers.tensorboard.hparams import read_hparams
+from rundoctor.readers.tensorboard.layouts import TemplateCache, decode_layouts
+from rundoctor.readers.tensorboard.template import _RecordLayout, _Template, steps_of
 from rundoctor.readers.tensorboard.values import (
     _EVENT_SKIP_KIND,
     _PLUGIN_SKIP_KIND,
@@ -56,7 +55,7 @@ from rundoctor.readers.tfrecord import (
     payload_crc_ok,
     unaligned,
 )
-from rundoctor.series import Histogram, NoteKind, ReadNote
+from rundoctor.series import NoteKind, ReadNote
 
 # A window whose decoding finds bad payloads is walked again, resynchronising after each; one
 # walked again this many times is walked verifying every payload as it goes (nested damage,
@@ -84,7 +83,8 @@ class EventFileState:
         self.final_codes: list[int] = []  # local code -> index in ``tags``, -1 before its first point
         self.first_metadata: dict[str, tuple[int, str]] = {}  # tag -> (record, plugin)
         self.first_seen: dict[str, tuple[int, int]] = {}  # tag -> (record, slot) of its first value
-        self.histograms: dict[str, list[tuple[int, Histogram]]] = {}
+        self.histograms = HistogramStore()
+        self.templates = TemplateCache()  # of the fast path, found in earlier windows
         self.hparams: dict[str, str] = {}  # logged hyper-parameters (see readers.tensorboard.hparams)
         self.tally = _SkipTally()
         # Tensors dropped while their tag had no plugin yet: scalars and other tensors, by tag.
@@ -101,6 +101,8 @@ class EventFileState:
         self.batches: list[_Batch] = []
         self.slow = _SlowPoints()
         self.pending_tensors: list[tuple[int, str, int, float, tensor_pb2.TensorProto]] = []
+        # Fast-path TF2 histograms of the window: (tag, record numbers in the file, histograms).
+        self.pending_tensor_blocks: list[HistogramBlock] = []
         self.bad_payloads: list[int] = []  # file offsets of the window's records with a bad payload
 
     def bind(self, path: Path) -> None:
@@ -148,6 +150,7 @@ class EventFileState:
         finally:
             self.data, self.records, self.bad_payloads = b"", None, []
             self.batches, self.slow, self.pending_tensors = [], _SlowPoints(), []
+            self.pending_tensor_blocks = []
 
     def _checkpoint(self) -> _Checkpoint:
         """What decoding a window changes before its points are kept, to go back to."""
@@ -157,7 +160,7 @@ class EventFileState:
             len(self.final_codes),
             dict(self.first_metadata),
             dict(self.first_seen),
-            {tag: len(items) for tag, items in self.histograms.items()},
+            self.histograms.mark(),
             self.tally.copy(),
             len(self.damage),
             dict(self.hparams),
@@ -170,11 +173,7 @@ class EventFileState:
         del self.final_codes[checkpoint.codes:]
         self.first_metadata = checkpoint.first_metadata
         self.first_seen = checkpoint.first_seen
-        for tag in list(self.histograms):
-            if tag in checkpoint.histogram_counts:
-                del self.histograms[tag][checkpoint.histogram_counts[tag] :]
-            else:
-                del self.histograms[tag]
+        self.histograms.restore(checkpoint.histogram_counts)
         self.tally = checkpoint.tally
         del self.damage[checkpoint.damage :]
         self.hparams = checkpoint.hparams
@@ -217,10 +216,7 @@ class EventFileState:
         scalars = _FileScalars(self.path, [self.prefix + tag for tag in tags], codes, steps, wall_times, values)
         if final:
             self.points = _PointColumns()
-        histograms = {
-            self.prefix + tag: [histogram for _, histogram in sorted(items, key=lambda item: item[0])]
-            for tag, items in self.histograms.items()
-        }
+        histograms = self.histograms.columns(self.prefix)
         notes = [note for _, note in sorted(self.damage, key=lambda item: item[0])]
         skipped = self._tally_with_unresolved().note(self.path)
         if skipped is not None:
@@ -298,96 +294,25 @@ class EventFileState:
     # -- the fast path -------------------------------------------------------------------
 
     def _decode_fast(self) -> np.ndarray:
-        """Decode the scalar events that share layouts; return the records left for protobuf."""
+        """Decode the events that share layouts; return the records left for protobuf."""
         assert self.records is not None
-        lengths = self.records.lengths
-        eligible = (lengths >= _FAST_MIN_LENGTH) & (lengths <= _FAST_MAX_LENGTH)
-        left = [np.flatnonzero(~eligible)]
-        members = np.flatnonzero(eligible)
-        counts = np.bincount(lengths[members], minlength=_FAST_MAX_LENGTH + 1)
-        distinct = np.flatnonzero(counts)
-        if distinct.size > 1:  # group records by length, keeping file order in each group
-            dense = np.zeros(_FAST_MAX_LENGTH + 1, np.int16)
-            dense[distinct] = np.arange(distinct.size, dtype=np.int16)
-            members = members[np.argsort(dense[lengths[members]], kind="stable")]
-        start = 0
-        for length, count in zip(distinct.tolist(), counts[distinct].tolist()):
-            group = members[start : start + count]
-            start += count
-            if count < _FAST_MIN_GROUP:
-                left.append(group)
-                continue
-            for chunk in range(0, count, _CHUNK_RECORDS):
-                left.append(self._decode_length(length, group[chunk : chunk + _CHUNK_RECORDS]))
-        return np.sort(np.concatenate(left))
+        return decode_layouts(self.data, self.records, self._emit_layout, self.templates)
 
-    def _decode_length(self, length: int, members: np.ndarray) -> np.ndarray:
-        """Decode the records of one payload length that equal a template outside its
-        variable bytes, one round per layout; return the records left for protobuf."""
-        assert self.records is not None
-        row_bytes = length + FOOTER_BYTES  # the payload and its crc
-        rows = unaligned(self.data, f"V{row_bytes}")[self.records.starts[members] + HEADER_BYTES]
-        left = []
-        for _ in range(_MAX_ROUNDS):
-            template = _parse_template(rows[0].tobytes()[:length])
-            if template is None:  # records equal to it after the wall time are no template either
-                tail = unaligned(rows, f"V{length - 9}", offset=9, stride=row_bytes)
-                done = tail == tail[0]
-                left.append(members[done])
-            else:
-                done = self._match_round(length, template, rows, members)
-            if bool(done.all()):
-                return np.concatenate(left) if left else members[:0]
-            rows, members = rows[~done], members[~done]
-        left.append(members)
-        return np.concatenate(left)
-
-    def _match_round(
-        self, length: int, template: _Template, rows: np.ndarray, members: np.ndarray
-    ) -> np.ndarray:
-        """Decode the records matching templates of ``template``'s layout; return which did."""
-        row_bytes = length + FOOTER_BYTES
-        words = template.fixed_words()
-        views = [unaligned(rows, dtype, offset=offset, stride=row_bytes) for offset, dtype in words]
-        # Rows whose field keys or step width differ from the template's are not candidates;
-        # the others are told apart by a multiplicative hash of the bytes after the step.
-        candidate = np.ones(members.size, bool)
-        if template.step_width:
-            mask, continued = template.step_continuation()
-            candidate &= (unaligned(rows, "<u8", offset=10, stride=row_bytes) & mask) == continued
-        digest = np.zeros(members.size, np.uint64)
-        for view, (offset, dtype) in zip(views, words):
-            if offset < template.fixed_start:
-                candidate &= view == np.frombuffer(template.payload, dtype, 1, offset)[0]
-            else:
-                digest ^= view.astype(np.uint64, copy=False)
-                digest *= _HASH_FACTOR
-        no_bucket = 1 << _HASH_BITS
-        buckets = np.where(candidate, (digest >> _HASH_SHIFT).astype(np.intp), no_bucket)
-        firsts = np.full(no_bucket + 1, members.size)
-        np.minimum.at(firsts, buckets, np.arange(members.size))
-        bucket_template = np.full(no_bucket + 1, -1, np.intp)
-        templates: list[_Template] = []
-        occupied = np.flatnonzero(firsts[:no_bucket] < members.size)
-        # Rows of another layout hash at random: parse the earliest buckets only, the rest
-        # waits for a round whose template has their layout.
-        occupied = occupied[np.argsort(firsts[occupied], kind="stable")[:_MAX_TEMPLATES_PER_ROUND]]
-        for bucket in occupied.tolist():
-            row = int(firsts[bucket])
-            found = template if row == 0 else _parse_template(rows[row].tobytes()[:length])
-            if found is not None and found.layout == template.layout:
-                bucket_template[bucket] = len(templates)
-                templates.append(found)
-        which = bucket_template.take(buckets)
-        matched = which >= 0
-        safe = np.maximum(which, 0)
-        for view, (offset, dtype) in zip(views, words):
-            if offset >= template.fixed_start:
-                expected = np.array([np.frombuffer(t.payload, dtype, 1, offset)[0] for t in templates], dtype)
-                matched &= view == expected.take(safe)
-        picked = None if bool(matched.all()) else np.flatnonzero(matched)
-        self._emit(length, template, templates, rows, members, which, picked)
-        return matched
+    def _emit_layout(
+        self,
+        length: int,
+        template: _RecordLayout,
+        templates: list[_RecordLayout],
+        rows: np.ndarray,
+        members: np.ndarray,
+        which: np.ndarray,
+        picked: np.ndarray | None,
+    ) -> None:
+        """The records of one layout round, to the reader of their kind (scalars or histograms)."""
+        if isinstance(template, _Template):
+            self._emit(length, template, cast(list[_Template], templates), rows, members, which, picked)
+        else:
+            self._emit_histograms(length, cast(list[_HistogramTemplate], templates), rows, members, which, picked)
 
     def _emit(
         self,
@@ -431,11 +356,7 @@ class EventFileState:
             return values if keep is None else values[keep]
 
         if template.step_width:
-            raw = kept(column(10, "<u8"))
-            steps = np.zeros(raw.size, np.uint64)
-            for byte in range(template.step_width):
-                steps |= ((raw >> np.uint64(8 * byte)) & np.uint64(0x7F)) << np.uint64(7 * byte)
-            steps = steps.view(np.int64)
+            steps = steps_of(kept(column(10, "<u8")), template.step_width)
         else:
             steps = np.zeros(members.size, np.int64)
         wall_times = kept(column(1, "<f8")).astype(np.float64)
@@ -445,6 +366,39 @@ class EventFileState:
             self.batches.append(
                 _Batch(members, index, codes.take(which), steps, wall_times, values, slot.is_tensor)
             )
+
+    def _emit_histograms(
+        self,
+        length: int,
+        templates: list[_HistogramTemplate],
+        rows: np.ndarray,
+        members: np.ndarray,
+        which: np.ndarray,
+        picked: np.ndarray | None,
+    ) -> None:
+        """Read the histograms of the matched rows, check their CRCs (one C call a record: most
+        of their bytes vary), keep them by tag (tensors wait for their tag's plugin)."""
+        assert self.records is not None
+        if picked is not None:
+            rows, members, which = rows[picked], members[picked], which[picked]
+        if members.size == 0:
+            return
+        intact = rows_intact(rows, length)
+        if not bool(intact.all()):
+            for record in members[~intact].tolist():
+                self._bad_payload(record)
+            rows, members, which = rows[intact], members[intact], which[intact]
+            if members.size == 0:
+                return
+        present, firsts = np.unique(which, return_index=True)
+        for index, first in zip(present.tolist(), firsts.tolist()):
+            self._saw_metadata(templates[index].tag, int(members[first]), templates[index].plugin)
+        block = HistogramBlock(members + self.first_record, which, [t.tag for t in templates],
+                               gather(templates[0], rows, length + FOOTER_BYTES))
+        if templates[0].is_tensor:
+            self.pending_tensor_blocks.append(block)
+        else:
+            self.histograms.add_block(block)
 
     # -- the protobuf path ---------------------------------------------------------------
 
@@ -489,9 +443,7 @@ class EventFileState:
             elif kind == "tensor":
                 self.pending_tensors.append((record, tag, step, wall_time, value.tensor))
             elif kind == "histo":
-                self.histograms.setdefault(tag, []).append(
-                    (self.first_record + record, _proto_histogram(step, wall_time, value.histo))
-                )
+                self.histograms.add(tag, self.first_record + record, _proto_histogram(step, wall_time, value.histo))
             elif kind in ("image", "audio"):
                 self.tally.add("images" if kind == "image" else "audio")
             elif kind is None:  # plugin data without a value (hparams, ...)
@@ -588,16 +540,41 @@ class EventFileState:
 
     def _resolve_tensors(self) -> None:
         """Histograms (TF2 tensor form) of the window; other tensors are counted as skipped,
-        or as unresolved while their tag has no plugin yet."""
-        for record, tag, step, wall_time, tensor in self.pending_tensors:
+        or as unresolved while their tag has no plugin yet.  The tags of fast-path blocks and
+        single tensors are judged in file order, so that the skip note names tags as the
+        protobuf path alone would."""
+        units: list[tuple[int, str, int, Callable[[], None]]] = [  # (first record, tag, tensors, keep)
+            (self.first_record + record, tag, 1, partial(self._keep_tensor, self.first_record + record, tag, step,
+                                                         wall_time, tensor))
+            for record, tag, step, wall_time, tensor in self.pending_tensors
+        ]
+        kept: list[np.ndarray] = []  # per block, whether each of its tags is kept
+        for block in self.pending_tensor_blocks:
+            kept.append(np.zeros(len(block.tags), bool))
+            present, firsts, counts = np.unique(block.codes, return_index=True, return_counts=True)
+            for code, first, count in zip(present.tolist(), firsts.tolist(), counts.tolist()):
+                units.append((int(block.records[first]), block.tags[code], count,
+                              partial(kept[-1].__setitem__, code, True)))
+        for _, tag, count, keep in sorted(units, key=lambda unit: unit[0]):
             plugin = self._plugin_of(tag)
             if not plugin:
-                self.unresolved_tensors[tag] = self.unresolved_tensors.get(tag, 0) + 1
-                continue
-            histogram = _tensor_histogram(step, wall_time, tensor) if plugin == HISTOGRAMS_PLUGIN else None
-            if histogram is not None:
-                self.histograms.setdefault(tag, []).append((self.first_record + record, histogram))
-            elif plugin in (HISTOGRAMS_PLUGIN, SCALARS_PLUGIN):
-                self.tally.add("malformed", tag)
+                self.unresolved_tensors[tag] = self.unresolved_tensors.get(tag, 0) + count
+            elif plugin == HISTOGRAMS_PLUGIN:
+                keep()
+            elif plugin == SCALARS_PLUGIN:
+                self.tally.add("malformed", tag, count)
             else:
-                self._skip_tensor(tag)
+                self._skip_tensor(tag, count)
+        for block, kept_tags in zip(self.pending_tensor_blocks, kept):
+            if bool(kept_tags.all()):
+                self.histograms.add_block(block)
+            elif kept_tags.any():
+                self.histograms.add_block(block.subset(kept_tags.take(block.codes)))
+
+    def _keep_tensor(self, record: int, tag: str, step: int, wall_time: float, tensor: tensor_pb2.TensorProto) -> None:
+        """A single tensor of a tag of the histograms plugin: its histogram, or a malformed one."""
+        histogram = _tensor_histogram(step, wall_time, tensor)
+        if histogram is None:
+            self.tally.add("malformed", tag)
+        else:
+            self.histograms.add(tag, record, histogram)

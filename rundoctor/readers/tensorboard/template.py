@@ -21,9 +21,8 @@ from rundoctor.readers.tensorboard.values import (
 )
 
 # Fast path limits.  Scalar events are 30-300 bytes; a record below 16 bytes cannot hold a
-# wall time, a step and a value, and records above 4 KB are images, graphs and histograms.
+# wall time, a step and a value (the longest record a layout is sought for is in layouts.py).
 _FAST_MIN_LENGTH = 16
-_FAST_MAX_LENGTH = 4095
 # Below this many records of one length, protobuf (~3 us a record) is cheaper than a round
 # of template matching (~0.2 ms of numpy calls).
 _FAST_MIN_GROUP = 64
@@ -92,24 +91,24 @@ class _Slot:
 
 
 @dataclass(frozen=True)
-class _Template:
-    """The layout of a scalar event: wall time at 1..9, step varint at 10.., values in slots."""
+class _RecordLayout:
+    """What every fast-path layout shares: the payload of the record it was found in, the wall
+    time at bytes 1..9 and the step varint at 10.. (``step_width`` bytes, 0 when the step is
+    0 and so not written); the bytes outside ``variable_ranges`` are the same in every record
+    of the layout and of the same tags."""
 
     payload: bytes
     step_width: int
-    slots: tuple[_Slot, ...]
-
-    @property
-    def layout(self) -> tuple[object, ...]:
-        return (self.step_width, tuple((s.offset, s.dtype, s.is_tensor) for s in self.slots))
 
     @property
     def variable_ranges(self) -> list[tuple[int, int]]:
-        ranges = [(1, 9)]
-        if self.step_width:
-            ranges.append((10, 10 + self.step_width))
-        ranges.extend((slot.offset, slot.offset + slot.size) for slot in self.slots)
-        return ranges
+        """[start, end) of the bytes that differ from record to record (overridden)."""
+        return [(1, 9)] + ([(10, 10 + self.step_width)] if self.step_width else [])
+
+    @property
+    def layout(self) -> tuple[object, ...]:
+        """What records of one layout share whatever their tags (overridden)."""
+        return (self.step_width,)
 
     @property
     def fixed_start(self) -> int:
@@ -132,10 +131,12 @@ class _Template:
         reaching into a value."""
         stretches = [(0, 1), (9, 10)]
         position = self.fixed_start
-        for slot in sorted(self.slots, key=lambda s: s.offset):
-            if slot.offset > position:
-                stretches.append((position, slot.offset))
-            position = slot.offset + slot.size
+        for start, end in sorted(self.variable_ranges):
+            if start < self.fixed_start:
+                continue
+            if start > position:
+                stretches.append((position, start))
+            position = end
         if position < len(self.payload):
             stretches.append((position, len(self.payload)))
         words = []
@@ -153,18 +154,53 @@ class _Template:
         return int(google_crc32c.value(bytes(zeroed)))
 
 
+@dataclass(frozen=True)
+class _Template(_RecordLayout):
+    """The layout of a scalar event: its values in slots."""
+
+    slots: tuple[_Slot, ...]
+
+    @property
+    def layout(self) -> tuple[object, ...]:
+        return ("scalars", self.step_width, tuple((s.offset, s.dtype, s.is_tensor) for s in self.slots))
+
+    @property
+    def variable_ranges(self) -> list[tuple[int, int]]:
+        return super().variable_ranges + [(slot.offset, slot.offset + slot.size) for slot in self.slots]
+
+
+def event_frame(payload: bytes) -> tuple[int, int, int] | None:
+    """(step width, start, end) of the summary of an event written as a fast-path layout
+    expects: the wall time first, the step next (if not 0), the summary last; None for any
+    other event.  Raises ValueError or IndexError on bytes that are no protobuf message."""
+    fields = list(_wire_fields(payload, 0, len(payload)))
+    step_width = fields[1][3] - 10 if len(fields) == 3 and fields[1][:3] == (2, 0, 10) else 0
+    expected = [(1, 1, 1, 9)] + ([(2, 0, 10, 10 + step_width)] if step_width else [])
+    if step_width > 8 or len(fields) != len(expected) + 1 or fields[:-1] != expected:
+        return None
+    number, wire, start, end = fields[-1]
+    if (number, wire, end) != (5, 2, len(payload)):
+        return None
+    return step_width, start, end
+
+
+def steps_of(raw: np.ndarray, step_width: int) -> np.ndarray:
+    """Steps from the 8-byte little-endian words at byte 10 of records whose step varint is
+    ``step_width`` bytes wide (0: no step field, step 0)."""
+    steps = np.zeros(raw.size, np.uint64)
+    for byte in range(step_width):
+        steps |= ((raw >> np.uint64(8 * byte)) & np.uint64(0x7F)) << np.uint64(7 * byte)
+    return steps.view(np.int64)
+
+
 def _parse_template(payload: bytes) -> _Template | None:
     """The layout of a scalar event, or None if the record is anything else; the layout is
     checked against protobuf's parse of the same bytes."""
     try:
-        fields = list(_wire_fields(payload, 0, len(payload)))
-        step_width = fields[1][3] - 10 if len(fields) == 3 and fields[1][:3] == (2, 0, 10) else 0
-        expected = [(1, 1, 1, 9)] + ([(2, 0, 10, 10 + step_width)] if step_width else [])
-        if step_width > 8 or len(fields) != len(expected) + 1 or fields[:-1] != expected:
+        frame = event_frame(payload)
+        if frame is None:
             return None
-        number, wire, start, end = fields[-1]
-        if (number, wire, end) != (5, 2, len(payload)):
-            return None
+        step_width, start, end = frame
         slots = []
         for number, wire, value_start, value_end in _wire_fields(payload, start, end):
             slot = _value_slot(payload, value_start, value_end) if (number, wire) == (1, 2) else None
