@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rundoctor.checks import histograms
+from rundoctor.checks import histograms, measures
 from rundoctor.checks.base import Check, RunContext
 from rundoctor.findings import Confidence, Finding, Severity, fmt
 from rundoctor.roles import Role
@@ -107,8 +107,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             continue
         head = max(1, math.ceil(shares.size * params.early_fraction))
         tail = max(1, math.ceil(shares.size / 4))
-        layer = _Layer(item.tag, item.layer, kind, float(np.median(shares[:head])), float(np.median(shares)),
-                       float(np.median(shares[-tail:])), steps[0], steps[-1])
+        layer = _Layer(item.tag, item.layer, kind, float(measures.median(shares[:head])), float(measures.median(shares)),
+                       float(measures.median(shares[-tail:])), steps[0], steps[-1])
         if (layer.early >= params.max_share and layer.overall >= params.max_share) or layer.late >= params.late_share:
             saturated.append(layer)
     if not saturated:
