@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 
 from rundoctor.checks.base import NumClasses, RunContext
-from rundoctor.checks.measures import fraction_values, median
+from rundoctor.checks.measures import edge_levels, fraction_values
 from rundoctor.roles import ACCURACY_ROLES, Role
 from rundoctor.series import Run
 
@@ -151,14 +151,14 @@ def _from_settled_chance(loss: np.ndarray, series: list[tuple[str, np.ndarray]])
     accuracy's last quarter near 1/C, for the same C (see the module docstring)."""
     if loss.size < 8:
         return None
-    settled = median(loss[-(loss.size // 4) :])
+    settled = edge_levels(loss, 0.25)[1]
     candidates = _classes_near(settled, SETTLED_LOSS_TOLERANCE, MAX_SETTLED)
     if candidates.size == 0:
         return None
     for tag, values in series:
         if values.size < 4:
             continue
-        accuracy = median(values[-max(1, values.size // 4) :])
+        accuracy = edge_levels(values, 0.25, 1)[1]
         errors = np.abs(accuracy * candidates - 1.0)
         if float(errors.min()) <= ACCURACY_TOLERANCE:
             classes = int(candidates[int(np.argmin(errors))])

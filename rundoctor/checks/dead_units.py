@@ -154,7 +154,7 @@ def _measure(item: histograms.Series, params: Params) -> _Layer | None:
     if not shares:
         return None
     tail = shares[-max(params.last_histograms, 1):]
-    level = float(measures.median([share for _, share, _ in tail]))
+    level = measures.median([share for _, share, _ in tail])
     onset = before = None
     crossed = [index for index, (_, share, _) in enumerate(shares) if share >= params.note_share]
     if crossed and crossed[0] > 0:
@@ -189,7 +189,7 @@ def _story(ctx: RunContext, params: Params, layer: _Layer) -> tuple[str, dict[st
         earlier = curve.values[curve.steps <= layer.before]
         window = curve.values[(curve.steps > layer.before) & (curve.steps <= layer.onset)]
         if earlier.size >= 3 and window.size:
-            typical, top = float(measures.median(earlier)), float(window.max())
+            typical, top = measures.median(earlier), float(window.max())
             if typical > 0 and top >= params.spike_factor * typical:
                 spike_step = int(curve.steps[(curve.steps > layer.before) & (curve.steps <= layer.onset)][window.argmax()])
                 evidence.update(loss_tag=loss_tag, loss_spike=top, loss_spike_step=spike_step, loss_median_before=typical)

@@ -154,7 +154,7 @@ def _grad_to_weight(ctx: RunContext) -> dict[str, tuple[float, tuple[str, str]]]
                 ratios.append(histograms.abs_mean(histogram) / scale)
         ratios = [ratio for ratio in ratios if np.isfinite(ratio)]
         if ratios:
-            out[item.layer] = (float(measures.median(ratios)), (item.tag, weights[item.layer].tag))
+            out[item.layer] = (measures.median(ratios), (item.tag, weights[item.layer].tag))
     return out
 
 
@@ -166,7 +166,7 @@ def _growth(layers: list[histograms.LayerScale], params: Params
         if layer.scales.size < 4:
             continue
         head = max(1, math.ceil(layer.scales.size / 4))
-        early = float(measures.median(layer.scales[:head]))
+        early = measures.median(layer.scales[:head])
         later = layer.scales[head:]
         peak_index = int(np.argmax(later))
         factor = float(later[peak_index]) / early if early > 0 else float("nan")

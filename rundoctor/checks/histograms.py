@@ -408,7 +408,7 @@ class LayerScale:
     @property
     def level(self) -> float:
         """The median scale over the logged steps."""
-        return float(measures.median(self.scales)) if self.scales.size else float("nan")
+        return measures.median(self.scales) if self.scales.size else float("nan")
 
 
 # A gradient with this share of exact zeros says its units are dead, not how large a gradient is:

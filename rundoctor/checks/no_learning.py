@@ -428,7 +428,7 @@ def _accuracy_learned(ctx: RunContext, params: Params, classes: int | None) -> b
     if values.size < 8:
         return False
     chance = 1.0 / classes if classes is not None and classes >= 2 else 0.5
-    first, last = (measures.median(part) for part in (values[: values.size // 4], values[-(values.size // 4) :]))
+    first, last = measures.edge_levels(values, 0.25)
     room = 1.0 - chance
     return last >= chance + 0.5 * room and last - first >= params.learned_rise * room
 

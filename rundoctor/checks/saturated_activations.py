@@ -107,8 +107,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
             continue
         head = max(1, math.ceil(shares.size * params.early_fraction))
         tail = max(1, math.ceil(shares.size / 4))
-        layer = _Layer(item.tag, item.layer, kind, float(measures.median(shares[:head])), float(measures.median(shares)),
-                       float(measures.median(shares[-tail:])), steps[0], steps[-1])
+        layer = _Layer(item.tag, item.layer, kind, measures.median(shares[:head]), measures.median(shares),
+                       measures.median(shares[-tail:]), steps[0], steps[-1])
         if (layer.early >= params.max_share and layer.overall >= params.max_share) or layer.late >= params.late_share:
             saturated.append(layer)
     if not saturated:

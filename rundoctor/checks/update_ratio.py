@@ -134,7 +134,7 @@ def measure(item: histograms.Series, params: Params) -> _Layer | None:
     frozen_from = judged[len(judged) - 1 - unchanged_tail].step if unchanged_tail >= params.min_histograms - 1 else None
     scale = max(spreads[0], spreads[-1])
     total = histograms.distance(judged[0], judged[-1]) / scale if scale > 0 else float("nan")
-    return _Layer(item.tag, item.layer, float(measures.median(ratios)), total, frozen_from, judged[0].step, judged[-1].step,
+    return _Layer(item.tag, item.layer, measures.median(ratios), total, frozen_from, judged[0].step, judged[-1].step,
                   len(judged))
 
 
@@ -208,9 +208,9 @@ def _frozen(check: Check[Params], ctx: RunContext, params: Params, layers: list[
 def _slow(check: Check[Params], ctx: RunContext, params: Params, layers: list[_Layer], slow: list[_Layer]) -> Finding:
     most = 2 * len(slow) >= len(layers)
     names = histograms.layer_list(layer.layer for layer in slow)
-    ratio = float(measures.median([layer.ratio for layer in slow]))
+    ratio = measures.median([layer.ratio for layer in slow])
     totals = [layer.total for layer in slow if np.isfinite(layer.total)]
-    total = float(measures.median(totals)) if totals else float("nan")
+    total = measures.median(totals) if totals else float("nan")
     verdict = ("the learning rate is too low for the model" if most
                else "those layers learn far slower than the rest")
     per_step = (f"{fmt(ratio, 2)} of their spread per logged step (median; threshold {params.low_ratio:g}, "
