@@ -22,14 +22,18 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 from corpus import archive, labels
 from corpus.recipes import RECIPES, Recipe
 from corpus.recipes.base import describe, start_wall
 from corpus.train import run
 from corpus.writers import write
+
+T = TypeVar("T")
 
 
 def jobs(only: list[str] | None = None) -> list[tuple[int, object, int]]:
@@ -91,14 +95,22 @@ def _build_star(args: tuple) -> tuple[dict, list[str]]:
 
 def generate(root: Path, *, only: list[str] | None = None, workers: int = 2) -> list[dict]:
     """Write every run under ``root/runs``; return the labels sorted by run path."""
+    return build_all(root, jobs(only), _build_star, workers)
+
+
+def build_all(root: Path, todo: Sequence[T], build_star: Callable[[tuple[T, Path]], tuple[dict, list[str]]],
+              workers: int) -> list[dict]:
+    """Build each job under a fresh ``root/runs`` (in ``workers`` processes; ``build_star``
+    must be a module-level function), print the warnings, return the labels sorted by run
+    path.  The histogram corpus builds its runs the same way."""
     if (root / "runs").exists():
         shutil.rmtree(root / "runs")
-    todo = [(job, root) for job in jobs(only)]
+    pairs = [(job, root) for job in todo]
     if workers > 1:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_build_star, todo, chunksize=1))
+            results = list(pool.map(build_star, pairs, chunksize=1))
     else:
-        results = [_build_star(args) for args in todo]
+        results = [build_star(pair) for pair in pairs]
     for _, warnings in results:
         for warning in warnings:
             print("warning:", warning, file=sys.stderr)

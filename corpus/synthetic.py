@@ -88,13 +88,13 @@ def _calibrated(classes: int, confidence: float) -> Callable[[np.ndarray], np.nd
 
 
 def _healthy_shape(rng: np.random.Generator, n: int, schedule: str) -> tuple[np.ndarray, np.ndarray, float, float]:
-    """(clean loss, learning rate, start, floor) of a healthy run."""
+    """(the loss's fraction of its fall still to go, learning rate, start as a share of ln C,
+    floor as a share of the start) of a healthy run."""
     base = float(10 ** rng.uniform(-5, -0.5))
     lr = _schedule(schedule, n, base)
     progress = np.cumsum(lr)
     progress = progress / progress[-1]
-    classes_loss = float(rng.uniform(0.95, 1.3))
-    start, floor_share = classes_loss, float(rng.uniform(0.02, 0.5))
+    start_share, floor_share = float(rng.uniform(0.95, 1.3)), float(rng.uniform(0.02, 0.5))
     shape = rng.choice(["exp", "power", "sigmoid"]) if schedule != "const" else rng.choice(["exp", "power"])
     if shape == "exp":
         # Under a constant rate a healthy loss still falls in its second half (rate <= 3).
@@ -106,7 +106,7 @@ def _healthy_shape(rng: np.random.Generator, n: int, schedule: str) -> tuple[np.
         middle, rate = rng.uniform(0.1, 0.4), rng.uniform(6, 24)
         fraction = 1 / (1 + np.exp(rate * (progress - middle)))
     fraction = fraction / fraction[0]
-    return fraction, lr, start, floor_share
+    return fraction, lr, start_share, floor_share
 
 
 def _noise(rng: np.random.Generator, n: int, lr: np.ndarray) -> np.ndarray:

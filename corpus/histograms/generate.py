@@ -13,16 +13,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from corpus import archive
+from corpus.generate import build_all
 from corpus.histograms import ARCHIVE, LABELS, labels, train, writers
 from corpus.histograms.recipes import RECIPES, Recipe
 from corpus.recipes.base import start_wall
@@ -79,18 +78,7 @@ def _build_star(args: tuple[tuple[int, Any, int], Path]) -> tuple[dict[str, Any]
 
 def generate(root: Path, *, only: list[str] | None = None, workers: int = 2) -> list[dict[str, Any]]:
     """Write every run under ``root/runs``; return the labels sorted by run path."""
-    if (root / "runs").exists():
-        shutil.rmtree(root / "runs")
-    todo = [(job, root) for job in jobs(only)]
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            results = list(pool.map(_build_star, todo, chunksize=1))
-    else:
-        results = [_build_star(args) for args in todo]
-    for _, warnings in results:
-        for warning in warnings:
-            print("warning:", warning, file=sys.stderr)
-    return sorted((label for label, _ in results), key=lambda label: label["run"])
+    return build_all(root, jobs(only), _build_star, workers)
 
 
 def main(argv: list[str] | None = None) -> int:
