@@ -1,11 +1,14 @@
-"""Shared test fixtures: where the real logs live, and a skip that says why."""
+"""Shared test fixtures: where the real logs live, and a skip that says why; the command line
+run in-process."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -13,6 +16,47 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE_LOGS = REPO / "sample_logs"
 # Real training logs from public repositories sit beside the checkout (../shared), in CI too.
 REAL_LOGS = REPO.parent / "shared" / "real_logs"
+
+
+class CliResult(NamedTuple):
+    """What one in-process run of the command line left: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
+    """``rundoctor ARGS`` in-process, through ``main()`` as the console script runs it (so usage
+    errors become exit 2), with ``--debug`` left off from any earlier run."""
+    from rundoctor import cli
+
+    monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
+    monkeypatch.setattr(cli, "_debug", False)
+    try:
+        cli.main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+    out, err = capsys.readouterr()
+    return CliResult(code, out, err)
+
+
+Invoke = Callable[..., CliResult]
+
+
+@pytest.fixture
+def rundoctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Invoke:
+    """The command line in-process: ``rundoctor("check", path)`` gives a :class:`CliResult`."""
+
+    def invoke(*args: str) -> CliResult:
+        return run_cli(monkeypatch, capsys, *args)
+
+    return invoke
 
 
 @pytest.fixture

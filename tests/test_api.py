@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 
 import rundoctor
-from rundoctor import cli
 from rundoctor.series import RunBuilder
-from tests.conftest import REPO, SAMPLE_LOGS
+from tests.conftest import REPO, SAMPLE_LOGS, run_cli
 
 # The public API.  Removing a name breaks users: deprecate it first, then take it off here.
 PUBLIC = {
@@ -207,27 +206,16 @@ def test_export_without_pyarrow_names_the_extra(tmp_path: Path, monkeypatch: pyt
         rundoctor.export([hand_run()], tmp_path / "x.txt")
 
 
-def run_cli(*args: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 0
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_the_export_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(REPO)
     run = "sample_logs/problems/non_finite_tb"
 
-    code, csv_text, _ = run_cli("export", run, monkeypatch=monkeypatch, capsys=capsys)
-    jsonl = run_cli("export", run, "--format", "jsonl", monkeypatch=monkeypatch, capsys=capsys)
-    parquet = run_cli("export", run, "-f", "parquet", "-o", str(tmp_path / "s.parquet"), monkeypatch=monkeypatch, capsys=capsys)
-    no_file = run_cli("export", run, "-f", "parquet", monkeypatch=monkeypatch, capsys=capsys)
-    bad_format = run_cli("export", run, "-f", "xlsx", monkeypatch=monkeypatch, capsys=capsys)
-    nothing = run_cli("export", str(tmp_path / "s.parquet"), monkeypatch=monkeypatch, capsys=capsys)
+    code, csv_text, _ = run_cli(monkeypatch, capsys, "export", run)
+    jsonl = run_cli(monkeypatch, capsys, "export", run, "--format", "jsonl")
+    parquet = run_cli(monkeypatch, capsys, "export", run, "-f", "parquet", "-o", str(tmp_path / "s.parquet"))
+    no_file = run_cli(monkeypatch, capsys, "export", run, "-f", "parquet")
+    bad_format = run_cli(monkeypatch, capsys, "export", run, "-f", "xlsx")
+    nothing = run_cli(monkeypatch, capsys, "export", str(tmp_path / "s.parquet"))
 
     assert code == 0 and csv_text.splitlines()[0] == "run,tag,step,value,wall_time"
     assert len(csv_text.splitlines()) == 1 + len(jsonl[1].splitlines()) == 1 + len(pd.read_parquet(tmp_path / "s.parquet"))

@@ -10,9 +10,6 @@ warning: loss spikes).
 from __future__ import annotations
 
 import json
-import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,8 +18,8 @@ import jsonschema
 import numpy as np
 import pytest
 
-from rundoctor import cli
 from rundoctor.readers import files
+from tests.conftest import CliResult, Invoke
 from tests.curves import decay, noisy, with_nan, with_spikes
 
 N = 200
@@ -41,20 +38,6 @@ def nan_loss(seed: int = 2) -> np.ndarray:
     return with_nan(noisy(decay(N), 0.02, seed=seed), 120)
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-Invoke = Callable[..., Result]
-
-
 @pytest.fixture
 def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """``runs/`` with three runs, the working directory its parent."""
@@ -66,25 +49,7 @@ def runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
-@pytest.fixture
-def rundoctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Invoke:
-    """The command line in-process, as ``main()`` runs it."""
-    monkeypatch.setattr(cli, "_debug", False)
-
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
-
-
-def findings(result: Result, *, baselined: bool | None = None) -> list[tuple[str, str]]:
+def findings(result: CliResult, *, baselined: bool | None = None) -> list[tuple[str, str]]:
     """(run, check) of the JSON report's findings, all of them or those (not) baselined."""
     return [(f["run"], f["check"]) for f in result.json["findings"] if baselined is None or f["baselined"] is baselined]
 

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from rundoctor import cli
 from rundoctor.findings import Severity
 from rundoctor.plot import DPI, INSTALL_HINT, WIDTH_INCHES, ZOOM_INCHES, pick_run, write_png
 from rundoctor.reporters.panels import NON_FINITE_COLOR, SEVERITY_COLORS
-from tests.conftest import SAMPLE_LOGS
+from tests.conftest import SAMPLE_LOGS, run_cli
 from tests.curves import HOSTILE, decay, make_run, steps
 from tests.reporters.pictures import MIXED, draw, long_run, resumed_run
 from tests.reporters.reports import finding
@@ -32,25 +30,6 @@ def matplotlib_installed() -> None:
         if os.environ.get("CI"):
             pytest.fail("matplotlib is not installed; CI installs the test extra")
         pytest.skip("matplotlib is not installed (pip install 'rundoctor[plot]')")
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def invoke(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> Result:
-    """The command line in-process, through ``main()`` so usage errors become exit 2."""
-    monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 0
-    out, err = capsys.readouterr()
-    return Result(code, out, err)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -72,7 +51,7 @@ def test_plot_writes_a_png_of_the_run_with_its_nan_steps_marked(
     matplotlib_installed: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     output = tmp_path / "curve.png"
-    result = invoke(monkeypatch, capsys, "plot", str(NON_FINITE), "--output", str(output))
+    result = run_cli(monkeypatch, capsys, "plot", str(NON_FINITE), "--output", str(output))
     assert result.code == 0, result.err
     assert result.out.startswith(f"{output}: ")
     width, height = png_size(output)
@@ -202,7 +181,7 @@ def test_without_matplotlib_plot_exits_2_and_says_what_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now raises ImportError
     output = tmp_path / "x.png"
-    result = invoke(monkeypatch, capsys, "plot", str(NON_FINITE), "--output", str(output))
+    result = run_cli(monkeypatch, capsys, "plot", str(NON_FINITE), "--output", str(output))
     assert result.code == 2
     assert "install rundoctor[plot]" in result.err and INSTALL_HINT in result.err
     assert not output.exists()
@@ -213,11 +192,11 @@ def test_a_path_with_several_runs_needs_run_and_lists_them(
 ) -> None:
     output = tmp_path / "x.png"
     problems = SAMPLE_LOGS / "problems"
-    result = invoke(monkeypatch, capsys, "plot", str(problems), "--output", str(output))
+    result = run_cli(monkeypatch, capsys, "plot", str(problems), "--output", str(output))
     assert result.code == 2 and not output.exists()
     assert "runs found; choose one with --run" in result.err
     assert "problems/non_finite_tb\n" in result.err and "problems/truncated_tb\n" in result.err
-    result = invoke(monkeypatch, capsys, "plot", str(problems), "--run", "non_finite_tb", "--output", str(output))
+    result = run_cli(monkeypatch, capsys, "plot", str(problems), "--run", "non_finite_tb", "--output", str(output))
     assert result.code == 0, result.err
     assert png_size(output)[0] == round(WIDTH_INCHES * DPI)
 
@@ -235,13 +214,13 @@ def test_bad_plot_options_exit_2(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     options = arguments if "--output" in arguments else [*arguments, "--output", "x.png"]
-    result = invoke(monkeypatch, capsys, "plot", str(SAMPLE_LOGS / "problems"), *options)
+    result = run_cli(monkeypatch, capsys, "plot", str(SAMPLE_LOGS / "problems"), *options)
     assert result.code == 2 and message in result.err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_missing_path_exits_2(matplotlib_installed: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    result = invoke(monkeypatch, capsys, "plot", str(tmp_path / "nothing"), "--output", str(tmp_path / "x.png"))
+    result = run_cli(monkeypatch, capsys, "plot", str(tmp_path / "nothing"), "--output", str(tmp_path / "x.png"))
     assert result.code == 2 and "no such file or directory" in result.err
 
 

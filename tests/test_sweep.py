@@ -14,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from rundoctor import cli
 from rundoctor.reporters import RenderOptions, render
 from rundoctor.sweep import (
     ANY_PROBLEM,
@@ -38,6 +35,7 @@ from rundoctor.sweep import (
     parse_by,
     value_text,
 )
+from tests.conftest import Invoke, run_cli
 from tests.curves import decay, diverge, noisy, with_nan
 from tests.reporters.reports import sample_report
 
@@ -337,31 +335,11 @@ def write_lightning_sweep(root: Path) -> None:
             version += 1
 
 
-@dataclass(frozen=True)
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Invoke = Callable[..., Result]
-
-
 @pytest.fixture
 def rundoctor(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Invoke:
+    """The command line in-process, 200 columns wide."""
     monkeypatch.setenv("COLUMNS", "200")
-
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else 1
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return invoke
+    return lambda *args: run_cli(monkeypatch, capsys, *args)
 
 
 @pytest.fixture(scope="module")

@@ -12,25 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from rundoctor import cli, discover
+from rundoctor import discover
 from rundoctor.readers import files, streams
 from rundoctor.series import NoteKind
+from tests.conftest import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLES = REPO / "sample_logs"
 CSV = "step,loss\n" + "".join(f"{step},{1 / (step + 1):.6f}\n" for step in range(2000))
-
-
-def _invoke(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-    monkeypatch.setattr(cli, "_debug", False)
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _gzipped_log(path: Path) -> bool:
@@ -50,9 +39,9 @@ def test_gzipped_samples_give_the_report_of_the_plain_ones(
             squeezed += 1
     assert squeezed > 20
     monkeypatch.chdir(REPO)
-    plain_code, plain, _ = _invoke(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
+    plain_code, plain, _ = run_cli(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
     monkeypatch.chdir(tmp_path)
-    code, report, err = _invoke(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
+    code, report, err = run_cli(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
     assert (code, err) == (plain_code, "")
     assert report.count(".gz") > 20
     assert report.replace(".gz", "") == plain
@@ -153,21 +142,21 @@ def test_stdin_is_read_as_one_log(
 ) -> None:
     log = SAMPLES / "problems" / "loss_magnitude.csv"
     monkeypatch.chdir(SAMPLES / "problems")
-    file_code, from_file, _ = _invoke(monkeypatch, capsys, "check", log.name, "--format", "json")
+    file_code, from_file, _ = run_cli(monkeypatch, capsys, "check", log.name, "--format", "json")
     monkeypatch.setattr(sys, "stdin", _Stdin(log.read_bytes()))
-    code, from_stdin, err = _invoke(monkeypatch, capsys, "check", "-", "--format", "json")
+    code, from_stdin, err = run_cli(monkeypatch, capsys, "check", "-", "--format", "json")
     assert (code, err) == (file_code, "")
     assert json.loads(from_file)["findings"]
     report = json.loads(from_stdin)
     assert [run["id"] for run in report["runs"]] == ["<stdin>"]
     assert from_stdin.replace("<stdin>", log.name) == from_file
     monkeypatch.setattr(sys, "stdin", _Stdin(gzip.compress(log.read_bytes())))  # gzipped: the same
-    assert _invoke(monkeypatch, capsys, "check", "-", "--format", "json")[1] == from_stdin
+    assert run_cli(monkeypatch, capsys, "check", "-", "--format", "json")[1] == from_stdin
 
 
 def test_empty_stdin_is_unreadable_input(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setattr(sys, "stdin", _Stdin(b""))
-    code, _, err = _invoke(monkeypatch, capsys, "check", "-")
+    code, _, err = run_cli(monkeypatch, capsys, "check", "-")
     assert code == 2
     assert "<stdin>: empty file" in err
 

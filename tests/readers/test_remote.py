@@ -12,7 +12,6 @@ import functools
 import http.server
 import json
 import shutil
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from rundoctor import cli, discover
+from rundoctor import discover
 from rundoctor.readers import files, remote
 from rundoctor.series import NoteKind
+from tests.conftest import run_cli
 
 moto_server = pytest.importorskip("moto.server", reason="moto[server] (the test extra) starts the S3 server")
 pytest.importorskip("s3fs", reason="s3fs (the s3 extra) reads s3:// URLs")
@@ -64,25 +64,13 @@ def _upload(client: Any, bucket: str, folder: Path, prefix: str) -> None:
             client.put_object(Bucket=bucket, Key=f"{prefix}/{path.relative_to(folder).as_posix()}", Body=path.read_bytes())
 
 
-def _invoke(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-    monkeypatch.setattr(cli, "_debug", False)
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code if isinstance(stop.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_a_bucket_gives_the_report_of_its_local_copy(
     s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _upload(s3, "samples", SAMPLES, "runs")
     monkeypatch.chdir(REPO)
-    local_code, local, _ = _invoke(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
-    code, report, err = _invoke(monkeypatch, capsys, "check", "s3://samples/runs", "--format", "json")
+    local_code, local, _ = run_cli(monkeypatch, capsys, "check", "sample_logs", "--format", "json")
+    code, report, err = run_cli(monkeypatch, capsys, "check", "s3://samples/runs", "--format", "json")
     assert (code, err) == (local_code, "")
     ids = [run["id"] for run in json.loads(report)["runs"]]
     assert len(ids) == len(json.loads(local)["runs"]) > 20
@@ -131,11 +119,11 @@ def test_thousands_of_runs_in_a_listing_are_all_read(s3: Any) -> None:
 
 def test_a_missing_object_is_a_usage_error(s3: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     s3.create_bucket(Bucket="empty")
-    code, _, err = _invoke(monkeypatch, capsys, "check", "s3://empty/nothing/here.csv")
+    code, _, err = run_cli(monkeypatch, capsys, "check", "s3://empty/nothing/here.csv")
     assert code == 2
     assert "no such file or directory: s3://empty/nothing/here.csv" in err
     # beside a path that exists, a mistyped URL is still a usage error, not half a check
-    code, _, err = _invoke(monkeypatch, capsys, "check", str(SAMPLES / "healthy" / "yolov8"), "s3://empty/nothing/here.csv")
+    code, _, err = run_cli(monkeypatch, capsys, "check", str(SAMPLES / "healthy" / "yolov8"), "s3://empty/nothing/here.csv")
     assert code == 2 and "s3://empty/nothing/here.csv" in err
 
 
@@ -175,15 +163,15 @@ def test_a_store_whose_package_is_missing_names_its_extra(
         return real(protocol, **options)
 
     monkeypatch.setattr(fsspec, "filesystem", without_gcsfs)
-    code, _, err = _invoke(monkeypatch, capsys, "check", "gs://bucket/runs")
+    code, _, err = run_cli(monkeypatch, capsys, "check", "gs://bucket/runs")
     assert code == 2
     assert "pip install 'rundoctor[gcs]'" in err
 
 
 def test_file_urls_are_local_paths(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(REPO)
-    _, local, _ = _invoke(monkeypatch, capsys, "check", "sample_logs/problems", "--format", "json")
-    code, report, _ = _invoke(monkeypatch, capsys, "check", f"file://{SAMPLES / 'problems'}", "--format", "json")
+    _, local, _ = run_cli(monkeypatch, capsys, "check", "sample_logs/problems", "--format", "json")
+    code, report, _ = run_cli(monkeypatch, capsys, "check", f"file://{SAMPLES / 'problems'}", "--format", "json")
     assert code == 1
     assert report.replace(f"{REPO}/", "") == local  # ids alike; paths absolute as given
 
@@ -210,9 +198,9 @@ def test_http_urls_of_a_file_and_of_a_folder(
 ) -> None:
     pytest.importorskip("aiohttp", reason="fsspec's HTTP file system needs aiohttp (the http extra)")
     monkeypatch.chdir(REPO)
-    _, local, _ = _invoke(monkeypatch, capsys, "check", "sample_logs/problems", "--format", "json")
-    code, report, _ = _invoke(monkeypatch, capsys, "check", f"{web_server}/problems/", "--format", "json")
+    _, local, _ = run_cli(monkeypatch, capsys, "check", "sample_logs/problems", "--format", "json")
+    code, report, _ = run_cli(monkeypatch, capsys, "check", f"{web_server}/problems/", "--format", "json")
     assert code == 1
     assert report.replace(f"{web_server}/", "") == local.replace("sample_logs/", "")
-    code, report, _ = _invoke(monkeypatch, capsys, "check", f"{web_server}/problems/loss_magnitude.csv", "--format", "json")
+    code, report, _ = run_cli(monkeypatch, capsys, "check", f"{web_server}/problems/loss_magnitude.csv", "--format", "json")
     assert [run["id"] for run in json.loads(report)["runs"]] == [f"{web_server}/problems/loss_magnitude.csv"]
