@@ -189,26 +189,32 @@ class HistogramColumns(Sequence[Histogram]):
         buckets are copied once, only those its histograms use."""
         if len(parts) == 1 and isinstance(parts[0], HistogramColumns):
             return parts[0]
-        columns = [part.compact() if isinstance(part, HistogramColumns) else cls.of(part) for part in parts]
-        if len(columns) == 1:
-            return columns[0]
-        if not columns:
-            return cls.of([])
+        return cls.drain(list(parts))
 
-        def offset(name: str, flat: str) -> np.ndarray:
-            shifts = np.cumsum([0] + [getattr(part, flat).size for part in columns[:-1]]).tolist()
-            return np.concatenate([getattr(part, name) + shift for part, shift in zip(columns, shifts)])
+    @classmethod
+    def drain(cls, parts: list[Sequence[Histogram]]) -> HistogramColumns:
+        """:meth:`concat` that empties ``parts``, letting each part go once its buckets are
+        copied: a file's blocks of histograms and their join are then never all held at once
+        (which would take twice their size at the end of reading)."""
+        pieces = [part.compact() if isinstance(part, HistogramColumns) else cls.of(part) for part in parts]
+        parts.clear()
+        if len(pieces) <= 1:
+            return pieces[0] if pieces else cls.of([])
 
         def joined(name: str) -> np.ndarray:
-            return np.concatenate([getattr(part, name) for part in columns])
+            return np.concatenate([getattr(piece, name) for piece in pieces])
 
-        return cls(
-            joined("steps"), joined("wall_times"), joined("mins"), joined("maxs"),
-            (offset("limit_starts", "limits"), joined("limit_sizes"), offset("count_starts", "counts"),
-             joined("count_sizes")),
-            joined("limits"),
-            joined("counts"),
-        )
+        steps, wall_times, mins, maxs = joined("steps"), joined("wall_times"), joined("mins"), joined("maxs")
+        limit_sizes, count_sizes = joined("limit_sizes"), joined("count_sizes")
+        limits, counts = np.empty(int(limit_sizes.sum())), np.empty(int(count_sizes.sum()))
+        limit_at = count_at = 0
+        while pieces:
+            piece = pieces.pop(0)
+            limits[limit_at : limit_at + piece.limits.size] = piece.limits
+            counts[count_at : count_at + piece.counts.size] = piece.counts
+            limit_at, count_at = limit_at + piece.limits.size, count_at + piece.counts.size
+        spans = (np.cumsum(limit_sizes) - limit_sizes, limit_sizes, np.cumsum(count_sizes) - count_sizes, count_sizes)
+        return cls(steps, wall_times, mins, maxs, spans, limits, counts)
 
     def take(self, indices: np.ndarray) -> HistogramColumns:
         """The histograms at ``indices``, in that order, sharing these buckets (checked once, when

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from unittest import mock
 
@@ -19,8 +19,8 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import layouts as tb_layouts
-from rundoctor.readers.tensorboard import read_tensorboard_run
 from rundoctor.readers.tensorboard import windows as tb_windows
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.series import Histogram, HistogramColumns, NoteKind, Run
 from tests.readers import tb_writer as w
 
@@ -380,6 +380,9 @@ def test_columns_reorder_join_and_compact_without_changing_a_histogram() -> None
     assert taken.compact().limits.size == 3
     joined = HistogramColumns.concat([taken, items[1:2], columns])
     assert [bits(h) for h in joined] == [bits(h) for h in [items[2], items[0], items[1], *items]]
+    parts: list[Sequence[Histogram]] = [taken, items[1:2], columns]
+    drained = HistogramColumns.drain(parts)
+    assert parts == [] and [bits(h) for h in drained] == [bits(h) for h in joined]  # let go as it joins
     compact = joined.compact()
     assert [bits(h) for h in compact] == [bits(h) for h in joined]
     assert compact.compact() is compact

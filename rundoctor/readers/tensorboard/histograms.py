@@ -23,14 +23,13 @@ protobuf's decoding of the same bytes.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import google_crc32c
 import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2
 
-from rundoctor.readers.crc32c import mask_crcs
 from rundoctor.readers.tensorboard.template import (
     _RecordLayout,
     _varint,
@@ -44,7 +43,6 @@ from rundoctor.readers.tensorboard.values import (
     _proto_histogram,
     _tensor_histogram,
 )
-from rundoctor.readers.tfrecord import FOOTER_BYTES, unaligned
 from rundoctor.series import Histogram, HistogramColumns
 
 # HistogramProto's doubles: min, max, num, sum, sum_squares (fields 1-5), then the packed
@@ -284,19 +282,6 @@ def gather(template: _HistogramTemplate, rows: np.ndarray, row_bytes: int) -> Hi
     return HistogramColumns(steps, wall_times, mins, maxs, (spans[0], spans[1], spans[2], spans[3]), limits, counts)
 
 
-def rows_intact(rows: np.ndarray, length: int) -> np.ndarray:
-    """Whether each row's payload (its first ``length`` bytes) matches the crc after it: one C
-    call a row (the vectorised check of :mod:`rundoctor.readers.crc32c` pays a table lookup
-    per variable byte, and nearly every byte of a histogram varies)."""
-    row_bytes = length + FOOTER_BYTES
-    flat = rows.tobytes()
-    payloads = map(flat.__getitem__, map(slice, range(0, len(flat), row_bytes), range(length, len(flat) + 1, row_bytes)))
-    crcs = np.fromiter(map(google_crc32c.value, payloads), np.uint32, rows.size)  # no Python frame a row
-    stored: np.ndarray = unaligned(rows, "<u4", offset=length, stride=row_bytes)
-    intact: np.ndarray = mask_crcs(crcs) == stored
-    return intact
-
-
 @dataclass(frozen=True)
 class HistogramBlock:
     """Histograms the fast path read from records of one layout, one a record, in file order."""
@@ -338,19 +323,18 @@ class HistogramStore:
         del self.blocks[mark[0] :]
         del self.singles[mark[1] :]
 
-    def columns(self, prefix: str) -> dict[str, HistogramColumns]:
+    def columns(self, prefix: str, *, final: bool = False) -> dict[str, HistogramColumns]:
         """Each tag's histograms in file order, tags in the order of their first histogram.
 
         One sort puts all histograms in (tag, record) order; each tag's columns then point
         into the buckets of all, which are never moved (one copy of the blocks' buckets).
+        ``final``: the file is read; the store empties as the blocks are joined.
         """
         codes: dict[str, int] = {}
-        parts, records, tag_codes = [], [], []
-        for block in self.blocks:
-            lookup = np.array([codes.setdefault(tag, len(codes)) for tag in block.tags], np.int64)
-            parts.append(block.columns)
-            records.append(block.records)
-            tag_codes.append(lookup.take(block.codes))
+        parts: list[Sequence[Histogram]] = [block.columns for block in self.blocks]
+        records = [block.records for block in self.blocks]
+        tag_codes = [np.array([codes.setdefault(tag, len(codes)) for tag in block.tags], np.int64).take(block.codes)
+                     for block in self.blocks]
         if self.singles:
             parts.append(HistogramColumns.of(histogram for _, _, histogram in self.singles))
             records.append(np.array([record for record, _, _ in self.singles], np.int64))
@@ -359,7 +343,9 @@ class HistogramStore:
             return {}
         all_codes, all_records = np.concatenate(tag_codes), np.concatenate(records)
         order = np.lexsort((all_records, all_codes))
-        joined = HistogramColumns.concat(parts)
+        if final:
+            self.blocks, self.singles = [], []
+        joined = HistogramColumns.drain(parts)
         ends = np.cumsum(np.bincount(all_codes, minlength=len(codes))).tolist()
         starts = [0, *ends[:-1]]
         firsts = all_records[order]

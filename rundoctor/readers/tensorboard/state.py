@@ -11,7 +11,7 @@ import numpy as np
 from google.protobuf.message import DecodeError
 from tensorboard.compat.proto import event_pb2, tensor_pb2
 
-from rundoctor.readers.crc32c import crc32c_with_variable_bytes, mask_crcs
+from rundoctor.readers.crc32c import crc32c_with_variable_bytes, framed_rows_intact, mask_crcs
 from rundoctor.readers.tensorboard.columns import (
     _EMPTY,
     _Batch,
@@ -27,7 +27,6 @@ from rundoctor.readers.tensorboard.histograms import (
     HistogramStore,
     _HistogramTemplate,
     gather,
-    rows_intact,
 )
 from rundoctor.readers.tensorboard.hparams import read_hparams
 from rundoctor.readers.tensorboard.layouts import TemplateCache, decode_layouts
@@ -216,7 +215,7 @@ class EventFileState:
         scalars = _FileScalars(self.path, [self.prefix + tag for tag in tags], codes, steps, wall_times, values)
         if final:
             self.points = _PointColumns()
-        histograms = self.histograms.columns(self.prefix)
+        histograms = self.histograms.columns(self.prefix, final=final)
         notes = [note for _, note in sorted(self.damage, key=lambda item: item[0])]
         skipped = self._tally_with_unresolved().note(self.path)
         if skipped is not None:
@@ -383,7 +382,7 @@ class EventFileState:
             rows, members, which = rows[picked], members[picked], which[picked]
         if members.size == 0:
             return
-        intact = rows_intact(rows, length)
+        intact = framed_rows_intact(rows, length)
         if not bool(intact.all()):
             for record in members[~intact].tolist():
                 self._bad_payload(record)
