@@ -27,11 +27,11 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.hparams import plugin_data_pb2
 
 from rundoctor.discover import load_runs
-from rundoctor.readers import reader_named, sidefiles
+from rundoctor.readers import reader_named, sidefiles, yaml_loader
 from rundoctor.readers.csv.flavours import read_lightning
 from rundoctor.readers.mlflow import is_mlflow_run_dir, read_mlflow_run
 from rundoctor.readers.sidefiles import MAX_NESTING, SIDE_FILE_MAX_BYTES, SideFileRefused
-from rundoctor.readers.tensorboard import read_tensorboard_run
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.series import NoteKind, ReadNote, Run
 from tests.hostile.corpus import fuzz_settings
 from tests.readers import tb_writer
@@ -412,8 +412,8 @@ YAML_PIECES = st.sampled_from([
 def test_any_yaml_is_read_as_plain_data_or_refused(tmp_path: Path, text: str) -> None:
     path = tmp_path / "hparams.yaml"
     path.write_text(text, encoding="utf-8")
-    for loader in (sidefiles._PythonLoader, sidefiles._new_loader):
-        with patch.object(sidefiles, "_new_loader", loader):
+    for loader in (yaml_loader._PythonLoader, yaml_loader._new_loader):
+        with patch.object(yaml_loader, "_new_loader", loader):
             try:
                 value = sidefiles.load_yaml_bounded(path, [])
             except SideFileRefused as refused:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rundoctor.readers import sidefiles
+from rundoctor.readers import sidefiles, yaml_loader
 from rundoctor.readers.sidefiles import (
     LONGEST_YAML_INTEGER,
     MAX_NESTING,
@@ -32,7 +32,7 @@ LOADERS = ["python"] + (["libyaml"] if yaml.__with_libyaml__ else [])
 @pytest.fixture(params=LOADERS)
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     if request.param == "python":
-        monkeypatch.setattr(sidefiles, "_new_loader", sidefiles._PythonLoader)
+        monkeypatch.setattr(yaml_loader, "_new_loader", yaml_loader._PythonLoader)
     yield request.param
 
 
