@@ -15,14 +15,18 @@ A :class:`Reader` says
 
 The registry is one tuple, :data:`rundoctor.readers.READERS`; discovery and ``watch`` only
 ever ask it.  Claiming must be cheap and must never raise (an exception means "not mine").
+A format's reading code is imported when a run of it is first read (:func:`deferred`), so
+the registry costs only what claiming needs: reading a TensorBoard run never imports the
+CSV and JSON readers (nor PyYAML), nor reading a CSV file TensorBoard's protos.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rundoctor.series import ReadNote, Run
 
@@ -61,6 +65,16 @@ class ReadRun(Protocol):
 
     def __call__(self, source: RunSource) -> Run:
         """The run of ``source``, every point as logged (roles are assigned later)."""
+
+
+def deferred(module: str, function: str) -> Callable[..., Any]:
+    """``module.function``, imported when first called (see the module docstring)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), function)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = function
+    return call
 
 
 def one_run_per_file(name: str) -> Callable[[Sequence[Path], bool], list[RunSource]]:

@@ -44,8 +44,8 @@ from tensorboard.compat.proto import event_pb2
 
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import layouts as tb_layouts
-from rundoctor.readers.tensorboard import read_tensorboard_run
 from rundoctor.readers.tensorboard import windows as tb_windows
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.series import NoteKind, Run
 from tests.hostile.corpus import (
     ByteMutation,

@@ -27,9 +27,9 @@ from rundoctor.readers import files, reader_named, tfrecord
 from rundoctor.readers.base import RunSource
 from rundoctor.readers.crc32c import masked_crc32c
 from rundoctor.readers.follow import FollowContext, appended_lines
-from rundoctor.readers.tensorboard import read_tensorboard_run
 from rundoctor.readers.tensorboard import state as tb_state
 from rundoctor.readers.tensorboard import windows as tb_windows
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.readers.tensorboard.state import EventFileState
 from rundoctor.readers.tensorboard.windows import read_event_file_increment
 from rundoctor.series import NoteKind, Run

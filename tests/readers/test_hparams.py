@@ -20,7 +20,7 @@ from rundoctor.discover import load_runs
 from rundoctor.readers import reader_named, sidefiles
 from rundoctor.readers.csv.flavours import read_lightning
 from rundoctor.readers.mlflow import read_mlflow_run
-from rundoctor.readers.tensorboard import read_tensorboard_run
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.series import NoteKind, Run
 from tests.conftest import REAL_LOGS
 from tests.readers import tb_writer as w

@@ -20,10 +20,11 @@ from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import (
 from rundoctor.readers import crc32c, tfrecord
 from rundoctor.readers.base import UnreadableInput
 from rundoctor.readers.tensorboard import follow as tb_follow
-from rundoctor.readers.tensorboard import is_event_file, read_tensorboard_run
+from rundoctor.readers.tensorboard import is_event_file
 from rundoctor.readers.tensorboard import state as tb_state
 from rundoctor.readers.tensorboard import values as tb_values
 from rundoctor.readers.tensorboard import windows as tb_windows
+from rundoctor.readers.tensorboard.assembly import read_tensorboard_run
 from rundoctor.series import NoteKind, Run, XAxis
 from tests.conftest import REAL_LOGS, SAMPLE_LOGS
 from tests.readers import tb_writer as w

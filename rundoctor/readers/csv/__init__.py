@@ -28,17 +28,17 @@ NUL bytes after it, also take the line path.
 
 from __future__ import annotations
 
-from rundoctor.readers.base import Reader, file_read
-from rundoctor.readers.csv import flavours, header
+from rundoctor.readers.base import Reader, deferred, file_read
+from rundoctor.readers.csv import header
 from rundoctor.readers.follow import appended_lines
 
 # Sniffed in this order, after the JSON readers; the reader name is the run's format.
 READERS: tuple[Reader, ...] = (
-    Reader("lightning-csv", file_read(flavours.read_lightning), appended_lines(header=True),
+    Reader("lightning-csv", file_read(deferred("rundoctor.readers.csv.flavours", "read_lightning")), appended_lines(header=True),
            sniff=header._sniff_lightning),
-    Reader("ultralytics-csv", file_read(flavours.read_ultralytics), appended_lines(header=True),
+    Reader("ultralytics-csv", file_read(deferred("rundoctor.readers.csv.flavours", "read_ultralytics")), appended_lines(header=True),
            sniff=header._sniff_ultralytics),
-    Reader("keras-csv", file_read(flavours.read_keras), appended_lines(header=True), sniff=header._sniff_keras),
-    Reader("long-csv", file_read(flavours.read_long), appended_lines(header=True), sniff=header._sniff_long),
-    Reader("wide-csv", file_read(flavours.read_wide), appended_lines(header=True), sniff=header._sniff_wide),
+    Reader("keras-csv", file_read(deferred("rundoctor.readers.csv.flavours", "read_keras")), appended_lines(header=True), sniff=header._sniff_keras),
+    Reader("long-csv", file_read(deferred("rundoctor.readers.csv.flavours", "read_long")), appended_lines(header=True), sniff=header._sniff_long),
+    Reader("wide-csv", file_read(deferred("rundoctor.readers.csv.flavours", "read_wide")), appended_lines(header=True), sniff=header._sniff_wide),
 )

@@ -38,14 +38,16 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from rundoctor.readers.base import Reader, ReadRun, RunSource, UnreadableInput
+from rundoctor.readers.base import Reader, ReadRun, RunSource, UnreadableInput, deferred
 from rundoctor.readers.follow import appended_lines, rewritten, whole_lines
-from rundoctor.readers.json import flavours, sniff
+from rundoctor.readers.json import sniff
 from rundoctor.series import NoteKind, ReadNote, Run
 
 
-def _guarded(read: Callable[[Path], Run]) -> ReadRun:
-    """Reading a file can fail only with UnreadableInput (a file that vanished, a directory)."""
+def _guarded(flavour: str) -> ReadRun:
+    """The flavour's reader (``flavours._read_<flavour>``, imported when first called), which
+    can fail only with UnreadableInput (a file that vanished, a directory)."""
+    read: Callable[[Path], Run] = deferred("rundoctor.readers.json.flavours", f"_read_{flavour}")
 
     def read_source(source: RunSource) -> Run:
         path = Path(source.files[0][0])
@@ -54,7 +56,6 @@ def _guarded(read: Callable[[Path], Run]) -> ReadRun:
         except OSError as error:
             raise UnreadableInput(f"cannot read {path.name}: {error.strerror or error}") from error
 
-    read_source.__doc__ = read.__doc__
     return read_source
 
 
@@ -92,16 +93,16 @@ def _one_trainer_state(files: Sequence[Path], explicit: bool) -> list[RunSource]
 
 # Sniffed in this order; the reader name is the run's format.
 READERS: tuple[Reader, ...] = (
-    Reader("hf-trainer", _guarded(flavours._read_hf), rewritten, sniff=sniff._sniffer(sniff._sniff_hf),
+    Reader("hf-trainer", _guarded("hf"), rewritten, sniff=sniff._sniffer(sniff._sniff_hf),
            group=_one_trainer_state),
-    Reader("keras-history-json", _guarded(flavours._read_keras), rewritten, sniff=sniff._sniffer(sniff._sniff_keras)),
-    Reader("mmdet-json", _guarded(flavours._read_mmdet), whole_lines, sniff=sniff._sniffer(sniff._sniff_mmdet)),
-    Reader("mmengine-json", _guarded(flavours._read_mmengine), appended_lines(header=False),
+    Reader("keras-history-json", _guarded("keras"), rewritten, sniff=sniff._sniffer(sniff._sniff_keras)),
+    Reader("mmdet-json", _guarded("mmdet"), whole_lines, sniff=sniff._sniffer(sniff._sniff_mmdet)),
+    Reader("mmengine-json", _guarded("mmengine"), appended_lines(header=False),
            sniff=sniff._sniffer(sniff._sniff_mmengine)),
-    Reader("detectron2-json", _guarded(flavours._read_detectron2), appended_lines(header=False),
+    Reader("detectron2-json", _guarded("detectron2"), appended_lines(header=False),
            sniff=sniff._sniffer(sniff._sniff_detectron2)),
-    Reader("wandb-jsonl", _guarded(flavours._read_wandb), appended_lines(header=False),
+    Reader("wandb-jsonl", _guarded("wandb"), appended_lines(header=False),
            sniff=sniff._sniffer(sniff._sniff_wandb)),
-    Reader("jsonl", _guarded(flavours._read_generic), appended_lines(header=False),
+    Reader("jsonl", _guarded("generic"), appended_lines(header=False),
            sniff=sniff._sniffer(sniff._sniff_generic)),
 )

@@ -16,12 +16,10 @@ from rundoctor.readers.json.build import _build, _empty_run, _Placement, _usable
 from rundoctor.readers.json.cells import _CellTable
 from rundoctor.readers.json.document import _read_text, _scalar_metadata, _walk_document
 from rundoctor.readers.json.lines import _read_lines
+from rundoctor.readers.json.sniff import _STEP_KEYS
 from rundoctor.readers.text import line_ranges, number_text, plural
 from rundoctor.series import NoteKind, ReadNote, Run, XAxis
 
-# Step-like keys of generic JSON lines, most preferred first, with the axis each one counts.
-_STEP_KEYS = {"step": XAxis.STEP, "global_step": XAxis.STEP, "iteration": XAxis.ITERATION,
-              "iter": XAxis.ITERATION, "epoch": XAxis.EPOCH}
 _HF_SUMMARY_KEYS = frozenset({"train_loss", "train_runtime", "total_flos"})
 # The TrainerState members copied from the TrainingArguments; the others say how far training got.
 _HF_ARGUMENT_MEMBERS = ("train_batch_size", "num_train_epochs", "max_steps", "logging_steps", "eval_steps", "save_steps")

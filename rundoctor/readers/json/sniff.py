@@ -9,9 +9,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from rundoctor.readers.json.flavours import _STEP_KEYS
 from rundoctor.readers.text import BOM
+from rundoctor.series import XAxis
 
+# Step-like keys of generic JSON lines, most preferred first, with the axis each one counts.
+_STEP_KEYS = {"step": XAxis.STEP, "global_step": XAxis.STEP, "iteration": XAxis.ITERATION,
+              "iter": XAxis.ITERATION, "epoch": XAxis.EPOCH}
 # --------------------------------------------------------------------------------------------
 # Sniffing: the file name and the first records of the head.
 # --------------------------------------------------------------------------------------------

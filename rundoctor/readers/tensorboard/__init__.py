@@ -76,12 +76,10 @@ do not) costs a bounded amount of work (see :mod:`rundoctor.readers.tfrecord`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from pathlib import Path, PurePath
 
-from rundoctor.readers.base import Reader, RunSource
-from rundoctor.readers.tensorboard.assembly import is_event_file, read_tensorboard_run
-from rundoctor.readers.tensorboard.follow import follow_event_files
+from rundoctor.readers.base import Reader, RunSource, deferred
 from rundoctor.series import Run
 
 # Keras TF2 writes these sibling folders under one run folder: they make ONE run, each
@@ -89,8 +87,19 @@ from rundoctor.series import Run
 KERAS_SPLITS = ("train", "validation")
 
 
+def is_event_file(name: str) -> bool:
+    """TensorBoard's own test: the file name contains ``tfevents`` (``*.profile-empty`` too)."""
+    return "tfevents" in PurePath(name).name
+
+
 def _read(source: RunSource) -> Run:
-    return read_tensorboard_run(source.path, source.files)
+    return _read_run(source.path, source.files)
+
+
+# Imported when a run is first read (protobuf and TensorBoard's protos with them).
+_read_run: Callable[[Path, Sequence[tuple[Path, str]]], Run] = deferred(
+    "rundoctor.readers.tensorboard.assembly", "read_tensorboard_run"
+)
 
 
 def _group(event_files: Sequence[Path], explicit: bool) -> list[RunSource]:
@@ -120,5 +129,6 @@ def _event_file_order(path: Path) -> tuple[int, str]:
 
 
 READER = Reader(
-    "tensorboard", _read, follow_event_files, claims_name=is_event_file, group=_group,
+    "tensorboard", _read, deferred("rundoctor.readers.tensorboard.follow", "follow_event_files"),
+    claims_name=is_event_file, group=_group,
 )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path, PurePath
+from pathlib import Path
 
 import numpy as np
 
@@ -12,11 +12,6 @@ from rundoctor.readers.tensorboard.columns import _FileContent, _FileScalars
 from rundoctor.readers.tensorboard.values import _NotAnEventFile
 from rundoctor.readers.tensorboard.windows import _read_event_file
 from rundoctor.series import HistogramColumns, NoteKind, ReadNote, Run, RunBuilder, XAxis
-
-
-def is_event_file(name: str) -> bool:
-    """TensorBoard's own test: the file name contains ``tfevents`` (``*.profile-empty`` too)."""
-    return "tfevents" in PurePath(name).name
 
 
 def read_tensorboard_run(
