@@ -567,6 +567,11 @@ def _neutral(lines: list[str]) -> str:
 
 def main() -> None:
     """Entry point: maps usage errors to exit 2 and unexpected exceptions to exit 3."""
+    # rundoctor's arrays are curves and histograms, far too small for a threaded BLAS; the
+    # thread pool OpenBLAS starts with numpy only spins (~0.07 s of CPU a command, and a
+    # pool per --jobs worker competing for the same cores).  Set before numpy is imported;
+    # a user's own setting wins.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         app(standalone_mode=True)
     except UsageError as error:

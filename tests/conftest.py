@@ -37,6 +37,7 @@ def run_cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 
     monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
     monkeypatch.setattr(cli, "_debug", False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS", "1"))  # main() sets it
     try:
         cli.main()
         code = 0

@@ -592,3 +592,16 @@ def test_a_runs_suppression_file_is_not_taken_for_the_project_config(tmp_path: P
     (run / "rundoctor.toml").write_text('ignore = ["loss-spikes"]\nreason = "batch size 1"\n', encoding="utf-8")
     assert find_config(run) == project / "rundoctor.toml"
     assert find_config(project / "runs") == project / "rundoctor.toml"
+
+
+@pytest.mark.parametrize(("given", "kept"), [(None, "1"), ("4", "4")])
+def test_blas_runs_single_threaded_unless_the_user_says_otherwise(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], given: str | None, kept: str
+) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", given or "")  # restored afterwards, whatever main() does
+    if given is None:
+        monkeypatch.delenv("OPENBLAS_NUM_THREADS")
+    monkeypatch.setattr(sys, "argv", ["rundoctor", "--version"])
+    with pytest.raises(SystemExit):
+        cli.main()
+    assert os.environ["OPENBLAS_NUM_THREADS"] == kept
