@@ -21,7 +21,7 @@ merges the groups back into file order.  Histogram events (HistogramProto, and T
 [k, 3] tensors) take the same way with templates of their own (:mod:`.histograms`): with
 the same tag and bucket count, records differ only in their numbers, so a layout's bucket
 edges and counts are read as ``(records, buckets)`` arrays straight from the record bytes
-(their payload checksums one C call a record, as nearly every byte varies).  A template
+(their payload checksums a chunk of records at a time, as nearly every byte varies).  A template
 found in one window is found again in the next by its fixed bytes, without being walked
 and parsed again.  A tag's histograms are kept as :class:`rundoctor.series.HistogramColumns`
 (flat edges and counts, one column per number), which make a ``Histogram`` only when a
@@ -40,7 +40,7 @@ Measured on the 2M-point benchmark run (2 slow cores), verification costs ~45 ms
 Measured (CPU time, make_logs.py workloads at scale 1): 2M simple_value points read in
 ~0.35 s in process (~0.9 s for a fresh interpreter, imports included) where tensorboard's
 EventAccumulator takes 40 s; 0.5M TF2 tensor points in ~0.12 s (EventAccumulator 14 s).
-100 layers x 1,000 steps of histograms (``bench/histograms.py``) read in ~0.18 s in process
+100 layers x 1,000 steps of histograms (``bench/histograms.py``) read in ~0.15 s in process
 in either encoding, where the protobuf path took ~2 s (HistogramProto) and ~3.5 s (TF2).
 
 Memory.  A file is read in windows of 16 MiB through one reused buffer (``readinto``), not

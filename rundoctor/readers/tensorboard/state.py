@@ -375,8 +375,8 @@ class EventFileState:
         which: np.ndarray,
         picked: np.ndarray | None,
     ) -> None:
-        """Read the histograms of the matched rows, check their CRCs (one C call a record: most
-        of their bytes vary), keep them by tag (tensors wait for their tag's plugin)."""
+        """Read the histograms of the matched rows, check their CRCs (a chunk of rows at a time:
+        most of their bytes vary), keep them by tag (tensors wait for their tag's plugin)."""
         assert self.records is not None
         if picked is not None:
             rows, members, which = rows[picked], members[picked], which[picked]
