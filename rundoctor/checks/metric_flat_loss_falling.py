@@ -25,7 +25,9 @@ the stretch (the gain that rate predicts from the loss's fall would sit inside t
 or the accuracy's fitted change reaches ``min_coupling`` of it: a slowly converging run, a
 language model's token accuracy late in training), or under a logged learning rate tiny for its optimizer
 (lr-too-low's floors: the loss crawls and the accuracy will not jump; lr-too-low names the
-cause).
+cause), or of an accuracy that climbed more than ``converged_share`` of the way from chance (its
+first level when the classes are unknown) to 1: it made its move, and the loss falls on from
+confidence in what it already gets right.
 
 Why it matters
 --------------
@@ -84,6 +86,13 @@ class Params:
         default=0.8,
         metadata={"help": "Flat accuracy above this is saturation, not a stall."},
     )
+    converged_share: float = field(
+        default=0.5,
+        metadata={
+            "help": "Share of the way from chance (else its first level) to 1 beyond which an "
+            "accuracy that climbed there is converging, not stalled."
+        },
+    )
     min_loss_fall: float = field(
         default=0.05,
         metadata={"help": "Least relative fall of the smoothed loss over the flat stretch."},
@@ -114,7 +123,9 @@ class Params:
 # Defaults: a one-point band (0.01) is below what anyone reads as progress on an accuracy
 # plot; 30% of the run is long enough to tempt someone to stop.  Above 0.8 a flat curve is
 # usually saturated (detector background accuracy, easy data) and healthy runs show it all
-# the time.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
+# the time.  Below it, an accuracy that rose more than half the way from chance to 1 is past
+# the move the rulebook's flat stretches precede (grokking's validation accuracy sits at chance,
+# a staged task's at a first plateau well under half way); its loss falls on by confidence.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
 # the last half separates "still falling" from a loss that has just converged.  An info note
 # ("it may still jump") needs the fall at 80% confidence, which a validation loss evaluated
 # ten times can show; a warning needs 99%.  An accuracy whose own noise widens the band past
@@ -149,6 +160,14 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         return None
     level = measures.median(accuracy[start:])
     if level > params.max_level:
+        return None
+    classes = ctx.num_classes
+    span_start = measures.median(accuracy[:span])
+    base = 1.0 / classes.value if classes is not None else span_start
+    if level - span_start > 2.0 * tolerance and base < 1.0 and (level - base) / (1.0 - base) > params.converged_share:
+        # It made its move: most of the way from chance to 1 is behind it, and the loss falls
+        # on from confidence in what it already gets right.  The jumps this check warns of
+        # come from an accuracy that has not moved yet (at chance, or a little above).
         return None
     loss = ctx.curve(loss_tag).finite
     at = measures.steps_on_axis_of_tag(ctx, tag, loss_tag, steps)
@@ -196,7 +215,6 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         # a little and the accuracy not at all.  It will not jump; lr-too-low says why.
         return None
     strong = fit.sigmas <= -fit.critical(params.strong_confidence)
-    classes = ctx.num_classes
     # Less than half a chance level above 1/C: the accuracy has not left chance at all.
     near_chance = classes is not None and level <= 1.5 / classes.value
     evidence = {

@@ -101,7 +101,26 @@ def test_quiet_when_validation_loss_rises() -> None:
 def test_quiet_on_a_saturated_accuracy() -> None:
     loss = curves.decay(EVALS, start=2.0, end=0.5, rate=1.5)
     assert curves.find(CHECK, _val(_flat_accuracy(level=0.95), loss)) == []
-    assert len(curves.find(CHECK, _val(_flat_accuracy(level=0.95), loss), max_level=0.97)) == 1
+    assert len(curves.find(CHECK, _val(_flat_accuracy(level=0.95), loss), max_level=0.97, converged_share=1.0)) == 1
+
+
+@pytest.mark.parametrize("num_classes", [10, None])
+def test_quiet_on_an_accuracy_that_made_most_of_its_move(num_classes: int | None) -> None:
+    # From 0.1 (chance of 10 classes) to 0.7: two thirds of the way to 1, past half; the loss
+    # falls on from confidence in what it already gets right.
+    loss = curves.decay(EVALS, start=2.0, end=0.5, rate=1.5)
+    assert curves.find(CHECK, _val(_flat_accuracy(level=0.7), loss), num_classes=num_classes) == []
+    (finding,) = curves.find(CHECK, _val(_flat_accuracy(level=0.7), loss), num_classes=num_classes,
+                             converged_share=0.7)
+    assert finding.evidence["flat_level"] == pytest.approx(0.7, abs=0.01)
+
+
+def test_fires_on_an_accuracy_stalled_short_of_half_way() -> None:
+    # 0.1 to 0.5 is 44% of the way to 1: a first plateau, the kind a later jump leaves.
+    loss = curves.decay(EVALS, start=2.0, end=0.5, rate=1.5)
+    (finding,) = curves.find(CHECK, _val(_flat_accuracy(level=0.5), loss), num_classes=10)
+    assert finding.evidence["flat_level"] == pytest.approx(0.5, abs=0.01)
+    assert curves.find(CHECK, _val(_flat_accuracy(level=0.5), loss), num_classes=10, converged_share=0.4) == []
 
 
 def test_near_miss_loss_fell_just_under_the_threshold() -> None:
