@@ -174,6 +174,37 @@ def test_healthy_heavy_tailed_batches_make_no_recurring_group() -> None:
         assert all(f.evidence["recurring_spikes"] == 0 for f in findings), seed
 
 
+def _long_with_bad_batches(every: int | None, low: float, high: float, seed: int = 5) -> np.ndarray:
+    """10,000 per-step losses (12% scatter), binned by the check, with a batch ``low``-``high``
+    times the level every ``every`` steps: each alone within heavy-tailed noise of 10,000 points."""
+    trend = curves.decay(10_000, start=0.9, end=0.35, rate=3.0)
+    generator = curves.rng(seed)
+    loss = trend * np.exp(0.12 * generator.standard_normal(trend.size))
+    if every is not None:
+        hit = np.arange(every - 1, trend.size, every)
+        loss[hit] = trend[hit] * generator.uniform(low, high, hit.size)
+    return loss
+
+
+def test_recurring_bad_batches_of_a_long_binned_curve_are_found_on_its_single_points() -> None:
+    (finding,) = curves.find(CHECK, {"train/loss": (curves.steps(10_000), _long_with_bad_batches(50, 3.0, 10.0))})
+    assert finding.severity is Severity.INFO and finding.evidence["recurring_spikes"] >= 10
+    assert finding.evidence["recurring_chance"] < 1e-6
+    assert "beyond chance only together" in finding.message
+
+
+def test_a_long_binned_curve_without_bad_batches_or_with_mild_ones_is_quiet() -> None:
+    for every, low, high in ((None, 1.0, 1.0), (50, 1.2, 1.4)):  # 1.4x is 2.8 sigmas of this scatter
+        assert curves.find(CHECK, {"train/loss": (curves.steps(10_000), _long_with_bad_batches(every, low, high))}) == []
+
+
+def test_a_long_healthy_heavy_tailed_loss_makes_no_recurring_group() -> None:
+    for seed in range(3):
+        loss = curves.heavy_tailed(curves.decay(6_000, start=2.3, end=0.05), spread=1.0, outliers=0.03, seed=seed)
+        findings = curves.find(CHECK, {"train/loss": (curves.steps(6_000), loss)})
+        assert all(f.evidence["recurring_spikes"] == 0 for f in findings), seed
+
+
 def test_a_spike_after_a_warm_restart_of_the_learning_rate_is_info() -> None:
     loss = _loss([400, 700], height=3.0, width=30)
     rates = np.where((STEPS >= 4_000) & (STEPS < 5_000) | (STEPS >= 7_000), 1e-2, 1e-4)
