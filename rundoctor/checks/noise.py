@@ -411,7 +411,9 @@ def recurring_extremes(z: np.ndarray, min_recurring: int, alpha: float) -> Group
     curve are maxima of many batches, which the noise of the bin medians does not describe.
     """
     count = int(np.isfinite(z).sum())
-    order = np.argsort(z)[::-1]
+    highest = min(RECURRING_TRIED, z.size)  # only the top ones are ever tried: linear in the points
+    top = np.argpartition(z, z.size - highest)[z.size - highest :] if highest else np.empty(0, np.intp)
+    order = top[np.argsort(z[top], kind="stable")[::-1]]
     ranked = z[order]
     tried = RECURRING_TRIED - min_recurring + 1
     best: Group | None = None
