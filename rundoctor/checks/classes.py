@@ -21,8 +21,9 @@ Where C comes from, first found wins:
      windows of neighbouring C overlap, so any loss would match one of them.
 
    - a model still at chance at the end: the training loss over its last quarter (median)
-     within 3% of ln C and an accuracy over its last quarter within 15% of 1/C, for one C
-     in 2..100.  A model that learned anything is right far more often than the exponential
+     within 3% of ln C (or two standard errors of that median, up to 10%, when its points
+     scatter more) and an accuracy over its last quarter within 15% of 1/C, for one C in
+     2..100.  A model that learned anything is right far more often than the exponential
      of minus its loss (the loss is dominated by its confident mistakes), so the two agree
      on one C only when the predictions are uniform over C classes.
 
@@ -40,7 +41,7 @@ from functools import lru_cache
 import numpy as np
 
 from rundoctor.checks.base import NumClasses, RunContext
-from rundoctor.checks.measures import edge_levels, fraction_values
+from rundoctor.checks.measures import MAD_TO_SIGMA, edge_levels, fraction_values, median, window
 from rundoctor.roles import ACCURACY_ROLES, Role
 from rundoctor.series import Run
 
@@ -61,9 +62,12 @@ MAX_LOSS_ONLY = 20
 # Extreme classification reaches millions of labels; a larger count is not a class count.
 MAX_FROM_METADATA = 10_000_000
 # A settled loss is a median over many steps, of a model that may still learn a little:
-# 3% of ln C (a loss further below it is on its way down, as before a grokking jump); above
-# C = 100 the windows of neighbouring C overlap and no accuracy tells them apart.
+# 3% of ln C (a loss further below it is on its way down, as before a grokking jump), or
+# two standard errors of that median when its points scatter more (a handful of noisy
+# epochs), never more than 10% (a loss that far under ln C has learned); above C = 100 the
+# windows of neighbouring C overlap and no accuracy tells them apart.
 SETTLED_LOSS_TOLERANCE = 0.03
+SETTLED_LOSS_MAX_TOLERANCE = 0.10
 MAX_SETTLED = 100
 
 
@@ -152,7 +156,11 @@ def _from_settled_chance(loss: np.ndarray, series: list[tuple[str, np.ndarray]])
     if loss.size < 8:
         return None
     settled = edge_levels(loss, 0.25)[1]
-    candidates = _classes_near(settled, SETTLED_LOSS_TOLERANCE, MAX_SETTLED)
+    tail = loss[-window(loss.size, 0.25) :]
+    # the standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
+    error = 1.2533 * MAD_TO_SIGMA * median(np.abs(tail - settled)) / math.sqrt(tail.size)
+    tolerance = min(max(SETTLED_LOSS_TOLERANCE, 2.0 * error / settled), SETTLED_LOSS_MAX_TOLERANCE) if settled > 0 else 0.0
+    candidates = _classes_near(settled, tolerance, MAX_SETTLED)
     if candidates.size == 0:
         return None
     for tag, values in series:

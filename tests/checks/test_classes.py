@@ -130,6 +130,28 @@ def test_inferred_from_a_loss_and_an_accuracy_that_end_at_chance_together() -> N
     assert resolve_num_classes(_ends_at(0.9, 0.7)) is None
 
 
+def _noisy_at_chance(level: float, accuracy: float, scatter: float, seed: int = 4) -> object:
+    """Fifteen epochs of a binary classifier's loss scattered by ``scatter`` around ``level``
+    (its first epochs no nearer ln 2 than the rest), the accuracy around ``accuracy``."""
+    noise = curves.rng(seed).standard_normal((2, 15))
+    return curves.make_run({
+        "train/loss": (curves.steps(15), level * np.exp(scatter * noise[0])),
+        "train/accuracy": (curves.steps(15), accuracy + 0.005 * noise[1]),
+    })
+
+
+def test_a_noisy_loss_at_chance_is_judged_within_the_noise_of_its_median() -> None:
+    # Eight percent scatter over four settled epochs: their median lies 4% from ln 2, within
+    # two standard errors of itself; the accuracy sits at 1/2.
+    run = _noisy_at_chance(math.log(2), 0.5, 0.08, seed=4)
+    found = resolve_num_classes(run)
+    assert found is not None and found.value == 2 and "settled loss" in found.source
+    # Near misses: the same scatter at 0.85 ln 2 (a model that learned), and a smooth loss
+    # 4% from ln 2 (its median is that far off, not its noise).
+    assert resolve_num_classes(_noisy_at_chance(0.85 * math.log(2), 0.5, 0.08, seed=4)) is None
+    assert resolve_num_classes(_noisy_at_chance(0.96 * math.log(2), 0.5, 0.001, seed=4)) is None
+
+
 def test_loss_alone_for_few_classes() -> None:
     found = resolve_num_classes(_run(loss=math.log(3) * 1.005))
     assert found == NumClasses(3, "inferred: initial loss 1.104 ≈ ln 3")
