@@ -25,9 +25,9 @@ the stretch (the gain that rate predicts from the loss's fall would sit inside t
 or the accuracy's fitted change reaches ``min_coupling`` of it: a slowly converging run, a
 language model's token accuracy late in training), or under a logged learning rate tiny for its optimizer
 (lr-too-low's floors: the loss crawls and the accuracy will not jump; lr-too-low names the
-cause), or of an accuracy that climbed more than ``converged_share`` of the way from chance (its
-first level when the classes are unknown) to 1: it made its move, and the loss falls on from
-confidence in what it already gets right.
+cause), or of an accuracy that climbed more than ``converged_share`` of the way from chance (when the
+classes are unknown, from the lowest opening level of the run's accuracies) to 1: it made its
+move, and the loss falls on from confidence in what it already gets right.
 
 Why it matters
 --------------
@@ -89,8 +89,8 @@ class Params:
     converged_share: float = field(
         default=0.5,
         metadata={
-            "help": "Share of the way from chance (else its first level) to 1 beyond which an "
-            "accuracy that climbed there is converging, not stalled."
+            "help": "Share of the way from chance (else the run's lowest opening accuracy) to 1 "
+            "beyond which an accuracy that climbed there is converging, not stalled."
         },
     )
     min_loss_fall: float = field(
@@ -162,9 +162,8 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
     if level > params.max_level:
         return None
     classes = ctx.num_classes
-    span_start = measures.median(accuracy[:span])
-    base = 1.0 / classes.value if classes is not None else span_start
-    if level - span_start > 2.0 * tolerance and base < 1.0 and (level - base) / (1.0 - base) > params.converged_share:
+    base = 1.0 / classes.value if classes is not None else _opening_level(ctx, params)
+    if level - base > 2.0 * tolerance and base < 1.0 and (level - base) / (1.0 - base) > params.converged_share:
         # It made its move: most of the way from chance to 1 is behind it, and the loss falls
         # on from confidence in what it already gets right.  The jumps this check warns of
         # come from an accuracy that has not moved yet (at chance, or a little above).
@@ -260,6 +259,19 @@ def _judge(check: Check[Params], ctx: RunContext, params: Params, tag: str) -> F
         severity=Severity.WARNING if strong else Severity.INFO,
         confidence=Confidence.HIGH if near_chance and strong else Confidence.MEDIUM if strong else Confidence.LOW,
     )
+
+
+def _opening_level(ctx: RunContext, params: Params) -> float:
+    """Where the run's accuracies started, when chance is unknown: the lowest opening level
+    (median of the first ``smoothing`` of the points) of its accuracy series.  They share one
+    chance level, and the one logged from the first step shows it best (a validation
+    accuracy first evaluated after an epoch may already be most of the way up)."""
+    openings = []
+    for tag in ctx.tags(*ACCURACY_ROLES):
+        _, values = measures.accuracy_levels(ctx, tag)
+        if values.size:
+            openings.append(measures.median(values[: measures.window(values.size, params.smoothing)]))
+    return min(openings) if openings else 1.0
 
 
 def _tracks_loss(

@@ -115,6 +115,17 @@ def test_quiet_on_an_accuracy_that_made_most_of_its_move(num_classes: int | None
     assert finding.evidence["flat_level"] == pytest.approx(0.7, abs=0.01)
 
 
+def test_the_training_accuracy_shows_where_a_late_evaluated_one_started() -> None:
+    # Validation first evaluated when already at 0.7 and flat from there; the training
+    # accuracy, logged from the first step, started at 0.1: the model made its move.
+    loss = curves.decay(EVALS, start=2.0, end=0.5, rate=1.5)
+    flat = 0.7 + 0.002 * curves.rng(1).standard_normal(EVALS)
+    series = _val(flat, loss)
+    assert len(curves.find(CHECK, series)) == 1  # nothing shows it ever climbed
+    series["train/accuracy"] = (curves.steps(EVALS, EVERY), curves.rise(EVALS, start=0.1, end=0.75, rate=8.0))
+    assert [f.tags[0] for f in curves.find(CHECK, series)] == []
+
+
 def test_fires_on_an_accuracy_stalled_short_of_half_way() -> None:
     # 0.1 to 0.5 is 44% of the way to 1: a first plateau, the kind a later jump leaves.
     loss = curves.decay(EVALS, start=2.0, end=0.5, rate=1.5)
