@@ -21,8 +21,10 @@ the evaluations, at least three, after the best one); a mild rise over the last 
 evaluations of a run, what early stopping is for, is an informational note.  A stall is a
 warning when it has lasted half the run and at least ``min_stall_evaluations``
 evaluations, or when the validation loss already creeps up clearly (half the rise threshold
-and ``noise_sigmas``); a mild creep of a few percent at 2-3 noise sigmas at the end of a
-run is what early stopping and keeping the best checkpoint handle, and a note; a stall
+and ``noise_sigmas``, or half the rise threshold while the validation metrics fell
+``metric_drop`` from their best); a mild creep of a few percent at 2-3 noise sigmas at the
+end of a run, the metrics holding, is what early stopping and keeping the best checkpoint
+handle, and a note; a stall
 flat at its floor that is recent, or short in evaluations, is a note: on a loss at a noisy
 floor the best evaluation falls anywhere, so a best early in a dozen evaluations (a resumed
 run, a short run) is chance as often as not.  Dropout runs (training loss above the
@@ -130,7 +132,7 @@ class Params:
     metric_drop: float = field(
         default=0.05,
         metadata={
-            "help": "Median fall of the validation metrics below their best that confirms a rising loss term."
+            "help": "Median fall of the validation metrics below their best that confirms a rising loss term, or a validation loss creeping up in a stall."
         },
     )
     # A quarter of the evaluations (at least three) after the best one: beyond the patience
@@ -368,8 +370,8 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     if not firing:
         return
     head = max(firing, key=lambda m: (m.kind == "rise", not m.rescaled, m.rise, m.train_drop))
-    severity, confidence, strength = _strength(head, params)
     fall, falls = metric_fall(ctx, params)
+    severity, confidence, strength = _strength(head, fall, params)
     evidence: dict[str, object] = {
         "val_tag": head.val,
         "train_tag": head.train,
@@ -420,7 +422,7 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     )
 
 
-def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str]:
+def _strength(head: Measured, metric_fall: float, params: Params) -> tuple[Severity, Confidence, str]:
     """Severity and confidence from the strength of the evidence, and why.
 
     A rise is a warning when it is large against the noise (``strong_factor`` times both
@@ -428,11 +430,12 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
     since the best one); a mild rise over the last few evaluations is what early stopping
     is for, and only a note.  A stall is a warning when it has lasted half the run and
     ``min_stall_evaluations``, or when the validation loss already creeps up clearly (half the
-    rise threshold and ``noise_sigmas``).  Either is only a note when the loss rose past
+    rise threshold and ``noise_sigmas``, or half the rise threshold while the validation metrics
+    fell ``metric_drop`` from their best).  Either is only a note when the loss rose past
     ``rise_threshold``, took ``jump_share`` of that rise in the one step after its best and
     has not risen since.
     """
-    severity, confidence, strength = _evidence_strength(head, params)
+    severity, confidence, strength = _evidence_strength(head, metric_fall, params)
     if (
         severity is Severity.WARNING
         and head.rise >= params.rise_threshold
@@ -446,7 +449,7 @@ def _strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str
     return severity, confidence, strength
 
 
-def _evidence_strength(head: Measured, params: Params) -> tuple[Severity, Confidence, str]:
+def _evidence_strength(head: Measured, metric_fall: float, params: Params) -> tuple[Severity, Confidence, str]:
     persisted = head.after_best >= max(3, params.persist_fraction * head.evaluations)
     if head.kind == "rise":
         strong = (
@@ -467,6 +470,11 @@ def _evidence_strength(head: Measured, params: Params) -> tuple[Severity, Confid
         # creep of a few percent at 2-3 sigma (+7.8% at 2.2, +8.5% at 2.35 sigma) is what
         # early stopping and keeping the best checkpoint are for: a note, not a warning.
         return Severity.WARNING, Confidence.MEDIUM, "stalled and creeping up"
+    if head.rise >= params.rise_threshold / 2 and metric_fall >= params.metric_drop:
+        # Two signs apart: the loss creeps up (its few evaluations hold its noise estimate
+        # high) and the validation metric has lost what it gained while the training loss
+        # fell on.  That is memorisation showing, not a floor.
+        return Severity.WARNING, Confidence.MEDIUM, "stalled and creeping up, the validation metric falling"
     if head.rise >= params.rise_threshold / 2:
         return Severity.INFO, Confidence.LOW, "stalled, creeping up mildly"
     return Severity.INFO, Confidence.LOW, "stalled recently"

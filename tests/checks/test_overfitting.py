@@ -419,6 +419,31 @@ def test_noise_sigmas_override_makes_a_mild_creep_a_warning():
     assert (finding.severity, finding.evidence["strength"]) == (Severity.WARNING, "stalled and creeping up")
 
 
+def _creeping_with_accuracy(fall: float) -> dict[str, c.Series]:
+    """The mild creep above, beside a validation accuracy that rose to 0.9 by the best
+    evaluation and then lost ``fall`` of it (relative) by the end."""
+    series = _creeping(0.015)
+    steps = series["val/loss"][0]
+    t = np.linspace(0.0, 1.0, steps.size)
+    accuracy = np.where(t <= 0.45, 0.5 + 0.4 * t / 0.45, 0.9 * (1.0 - fall * (t - 0.45) / 0.55))
+    return {**series, "val/accuracy": (steps, accuracy)}
+
+
+def test_a_mild_creep_while_the_validation_accuracy_falls_is_a_warning():
+    # The loss's creep alone is a note (2.1 sigmas); the accuracy losing 8% of its best while
+    # the training loss falls on is the second sign.
+    [finding] = findings(_creeping_with_accuracy(0.08))
+    assert finding.severity is Severity.WARNING
+    assert finding.evidence["strength"] == "stalled and creeping up, the validation metric falling"
+    assert finding.evidence["val_metric_fall_pct"] >= 5.0
+
+
+def test_near_miss_a_mild_creep_while_the_accuracy_holds_is_a_note():
+    for fall in (0.0, 0.03):  # under metric_drop's 5%
+        [finding] = findings(_creeping_with_accuracy(fall))
+        assert (finding.severity, finding.evidence["strength"]) == (Severity.INFO, "stalled, creeping up mildly")
+
+
 def _jumped(after: float, evaluations: int = 12) -> dict[str, c.Series]:
     """A digits MLP whose validation loss is 0.17 at the first evaluation and 1.06 at the
     next (a few examples turned confidently wrong; the accuracy rose), then drifts by
