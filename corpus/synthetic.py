@@ -9,7 +9,9 @@ evaluation every 5th to 100th of the run on 500 to 10,000 examples (accuracies q
 them), two to a thousand classes, fractions or percent, and regression runs without an
 accuracy.  An accuracy is what a slightly over- or under-confident model with that loss
 gets (the calibrated relation between cross-entropy and accuracy), so loss and accuracy
-never contradict each other by accident.
+never contradict each other by accident; a third of healthy runs' accuracies reach that same
+final value on a course of their own, early, as a generator drawing each curve apart writes
+them (accuracy flat while the loss still falls, the way a converged classifier's is).
 
 Healthy runs forbid every category.  Faulty runs plant one problem, unmistakably, on the
 same kind of curve; they expect its category and forbid everything that is neither it nor a
@@ -142,12 +144,24 @@ def healthy(rng: np.random.Generator) -> tuple[Curves, dict[str, Any]]:
     val_loss = clean[evals] * gap * np.exp(0.01 * rng.standard_normal(evals.size))
     train = {"train/loss": loss, "lr": lr}
     val = {"val/loss": val_loss}
+    # A third of the accuracies run their own course, as a generator that draws each curve
+    # apart writes them: the same final value, reached early on a time constant of their own
+    # while the loss still falls (confidence in answers already right).
+    own_course, course = rng.random() < 1 / 3, float(rng.uniform(0.05, 0.3))
     if not regression:
         accuracy = _calibrated(classes, rng.uniform(0.8, 1.25))
         scale = 100.0 if percent else 1.0
-        train["train/acc"] = scale * _quantised(rng, accuracy(clean), 64)
-        val["val/acc"] = scale * _quantised(rng, accuracy(val_loss), int(rng.choice([500, 2000, 10000])))
-    facts = {"steps": n, "classes": classes, "schedule": schedule, "regression": regression, "percent": percent}
+        train_acc, val_acc = accuracy(clean), accuracy(val_loss)
+        if own_course:
+            chance = 1.0 / classes
+            ramp = 1.0 - np.exp(-np.arange(n) / (course * n))
+            ramp = ramp / ramp[-1]
+            train_acc = chance + (train_acc[-1] - chance) * ramp
+            val_acc = chance + (val_acc[-1] - chance) * ramp[evals]
+        train["train/acc"] = scale * _quantised(rng, train_acc, 64)
+        val["val/acc"] = scale * _quantised(rng, val_acc, int(rng.choice([500, 2000, 10000])))
+    facts = {"steps": n, "classes": classes, "schedule": schedule, "regression": regression, "percent": percent,
+             "accuracy_course": "own" if own_course and not regression else "calibrated"}
     return Curves(np.arange(n), train, evals, val), facts
 
 
