@@ -31,6 +31,14 @@ The main training loss, in log space (so a swing from 0.6 to 0.9 counts like one
   ``progress_confidence``.  Only info: small batches scatter that much in healthy runs, and a
   flat loss is the stall checks' business; with a high learning rate it is worth a look.
 
+- **bouncing epochs**: a loss too short for block medians (fewer than twice ``min_points``
+  points, at least ``min_bounce_points``: epoch means, mostly) that rises by ``min_swing``
+  or more between consecutive points at least ``min_bounces`` times and falls as often,
+  while its first and last quarters lie within ``min_swing`` of each other (no progress).
+  Only info: a few points
+  cannot show a swing of the smoothed level, but epoch means of a healthy run move smoothly
+  (a 30% rise is over two standard errors of a difference even at 8% noise a point).
+
 A run whose smoothed loss falls steadily is never oscillating, however noisy its batches.
 
 Noise principle: robust scale (MAD around a rolling median, in log space), persistence
@@ -79,6 +87,13 @@ class Params:
 
     min_points: int = field(
         default=20, metadata={"help": "Finite training-loss points needed before judging."}
+    )
+    min_bounce_points: int = field(
+        default=8, metadata={"help": "Fewest points of a short loss (under twice min_points) judged point to point."}
+    )
+    min_bounces: int = field(
+        default=2,
+        metadata={"help": "Rises and falls (each) of min_swing between consecutive points of a short loss that make it bounce."},
     )
     blocks: int = field(
         default=12, metadata={"help": "Block medians the smoothed loss is reduced to."}
@@ -284,23 +299,85 @@ def _stuck_above_uniform(
 def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Finding]:
     """At most one finding on the primary training loss; a signed loss (GAN, log-density) is never
     judged, as it has no level to swing around."""
+    finding = _judge(check, ctx, params)
+    if finding is None:
+        finding = _bounces(check, ctx, params)
+    if finding is not None:
+        yield finding
+
+
+def _bounces(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
+    """A short loss (epoch means, mostly: under twice ``min_points``, too few for block medians)
+    that bounces from point to point: at least ``min_bounces`` rises and as many falls of
+    ``min_swing`` between consecutive points, while its first and last quarters lie within
+    ``min_swing`` of each other (no progress, and no climb: a divergence).  Epoch means move smoothly in a healthy run; a rise of
+    30% is over two standard errors of a difference even at 8% noise per point, and two each
+    way by chance are rare.  Information: a few points cannot show a swing of the smoothed level."""
+    loaded = measures.train_loss(ctx, params.min_bounce_points)
+    if loaded is None:
+        return None
+    tag, binned = loaded
+    values, steps = binned.level, binned.steps
+    if values.size >= 2 * params.min_points or not bool(np.all(values > 0)):
+        return None
+    moves = np.diff(np.log(values))
+    step_size = math.log1p(params.min_swing)
+    rises, falls = int(np.sum(moves >= step_size)), int(np.sum(moves <= -step_size))
+    first, last = measures.edge_levels(np.log(values), 0.25)
+    fall = first - last
+    if not (rises >= params.min_bounces and falls >= params.min_bounces and abs(fall) < step_size):
+        return None  # a loss that fell (or climbed) by a swing's size from quarter to quarter moved on
+    axis = ctx.run.axis_of(tag).value
+    evidence: dict[str, Any] = {
+        "tag": tag,
+        "points": int(values.size),
+        "rises": rises,
+        "falls": falls,
+        "largest_rise": math.expm1(float(moves.max())),
+        "net_fall": -math.expm1(-fall),
+        "threshold_swing": params.min_swing,
+        "threshold_bounces": params.min_bounces,
+    }
+    message = (
+        f"{tag} bounces from {axis} to {axis}: {rises} rises and {falls} falls of {params.min_swing:.0%} "
+        f"or more between consecutive points over {values.size} points (the largest +"
+        f"{math.expm1(float(moves.max())):.0%}), with no progress: {-math.expm1(-fall):+.0%} from the "
+        f"first quarter to the last (thresholds {params.min_swing:.0%}, {params.min_bounces} each way); "
+        f"too few points to judge its smoothed level"
+    )
+    peak = measures.peak_learning_rate(ctx, evidence)
+    if peak is not None:
+        message += f"; learning rate up to {fmt(peak)}"
+    return check.finding(
+        ctx,
+        tags=(tag,),
+        steps=(steps[0], steps[-1]),
+        message=message,
+        evidence=evidence,
+        severity=Severity.INFO,
+        confidence=Confidence.LOW,
+    )
+
+
+def _judge(check: Check[Params], ctx: RunContext, params: Params) -> Finding | None:
+    """The finding of a loss long enough for block medians (see the module docstring)."""
     loaded = measures.train_loss(ctx, params.min_points)
     if loaded is None:
-        return
+        return None
     tag, binned = loaded
     values, steps = binned.level, binned.steps
     logged = ctx.measure(noise.log_values, values, 0.1)
     if logged is None:
-        return  # a signed loss (GAN, log-density) has no level to swing around
+        return None  # a signed loss (GAN, log-density) has no level to swing around
     width = measures.window(values.size, 0.05, minimum=9)
     fitted = ctx.measure(noise.fit, logged, width, 0.01)
     count = min(params.blocks, values.size // params.min_block)
     if count < 4:
-        return
+        return None
     block_steps, block_levels, size = trend.blocks(steps, logged, count)
     swing = _swing(block_levels, size, fitted.scale, fitted.tau, params)
     if swing is None:
-        return
+        return None
     first, last = measures.edge_levels(logged, 0.25)
     fall = first - last  # log units, positive when the loss went down
     swung = (
@@ -311,10 +388,10 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
     raw = ctx.curve(tag).finite
     stuck = None if swung else _stuck_above_uniform(ctx, tag, raw.steps, raw.values, fitted.scale, params)
     if not (swung or stuck is not None or fitted.scale >= params.min_scatter):
-        return  # nothing to report, whatever the trend: it is not taken
+        return None  # nothing to report, whatever the trend: it is not taken
     fitted_trend = trend.trend(steps, logged)
     if fitted_trend is None:
-        return
+        return None
     progressing = fitted_trend.falling(params.progress_confidence)
     shift = 0.1 * measures.median(values)
     level = measures.median(values)
@@ -381,11 +458,11 @@ def detect(check: Check[Params], ctx: RunContext, params: Params) -> Iterator[Fi
         severity = Severity.INFO
         confidence = Confidence.LOW
     else:
-        return
+        return None
     peak = measures.peak_learning_rate(ctx, evidence)
     if peak is not None:
         message += f"; learning rate up to {fmt(peak)}"
-    yield check.finding(
+    return check.finding(
         ctx,
         tags=(tag,),
         steps=(steps[0] if stuck is None or swung else stuck.start, steps[-1]),

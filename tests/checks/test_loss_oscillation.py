@@ -176,10 +176,9 @@ def test_a_quiet_flat_loss_is_not_oscillating() -> None:
 
 
 def test_too_few_points() -> None:
-    assert (
-        curves.find(CHECK, {"loss": (curves.steps(8), [2.0, 3.0, 1.0, 3.0, 1.0, 3.0, 1.0, 2.0])})
-        == []
-    )
+    bouncing = [2.0, 3.0, 1.0, 3.0, 1.0, 3.0, 1.0, 2.0]
+    assert curves.find(CHECK, {"loss": (curves.steps(7), bouncing[:7])}) == []
+    assert curves.find(CHECK, {"loss": (curves.steps(8), bouncing)})[0].severity is Severity.INFO  # min_bounce_points
 
 
 def test_the_example_curve_fires() -> None:
@@ -215,3 +214,47 @@ def test_real_noisy_lightning_loss_is_a_note(real_logs) -> None:
 def test_no_warning_on_healthy_real_runs(real_logs, relative: str) -> None:
     for run in curves.real_runs(real_logs, relative):
         assert curves.run_check(CHECK, run) == [], run.id
+
+
+def _epochs(moves: list[float], start: float = 2.0) -> dict[str, curves.Series]:
+    """A training loss of one mean per epoch, each ``moves[i]`` times the one before."""
+    values = start * np.cumprod([1.0, *moves])
+    return {"train/loss": (curves.steps(values.size), values)}
+
+
+BOUNCING = [0.7, 1.45, 0.65, 1.5, 0.7, 1.4, 0.75, 1.35, 0.8, 1.1, 0.9, 1.3, 0.75, 1.05]
+
+
+def test_a_short_loss_bouncing_between_epochs_is_a_note() -> None:
+    (finding,) = curves.find(CHECK, _epochs(BOUNCING))
+    curves.assert_well_formed(finding)
+    assert (finding.severity, finding.confidence) == (Severity.INFO, Confidence.LOW)
+    assert finding.evidence["rises"] >= 2 and finding.evidence["falls"] >= 2 and finding.evidence["points"] == 15
+    assert "bounces from step to step" in finding.message
+
+
+def test_a_short_smooth_or_noisy_falling_loss_is_silent() -> None:
+    rng = curves.rng(3)
+    for scatter in (0.0, 0.03, 0.08):
+        moves = list(np.exp(-0.12 + scatter * rng.standard_normal(14)))
+        assert curves.find(CHECK, _epochs(moves)) == []
+
+
+def test_a_short_per_step_loss_scattering_on_its_way_down_is_silent() -> None:
+    # 24 single batches scattering by 40% around a loss that halves: noise, and progress.
+    values = curves.decay(24, start=2.0, end=0.8, rate=3.0) * np.exp(0.4 * curves.rng(2).standard_normal(24))
+    assert curves.find(CHECK, {"train/loss": (curves.steps(24), values)}) == []
+
+
+def test_near_miss_short_bounces_under_the_swing_threshold() -> None:
+    gentle = [0.8, 1.25, 0.8, 1.25, 0.8, 1.25, 0.8, 1.2, 0.85, 1.2, 0.9, 1.1, 0.9, 1.0]  # rises of 25%
+    assert curves.find(CHECK, _epochs(gentle)) == []
+    (finding,) = curves.find(CHECK, _epochs(gentle), min_swing=0.2)
+    assert finding.evidence["rises"] >= 2
+
+
+def test_short_rises_one_way_only_or_a_climb_are_not_bounces() -> None:
+    one_way = [0.6, 1.5, 0.95, 0.95, 1.4, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95, 0.95]  # one fall of 40%
+    climbing = [1.4, 0.7, 1.5, 0.7, 1.5, 1.4, 1.3, 1.2, 1.1, 1.2, 1.1, 1.2, 1.1, 1.2]  # ends far above its start
+    assert curves.find(CHECK, _epochs(one_way)) == []
+    assert curves.find(CHECK, _epochs(climbing)) == []
