@@ -95,7 +95,7 @@ class Params:
     ``[tool.rundoctor.checks.<check>]`` table override them.  Each field's ``help`` says what it sets."""
 
     min_points: int = field(
-        default=20, metadata={"help": "Finite training-loss points needed before judging."}
+        default=8, metadata={"help": "Finite training-loss points needed before judging."}
     )
     window_fraction: float = field(
         default=0.05,

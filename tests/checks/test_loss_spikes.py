@@ -252,8 +252,25 @@ def test_a_one_point_spike_survives_binning_of_a_long_curve() -> None:
 
 
 def test_too_few_points() -> None:
-    loss = curves.with_spikes(curves.decay(15), at=[7], height=10.0, width=1)
-    assert curves.find(CHECK, {"train/loss": (curves.steps(15), loss)}) == []
+    loss = curves.with_spikes(curves.decay(7), at=[4], height=10.0, width=1)
+    assert curves.find(CHECK, {"train/loss": (curves.steps(7), loss)}) == []
+
+
+def _fifteen_epochs(height: float, noise: float = 0.04) -> dict[str, curves.Series]:
+    """Fifteen epoch means easing from 0.52 to 0.4, the tenth ``height`` times its level."""
+    loss = 0.4 * np.exp(noise * curves.rng(1).standard_normal(15)) * np.linspace(1.3, 1.0, 15)
+    loss[9] *= height
+    return {"train/loss": (curves.steps(15), loss)}
+
+
+def test_a_spike_among_fifteen_epoch_means_is_found() -> None:
+    (finding,) = curves.find(CHECK, _fifteen_epochs(5.0))
+    assert finding.evidence["spike_steps"] == [9] and finding.severity is Severity.INFO
+
+
+def test_fifteen_smooth_epoch_means_and_a_small_bump_are_quiet() -> None:
+    assert curves.find(CHECK, _fifteen_epochs(1.0)) == []
+    assert curves.find(CHECK, _fifteen_epochs(1.15)) == []  # under min_relative's 25%
 
 
 def test_the_example_curve_fires() -> None:
