@@ -302,13 +302,13 @@ def find_spikes(
         z[0] = -np.inf
         group = noise.recurring_extremes(z, params.min_recurring, params.recurring_alpha)
     elif raw is not None and inside_bins is not None:
-        # A long curve's bin maxima are maxima of many batches, which the group test cannot
-        # judge: it runs on the single points, each against its bin's level, the level before
-        # the bin and the noise of single points about that level.  A bad batch every
-        # fifty steps of a 10,000-step run is otherwise seen by nothing (each alone is within
-        # heavy-tailed noise of 10,000 points).  Members are reported by their bins.
-        group = _recurring_points(raw, size, shift if positive else None, fitted.level, before, fitted.sigma,
-                                  width, lasting, min_excess, params)
+        # A long curve: its single points, by bin.  A bad batch every fifty steps of a
+        # 10,000-step run is otherwise seen by nothing (each alone is within heavy-tailed
+        # noise of 10,000 points, and bin maxima are maxima of many batches).
+        group = noise.binned_recurring_extremes(
+            raw, size, shift if positive else None, fitted.level, before, fitted.sigma, width,
+            excluded=lasting, min_excess=min_excess, min_recurring=params.min_recurring, alpha=params.recurring_alpha,
+        )
     if group is not None:
         for index in group.indices:
             if not inside[index]:
@@ -356,43 +356,6 @@ def _judge(
         return dataclasses.replace(spike, large=sustained, weak=not sustained)
     big = spike.factor >= params.large_factor and excess >= params.large_sigmas * spread
     return dataclasses.replace(spike, large=big)
-
-
-def _recurring_points(
-    raw: np.ndarray,
-    size: int,
-    shift: float | None,
-    level: np.ndarray,
-    before: np.ndarray,
-    floor: np.ndarray,
-    width: int,
-    lasting: np.ndarray,
-    min_excess: float,
-    params: Params,
-) -> noise.Group | None:
-    """The single points of a binned curve beyond chance together (see
-    :func:`noise.recurring_extremes`), as a group of the bins that hold them.
-
-    Each point is judged against the smoothed level of its bin and the level before it, in
-    sigmas of single points around that level: the MAD of the points of ``width`` bins about
-    it (a bin of a few points says little of its own spread: the median of three is one of
-    them), never below ``floor``, each bin's noise of its median."""
-    points = np.log(np.maximum(np.asarray(raw, dtype=np.float64) + shift, 1e-300)) if shift is not None else raw
-    bins = np.minimum(np.arange(points.size) // size, level.size - 1)
-    residual = points - level[bins]
-    block = width * size
-    full = (points.size // block) * block
-    spread = measures.row_medians(np.abs(residual[:full]).reshape(-1, block)) if full else np.empty(0)
-    if full < points.size:
-        spread = np.append(spread, measures.median(np.abs(residual[full:])))
-    sigma = np.maximum(spread[np.arange(points.size) // block] * measures.MAD_TO_SIGMA, floor[bins])
-    above = np.minimum(residual, points - before[bins])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = np.where((above > min_excess) & ~lasting[bins] & (bins > 0), above / sigma, -np.inf)
-    group = noise.recurring_extremes(z, params.min_recurring, params.recurring_alpha)
-    if group is None:
-        return None
-    return dataclasses.replace(group, indices=tuple(sorted({int(bins[index]) for index in group.indices})))
 
 
 def _resolution_floor(level: np.ndarray) -> float:

@@ -427,3 +427,45 @@ def recurring_extremes(z: np.ndarray, min_recurring: int, alpha: float) -> Group
     if best is None or best.chance * tried > alpha:
         return None
     return best
+def binned_recurring_extremes(
+    raw: np.ndarray,
+    size: int,
+    shift: float | None,
+    level: np.ndarray,
+    before: np.ndarray,
+    floor: np.ndarray,
+    width: int,
+    *,
+    excluded: np.ndarray,
+    min_excess: float,
+    min_recurring: int,
+    alpha: float,
+) -> Group | None:
+    """:func:`recurring_extremes` on the single points of a binned curve (``raw``, ``size``
+    points a bin; in log space after adding ``shift`` when it is given), as a group of the
+    bins that hold them; bins where ``excluded`` is set take no part.
+
+    A bin's maximum is the largest of many batches, which the group test cannot judge.  Each
+    point is judged instead against its bin's smoothed ``level`` and the level ``before`` the
+    bin, in sigmas of single points around that level: the MAD of the points of ``width`` bins
+    about it (a bin of a few points says little of its own spread: the median of three is one
+    of them), never below ``floor``, each bin's noise of its median.
+    """
+    points = np.log(np.maximum(np.asarray(raw, dtype=np.float64) + shift, 1e-300)) if shift is not None else raw
+    bins = np.minimum(np.arange(points.size) // size, level.size - 1)
+    residual = points - level[bins]
+    block = width * size
+    full = (points.size // block) * block
+    spread = measures.row_medians(np.abs(residual[:full]).reshape(-1, block)) if full else np.empty(0)
+    if full < points.size:
+        spread = np.append(spread, measures.median(np.abs(residual[full:])))
+    sigma = np.maximum(spread[np.arange(points.size) // block] * measures.MAD_TO_SIGMA, floor[bins])
+    above = np.minimum(residual, points - before[bins])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where((above > min_excess) & ~excluded[bins] & (bins > 0), above / sigma, -np.inf)
+    group = recurring_extremes(z, min_recurring, alpha)
+    if group is None:
+        return None
+    return Group(tuple(sorted({int(bins[index]) for index in group.indices})), group.sigmas, group.expected, group.chance)
+
+
