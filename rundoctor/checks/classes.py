@@ -16,6 +16,9 @@ Where C comes from, first found wins:
    - the first finite training loss is within 2% of ln C for an integer C in 2..1000 and
      the first value of an accuracy series is within 15% of 1/C (of the candidate C the
      one whose 1/C is nearest the accuracy); or
+   - the same on a per-step log's opening (its first 2% of points, at most five) for C up
+     to 5: the median of the losses and the mean of an accuracy's values, as one batch's
+     accuracy is a coarse binomial draw and its loss scatters; or
    - the run logs no accuracy at all and the first loss is within 1% of ln C for C in
      2..20, a tighter window because nothing corroborates it.  Above C = 20 the 1%
      windows of neighbouring C overlap, so any loss would match one of them.
@@ -66,6 +69,13 @@ MAX_FROM_METADATA = 10_000_000
 # two standard errors of that median when its points scatter more (a handful of noisy
 # epochs), never more than 10% (a loss that far under ln C has learned); above C = 100 the
 # windows of neighbouring C overlap and no accuracy tells them apart.
+# The opening of a per-step log: its first 2% of points, at most five (their median and mean
+# halve a single batch's scatter).  Training may already have moved the loss a few percent
+# in five steps, so only C up to 5 is read there: ln C of neighbouring C then lie 16% or more
+# apart (ln 9 and ln 10 lie 5% apart, and an opening a little low would name 9).
+OPENING_SHARE = 0.02
+OPENING_POINTS = 5
+MAX_OPENING = 5
 SETTLED_LOSS_TOLERANCE = 0.03
 SETTLED_LOSS_MAX_TOLERANCE = 0.10
 MAX_SETTLED = 100
@@ -128,11 +138,35 @@ def inferred(ctx: RunContext) -> NumClasses | None:
             return None
         classes = int(candidates[0])
         return NumClasses(classes, f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}")
-    return _from_first_points(first_loss, accuracies) or _from_settled_chance(loss.values, series)
+    return (
+        _from_first_points(first_loss, accuracies)
+        or _from_opening(loss.values, series)
+        or _from_settled_chance(loss.values, series)
+    )
 
 
-def _from_first_points(first_loss: float, accuracies: list[tuple[str, float]]) -> NumClasses | None:
-    """C from the first loss near ln C and a first accuracy near 1/C (see the module docstring)."""
+def _from_opening(loss: np.ndarray, series: list[tuple[str, np.ndarray]]) -> NumClasses | None:
+    """C from the opening points of a per-step log (see the module docstring): the median of
+    the loss's first points near ln C and the mean of an accuracy's first points near 1/C.
+    One batch's accuracy is a coarse binomial draw (0, 1/32, 2/32, ... for batches of 32), and
+    one batch's loss scatters: a few of each, read before training has moved them, say more."""
+    count = min(OPENING_POINTS, round(OPENING_SHARE * loss.size))
+    if count < 2:
+        return None
+    accuracies = [(tag, float(np.mean(values[:count]))) for tag, values in series if values.size >= count]
+    found = _from_first_points(median(loss[:count]), accuracies, f"median of the first {count} losses",
+                               f"mean of the first {count} of")
+    return found if found is not None and found.value <= MAX_OPENING else None
+
+
+def _from_first_points(
+    first_loss: float,
+    accuracies: list[tuple[str, float]],
+    loss_words: str = "initial loss",
+    accuracy_words: str = "first",
+) -> NumClasses | None:
+    """C from the first loss near ln C and a first accuracy near 1/C (see the module docstring);
+    the words say what was read, for the source."""
     candidates = _classes_near(first_loss, LOSS_TOLERANCE, MAX_INFERRED)
     best: tuple[float, int, str, float] | None = None
     for tag, first_accuracy in accuracies:
@@ -145,8 +179,8 @@ def _from_first_points(first_loss: float, accuracies: list[tuple[str, float]]) -
     _, classes, tag, first_accuracy = best
     return NumClasses(
         classes,
-        f"inferred: initial loss {first_loss:.4g} ≈ ln {classes}, "
-        f"first {tag} {first_accuracy:.3g} ≈ 1/{classes}",
+        f"inferred: {loss_words} {first_loss:.4g} ≈ ln {classes}, "
+        f"{accuracy_words} {tag} {first_accuracy:.3g} ≈ 1/{classes}",
     )
 
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from rundoctor.checks import classes
 from rundoctor.checks.base import NumClasses
 from rundoctor.checks.classes import resolve_num_classes
 from tests import curves
@@ -150,6 +151,32 @@ def test_a_noisy_loss_at_chance_is_judged_within_the_noise_of_its_median() -> No
     # 4% from ln 2 (its median is that far off, not its noise).
     assert resolve_num_classes(_noisy_at_chance(0.85 * math.log(2), 0.5, 0.08, seed=4)) is None
     assert resolve_num_classes(_noisy_at_chance(0.96 * math.log(2), 0.5, 0.001, seed=4)) is None
+
+
+def _per_step_opening(count: int, seed: int = 2, rate: float = 1.0) -> object:
+    """200 per-step losses falling from ln C with 3% batch scatter (the first one 3.5% off),
+    beside batch accuracies of 32 examples drawn from 1/C up (the first one 3/4 of 1/C)."""
+    generator = curves.rng(seed)
+    level = math.log(count)
+    loss = curves.decay(200, start=level, end=0.3, rate=rate) * np.exp(0.03 * generator.standard_normal(200))
+    loss[0] = level * 1.035
+    accuracy = generator.binomial(32, np.linspace(1 / count, 0.9, 200)) / 32
+    accuracy[:4] = np.array([0.75, 1.1, 1.05, 1.1]) / count
+    return curves.make_run({"train/loss": (curves.steps(200), loss), "train/accuracy": (curves.steps(200), accuracy)})
+
+
+def test_inferred_from_the_opening_of_a_per_step_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Neither the first loss (3.5% off ln 2) nor the first batch accuracy (0.375) is near
+    # enough; the median of four losses and the mean of four batch accuracies (0.5) are.
+    found = resolve_num_classes(_per_step_opening(2))
+    assert found is not None and found.value == 2
+    assert found.source.startswith("inferred: median of the first 4 losses")
+    # Near miss: ten classes are not read from an opening (ln 9 and ln 10 lie 5% apart, and a
+    # loss may fall that much in its first steps), though this one matches ln 10.
+    slow = _per_step_opening(10, rate=0.2)
+    assert resolve_num_classes(slow) is None
+    monkeypatch.setattr(classes, "MAX_OPENING", 10)
+    assert resolve_num_classes(slow).value == 10
 
 
 def test_loss_alone_for_few_classes() -> None:
