@@ -129,7 +129,13 @@ def series_name(tag: str) -> str:
 # accuracy is better when larger.
 LOWER_IS_BETTER = frozenset(
     {"wer", "cer", "ter", "perplexity", "ppl", "mae", "mse", "rmse", "fid", "error", "err", "loss", "nll", "eer",
-     "rank", "pos", "position"}
+     "rank", "pos", "position",
+     # regression errors, divergences and distances
+     "mape", "smape", "msle", "rmsle", "nmse", "mad", "kl", "kld", "divergence", "distance", "dist", "edit",
+     "hausdorff", "chamfer", "epe", "ade", "fde",
+     # calibration and scoring rules, bits, perceptual distance, detection error rates
+     "brier", "ece", "mce", "logloss", "bpd", "bpc", "bpb", "lpips", "fpr", "fnr", "far", "frr", "hter",
+     "missrate", "cost", "regret"}
 )
 
 

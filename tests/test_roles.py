@@ -132,6 +132,12 @@ def test_metric_direction_and_series_name_are_read_from_the_name() -> None:
 
     assert lower_is_better("eval_wer") and lower_is_better("val/perplexity")
     assert not lower_is_better("metrics/mAP50(B)") and not lower_is_better("val_acc")
+    # errors, divergences, distances and calibration scores fall as a model improves
+    for name in ("val_kl", "val/brier", "val_ece", "val_logloss", "eval_lpips", "val_edit_distance", "val_mape",
+                 "test/bpd", "val_ade", "val_fpr"):
+        assert lower_is_better(name), name
+    for name in ("val_f1", "val_dice", "val_ssim", "val_psnr", "val_r2", "val_recall", "val_auc", "val_distill_acc"):
+        assert not lower_is_better(name), name
     assert series_name("loss_cls_step") == series_name("loss_cls_epoch") == "loss_cls"
     assert words("eval_g0_accuracy") & words("eval_g0_loss") == {"eval", "g0"}
 
