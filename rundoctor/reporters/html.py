@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cache
+from importlib import resources
 
 from rundoctor.diagnosis import Diagnosis, Verdict
 from rundoctor.findings import Confidence, Finding
@@ -98,7 +100,7 @@ def chunks(report: Report, options: RenderOptions) -> Iterator[str]:
         "<!DOCTYPE html>\n"
         '<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html_text(title)}</title>\n<style>{STYLE}{CHART_STYLE}{_palette()}</style>\n</head>\n"
+        f"<title>{html_text(title)}</title>\n<style>{_asset('report.css')}{CHART_STYLE}{_palette()}</style>\n</head>\n"
         "<body>\n<main>\n"
     )
     parts = itertools.chain(
@@ -112,7 +114,7 @@ def chunks(report: Report, options: RenderOptions) -> Iterator[str]:
         if text:  # parts joined by a line break, empty ones left out
             yield ("\n" if written else "") + text
             written = True
-    yield f"\n</main>\n<script>{SCRIPT}</script>\n</body>\n</html>\n"
+    yield f"\n</main>\n<script>{_asset('report.js')}</script>\n</body>\n</html>\n"
 
 
 def _header(report: Report) -> str:
@@ -438,169 +440,9 @@ def _palette() -> str:
     return "".join(rules)
 
 
-STYLE = """
-:root{--ink:#111827;--muted:#6b7280;--line:#e5e7eb;--bg:#f5f6f8;--card:#fff;
---err:#b91c1c;--err-bg:#fee2e2;--warn:#92400e;--warn-bg:#fef3c7;--info:#075985;--info-bg:#e0f2fe;
---ok:#166534;--ok-bg:#dcfce7}
-*{box-sizing:border-box}
-body{margin:0;background:var(--bg);color:var(--ink);
-font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif}
-main{max-width:1280px;margin:0 auto;padding:24px 28px 40px}
-h1{font-size:22px;margin:0 0 2px;letter-spacing:-.01em}
-h2{font-size:16px;margin:28px 0 10px}
-h3{font-size:13px;margin:0;font-weight:600}
-code{font:12px/1.3 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.headline{margin:0 0 14px;color:var(--muted)}
-.tiles{display:flex;gap:12px;flex-wrap:wrap}
-.tile{background:var(--card);border:1px solid var(--line);border-left-width:4px;border-radius:8px;
-padding:8px 16px 8px 12px;min-width:150px}
-.tile-count{display:block;font-size:22px;font-weight:650}
-.tile.none{opacity:.55}
-.tile-label{color:var(--muted);font-size:12px}
-.tile.v-serious{border-left-color:#dc2626}.tile.v-problem,.tile.v-no_data{border-left-color:#d97706}
-.tile.v-minor,.tile.v-too_short{border-left-color:#0284c7}.tile.v-healthy{border-left-color:#16a34a}
-.result{margin:14px 0 0;font-weight:600}
-.result.failing{color:var(--err)}.result.passing{color:var(--ok)}
-.problems{background:var(--err-bg);border:1px solid #fecaca;border-radius:8px;padding:2px 16px;margin-top:20px}
-.problems h2{color:var(--err);font-size:14px;margin:12px 0 6px}
-.problems ul{margin:0 0 12px;padding-left:20px}
-.table-wrap{background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:auto;max-height:min(70vh,560px)}
-table{border-collapse:collapse;width:100%}
-th,td{padding:6px 12px;text-align:left;border-bottom:1px solid var(--line);vertical-align:top}
-tbody tr:last-child td{border-bottom:0}
-th{font-size:12px;color:var(--muted);font-weight:600;background:#fafafa;white-space:nowrap;user-select:none;
-position:sticky;top:0;z-index:1;box-shadow:inset 0 -1px var(--line)}
-td:first-child{overflow-wrap:anywhere}
-td a{color:inherit;text-decoration:none}td a:hover{text-decoration:underline}
-.num{text-align:right;font-variant-numeric:tabular-nums}
-td.format{white-space:nowrap}
-td.num{color:var(--muted)}
-tbody tr:hover{background:#f9fafb}
-table.sortable th{cursor:pointer}
-table.sortable th::after{content:"\\2195";opacity:.35;margin-left:4px;font-size:11px}
-table.sortable th[aria-sort=ascending]::after{content:"\\2191";opacity:1}
-table.sortable th[aria-sort=descending]::after{content:"\\2193";opacity:1}
-.count{font-weight:600}
-.count.sev-error{color:var(--err)}.count.sev-warning{color:var(--warn)}.count.sev-info{color:var(--info)}
-.badge{display:inline-block;border-radius:999px;padding:1px 9px;font-size:12px;font-weight:600;white-space:nowrap}
-.badge.v-serious{background:var(--err-bg);color:var(--err)}
-.badge.v-problem,.badge.v-no_data{background:var(--warn-bg);color:var(--warn)}
-.badge.v-minor,.badge.v-too_short{background:var(--info-bg);color:var(--info)}
-.badge.v-healthy{background:var(--ok-bg);color:var(--ok)}
-.diagnosis{border-left:3px solid var(--line);padding:2px 0 2px 10px;margin:0 0 14px}
-.diagnosis.v-serious{border-left-color:#dc2626}.diagnosis.v-problem,.diagnosis.v-no_data{border-left-color:#d97706}
-.diagnosis.v-minor,.diagnosis.v-too_short{border-left-color:#0284c7}
-.diagnosis p{margin:3px 0}.diagnosis ul{margin:2px 0 6px;padding-left:20px;font-size:12.5px}
-.dx-head{font-size:14px}
-.run-dx{overflow-wrap:anywhere}
-.explained{color:var(--muted);font-style:italic}
-details.run{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:0 0 12px}
-details.run>summary{list-style:none;cursor:pointer;display:flex;align-items:baseline;gap:10px;
-padding:10px 14px;flex-wrap:wrap}
-details.run>summary::-webkit-details-marker{display:none}
-details.run>summary::before{content:"\\25B8";color:var(--muted);width:10px;transition:transform .1s}
-details.run[open]>summary::before{transform:rotate(90deg)}
-details.run[open]>summary{border-bottom:1px solid var(--line)}
-.run-id{font-weight:600;overflow-wrap:anywhere}
-.run-counts{color:var(--muted);font-size:12px}
-.run-meta{color:var(--muted);font-size:12px;margin-left:auto}
-.run-body{padding:14px}
-.panel{display:grid;grid-template-columns:minmax(0,1.35fr) minmax(0,1fr);gap:18px;margin-bottom:16px;align-items:start}
-@media (max-width:900px){.panel{grid-template-columns:minmax(0,1fr)}}
-.gallery{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:18px;margin-bottom:12px}
-.plot{position:relative;min-width:0}
-.plot-head{display:flex;align-items:center;gap:12px;flex-wrap:wrap;margin-bottom:4px}
-.legend{display:flex;gap:12px;flex-wrap:wrap;color:var(--muted);font-size:12px}
-.key{display:inline-flex;align-items:center;gap:5px;overflow-wrap:anywhere}
-.swatch{display:inline-block;width:14px;height:3px;border-radius:2px}
-.swatch.non-finite{width:3px;height:10px}
-.log-toggle{position:absolute;opacity:0;pointer-events:none}
-.log-label{margin-left:auto;font-size:11px;border:1px solid var(--line);border-radius:999px;padding:1px 9px;
-cursor:pointer;color:var(--muted);user-select:none;white-space:nowrap}
-.log-toggle:checked~.plot-head .log-label{background:#1f2937;border-color:#1f2937;color:#fff}
-.log-toggle:focus-visible~.plot-head .log-label{outline:2px solid #2563eb;outline-offset:1px}
-.log-toggle:checked~svg .lin,.log-toggle:not(:checked)~svg .log{display:none}
-.no-curve{border:1px dashed var(--line);border-radius:6px;padding:12px;color:var(--muted)}
-.no-curve p{margin:4px 0 0;font-size:12px}
-svg.chart{display:block;width:100%;height:auto;font-family:inherit}
-.chart .area{fill:#fff}
-.chart .grid{stroke:#eef0f3;fill:none}
-.chart .axis{stroke:#9ca3af;fill:none}
-.chart .tick{fill:#6b7280;font-size:11.5px}
-.chart .axis-name{fill:#9ca3af;font-size:10px}
-.chart .line{fill:none;stroke-width:1.5;stroke-linejoin:round;stroke-linecap:round}
-.chart .dots{fill:none;stroke-width:4.5;stroke-linecap:round}
-.chart .band{fill-opacity:.07;stroke-opacity:.5;transition:fill-opacity .15s}
-.chart .band.hot{fill-opacity:.25}
-.chart .band-label{font-size:11px;font-weight:700}
-.chart .non-finite{stroke-width:1.5}
-ol.findings{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:10px}
-.finding{border-left:3px solid var(--line);padding:2px 0 2px 10px;border-radius:0 4px 4px 0}
-.finding.sev-error{border-left-color:#dc2626}.finding.sev-warning{border-left-color:#d97706}
-.finding.sev-info{border-left-color:#0284c7}
-.finding.hot{background:#f9fafb}
-.finding-head{display:flex;align-items:center;gap:7px;flex-wrap:wrap;font-size:12px}
-.finding-head .num{color:#fff;border-radius:999px;min-width:18px;height:18px;display:inline-flex;
-align-items:center;justify-content:center;font-weight:700;font-size:11px;padding:0 5px}
-.sev{text-transform:uppercase;font-weight:700;font-size:11px;letter-spacing:.03em}
-.sev.sev-error{color:var(--err)}.sev.sev-warning{color:var(--warn)}.sev.sev-info{color:var(--info)}
-.check{font-weight:600}
-.steps,.confidence{color:var(--muted)}
-.message{margin:3px 0 0;white-space:pre-line}
-.advice{margin:3px 0 0;color:var(--muted);font-size:12.5px;white-space:pre-line}
-.advice b{color:var(--ink);font-weight:600;margin-right:4px}
-.notes{margin-top:4px;font-size:12.5px}
-.notes ul{margin:4px 0 0;padding-left:18px}
-.note-kind{font-weight:600}
-.outcomes{color:var(--muted);font-size:12px;margin:10px 0 0}
-.outcomes summary{cursor:pointer}
-.outcomes ul{margin:4px 0 0;padding-left:18px}
-.muted{color:var(--muted)}
-footer{color:var(--muted);font-size:12px;margin-top:24px}
-footer p{margin:2px 0}
-"""
-
-# Progressive enhancement: without script the page reads the same, only the table does not sort.
-SCRIPT = """
-(() => {
-  const table = document.getElementById("summary");
-  const body = table.tBodies[0];
-  const headers = Array.from(table.tHead.rows[0].cells);
-  headers.forEach((th, column) => {
-    th.tabIndex = 0;
-    const sort = () => {
-      const descending = th.getAttribute("aria-sort") === "ascending";
-      headers.forEach((other) => other.removeAttribute("aria-sort"));
-      th.setAttribute("aria-sort", descending ? "descending" : "ascending");
-      const key = (row) => row.cells[column].dataset.sort;
-      const rows = Array.from(body.rows).sort((a, b) => {
-        const x = key(a), y = key(b);
-        const order = x !== "" && y !== "" && !isNaN(x) && !isNaN(y) ? x - y : x.localeCompare(y);
-        return descending ? -order : order;
-      });
-      body.append(...rows);
-    };
-    th.addEventListener("click", sort);
-    th.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); sort(); }
-    });
-  });
-  let hot = [];
-  document.addEventListener("mouseover", (event) => {
-    const item = event.target.closest ? event.target.closest("li.finding") : null;
-    const wanted = item ? [item, ...document.querySelectorAll(`[data-finding="${item.id}"]`)] : [];
-    if (wanted.length === hot.length && wanted.every((node, i) => node === hot[i])) return;
-    hot.forEach((node) => node.classList.remove("hot"));
-    wanted.forEach((node) => node.classList.add("hot"));
-    hot = wanted;
-  });
-  const openTarget = () => {
-    const target = location.hash && document.getElementById(location.hash.slice(1));
-    const run = target && target.closest("details.run");
-    if (run) run.open = true;
-  };
-  window.addEventListener("hashchange", openTarget);
-  openTarget();
-  table.classList.add("sortable");
-})();
-"""
+@cache
+def _asset(name: str) -> str:
+    """A file of the report's own, shipped beside this module: ``report.css`` (the page's
+    style) and ``report.js`` (progressive enhancement: without script the page reads the same,
+    only the summary table does not sort)."""
+    return resources.files("rundoctor.reporters").joinpath(name).read_text("utf-8")
