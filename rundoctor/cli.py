@@ -330,7 +330,7 @@ def schema_command() -> None:
 
 @app.command("watch")
 def watch_command(
-    path: Path = typer.Argument(..., help="A run directory, a log file, or a tree of them.", show_default=False),
+    path: Path = typer.Argument(..., help="A run directory, a log file, a tree of them, or a tracking server's URL (mlflow://HOST:PORT/#EXPERIMENT).", show_default=False),
     interval: float = typer.Option(5.0, "--interval", min=0.01, help="Seconds between polls."),
     exit_on: str = typer.Option("never", "--exit-on", help="error, warning, info or never: stop with exit code 1 at the first new finding at or above it."),
     timeout: float | None = typer.Option(None, "--timeout", min=0, help="Stop after S seconds (exit code 0; 2 if PATH has not appeared by then)."),

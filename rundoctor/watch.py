@@ -12,7 +12,9 @@ What a poll reads is each reader's business (its ``follow``, see
 :mod:`rundoctor.readers.follow`): TensorBoard event files and logs that grow by lines are
 read from where the last poll stopped, a record or line still being written waiting for
 the next poll; documents that are rewritten and MLflow runs are read again whole once they
-hold still.
+hold still.  PATH may be a tracking server's URL (``mlflow://host:5000/#experiment``, as
+``check`` takes it): its runs are located again at every poll, and each is read again when
+its points changed.
 
 ``--once`` is one poll that reads every log whole, as it is, as ``check`` does: the same
 findings as ``check``, a truncated last record or line included.
@@ -53,7 +55,7 @@ from typing import TextIO
 
 from rundoctor import roles
 from rundoctor.config import Settings
-from rundoctor.discover import RunSource, find_sources, read_source, run_id
+from rundoctor.discover import RunSource, find_sources, read_source, run_id, url_reader
 from rundoctor.engine import diagnose
 from rundoctor.errors import UsageError
 from rundoctor.findings import Finding, Severity
@@ -87,7 +89,7 @@ def watch(path: Path, settings: Settings, options: WatchOptions, out: TextIO, er
     passes or one poll is done with ``once`` (exit code 0).  A ``path`` that does not exist
     yet is waited for; UsageError when it cannot appear or the timeout passes first."""
     started = time.monotonic()
-    if not os.path.exists(path):
+    if url_reader(path) is None and not os.path.exists(path):  # a tracking server's runs are asked for, not waited for
         _wait_for(path, options, started, err)
     with tempfile.TemporaryDirectory(prefix="rundoctor-watch-") as scratch:
         watcher = Watcher(
@@ -303,7 +305,9 @@ class Watcher:
                 continue
             if run is not None:
                 run = dataclasses.replace(
-                    run, id=run_id(source.path, self.root), notes=[*source.notes, *run.notes]
+                    run,
+                    id=source.name if source.name is not None else run_id(source.path, self.root),
+                    notes=[*source.notes, *run.notes],
                 )
                 changed.append((key, roles.assign(run, dict(self.settings.roles))))
         self.polls += 1

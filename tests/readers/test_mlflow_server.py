@@ -388,6 +388,47 @@ def test_follower_hands_on_a_run_when_its_points_change(stores: Stores, tmp_path
         client.delete_experiment(experiment)
 
 
+@needs_server
+def test_watch_follows_the_runs_of_a_server_url(stores: Stores, tmp_path: Path) -> None:
+    """``rundoctor watch URL``: the runs are located and read at each poll, each finding
+    printed once, a run that goes bad later reported when it does."""
+    import io
+
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from rundoctor.watch import Watcher
+
+    client = MlflowClient(tracking_uri=mlflow_server.ServerAddress.parse(stores.url).tracking_uri)
+    experiment = client.create_experiment("watched")
+    run_id = client.create_run(experiment, run_name="going-bad").info.run_id
+    try:
+        client.log_batch(run_id, metrics=[Metric("loss", 2.0 / (step + 1), T0 + step, step) for step in range(40)])
+        problems = io.StringIO()
+        watcher = Watcher(Path(f"{stores.url}/#watched"), Settings(), scratch=tmp_path, problems=problems)
+        assert [f for f in watcher.poll() if f.severity.value == "error"] == []
+        assert watcher.poll() == []  # nothing new, nothing printed again
+        client.log_metric(run_id, "loss", float("nan"), timestamp=T0 + 40, step=40)
+        found = watcher.poll()
+        assert [(f.run, f.check) for f in found if f.severity.value == "error"] == [("watched/going-bad", "non-finite")]
+        assert problems.getvalue() == ""
+    finally:
+        client.delete_run(run_id)  # the other tests count the active runs
+        client.delete_experiment(experiment)
+
+
+@needs_server
+def test_watch_once_over_the_command_line(stores: Stores) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "rundoctor", "watch", f"{stores.url}/#exp", "--once", "--format", "json"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    found = [json.loads(line) for line in result.stdout.splitlines()]
+    assert ("exp/diverging", "non-finite", "error") in {(f["run"], f["check"], f["severity"]) for f in found}
+    assert "waiting for" not in result.stderr
+
+
 def test_paged_search_ends_when_a_token_comes_back() -> None:
     """A server handing out a page token twice would keep a paged search going for ever."""
 
