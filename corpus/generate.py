@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from corpus import archive, labels
 from corpus.recipes import RECIPES, Recipe
@@ -74,19 +74,26 @@ def build(job: tuple[int, object, int], root: Path) -> tuple[dict, list[str]]:
         forbid, lifted = labels.faulty_forbid(recipe.category, verdict)
         shown = "Logged" if manifest else "Did not manifest by the criterion; logged"
         notes = f"{how}. Planted: {built.planted}{post_text}. {shown}: {verdict.evidence}.{lifted}"
-    label = {
-        "run": path.relative_to(root).as_posix(),
-        "format": recipe.fmt,
+    label = label_record(path.relative_to(root).as_posix(), recipe.fmt, expect, forbid, notes,
+                         recipe.scenario, strength, seed, manifest)
+    return label, warnings
+
+
+def label_record(run: str, fmt: str, expect: list[str], forbid: list[str], notes: str, scenario: str,
+                 strength: Any, seed: int, manifest: bool) -> dict[str, Any]:
+    """One label as labels.json holds it; even seeds are the tuning half, odd ones the test half."""
+    return {
+        "run": run,
+        "format": fmt,
         "expect": expect,
         "forbid": forbid,
         "notes": notes,
-        "scenario": recipe.scenario,
+        "scenario": scenario,
         "strength": strength,
         "seed": seed,
         "split": "tune" if seed % 2 == 0 else "test",
         "manifest": manifest,
     }
-    return label, warnings
 
 
 def _build_star(args: tuple) -> tuple[dict, list[str]]:

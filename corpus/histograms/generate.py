@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus import archive
-from corpus.generate import build_all
+from corpus.generate import build_all, label_record
 from corpus.histograms import ARCHIVE, LABELS, labels, train, writers
 from corpus.histograms.recipes import RECIPES, Recipe
 from corpus.recipes.base import start_wall
@@ -57,18 +57,8 @@ def build(job: tuple[int, Any, int], root: Path) -> tuple[dict[str, Any], list[s
     else:
         shown = "Logged" if manifest else "Did not manifest by the criterion"
         notes = f"{how}. Planted: {built.planted}. {shown}: {evidence}."
-    label = {
-        "run": run_dir.relative_to(root).as_posix(),
-        "format": "tensorboard",
-        "expect": expect,
-        "forbid": forbid,
-        "notes": notes,
-        "scenario": recipe.scenario,
-        "strength": strength,
-        "seed": seed,
-        "split": "tune" if seed % 2 == 0 else "test",
-        "manifest": manifest,
-    }
+    label = label_record(run_dir.relative_to(root).as_posix(), "tensorboard", expect, forbid, notes,
+                         recipe.scenario, strength, seed, manifest)
     return label, warnings
 
 
