@@ -125,7 +125,7 @@ class Params:
         metadata={"help": "Least rise over the late part, as a fraction of the loss level."},
     )
     late_confidence: float = field(
-        default=0.99,
+        default=0.999,
         metadata={"help": "Confidence that the late rise is not noise (robust trend, effective sample size)."},
     )
     late_min_points: int = field(
@@ -139,8 +139,10 @@ class Params:
 # validation losses of badly overfitted runs reach 4x their minimum, well below 10x their
 # start.  A 5% floor ignores a loss that converges towards zero.  Three points rule out a
 # single bad batch; 5% of the run separates a divergence from a spike the run recovers from;
-# 1000x is beyond any noise.  A 20% climb over the last quarter, significant at 99% with the
-# sample size its autocorrelation leaves, is a trend no resampling of the noise produces;
+# 1000x is beyond any noise.  A 20% climb over the last quarter, significant at 99.9% with the
+# sample size its autocorrelation leaves, is a trend no resampling of the noise produces (at
+# 99%, one healthy run in a hundred or two, a very noisy loss of a few dozen logs, showed one
+# somewhere; real divergences stand far further out);
 # below eight points the noise it is judged against is itself a guess (four or five points
 # can lie near a line by chance and make a noisy rise look like sixteen standard errors).
 

@@ -154,6 +154,18 @@ def test_a_late_rise_needs_eight_points_to_be_called_steady() -> None:
     assert len(curves.find(CHECK, _few_epochs(24), late_min_points=6)) == 1
 
 
+def test_a_late_rise_of_a_very_noisy_short_loss_needs_99_9_percent() -> None:
+    # 56 logs scattering by 35%, the last 14 climbing 1.7x: 3.1 standard errors over ~14
+    # points, which one healthy run in a few hundred shows by chance somewhere among its
+    # checks at 99%; a divergence stands far further out.
+    loss = curves.decay(56, start=4.0, end=1.8, rate=3.0) * np.exp(0.35 * curves.rng(1).standard_normal(56))
+    loss[-14:] *= np.linspace(1.0, 1.7, 14)
+    series = {"train/loss": (curves.steps(56), loss)}
+    assert [f for f in curves.find(CHECK, series) if "steadily" in f.message] == []
+    (finding,) = [f for f in curves.find(CHECK, series, late_confidence=0.99) if "steadily" in f.message]
+    assert finding.evidence["threshold_confidence"] == 0.99
+
+
 def test_explosion_in_a_start_written_over_by_a_restart() -> None:
     # A first start blows up within 5 logs and is abandoned; the restart logs the same steps.
     first = np.array([2.0, 1.8, 3e6, 8e12, 5e20])
