@@ -28,6 +28,7 @@ from rundoctor.findings import Finding, Severity
 from rundoctor.readers.base import RunSource
 from rundoctor.roles import Role
 from rundoctor.series import Run
+from tests.conftest import CliResult, run_cli
 from tests.curves import decay, make_run, steps, with_nan
 from tests.reporters.reports import written
 
@@ -88,14 +89,7 @@ RUNS: dict[str, Callable[[], Run | tuple[Run, ...]]] = {
 }
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-Invoke = Callable[..., Result]
+Invoke = Callable[..., CliResult]
 
 
 @pytest.fixture
@@ -105,7 +99,6 @@ def rundoctor(
     """Run the command line in-process as ``main()`` does, with the test registry and runs."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("NO_COLOR", raising=False)
-    monkeypatch.setattr(cli, "_debug", False)
     # The CLI hands the engine the registry it finds at call time: ours.
     monkeypatch.setattr("rundoctor.checks.registry.REGISTRY", REGISTRY)
     # The paths RUNS names are found as sources of the runs' own formats and paths (so that
@@ -131,15 +124,8 @@ def rundoctor(
     monkeypatch.setattr(discover, "find_all_sources", find_all_sources)
     monkeypatch.setattr(discover, "read_run", read_run)
 
-    def invoke(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["rundoctor", *args])
-        try:
-            cli.main()
-            code = 0
-        except SystemExit as stop:
-            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
+    def invoke(*args: str) -> CliResult:
+        return run_cli(monkeypatch, capsys, *args)
 
     return invoke
 
