@@ -189,8 +189,8 @@ def _from_settled_chance(loss: np.ndarray, series: list[tuple[str, np.ndarray]])
     accuracy's last quarter near 1/C, for the same C (see the module docstring)."""
     if loss.size < 8:
         return None
-    settled = edge_levels(loss, 0.25)[1]
-    tail = loss[-window(loss.size, 0.25) :]
+    tail = loss[-window(loss.size, 0.25) :]  # the last quarter, as edge_levels reads it
+    settled = median(tail)
     # the standard error of a median: 1.2533 sigma / sqrt(n), sigma from the MAD
     error = 1.2533 * MAD_TO_SIGMA * median(np.abs(tail - settled)) / math.sqrt(tail.size)
     tolerance = min(max(SETTLED_LOSS_TOLERANCE, 2.0 * error / settled), SETTLED_LOSS_MAX_TOLERANCE) if settled > 0 else 0.0

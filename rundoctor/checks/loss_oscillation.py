@@ -35,9 +35,9 @@ The main training loss, in log space (so a swing from 0.6 to 0.9 counts like one
   points, at least ``min_bounce_points``: epoch means, mostly) that rises by ``min_swing``
   or more between consecutive points at least ``min_bounces`` times and falls as often,
   while its first and last quarters lie within ``min_swing`` of each other (no progress).
-  Only info: a few points
-  cannot show a swing of the smoothed level, but epoch means of a healthy run move smoothly
-  (a 30% rise is over two standard errors of a difference even at 8% noise a point).
+  Only info: a few points cannot show a swing of the smoothed level, but epoch means of a
+  healthy run move smoothly (a 30% rise is over two standard errors of a difference even at
+  8% noise a point).
 
 A run whose smoothed loss falls steadily is never oscillating, however noisy its batches.
 
@@ -310,9 +310,10 @@ def _bounces(check: Check[Params], ctx: RunContext, params: Params) -> Finding |
     """A short loss (epoch means, mostly: under twice ``min_points``, too few for block medians)
     that bounces from point to point: at least ``min_bounces`` rises and as many falls of
     ``min_swing`` between consecutive points, while its first and last quarters lie within
-    ``min_swing`` of each other (no progress, and no climb: a divergence).  Epoch means move smoothly in a healthy run; a rise of
-    30% is over two standard errors of a difference even at 8% noise per point, and two each
-    way by chance are rare.  Information: a few points cannot show a swing of the smoothed level."""
+    ``min_swing`` of each other (no progress, and no climb: a divergence).  Epoch means move
+    smoothly in a healthy run; a rise of 30% is over two standard errors of a difference even
+    at 8% noise per point, and two each way by chance are rare.  Information: a few points
+    cannot show a swing of the smoothed level."""
     loaded = measures.train_loss(ctx, params.min_bounce_points)
     if loaded is None:
         return None
@@ -325,6 +326,7 @@ def _bounces(check: Check[Params], ctx: RunContext, params: Params) -> Finding |
     rises, falls = int(np.sum(moves >= step_size)), int(np.sum(moves <= -step_size))
     first, last = measures.edge_levels(np.log(values), 0.25)
     fall = first - last
+    largest = math.expm1(float(moves.max()))
     if not (rises >= params.min_bounces and falls >= params.min_bounces and abs(fall) < step_size):
         return None  # a loss that fell (or climbed) by a swing's size from quarter to quarter moved on
     axis = ctx.run.axis_of(tag).value
@@ -333,7 +335,7 @@ def _bounces(check: Check[Params], ctx: RunContext, params: Params) -> Finding |
         "points": int(values.size),
         "rises": rises,
         "falls": falls,
-        "largest_rise": math.expm1(float(moves.max())),
+        "largest_rise": largest,
         "net_fall": -math.expm1(-fall),
         "threshold_swing": params.min_swing,
         "threshold_bounces": params.min_bounces,
@@ -341,7 +343,7 @@ def _bounces(check: Check[Params], ctx: RunContext, params: Params) -> Finding |
     message = (
         f"{tag} bounces from {axis} to {axis}: {rises} rises and {falls} falls of {params.min_swing:.0%} "
         f"or more between consecutive points over {values.size} points (the largest +"
-        f"{math.expm1(float(moves.max())):.0%}), with no progress: {-math.expm1(-fall):+.0%} from the "
+        f"{largest:.0%}), with no progress: {-math.expm1(-fall):+.0%} from the "
         f"first quarter to the last (thresholds {params.min_swing:.0%}, {params.min_bounces} each way); "
         f"too few points to judge its smoothed level"
     )

@@ -25,9 +25,9 @@ the stretch (the gain that rate predicts from the loss's fall would sit inside t
 or the accuracy's fitted change reaches ``min_coupling`` of it: a slowly converging run, a
 language model's token accuracy late in training), or under a logged learning rate tiny for its optimizer
 (lr-too-low's floors: the loss crawls and the accuracy will not jump; lr-too-low names the
-cause), or of an accuracy that climbed more than ``converged_share`` of the way from chance (when the
-classes are unknown, from the lowest opening level of the run's accuracies) to 1: it made its
-move, and the loss falls on from confidence in what it already gets right.
+cause), or of an accuracy that climbed more than ``converged_share`` of the way from chance
+(when the classes are unknown, from the lowest opening level of the run's accuracies) to 1:
+it made its move, and the loss falls on from confidence in what it already gets right.
 
 Why it matters
 --------------
@@ -125,7 +125,8 @@ class Params:
 # usually saturated (detector background accuracy, easy data) and healthy runs show it all
 # the time.  Below it, an accuracy that rose more than half the way from chance to 1 is past
 # the move the rulebook's flat stretches precede (grokking's validation accuracy sits at chance,
-# a staged task's at a first plateau well under half way); its loss falls on by confidence.  A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
+# a staged task's at a first plateau well under half way); its loss falls on by confidence.
+# A 5% loss fall is beyond epoch-to-epoch noise of smoothed losses, and 1.5% over
 # the last half separates "still falling" from a loss that has just converged.  An info note
 # ("it may still jump") needs the fall at 80% confidence, which a validation loss evaluated
 # ten times can show; a warning needs 99%.  An accuracy whose own noise widens the band past

@@ -452,14 +452,15 @@ def binned_recurring_extremes(
     of them), never below ``floor``, each bin's noise of its median.
     """
     points = np.log(np.maximum(np.asarray(raw, dtype=np.float64) + shift, 1e-300)) if shift is not None else raw
-    bins = np.minimum(np.arange(points.size) // size, level.size - 1)
+    index = np.arange(points.size)
+    bins = np.minimum(index // size, level.size - 1)
     residual = points - level[bins]
     block = width * size
     full = (points.size // block) * block
     spread = measures.row_medians(np.abs(residual[:full]).reshape(-1, block)) if full else np.empty(0)
     if full < points.size:
         spread = np.append(spread, measures.median(np.abs(residual[full:])))
-    sigma = np.maximum(spread[np.arange(points.size) // block] * measures.MAD_TO_SIGMA, floor[bins])
+    sigma = np.maximum(spread[index // block] * measures.MAD_TO_SIGMA, floor[bins])
     above = np.minimum(residual, points - before[bins])
     with np.errstate(divide="ignore", invalid="ignore"):
         z = np.where((above > min_excess) & ~excluded[bins] & (bins > 0), above / sigma, -np.inf)
